@@ -1,0 +1,54 @@
+"""Stable error codes shared by both sides, and the exception that carries them.
+
+Codes are part of the wire contract: the HTTP API returns them in
+`{"error": {"code": ..., "message": ...}}` and dead-letter records store them.
+"""
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    UNAUTHENTICATED = "unauthenticated"
+    BAD_SIGNATURE = "bad_signature"
+    CLOCK_SKEW = "clock_skew"
+    UNKNOWN_BRANCH = "unknown_branch"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    ENROLLMENT_INVALID = "enrollment_invalid"
+    MALFORMED_MESSAGE = "malformed_message"
+    OVERSIZED_MESSAGE = "oversized_message"
+    UNAVAILABLE = "unavailable"
+
+
+HTTP_STATUS = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.MALFORMED_MESSAGE: 400,
+    ErrorCode.OVERSIZED_MESSAGE: 413,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.BAD_SIGNATURE: 401,
+    ErrorCode.CLOCK_SKEW: 401,
+    ErrorCode.ENROLLMENT_INVALID: 401,
+    ErrorCode.UNKNOWN_BRANCH: 403,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.UNAVAILABLE: 503,
+}
+
+
+class ContractError(Exception):
+    """Input that breaks the wire contract; `message` says what to do about it."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def to_body(self) -> dict:
+        return {"error": {"code": str(self.code), "message": self.message}}

@@ -1,0 +1,32 @@
+"""Bounds that every message and request is checked against.
+
+The queue limits come from Azure Storage Queues: a message is at most 64 KiB as
+sent, and the Functions queue trigger expects it base64-encoded.
+"""
+
+# Azure Storage Queue: 64 KiB per message as sent. Keep a margin for the SDK's XML envelope.
+QUEUE_MESSAGE_MAX_CHARS = 64 * 1024
+QUEUE_MESSAGE_BUDGET_CHARS = 60_000
+
+# A decompressed sales batch may not exceed this (guards against compression bombs).
+BATCH_MAX_JSON_BYTES = 4 * 1024 * 1024
+BATCH_MAX_SALES = 2_000
+
+SALE_MAX_LINES = 200
+NAME_MAX_CHARS = 200
+SKU_MAX_CHARS = 64
+BARCODE_MAX_CHARS = 64
+UNIT_MAX_CHARS = 16
+BRANCH_NAME_MAX_CHARS = 40
+
+# Money is integer paisa (1 taka = 100 paisa). 10 million taka per line is far beyond any till.
+PAISA_MAX = 1_000_000_000
+QTY_MAX_DECIMALS = 3
+QTY_MAX = 100_000
+
+CATALOG_PAGE_MAX = 1_000
+CATALOG_IMPORT_MAX = 1_000
+EXPORT_PAGE_MAX = 5_000
+
+# Branch requests carry their time; the cloud refuses requests further off than this.
+CLOCK_SKEW_SECONDS = 300

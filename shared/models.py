@@ -1,0 +1,271 @@
+"""Wire models: every message and request body, validated and typed at once.
+
+Money fields are integer paisa; quantities are decimals serialised as strings.
+Models forbid unknown fields so that a typo or a forged extra field is refused
+rather than silently dropped.
+"""
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from . import limits
+from .money import line_total, parse_quantity
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,%d}$" % (limits.BRANCH_NAME_MAX_CHARS - 1))
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone (UTC)")
+    return value.astimezone(timezone.utc)
+
+
+def _qty(value: Decimal) -> Decimal:
+    return parse_quantity(str(value))
+
+
+def _branch(value: str) -> str:
+    if not BRANCH_RE.match(value):
+        raise ValueError(
+            f"branch name must be 1-{limits.BRANCH_NAME_MAX_CHARS} letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=limits.NAME_MAX_CHARS), AfterValidator(_no_control)]
+Sku = Annotated[str, Field(min_length=1, max_length=limits.SKU_MAX_CHARS, pattern=r"^[^\s/\\#?]+$"), AfterValidator(_no_control)]
+BranchName = Annotated[str, AfterValidator(_branch)]
+Paisa = Annotated[int, Field(ge=0, le=limits.PAISA_MAX)]
+SignedPaisa = Annotated[int, Field(ge=-limits.PAISA_MAX * limits.SALE_MAX_LINES, le=limits.PAISA_MAX * limits.SALE_MAX_LINES)]
+Quantity = Annotated[Decimal, AfterValidator(_qty)]
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+Seq = Annotated[int, Field(ge=1, le=2**53)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --- sales -------------------------------------------------------------------------------
+
+
+class PaymentMethod(StrEnum):
+    CASH = "cash"
+    CARD = "card"
+    MOBILE = "mobile"
+
+
+class SaleKind(StrEnum):
+    SALE = "sale"
+    VOID = "void"
+
+
+class SaleLine(Model):
+    sku: Sku
+    name: Text
+    qty: Quantity
+    unit_price: Paisa
+    # The catalog price when the sale was rung up; differs from unit_price on an override.
+    list_price: Paisa
+    line_total: Paisa
+
+    @model_validator(mode="after")
+    def _total_matches(self):
+        if self.line_total != line_total(self.qty, self.unit_price):
+            raise ValueError(f"line_total {self.line_total} != qty x unit_price for {self.sku}")
+        return self
+
+
+class Payment(Model):
+    method: PaymentMethod
+    amount: SignedPaisa
+
+
+class Sale(Model):
+    """One event in a branch's gap-free sequence: a sale, or the void of an earlier one.
+
+    A void carries no lines and the negative of the voided total, so that the sum of
+    `total` over all events is what the branch took.
+    """
+
+    seq: Seq
+    sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    kind: SaleKind = SaleKind.SALE
+    voids: Seq | None = None
+    recorded_at: UtcTime
+    lines: Annotated[list[SaleLine], Field(max_length=limits.SALE_MAX_LINES)]
+    payment: Payment
+    total: SignedPaisa
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.kind == SaleKind.SALE:
+            if not self.lines:
+                raise ValueError("a sale needs at least one line")
+            if self.voids is not None:
+                raise ValueError("only a void refers to another sale")
+            if self.total != sum(line.line_total for line in self.lines):
+                raise ValueError("total is not the sum of the line totals")
+        else:
+            if self.lines or self.voids is None or self.voids >= self.seq:
+                raise ValueError("a void has no lines and refers to an earlier sale")
+            if self.total > 0:
+                raise ValueError("a void's total is the negative of the voided sale")
+        if self.payment.amount != self.total:
+            raise ValueError("payment amount must equal the total")
+        return self
+
+
+class SalesBatch(Model):
+    """The body of one queue message: consecutive-or-not sales of one branch, ascending."""
+
+    v: Literal[1] = 1
+    branch: BranchName
+    sent_at: UtcTime
+    sales: Annotated[list[Sale], Field(min_length=1, max_length=limits.BATCH_MAX_SALES)]
+
+    @model_validator(mode="after")
+    def _ascending(self):
+        seqs = [s.seq for s in self.sales]
+        if any(b <= a for a, b in zip(seqs, seqs[1:])):
+            raise ValueError("sales must be in strictly ascending seq order")
+        return self
+
+
+# --- catalog -------------------------------------------------------------------------------
+
+
+class Product(Model):
+    sku: Sku
+    name: Text
+    price: Paisa
+    barcode: Annotated[str, Field(min_length=1, max_length=limits.BARCODE_MAX_CHARS, pattern=r"^[0-9A-Za-z-]+$")] | None = None
+    unit: Annotated[str, Field(min_length=1, max_length=limits.UNIT_MAX_CHARS), AfterValidator(_no_control)] = "pcs"
+    vat_rate: Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)] = Decimal(0)
+    active: bool = True
+
+
+class CatalogEntry(Model):
+    """A product at a catalog version, or a tombstone (deleted=True, product=None)."""
+
+    version: Seq
+    sku: Sku
+    deleted: bool = False
+    product: Product | None = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.deleted == (self.product is not None):
+            raise ValueError("an entry carries a product, or is a tombstone without one")
+        if self.product is not None and self.product.sku != self.sku:
+            raise ValueError("entry sku differs from its product's sku")
+        return self
+
+
+class CatalogPage(Model):
+    entries: Annotated[list[CatalogEntry], Field(max_length=limits.CATALOG_PAGE_MAX)]
+    # The version to ask from next; equal to the request's cursor when nothing is new.
+    next_cursor: Annotated[int, Field(ge=0)]
+    more: bool
+    # The cursor is older than the tombstone horizon: drop the local catalog and pull from 0.
+    full_resync: bool = False
+
+
+class QueueAccess(Model):
+    """Where and how a branch may push: a queue URL and a SAS that can only add messages."""
+
+    queue_url: str
+    sas_token: str
+    expires_at: UtcTime
+
+
+class PullAnswer(Model):
+    branch: BranchName
+    applied_through: Annotated[int, Field(ge=0)]
+    catalog: CatalogPage
+    server_time: UtcTime
+    push: QueueAccess
+
+
+# --- enrollment ------------------------------------------------------------------------------
+
+
+class EnrollRequest(Model):
+    token: Annotated[str, Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class EnrollAnswer(Model):
+    branch: BranchName
+    secret: Annotated[str, Field(min_length=32, max_length=128)]
+
+
+# --- admin -------------------------------------------------------------------------------------
+
+
+class BranchCreate(Model):
+    name: BranchName
+
+
+class BranchCreated(Model):
+    branch: BranchName
+    enrollment_code: str
+    expires_at: UtcTime
+
+
+class BranchInfo(Model):
+    branch: BranchName
+    created_at: UtcTime
+    enrolled: bool
+    applied_through: int
+    sales_applied: int
+    total_paisa: int
+    last_pull: UtcTime | None = None
+    last_push: UtcTime | None = None
+    last_error: str | None = None
+
+
+class BranchList(Model):
+    branches: list[BranchInfo]
+
+
+class CatalogImport(Model):
+    products: Annotated[list[Product], Field(min_length=1, max_length=limits.CATALOG_IMPORT_MAX)]
+
+
+class CatalogWriteResult(Model):
+    written: int
+    first_version: int
+    last_version: int
+
+
+class AppliedSale(Model):
+    branch: BranchName
+    sale: Sale
+    applied_at: UtcTime
+
+
+class SalesExportPage(Model):
+    sales: list[AppliedSale]
+    # Opaque continuation; None when this is the last page.
+    next: str | None = None
+
+
+class ErrorDetail(Model):
+    code: str
+    message: str
+
+
+class ErrorBody(Model):
+    error: ErrorDetail

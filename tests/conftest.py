@@ -1,0 +1,44 @@
+"""Fixtures that start the real local stand-ins: Azurite and the cloud dev host."""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from headoffice.stand_ins import start_azurite, start_cloud
+
+ADMIN_KEY = "test-admin-key-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """One in-memory Azurite for the whole run; tests keep apart by using their own branch names."""
+    az = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield az
+    az.stop()
+
+
+@pytest.fixture(scope="session")
+def storage(azurite) -> str:
+    """The AzureWebJobsStorage connection string of the session's Azurite."""
+    return azurite.connection_string
+
+
+@pytest.fixture(scope="session")
+def cloud(azurite, tmp_path_factory):
+    """The dev host serving function_app/ on a loopback port, against the session's Azurite."""
+    c = start_cloud(tmp_path_factory.mktemp("cloud"), azurite.connection_string, ADMIN_KEY)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def admin_env(cloud) -> dict:
+    return {**os.environ, "BRANCHSYNC_ADMIN_KEY": ADMIN_KEY}
+
+
+@pytest.fixture
+def branch_name() -> str:
+    """A branch name no other test uses, so tests share one Azurite safely."""
+    return "b-" + uuid.uuid4().hex[:10]
