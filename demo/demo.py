@@ -1,0 +1,132 @@
+"""`make demo`: the whole loop on local stand-ins, through the real console scripts.
+
+Starts Azurite and the cloud dev host, registers three branches, imports a sample
+catalog, lets the branches sell while the cloud is down, brings it back, syncs, and
+prints a reconciliation per branch. Stops everything it started; exits non-zero if
+the books do not balance.
+"""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from demo.sample_catalog import write_catalog_csv  # noqa: E402
+from headoffice.stand_ins import free_port, start_azurite, start_cloud  # noqa: E402
+from shared.money import format_taka  # noqa: E402
+
+BRANCHES = ["dhaka-gulshan", "chattogram-gec", "sylhet-zindabazar"]
+SALES_PER_BRANCH = 12
+BIN = Path(sys.executable).parent
+console = Console()
+
+
+def run(*args, env, check=True, capture=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], env=env, text=True, capture_output=capture)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def main() -> int:
+    work = ROOT / ".demo"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    admin_key = uuid.uuid4().hex
+    rng = random.Random(2026)
+
+    console.rule("[bold]1. Starting Azurite and the cloud")
+    azurite = start_azurite(work / "azurite")
+    port = free_port()
+    cloud = start_cloud(work / "cloud", azurite.connection_string, admin_key, port=port)
+    env = {**os.environ, "BRANCHSYNC_ADMIN_KEY": admin_key, "BRANCHSYNC_URL": cloud.url}
+    console.print(f"Azurite queue :{azurite.queue_port} table :{azurite.table_port}; cloud at {cloud.url}")
+    try:
+        console.rule("[bold]2. Head office registers branches and imports the catalog")
+        homes = {}
+        for name in BRANCHES:
+            code = run("branchsync-admin", "branch", "add", name, env=env).stdout.strip()
+            homes[name] = work / "branches" / name
+            run("branchsync", "--home", str(homes[name]), "enroll", code, env=env)
+            console.print(f"enrolled {name}")
+        catalog = write_catalog_csv(work / "catalog.csv")
+        console.print(run("branchsync-admin", "catalog", "import", str(work / "catalog.csv"), env=env).stdout.strip())
+        deleted = catalog[5]["sku"]
+        run("branchsync-admin", "catalog", "delete", deleted, env=env)
+        for name in BRANCHES:
+            run("branchsync", "--home", str(homes[name]), "sync", env=env)
+        hits = run("branchsync", "--home", str(homes[BRANCHES[0]]), "catalog", "search", "ডাল", env=env).stdout
+        console.print(f"branches pulled {len(catalog)} products (and one deletion); a search for ডাল finds "
+                      f"{sum('ডাল' in line for line in hits.splitlines())} rows on screen")
+
+        console.rule("[bold]3. The cloud goes down; the branches keep selling")
+        cloud.stop()
+        live = [p for p in catalog if p["sku"] != deleted]
+        for name in BRANCHES:
+            for _ in range(SALES_PER_BRANCH):
+                items = []
+                for product in rng.sample(live, rng.randint(1, 4)):
+                    qty = f"{rng.randint(250, 3000) / 1000:.3f}" if product["unit"] == "kg" else str(rng.randint(1, 3))
+                    items.append(f"{product['sku']}={qty}")
+                if rng.random() < 0.15:
+                    items[0] += "@99.50"  # a manager's price override
+                run("branchsync", "--home", str(homes[name]), "sale", "add", *items,
+                    "--payment", rng.choice(["cash", "card", "mobile"]), env=env)
+            run("branchsync", "--home", str(homes[name]), "sale", "void", "2", env=env)
+        offline = run("branchsync", "--home", str(homes[BRANCHES[0]]), "sync", env=env, check=False)
+        console.print(f"sync while the cloud is down exits {offline.returncode}: {offline.stderr.strip().splitlines()[-1] if offline.stderr.strip() else offline.stdout.strip()}")
+
+        console.rule("[bold]4. The cloud comes back; every branch syncs")
+        cloud = start_cloud(work / "cloud", azurite.connection_string, admin_key, port=port)
+        for name in BRANCHES:
+            run("branchsync", "--home", str(homes[name]), "sync", env=env, capture=False)
+        recorded = {name: json.loads(run("branchsync", "--home", str(homes[name]), "status", "--json", env=env).stdout)
+                    for name in BRANCHES}
+        wanted = {name: recorded[name]["sales_recorded"] for name in BRANCHES}
+        deadline = time.monotonic() + 120
+        while True:
+            listing = json.loads(run("branchsync-admin", "branches", "--json", env=env).stdout)["branches"]
+            applied = {b["branch"]: b["applied_through"] for b in listing}
+            if all(applied.get(n) == wanted[n] for n in BRANCHES) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        for name in BRANCHES:  # the next pull carries the acknowledgement
+            run("branchsync", "--home", str(homes[name]), "sync", env=env)
+            recorded[name] = json.loads(run("branchsync", "--home", str(homes[name]), "status", "--json", env=env).stdout)
+
+        console.rule("[bold]5. Reconciliation")
+        exported = [json.loads(line) for line in
+                    run("branchsync-admin", "sales", "export", "--format", "jsonl", env=env).stdout.splitlines() if line]
+        table = Table("branch", "sales recorded", "sales applied", "recorded total (taka)", "applied total (taka)",
+                      "difference", "pending at branch")
+        balanced = True
+        for name in BRANCHES:
+            mine = [e for e in exported if e["branch"] == name]
+            rec_n, rec_total = recorded[name]["sales_recorded"], recorded[name]["total_paisa"]
+            app_n, app_total = len(mine), sum(e["sale"]["total"] for e in mine)
+            diff = rec_total - app_total
+            balanced &= diff == 0 and rec_n == app_n and recorded[name]["pending"] == 0
+            table.add_row(name, str(rec_n), str(app_n), format_taka(rec_total), format_taka(app_total),
+                          format_taka(diff), str(recorded[name]["pending"]))
+        console.print(table)
+        console.print("[green]The books balance: every sale applied exactly once.[/]" if balanced
+                      else "[red]The books do not balance.[/]")
+        return 0 if balanced else 1
+    finally:
+        cloud.stop()
+        azurite.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

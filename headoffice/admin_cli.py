@@ -1,0 +1,164 @@
+"""branchsync-admin: head office's command line for branches, catalog and sales.
+
+Each command opens an AdminClient and makes one call (or one paged walk). The
+admin key comes from BRANCHSYNC_ADMIN_KEY and is never printed.
+
+Exit codes: 0 ok, 1 the cloud refused or could not be reached, 2 bad input.
+"""
+
+import csv
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from shared.money import format_taka
+
+from .admin_client import AdminClient, AdminError
+from .catalog_csv import CatalogCsvError, parse_catalog_csv
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manage branchsync branches, catalog and sales.")
+branch_app = typer.Typer(no_args_is_help=True, help="Create branches.")
+catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog every branch pulls.")
+sales_app = typer.Typer(no_args_is_help=True, help="Read the sales the cloud has applied.")
+app.add_typer(branch_app, name="branch")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(sales_app, name="sales")
+
+err = Console(stderr=True)
+IMPORT_CHUNK = 500
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(envvar="BRANCHSYNC_URL", help="Base URL of the cloud, e.g. https://app.azurewebsites.net")],
+):
+    key = os.environ.get("BRANCHSYNC_ADMIN_KEY", "")
+    if not key:
+        err.print("[red]BRANCHSYNC_ADMIN_KEY is not set[/]: export the admin key of this deployment and try again")
+        raise typer.Exit(2)
+    ctx.obj = AdminClient(url, key)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@branch_app.command("add")
+def branch_add(ctx: typer.Context, name: str):
+    """Register a branch and print its one-time enrollment code."""
+    created = _run(ctx.obj.add_branch, name)
+    err.print(f"Branch [bold]{created.branch}[/] created. On the branch PC run:  branchsync enroll <code>  "
+              f"(the code works once, until {created.expires_at:%Y-%m-%d %H:%M} UTC)")
+    print(created.enrollment_code)
+
+
+@app.command("branches")
+def branches(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Every branch: last pull, last push, applied_through, last error."""
+    listing = _run(ctx.obj.branches)
+    if as_json:
+        print(listing.model_dump_json(indent=2))
+        return
+    table = Table("branch", "enrolled", "applied_through", "sales", "total (taka)", "last pull", "last push", "last error")
+    for b in listing.branches:
+        table.add_row(b.branch, "yes" if b.enrolled else "no", str(b.applied_through), str(b.sales_applied),
+                      format_taka(b.total_paisa), _when(b.last_pull), _when(b.last_push), b.last_error or "")
+    Console().print(table)
+
+
+@catalog_app.command("import")
+def catalog_import(ctx: typer.Context, file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]):
+    """Upsert products from a UTF-8 CSV (sku,name,price[,barcode,unit,vat_rate,active])."""
+    try:
+        products = parse_catalog_csv(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        err.print(f"[red]{file} is not UTF-8[/]: save it as 'CSV UTF-8' and import again; nothing was imported")
+        raise typer.Exit(2)
+    except CatalogCsvError as exc:
+        for problem in exc.problems[:50]:
+            err.print(f"[red]{file}[/] {problem}")
+        if len(exc.problems) > 50:
+            err.print(f"... and {len(exc.problems) - 50} more")
+        err.print("Nothing was imported; fix the rows above and import again.")
+        raise typer.Exit(2)
+    first = last = None
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("importing", total=len(products))
+        for i in range(0, len(products), IMPORT_CHUNK):
+            result = _run(ctx.obj.import_products, products[i : i + IMPORT_CHUNK])
+            first = first or result.first_version
+            last = result.last_version
+            progress.advance(task, result.written)
+    print(f"imported {len(products)} products (catalog versions {first}..{last})")
+
+
+@catalog_app.command("delete")
+def catalog_delete(ctx: typer.Context, sku: str):
+    """Delete one product; branches receive a tombstone on their next pull."""
+    result = _run(ctx.obj.delete_product, sku)
+    print(f"deleted {sku} (catalog version {result.last_version})")
+
+
+@sales_app.command("export")
+def sales_export(
+    ctx: typer.Context,
+    branch: Annotated[Optional[str], typer.Option(help="Only this branch")] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.csv,
+    output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output")] = None,
+):
+    """Every applied sale with its branch, sale number, time, lines and total in paisa."""
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    count = 0
+    try:
+        writer = _csv_writer(out) if fmt == ExportFormat.csv else None
+        for applied in _run(lambda: list(ctx.obj.sales(branch))):
+            s = applied.sale
+            if writer:
+                writer.writerow([applied.branch, s.seq, s.sale_id, s.kind, s.voids or "", s.recorded_at.isoformat(),
+                                 applied.applied_at.isoformat(), s.payment.method, s.total,
+                                 json.dumps([l.model_dump(mode="json") for l in s.lines], ensure_ascii=False)])
+            else:
+                out.write(applied.model_dump_json() + "\n")
+            count += 1
+    finally:
+        if output:
+            out.close()
+    err.print(f"exported {count} sales" + (f" to {output}" if output else ""))
+
+
+def _csv_writer(out):
+    writer = csv.writer(out)
+    writer.writerow(["branch", "seq", "sale_id", "kind", "voids", "recorded_at", "applied_at", "payment",
+                     "total_paisa", "lines"])
+    return writer
+
+
+def _run(call, *args):
+    try:
+        return call(*args)
+    except AdminError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+
+
+def _when(t) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S") if t else "never"
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

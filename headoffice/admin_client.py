@@ -1,0 +1,87 @@
+"""The admin CLI's one seam to the cloud: typed calls over the HTTP admin API."""
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, CatalogImport,
+                           CatalogWriteResult, Product, SalesExportPage)
+from shared.signing import HEADER_ADMIN_KEY
+
+
+class AdminError(Exception):
+    """A failed admin call; the message says what to do."""
+
+
+_transient = retry(
+    retry=retry_if_exception_type((httpx.TransportError,)),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=0.5, max=4),
+    reraise=True,
+)
+
+
+class AdminClient:
+    def __init__(self, url: str, key: str, transport: httpx.BaseTransport | None = None, timeout: float = 30):
+        self._http = httpx.Client(base_url=url.rstrip("/") + "/api", headers={HEADER_ADMIN_KEY: key},
+                                  timeout=timeout, transport=transport)
+        self.url = url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def add_branch(self, name: str) -> BranchCreated:
+        return self._call("POST", "/admin/branches", BranchCreated, body=BranchCreate(name=name))
+
+    def branches(self) -> BranchList:
+        return self._call("GET", "/admin/branches", BranchList)
+
+    def import_products(self, products: list[Product]) -> CatalogWriteResult:
+        return self._call("POST", "/admin/catalog", CatalogWriteResult, body=CatalogImport(products=products))
+
+    def delete_product(self, sku: str) -> CatalogWriteResult:
+        return self._call("DELETE", f"/admin/catalog/{quote(sku, safe='')}", CatalogWriteResult)
+
+    def sales(self, branch: str | None = None, page_size: int = 1000) -> Iterator[AppliedSale]:
+        after = None
+        while True:
+            params = {"limit": str(page_size)}
+            if branch:
+                params["branch"] = branch
+            if after:
+                params["after"] = after
+            page = self._call("GET", "/admin/sales", SalesExportPage, params=params)
+            yield from page.sales
+            if not page.next:
+                return
+            after = page.next
+
+    def _call(self, method: str, path: str, answer: type[BaseModel], body: BaseModel | None = None,
+              params: dict | None = None):
+        try:
+            resp = self._send(method, path, body, params)
+        except httpx.TransportError as exc:
+            raise AdminError(f"cannot reach the cloud at {self.url} ({type(exc).__name__}); check the URL and that it is running") from exc
+        if resp.status_code >= 400:
+            raise AdminError(_error_message(resp))
+        try:
+            return answer.model_validate_json(resp.content)
+        except ValidationError as exc:
+            raise AdminError(f"the cloud sent an answer this CLI does not understand ({exc.error_count()} problems); upgrade branchsync-admin") from exc
+
+    @_transient
+    def _send(self, method, path, body, params) -> httpx.Response:
+        content = body.model_dump_json().encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        return self._http.request(method, path, content=content, params=params, headers=headers)
+
+
+def _error_message(resp: httpx.Response) -> str:
+    try:
+        err = resp.json()["error"]
+        return f"{err['message']} ({err['code']}, HTTP {resp.status_code})"
+    except (ValueError, KeyError, TypeError):
+        return f"the cloud answered HTTP {resp.status_code}: {resp.text[:200]}"

@@ -1,0 +1,44 @@
+from decimal import Decimal
+
+import pytest
+
+from shared.money import format_taka, line_total, parse_quantity, parse_taka
+
+
+@pytest.mark.parametrize("text,paisa", [("0", 0), ("12", 1200), ("12.5", 1250), ("12.50", 1250), ("0.01", 1), ("420.00", 42000)])
+def test_taka_text_becomes_integer_paisa(text, paisa):
+    assert parse_taka(text) == paisa
+
+
+@pytest.mark.parametrize("text", ["-1", "1.001", "abc", "", "nan", "inf", "1e20"])
+def test_bad_prices_are_refused_with_a_reason(text):
+    with pytest.raises(ValueError):
+        parse_taka(text)
+
+
+def test_floats_are_refused_for_money():
+    with pytest.raises(ValueError, match="float"):
+        parse_taka(12.5)
+
+
+def test_paisa_format_back_to_taka():
+    assert format_taka(1250) == "12.50"
+    assert format_taka(-5) == "-0.05"
+
+
+def test_quantities_are_exact_decimals_with_one_spelling():
+    assert parse_quantity("1.250") == Decimal("1.25")
+    assert str(parse_quantity("2.000")) == "2"
+    assert str(parse_quantity("10")) == "10"
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "0.0001", "x", "100001"])
+def test_bad_quantities_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_quantity(text)
+
+
+def test_line_total_rounds_half_up_to_a_paisa():
+    assert line_total(Decimal("0.333"), 1000) == 333
+    assert line_total(Decimal("0.5"), 3) == 2
+    assert line_total(Decimal("1.25"), 42000) == 52500
