@@ -1,0 +1,90 @@
+"""What every HTTP handler shares: parse the body, check the admin key, map errors to JSON.
+
+Every failure a caller can cause becomes a 4xx with {"error": {"code", "message"}};
+storage trouble becomes 503 `unavailable`. Nothing a client sends yields a 500.
+"""
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import ContractError, ErrorCode
+from shared.signing import HEADER_ADMIN_KEY
+
+from .service import Service, check_admin
+from .settings import Settings
+from .store import Conflict, StoreUnavailable
+from .table_store import TableStore
+
+log = logging.getLogger("branchsync.cloud.http")
+
+# Far above any valid body (a 1,000-product import is ~300 KB); refuse before parsing.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+_service: Service | None = None
+_service_lock = threading.Lock()
+
+
+def get_service() -> Service:
+    """One Service per worker process, built on first use so app settings are read at run time."""
+    global _service
+    if _service is None:
+        with _service_lock:
+            if _service is None:
+                settings = Settings.from_env()
+                _service = Service(TableStore(settings.storage, settings.table_prefix), settings)
+    return _service
+
+
+def parse_body(req: func.HttpRequest, model: type[M]) -> M:
+    return model.model_validate_json(req.get_body() or b"")
+
+
+def request_path(req: func.HttpRequest) -> str:
+    return urlsplit(req.url).path
+
+
+def json_response(body, status: int = 200) -> func.HttpResponse:
+    text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body)
+    return func.HttpResponse(text, status_code=status, mimetype="application/json", charset="utf-8")
+
+
+def error_response(err: ContractError) -> func.HttpResponse:
+    return json_response(err.to_body(), err.http_status)
+
+
+def describe(exc: ValidationError) -> str:
+    """The first few problems, each naming its field, e.g. `products.0.price: ...`."""
+    parts = []
+    for e in exc.errors()[:3]:
+        where = ".".join(str(p) for p in e.get("loc", ())) or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def handle(req: func.HttpRequest, action: Callable[[Service], BaseModel | dict], *, admin: bool = False,
+           status: int = 200) -> func.HttpResponse:
+    try:
+        if len(req.get_body() or b"") > MAX_BODY_BYTES:
+            raise ContractError(ErrorCode.OVERSIZED_MESSAGE, f"request body is larger than {MAX_BODY_BYTES} bytes")
+        if admin:
+            check_admin(Settings.from_env(), req.headers.get(HEADER_ADMIN_KEY))
+        return json_response(action(get_service()), status)
+    except ContractError as err:
+        log.info("refused %s %s: %s %s", req.method, request_path(req), err.code, err.message)
+        return error_response(err)
+    except ValidationError as exc:
+        err = ContractError(ErrorCode.BAD_REQUEST, describe(exc))
+        log.info("refused %s %s: %s", req.method, request_path(req), err.message)
+        return error_response(err)
+    except (StoreUnavailable, Conflict) as exc:
+        log.warning("unavailable %s %s: %s", req.method, request_path(req), exc)
+        return error_response(ContractError(ErrorCode.UNAVAILABLE, "storage is unavailable or busy; try again in a minute"))

@@ -1,0 +1,365 @@
+"""The operations behind the HTTP and queue functions, built from the pure core and the Store.
+
+Handlers parse a request, call one method here and serialise the answer. Input that
+breaks the contract raises shared.errors.ContractError; storage trouble raises
+store.StoreUnavailable (HTTP 503, or a queue retry).
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from pydantic import TypeAdapter, ValidationError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from shared import limits
+from shared.encoding import decode_message
+from shared.enrollment import encode_code
+from shared.errors import ContractError, ErrorCode
+from shared.models import (
+    BRANCH_RE,
+    AppliedSale,
+    BranchCreate,
+    BranchCreated,
+    BranchInfo,
+    BranchList,
+    CatalogImport,
+    CatalogWriteResult,
+    EnrollAnswer,
+    EnrollRequest,
+    PullAnswer,
+    SalesBatch,
+    SalesExportPage,
+    Sku,
+)
+from shared.signing import HEADER_BRANCH, new_secret, verify_request
+
+from .apply import plan_apply
+from .catalog import Counter, build_page, check_unique, group_writes, needs_full_resync, plan_delete, plan_purge, plan_upserts
+from .queue_access import push_access
+from .settings import Settings
+from .store import BranchRecord, Conflict, DeadLetter, NotFound, Store
+
+log = logging.getLogger("branchsync.cloud")
+
+TOKEN_LIFETIME = timedelta(hours=24)
+EXPORT_LIMIT_DEFAULT = 1000
+# Optimistic writes that lose a race re-read and re-plan; bounded, then the caller retries
+# later (the queue redelivers, an admin sees 503).
+CONFLICT_ATTEMPTS = 8
+# Tombstones purged per transaction: two deletes each plus the counter update.
+PURGE_PER_TXN = 49
+_SKU = TypeAdapter(Sku)
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    status: str  # "applied", "duplicate" (changed nothing) or "dead_lettered"
+    branch: str | None
+    new_sales: int = 0
+    duplicates: int = 0
+    applied_through: int = 0
+    ops: int = 0
+    code: str | None = None
+    reason: str | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _retrying() -> Retrying:
+    return Retrying(
+        retry=retry_if_exception_type(Conflict), stop=stop_after_attempt(CONFLICT_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.02, max=0.5), reraise=True,
+    )
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_admin(settings: Settings, presented: str | None) -> None:
+    if not settings.admin_key:
+        raise ContractError(ErrorCode.UNAUTHENTICATED, "the admin API is disabled: set BRANCHSYNC_ADMIN_KEY in the app settings")
+    if not presented or not hmac.compare_digest(presented.encode(), settings.admin_key.encode()):
+        raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with the admin key")
+
+
+class Service:
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime] = _utcnow):
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+
+    def _ops(self) -> int:
+        return getattr(self.store, "thread_ops", self.store.ops)
+
+    # --- enrollment ----------------------------------------------------------------------
+
+    def create_branch(self, name: str, base_url: str) -> BranchCreated:
+        name = BranchCreate(name=name).name
+        now = self.clock()
+        token = secrets.token_urlsafe(32)
+        record = BranchRecord(name=name, created_at=now, token_hash=token_hash(token), token_expires=now + TOKEN_LIFETIME)
+        # The (idempotent) state row first: a failure in between leaves no branch without one.
+        self.store.init_sales_state(name)
+        try:
+            self.store.create_branch(record)
+        except Conflict:
+            raise ContractError(ErrorCode.CONFLICT, f"branch {name} already exists; choose another name") from None
+        log.info("branch created branch=%s", name)
+        return BranchCreated(branch=name, enrollment_code=encode_code(base_url, token), expires_at=record.token_expires)
+
+    def enroll(self, request: EnrollRequest) -> EnrollAnswer:
+        record = self.store.find_branch_by_token_hash(token_hash(request.token))
+        invalid = "this enrollment code is unknown or was already used; ask head office for a new code"
+        if record is None or record.enrolled:
+            raise ContractError(ErrorCode.ENROLLMENT_INVALID, invalid)
+        if record.token_expires is None or record.token_expires <= self.clock():
+            raise ContractError(ErrorCode.ENROLLMENT_INVALID, "this enrollment code has expired (codes last 24 hours); ask head office for a new code")
+        record.enrolled, record.secret, record.token_hash, record.token_expires = True, new_secret(), None, None
+        try:
+            self.store.replace_branch(record)  # ETag-checked: of two racing enrollments one wins
+        except Conflict:
+            raise ContractError(ErrorCode.ENROLLMENT_INVALID, invalid) from None
+        log.info("branch enrolled branch=%s", record.name)
+        return EnrollAnswer(branch=record.name, secret=record.secret)
+
+    # --- pull ----------------------------------------------------------------------------
+
+    def authenticate(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes) -> BranchRecord:
+        name = headers.get(HEADER_BRANCH) or ""
+        if not BRANCH_RE.match(name):
+            raise ContractError(ErrorCode.UNAUTHENTICATED, "request names no branch (X-Branchsync-Branch): enroll this branch and sync with branchsync")
+        record = self.store.get_branch(name)
+        if record is None or not record.enrolled or not record.secret:
+            raise ContractError(ErrorCode.UNKNOWN_BRANCH, f"branch {name} is not enrolled at this cloud; ask head office for an enrollment code")
+        verify_request(record.secret, headers, method, path, query, body, self.clock().timestamp())
+        return record
+
+    def pull(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes = b"") -> PullAnswer:
+        branch = self.authenticate(headers, method, path, query, body)
+        cursor = int_param(query, "cursor", 0, 0, 2**53)
+        limit = int_param(query, "limit", limits.CATALOG_PAGE_MAX, 1, limits.CATALOG_PAGE_MAX)
+        pending = int_param(query, "pending", None, 0, 2**53)
+        now = self.clock()
+        state = self.store.get_sales_state(branch.name)
+        # The counter first: every version up to it is then either read below or superseded.
+        counter = self.store.get_catalog_counter().counter
+        if needs_full_resync(cursor, counter):
+            rows, exhausted = [], True
+        else:
+            rows, exhausted = self.store.read_catalog(cursor, limit)
+        page = build_page(cursor, rows, limit, exhausted, counter)
+        self.store.merge_branch(branch.name, last_pull=now, pending=pending)
+        log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s",
+                 branch.name, cursor, len(page.entries), page.next_cursor, page.more, state.apply.applied_through, pending)
+        return PullAnswer(
+            branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
+            push=push_access(self.settings.storage, now),
+        )
+
+    # --- applying pushed sales -----------------------------------------------------------
+
+    def apply_message(self, body: bytes) -> ApplyOutcome:
+        """Apply one queue message exactly once; bad input is dead-lettered, storage errors raise."""
+        start = self._ops()
+        seen: dict[str, BranchRecord | str | None] = {}
+
+        def secret_for(name: str) -> str | None:
+            record = self.store.get_branch(name)
+            seen["name"], seen["record"] = name, record
+            return record.secret if record is not None and record.enrolled else None
+
+        try:
+            batch = decode_message(body, secret_for)
+            return self._retry_apply(batch, start)
+        except ContractError as err:
+            return self._dead_letter(body, err, seen.get("name"), seen.get("record"), start)
+
+    def _retry_apply(self, batch: SalesBatch, start: int) -> ApplyOutcome:
+        return _retrying()(self._apply_once, batch, start)
+
+    def _apply_once(self, batch: SalesBatch, start: int) -> ApplyOutcome:
+        before = self.store.get_sales_state(batch.branch)
+        plan = plan_apply(before.apply, batch)
+        seqs = f"{batch.sales[0].seq}-{batch.sales[-1].seq}"
+        if not plan.changed:
+            log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d",
+                     batch.branch, seqs, len(batch.sales), before.apply.applied_through, self._ops() - start)
+            return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, before.apply.applied_through, self._ops() - start)
+        after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock())
+        ops = self._ops() - start
+        log.info("applied batch branch=%s seqs=%s new=%d duplicates=%d paisa=%d applied_through=%d waiting_ranges=%d ops=%d",
+                 batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
+                 after.apply.applied_through, len(after.apply.ranges), ops)
+        return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, after.apply.applied_through, ops)
+
+    def _dead_letter(self, body: bytes, err: ContractError, name, record, start: int) -> ApplyOutcome:
+        now = self.clock()
+        self.store.add_dead_letter(DeadLetter(received_at=now, code=str(err.code), reason=err.message, raw=body, branch=name))
+        if isinstance(record, BranchRecord):
+            try:
+                self.store.merge_branch(record.name, last_error=f"{now:%Y-%m-%dT%H:%M:%SZ} {err.code}: {err.message}", last_error_at=now)
+            except NotFound:
+                pass
+        log.warning("dead-lettered message branch=%s code=%s reason=%s bytes=%d", name, err.code, err.message, len(body))
+        return ApplyOutcome("dead_lettered", name, ops=self._ops() - start, code=str(err.code), reason=err.message)
+
+    # --- admin: branches and sales -------------------------------------------------------
+
+    def list_branches(self) -> BranchList:
+        infos = []
+        for b in sorted(self.store.list_branches(), key=lambda r: r.name):
+            state = self.store.get_sales_state(b.name)
+            infos.append(BranchInfo(
+                branch=b.name, created_at=b.created_at, enrolled=b.enrolled, applied_through=state.apply.applied_through,
+                sales_applied=state.sales_applied, total_paisa=state.total_paisa, last_pull=b.last_pull,
+                last_push=state.last_push, last_error=b.last_error,
+            ))
+        return BranchList(branches=infos)
+
+    def export_sales(self, branch: str | None = None, after: str | None = None, limit: int = EXPORT_LIMIT_DEFAULT) -> SalesExportPage:
+        """Applied sales in (branch, seq) order, up to each branch's applied_through.
+
+        Only sales at or below applied_through are final (a gap below a stored range may
+        still fill), so a consumer resuming from `next` never misses one.
+        """
+        if not 1 <= limit <= limits.EXPORT_PAGE_MAX:
+            raise ContractError(ErrorCode.BAD_REQUEST, f"limit must be from 1 to {limits.EXPORT_PAGE_MAX}")
+        if branch is not None:
+            if not BRANCH_RE.match(branch):
+                raise ContractError(ErrorCode.BAD_REQUEST, f"branch {branch!r} is not a valid branch name")
+            if self.store.get_branch(branch) is None:
+                raise ContractError(ErrorCode.NOT_FOUND, f"branch {branch} does not exist")
+        resume = _decode_export_token(after) if after else None
+        if resume and branch is not None and resume[0] != branch:
+            raise ContractError(ErrorCode.BAD_REQUEST, "after belongs to an export of another branch; start again without it")
+        names = [branch] if branch is not None else sorted(b.name for b in self.store.list_branches())
+        if resume:
+            names = [n for n in names if n >= resume[0]]
+        out: list[AppliedSale] = []
+        last: tuple[str, int, int] | None = None
+        for name in names:
+            first_chunk, after_seq = (resume[1], resume[2]) if resume and resume[0] == name else (0, 0)
+            through = self.store.get_sales_state(name).apply.applied_through
+            if after_seq >= through:
+                continue
+            for chunk in self.store.iter_chunks(name, first_chunk):
+                if chunk.first_seq > through:
+                    break
+                for sale in chunk.sales:
+                    if sale.seq <= after_seq:
+                        continue
+                    if sale.seq > through:
+                        break
+                    if len(out) == limit:
+                        return SalesExportPage(sales=out, next=_encode_export_token(*last))
+                    out.append(AppliedSale(branch=name, sale=sale, applied_at=chunk.applied_at))
+                    last = (name, chunk.first_seq, sale.seq)
+        return SalesExportPage(sales=out, next=None)
+
+    # --- admin: catalog ------------------------------------------------------------------
+
+    def import_catalog(self, request: CatalogImport) -> CatalogWriteResult:
+        """Write changed products under fresh versions, at most 100 operations per transaction.
+
+        Unchanged products are skipped, which also makes a retry after a lost race
+        continue where the committed transactions stopped.
+        """
+        products = request.products
+        check_unique(products)
+        written: list[int] = []
+
+        def attempt() -> int:
+            base = self.store.get_catalog_counter()
+            index = self.store.get_catalog_index([p.sku for p in products])
+            for group in group_writes(plan_upserts(base.counter, products, index)):
+                counter = Counter(group[-1].row.version, base.counter.tombstone_horizon)
+                base = self.store.commit_catalog(base, counter, group)
+                written.extend(w.row.version for w in group)
+            return base.counter.last_version
+
+        last_version = _retrying()(attempt)
+        log.info("catalog import products=%d written=%d versions=%s", len(products), len(written),
+                 f"{written[0]}-{written[-1]}" if written else "none")
+        if not written:
+            return CatalogWriteResult(written=0, first_version=last_version, last_version=last_version)
+        return CatalogWriteResult(written=len(written), first_version=written[0], last_version=written[-1])
+
+    def delete_sku(self, sku: str) -> CatalogWriteResult:
+        try:
+            sku = _SKU.validate_python(sku)
+        except ValidationError:
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{sku!r} is not a valid sku") from None
+
+        def attempt() -> int:
+            base = self.store.get_catalog_counter()
+            write = plan_delete(base.counter, sku, self.store.get_catalog_index([sku]).get(sku))
+            self.store.commit_catalog(base, Counter(write.row.version, base.counter.tombstone_horizon), [write])
+            return write.row.version
+
+        version = _retrying()(attempt)
+        log.info("catalog delete sku=%s version=%d", sku, version)
+        return CatalogWriteResult(written=1, first_version=version, last_version=version)
+
+    def purge_tombstones(self, up_to: int | None = None) -> int:
+        """Drop tombstones older than every live product (and at most `up_to`); returns how many.
+
+        The horizon moves in the same transaction as the deletes, so a branch is told to
+        resync before it could miss one.
+        """
+        limit = 2**53 if up_to is None else up_to
+        purged = 0
+
+        def attempt() -> None:
+            nonlocal purged
+            base = self.store.get_catalog_counter()
+            rows = plan_purge(self.store.scan_catalog(0), limit)
+            for i in range(0, len(rows), PURGE_PER_TXN):
+                group = rows[i : i + PURGE_PER_TXN]
+                horizon = max(base.counter.tombstone_horizon, group[-1].version)
+                base = self.store.commit_catalog(base, Counter(base.counter.last_version, horizon), purge=group)
+                purged += len(group)
+
+        _retrying()(attempt)
+        log.info("catalog purge tombstones=%d", purged)
+        return purged
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
+    """A whole-number query parameter within [lo, hi], or `default` when absent."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
+def _encode_export_token(branch: str, chunk_first: int, seq: int) -> str:
+    raw = json.dumps({"b": branch, "c": chunk_first, "s": seq}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_export_token(token: str) -> tuple[str, int, int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        branch, chunk, seq = data["b"], data["c"], data["s"]
+        if not (isinstance(branch, str) and BRANCH_RE.match(branch) and type(chunk) is int and type(seq) is int
+                and 0 <= chunk <= seq):
+            raise ValueError
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        raise ContractError(ErrorCode.BAD_REQUEST, "after is not a token this API gave out; pass back `next` exactly, or start without it") from None
+    return branch, chunk, seq

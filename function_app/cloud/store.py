@@ -1,0 +1,126 @@
+"""The cloud's one storage seam: the records it keeps and the operations on them.
+
+`TableStore` (table_store.py) implements this over Azure Table Storage; the layout and
+the cost of each operation are in docs/storage.md. Writers use optimistic concurrency:
+a record read with an `etag` is written back only if nobody changed it meanwhile,
+otherwise `Conflict` is raised and the caller re-reads and re-plans.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from shared.models import Sale
+
+from .apply import ApplyPlan, ApplyState
+from .catalog import CatalogWrite, Counter, IndexEntry, VersionRow
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Storage did not do what was asked; the message says what happened."""
+
+
+class StoreUnavailable(StoreError):
+    """Storage cannot be reached or is throttling: retry later (HTTP 503, queue retry)."""
+
+
+class Conflict(StoreError):
+    """Someone else changed the record first (ETag mismatch, row already exists): re-read and re-plan."""
+
+
+class NotFound(StoreError):
+    """The record to change does not exist."""
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+@dataclass
+class BranchRecord:
+    name: str
+    created_at: datetime
+    enrolled: bool = False
+    secret: str | None = None
+    token_hash: str | None = None
+    token_expires: datetime | None = None
+    last_pull: datetime | None = None
+    pending: int | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
+
+
+@dataclass
+class SalesState:
+    """A branch's apply watermark and running totals; etag None means not stored yet."""
+
+    branch: str
+    apply: ApplyState = field(default_factory=ApplyState)
+    sales_applied: int = 0
+    total_paisa: int = 0
+    last_push: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of consecutive applied sales as stored together."""
+
+    branch: str
+    first_seq: int
+    last_seq: int
+    applied_at: datetime
+    sales: list[Sale]
+
+
+@dataclass(frozen=True)
+class CounterRecord:
+    counter: Counter
+    etag: str | None  # None: no counter row yet
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    received_at: datetime
+    code: str
+    reason: str
+    raw: bytes
+    branch: str | None = None
+    truncated: bool = False
+
+
+# --- the interface -------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    ops: int  # storage operations issued so far (each billed request counts one)
+
+    # branches
+    def create_branch(self, record: BranchRecord) -> None: ...  # Conflict if the name exists
+    def get_branch(self, name: str) -> BranchRecord | None: ...
+    def find_branch_by_token_hash(self, token_hash: str) -> BranchRecord | None: ...
+    def replace_branch(self, record: BranchRecord) -> None: ...  # Conflict if record.etag is stale
+    def merge_branch(self, name: str, **fields) -> None: ...  # NotFound if the branch is gone
+    def list_branches(self) -> list[BranchRecord]: ...
+
+    # sales
+    def get_sales_state(self, branch: str) -> SalesState: ...
+    def init_sales_state(self, branch: str) -> None: ...  # no-op when it exists
+    def commit_apply(self, before: SalesState, plan: ApplyPlan, last_push: datetime, applied_at: datetime) -> SalesState: ...
+    def iter_chunks(self, branch: str, from_first_seq: int = 0) -> Iterator[Chunk]: ...
+
+    # catalog
+    def get_catalog_counter(self) -> CounterRecord: ...
+    def get_catalog_index(self, skus: Sequence[str]) -> dict[str, IndexEntry]: ...
+    def commit_catalog(self, base: CounterRecord, counter: Counter, writes: Sequence[CatalogWrite] = (),
+                       purge: Sequence[VersionRow] = ()) -> CounterRecord: ...
+    def read_catalog(self, after_version: int, limit: int) -> tuple[list[VersionRow], bool]: ...
+    def scan_catalog(self, after_version: int = 0) -> Iterator[VersionRow]: ...
+
+    # dead letters
+    def add_dead_letter(self, letter: DeadLetter) -> None: ...
+    def list_dead_letters(self, day: date) -> list[DeadLetter]: ...

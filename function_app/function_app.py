@@ -1,0 +1,76 @@
+"""branchsync cloud: Azure Functions (Python v2 model). Routes are in docs/protocol.md.
+
+Handlers are thin: parse the request, call one cloud.service method, serialise the
+answer (cloud/http.py maps every error to JSON). Run with `func start` here, or with
+the dev host: `branchsync-cloud --port 7071`.
+"""
+
+import logging
+
+import azure.functions as func
+
+from cloud.http import get_service, handle, json_response, parse_body, request_path
+from cloud.queue_access import SALES_QUEUE
+from cloud.service import EXPORT_LIMIT_DEFAULT, int_param
+from shared.limits import EXPORT_PAGE_MAX
+from shared.models import BranchCreate, CatalogImport, EnrollRequest
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+log = logging.getLogger("branchsync.cloud")
+
+
+@app.route(route="health", methods=["GET"])
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    # Liveness only: answers even when storage settings are wrong, so those show up as 503 elsewhere.
+    return json_response({"status": "ok"})
+
+
+@app.route(route="enroll", methods=["POST"])
+def enroll(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.enroll(parse_body(req, EnrollRequest)))
+
+
+@app.route(route="pull", methods=["GET"])
+def pull(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.pull(req.headers, req.method, request_path(req), dict(req.params), req.get_body() or b""))
+
+
+@app.route(route="admin/branches", methods=["POST"])
+def admin_create_branch(req: func.HttpRequest) -> func.HttpResponse:
+    def create(svc):
+        body = parse_body(req, BranchCreate)
+        return svc.create_branch(body.name, svc.settings.base_url_for(req.url))
+
+    return handle(req, create, admin=True, status=201)
+
+
+@app.route(route="admin/branches", methods=["GET"])
+def admin_list_branches(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.list_branches(), admin=True)
+
+
+@app.route(route="admin/catalog", methods=["POST"])
+def admin_import_catalog(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.import_catalog(parse_body(req, CatalogImport)), admin=True)
+
+
+@app.route(route="admin/catalog/{sku}", methods=["DELETE"])
+def admin_delete_sku(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.delete_sku(req.route_params.get("sku", "")), admin=True)
+
+
+@app.route(route="admin/sales", methods=["GET"])
+def admin_export_sales(req: func.HttpRequest) -> func.HttpResponse:
+    def export(svc):
+        limit = int_param(req.params, "limit", EXPORT_LIMIT_DEFAULT, 1, EXPORT_PAGE_MAX)
+        return svc.export_sales(req.params.get("branch") or None, req.params.get("after") or None, limit)
+
+    return handle(req, export, admin=True)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=SALES_QUEUE, connection="AzureWebJobsStorage")
+def apply_sales(msg: func.QueueMessage) -> None:
+    # Bad input is dead-lettered inside and returns; storage errors raise so the queue retries.
+    outcome = get_service().apply_message(msg.get_body())
+    log.info("queue message id=%s outcome=%s branch=%s new=%d applied_through=%d",
+             msg.id, outcome.status, outcome.branch, outcome.new_sales, outcome.applied_through)

@@ -1,0 +1,495 @@
+"""branchsync-cloud: run the Functions app in function_app/ without Azure Functions Core Tools.
+
+It loads function_app.py by path and serves the functions registered on its FunctionApp,
+so nothing is declared twice: HTTP triggers through Starlette on uvicorn at
+/<routePrefix>/<route>, queue triggers through a poller thread per trigger that honours
+host.json (batchSize, newBatchThreshold, visibilityTimeout, maxDequeueCount with a
+`<queue>-poison` queue, maxPollingInterval) and base64-decodes messages as the Functions
+host does. Usage: `branchsync-cloud --port 7071` (or `python -m headoffice.devhost`).
+"""
+
+import argparse
+import asyncio
+import base64
+import binascii
+import contextlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import azure.functions as func
+import uvicorn
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.storage.queue import LinearRetry, QueueClient
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_APP_DIR = ROOT / "function_app"
+HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+# How long a received message stays invisible while its function runs (the Functions host
+# uses 10 minutes and renews; functions here take well under a second). If the host dies
+# mid-message, the message comes back after this.
+LEASE_SECONDS = 30
+
+log = logging.getLogger("branchsync.devhost")
+
+
+# --- host.json -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    # Defaults are the Functions host's own.
+    batch_size: int = 16
+    new_batch_threshold: int = 8
+    max_dequeue_count: int = 5
+    visibility_timeout: float = 0.0
+    max_polling_interval: float = 60.0
+    message_encoding: str = "base64"
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    route_prefix: str = "api"
+    queues: QueueOptions = QueueOptions()
+
+
+def parse_timespan(value) -> float:
+    """Seconds from a host.json TimeSpan ("00:00:05", "1.02:00:00", "00:00:00.500") or milliseconds."""
+    if isinstance(value, (int, float)):
+        return float(value) / 1000
+    m = re.fullmatch(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)", str(value).strip())
+    if not m:
+        raise ValueError(f"host.json: {value!r} is not a TimeSpan like 00:00:05")
+    days, hours, minutes, seconds = m.groups()
+    return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def read_host_json(app_dir: Path) -> HostConfig:
+    path = app_dir / "host.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    ext = data.get("extensions", {})
+    q = ext.get("queues", {})
+    batch = int(q.get("batchSize", 16))
+    opts = QueueOptions(
+        batch_size=max(1, min(batch, 32)),  # a receive returns at most 32 messages
+        new_batch_threshold=int(q.get("newBatchThreshold", batch // 2)),
+        max_dequeue_count=int(q.get("maxDequeueCount", 5)),
+        visibility_timeout=parse_timespan(q.get("visibilityTimeout", "00:00:00")),
+        max_polling_interval=parse_timespan(q.get("maxPollingInterval", "00:01:00")),
+        message_encoding=str(q.get("messageEncoding", "base64")).lower(),
+    )
+    return HostConfig(route_prefix=str(ext.get("http", {}).get("routePrefix", "api")).strip("/"), queues=opts)
+
+
+# --- loading the app -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    name: str
+    route: str
+    methods: frozenset[str] | None  # None: every method
+    param: str
+    fn: object
+    pattern: re.Pattern
+
+
+@dataclass(frozen=True)
+class QueueFunction:
+    name: str
+    queue: str
+    connection: str
+    param: str
+    fn: object
+
+
+def load_app(app_dir: Path) -> func.FunctionApp:
+    """Import app_dir/function_app.py as `func start` would: with app_dir first on sys.path."""
+    app_dir = app_dir.resolve()
+    if str(app_dir) not in sys.path:
+        sys.path.insert(0, str(app_dir))
+    name = "function_app" if "function_app" not in sys.modules else f"function_app_{abs(hash(str(app_dir)))}"
+    spec = importlib.util.spec_from_file_location(name, app_dir / "function_app.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no function_app.py in {app_dir}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionApp)]
+    if len(apps) != 1:
+        raise SystemExit(f"{app_dir / 'function_app.py'} must define exactly one FunctionApp, found {len(apps)}")
+    return apps[0]
+
+
+def compile_route(template: str) -> re.Pattern:
+    """An Azure route template ({name}, {name?}, {name:constraint}, {*rest}) as a regex over the raw path."""
+    regex = ""
+    for segment in template.strip("/").split("/"):
+        m = re.fullmatch(r"\{(\*?)([A-Za-z_]\w*)(?::[^}?]*)?(\?)?\}", segment)
+        if not m:
+            regex += "/" + re.escape(segment)
+            continue
+        star, name, optional = m.groups()
+        body = rf"(?P<{name}>.+)" if star else rf"(?P<{name}>[^/]+)"
+        regex += rf"(?:/{body})?" if optional else "/" + body
+    return re.compile("^" + regex + "/?$", re.IGNORECASE)
+
+
+def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunction]]:
+    http, queues = [], []
+    for f in app.get_functions():
+        trigger = f.get_trigger().get_dict_repr()
+        extra = [b for b in f.get_bindings_dict()["bindings"] if b["name"] != trigger["name"] and b.get("type") != "http"]
+        if extra:
+            raise SystemExit(f"function {f.get_function_name()}: the dev host runs triggers only, not bindings {extra}")
+        kind = trigger["type"]
+        if kind == "httpTrigger":
+            route = trigger.get("route") or f.get_function_name()
+            methods = trigger.get("methods")
+            http.append(HttpFunction(
+                name=f.get_function_name(), route=route,
+                methods=frozenset(str(getattr(m, "value", m)).upper() for m in methods) if methods else None,
+                param=trigger["name"], fn=f.get_user_function(), pattern=compile_route(route),
+            ))
+        elif kind == "queueTrigger":
+            queues.append(QueueFunction(f.get_function_name(), trigger["queueName"], trigger.get("connection") or "AzureWebJobsStorage",
+                                        trigger["name"], f.get_user_function()))
+        else:
+            raise SystemExit(f"function {f.get_function_name()}: the dev host has no {kind}")
+    return http, queues
+
+
+def _call(fn, **kwargs):
+    result = fn(**kwargs)
+    return asyncio.run(result) if inspect.iscoroutine(result) else result
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+class HttpGateway:
+    """Starlette endpoint that turns a request into func.HttpRequest and the answer back."""
+
+    def __init__(self, functions: list[HttpFunction], route_prefix: str):
+        self.functions = functions
+        self.prefix = "/" + route_prefix if route_prefix else ""
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        # Match on the raw (still percent-encoded) path so an encoded "/" stays inside its segment.
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw.decode("latin-1").split("?", 1)[0]
+        match = self._match(path, request.method)
+        if match is None:
+            return JSONResponse({"error": {"code": "not_found", "message": f"no function answers {request.method} {request.url.path}"}},
+                                status_code=404)
+        target, route_params = match
+        headers: dict[str, str] = {}
+        for key, value in request.headers.items():
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        req = func.HttpRequest(request.method, str(request.url), headers=headers, params=dict(request.query_params),
+                               route_params=route_params, body=await request.body())
+        try:
+            resp = self._convert(await run_in_threadpool(_call, target.fn, **{target.param: req}))
+        except Exception:
+            log.exception("function %s failed on %s %s", target.name, request.method, path)
+            # As the Functions host does: a bare 500, nothing of the exception leaks to the caller.
+            resp = Response(status_code=500)
+        log.info("http %s %s -> function %s: %d (%.1f ms)", request.method, path, target.name, resp.status_code,
+                 (time.perf_counter() - started) * 1000)
+        return resp
+
+    def _match(self, path: str, method: str) -> tuple[HttpFunction, dict[str, str]] | None:
+        if not path.lower().startswith(self.prefix.lower()):
+            return None
+        rest = path[len(self.prefix):] or "/"
+        for f in self.functions:
+            m = f.pattern.match(rest)
+            if m and (f.methods is None or method.upper() in f.methods):
+                return f, {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+        return None
+
+    @staticmethod
+    def _convert(resp) -> Response:
+        if resp is None:
+            return Response(status_code=204)
+        headers = {k: v for k, v in resp.headers.items()}
+        if not any(k.lower() == "content-type" for k in headers) and resp.mimetype:
+            headers["content-type"] = f"{resp.mimetype}; charset={resp.charset}" if resp.charset else resp.mimetype
+        return Response(content=resp.get_body(), status_code=resp.status_code, headers=headers)
+
+
+# --- queues --------------------------------------------------------------------------------
+
+
+class DevQueueMessage(func.QueueMessage):
+    """func.QueueMessage with the delivery details the Functions host fills in."""
+
+    def __init__(self, *, dequeue_count: int | None = None, insertion_time=None, expiration_time=None, **kwargs):
+        super().__init__(**kwargs)
+        self._dequeue_count = dequeue_count
+        self._insertion_time = insertion_time
+        self._expiration_time = expiration_time
+
+    @property
+    def dequeue_count(self):
+        return self._dequeue_count
+
+    @property
+    def insertion_time(self):
+        return self._insertion_time
+
+    @property
+    def expiration_time(self):
+        return self._expiration_time
+
+
+def connection_string(name: str, env: Mapping[str, str]) -> str:
+    # The Functions host resolves a connection name as the setting itself or AzureWebJobs<name>.
+    value = env.get(name) or env.get(f"AzureWebJobs{name}")
+    if not value:
+        raise SystemExit(f"queue trigger connection {name!r}: set the environment variable {name} to a storage connection string")
+    return value
+
+
+class QueuePoller:
+    """Receives batches for one queue trigger and runs the function on each message."""
+
+    def __init__(self, target: QueueFunction, options: QueueOptions, conn: str, stop: threading.Event):
+        self.target = target
+        self.options = options
+        self.stop = stop
+        # The SDK's default retry waits 15 s and more between attempts; this loop polls again
+        # anyway, so retry briefly and keep startup and shutdown quick when storage is down.
+        retry = LinearRetry(backoff=0.3, retry_total=2, random_jitter_range=0.1)
+        self.queue = QueueClient.from_connection_string(conn, target.queue, retry_policy=retry, connection_timeout=5)
+        self.poison = QueueClient.from_connection_string(conn, f"{target.queue}-poison", retry_policy=retry, connection_timeout=5)
+        self.ready = False
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        # Like the host: up to batchSize running, and a new batch once it drops to newBatchThreshold.
+        self._pool = ThreadPoolExecutor(max_workers=options.batch_size + options.new_batch_threshold,
+                                        thread_name_prefix=f"queue-{target.queue}")
+        self.thread = threading.Thread(target=self._run, name=f"poller-{target.queue}", daemon=True)
+
+    def ensure_queues(self) -> bool:
+        try:
+            for client in (self.queue, self.poison):
+                try:
+                    client.create_queue()
+                except ResourceExistsError:
+                    pass
+        except AzureError as exc:
+            log.warning("cannot create queue %s yet: %s", self.target.queue, type(exc).__name__)
+            return False
+        self.ready = True
+        return True
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+        self._pool.shutdown(wait=True)
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self.stop.is_set():
+            if not self.ready and not self.ensure_queues():
+                self.stop.wait(min(2.0, self.options.max_polling_interval or 2.0))
+                continue
+            with self._cond:
+                while self._in_flight > self.options.new_batch_threshold and not self.stop.is_set():
+                    self._cond.wait(0.2)
+            if self.stop.is_set():
+                break
+            try:
+                messages = list(self.queue.receive_messages(messages_per_page=self.options.batch_size,
+                                                            max_messages=self.options.batch_size, visibility_timeout=LEASE_SECONDS))
+            except AzureError as exc:
+                log.warning("receive from %s failed: %s", self.target.queue, type(exc).__name__)
+                messages = []
+            if not messages:
+                # Back off while idle, up to maxPollingInterval, as the host does.
+                delay = min(self.options.max_polling_interval, max(0.1, delay * 2))
+                self.stop.wait(delay)
+                continue
+            delay = 0.0
+            for message in messages:
+                with self._cond:
+                    self._in_flight += 1
+                self._pool.submit(self._process, message).add_done_callback(self._done)
+
+    def _done(self, _future) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    def _process(self, message) -> None:
+        count = message.dequeue_count or 1
+        name, started = self.target.name, time.perf_counter()
+        if count > self.options.max_dequeue_count:
+            # Delivered too often already (e.g. the host died while running it): do not run it again.
+            try:
+                self._to_poison(message, count)
+            except AzureError as exc:
+                log.warning("queue %s message %s: could not move it to poison (%s)", self.target.queue, message.id, type(exc).__name__)
+            return
+        try:
+            body = self._decode(message.content)
+            msg = DevQueueMessage(id=message.id, body=body, pop_receipt=message.pop_receipt, dequeue_count=count,
+                                  insertion_time=message.inserted_on, expiration_time=message.expires_on)
+            _call(self.target.fn, **{self.target.param: msg})
+        except Exception:
+            log.exception("queue %s message %s: function %s failed (delivery %d of %d)", self.target.queue, message.id,
+                          name, count, self.options.max_dequeue_count)
+            try:
+                if count >= self.options.max_dequeue_count:
+                    self._to_poison(message, count)
+                else:
+                    self.queue.update_message(message, pop_receipt=message.pop_receipt,
+                                              visibility_timeout=int(self.options.visibility_timeout))
+            except AzureError as exc:
+                log.warning("queue %s message %s: could not release it (%s); it returns after its lease",
+                            self.target.queue, message.id, type(exc).__name__)
+            return
+        log.info("queue %s message %s -> function %s succeeded (%.1f ms)", self.target.queue, message.id, name,
+                 (time.perf_counter() - started) * 1000)
+        try:
+            self.queue.delete_message(message, pop_receipt=message.pop_receipt)
+        except AzureError as exc:
+            log.warning("queue %s message %s: delete failed (%s); it will be delivered again", self.target.queue,
+                        message.id, type(exc).__name__)
+
+    def _decode(self, content) -> bytes:
+        text = content if isinstance(content, str) else bytes(content).decode("utf-8")
+        if self.options.message_encoding == "none":
+            return text.encode("utf-8")
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("queue message is not base64 (host.json messageEncoding is base64)") from exc
+
+    def _to_poison(self, message, count: int) -> None:
+        # The same text, then the delete: a crash in between leaves a copy, never a loss.
+        self.poison.send_message(message.content)
+        self.queue.delete_message(message, pop_receipt=message.pop_receipt)
+        log.warning("queue %s message %s moved to %s-poison after %d deliveries", self.target.queue, message.id,
+                    self.target.queue, count)
+
+
+# --- the host ------------------------------------------------------------------------------
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        # uvicorn re-raises a caught SIGTERM after shutting down, which would kill the process
+        # before the pollers finish their messages; handle both signals as a plain graceful stop.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            print(f"branchsync-cloud listening on http://{self.config.host}:{self.config.port}", flush=True)
+
+
+class DevHost:
+    def __init__(self, app_dir: Path = DEFAULT_APP_DIR, host: str = "127.0.0.1", port: int = 7071,
+                 env: Mapping[str, str] | None = None):
+        self.app_dir = Path(app_dir)
+        self.env = os.environ if env is None else env
+        self.config = read_host_json(self.app_dir)
+        self.http_functions, self.queue_functions = discover(load_app(self.app_dir))
+        self.stop_event = threading.Event()
+        gateway = HttpGateway(self.http_functions, self.config.route_prefix)
+        asgi = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
+        self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None))
+        self.pollers = [
+            QueuePoller(q, self.config.queues, connection_string(q.connection, self.env), self.stop_event)
+            for q in self.queue_functions
+        ]
+        self._thread: threading.Thread | None = None
+
+    def _start_pollers(self) -> None:
+        for p in self.pollers:
+            p.ensure_queues()  # before serving, so a healthy host has its queues
+            p.start()
+        for f in self.http_functions:
+            log.info("http function %s: %s /%s/%s", f.name, ",".join(sorted(f.methods or ["*"])), self.config.route_prefix, f.route)
+        for q in self.queue_functions:
+            log.info("queue function %s: queue %s (connection %s)", q.name, q.queue, q.connection)
+
+    def _stop_pollers(self) -> None:
+        self.stop_event.set()
+        for p in self.pollers:
+            p.join(timeout=30)
+
+    def serve(self) -> None:
+        """Run until SIGINT/SIGTERM (uvicorn handles them in the main thread), then stop polling."""
+        self._start_pollers()
+        try:
+            self.server.run()
+        finally:
+            self._stop_pollers()
+            log.info("branchsync-cloud stopped")
+
+    def start(self, timeout: float = 30) -> "DevHost":
+        """Serve from a background thread (tests); returns once the port is listening."""
+        self._start_pollers()
+        self._thread = threading.Thread(target=self.server.run, name="devhost-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the dev host did not start listening")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._stop_pollers()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="branchsync-cloud", description="Run function_app/ locally: HTTP on loopback, queue triggers by polling.")
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as func start)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--app-dir", type=Path, default=DEFAULT_APP_DIR, help="folder holding function_app.py and host.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    # The SDKs log every request at INFO; keep our own lines readable.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    DevHost(args.app_dir, args.host, args.port).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The one-time enrollment code an admin hands to a new branch.
+
+`BSE1.` + base64url(JSON {"url": <cloud base URL>, "token": <one-time token>}), padding
+stripped, so the code is one copy-pasteable word carrying where the cloud is and the
+token that proves the admin created the branch.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .errors import ContractError, ErrorCode
+from .models import EnrollRequest
+
+PREFIX = "BSE1."
+
+
+@dataclass(frozen=True)
+class EnrollmentCode:
+    url: str
+    token: str
+
+
+def encode_code(url: str, token: str) -> str:
+    raw = json.dumps({"url": url, "token": token}, separators=(",", ":")).encode()
+    return PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_code(code: str) -> EnrollmentCode:
+    """Parse a code as typed or pasted by a person; ContractError(enrollment_invalid) says what is wrong."""
+    text = code.strip()
+    if not text.startswith(PREFIX):
+        raise _invalid("it does not start with BSE1.")
+    body = text[len(PREFIX):]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (binascii.Error, ValueError):
+        raise _invalid("it is damaged (not base64url JSON)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token"), str):
+        raise _invalid("it lacks the cloud URL or the token")
+    parts = urlsplit(data["url"])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _invalid(f"its cloud URL {data['url']!r} is not an http(s) URL")
+    try:
+        EnrollRequest(token=data["token"])
+    except ValueError:
+        raise _invalid("its token is malformed") from None
+    return EnrollmentCode(url=data["url"].rstrip("/"), token=data["token"])
+
+
+def _invalid(why: str) -> ContractError:
+    return ContractError(ErrorCode.ENROLLMENT_INVALID, f"enrollment code is not valid: {why}; ask head office for a new code")

@@ -1,0 +1,467 @@
+"""The cloud's operations end to end against a real Azurite (each test has its own tables)."""
+
+import base64
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import QueueClient
+
+from cloud.service import Service
+from cloud.settings import Settings
+from cloud.store import StoreUnavailable
+from cloud.table_store import TableStore
+from headoffice.stand_ins import free_port
+from shared import limits
+from shared.encoding import encode_batch, from_queue_text
+from shared.enrollment import decode_code
+from shared.errors import ContractError, ErrorCode
+from shared.models import CatalogImport, EnrollRequest
+from shared.signing import sign_request
+from tests.builders import make_batch, make_product, make_sale
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def enroll(service, name="dhaka-1") -> str:
+    created = service.create_branch(name, "https://cloud.example")
+    return service.enroll(EnrollRequest(token=decode_code(created.enrollment_code).token)).secret
+
+
+def push(service, batch, secret):
+    """What the queue function does with one message pushed by the branch."""
+    return service.apply_message(from_queue_text(encode_batch(batch, secret)))
+
+
+def pull(service, name, secret, clock, **query):
+    query = {k: str(v) for k, v in query.items()}
+    headers = sign_request(secret, name, "GET", "/api/pull", query, b"", clock.now.timestamp())
+    return service.pull(headers, "GET", "/api/pull", query)
+
+
+def pull_all(service, name, secret, clock, cursor=0, limit=1000):
+    """Pull pages until `more` is false; returns {sku: entry} as a branch would hold it, and the cursor."""
+    held = {}
+    while True:
+        page = pull(service, name, secret, clock, cursor=cursor, limit=limit).catalog
+        for e in page.entries:
+            held[e.sku] = e
+        cursor = page.next_cursor
+        if not page.more:
+            return held, cursor
+
+
+def import_products(service, products):
+    return service.import_catalog(CatalogImport(products=products))
+
+
+def state(service, name):
+    return service.store.get_sales_state(name)
+
+
+def letters(service, clock):
+    return service.store.list_dead_letters(clock.now.date())
+
+
+# --- enrollment ----------------------------------------------------------------------------
+
+
+def test_a_created_branch_enrolls_with_its_code_and_gets_a_secret(service, clock):
+    created = service.create_branch("dhaka-1", "https://cloud.example")
+    code = decode_code(created.enrollment_code)
+    assert code.url == "https://cloud.example"
+    assert created.expires_at == clock.now + timedelta(hours=24)
+    answer = service.enroll(EnrollRequest(token=code.token))
+    assert answer.branch == "dhaka-1" and len(answer.secret) >= 43
+    assert service.store.get_branch("dhaka-1").token_hash is None  # the token is gone with its use
+
+
+def test_an_enrollment_code_works_only_once(service):
+    token = decode_code(service.create_branch("dhaka-1", "https://x").enrollment_code).token
+    service.enroll(EnrollRequest(token=token))
+    with pytest.raises(ContractError) as err:
+        service.enroll(EnrollRequest(token=token))
+    assert err.value.code == ErrorCode.ENROLLMENT_INVALID and "already used" in err.value.message
+
+
+def test_racing_enrollments_with_one_code_hand_out_exactly_one_secret(service):
+    token = decode_code(service.create_branch("dhaka-1", "https://x").enrollment_code).token
+
+    def attempt(_):
+        try:
+            return service.enroll(EnrollRequest(token=token)).secret
+        except ContractError:
+            return None
+
+    with ThreadPoolExecutor(6) as pool:
+        secrets_ = [s for s in pool.map(attempt, range(6)) if s]
+    assert len(secrets_) == 1
+    assert service.store.get_branch("dhaka-1").secret == secrets_[0]
+
+
+def test_an_expired_enrollment_code_is_refused(service, clock):
+    token = decode_code(service.create_branch("dhaka-1", "https://x").enrollment_code).token
+    clock.now += timedelta(hours=24, seconds=1)
+    with pytest.raises(ContractError) as err:
+        service.enroll(EnrollRequest(token=token))
+    assert err.value.code == ErrorCode.ENROLLMENT_INVALID and "expired" in err.value.message
+
+
+def test_an_unknown_enrollment_token_is_refused(service):
+    with pytest.raises(ContractError) as err:
+        service.enroll(EnrollRequest(token="x" * 43))
+    assert err.value.code == ErrorCode.ENROLLMENT_INVALID
+
+
+def test_creating_an_existing_branch_is_a_conflict(service):
+    service.create_branch("dhaka-1", "https://x")
+    with pytest.raises(ContractError) as err:
+        service.create_branch("dhaka-1", "https://x")
+    assert err.value.code == ErrorCode.CONFLICT
+
+
+# --- applying pushed sales -----------------------------------------------------------------
+
+
+def test_a_batch_is_applied_exactly_once(service):
+    secret = enroll(service)
+    batch = make_batch("dhaka-1", range(1, 101))
+    outcome = push(service, batch, secret)
+    assert (outcome.status, outcome.new_sales, outcome.applied_through) == ("applied", 100, 100)
+    s = state(service, "dhaka-1")
+    assert s.sales_applied == 100 and s.total_paisa == sum(x.total for x in batch.sales)
+    assert [x.seq for c in service.store.iter_chunks("dhaka-1") for x in c.sales] == list(range(1, 101))
+
+
+def test_a_batch_delivered_twice_is_counted_once(service):
+    secret = enroll(service)
+    batch = make_batch("dhaka-1", range(1, 11))
+    push(service, batch, secret)
+    before = service.store.ops
+    again = push(service, batch, secret)
+    assert again.status == "duplicate" and again.duplicates == 10
+    assert service.store.ops - before == 2  # two reads, no write: a duplicate changes nothing
+    s = state(service, "dhaka-1")
+    assert s.sales_applied == 10 and s.total_paisa == sum(x.total for x in batch.sales)
+
+
+def test_two_batches_out_of_order_end_with_correct_applied_through_and_totals(service):
+    secret = enroll(service)
+    first, second = make_batch("dhaka-1", range(1, 6)), make_batch("dhaka-1", range(6, 11))
+    waiting = push(service, second, secret)
+    assert waiting.status == "applied" and waiting.applied_through == 0
+    assert state(service, "dhaka-1").apply.ranges == ((6, 10),)
+    done = push(service, first, secret)
+    assert done.applied_through == 10
+    s = state(service, "dhaka-1")
+    assert s.apply.ranges == () and s.sales_applied == 10
+    assert s.total_paisa == sum(x.total for b in (first, second) for x in b.sales)
+
+
+def test_concurrent_overlapping_deliveries_apply_each_sale_once(service):
+    secret = enroll(service)
+    sales = [make_sale(n) for n in range(1, 201)]
+    # Overlapping windows, each delivered twice, all at once: ETag conflicts re-plan.
+    batches = [make_batch("dhaka-1", sales[lo:lo + 30]) for lo in range(0, 200, 20)] * 2
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda b: push(service, b, secret), batches))
+    s = state(service, "dhaka-1")
+    assert s.apply.applied_through == 200 and s.sales_applied == 200
+    assert s.total_paisa == sum(x.total for x in sales)
+    assert [x.seq for c in service.store.iter_chunks("dhaka-1") for x in c.sales] == list(range(1, 201))
+
+
+def test_a_forged_message_is_dead_lettered_and_the_next_good_one_is_applied(service, clock):
+    secret = enroll(service)
+    forged = push(service, make_batch("dhaka-1", [1, 2]), "A" * 43)
+    assert (forged.status, forged.code) == ("dead_lettered", "bad_signature")
+    good = push(service, make_batch("dhaka-1", [1, 2]), secret)
+    assert good.status == "applied" and good.applied_through == 2
+    [letter] = letters(service, clock)
+    assert letter.code == "bad_signature" and letter.branch == "dhaka-1" and letter.raw.startswith(b"BSQ1")
+    assert "bad_signature" in service.store.get_branch("dhaka-1").last_error
+
+
+def test_a_message_from_an_unknown_or_unenrolled_branch_is_dead_lettered(service, clock):
+    service.create_branch("later-1", "https://x")  # created, never enrolled
+    for name in ("ghost-1", "later-1"):
+        outcome = push(service, make_batch(name, [1]), "A" * 43)
+        assert (outcome.status, outcome.code) == ("dead_lettered", "unknown_branch")
+    assert sorted(d.branch for d in letters(service, clock)) == ["ghost-1", "later-1"]
+
+
+@pytest.mark.parametrize("body", [b"", b"hello", b"BSQ1\x05dhaka", b"BSQ1" + bytes([8]) + b"dhaka-1!" + b"x" * 40])
+def test_a_malformed_message_is_dead_lettered(service, clock, body):
+    enroll(service)
+    outcome = service.apply_message(body)
+    assert (outcome.status, outcome.code) == ("dead_lettered", "malformed_message")
+    assert [d.raw for d in letters(service, clock)] == [body]
+
+
+def test_a_storage_outage_raises_so_the_queue_retries_the_message(storage, clock):
+    dead = re.sub(r"TableEndpoint=http://127.0.0.1:\d+", f"TableEndpoint=http://127.0.0.1:{free_port()}", storage)
+    service = Service(TableStore(dead, "tdead", retry_total=0), Settings(storage=dead, admin_key="k"), clock)
+    with pytest.raises(StoreUnavailable):
+        push(service, make_batch("dhaka-1", [1]), "A" * 43)
+
+
+def test_a_10000_sale_backlog_in_10_messages_costs_far_fewer_storage_ops_than_sales(service, capsys):
+    secret = enroll(service)
+    messages = [encode_batch(make_batch("dhaka-1", range(lo, lo + 1000)), secret) for lo in range(1, 10_001, 1000)]
+    assert all(len(m) <= limits.QUEUE_MESSAGE_BUDGET_CHARS for m in messages)
+    before = service.store.ops
+    for text in messages:
+        service.apply_message(from_queue_text(text))
+    ops = service.store.ops - before
+    assert state(service, "dhaka-1").apply.applied_through == 10_000
+    with capsys.disabled():
+        print(f"\n[storage ops] 10,000-sale backlog in {len(messages)} messages: {ops} ops, {ops / 10_000:.4f} per sale")
+    assert ops <= 3 * len(messages)  # branch read + state read + one transaction per message
+    assert ops / 10_000 < 0.01
+
+
+# --- pull ----------------------------------------------------------------------------------
+
+
+def test_pull_acknowledges_applied_sales_and_hands_out_an_add_only_sas(service, clock, storage):
+    secret = enroll(service)
+    push(service, make_batch("dhaka-1", range(1, 8)), secret)
+    answer = pull(service, "dhaka-1", secret, clock, cursor=0)
+    assert answer.branch == "dhaka-1" and answer.applied_through == 7
+    assert answer.server_time == clock.now
+    assert answer.push.queue_url.endswith("/devstoreaccount1/sales")
+    assert "sp=a&" in answer.push.sas_token + "&" and answer.push.expires_at == clock.now + timedelta(hours=1)
+    QueueClient.from_connection_string(storage, "sales").create_queue() if not _queue_exists(storage) else None
+    queue = QueueClient.from_queue_url(answer.push.queue_url, credential=answer.push.sas_token)
+    queue.send_message(encode_batch(make_batch("dhaka-1", [8]), secret))  # add: allowed
+    with pytest.raises(HttpResponseError):
+        queue.peek_messages()  # read: refused
+
+
+def _queue_exists(storage) -> bool:
+    try:
+        QueueClient.from_connection_string(storage, "sales").get_queue_properties()
+        return True
+    except HttpResponseError:
+        return False
+
+
+def test_pull_records_when_the_branch_last_pulled_and_what_is_pending(service, clock):
+    secret = enroll(service)
+    pull(service, "dhaka-1", secret, clock, cursor=0, pending=42)
+    record = service.store.get_branch("dhaka-1")
+    assert record.last_pull == clock.now and record.pending == 42
+
+
+@pytest.mark.parametrize("tamper, code", [
+    (lambda h: h.pop("X-Branchsync-Signature"), ErrorCode.UNAUTHENTICATED),
+    (lambda h: h.update({"X-Branchsync-Signature": "0" * 64}), ErrorCode.BAD_SIGNATURE),
+    (lambda h: h.update({"X-Branchsync-Branch": "ghost-1"}), ErrorCode.UNKNOWN_BRANCH),
+    (lambda h: h.pop("X-Branchsync-Branch"), ErrorCode.UNAUTHENTICATED),
+])
+def test_a_pull_without_a_valid_signature_is_refused(service, clock, tamper, code):
+    secret = enroll(service)
+    headers = sign_request(secret, "dhaka-1", "GET", "/api/pull", {"cursor": "0"}, b"", clock.now.timestamp())
+    tamper(headers)
+    with pytest.raises(ContractError) as err:
+        service.pull(headers, "GET", "/api/pull", {"cursor": "0"})
+    assert err.value.code == code
+
+
+def test_a_pull_from_a_branch_with_a_wrong_clock_says_to_fix_the_clock(service, clock):
+    secret = enroll(service)
+    headers = sign_request(secret, "dhaka-1", "GET", "/api/pull", {}, b"", clock.now.timestamp() - 900)
+    with pytest.raises(ContractError) as err:
+        service.pull(headers, "GET", "/api/pull", {})
+    assert err.value.code == ErrorCode.CLOCK_SKEW and "clock" in err.value.message
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "1001"}, {"cursor": "-1"}, {"cursor": "abc"}, {"pending": "1.5"}])
+def test_a_pull_with_a_bad_parameter_is_a_bad_request_naming_it(service, clock, query):
+    secret = enroll(service)
+    with pytest.raises(ContractError) as err:
+        pull(service, "dhaka-1", secret, clock, **query)
+    assert err.value.code == ErrorCode.BAD_REQUEST and next(iter(query)) in err.value.message
+
+
+# --- catalog -------------------------------------------------------------------------------
+
+
+def test_catalog_pull_pages_through_versions_and_resumes_from_the_cursor(service, clock):
+    secret = enroll(service)
+    result = import_products(service, [make_product(f"P{i:03d}", 100 + i) for i in range(25)])
+    assert (result.written, result.first_version, result.last_version) == (25, 1, 25)
+    first = pull(service, "dhaka-1", secret, clock, cursor=0, limit=10).catalog
+    assert [e.version for e in first.entries] == list(range(1, 11)) and first.more and first.next_cursor == 10
+    # The branch was cut off here; it resumes from its stored cursor and misses nothing.
+    held, cursor = pull_all(service, "dhaka-1", secret, clock, cursor=first.next_cursor, limit=10)
+    assert sorted(held) == [f"P{i:03d}" for i in range(10, 25)] and cursor == 25
+
+
+def test_a_changed_price_and_a_deleted_sku_reach_branches_as_new_versions(service, clock):
+    secret = enroll(service)
+    import_products(service, [make_product("RICE", 100), make_product("OIL", 200), make_product("SALT", 300)])
+    _, cursor = pull_all(service, "dhaka-1", secret, clock)
+    import_products(service, [make_product("RICE", 150)])
+    deleted = service.delete_sku("OIL")
+    assert (deleted.written, deleted.first_version) == (1, 5)
+    page = pull(service, "dhaka-1", secret, clock, cursor=cursor).catalog
+    assert [(e.version, e.sku, e.deleted) for e in page.entries] == [(4, "RICE", False), (5, "OIL", True)]
+    assert page.entries[0].product.price == 150 and page.entries[1].product is None
+    # A fresh branch sees one row per SKU: the latest version, tombstone included.
+    held, _ = pull_all(service, "dhaka-1", secret, clock)
+    assert {s: (e.version, e.deleted) for s, e in held.items()} == {"SALT": (3, False), "RICE": (4, False), "OIL": (5, True)}
+
+
+def test_deleting_an_unknown_or_already_deleted_sku_is_not_found(service):
+    import_products(service, [make_product("OIL")])
+    service.delete_sku("OIL")
+    for sku in ("OIL", "NEVER"):
+        with pytest.raises(ContractError) as err:
+            service.delete_sku(sku)
+        assert err.value.code == ErrorCode.NOT_FOUND
+
+
+def test_reimporting_unchanged_products_writes_nothing(service):
+    products = [make_product(f"P{i}") for i in range(12)]
+    import_products(service, products)
+    again = import_products(service, products)
+    assert (again.written, again.first_version, again.last_version) == (0, 12, 12)
+
+
+def test_a_sku_twice_in_one_import_is_refused(service):
+    with pytest.raises(ContractError) as err:
+        import_products(service, [make_product("A"), make_product("A", 5)])
+    assert err.value.code == ErrorCode.BAD_REQUEST
+
+
+def test_an_import_of_1000_products_uses_few_transactions_of_at_most_100_operations(service):
+    before = service.store.ops
+    result = import_products(service, [make_product(f"P{i:04d}") for i in range(1000)])
+    assert result.written == 1000 and result.last_version == 1000
+    # counter read + one index range query + ceil(1000 / 49) transactions (+ table creation)
+    assert service.store.ops - before <= 2 + 21 + 2
+    rewritten = import_products(service, [make_product(f"P{i:04d}", 1) for i in range(1000)])
+    assert (rewritten.first_version, rewritten.last_version) == (1001, 2000)
+    rows, _ = service.store.read_catalog(0, 1000)
+    assert rows[0].version == 1001  # each SKU kept only its latest version row
+
+
+def test_a_reader_never_sees_a_version_before_its_predecessor(service, clock):
+    secret = enroll(service)
+    stop = threading.Event()
+    seen_gaps = []
+
+    def read_continuously():
+        while not stop.is_set():
+            held, _ = pull_all(service, "dhaka-1", secret, clock, limit=37)
+            versions = sorted(e.version for e in held.values())
+            if versions != list(range(1, len(versions) + 1)):
+                seen_gaps.append(versions)
+
+    reader = threading.Thread(target=read_continuously)
+    reader.start()
+    try:
+        with ThreadPoolExecutor(3) as pool:  # concurrent importers race for the counter
+            list(pool.map(lambda k: import_products(service, [make_product(f"W{k}-{i:03d}") for i in range(120)]), range(3)))
+    finally:
+        stop.set()
+        reader.join()
+    assert seen_gaps == []
+    held, cursor = pull_all(service, "dhaka-1", secret, clock)
+    assert len(held) == 360 and cursor == 360
+
+
+def test_purging_tombstones_sends_branches_behind_the_horizon_to_a_full_resync(service, clock):
+    secret = enroll(service)
+    import_products(service, [make_product(f"OLD{i}") for i in range(3)])  # versions 1-3
+    import_products(service, [make_product("KEEP")])  # version 4
+    for i in range(3):
+        service.delete_sku(f"OLD{i}")  # tombstones 5-7
+    import_products(service, [make_product(f"OLD{i}") for i in range(2)] + [make_product("NEW")])  # 8-10 replace 5-6
+    # Tombstone 7 is newer than the live KEEP (4): it must stay. Nothing is purged.
+    assert service.purge_tombstones() == 0
+    import_products(service, [make_product("KEEP", 1)])  # 11: now 7 is the oldest row
+    assert service.purge_tombstones() == 1
+    assert service.store.get_catalog_counter().counter.tombstone_horizon == 7
+    stale = pull(service, "dhaka-1", secret, clock, cursor=6).catalog
+    assert stale.full_resync and stale.next_cursor == 0
+    held, cursor = pull_all(service, "dhaka-1", secret, clock, limit=2)  # fresh pull never dips under the horizon
+    assert sorted(held) == ["KEEP", "NEW", "OLD0", "OLD1"] and cursor == 11
+    assert not pull(service, "dhaka-1", secret, clock, cursor=7).catalog.full_resync
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+
+def test_branch_list_shows_sales_totals_pulls_and_the_last_error(service, clock):
+    secret = enroll(service, "dhaka-1")
+    service.create_branch("chittagong-2", "https://x")
+    batch = make_batch("dhaka-1", range(1, 4))
+    push(service, batch, secret)
+    push(service, make_batch("dhaka-1", [4]), "A" * 43)
+    pull(service, "dhaka-1", secret, clock)
+    infos = {b.branch: b for b in service.list_branches().branches}
+    assert list(infos) == ["chittagong-2", "dhaka-1"]
+    d = infos["dhaka-1"]
+    assert (d.enrolled, d.applied_through, d.sales_applied) == (True, 3, 3)
+    assert d.total_paisa == sum(s.total for s in batch.sales)
+    assert d.last_pull == clock.now and d.last_push == batch.sent_at and "bad_signature" in d.last_error
+    c = infos["chittagong-2"]
+    assert (c.enrolled, c.applied_through, c.last_pull) == (False, 0, None)
+
+
+def test_export_pages_through_applied_sales_in_seq_order_and_resumes_from_next(service):
+    secret = enroll(service)
+    push(service, make_batch("dhaka-1", range(1, 8)), secret)
+    push(service, make_batch("dhaka-1", range(8, 13)), secret)
+    seen, after = [], None
+    while True:
+        page = service.export_sales("dhaka-1", after, limit=5)
+        seen += [a.sale.seq for a in page.sales]
+        if page.next is None:
+            break
+        after = page.next
+    assert seen == list(range(1, 13))
+    assert all(a.branch == "dhaka-1" for a in service.export_sales("dhaka-1").sales)
+
+
+def test_export_stops_at_applied_through_while_a_gap_waits(service):
+    secret = enroll(service)
+    push(service, make_batch("dhaka-1", range(1, 4)), secret)
+    push(service, make_batch("dhaka-1", range(7, 10)), secret)  # 4-6 still missing
+    page = service.export_sales("dhaka-1")
+    assert [a.sale.seq for a in page.sales] == [1, 2, 3] and page.next is None
+    # Resume from the last seq exported, after the gap fills: nothing is skipped.
+    token = service.export_sales("dhaka-1", limit=2).next
+    push(service, make_batch("dhaka-1", range(4, 7)), secret)
+    assert [a.sale.seq for a in service.export_sales("dhaka-1", token).sales] == list(range(3, 10))
+
+
+def test_export_without_a_branch_goes_branch_by_branch(service):
+    for name in ("b-two", "a-one"):
+        push(service, make_batch(name, range(1, 4)), enroll(service, name))
+    seen, after = [], None
+    while True:
+        page = service.export_sales(None, after, limit=2)
+        seen += [(a.branch, a.sale.seq) for a in page.sales]
+        if not page.next:
+            break
+        after = page.next
+    assert seen == [("a-one", 1), ("a-one", 2), ("a-one", 3), ("b-two", 1), ("b-two", 2), ("b-two", 3)]
+
+
+@pytest.mark.parametrize("after", ["garbage", base64.urlsafe_b64encode(b'{"b":"x","c":5,"s":2}').decode()])
+def test_an_export_token_that_was_not_given_out_is_refused(service, after):
+    with pytest.raises(ContractError) as err:
+        service.export_sales(None, after)
+    assert err.value.code == ErrorCode.BAD_REQUEST
+
+
+def test_exporting_an_unknown_branch_is_not_found(service):
+    with pytest.raises(ContractError) as err:
+        service.export_sales("ghost-1")
+    assert err.value.code == ErrorCode.NOT_FOUND

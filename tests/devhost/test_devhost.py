@@ -1,0 +1,196 @@
+"""The dev host: the real function_app served over loopback HTTP and fed by a queue poller."""
+
+import base64
+import json
+import time
+import uuid
+from urllib.parse import quote
+
+import httpx
+import pytest
+from azure.storage.queue import QueueClient
+
+from headoffice.devhost import DevHost, compile_route, parse_timespan
+from headoffice.stand_ins import free_port
+from shared.encoding import encode_batch
+from shared.enrollment import decode_code
+from shared.signing import sign_request
+from tests.builders import make_batch
+
+
+def admin(cloud) -> dict:
+    return {"X-Branchsync-Admin-Key": cloud.env["BRANCHSYNC_ADMIN_KEY"]}
+
+
+def wait_for(check, timeout=20.0, every=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def signed_pull(cloud, name, secret, **query):
+    query = {k: str(v) for k, v in query.items()}
+    headers = sign_request(secret, name, "GET", "/api/pull", query, b"", time.time())
+    return httpx.get(f"{cloud.url}/api/pull", params=query, headers=headers, timeout=10)
+
+
+# --- pieces --------------------------------------------------------------------------------
+
+
+def test_route_templates_match_whole_segments_and_optional_parts():
+    assert compile_route("admin/catalog/{sku}").match("/admin/catalog/RICE-5KG").group("sku") == "RICE-5KG"
+    assert compile_route("admin/catalog/{sku}").match("/admin/catalog/a/b") is None
+    assert compile_route("items/{id:int?}").match("/items") is not None
+    assert compile_route("files/{*rest}").match("/files/a/b/c").group("rest") == "a/b/c"
+    assert compile_route("health").match("/HEALTH/") is not None
+
+
+def test_host_json_timespans_are_read_as_seconds():
+    assert parse_timespan("00:00:05") == 5
+    assert parse_timespan("00:00:00.250") == 0.25
+    assert parse_timespan("1.00:01:00") == 86460
+    assert parse_timespan(2000) == 2
+
+
+# --- HTTP through the real process ----------------------------------------------------------
+
+
+def test_health_answers_ok(cloud):
+    r = httpx.get(f"{cloud.url}/api/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/admin/branches"), ("POST", "/api/admin/branches"), ("POST", "/api/admin/catalog"),
+    ("DELETE", "/api/admin/catalog/RICE"), ("GET", "/api/admin/sales"),
+])
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_admin_endpoints_refuse_a_missing_or_wrong_key_with_401_json(cloud, method, path, key):
+    headers = {"X-Branchsync-Admin-Key": key} if key else {}
+    r = httpx.request(method, cloud.url + path, headers=headers, content=b'{"name": "x"}')
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/admin/branches", b"{not json", "body"),
+    ("/api/admin/branches", b"", "body"),
+    ("/api/admin/branches", b'{"name": "has space"}', "name"),
+    ("/api/admin/branches", b'{"name": "ok", "extra": 1}', "extra"),
+    ("/api/admin/catalog", b'{"products": [{"sku": "A", "name": "x", "price": -1}]}', "products.0.price"),
+    ("/api/admin/catalog", b'{"products": [{"sku": "A", "name": "x", "price": 1.5}]}', "products.0.price"),
+    ("/api/enroll", b"[]", "body"),
+])
+def test_a_bad_body_gets_a_400_json_answer_naming_the_field_never_a_500(cloud, path, body, field):
+    r = httpx.post(cloud.url + path, content=body, headers=admin(cloud))
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "bad_request" and error["message"].startswith(field)
+
+
+def test_an_unknown_route_or_method_is_a_json_404(cloud):
+    for method, path in [("GET", "/api/nothing-here"), ("DELETE", "/api/health"), ("GET", "/elsewhere")]:
+        r = httpx.request(method, cloud.url + path)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_route_parameter_arrives_percent_decoded(cloud):
+    sku = "চাল-৫কেজি"
+    r = httpx.delete(f"{cloud.url}/api/admin/catalog/{quote(sku)}", headers=admin(cloud))
+    assert r.status_code == 404 and sku in r.json()["error"]["message"]
+
+
+def test_an_unsigned_pull_is_refused_with_401_json(cloud):
+    r = httpx.get(f"{cloud.url}/api/pull")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+
+
+def test_a_branch_enrolled_over_http_pushes_through_the_queue_and_sees_the_ack_on_pull(cloud, branch_name):
+    created = httpx.post(f"{cloud.url}/api/admin/branches", json={"name": branch_name}, headers=admin(cloud))
+    assert created.status_code == 201, created.text
+    code = decode_code(created.json()["enrollment_code"])
+    assert code.url == cloud.url  # no BRANCHSYNC_PUBLIC_URL: the admin request's own host
+    enrolled = httpx.post(f"{code.url}/api/enroll", json={"token": code.token})
+    assert enrolled.status_code == 200, enrolled.text
+    secret = enrolled.json()["secret"]
+
+    first = signed_pull(cloud, branch_name, secret, cursor=0, pending=5)
+    assert first.status_code == 200, first.text
+    push = first.json()["push"]
+    batch = make_batch(branch_name, range(1, 6))
+    # The branch pushes with the add-only SAS from its pull, as in production.
+    QueueClient.from_queue_url(push["queue_url"], credential=push["sas_token"]).send_message(encode_batch(batch, secret))
+
+    acked = wait_for(lambda: signed_pull(cloud, branch_name, secret, cursor=0).json()["applied_through"] == 5)
+    assert acked, "the poller did not apply the pushed batch"
+    branches = httpx.get(f"{cloud.url}/api/admin/branches", headers=admin(cloud)).json()["branches"]
+    [info] = [b for b in branches if b["branch"] == branch_name]
+    assert info["sales_applied"] == 5 and info["total_paisa"] == sum(s.total for s in batch.sales)
+    export = httpx.get(f"{cloud.url}/api/admin/sales", params={"branch": branch_name}, headers=admin(cloud)).json()
+    assert [a["sale"]["seq"] for a in export["sales"]] == [1, 2, 3, 4, 5] and export["next"] is None
+
+
+# --- the poller's poison handling, with a throwaway app -------------------------------------
+
+THROWAWAY_APP = '''
+import pathlib
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+LOG = pathlib.Path(__file__).with_name("deliveries.log")
+
+
+@app.queue_trigger(arg_name="msg", queue_name="QUEUE", connection="Storage")
+def always_fails(msg: func.QueueMessage) -> None:
+    with LOG.open("a") as f:
+        f.write(f"{msg.dequeue_count} {msg.get_body().decode()}\\n")
+    raise RuntimeError("this function always fails")
+
+
+@app.route(route="ping", methods=["GET"])
+def ping(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("pong")
+'''
+
+
+def test_a_message_whose_function_always_raises_ends_in_the_poison_queue(storage, tmp_path):
+    queue = "boom-" + uuid.uuid4().hex[:10]
+    (tmp_path / "function_app.py").write_text(THROWAWAY_APP.replace("QUEUE", queue))
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "extensions": {
+        "http": {"routePrefix": "x"},
+        "queues": {"batchSize": 4, "maxDequeueCount": 3, "visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200"},
+    }}))
+    host = DevHost(tmp_path, port=free_port(), env={"Storage": storage}).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{host.server.config.port}/x/ping").text == "pong"
+        text = base64.b64encode(b"hello").decode()
+        QueueClient.from_connection_string(storage, queue).send_message(text)
+        poison = QueueClient.from_connection_string(storage, queue + "-poison")
+        moved = wait_for(lambda: list(poison.peek_messages(max_messages=5)))
+        assert [m.content for m in moved] == [text]
+        assert not list(QueueClient.from_connection_string(storage, queue).peek_messages())
+        assert (tmp_path / "deliveries.log").read_text().splitlines() == ["1 hello", "2 hello", "3 hello"]
+    finally:
+        host.stop()
+
+
+def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkeypatch):
+    import cloud.http
+
+    dead = free_port()
+    conn = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + base64.b64encode(b"k" * 64).decode()
+            + f";QueueEndpoint=http://127.0.0.1:{dead}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{dead}/devstoreaccount1;")
+    monkeypatch.setenv("AzureWebJobsStorage", conn)
+    monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
+    monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
+    host = DevHost(port=free_port()).start()
+    try:
+        r = httpx.get(f"http://127.0.0.1:{host.server.config.port}/api/admin/branches",
+                      headers={"X-Branchsync-Admin-Key": "k"}, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+    finally:
+        host.stop()

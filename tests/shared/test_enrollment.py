@@ -1,0 +1,36 @@
+"""The one-time enrollment code: BSE1. + base64url JSON of the cloud URL and the token."""
+
+import base64
+import json
+
+import pytest
+
+from shared.enrollment import PREFIX, decode_code, encode_code
+from shared.errors import ContractError, ErrorCode
+
+TOKEN = "tok_" + "A" * 40
+
+
+def test_a_code_round_trips_url_and_token():
+    code = encode_code("https://cloud.example/", TOKEN)
+    assert code.startswith("BSE1.") and "=" not in code
+    decoded = decode_code(code)
+    assert decoded.url == "https://cloud.example" and decoded.token == TOKEN
+
+
+def test_surrounding_whitespace_from_copy_paste_is_ignored():
+    assert decode_code("  " + encode_code("http://127.0.0.1:7071", TOKEN) + "\n").token == TOKEN
+
+
+@pytest.mark.parametrize("code", [
+    "BSE2.abc",
+    "BSE1.!!!not-base64!!!",
+    PREFIX + base64.urlsafe_b64encode(b"[1,2]").decode(),
+    PREFIX + base64.urlsafe_b64encode(json.dumps({"url": "ftp://x", "token": TOKEN}).encode()).decode(),
+    PREFIX + base64.urlsafe_b64encode(json.dumps({"url": "https://x", "token": "short"}).encode()).decode(),
+])
+def test_a_damaged_or_foreign_code_is_refused_with_advice(code):
+    with pytest.raises(ContractError) as err:
+        decode_code(code)
+    assert err.value.code == ErrorCode.ENROLLMENT_INVALID
+    assert "ask head office for a new code" in err.value.message
