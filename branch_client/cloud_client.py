@@ -1,0 +1,233 @@
+"""The branch's one I/O seam to the cloud: signed HTTP calls and the sales queue.
+
+`CloudClient` does three things: `pull` (signed GET /api/pull), `enroll` (POST
+/api/enroll) and `send` (one message onto the sales queue with the SAS from the pull).
+Tests swap the HTTP side with `transport=httpx.MockTransport(...)` and the queue side
+with `queue_sender=...`; nothing else in the branch talks to the network.
+
+Transient failures (connection errors, timeouts, 5xx, throttling) are retried a few times
+with exponential backoff; then, and for every other failure, SDK and httpx errors are
+mapped to the tree in `branch_client.errors`:
+- cannot connect, times out, keeps answering 5xx -> CloudUnreachable;
+- a 4xx `{"error": {"code", "message"}}`         -> CloudRefused(code, message);
+- an answer that does not fit the contract       -> CloudBadAnswer.
+"""
+
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_none
+
+from shared import limits
+from shared.models import EnrollAnswer, EnrollRequest, ErrorBody, PullAnswer, QueueAccess
+from shared.signing import sign_request
+
+from .errors import BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
+
+HTTP_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+QUEUE_CONNECT_TIMEOUT = 5
+QUEUE_READ_TIMEOUT = 20
+ATTEMPTS = 3
+BACKOFF = 0.5  # seconds; waits 0.5, 1, 2, ... between attempts
+
+# (queue_url, sas_token, message text) -> None; raises on failure.
+QueueSender = Callable[[str, str, str], None]
+
+
+class _ServerTrouble(Exception):
+    """A 5xx or 429 answer: worth another try."""
+
+    def __init__(self, response: httpx.Response):
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (httpx.TransportError, _ServerTrouble)):
+        return True
+    try:
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return True
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        return status in (408, 429) or status >= 500
+    return False
+
+
+def _before_request_sent(exc: BaseException) -> bool:
+    """Safe to retry a one-time call: the request never reached the cloud, or storage was down."""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return True
+    return isinstance(exc, _ServerTrouble) and exc.response.status_code == 503
+
+
+def azure_queue_sender(queue_url: str, sas_token: str, text: str) -> None:
+    """Put `text` on the queue as it is (already base64: no encode policy). SDK retries are off."""
+    from azure.core.credentials import AzureSasCredential
+    from azure.storage.queue import QueueClient
+
+    client = QueueClient.from_queue_url(
+        queue_url, credential=AzureSasCredential(sas_token.lstrip("?")),
+        retry_total=0, connection_timeout=QUEUE_CONNECT_TIMEOUT, read_timeout=QUEUE_READ_TIMEOUT)
+    with client:
+        client.send_message(text)
+
+
+class CloudClient:
+    """Calls to the cloud at `url` (the base URL from the enrollment code) as `branch`."""
+
+    def __init__(self, url: str, branch: str | None = None, secret: str | None = None, *,
+                 transport: httpx.BaseTransport | None = None, queue_sender: QueueSender | None = None,
+                 timeout: httpx.Timeout | float = HTTP_TIMEOUT, attempts: int = ATTEMPTS, backoff: float = BACKOFF,
+                 clock: Callable[[], float] = time.time):
+        self.url = url.rstrip("/")
+        self.branch = branch
+        self._secret = secret
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
+                                  headers={"User-Agent": "branchsync-branch"})
+        self._queue_sender = queue_sender or azure_queue_sender
+        self._attempts = max(1, attempts)
+        self._backoff = backoff
+        self._clock = clock
+
+    @classmethod
+    def for_identity(cls, identity, **options) -> "CloudClient":
+        """A client for an enrolled branch (`branch_client.identity.Identity`)."""
+        return cls(identity.cloud_url, identity.branch, identity.secret, **options)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "CloudClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the three calls ---------------------------------------------------------------------
+
+    def pull(self, cursor: int, limit: int = limits.CATALOG_PAGE_MAX, pending: int = 0) -> PullAnswer:
+        """One catalog page after `cursor`, the branch's applied_through and a push SAS."""
+        if not self.branch or not self._secret:
+            raise ValueError("pull needs the branch name and secret")
+        query = {"cursor": str(int(cursor)), "limit": str(int(limit)), "pending": str(int(pending))}
+
+        def attempt() -> httpx.Response:
+            request = self._http.build_request("GET", self.url + "/api/pull", params=query)
+            request.headers.update(sign_request(self._secret, self.branch, "GET", request.url.path, query, b"",
+                                                self._clock()))
+            return self._checked(self._http.send(request))
+
+        answer = self._answer(self._retrying(attempt, _transient), PullAnswer)
+        if answer.branch != self.branch:
+            raise CloudBadAnswer(f"the cloud answered for branch {answer.branch!r}, not {self.branch!r}; "
+                                 "check the enrollment (enroll again with --force)")
+        return answer
+
+    def enroll(self, token: str) -> EnrollAnswer:
+        """Trade a one-time enrollment token for the branch name and secret."""
+        try:
+            body = EnrollRequest(token=token).model_dump_json().encode()
+        except ValidationError:
+            raise BadEnrollmentCode("the enrollment code carries a malformed token; ask head office for a new code") from None
+
+        def attempt() -> httpx.Response:
+            return self._checked(self._http.post(self.url + "/api/enroll", content=body,
+                                                 headers={"Content-Type": "application/json"}))
+
+        return self._answer(self._retrying(attempt, _before_request_sent), EnrollAnswer)
+
+    def send(self, access: QueueAccess, text: str) -> None:
+        """Put one message on the sales queue. The cloud ignores copies, so a retry is harmless."""
+        try:
+            self._retrying(lambda: self._queue_sender(access.queue_url, access.sas_token, text), _transient)
+        except CloudUnreachable:
+            raise
+        except Exception as exc:  # the SDK's refusals, mapped at the boundary
+            raise self._queue_refusal(access, exc) from exc
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _retrying(self, call, retry_on):
+        retrying = Retrying(stop=stop_after_attempt(self._attempts),
+                            wait=wait_exponential(multiplier=self._backoff, max=8) if self._backoff else wait_none(),
+                            retry=retry_if_exception(retry_on), reraise=True)
+        try:
+            return retrying(call)
+        except httpx.TimeoutException as exc:
+            raise CloudUnreachable(f"the cloud at {self._host()} did not answer in time ({type(exc).__name__}); "
+                                   "check the internet connection and sync again; sales stay pending") from exc
+        except httpx.TransportError as exc:
+            raise CloudUnreachable(f"cannot reach the cloud at {self._host()} ({type(exc).__name__}); "
+                                   "check the internet connection and sync again; sales stay pending") from exc
+        except _ServerTrouble as exc:
+            status = exc.response.status_code
+            detail = _error_detail(exc.response)
+            raise CloudUnreachable(f"the cloud at {self._host()} is unavailable (HTTP {status}"
+                                   f"{': ' + detail[1] if detail else ''}); sync again later; sales stay pending") from exc
+        except Exception as exc:
+            if _transient(exc):
+                raise CloudUnreachable(f"cannot reach the sales queue ({type(exc).__name__}: {_first_line(exc)}); "
+                                       "check the internet connection and sync again; sales stay pending") from exc
+            raise
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 500 or response.status_code == 429:
+            response.read()
+            raise _ServerTrouble(response)
+        return response
+
+    def _answer(self, response: httpx.Response, model: type[BaseModel]):
+        if response.status_code >= 300:
+            detail = _error_detail(response)
+            if detail:
+                raise CloudRefused(detail[0], detail[1], response.status_code)
+            raise CloudRefused(f"http_{response.status_code}",
+                               f"the server at {self._host()} answered HTTP {response.status_code} {response.reason_phrase}, "
+                               "not a branchsync answer; check the cloud URL (enroll again with the right code)",
+                               response.status_code)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise CloudBadAnswer(f"the cloud sent an answer this branchsync does not understand "
+                                 f"({exc.error_count()} problems); install the current branchsync") from exc
+
+    def _queue_refusal(self, access: QueueAccess, exc: Exception) -> CloudRefused:
+        status = getattr(exc, "status_code", None)
+        reason = getattr(exc, "error_code", None) or type(exc).__name__
+        if status in (401, 403):
+            hint = "the push permission may have expired or the PC clock is off; set the clock right and sync again"
+        elif status == 413:
+            hint = "the message is too large for the queue; report this to head office"
+        else:
+            hint = "sync again; if it keeps failing, report this to head office"
+        return CloudRefused("queue_refused", f"the sales queue {urlsplit(access.queue_url).netloc} refused the message "
+                                             f"({status or '-'} {reason}); {hint}", status)
+
+    def _host(self) -> str:
+        return urlsplit(self.url).netloc or self.url
+
+
+def enroll(url: str, token: str, transport: httpx.BaseTransport | None = None, **options) -> EnrollAnswer:
+    """Enroll at the cloud at `url` with a one-time `token`."""
+    with CloudClient(url, transport=transport, **options) as client:
+        return client.enroll(token)
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str] | None:
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except (ValidationError, ValueError):
+        return None
+    return body.error.code, _first_line(body.error.message)
+
+
+def _first_line(value) -> str:
+    return " ".join(str(value).split())[:300]

@@ -1,0 +1,138 @@
+"""The branch database: table definitions and the migration steps that build them.
+
+`MIGRATIONS[i]` takes the database from schema version i to i+1; version 0 is an empty
+file. Steps are frozen SQL (never derived from the table objects below, which describe
+the newest version), applied in order by `upgrade` inside one `BEGIN IMMEDIATE`
+transaction, so a failed step leaves the previous version intact and two processes
+opening a fresh file cannot both migrate it. A database newer than this program knows
+is refused rather than guessed at.
+"""
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, text
+
+from .errors import StoreTooNew
+
+metadata = MetaData()
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+products = Table(
+    "products", metadata,
+    Column("sku", String, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("price", Integer, nullable=False),          # paisa
+    Column("barcode", String),
+    Column("unit", String, nullable=False),
+    Column("vat_rate", String, nullable=False),        # exact decimal as text
+    Column("active", Integer, nullable=False),
+    # The catalog version this row came with; 0 = kept from before a full resync, not yet confirmed.
+    Column("version", Integer, nullable=False),
+)
+
+sales = Table(
+    "sales", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("sale_id", String, nullable=False, unique=True),
+    Column("kind", String, nullable=False),
+    Column("voids", Integer),
+    Column("recorded_at", String, nullable=False),
+    Column("total", Integer, nullable=False),          # paisa, negative for a void
+    Column("payment_method", String, nullable=False),
+    Column("body", Text, nullable=False),              # JSON of shared.models.Sale
+    Column("pushed_at", String),
+    Column("push_count", Integer, nullable=False, default=0),
+    Column("acked_at", String),
+)
+
+sync_state = Table(
+    "sync_state", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("catalog_cursor", Integer, nullable=False),
+    Column("applied_through", Integer, nullable=False),
+    Column("last_pull", String),
+    Column("last_push", String),
+    Column("last_error", Text),
+    Column("last_error_at", String),
+)
+
+SCHEMA_VERSION_KEY = "schema_version"
+
+
+def _v1_initial(conn: Connection) -> None:
+    for stmt in (
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE products (
+            sku TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            price INTEGER NOT NULL CHECK (price >= 0),
+            barcode TEXT,
+            unit TEXT NOT NULL,
+            vat_rate TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            version INTEGER NOT NULL
+        )""",
+        "CREATE INDEX products_barcode ON products (barcode)",
+        """CREATE TABLE sales (
+            seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+            sale_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('sale', 'void')),
+            voids INTEGER REFERENCES sales (seq),
+            recorded_at TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            payment_method TEXT NOT NULL,
+            body TEXT NOT NULL,
+            pushed_at TEXT,
+            push_count INTEGER NOT NULL DEFAULT 0,
+            acked_at TEXT
+        )""",
+        # A sale is voided at most once.
+        "CREATE UNIQUE INDEX sales_one_void ON sales (voids) WHERE voids IS NOT NULL",
+        "CREATE INDEX sales_unacked ON sales (seq) WHERE acked_at IS NULL",
+        """CREATE TABLE sync_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            catalog_cursor INTEGER NOT NULL DEFAULT 0,
+            applied_through INTEGER NOT NULL DEFAULT 0,
+            last_pull TEXT,
+            last_push TEXT,
+            last_error TEXT,
+            last_error_at TEXT
+        )""",
+        "INSERT INTO sync_state (id, catalog_cursor, applied_through) VALUES (1, 0, 0)",
+    ):
+        conn.exec_driver_sql(stmt)
+
+
+Migration = Callable[[Connection], None]
+
+MIGRATIONS: list[Migration] = [_v1_initial]
+
+
+def current_version(conn: Connection) -> int:
+    has_meta = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").first()
+    if not has_meta:
+        return 0
+    row = conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": SCHEMA_VERSION_KEY}).first()
+    return int(row[0]) if row else 0
+
+
+def upgrade(conn: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> tuple[int, int]:
+    """Apply the missing steps on `conn`, which is inside a write transaction. Returns (from, to)."""
+    found = current_version(conn)
+    target = len(migrations)
+    if found > target:
+        raise StoreTooNew(
+            f"the branch database has schema version {found} but this branchsync knows only up to {target}; "
+            "install the newer branchsync that wrote it")
+    for version in range(found, target):
+        migrations[version](conn)
+        conn.exec_driver_sql(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (SCHEMA_VERSION_KEY, str(version + 1)))
+    return found, target

@@ -1,0 +1,415 @@
+"""The branch's SQLite store: catalog, sales, sync state and identity.
+
+One file, `branchsync.db` in the data home, in WAL mode with synchronous=FULL (a sale
+that was reported recorded survives a power cut) and a busy timeout (the till and a
+scheduled sync may write at the same time). Every public method is one transaction.
+
+Write transactions start with `BEGIN IMMEDIATE` (SQLAlchemy's SQLite recipe: the driver's
+own transaction handling is switched off on connect and the `begin` event emits BEGIN),
+so the write lock is taken before the next sale number is read: two processes can never
+take the same number, and a number is only used if its sale is stored with it.
+Reads use a deferred BEGIN and so see one consistent snapshot.
+"""
+
+import unicodedata
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from shared.models import CatalogPage, PaymentMethod, Product, Sale, SaleKind
+
+from . import paths, sale_entry
+from .errors import BadSaleInput, NotEnrolled, StoreError
+from .identity import Identity, read_secret, write_secret
+from .sale_entry import ItemSpec
+from .schema import MIGRATIONS, Migration, meta, products, sales, sync_state, upgrade
+
+RESEND_AFTER = timedelta(minutes=10)
+BUSY_TIMEOUT_MS = 15_000
+ERROR_MAX_CHARS = 500
+
+_WRITE = "branchsync_write"
+
+
+class SaleState(StrEnum):
+    """Where a recorded event is on its way to the cloud."""
+
+    PENDING = "pending"    # never pushed
+    PUSHED = "pushed"      # pushed, not yet acknowledged by a pull
+    ACKED = "acked"        # at or below the cloud's applied_through
+
+
+@dataclass(frozen=True)
+class SaleRecord:
+    sale: Sale
+    state: SaleState
+    pushed_at: str | None
+    push_count: int
+    acked_at: str | None
+    voided_by: int | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def time_text(moment: datetime) -> str:
+    """One fixed spelling for stored times, so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("times must carry a zone")
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def fold(value: str | None) -> str | None:
+    """Case- and form-insensitive search key: NFKC then casefold (Bangla has no case, but forms vary)."""
+    if value is None:
+        return None
+    return unicodedata.normalize("NFKC", value).casefold()
+
+
+def one_line(text: str) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= ERROR_MAX_CHARS else line[: ERROR_MAX_CHARS - 3] + "..."
+
+
+class Store:
+    """The branch database in `home`; opening it creates or upgrades the schema."""
+
+    def __init__(self, home: str | Path, *, migrations: Sequence[Migration] = MIGRATIONS,
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+        self.home = Path(home)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data home {self.home} ({exc.strerror}); "
+                             "choose another with --home or BRANCHSYNC_HOME") from exc
+        self.path = paths.db_path(self.home)
+        self.engine: Engine = create_engine(URL.create("sqlite", database=str(self.path)))
+        self._busy_timeout_ms = busy_timeout_ms
+        event.listen(self.engine, "connect", self._on_connect)
+        event.listen(self.engine, "begin", self._on_begin)
+        self._writer = self.engine.execution_options(**{_WRITE: True})
+        with self._write() as conn:
+            self.schema_upgrade = upgrade(conn, migrations)
+
+    # --- connection plumbing ---------------------------------------------------------------
+
+    def _on_connect(self, dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _on_begin)
+        dbapi_conn.create_function("bs_fold", 1, fold, deterministic=True)
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @staticmethod
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StoreError(f"the branch database {self.path} failed: {one_line(exc.orig)}; "
+                             "try again, and if it persists check the disk") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StoreError(f"the branch database {self.path} failed: {one_line(exc.orig)}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- identity ----------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        """The enrolled identity, or NotEnrolled."""
+        with self._read() as conn:
+            values = dict(conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(("branch", "cloud_url")))).all())
+        secret = read_secret(paths.secret_path(self.home))
+        if not values.get("branch") or not values.get("cloud_url") or not secret:
+            raise NotEnrolled()
+        return Identity(branch=values["branch"], cloud_url=values["cloud_url"], secret=secret)
+
+    def is_enrolled(self) -> bool:
+        try:
+            self.identity()
+        except NotEnrolled:
+            return False
+        return True
+
+    def save_identity(self, identity: Identity, now: datetime | None = None) -> None:
+        write_secret(paths.secret_path(self.home), identity.secret)
+        with self._write() as conn:
+            for key, value in (("branch", identity.branch), ("cloud_url", identity.cloud_url),
+                               ("enrolled_at", time_text(now or utcnow()))):
+                conn.execute(sqlite_insert(meta).values(key=key, value=value)
+                             .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+
+    # --- sales -------------------------------------------------------------------------------
+
+    def record_sale(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
+                    now: datetime | None = None) -> Sale:
+        """Price `items` from the catalog and store the sale under the next number, atomically.
+
+        Any problem raises BadSaleInput and stores nothing (the number is not used up).
+        """
+        method = sale_entry.parse_payment(payment)
+        with self._write() as conn:
+            wanted = {item.sku for item in items}
+            found = {p.sku: p for p in self._products_by_sku(conn, wanted)}
+            lines = sale_entry.build_lines(items, found)
+            sale = sale_entry.new_sale(self._next_seq(conn), uuid.uuid4().hex, now or utcnow(), lines, method)
+            self._insert_sale(conn, sale)
+        return sale
+
+    def void_sale(self, seq: int, now: datetime | None = None) -> Sale:
+        """Record the void of sale `seq` as a new event; refused for an unknown, void or already voided number."""
+        with self._write() as conn:
+            row = conn.execute(select(sales.c.body).where(sales.c.seq == seq)).first()
+            if row is None:
+                raise BadSaleInput(f"there is no sale number {seq}; see 'branchsync sale list'")
+            voided = Sale.model_validate_json(row.body)
+            if voided.kind != SaleKind.SALE:
+                raise BadSaleInput(f"number {seq} is itself a void (of sale {voided.voids}); only a sale can be voided")
+            earlier = conn.execute(select(sales.c.seq).where(sales.c.voids == seq)).scalar()
+            if earlier is not None:
+                raise BadSaleInput(f"sale {seq} was already voided by number {earlier}; nothing to do")
+            void = sale_entry.new_void(self._next_seq(conn), uuid.uuid4().hex, now or utcnow(), voided)
+            self._insert_sale(conn, void)
+        return void
+
+    @staticmethod
+    def _next_seq(conn: Connection) -> int:
+        return conn.execute(select(func.coalesce(func.max(sales.c.seq), 0))).scalar_one() + 1
+
+    @staticmethod
+    def _insert_sale(conn: Connection, sale: Sale) -> None:
+        conn.execute(insert(sales).values(
+            seq=sale.seq, sale_id=sale.sale_id, kind=sale.kind.value, voids=sale.voids,
+            recorded_at=time_text(sale.recorded_at), total=sale.total, payment_method=sale.payment.method.value,
+            body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None))
+
+    def get_sale(self, seq: int) -> SaleRecord | None:
+        with self._read() as conn:
+            rows = self._sale_records(conn, sales.c.seq == seq, limit=1)
+        return rows[0] if rows else None
+
+    def recent_sales(self, limit: int = 20) -> list[SaleRecord]:
+        """The newest `limit` events, newest first, with their sync state."""
+        with self._read() as conn:
+            return self._sale_records(conn, None, limit=limit)
+
+    @staticmethod
+    def _sale_records(conn: Connection, where, limit: int) -> list[SaleRecord]:
+        voider = sales.alias("voider")
+        query = (select(sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
+                        voider.c.seq.label("voided_by"))
+                 .outerjoin(voider, voider.c.voids == sales.c.seq)
+                 .order_by(sales.c.seq.desc()).limit(limit))
+        if where is not None:
+            query = query.where(where)
+        out = []
+        for row in conn.execute(query):
+            state = (SaleState.ACKED if row.acked_at else SaleState.PUSHED if row.pushed_at else SaleState.PENDING)
+            out.append(SaleRecord(Sale.model_validate_json(row.body), state, row.pushed_at, row.push_count,
+                                  row.acked_at, row.voided_by))
+        return out
+
+    # --- catalog -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _product(row) -> Product:
+        return Product(sku=row.sku, name=row.name, price=row.price, barcode=row.barcode, unit=row.unit,
+                       vat_rate=Decimal(row.vat_rate), active=bool(row.active))
+
+    def _products_by_sku(self, conn: Connection, skus: Iterable[str]) -> list[Product]:
+        skus = list(skus)
+        if not skus:
+            return []
+        return [self._product(r) for r in conn.execute(select(products).where(products.c.sku.in_(skus)))]
+
+    def get_product(self, sku: str) -> Product | None:
+        with self._read() as conn:
+            found = self._products_by_sku(conn, [sku])
+        return found[0] if found else None
+
+    def search_products(self, text: str, limit: int = 20) -> list[Product]:
+        """Products whose SKU, barcode or name contains `text`, ignoring case (works for Bangla).
+
+        Exact SKU or barcode matches come first, then SKU prefixes, then the rest by name.
+        """
+        key = fold(text.strip()) or ""
+        if not key:
+            return []
+        sku_f, name_f, code_f = func.bs_fold(products.c.sku), func.bs_fold(products.c.name), func.bs_fold(products.c.barcode)
+        query = (select(products)
+                 .where(or_(func.instr(sku_f, key) > 0, func.instr(name_f, key) > 0, func.instr(code_f, key) > 0))
+                 .order_by(((sku_f == key) | (code_f == key)).desc(), (func.instr(sku_f, key) == 1).desc(),
+                           products.c.name, products.c.sku)
+                 .limit(max(1, limit)))
+        with self._read() as conn:
+            return [self._product(r) for r in conn.execute(query)]
+
+    def apply_catalog_page(self, page: CatalogPage, applied_through: int, now: datetime | None = None) -> int:
+        """Store a pulled page, its cursor, the ack and the pull time in ONE transaction.
+
+        Entries are upserted (a tombstone deletes). The last page of a pull (`more` false)
+        also drops products kept unconfirmed since a full resync. Sales up to
+        `applied_through` are marked acknowledged. Returns the number of entries applied.
+        """
+        now_text = time_text(now or utcnow())
+        with self._write() as conn:
+            self._apply_entries(conn, page)
+            if not page.more:
+                conn.execute(delete(products).where(products.c.version == 0))
+            self._save_cursor(conn, page.next_cursor, applied_through, now_text)
+            self._mark_acked(conn, applied_through, now_text)
+        return len(page.entries)
+
+    @staticmethod
+    def _apply_entries(conn: Connection, page: CatalogPage) -> None:
+        latest = {}
+        for entry in page.entries:  # ascending versions; a repeated SKU keeps its latest
+            latest[entry.sku] = entry
+        gone = [e.sku for e in latest.values() if e.deleted]
+        rows = [dict(sku=e.sku, name=e.product.name, price=e.product.price, barcode=e.product.barcode,
+                     unit=e.product.unit, vat_rate=str(e.product.vat_rate), active=int(e.product.active),
+                     version=e.version)
+                for e in latest.values() if not e.deleted]
+        if gone:
+            for i in range(0, len(gone), 500):
+                conn.execute(delete(products).where(products.c.sku.in_(gone[i: i + 500])))
+        if rows:
+            stmt = sqlite_insert(products)
+            stmt = stmt.on_conflict_do_update(index_elements=[products.c.sku], set_={
+                c: stmt.excluded[c] for c in ("name", "price", "barcode", "unit", "vat_rate", "active", "version")})
+            conn.execute(stmt, rows)
+
+    @staticmethod
+    def _save_cursor(conn: Connection, cursor: int, applied_through: int, now_text: str) -> None:
+        conn.execute(update(sync_state).where(sync_state.c.id == 1).values(
+            catalog_cursor=cursor, applied_through=applied_through, last_pull=now_text))
+
+    @staticmethod
+    def _mark_acked(conn: Connection, applied_through: int, now_text: str) -> None:
+        conn.execute(update(sales).where(and_(sales.c.seq <= applied_through, sales.c.acked_at.is_(None)))
+                     .values(acked_at=now_text))
+
+    def reset_catalog(self) -> None:
+        """Start a full resync: cursor back to 0, every product kept but unconfirmed (version 0).
+
+        Products stay sellable while the catalog is pulled again; the ones the cloud does not
+        send again are dropped with the last page of that pull.
+        """
+        with self._write() as conn:
+            conn.execute(update(products).values(version=0))
+            conn.execute(update(sync_state).where(sync_state.c.id == 1).values(catalog_cursor=0))
+
+    def catalog_cursor(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(sync_state.c.catalog_cursor)).scalar_one()
+
+    # --- push ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _due(now: datetime | None, resend_after: timedelta):
+        cutoff = time_text((now or utcnow()) - resend_after)
+        return and_(sales.c.acked_at.is_(None), or_(sales.c.pushed_at.is_(None), sales.c.pushed_at <= cutoff))
+
+    def sales_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER,
+                      limit: int | None = None, after_seq: int = 0) -> list[Sale]:
+        """Unacknowledged events never pushed, or pushed more than `resend_after` ago; ascending seq."""
+        query = (select(sales.c.body).where(self._due(now, resend_after), sales.c.seq > after_seq)
+                 .order_by(sales.c.seq))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [Sale.model_validate_json(body) for body in conn.execute(query).scalars()]
+
+    def count_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(sales).where(self._due(now, resend_after))).scalar_one()
+
+    def mark_pushed(self, seqs: Iterable[int], now: datetime | None = None) -> None:
+        now_text = time_text(now or utcnow())
+        seqs = list(seqs)
+        with self._write() as conn:
+            for i in range(0, len(seqs), 500):
+                conn.execute(update(sales).where(sales.c.seq.in_(seqs[i: i + 500]))
+                             .values(pushed_at=now_text, push_count=sales.c.push_count + 1))
+            conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_push=now_text))
+
+    def pending_count(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(sales).where(sales.c.acked_at.is_(None))).scalar_one()
+
+    # --- sync state ------------------------------------------------------------------------------
+
+    def record_error(self, text: str, now: datetime | None = None) -> None:
+        with self._write() as conn:
+            conn.execute(update(sync_state).where(sync_state.c.id == 1).values(
+                last_error=one_line(text) or "unknown error", last_error_at=time_text(now or utcnow())))
+
+    def clear_error(self) -> None:
+        with self._write() as conn:
+            conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
+
+    def status(self) -> dict:
+        """What is pending, what failed and why; never the secret."""
+        with self._read() as conn:
+            state = conn.execute(select(sync_state)).one()
+            info = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+            counts = conn.execute(select(
+                func.count(),
+                func.coalesce(func.max(sales.c.seq), 0),
+                func.count().filter(sales.c.acked_at.is_(None)),
+                func.count().filter(and_(sales.c.acked_at.is_(None), sales.c.pushed_at.is_not(None))),
+                func.coalesce(func.sum(sales.c.total), 0),
+            ).select_from(sales)).one()
+            product_count = conn.execute(select(func.count()).select_from(products)).scalar_one()
+        return {
+            "pending": counts[2],
+            "applied_through": state.applied_through,
+            "catalog_version": state.catalog_cursor,
+            "last_pull": state.last_pull,
+            "last_push": state.last_push,
+            "last_error": state.last_error,
+            "last_error_at": state.last_error_at,
+            "pushed_unacked": counts[3],
+            "never_pushed": counts[2] - counts[3],
+            "sales_recorded": counts[0],
+            "last_seq": counts[1],
+            # Takings in paisa: voids carry negative totals, so this is what head office should see.
+            "total_paisa": counts[4],
+            "products": product_count,
+            "branch": info.get("branch"),
+            "cloud_url": info.get("cloud_url"),
+            "enrolled": bool(info.get("branch")) and paths.secret_path(self.home).exists(),
+            "schema_version": int(info.get("schema_version", 0)),
+            "home": str(self.home),
+        }

@@ -1,0 +1,209 @@
+"""The sync engine: pull (catalog and acks), then push (new sales), like git.
+
+States of one engine, and the only transitions it makes:
+
+    IDLE ----run()----> PULLING      take the lock, then pull page after page until `more` is
+                                     false; each page, its cursor and the ack are stored in one
+                                     transaction, so an interruption resumes from the cursor.
+                                     `full_resync` resets the catalog and pulls again from 0.
+    PULLING ----------> PUSHING      pack the unacknowledged sales (never pushed, or pushed
+                                     longer than 10 minutes ago) into queue messages; mark each
+                                     message's sales pushed once the queue has accepted it.
+    PUSHING ----------> IDLE         done: last_error is cleared.
+    PULLING, PUSHING -> FAILED       any error: last_error is recorded (one line) and the error
+                                     is raised; nothing is lost, unpushed sales stay pending.
+    FAILED ---run()---> PULLING      the next run starts over (from the stored cursor).
+
+A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0): a second sync
+raises SyncAlreadyRunning at once instead of waiting. Progress is reported through a
+callback so the CLI can draw it; the engine itself prints nothing.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from filelock import FileLock, Timeout
+
+from shared import limits
+from shared.encoding import pack_sales
+from shared.errors import ContractError
+from shared.models import PullAnswer, QueueAccess
+
+from . import paths
+from .cloud_client import CloudClient
+from .errors import BranchSyncError, CloudBadAnswer, SyncAlreadyRunning
+from .identity import Identity
+from .store import RESEND_AFTER, Store, utcnow
+
+
+class SyncState(StrEnum):
+    IDLE = "idle"
+    PULLING = "pulling"
+    PUSHING = "pushing"
+    FAILED = "failed"
+
+
+TRANSITIONS: dict[SyncState, frozenset[SyncState]] = {
+    SyncState.IDLE: frozenset({SyncState.PULLING}),
+    SyncState.PULLING: frozenset({SyncState.PUSHING, SyncState.FAILED}),
+    SyncState.PUSHING: frozenset({SyncState.IDLE, SyncState.FAILED}),
+    SyncState.FAILED: frozenset({SyncState.PULLING}),
+}
+
+# Renew the push SAS when it has less than this left.
+SAS_MARGIN = timedelta(minutes=2)
+# Sales loaded from the store per round of packing (bounds memory on a long backlog).
+PUSH_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: SyncState
+    done: int
+    total: int | None
+    message: str
+
+
+@dataclass
+class SyncReport:
+    pages: int = 0
+    entries: int = 0
+    full_resync: bool = False
+    catalog_version: int = 0
+    applied_through: int = 0
+    pushed: int = 0
+    messages: int = 0
+    pending: int = 0        # events not yet acknowledged after this sync (pushed or not)
+
+
+class SyncEngine:
+    def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_MAX,
+                 resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
+                 on_progress: Callable[[Progress], None] | None = None, push_chunk: int = PUSH_CHUNK):
+        self.store = store
+        self.client = client
+        self.page_limit = page_limit
+        self.resend_after = resend_after
+        self.clock = clock
+        self.on_progress = on_progress or (lambda _p: None)
+        self.push_chunk = push_chunk
+        self.state = SyncState.IDLE
+        self._cursor = 0
+        self._access: QueueAccess | None = None
+
+    def run(self) -> SyncReport:
+        lock = FileLock(paths.lock_path(self.store.home), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise SyncAlreadyRunning() from None
+        try:
+            return self._run()
+        finally:
+            lock.release()
+
+    def _move(self, new: SyncState) -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"sync cannot go from {self.state} to {new}")
+        self.state = new
+
+    def _run(self) -> SyncReport:
+        report = SyncReport()
+        self._move(SyncState.PULLING)
+        try:
+            identity = self.store.identity()
+            self._pull(report)
+            self._move(SyncState.PUSHING)
+            self._push(identity, report)
+            self.store.clear_error()
+            self._move(SyncState.IDLE)
+        except BaseException as exc:
+            self._move(SyncState.FAILED)
+            try:
+                self.store.record_error(_describe(exc), self.clock())
+            except Exception:  # the original error matters more than the failure to record it
+                pass
+            raise
+        report.pending = self.store.pending_count()
+        self._emit(SyncState.IDLE, report.pushed, report.pushed, "sync done")
+        return report
+
+    # --- pull ------------------------------------------------------------------------------------
+
+    def _pull(self, report: SyncReport) -> None:
+        self._cursor = self.store.catalog_cursor()
+        resynced = False
+        self._emit(SyncState.PULLING, 0, None, f"pulling catalog after version {self._cursor}")
+        while True:
+            answer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
+            page = answer.catalog
+            if page.full_resync:
+                if resynced or self._cursor == 0:
+                    raise CloudBadAnswer("the cloud keeps asking for a full catalog resync; report this to head office")
+                self.store.reset_catalog()
+                resynced = report.full_resync = True
+                self._cursor = 0
+                self._emit(SyncState.PULLING, report.pages, None, "catalog too old: pulling it again in full")
+                continue
+            if page.more and page.next_cursor <= self._cursor:
+                raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
+                                     "report this to head office")
+            report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock())
+            report.pages += 1
+            self._cursor = report.catalog_version = page.next_cursor
+            report.applied_through = answer.applied_through
+            self._access = answer.push
+            self._emit(SyncState.PULLING, report.pages, None,
+                       f"catalog at version {self._cursor}, {report.entries} changes")
+            if not page.more:
+                return
+
+    def _fresh_access(self) -> QueueAccess:
+        """The push SAS from the pull, renewed by one more pull when it is about to expire."""
+        if self._access is None or self._access.expires_at - SAS_MARGIN <= self.clock():
+            answer: PullAnswer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
+            if not answer.catalog.full_resync:  # the next sync deals with a resync
+                self.store.apply_catalog_page(answer.catalog, answer.applied_through, self.clock())
+                self._cursor = answer.catalog.next_cursor
+            self._access = answer.push
+        return self._access
+
+    # --- push ------------------------------------------------------------------------------------
+
+    def _push(self, identity: Identity, report: SyncReport) -> None:
+        started = self.clock()
+        total = self.store.count_to_push(started, self.resend_after)
+        self._emit(SyncState.PUSHING, 0, total, f"{total} sales to push" if total else "nothing to push")
+        after = 0
+        while True:
+            todo = self.store.sales_to_push(started, self.resend_after, limit=self.push_chunk, after_seq=after)
+            if not todo:
+                return
+            after = todo[-1].seq
+            try:
+                messages = pack_sales(identity.branch, todo, identity.secret, self.clock())
+            except ContractError as exc:
+                raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
+            for chunk, text in messages:
+                self.client.send(self._fresh_access(), text)
+                self.store.mark_pushed([s.seq for s in chunk], self.clock())
+                report.pushed += len(chunk)
+                report.messages += 1
+                self._emit(SyncState.PUSHING, report.pushed, max(total, report.pushed),
+                           f"pushed {report.pushed} of {max(total, report.pushed)} sales")
+
+    def _emit(self, state: SyncState, done: int, total: int | None, message: str) -> None:
+        try:
+            self.on_progress(Progress(state, done, total, message))
+        except Exception:  # a display problem must never break a sync
+            pass
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BranchSyncError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "sync was interrupted"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,44 @@
+"""Fixtures for the branch tests: real SQLite stores in tmp_path, and a fake cloud at the seam.
+
+`fake_cloud` (see tests/branch_client/fakes.py) replaces the cloud only at the branch's one
+I/O seam; the store is always a real SQLite file.
+"""
+
+import pytest
+
+from branch_client.store import Store
+from tests.branch_client.fakes import FakeCloud, entry, page, product
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def store(home):
+    with Store(home) as s:
+        yield s
+
+
+@pytest.fixture
+def fake_cloud() -> FakeCloud:
+    return FakeCloud()
+
+
+@pytest.fixture
+def enrolled(store, fake_cloud) -> Store:
+    store.save_identity(fake_cloud.identity())
+    return store
+
+
+@pytest.fixture
+def stocked(store) -> Store:
+    """A store with a small catalog, including Bangla names and an inactive product."""
+    store.apply_catalog_page(page(
+        entry(1, product("RICE-5KG", 42000, "চাল ৫ কেজি", barcode="8901234567890", unit="bag")),
+        entry(2, product("DAL-1KG", 14050, "মসুর ডাল ১ কেজি", unit="kg")),
+        entry(3, product("SOAP", 4500, "Lux Soap Bar", barcode="5000001")),
+        entry(4, product("OLD-TEA", 9000, "Old Tea", active=False)),
+    ), applied_through=0)
+    return store

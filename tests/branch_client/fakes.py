@@ -1,0 +1,165 @@
+"""Test helpers for the branch: catalog builders and a fake cloud at the seam.
+
+`FakeCloud` stands in for the cloud only at the branch's one I/O seam
+(`branch_client.cloud_client.CloudClient`): its `handler` is given to
+`httpx.MockTransport` for the HTTP side, and its `send` is the queue sender. It checks
+request signatures with `shared.signing.verify_request` and decodes queue messages
+with `shared.encoding.decode_message`, exactly as the real cloud does, and applies
+sales exactly once by seq, so tests can assert what the cloud ended up with.
+"""
+
+import json
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from branch_client.cloud_client import CloudClient
+from branch_client.identity import Identity
+from shared import limits
+from shared.encoding import decode_message, from_queue_text
+from shared.errors import ContractError, ErrorCode
+from shared.models import CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, Product, PullAnswer, QueueAccess, Sale
+from shared.signing import new_secret, verify_request
+
+BRANCH = "dhaka-1"
+QUEUE_URL = "https://fake.queue.core.windows.net/sales"
+
+
+def product(sku: str, price: int = 10000, name: str | None = None, **extra) -> Product:
+    return Product(sku=sku, name=name or f"Product {sku}", price=price, **extra)
+
+
+def page(*entries: CatalogEntry, next_cursor: int | None = None, more: bool = False) -> CatalogPage:
+    if next_cursor is None:
+        next_cursor = max((e.version for e in entries), default=0)
+    return CatalogPage(entries=list(entries), next_cursor=next_cursor, more=more)
+
+
+def entry(version: int, p: Product) -> CatalogEntry:
+    return CatalogEntry(version=version, sku=p.sku, product=p)
+
+
+def tombstone(version: int, sku: str) -> CatalogEntry:
+    return CatalogEntry(version=version, sku=sku, deleted=True)
+
+
+class FakeCloud:
+    """The cloud as the branch sees it through its seam; see the module docstring."""
+
+    def __init__(self, branch: str = BRANCH, secret: str | None = None):
+        self.branch = branch
+        self.secret = secret or new_secret()
+        self.version = 0
+        self.entries: dict[str, CatalogEntry] = {}   # sku -> latest entry (product or tombstone)
+        self.horizon = 0                              # cursors below this must resync in full
+        self.applied: dict[int, Sale] = {}
+        self.copies_ignored = 0
+        self.messages: list[str] = []
+        self.pulls: list[dict] = []
+        self.pull_failures_after: int | None = None  # succeed this many pulls, then fail (connection)
+        self.down = False                            # every call fails to connect
+        self.queue_down_after: int | None = None     # accept this many messages, then fail
+        self.sas_lifetime = timedelta(hours=1)
+        self.enroll_tokens: set[str] = set()
+
+    # --- admin side ---------------------------------------------------------------------------
+
+    def put(self, *products: Product) -> None:
+        for p in products:
+            self.version += 1
+            self.entries[p.sku] = CatalogEntry(version=self.version, sku=p.sku, product=p)
+
+    def delete(self, sku: str) -> None:
+        self.version += 1
+        self.entries[sku] = CatalogEntry(version=self.version, sku=sku, deleted=True)
+
+    def purge_tombstones(self) -> None:
+        """Forget every tombstone; a branch behind them must resync in full."""
+        self.entries = {k: e for k, e in self.entries.items() if not e.deleted}
+        self.horizon = self.version
+
+    def products(self) -> dict[str, Product]:
+        return {k: e.product for k, e in self.entries.items() if not e.deleted}
+
+    @property
+    def applied_through(self) -> int:
+        n = 0
+        while n + 1 in self.applied:
+            n += 1
+        return n
+
+    # --- HTTP side (httpx.MockTransport handler) ------------------------------------------------
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == "/api/enroll":
+            return self._enroll(request)
+        if request.url.path != "/api/pull" or request.method != "GET":
+            return self._error(ContractError(ErrorCode.NOT_FOUND, "no such endpoint"))
+        if self.pull_failures_after is not None and len(self.pulls) >= self.pull_failures_after:
+            raise httpx.ConnectError("network cut", request=request)
+        query = dict(request.url.params)
+        try:
+            if request.headers.get("X-Branchsync-Branch") != self.branch:
+                raise ContractError(ErrorCode.UNKNOWN_BRANCH, "unknown branch")
+            verify_request(self.secret, request.headers, "GET", request.url.path, query, request.content,
+                           datetime.now(timezone.utc).timestamp())
+        except ContractError as exc:
+            return self._error(exc)
+        self.pulls.append(query)
+        cursor, limit = int(query["cursor"]), int(query["limit"])
+        if 0 < cursor < self.horizon:
+            catalog = CatalogPage(entries=[], next_cursor=cursor, more=False, full_resync=True)
+        else:
+            newer = sorted((e for e in self.entries.values() if e.version > cursor), key=lambda e: e.version)
+            chunk = newer[:limit]
+            catalog = CatalogPage(entries=chunk, next_cursor=chunk[-1].version if chunk else cursor,
+                                  more=len(newer) > limit)
+        now = datetime.now(timezone.utc)
+        answer = PullAnswer(branch=self.branch, applied_through=self.applied_through, catalog=catalog, server_time=now,
+                            push=QueueAccess(queue_url=QUEUE_URL, sas_token="se=x&sp=a&sig=" + secrets.token_hex(4),
+                                             expires_at=now + self.sas_lifetime))
+        return httpx.Response(200, content=answer.model_dump_json().encode(),
+                              headers={"Content-Type": "application/json"})
+
+    def _enroll(self, request: httpx.Request) -> httpx.Response:
+        token = EnrollRequest.model_validate_json(request.content).token
+        if token not in self.enroll_tokens:
+            return self._error(ContractError(ErrorCode.ENROLLMENT_INVALID, "enrollment token is unknown, used or expired; "
+                                                                           "ask head office for a new code"))
+        self.enroll_tokens.discard(token)
+        return httpx.Response(200, content=EnrollAnswer(branch=self.branch, secret=self.secret).model_dump_json().encode())
+
+    @staticmethod
+    def _error(exc: ContractError) -> httpx.Response:
+        return httpx.Response(exc.http_status, content=json.dumps(exc.to_body()).encode(),
+                              headers={"Content-Type": "application/json"})
+
+    # --- queue side (the queue sender) -----------------------------------------------------------
+
+    def send(self, queue_url: str, sas_token: str, text: str) -> None:
+        from azure.core.exceptions import ServiceRequestError
+
+        if self.down or (self.queue_down_after is not None and len(self.messages) >= self.queue_down_after):
+            raise ServiceRequestError("connection refused")
+        assert queue_url == QUEUE_URL and "sp=a" in sas_token
+        assert len(text) <= limits.QUEUE_MESSAGE_MAX_CHARS
+        batch = decode_message(from_queue_text(text), lambda b: self.secret if b == self.branch else None)
+        self.messages.append(text)
+        for sale in batch.sales:
+            if sale.seq in self.applied:
+                self.copies_ignored += 1
+            else:
+                self.applied[sale.seq] = sale
+
+    def client(self, **options) -> CloudClient:
+        options.setdefault("backoff", 0)
+        return CloudClient("https://cloud.example", self.branch, self.secret,
+                           transport=httpx.MockTransport(self.handler), queue_sender=self.send, **options)
+
+    def identity(self) -> Identity:
+        return Identity(branch=self.branch, cloud_url="https://cloud.example", secret=self.secret)
+
+

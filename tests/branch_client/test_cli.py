@@ -1,0 +1,197 @@
+"""The `branchsync` command line, through typer's CliRunner on real data homes.
+
+Offline commands run as they are. Where a command talks to the cloud, the fake cloud is
+plugged in at the client seam (`cli.client_options`), or the cloud is simply not there.
+"""
+
+import json
+import socket
+
+import httpx
+import pytest
+from filelock import FileLock
+from typer.testing import CliRunner
+
+from branch_client import cli
+from branch_client.identity import Identity
+from branch_client.store import Store
+from shared.enrollment import encode_code
+from tests.branch_client.fakes import entry, page, product
+
+runner = CliRunner()
+
+
+def run(home, *args, env=None):
+    return runner.invoke(cli.app, ["--home", str(home), *args], env={"COLUMNS": "200", **(env or {})})
+
+
+@pytest.fixture
+def shop(home):
+    """A data home with a small catalog, seeded directly in the store."""
+    with Store(home) as store:
+        store.apply_catalog_page(page(
+            entry(1, product("RICE-5KG", 42000, "চাল ৫ কেজি", barcode="8901234567890", unit="bag")),
+            entry(2, product("DAL-1KG", 14050, "মসুর ডাল ১ কেজি", unit="kg")),
+            entry(3, product("SOAP", 4500, "Lux Soap Bar")),
+        ), applied_through=0)
+    return home
+
+
+@pytest.fixture
+def plugged(monkeypatch, fake_cloud):
+    """Route the CLI's cloud client to the fake cloud (HTTP transport and queue sender)."""
+    monkeypatch.setattr(cli, "client_options", {"transport": httpx.MockTransport(fake_cloud.handler),
+                                                "queue_sender": fake_cloud.send, "backoff": 0})
+    return fake_cloud
+
+
+def _enroll_directly(home, fake_cloud):
+    with Store(home) as store:
+        store.save_identity(fake_cloud.identity())
+
+
+def _status(home) -> dict:
+    result = run(home, "status", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# --- sales -----------------------------------------------------------------------------------------
+
+
+def test_sale_add_records_offline_and_prints_the_number_and_total_in_taka(shop):
+    result = run(shop, "sale", "add", "RICE-5KG=2", "DAL-1KG=1.5@120.50", "--payment", "card")
+    assert result.exit_code == 0, result.output
+    assert "sale 1 recorded: total 1020.75 taka, 2 lines, paid by card" in result.stdout
+    assert _status(shop)["pending"] == 1
+
+
+def test_a_bad_item_exits_2_with_one_line_and_stores_nothing(shop):
+    result = run(shop, "sale", "add", "RICE-5KG=2", "RICE-5KG=1@12.345")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "RICE-5KG=1@12.345" in result.stderr
+    assert _status(shop)["sales_recorded"] == 0
+
+
+@pytest.mark.parametrize("args", [["NOPE=1"], ["SOAP=0"], ["SOAP=1", "--payment", "cheque"]])
+def test_unknown_products_zero_quantities_and_unknown_payments_are_bad_input(shop, args):
+    result = run(shop, "sale", "add", *args)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+    assert _status(shop)["sales_recorded"] == 0
+
+
+def test_sale_void_records_a_void_event(shop):
+    run(shop, "sale", "add", "SOAP=2")
+    result = run(shop, "sale", "void", "1")
+    assert result.exit_code == 0 and "sale 1 voided by number 2: -90.00 taka" in result.stdout
+    again = run(shop, "sale", "void", "1")
+    assert again.exit_code == 2 and "already voided" in again.stderr
+
+
+def test_sale_list_shows_recent_events_with_their_sync_state(shop):
+    run(shop, "sale", "add", "SOAP=2")
+    run(shop, "sale", "add", "RICE-5KG=1")
+    run(shop, "sale", "void", "1")
+    result = run(shop, "sale", "list", "--limit", "2")
+    assert result.exit_code == 0
+    assert "void of 1" in result.stdout and "420.00" in result.stdout and "pending" in result.stdout
+    assert "90.00" not in result.stdout.replace("-90.00", "")  # sale 1 itself is beyond the limit
+
+
+# --- catalog and status ------------------------------------------------------------------------------
+
+
+def test_catalog_search_finds_by_bangla_name_sku_or_barcode_with_prices_in_taka(shop):
+    by_name = run(shop, "catalog", "search", "ডাল")
+    assert by_name.exit_code == 0 and "DAL-1KG" in by_name.stdout and "140.50" in by_name.stdout
+    assert "RICE-5KG" in run(shop, "catalog", "search", "8901234").stdout
+    assert "Lux Soap Bar" in run(shop, "catalog", "search", "soap").stdout
+    assert "no product matches" in run(shop, "catalog", "search", "zzz").stdout
+
+
+def test_status_json_has_the_stable_keys_and_never_the_secret(shop, fake_cloud):
+    _enroll_directly(shop, fake_cloud)
+    run(shop, "sale", "add", "SOAP=1")
+    result = run(shop, "status", "--json")
+    info = json.loads(result.stdout)
+    assert {"pending", "applied_through", "catalog_version", "last_pull", "last_push", "last_error"} <= set(info)
+    assert (info["pending"], info["catalog_version"], info["branch"]) == (1, 3, fake_cloud.branch)
+    assert fake_cloud.secret not in result.output
+    assert fake_cloud.secret not in run(shop, "status").output
+
+
+def test_the_home_can_come_from_the_environment(shop):
+    result = runner.invoke(cli.app, ["sale", "add", "SOAP=1"], env={"BRANCHSYNC_HOME": str(shop)})
+    assert result.exit_code == 0 and "sale 1 recorded" in result.stdout
+
+
+def test_version_is_printed():
+    result = runner.invoke(cli.app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("branchsync ")
+
+
+# --- enroll ------------------------------------------------------------------------------------------
+
+
+def test_enroll_stores_the_identity_from_the_code_and_refuses_to_repeat_without_force(home, plugged):
+    plugged.enroll_tokens.update({"a" * 24, "b" * 24})
+    result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0 and f"enrolled as branch {plugged.branch}" in result.stdout
+    assert plugged.secret not in result.output
+    with Store(home) as store:
+        assert store.identity() == Identity(plugged.branch, "https://cloud.example", plugged.secret)
+
+    again = run(home, "enroll", encode_code("https://cloud.example", "b" * 24))
+    assert again.exit_code == 2 and "--force" in again.stderr
+    assert run(home, "enroll", "--force", encode_code("https://cloud.example", "b" * 24)).exit_code == 0
+
+
+def test_a_damaged_enrollment_code_is_bad_input(home):
+    result = run(home, "enroll", "BSE1.@@@")
+    assert result.exit_code == 2 and "new code" in result.stderr
+
+
+def test_a_used_enrollment_code_is_a_cloud_refusal(home, plugged):
+    result = run(home, "enroll", encode_code("https://cloud.example", "c" * 24))
+    assert result.exit_code == 1 and "enrollment_invalid" in result.stderr
+
+
+# --- sync --------------------------------------------------------------------------------------------
+
+
+def test_sync_without_enrollment_exits_3(shop):
+    result = run(shop, "sync")
+    assert result.exit_code == 3 and "branchsync enroll CODE" in result.stderr
+
+
+def test_sync_pulls_and_pushes_and_exits_0(shop, plugged):
+    _enroll_directly(shop, plugged)
+    plugged.put(product("RICE-5KG", 42000), product("DAL-1KG", 14050), product("SOAP", 4500))  # versions 1-3, as seeded
+    plugged.put(product("SALT", 2500))
+    run(shop, "sale", "add", "SOAP=2")
+    result = run(shop, "sync")
+    assert result.exit_code == 0, result.output
+    assert "pushed 1 sales in 1 messages" in result.stdout and sorted(plugged.applied) == [1]
+    assert "SALT" in run(shop, "catalog", "search", "salt").stdout
+
+
+def test_sync_with_the_cloud_out_of_reach_exits_1_with_one_line_and_keeps_the_sales(shop, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with Store(shop) as store:
+        store.save_identity(Identity("dhaka-1", f"http://127.0.0.1:{port}", "k" * 43))
+    monkeypatch.setattr(cli, "client_options", {"backoff": 0})
+    run(shop, "sale", "add", "SOAP=1")
+    result = run(shop, "sync")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "cannot reach the cloud" in result.stderr
+    info = _status(shop)
+    assert info["pending"] == 1 and "cannot reach the cloud" in info["last_error"]
+
+
+def test_a_second_sync_exits_4_at_once(shop, fake_cloud):
+    _enroll_directly(shop, fake_cloud)
+    with FileLock(shop / "sync.lock", timeout=0):
+        result = run(shop, "sync")
+    assert result.exit_code == 4 and "already running" in result.stderr

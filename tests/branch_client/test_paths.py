@@ -1,0 +1,25 @@
+import sys
+from pathlib import Path
+
+import platformdirs
+
+from branch_client.paths import data_home
+
+
+def test_the_home_option_wins_over_the_environment(tmp_path):
+    assert data_home(tmp_path / "opt", env={"BRANCHSYNC_HOME": str(tmp_path / "env")}) == tmp_path / "opt"
+
+
+def test_the_environment_variable_wins_over_the_platform_default(tmp_path):
+    assert data_home(None, env={"BRANCHSYNC_HOME": str(tmp_path / "env")}, platform="win32") == tmp_path / "env"
+
+
+def test_windows_keeps_data_under_programdata():
+    home = data_home(None, env={"PROGRAMDATA": r"D:\ProgramData"}, platform="win32")
+    assert str(home) == r"D:\ProgramData\branchsync"
+
+
+def test_elsewhere_the_user_data_directory_is_used_never_the_executables_folder():
+    home = data_home(None, env={}, platform="linux")
+    assert home == Path(platformdirs.user_data_dir("branchsync", appauthor=False))
+    assert home != Path(sys.executable).parent and home.name == "branchsync"

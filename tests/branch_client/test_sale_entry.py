@@ -1,0 +1,102 @@
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from branch_client.errors import BadSaleInput
+from branch_client.sale_entry import ItemSpec, build_lines, new_sale, new_void, parse_item, parse_items, parse_payment
+from shared.models import PaymentMethod, SaleKind
+from tests.branch_client.fakes import product
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
+CATALOG = {
+    "RICE-5KG": product("RICE-5KG", 42000, "চাল ৫ কেজি"),
+    "DAL-1KG": product("DAL-1KG", 14050, "মসুর ডাল ১ কেজি"),
+    "OLD-TEA": product("OLD-TEA", 9000, active=False),
+}
+
+
+def test_an_item_without_a_price_is_a_sku_and_an_exact_quantity():
+    assert parse_item("RICE-5KG=2") == ItemSpec("RICE-5KG", Decimal(2), None, "RICE-5KG=2")
+
+
+def test_a_price_override_is_read_in_taka_and_kept_in_paisa():
+    item = parse_item("DAL-1KG=1.5@120.50")
+    assert item.qty == Decimal("1.5") and item.price == 12050 and isinstance(item.price, int)
+
+
+def test_weighed_goods_take_up_to_three_decimals():
+    assert parse_item("DAL-1KG=0.125").qty == Decimal("0.125")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("RICE-5KG", "SKU=QTY"),
+    ("=2", "SKU=QTY"),
+    ("RICE-5KG=", "SKU=QTY"),
+    ("RICE-5KG=two", "not a number"),
+    ("RICE-5KG=0", "greater than zero"),
+    ("RICE-5KG=-1", "greater than zero"),
+    ("RICE-5KG=1.2345", "decimals"),
+    ("RICE-5KG=1@", "missing"),
+    ("RICE-5KG=1@12.345", "2 decimals"),
+    ("RICE-5KG=1@-5", "negative"),
+    ("RICE-5KG=1@cheap", "not a number"),
+])
+def test_a_malformed_item_is_refused_with_a_message_naming_it(text, says):
+    with pytest.raises(BadSaleInput) as exc:
+        parse_item(text)
+    assert repr(text) in str(exc.value) and says in str(exc.value)
+    assert isinstance(exc.value, ValueError)
+
+
+def test_a_sale_needs_at_least_one_item():
+    with pytest.raises(BadSaleInput, match="at least one item"):
+        parse_items([])
+
+
+def test_lines_carry_the_catalog_price_as_list_price_and_the_override_as_unit_price():
+    lines = build_lines(parse_items(["RICE-5KG=2", "DAL-1KG=1.5@120.50"]), CATALOG)
+    assert [(ln.sku, ln.name, ln.unit_price, ln.list_price, ln.line_total) for ln in lines] == [
+        ("RICE-5KG", "চাল ৫ কেজি", 42000, 42000, 84000),
+        ("DAL-1KG", "মসুর ডাল ১ কেজি", 12050, 14050, 18075),
+    ]
+
+
+def test_a_line_total_is_rounded_half_up_to_a_paisa():
+    # 0.333 kg x 140.50 Tk = 46.7865 Tk -> 4679 paisa
+    (line,) = build_lines(parse_items(["DAL-1KG=0.333"]), CATALOG)
+    assert line.line_total == 4679
+
+
+def test_an_unknown_sku_says_how_to_find_the_right_one():
+    with pytest.raises(BadSaleInput, match="no product with SKU 'NOPE'.*catalog search"):
+        build_lines(parse_items(["NOPE=1"]), CATALOG)
+
+
+def test_an_inactive_product_cannot_be_sold():
+    with pytest.raises(BadSaleInput, match="not for sale"):
+        build_lines(parse_items(["OLD-TEA=1"]), CATALOG)
+
+
+def test_payment_methods_are_read_in_any_case_and_unknown_ones_list_the_choices():
+    assert parse_payment("CARD") == PaymentMethod.CARD
+    with pytest.raises(BadSaleInput, match="cash, card, mobile"):
+        parse_payment("cheque")
+
+
+def test_a_sale_totals_its_lines_and_is_paid_in_full():
+    sale = new_sale(1, "a" * 32, NOW, build_lines(parse_items(["RICE-5KG=2", "DAL-1KG=1"]), CATALOG), PaymentMethod.CASH)
+    assert sale.total == 84000 + 14050 == sale.payment.amount
+
+
+def test_a_void_has_no_lines_and_minus_the_voided_total_paid_back_the_same_way():
+    sale = new_sale(1, "a" * 32, NOW, build_lines(parse_items(["RICE-5KG=1"]), CATALOG), PaymentMethod.MOBILE)
+    void = new_void(2, "b" * 32, NOW, sale)
+    assert (void.kind, void.voids, void.lines, void.total) == (SaleKind.VOID, 1, [], -42000)
+    assert void.payment.method == PaymentMethod.MOBILE and void.payment.amount == -42000
+
+
+def test_a_void_cannot_itself_be_voided():
+    sale = new_sale(1, "a" * 32, NOW, build_lines(parse_items(["RICE-5KG=1"]), CATALOG), PaymentMethod.CASH)
+    with pytest.raises(BadSaleInput, match="itself a void"):
+        new_void(3, "c" * 32, NOW, new_void(2, "b" * 32, NOW, sale))

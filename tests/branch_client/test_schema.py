@@ -1,0 +1,74 @@
+"""Schema versions and the upgrade path, on real SQLite files."""
+
+import sqlite3
+
+import pytest
+
+from branch_client.errors import StoreTooNew
+from branch_client.sale_entry import parse_items
+from branch_client.schema import MIGRATIONS
+from branch_client.store import Store
+from tests.branch_client.fakes import entry, page, product
+
+
+def _version(db) -> str | None:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return row[0] if row else None
+
+
+def _tables(db) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_an_empty_version_0_database_is_upgraded_to_the_current_schema(home):
+    home.mkdir()
+    sqlite3.connect(home / "branchsync.db").close()  # an existing, empty file
+    with Store(home) as store:
+        assert store.schema_upgrade == (0, len(MIGRATIONS))
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS)) == "1"
+    assert {"meta", "products", "sales", "sync_state"} <= _tables(home / "branchsync.db")
+
+
+def test_reopening_a_current_database_changes_nothing(home):
+    with Store(home) as store:
+        store.apply_catalog_page(page(entry(1, product("SOAP", 4500))), 0)
+        store.record_sale(parse_items(["SOAP=2"]))
+    with Store(home) as store:
+        assert store.schema_upgrade == (1, 1)
+        assert store.status()["last_seq"] == 1 and store.get_product("SOAP").price == 4500
+
+
+def test_an_older_database_is_upgraded_step_by_step_keeping_its_data(home):
+    with Store(home) as store:
+        store.apply_catalog_page(page(entry(1, product("SOAP", 4500))), 0)
+        store.record_sale(parse_items(["SOAP=1"]))
+
+    def v2_add_note(conn):
+        conn.exec_driver_sql("ALTER TABLE sales ADD COLUMN note TEXT")
+
+    with Store(home, migrations=[*MIGRATIONS, v2_add_note]) as store:
+        assert store.schema_upgrade == (1, 2)
+        assert store.status()["sales_recorded"] == 1
+    assert _version(home / "branchsync.db") == "2"
+    with sqlite3.connect(home / "branchsync.db") as conn:
+        assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(sales)")]
+
+
+def test_a_failing_upgrade_step_leaves_the_previous_version_untouched(home):
+    Store(home).close()
+
+    def v2_half_done(conn):
+        conn.exec_driver_sql("CREATE TABLE half (x)")
+        raise RuntimeError("step failed half way")
+
+    with pytest.raises(RuntimeError):
+        Store(home, migrations=[*MIGRATIONS, v2_half_done])
+    assert _version(home / "branchsync.db") == "1" and "half" not in _tables(home / "branchsync.db")
+
+
+def test_a_database_from_a_newer_branchsync_is_refused_not_guessed_at(home):
+    Store(home, migrations=[*MIGRATIONS, lambda conn: None]).close()
+    with pytest.raises(StoreTooNew, match="schema version 2"):
+        Store(home)

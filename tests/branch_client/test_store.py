@@ -1,0 +1,250 @@
+"""The store on real SQLite files in tmp_path."""
+
+import multiprocessing
+import os
+import stat
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event, text
+
+from branch_client.errors import BadSaleInput, NotEnrolled
+from branch_client.identity import Identity
+from branch_client.sale_entry import parse_items
+from branch_client.store import SaleState, Store
+from shared.models import PaymentMethod, Sale, SaleKind
+from tests.branch_client.fakes import entry, page, product, tombstone
+
+T0 = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
+
+
+def _row_count(store: Store, table: str) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def _record_many(home, count, start_barrier=None):
+    with Store(home) as s:
+        if start_barrier is not None:
+            start_barrier.wait()
+        for _ in range(count):
+            s.record_sale(parse_items(["SOAP=1"]))
+
+
+# --- the file --------------------------------------------------------------------------------------
+
+
+def test_the_database_is_one_file_in_the_home_in_wal_mode_with_full_sync(store, home):
+    assert store.path == home / "branchsync.db" and store.path.exists()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+
+
+# --- numbering -------------------------------------------------------------------------------------
+
+
+def test_sales_are_numbered_one_two_three(stocked):
+    seqs = [stocked.record_sale(parse_items(["SOAP=1"])).seq for _ in range(3)]
+    assert seqs == [1, 2, 3]
+
+
+def test_the_number_is_taken_inside_a_begin_immediate_transaction(stocked):
+    statements = []
+    event.listen(stocked.engine, "before_cursor_execute", lambda c, cur, stmt, *a: statements.append(stmt))
+    stocked.record_sale(parse_items(["SOAP=1"]))
+    begin = [s for s in statements if s.startswith("BEGIN")]
+    assert begin == ["BEGIN IMMEDIATE"]
+    assert statements.index("BEGIN IMMEDIATE") < next(i for i, s in enumerate(statements) if "max(sales.seq)" in s)
+
+
+def test_processes_recording_at_once_get_every_number_exactly_once(stocked, home):
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4)
+    workers = [ctx.Process(target=_record_many, args=(home, 25, barrier)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+        assert w.exitcode == 0
+    with stocked.engine.connect() as conn:
+        seqs = conn.execute(text("SELECT seq FROM sales ORDER BY seq")).scalars().all()
+        ids = conn.execute(text("SELECT count(DISTINCT sale_id) FROM sales")).scalar_one()
+    assert seqs == list(range(1, 101)) and ids == 100
+    bodies = [Sale.model_validate_json(b) for b in _bodies(stocked)]
+    assert [b.seq for b in bodies] == seqs  # the number inside the stored sale is its row's number
+
+
+def _bodies(store):
+    with store.engine.connect() as conn:
+        return conn.execute(text("SELECT body FROM sales ORDER BY seq")).scalars().all()
+
+
+def test_threads_recording_at_once_get_every_number_exactly_once(stocked, home):
+    barrier = threading.Barrier(4)
+    threads = [threading.Thread(target=_record_many, args=(home, 20, barrier)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    with stocked.engine.connect() as conn:
+        assert conn.execute(text("SELECT seq FROM sales ORDER BY seq")).scalars().all() == list(range(1, 81))
+
+
+def test_a_refused_sale_stores_nothing_and_uses_up_no_number(stocked):
+    stocked.record_sale(parse_items(["SOAP=1"]))
+    with pytest.raises(BadSaleInput):
+        stocked.record_sale(parse_items(["SOAP=1", "NOPE=1"]))
+    with pytest.raises(BadSaleInput):
+        stocked.record_sale(parse_items(["SOAP=1"]), payment="cheque")
+    assert _row_count(stocked, "sales") == 1
+    assert stocked.record_sale(parse_items(["SOAP=1"])).seq == 2
+
+
+def test_a_stored_sale_reads_back_as_the_same_contract_sale(stocked):
+    sale = stocked.record_sale(parse_items(["RICE-5KG=2", "DAL-1KG=1.5@120.50"]), PaymentMethod.CARD, now=T0)
+    (record,) = stocked.recent_sales()
+    assert record.sale == sale and record.state == SaleState.PENDING
+    assert sale.total == 84000 + 18075 and sale.recorded_at == T0
+
+
+# --- voids -----------------------------------------------------------------------------------------
+
+
+def test_a_void_is_a_new_event_with_minus_the_sale_total(stocked):
+    sale = stocked.record_sale(parse_items(["RICE-5KG=1"]), "mobile")
+    void = stocked.void_sale(sale.seq)
+    assert (void.seq, void.kind, void.voids, void.total, void.payment.method) == (2, SaleKind.VOID, 1, -42000, "mobile")
+    assert stocked.get_sale(1).voided_by == 2
+
+
+@pytest.mark.parametrize("target, says", [(99, "no sale number 99"), (2, "itself a void"), (1, "already voided by number 2")])
+def test_voiding_an_unknown_number_a_void_or_a_voided_sale_is_refused_and_stores_nothing(stocked, target, says):
+    stocked.record_sale(parse_items(["SOAP=1"]))
+    stocked.void_sale(1)
+    with pytest.raises(BadSaleInput, match=says):
+        stocked.void_sale(target)
+    assert _row_count(stocked, "sales") == 2
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+
+def test_products_are_found_by_sku_barcode_or_name_in_any_case(stocked):
+    assert [p.sku for p in stocked.search_products("rice")] == ["RICE-5KG"]
+    assert [p.sku for p in stocked.search_products("8901234")] == ["RICE-5KG"]
+    assert [p.sku for p in stocked.search_products("LUX soap")] == ["SOAP"]
+
+
+def test_bangla_names_are_found_by_any_part(stocked):
+    assert [p.sku for p in stocked.search_products("ডাল")] == ["DAL-1KG"]
+    assert sorted(p.sku for p in stocked.search_products("কেজি")) == ["DAL-1KG", "RICE-5KG"]
+
+
+def test_an_exact_sku_comes_before_names_that_merely_contain_it(store):
+    store.apply_catalog_page(page(entry(1, product("TEA", name="Black tea")), entry(2, product("ICE", name="Iced tea")),
+                                  entry(3, product("GREEN", name="Green tea"))), 0)
+    assert [p.sku for p in store.search_products("tea")][0] == "TEA"
+    assert len(store.search_products("tea", limit=2)) == 2
+
+
+def test_a_catalog_page_upserts_products_deletes_tombstones_and_stores_its_cursor(stocked):
+    stocked.apply_catalog_page(page(entry(5, product("SOAP", 5000, "Lux Soap Bar")), tombstone(6, "DAL-1KG"),
+                                    entry(7, product("SALT", 2500))), applied_through=0, now=T0)
+    assert stocked.get_product("SOAP").price == 5000
+    assert stocked.get_product("DAL-1KG") is None and stocked.get_product("SALT").price == 2500
+    status = stocked.status()
+    assert status["catalog_version"] == 7 and status["last_pull"].startswith("2026-11-28T06:00")
+
+
+def test_a_catalog_page_acknowledges_sales_up_to_applied_through(stocked):
+    for _ in range(3):
+        stocked.record_sale(parse_items(["SOAP=1"]))
+    stocked.apply_catalog_page(page(next_cursor=4), applied_through=2)
+    assert [r.state for r in stocked.recent_sales()] == [SaleState.PENDING, SaleState.ACKED, SaleState.ACKED]
+    assert stocked.status()["applied_through"] == 2 and stocked.pending_count() == 1
+
+
+def test_a_failure_while_applying_a_page_leaves_no_entry_cursor_or_ack_behind(stocked, monkeypatch):
+    stocked.record_sale(parse_items(["SOAP=1"]))
+    before = (stocked.status(), stocked.search_products("soap"))
+
+    def broken(*_args):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(Store, "_mark_acked", staticmethod(broken))
+    with pytest.raises(RuntimeError):
+        stocked.apply_catalog_page(page(entry(9, product("SOAP", 1)), tombstone(10, "RICE-5KG")), applied_through=1)
+    assert (stocked.status(), stocked.search_products("soap")) == before
+    assert stocked.get_product("RICE-5KG") is not None and stocked.catalog_cursor() == 4
+
+
+def test_a_full_resync_keeps_products_sellable_until_the_new_catalog_is_complete(stocked):
+    stocked.reset_catalog()
+    assert stocked.catalog_cursor() == 0
+    stocked.apply_catalog_page(page(entry(20, product("RICE-5KG", 43000, "চাল ৫ কেজি")), more=True), 0)
+    # mid-resync: everything is still there and sellable
+    assert stocked.record_sale(parse_items(["SOAP=1", "RICE-5KG=1"])).total == 4500 + 43000
+    stocked.apply_catalog_page(page(entry(21, product("SOAP", 4500)), more=False), 0)
+    assert sorted(p.sku for p in stocked.search_products("o")) == ["SOAP"]  # DAL, OLD-TEA were not sent again
+    assert stocked.get_product("DAL-1KG") is None and stocked.catalog_cursor() == 21
+
+
+# --- push bookkeeping ------------------------------------------------------------------------------
+
+
+def test_sales_are_due_for_push_until_pushed_then_again_after_ten_minutes_until_acked(stocked):
+    for _ in range(3):
+        stocked.record_sale(parse_items(["SOAP=1"]))
+    assert [s.seq for s in stocked.sales_to_push(T0)] == [1, 2, 3]
+    stocked.mark_pushed([1, 2], T0)
+    assert [s.seq for s in stocked.sales_to_push(T0 + timedelta(minutes=9))] == [3]
+    assert [s.seq for s in stocked.sales_to_push(T0 + timedelta(minutes=10))] == [1, 2, 3]
+    stocked.apply_catalog_page(page(next_cursor=4), applied_through=1)
+    assert [s.seq for s in stocked.sales_to_push(T0 + timedelta(hours=1))] == [2, 3]
+    assert stocked.get_sale(1).push_count == 1 and stocked.status()["last_push"].startswith("2026-11-28T06:00")
+
+
+def test_push_candidates_come_in_ascending_chunks(stocked):
+    for _ in range(5):
+        stocked.record_sale(parse_items(["SOAP=1"]))
+    assert [s.seq for s in stocked.sales_to_push(T0, limit=2, after_seq=2)] == [3, 4]
+    assert stocked.count_to_push(T0) == 5
+
+
+def test_a_sync_error_is_kept_as_one_line_until_cleared(store):
+    store.record_error("cannot reach\nthe cloud", T0)
+    assert store.status()["last_error"] == "cannot reach the cloud"
+    store.clear_error()
+    assert store.status()["last_error"] is None
+
+
+# --- status and identity -----------------------------------------------------------------------------
+
+
+def test_status_reports_pending_acks_catalog_and_errors_under_stable_keys(stocked):
+    stocked.record_sale(parse_items(["SOAP=1"]))
+    status = stocked.status()
+    assert {"pending", "applied_through", "catalog_version", "last_pull", "last_push", "last_error"} <= set(status)
+    assert (status["pending"], status["applied_through"], status["catalog_version"]) == (1, 0, 4)
+    assert status["sales_recorded"] == 1 and status["pushed_unacked"] == 0 and status["products"] == 4
+
+
+def test_an_unenrolled_home_says_how_to_enroll(store):
+    with pytest.raises(NotEnrolled, match="branchsync enroll CODE"):
+        store.identity()
+
+
+def test_the_secret_lives_only_in_an_owner_only_file(store, home):
+    secret = "s3cr3t-" + "x" * 40
+    store.save_identity(Identity("dhaka-1", "https://cloud.example", secret))
+    assert store.identity() == Identity("dhaka-1", "https://cloud.example", secret)
+    secret_file = home / "secret"
+    if os.name == "posix":
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert secret not in repr(store.identity()) and secret not in str(store.status())
+    store.close()
+    for f in home.glob("branchsync.db*"):
+        assert secret.encode() not in f.read_bytes()

@@ -1,0 +1,234 @@
+"""The sync engine against a fake cloud at the seam.
+
+`FakeCloud` (tests/branch_client/fakes.py) stands in for the cloud only at the branch's one
+I/O seam: HTTP through `httpx.MockTransport`, the queue through a fake queue sender. It
+verifies signatures and decodes messages with the shared contract code. The store is a
+real SQLite file. Real Azurite and the dev host are exercised by the end-to-end tests.
+"""
+
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from filelock import FileLock
+
+from branch_client.errors import CloudUnreachable, NotEnrolled, SyncAlreadyRunning
+from branch_client.sale_entry import parse_items
+from branch_client.store import SaleState, Store
+from branch_client.sync import TRANSITIONS, SyncEngine, SyncState
+from shared import limits
+from tests.branch_client.fakes import product
+
+
+def _engine(store, fake_cloud, **options) -> SyncEngine:
+    client_options = {k: options.pop(k) for k in ("attempts",) if k in options}
+    return SyncEngine(store, fake_cloud.client(**client_options), **options)
+
+
+def _all_products(store: Store):
+    from sqlalchemy import select
+
+    from branch_client.schema import products
+    with store.engine.connect() as conn:
+        return [Store._product(r) for r in conn.execute(select(products).order_by(products.c.sku))]
+
+
+def _sell(store, count, item="SOAP=1"):
+    return [store.record_sale(parse_items([item])) for _ in range(count)]
+
+
+class Clock:
+    def __init__(self):
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+
+# --- pull ------------------------------------------------------------------------------------------
+
+
+def test_a_pull_asks_page_after_page_until_the_cloud_has_no_more(enrolled, fake_cloud):
+    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
+    report = _engine(enrolled, fake_cloud, page_limit=10).run()
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "10", "20"]
+    assert (report.pages, report.entries, report.catalog_version) == (3, 25, 25)
+    assert {sku: p for sku, p in ((p.sku, p) for p in _all_products(enrolled))} == fake_cloud.products()
+
+
+def test_an_interrupted_pull_resumes_from_its_stored_cursor_and_ends_with_the_same_catalog(enrolled, fake_cloud, tmp_path):
+    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
+    fake_cloud.delete("SKU-03")
+    fake_cloud.pull_failures_after = 2  # the network goes after two pages
+    with pytest.raises(CloudUnreachable):
+        _engine(enrolled, fake_cloud, page_limit=10).run()
+    # two pages of ten stored (versions 1-21: SKU-03's version 4 was replaced by its tombstone, 26)
+    assert enrolled.catalog_cursor() == 21 and len(_all_products(enrolled)) == 20
+
+    fake_cloud.pull_failures_after = None
+    fake_cloud.pulls.clear()
+    _engine(enrolled, fake_cloud, page_limit=10).run()
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["21"]
+    assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
+    assert enrolled.catalog_cursor() == fake_cloud.version == 26
+
+
+def test_a_branch_behind_the_tombstone_horizon_resyncs_in_full(enrolled, fake_cloud):
+    fake_cloud.put(product("A"), product("B"), product("C"))
+    _engine(enrolled, fake_cloud).run()
+    fake_cloud.delete("B")
+    fake_cloud.put(product("D"))
+    fake_cloud.put(product("A", 999))
+    fake_cloud.purge_tombstones()  # the branch never hears of B's deletion
+    report = _engine(enrolled, fake_cloud).run()
+    assert report.full_resync
+    assert [q["cursor"] for q in fake_cloud.pulls][-2:] == ["3", "0"]
+    assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
+    assert enrolled.get_product("B") is None and enrolled.get_product("A").price == 999
+
+
+def test_pulls_acknowledge_what_the_cloud_has_applied(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 3)
+    first = _engine(enrolled, fake_cloud).run()
+    assert first.pushed == 3 and first.pending == 3  # pushed, not yet acknowledged
+    second = _engine(enrolled, fake_cloud).run()
+    assert second.applied_through == 3 and second.pushed == 0 and second.pending == 0
+    assert {r.state for r in enrolled.recent_sales()} == {SaleState.ACKED}
+    assert fake_cloud.pulls[-1]["pending"] == "3"  # the pull reports what still waits for its ack
+
+
+# --- push ------------------------------------------------------------------------------------------
+
+
+def test_a_push_packs_sales_into_signed_messages_under_64_kib_and_marks_them_pushed(enrolled, fake_cloud):
+    # Random product names keep the batch from compressing away, so it needs several messages.
+    fake_cloud.put(*[product(f"P{i}", 100, secrets.token_hex(90)) for i in range(1200)])
+    _engine(enrolled, fake_cloud).run()
+    for i in range(1200):
+        enrolled.record_sale(parse_items([f"P{i}=1"]))
+    report = _engine(enrolled, fake_cloud).run()
+    assert report.pushed == 1200 and report.messages == len(fake_cloud.messages) >= 3
+    assert all(len(m) <= limits.QUEUE_MESSAGE_BUDGET_CHARS for m in fake_cloud.messages)
+    assert sorted(fake_cloud.applied) == list(range(1, 1201)) and fake_cloud.copies_ignored == 0
+    assert enrolled.status()["never_pushed"] == 0 and enrolled.count_to_push() == 0
+
+
+def test_voids_travel_like_sales_and_the_totals_add_up_to_the_takings(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500), product("RICE", 42000))
+    _engine(enrolled, fake_cloud).run()
+    enrolled.record_sale(parse_items(["SOAP=2"]))
+    enrolled.record_sale(parse_items(["RICE=1"]))
+    enrolled.void_sale(2)
+    _engine(enrolled, fake_cloud).run()
+    assert sum(s.total for s in fake_cloud.applied.values()) == 9000
+
+
+def test_a_pushed_sale_without_an_ack_is_pushed_again_after_ten_minutes_and_applied_once(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    clock = Clock()
+    _engine(enrolled, fake_cloud, clock=clock).run()
+    _sell(enrolled, 2)
+    lost = []
+    fake_cloud_send = fake_cloud.send
+    fake_cloud.send = lambda url, sas, text: lost.append(text)  # the queue accepts, the message is lost
+    _engine(enrolled, fake_cloud, clock=clock).run()
+    assert len(lost) == 1 and not fake_cloud.applied
+
+    fake_cloud.send = fake_cloud_send
+    clock.now += timedelta(minutes=5)
+    assert _engine(enrolled, fake_cloud, clock=clock).run().pushed == 0
+    clock.now += timedelta(minutes=6)
+    assert _engine(enrolled, fake_cloud, clock=clock).run().pushed == 2
+    assert sorted(fake_cloud.applied) == [1, 2] and enrolled.get_sale(1).push_count == 2
+
+
+def test_when_the_queue_fails_mid_push_accepted_messages_stay_pushed_and_the_rest_wait(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 5)
+    fake_cloud.queue_down_after = 1
+    with pytest.raises(CloudUnreachable):
+        _engine(enrolled, fake_cloud, push_chunk=2).run()
+    assert [s.seq for s in enrolled.sales_to_push()] == [3, 4, 5]
+    fake_cloud.queue_down_after = None
+    _engine(enrolled, fake_cloud, push_chunk=2).run()
+    assert sorted(fake_cloud.applied) == [1, 2, 3, 4, 5] and fake_cloud.copies_ignored == 0
+
+
+def test_a_push_sas_about_to_expire_is_renewed_with_another_pull_first(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    fake_cloud.pulls.clear()
+    fake_cloud.sas_lifetime = timedelta(seconds=30)
+    _sell(enrolled, 1)
+    _engine(enrolled, fake_cloud).run()
+    assert len(fake_cloud.pulls) == 2 and sorted(fake_cloud.applied) == [1]
+
+
+# --- failure -----------------------------------------------------------------------------------------
+
+
+def test_an_unreachable_cloud_records_the_error_and_loses_nothing(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 2)
+    fake_cloud.down = True
+    engine = _engine(enrolled, fake_cloud)
+    with pytest.raises(CloudUnreachable):
+        engine.run()
+    assert engine.state == SyncState.FAILED
+    status = enrolled.status()
+    assert "cannot reach the cloud" in status["last_error"] and "\n" not in status["last_error"]
+    assert status["pending"] == 2 and [s.seq for s in enrolled.sales_to_push()] == [1, 2]
+
+    fake_cloud.down = False
+    _engine(enrolled, fake_cloud).run()
+    assert sorted(fake_cloud.applied) == [1, 2] and enrolled.status()["last_error"] is None
+
+
+def test_a_second_sync_while_one_runs_stops_at_once_without_touching_anything(enrolled, fake_cloud, home):
+    with FileLock(home / "sync.lock", timeout=0):
+        started = time.monotonic()
+        with pytest.raises(SyncAlreadyRunning, match="already running"):
+            _engine(enrolled, fake_cloud).run()
+        assert time.monotonic() - started < 1
+    assert fake_cloud.pulls == [] and enrolled.status()["last_error"] is None
+
+
+def test_syncing_an_unenrolled_home_says_so_and_records_it(store, fake_cloud):
+    with pytest.raises(NotEnrolled):
+        _engine(store, fake_cloud).run()
+    assert "not enrolled" in store.status()["last_error"]
+
+
+# --- states ------------------------------------------------------------------------------------------
+
+
+def test_a_sync_goes_idle_pulling_pushing_idle_and_reports_progress(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    seen = []
+    engine = _engine(enrolled, fake_cloud, on_progress=lambda p: seen.append(p.state))
+    assert engine.state == SyncState.IDLE
+    engine.run()
+    assert engine.state == SyncState.IDLE
+    assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == [
+        SyncState.PULLING, SyncState.PUSHING, SyncState.IDLE]
+
+
+def test_the_written_down_transitions_are_the_only_ones_allowed(enrolled, fake_cloud):
+    assert TRANSITIONS[SyncState.IDLE] == {SyncState.PULLING}
+    assert TRANSITIONS[SyncState.FAILED] == {SyncState.PULLING}
+    engine = _engine(enrolled, fake_cloud)
+    with pytest.raises(RuntimeError, match="cannot go from idle to pushing"):
+        engine._move(SyncState.PUSHING)
+
+
+def test_a_failing_progress_display_does_not_break_the_sync(enrolled, fake_cloud):
+    def broken(_p):
+        raise OSError("console gone")
+
+    fake_cloud.put(product("SOAP", 4500))
+    assert _engine(enrolled, fake_cloud, on_progress=broken).run().entries == 1
