@@ -21,7 +21,7 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 demo: setup
-	$(PY) demo/demo.py
+	$(PY) -m demo.demo
 
 test: setup
 	$(PY) -m pytest -q

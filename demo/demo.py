@@ -19,17 +19,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from demo.sample_catalog import write_catalog_csv  # noqa: E402
-from headoffice.stand_ins import free_port, start_azurite, start_cloud  # noqa: E402
-from shared.money import format_taka  # noqa: E402
+from demo.sample_catalog import write_catalog_csv
+from headoffice.stand_ins import ROOT, free_port, start_azurite, start_cloud
+from shared.money import format_taka
 
 BRANCHES = ["dhaka-gulshan", "chattogram-gec", "sylhet-zindabazar"]
 SALES_PER_BRANCH = 12
 BIN = Path(sys.executable).parent
-console = Console()
+console = Console(width=130)
 
 
 def run(*args, env, check=True, capture=True) -> subprocess.CompletedProcess:
