@@ -27,7 +27,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) bench/bench.py
+	$(PY) -m bench.bench
 
 clean:
 	rm -rf $(VENV) node_modules .demo .bench

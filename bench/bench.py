@@ -1,0 +1,198 @@
+"""`make bench`: the figures in the README, measured on this machine.
+
+1. A 10,000-sale backlog pushed by the branch sync engine through the real queue and
+   applied by the dev host's queue function: seconds, queue messages, storage
+   operations per sale (counted by the cloud's TableStore and logged per message).
+2. A 100,000-product initial pull by a fresh branch: seconds and bytes per product.
+3. `sale add` latency with 100,000 sales stored: p50 and p99 of the store call, and of
+   the whole `branchsync sale add` process.
+
+Everything runs on local stand-ins (Azurite, the dev host) on loopback ports and is
+stopped at the end. Sizes can be lowered with flags for a quick look.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert
+
+from branch_client.cloud_client import CloudClient
+from branch_client.identity import Identity
+from branch_client.sale_entry import parse_items
+from branch_client.schema import sales as sales_table
+from branch_client.store import Store, time_text
+from branch_client.sync import SyncEngine
+from headoffice.admin_client import AdminClient
+from headoffice.stand_ins import ROOT, start_azurite, start_cloud
+from shared.enrollment import decode_code
+from shared.models import CatalogEntry, CatalogPage, Product
+
+BIN = Path(sys.executable).parent
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = ""
+    try:
+        kib = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")))
+        mem = f", {kib / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}"
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Counts response body bytes as they arrive on the wire (the HTTP seam)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+
+    def handle_request(self, request):
+        response = super().handle_request(request)
+        body = response.read()
+        self.bytes += len(body)
+        return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
+
+
+def enrolled_store(admin: AdminClient, home: Path, name: str, transport=None) -> tuple[Store, CloudClient]:
+    code = decode_code(admin.add_branch(name).enrollment_code)
+    client = CloudClient(code.url, transport=transport)
+    answer = client.enroll(code.token)
+    store = Store(home)
+    store.save_identity(Identity(branch=answer.branch, cloud_url=code.url, secret=answer.secret))
+    return store, CloudClient.for_identity(store.identity(), transport=transport)
+
+
+def products(count: int, prefix: str, start: int = 0, stop: int | None = None) -> list[Product]:
+    return [Product(sku=f"{prefix}{i:06d}", name=f"পণ্য {i} Product {i} 500g", price=1000 + i % 50_000,
+                    barcode=f"890{i:010d}", unit="pcs") for i in range(start, count if stop is None else stop)]
+
+
+def bench_backlog(admin: AdminClient, cloud_log: Path, work: Path, n_sales: int) -> None:
+    admin.import_products(products(50, "BK"))
+    store, client = enrolled_store(admin, work / "backlog", "bench-backlog")
+    SyncEngine(store, client).run()
+    items = [parse_items(["BK000001=2", "BK000002=1.250", "BK000003=1"]), parse_items(["BK000004=3"])]
+    for i in range(n_sales):
+        store.record_sale(items[i % 2], "cash")
+    log_start = cloud_log.stat().st_size
+    started = time.perf_counter()
+    report = SyncEngine(store, client).run()
+    pushed = time.perf_counter() - started
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        mine = next(b for b in admin.branches().branches if b.branch == "bench-backlog")
+        if mine.applied_through >= n_sales:
+            break
+        time.sleep(0.2)
+    applied = time.perf_counter() - started
+    with open(cloud_log, "rb") as f:
+        f.seek(log_start)
+        ops = sum(int(m) for m in re.findall(rb"applied batch .*? ops=(\d+)", f.read()))
+    print(f"\n## {n_sales:,}-sale backlog: push and apply")
+    print(f"  pushed in {pushed:.1f} s as {report.messages} queue messages ({n_sales / report.messages:.0f} sales each)")
+    print(f"  all applied {applied:.1f} s after the sync started; applied_through = {mine.applied_through}")
+    print(f"  storage operations to apply: {ops} = {ops / n_sales:.4f} per sale")
+
+
+def bench_pull(admin: AdminClient, work: Path, n_products: int) -> None:
+    started = time.perf_counter()
+    batch = 1000
+    for i in range(0, n_products, batch):
+        admin.import_products(products(n_products, "PL", start=i, stop=min(i + batch, n_products)))
+    imported = time.perf_counter() - started
+    transport = CountingTransport()
+    store, client = enrolled_store(admin, work / "pull", "bench-pull", transport=transport)
+    transport.bytes = 0
+    started = time.perf_counter()
+    report = SyncEngine(store, client).run()
+    pulled = time.perf_counter() - started
+    count = store.status()["products"]
+    print(f"\n## {n_products:,}-product initial pull")
+    print(f"  (import through the admin API took {imported:.1f} s)")
+    print(f"  pulled {count:,} products in {pulled:.1f} s over {report.pages} pages "
+          f"({count / pulled:,.0f} products/s), {transport.bytes / count:.0f} bytes per product on the wire")
+
+
+def bench_sale_add(work: Path, stored: int, samples: int, process_samples: int) -> None:
+    home = work / "till"
+    store = Store(home)
+    page = CatalogPage(entries=[CatalogEntry(version=i + 1, sku=p.sku, product=p) for i, p in enumerate(products(500, "TL"))],
+                       next_cursor=500, more=False)
+    store.apply_catalog_page(page, 0, datetime.now(timezone.utc))
+    store.save_identity(Identity(branch="bench-till", cloud_url="http://127.0.0.1:9", secret="A" * 43))
+    template = store.record_sale(parse_items(["TL000001=2", "TL000002=0.750"]), "cash")
+    # Seed the history in one transaction with copies of a real sale; recording 100,000 one
+    # by one would only measure the same call 100,000 times.
+    with store._write() as conn:  # noqa: SLF001 - benchmark set-up only
+        rows = []
+        for seq in range(2, stored + 1):
+            sale = template.model_copy(update={"seq": seq, "sale_id": uuid.uuid4().hex})
+            rows.append(dict(seq=seq, sale_id=sale.sale_id, kind="sale", voids=None, recorded_at=time_text(sale.recorded_at),
+                             total=sale.total, payment_method="cash", body=sale.model_dump_json(),
+                             pushed_at=None, push_count=0, acked_at=None))
+        conn.execute(insert(sales_table), rows)
+    items = parse_items(["TL000010=1", "TL000020=2.5", "TL000030=1@99.50"])
+    calls = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        store.record_sale(items, "card")
+        calls.append((time.perf_counter() - t) * 1000)
+    procs = []
+    for _ in range(process_samples):
+        t = time.perf_counter()
+        subprocess.run([str(BIN / "branchsync"), "--home", str(home), "sale", "add", "TL000010=1", "TL000011=2"],
+                       check=True, capture_output=True)
+        procs.append((time.perf_counter() - t) * 1000)
+    print(f"\n## sale add with {store.status()['sales_recorded']:,} sales stored (SQLite WAL, synchronous=FULL)")
+    print(f"  store call:  p50 {pct(calls, 50):.2f} ms, p99 {pct(calls, 99):.2f} ms over {samples} sales")
+    print(f"  whole `branchsync sale add` process: p50 {pct(procs, 50):.0f} ms, p99 {pct(procs, 99):.0f} ms over {process_samples} runs")
+
+
+def pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sales", type=int, default=10_000)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--stored", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=1_000)
+    parser.add_argument("--process-samples", type=int, default=30)
+    args = parser.parse_args()
+    print(f"branchsync benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, on {machine()}")
+    work = ROOT / ".bench"
+    shutil.rmtree(work, ignore_errors=True)
+    azurite = start_azurite(work / "azurite")
+    key = uuid.uuid4().hex
+    cloud = start_cloud(work / "cloud", azurite.connection_string, key)
+    admin = AdminClient(cloud.url, key, timeout=120)
+    try:
+        bench_backlog(admin, cloud.log, work, args.sales)
+        bench_pull(admin, work, args.products)
+        bench_sale_add(work, args.stored, args.samples, args.process_samples)
+    finally:
+        admin.close()
+        cloud.stop()
+        azurite.stop()
+
+
+if __name__ == "__main__":
+    main()
