@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench exe package clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -29,5 +29,13 @@ test: setup
 bench: setup
 	$(PY) -m bench.bench
 
+# The branch executable (one file, built in its own virtual environment).
+exe: setup
+	bash packaging/exe/build.sh
+
+# The zip Azure Functions deploys: function_app/ with the shared/ package and requirements.txt.
+package: setup
+	$(PY) packaging/functions/build_package.py
+
 clean:
-	rm -rf $(VENV) node_modules .demo .bench
+	rm -rf $(VENV) node_modules .demo .bench build dist
