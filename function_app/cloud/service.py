@@ -42,7 +42,7 @@ from shared.models import (
 from shared.signing import HEADER_BRANCH, new_secret, verify_request
 
 from .apply import plan_apply
-from .catalog import Counter, build_page, check_unique, group_writes, needs_full_resync, plan_delete, plan_purge, plan_upserts
+from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
 from .queue_access import push_access
 from .settings import Settings
 from .store import BranchRecord, Conflict, DeadLetter, NotFound, Store
@@ -54,8 +54,6 @@ EXPORT_LIMIT_DEFAULT = 1000
 # Optimistic writes that lose a race re-read and re-plan; bounded, then the caller retries
 # later (the queue redelivers, an admin sees 503).
 CONFLICT_ATTEMPTS = 8
-# Tombstones purged per transaction: two deletes each plus the counter update.
-PURGE_PER_TXN = 49
 _SKU = TypeAdapter(Sku)
 
 
@@ -155,10 +153,10 @@ class Service:
         # The counter first: every version up to it is then either read below or superseded.
         counter = self.store.get_catalog_counter().counter
         if needs_full_resync(cursor, counter):
-            rows, exhausted = [], True
+            segments, exhausted = [], True
         else:
-            rows, exhausted = self.store.read_catalog(cursor, limit)
-        page = build_page(cursor, rows, limit, exhausted, counter)
+            segments, exhausted = self.store.read_catalog(cursor, limit)
+        page = build_page(cursor, segments, limit, exhausted, counter)
         self.store.merge_branch(branch.name, last_pull=now, pending=pending)
         log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s",
                  branch.name, cursor, len(page.entries), page.next_cursor, page.more, state.apply.applied_through, pending)
@@ -270,10 +268,11 @@ class Service:
     # --- admin: catalog ------------------------------------------------------------------
 
     def import_catalog(self, request: CatalogImport) -> CatalogWriteResult:
-        """Write changed products under fresh versions, at most 100 operations per transaction.
+        """Write changed products under fresh versions: one transaction, or a few for a large catalog.
 
-        Unchanged products are skipped, which also makes a retry after a lost race
-        continue where the committed transactions stopped.
+        Each transaction carries the counter (If-Match), the new segment(s) and the touched
+        index buckets. Unchanged products are skipped, which also makes a retry after a
+        lost race continue where the committed transactions stopped.
         """
         products = request.products
         check_unique(products)
@@ -281,11 +280,12 @@ class Service:
 
         def attempt() -> int:
             base = self.store.get_catalog_counter()
-            index = self.store.get_catalog_index([p.sku for p in products])
-            for group in group_writes(plan_upserts(base.counter, products, index)):
-                counter = Counter(group[-1].row.version, base.counter.tombstone_horizon)
-                base = self.store.commit_catalog(base, counter, group)
-                written.extend(w.row.version for w in group)
+            buckets = self.store.get_catalog_index({bucket_of(p.sku) for p in products})
+            plan = plan_import(base.counter, products, {n: b.entries for n, b in buckets.items()})
+            for txn in plan:
+                base, changed = self.store.commit_catalog(base, txn, buckets)
+                buckets = {**buckets, **changed}
+                written.extend(txn.versions)
             return base.counter.last_version
 
         last_version = _retrying()(attempt)
@@ -303,35 +303,39 @@ class Service:
 
         def attempt() -> int:
             base = self.store.get_catalog_counter()
-            write = plan_delete(base.counter, sku, self.store.get_catalog_index([sku]).get(sku))
-            self.store.commit_catalog(base, Counter(write.row.version, base.counter.tombstone_horizon), [write])
-            return write.row.version
+            buckets = self.store.get_catalog_index([bucket_of(sku)])
+            txn = plan_delete(base.counter, sku, buckets[bucket_of(sku)].entries)
+            self.store.commit_catalog(base, txn, buckets)
+            return txn.counter.last_version
 
         version = _retrying()(attempt)
         log.info("catalog delete sku=%s version=%d", sku, version)
         return CatalogWriteResult(written=1, first_version=version, last_version=version)
 
     def purge_tombstones(self, up_to: int | None = None) -> int:
-        """Drop tombstones older than every live product (and at most `up_to`); returns how many.
+        """Drop tombstones older than every live product (and at most `up_to`) and compact; returns how many.
 
-        The horizon moves in the same transaction as the deletes, so a branch is told to
-        resync before it could miss one.
+        Segments are rewritten without superseded entries and purged tombstones, and small
+        neighbours merged. The horizon rises in the same transaction that drops a
+        tombstone, so a branch is told to resync before it could miss one.
         """
         limit = 2**53 if up_to is None else up_to
-        purged = 0
+        purged = horizon = 0
 
         def attempt() -> None:
-            nonlocal purged
-            base = self.store.get_catalog_counter()
-            rows = plan_purge(self.store.scan_catalog(0), limit)
-            for i in range(0, len(rows), PURGE_PER_TXN):
-                group = rows[i : i + PURGE_PER_TXN]
-                horizon = max(base.counter.tombstone_horizon, group[-1].version)
-                base = self.store.commit_catalog(base, Counter(base.counter.last_version, horizon), purge=group)
-                purged += len(group)
+            nonlocal purged, horizon
+            base = self.store.get_catalog_counter()  # first: a write after it fails the plan's ETag
+            buckets = self.store.get_catalog_index()
+            segments = list(self.store.scan_catalog())
+            plan = plan_compaction(base.counter, {n: b.entries for n, b in buckets.items()}, segments, limit)
+            for txn in plan:
+                base, changed = self.store.commit_catalog(base, txn, buckets)
+                buckets = {**buckets, **changed}
+                purged += txn.purged
+            horizon = base.counter.tombstone_horizon
 
         _retrying()(attempt)
-        log.info("catalog purge tombstones=%d", purged)
+        log.info("catalog purge tombstones=%d horizon=%d", purged, horizon)
         return purged
 
 

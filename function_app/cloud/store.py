@@ -6,7 +6,7 @@ a record read with an `etag` is written back only if nobody changed it meanwhile
 otherwise `Conflict` is raised and the caller re-reads and re-plans.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -14,7 +14,7 @@ from typing import Protocol
 from shared.models import Sale
 
 from .apply import ApplyPlan, ApplyState
-from .catalog import CatalogWrite, Counter, IndexEntry, VersionRow
+from .catalog import CatalogTxn, Counter, IndexEntry, Segment
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -84,6 +84,15 @@ class CounterRecord:
 
 
 @dataclass(frozen=True)
+class BucketRecord:
+    """One bucket of the catalog index: {sku: IndexEntry}."""
+
+    number: int
+    entries: dict[str, IndexEntry]
+    etag: str | None  # None: no bucket row yet
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     received_at: datetime
     code: str
@@ -115,11 +124,17 @@ class Store(Protocol):
 
     # catalog
     def get_catalog_counter(self) -> CounterRecord: ...
-    def get_catalog_index(self, skus: Sequence[str]) -> dict[str, IndexEntry]: ...
-    def commit_catalog(self, base: CounterRecord, counter: Counter, writes: Sequence[CatalogWrite] = (),
-                       purge: Sequence[VersionRow] = ()) -> CounterRecord: ...
-    def read_catalog(self, after_version: int, limit: int) -> tuple[list[VersionRow], bool]: ...
-    def scan_catalog(self, after_version: int = 0) -> Iterator[VersionRow]: ...
+    # The index buckets asked for (None: all of them); an absent bucket comes back empty.
+    def get_catalog_index(self, buckets: Iterable[int] | None = None) -> dict[int, BucketRecord]: ...
+    # One transaction: the counter (If-Match base.etag) and what `txn` writes; Conflict if
+    # anything changed meanwhile. Returns the new counter and the written buckets' records.
+    def commit_catalog(self, base: CounterRecord, txn: CatalogTxn,
+                       buckets: Mapping[int, BucketRecord]) -> tuple[CounterRecord, dict[int, BucketRecord]]: ...
+    # Segments with a key above `after_version` in key order (their entries at or below it
+    # left out), until they hold `min_entries` entries above it or a bounded number of
+    # query pages was read; and whether that reached the end.
+    def read_catalog(self, after_version: int, min_entries: int) -> tuple[list[Segment], bool]: ...
+    def scan_catalog(self) -> Iterator[Segment]: ...  # every segment, in key order
 
     # dead letters
     def add_dead_letter(self, letter: DeadLetter) -> None: ...

@@ -5,14 +5,14 @@ SDK error is mapped at this boundary to the small tree in store.py.
 """
 
 import json
+import math
 import secrets
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from decimal import Decimal
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -27,12 +27,25 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.models import Product, Sale
+from shared.models import Sale
 
 from .apply import ApplyPlan, ApplyState
-from .catalog import TXN_MAX_OPS, CatalogWrite, Counter, IndexEntry, VersionRow, digest
+from .catalog import (
+    BUCKETS,
+    ENCODING,
+    PROPERTY_MAX_BYTES,
+    TXN_MAX_DATA_BYTES,
+    TXN_MAX_OPS,
+    CatalogTxn,
+    Counter,
+    Segment,
+    SegmentWrite,
+    decode_bucket,
+    decode_rows,
+)
 from .store import (
     BranchRecord,
+    BucketRecord,
     Chunk,
     Conflict,
     CounterRecord,
@@ -54,12 +67,15 @@ SEQ_DIGITS = 16
 VERSION_DIGITS = 12
 # A binary property holds at most 64 KiB; keep a margin.
 CHUNK_MAX_BYTES = 60 * 1024
-# A transaction is at most 4 MiB on the wire and binary travels as base64 (x 4/3).
-TXN_MAX_DATA_BYTES = 2 * 1024 * 1024
 DEADLETTER_RAW_MAX = 60 * 1024
 REASON_MAX_CHARS = 4000
-# Ranges of index rows are read in one query when there are more SKUs than this.
+# More buckets than this are read with one range query over all of them.
 INDEX_POINT_READS_MAX = 8
+# A pull reads at most this many query pages of segments; the first asks for a few rows
+# (a bulk-imported segment holds ~1,000 entries), later ones for as many as look needed.
+SEGMENT_READ_MAX_PAGES = 6
+SEGMENT_FIRST_PAGE = 4
+SEGMENT_PAGE_MAX = 64
 
 
 def chunk_key(first_seq: int) -> str:
@@ -70,8 +86,8 @@ def version_key(version: int) -> str:
     return f"v{version:0{VERSION_DIGITS}d}"
 
 
-def index_key(sku: str) -> str:
-    return "s:" + sku
+def bucket_key(number: int) -> str:
+    return f"i{number:02x}"
 
 
 class TableStore:
@@ -148,6 +164,18 @@ class TableStore:
     def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000) -> Iterator[dict]:
         for page, _ in self._pages(table, query, parameters, per_page):
             yield from page
+
+    def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token) -> tuple[list[dict], object]:
+        """One query page (one request): its entities and the token for the next, None at the end."""
+        client = self._table(table)
+        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page).by_page(continuation_token=token)
+        self._tick()
+        with _mapped(f"query {table}"):
+            try:
+                page = list(next(pages))
+            except StopIteration:
+                return [], None
+        return page, pages.continuation_token
 
     def _submit(self, table: str, operations: list, what: str) -> list:
         if len(operations) > TXN_MAX_OPS:
@@ -265,56 +293,68 @@ class TableStore:
         counter = Counter(_int(entity.get("last_version")), _int(entity.get("tombstone_horizon")))
         return CounterRecord(counter, entity.metadata["etag"])
 
-    def get_catalog_index(self, skus: Sequence[str]) -> dict[str, IndexEntry]:
-        wanted = set(skus)
-        found: dict[str, IndexEntry] = {}
-        # Key order on the server is only certain to match Python's for ASCII, so range-read those.
-        ranged = sorted(s for s in wanted if s.isascii())
-        single = [s for s in wanted if not s.isascii()]
-        if len(ranged) > INDEX_POINT_READS_MAX:
-            query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
-            params = {"pk": CATALOG_PK, "lo": index_key(ranged[0]), "hi": index_key(ranged[-1])}
-            for entity in self._query(CATALOG, query, params):
-                if entity["sku"] in wanted:
-                    found[entity["sku"]] = _index_entry(entity)
+    def get_catalog_index(self, buckets: Iterable[int] | None = None) -> dict[int, BucketRecord]:
+        wanted = set(range(BUCKETS) if buckets is None else buckets)
+        found: dict[int, BucketRecord] = {}
+        if len(wanted) > INDEX_POINT_READS_MAX:
+            query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+            for entity in self._query(CATALOG, query, {"pk": CATALOG_PK, "lo": "i", "hi": "j"}, per_page=BUCKETS):
+                record = _bucket_record(entity)
+                if record.number in wanted:
+                    found[record.number] = record
         else:
-            single += ranged
-        for sku in single:
-            entity = self._get(CATALOG, CATALOG_PK, index_key(sku))
-            if entity is not None:
-                found[sku] = _index_entry(entity)
-        return found
+            for number in sorted(wanted):
+                entity = self._get(CATALOG, CATALOG_PK, bucket_key(number))
+                if entity is not None:
+                    found[number] = _bucket_record(entity)
+        return {n: found.get(n) or BucketRecord(n, {}, None) for n in sorted(wanted)}
 
-    def commit_catalog(self, base: CounterRecord, counter: Counter, writes: Sequence[CatalogWrite] = (),
-                       purge: Sequence[VersionRow] = ()) -> CounterRecord:
+    def commit_catalog(self, base: CounterRecord, txn: CatalogTxn,
+                       buckets: Mapping[int, BucketRecord]) -> tuple[CounterRecord, dict[int, BucketRecord]]:
+        """The counter (If-Match), segments and buckets of `txn` in one transaction."""
         counter_entity = {
             "PartitionKey": CATALOG_PK, "RowKey": COUNTER_KEY,
-            "last_version": _i64(counter.last_version), "tombstone_horizon": _i64(counter.tombstone_horizon),
+            "last_version": _i64(txn.counter.last_version), "tombstone_horizon": _i64(txn.counter.tombstone_horizon),
         }
         ops: list = [_write_op(counter_entity, base.etag)]
-        for w in writes:
-            ops.append(("create", _version_entity(w.row)))
-            if w.previous_version is not None:
-                ops.append(("delete", {"PartitionKey": CATALOG_PK, "RowKey": version_key(w.previous_version)}))
-            ops.append(("upsert", _index_entity(w.row), {"mode": UpdateMode.REPLACE}))
-        for row in purge:
-            ops.append(("delete", {"PartitionKey": CATALOG_PK, "RowKey": version_key(row.version)}))
-            ops.append(("delete", {"PartitionKey": CATALOG_PK, "RowKey": index_key(row.sku)}))
-        result = self._submit(CATALOG, ops, f"catalog write up to version {counter.last_version}")
-        return CounterRecord(counter, result[0]["etag"])
+        ops += [("create", _segment_entity(w)) for w in txn.created]
+        ops += [("upsert", _segment_entity(w), {"mode": UpdateMode.REPLACE}) for w in txn.rewritten]
+        ops += [("delete", {"PartitionKey": CATALOG_PK, "RowKey": version_key(k)}) for k in txn.deleted]
+        first_bucket = len(ops)
+        for w in txn.buckets:
+            before = buckets.get(w.number)
+            ops.append(_write_op(_bucket_entity(w.number, w.data, len(w.entries)), before.etag if before else None))
+        result = self._submit(CATALOG, ops, f"catalog write at version {txn.counter.last_version}")
+        written = {w.number: BucketRecord(w.number, w.entries, result[first_bucket + i]["etag"])
+                   for i, w in enumerate(txn.buckets)}
+        return CounterRecord(txn.counter, result[0]["etag"]), written
 
-    def read_catalog(self, after_version: int, limit: int) -> tuple[list[VersionRow], bool]:
-        """Up to `limit` version rows above `after_version`, and whether that was all of them."""
-        rows: list[VersionRow] = []
-        for page, more in self._pages(CATALOG, *_versions_after(after_version), per_page=limit):
-            rows.extend(_version_row(e) for e in page)
-            if len(rows) >= limit:
-                return rows[:limit], len(rows) == limit and not more
-        return rows, True
+    def read_catalog(self, after_version: int, min_entries: int) -> tuple[list[Segment], bool]:
+        segments: list[Segment] = []
+        entries = read = 0
+        token = None
+        per_page = SEGMENT_FIRST_PAGE
+        for _ in range(SEGMENT_READ_MAX_PAGES):
+            page, token = self._query_page(CATALOG, *_segments_after(after_version), per_page, token)
+            for entity in page:
+                if entries >= min_entries:
+                    return segments, False  # enough: the rest are left for the next pull
+                segment = _segment(entity, after_version)
+                segments.append(segment)
+                entries += len(segment.rows)
+                read += _int(entity.get("count"))
+            if token is None:
+                return segments, True
+            if entries >= min_entries:
+                return segments, False
+            # As many rows as the entries still wanted look to need, judged by those read so far.
+            per_row = max(1.0, read / len(segments)) if segments else 1.0
+            per_page = max(SEGMENT_FIRST_PAGE, min(SEGMENT_PAGE_MAX, math.ceil((min_entries - entries) / per_row) + 1))
+        return segments, False
 
-    def scan_catalog(self, after_version: int = 0, per_page: int = 1000) -> Iterator[VersionRow]:
-        for entity in self._query(CATALOG, *_versions_after(after_version), per_page=per_page):
-            yield _version_row(entity)
+    def scan_catalog(self) -> Iterator[Segment]:
+        for entity in self._query(CATALOG, *_segments_after(0), per_page=32):
+            yield _segment(entity, 0)
 
     # --- dead letters --------------------------------------------------------------------
 
@@ -419,8 +459,8 @@ def _props(fields: dict) -> dict:
     return out
 
 
-def _versions_after(version: int) -> tuple[str, dict]:
-    # Version rows sort between "v" and "w"; counter ("counter") and index ("s:...") rows stay outside.
+def _segments_after(version: int) -> tuple[str, dict]:
+    # Segment rows sort between "v" and "w"; counter ("counter") and bucket ("i..") rows stay outside.
     return "PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi", {"pk": CATALOG_PK, "lo": version_key(version), "hi": "w"}
 
 
@@ -494,31 +534,30 @@ def _chunk_entity(branch: str, piece: _Piece, applied_at: datetime) -> dict:
     })
 
 
-def _version_entity(row: VersionRow) -> dict:
-    fields = {"PartitionKey": CATALOG_PK, "RowKey": version_key(row.version), "version": row.version,
-              "sku": row.sku, "deleted": row.deleted}
-    if row.product is not None:
-        p = row.product
-        fields.update(name=p.name, price=p.price, barcode=p.barcode, unit=p.unit, vat_rate=str(p.vat_rate), active=p.active)
-    return _props(fields)
-
-
-def _version_row(e: dict) -> VersionRow:
-    product = None
-    if not e.get("deleted"):
-        product = Product(
-            sku=e["sku"], name=e["name"], price=_int(e["price"]), barcode=e.get("barcode"), unit=e["unit"],
-            vat_rate=Decimal(e["vat_rate"]), active=bool(e["active"]),
-        )
-    return VersionRow(_int(e["version"]), e["sku"], product)
-
-
-def _index_entity(row: VersionRow) -> dict:
+def _segment_entity(w: SegmentWrite) -> dict:
+    seg = w.segment
     return _props({
-        "PartitionKey": CATALOG_PK, "RowKey": index_key(row.sku), "sku": row.sku, "version": row.version,
-        "deleted": row.deleted, "digest": digest(row.product) if row.product else "",
+        "PartitionKey": CATALOG_PK, "RowKey": version_key(seg.last_version), "first_version": seg.first_version,
+        "last_version": seg.last_version, "count": len(seg.rows), "encoding": ENCODING, "data": w.data,
     })
 
 
-def _index_entry(e: dict) -> IndexEntry:
-    return IndexEntry(e["sku"], _int(e["version"]), bool(e.get("deleted")), e.get("digest") or "")
+def _segment(e: dict, after_version: int) -> Segment:
+    if "data" not in e:
+        raise StoreError(f"catalog row {e['RowKey']} is in the old one-row-per-version layout: "
+                         "drop the catalog table and import the catalog again")
+    return Segment(_int(e["first_version"]), _int(e["last_version"]), decode_rows(e["data"], after_version))
+
+
+def _bucket_entity(number: int, data: bytes, count: int) -> dict:
+    # A bucket may outgrow one binary property (64 KiB): its data is cut into data0, data1, ...
+    parts = {f"data{i}": data[off : off + PROPERTY_MAX_BYTES] for i, off in enumerate(range(0, len(data), PROPERTY_MAX_BYTES))}
+    return _props({
+        "PartitionKey": CATALOG_PK, "RowKey": bucket_key(number), "bucket": number, "count": count,
+        "encoding": ENCODING, "parts": len(parts), **parts,
+    })
+
+
+def _bucket_record(e: dict) -> BucketRecord:
+    data = b"".join(e[f"data{i}"] for i in range(_int(e.get("parts"))))
+    return BucketRecord(_int(e["bucket"]), decode_bucket(data), e.metadata["etag"])

@@ -12,7 +12,7 @@ from azure.storage.queue import QueueClient
 
 from cloud.service import Service
 from cloud.settings import Settings
-from cloud.store import StoreUnavailable
+from cloud.store import Conflict, StoreUnavailable
 from cloud.table_store import TableStore
 from headoffice.stand_ins import free_port
 from shared import limits
@@ -338,16 +338,107 @@ def test_a_sku_twice_in_one_import_is_refused(service):
     assert err.value.code == ErrorCode.BAD_REQUEST
 
 
-def test_an_import_of_1000_products_uses_few_transactions_of_at_most_100_operations(service):
+def transactions(service) -> list:
+    """Spy on the store: the operation count of every catalog transaction committed."""
+    seen = []
+    commit = service.store.commit_catalog
+
+    def spy(base, txn, buckets):
+        seen.append(txn.ops)
+        return commit(base, txn, buckets)
+
+    service.store.commit_catalog = spy
+    return seen
+
+
+def test_an_import_of_1000_products_uses_few_transactions_of_at_most_100_operations(service, clock):
+    txns = transactions(service)
     before = service.store.ops
     result = import_products(service, [make_product(f"P{i:04d}") for i in range(1000)])
     assert result.written == 1000 and result.last_version == 1000
-    # counter read + one index range query + ceil(1000 / 49) transactions (+ table creation)
-    assert service.store.ops - before <= 2 + 21 + 2
+    # counter read + one index range query + one transaction (+ table creation): far fewer than products
+    assert service.store.ops - before <= 3 + 1
+    assert len(txns) == 1 and txns[0] <= 100
+    before = service.store.ops
     rewritten = import_products(service, [make_product(f"P{i:04d}", 1) for i in range(1000)])
     assert (rewritten.first_version, rewritten.last_version) == (1001, 2000)
-    rows, _ = service.store.read_catalog(0, 1000)
-    assert rows[0].version == 1001  # each SKU kept only its latest version row
+    assert service.store.ops - before == 3 and len(txns) == 2 and txns[1] <= 100
+    # A fresh branch ends with each SKU at its latest version...
+    secret = enroll(service)
+    held, cursor = pull_all(service, "dhaka-1", secret, clock)
+    assert len(held) == 1000 and min(e.version for e in held.values()) == 1001 and cursor == 2000
+    # ...and once compacted, it is sent nothing else.
+    assert service.purge_tombstones() == 0
+    assert sorted(r.version for s in service.store.scan_catalog() for r in s.rows) == list(range(1001, 2001))
+    page = pull(service, "dhaka-1", secret, clock, cursor=0).catalog
+    assert len(page.entries) == 1000 and not page.more and page.next_cursor == 2000
+
+
+def test_an_initial_pull_of_5000_products_reads_far_fewer_storage_operations_than_products(service, clock, capsys):
+    for lo in range(0, 5000, 1000):
+        import_products(service, [make_product(f"P{i:05d}", 100 + i) for i in range(lo, lo + 1000)])
+    secret = enroll(service)
+    before = service.store.ops
+    held, cursor = pull_all(service, "dhaka-1", secret, clock)
+    ops = service.store.ops - before
+    assert len(held) == 5000 and cursor == 5000 and held["P04321"].product.price == 4421
+    with capsys.disabled():
+        print(f"\n[storage ops] initial pull of 5,000 products: {ops} ops, {ops / 5000:.4f} per product")
+    # 5 pages, each: branch read, state read, counter read, one segment query page, branch merge
+    assert ops <= 5 * 5
+    assert ops / 5000 < 0.01
+
+
+def test_a_product_updated_after_a_pull_reaches_a_branch_on_an_old_cursor_at_its_latest_version(service, clock):
+    secret = enroll(service)
+    import_products(service, [make_product(f"P{i}", 100) for i in range(6)])  # versions 1-6, one segment
+    first = pull(service, "dhaka-1", secret, clock, cursor=0, limit=2).catalog  # cut off after P0, P1
+    held = {e.sku: e for e in first.entries}
+    _, current = pull_all(service, "dhaka-1", secret, clock)  # another branch is up to date: cursor 6
+    import_products(service, [make_product("P3", 200)])  # 7
+    import_products(service, [make_product("P3", 300)])  # 8
+    import_products(service, [make_product("P0", 150)])  # 9
+    # The old cursor's pages still carry P3's superseded version 4 from the first segment;
+    # the branch applies entries in version order, so the latest one wins.
+    seen, cursor = [], first.next_cursor
+    while True:
+        page = pull(service, "dhaka-1", secret, clock, cursor=cursor, limit=2).catalog
+        seen += [(e.version, e.sku) for e in page.entries]
+        for e in page.entries:
+            held[e.sku] = e
+        cursor = page.next_cursor
+        if not page.more:
+            break
+    assert (4, "P3") in seen and (8, "P3") in seen and cursor == 9
+    assert {s: (e.version, e.product.price) for s, e in held.items()} == {
+        "P0": (9, 150), "P1": (2, 100), "P2": (3, 100), "P3": (8, 300), "P4": (5, 100), "P5": (6, 100)}
+    # The up-to-date branch gets P3 once, at version 8, and P0.
+    page = pull(service, "dhaka-1", secret, clock, cursor=current).catalog
+    assert [(e.version, e.sku, e.product.price) for e in page.entries] == [(8, "P3", 300), (9, "P0", 150)]
+
+
+def test_compaction_keeps_every_branch_correct_and_sends_a_fresh_branch_each_sku_once(service, clock):
+    secret = enroll(service)
+    for lo in range(0, 300, 30):  # ten small segments
+        import_products(service, [make_product(f"P{i:03d}", 100) for i in range(lo, lo + 30)])
+    early, early_cursor = pull_all(service, "dhaka-1", secret, clock, limit=1000)
+    mid = pull(service, "dhaka-1", secret, clock, cursor=0, limit=120).catalog  # a branch cut off at 120
+    import_products(service, [make_product(f"P{i:03d}", 200) for i in range(0, 300, 2)])  # 301-450
+    for i in range(10):
+        service.delete_sku(f"P{i:03d}")  # 451-460
+    final = {**early}
+    final.update(pull_all(service, "dhaka-1", secret, clock, cursor=early_cursor)[0])
+    assert service.purge_tombstones() == 0  # the tombstones are newer than live products: they stay
+    stored = [r for s in service.store.scan_catalog() for r in s.rows]
+    assert len(stored) == 300 and len(list(service.store.scan_catalog())) < 10
+    # A fresh branch gets exactly one entry per SKU; the cut-off one ends in the same state.
+    fresh, cursor = pull_all(service, "dhaka-1", secret, clock, limit=100)
+    assert fresh == final and cursor == 460
+    resumed = {e.sku: e for e in mid.entries}
+    resumed.update(pull_all(service, "dhaka-1", secret, clock, cursor=mid.next_cursor, limit=100)[0])
+    assert resumed == final
+    assert {s: (e.deleted, e.product and e.product.price) for s, e in final.items()} == {
+        f"P{i:03d}": (True, None) if i < 10 else (False, 200 if i % 2 == 0 else 100) for i in range(300)}
 
 
 def test_a_reader_never_sees_a_version_before_its_predecessor(service, clock):
@@ -373,6 +464,44 @@ def test_a_reader_never_sees_a_version_before_its_predecessor(service, clock):
     assert seen_gaps == []
     held, cursor = pull_all(service, "dhaka-1", secret, clock)
     assert len(held) == 360 and cursor == 360
+
+
+def test_a_reader_misses_nothing_while_compaction_merges_segments_under_it(service, clock):
+    secret = enroll(service)
+    for k in range(12):  # small segments, which compaction merges
+        import_products(service, [make_product(f"A{k}-{i:02d}") for i in range(25)])
+    stop = threading.Event()
+    problems = []
+    txns = transactions(service)
+
+    def read_continuously():
+        while not stop.is_set():
+            held, _ = pull_all(service, "dhaka-1", secret, clock, limit=37)
+            versions = sorted(e.version for e in held.values())
+            if len(versions) < 300 or versions != list(range(1, len(versions) + 1)):
+                problems.append(versions)
+
+    def compact_continuously():
+        while not stop.is_set():
+            try:
+                service.purge_tombstones()
+            except Conflict:
+                pass
+
+    threads = [threading.Thread(target=read_continuously), threading.Thread(target=compact_continuously)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(6):  # importers keep adding small segments meanwhile
+            import_products(service, [make_product(f"B{k}-{i:02d}") for i in range(25)])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert problems == []
+    assert len(txns) > 6 + 1  # the compactor did merge segments meanwhile
+    held, cursor = pull_all(service, "dhaka-1", secret, clock)
+    assert len(held) == 450 and cursor == 450
 
 
 def test_purging_tombstones_sends_branches_behind_the_horizon_to_a_full_resync(service, clock):

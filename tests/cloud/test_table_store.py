@@ -9,9 +9,20 @@ from datetime import date, datetime, timezone
 import pytest
 
 from cloud.apply import ApplyState, plan_apply
-from cloud.catalog import Counter, group_writes, plan_upserts
-from cloud.store import Conflict, DeadLetter, StoreUnavailable
-from cloud.table_store import CHUNK_MAX_BYTES, TableStore
+from cloud.catalog import (
+    BUCKETS,
+    PROPERTY_MAX_BYTES,
+    BucketWrite,
+    CatalogTxn,
+    Counter,
+    IndexEntry,
+    bucket_of,
+    encode_bucket,
+    plan_delete,
+    plan_import,
+)
+from cloud.store import Conflict, DeadLetter, StoreError, StoreUnavailable
+from cloud.table_store import CATALOG, CATALOG_PK, CHUNK_MAX_BYTES, SEGMENT_READ_MAX_PAGES, TableStore
 from headoffice.stand_ins import free_port
 from tests.builders import make_batch, make_line, make_product, make_sale
 
@@ -87,37 +98,105 @@ def test_iterating_chunks_can_start_at_a_chunk(store):
     assert [c.first_seq for c in store.iter_chunks("b1", 4)] == [4, 6]
 
 
+def import_(store, products):
+    """What Service.import_catalog does, without the retry."""
+    base = store.get_catalog_counter()
+    buckets = store.get_catalog_index({bucket_of(p.sku) for p in products})
+    for txn in plan_import(base.counter, products, {n: b.entries for n, b in buckets.items()}):
+        base, changed = store.commit_catalog(base, txn, buckets)
+        buckets |= changed
+    return base
+
+
+def versions(segments):
+    return [r.version for s in segments for r in s.rows]
+
+
 def test_catalog_writes_commit_with_the_counter_and_read_back_in_version_order(store):
     base = store.get_catalog_counter()
     assert base.counter == Counter() and base.etag is None
-    products = [make_product(f"P{i:03d}", 100 + i, barcode=f"89{i:05d}") for i in range(60)]
-    writes = plan_upserts(base.counter, products, {})
-    for group in group_writes(writes):
-        base = store.commit_catalog(base, Counter(group[-1].row.version), group)
+    products = [make_product(f"P{i:03d}", 100 + i, barcode=f"89{i:05d}", vat_rate="7.5") for i in range(60)]
+    ops = store.ops
+    import_(store, products)
+    assert store.ops - ops <= 3 + 1  # counter, index, one transaction (+ creating the table)
     assert store.get_catalog_counter().counter.last_version == 60
-    rows, exhausted = store.read_catalog(0, 1000)
-    assert exhausted and [r.version for r in rows] == list(range(1, 61))
-    assert rows[5].product == products[5]
+    segments, exhausted = store.read_catalog(0, 1000)
+    assert exhausted and versions(segments) == list(range(1, 61))
+    assert [r.product for s in segments for r in s.rows] == products
+    # Entries at or below the cursor are left out of the segment read again.
     page, exhausted = store.read_catalog(10, 20)
-    assert not exhausted and [r.version for r in page] == list(range(11, 31))
+    assert exhausted and versions(page) == list(range(11, 61))
 
 
-def test_a_stale_counter_etag_is_a_conflict(store):
+def test_a_stale_counter_etag_is_a_conflict_and_writes_nothing(store):
     stale = store.get_catalog_counter()
-    store.commit_catalog(stale, Counter(1), plan_upserts(Counter(), [make_product("A")], {}))
+    store.commit_catalog(stale, plan_import(Counter(), [make_product("A")], {})[0], {})
     with pytest.raises(Conflict):
-        store.commit_catalog(stale, Counter(1), plan_upserts(Counter(), [make_product("B")], {}))
+        store.commit_catalog(stale, plan_import(Counter(), [make_product("B")], {})[0], {})
+    assert versions(store.read_catalog(0, 1000)[0]) == [1]
+    assert "B" not in store.get_catalog_index([bucket_of("B")])[bucket_of("B")].entries
+
+
+def test_a_stale_bucket_etag_is_a_conflict(store):
+    import_(store, [make_product("A")])
+    stale = store.get_catalog_index([bucket_of("A")])
+    import_(store, [make_product("A", 5)])
+    base = store.get_catalog_counter()  # a fresh counter, but the bucket was read before the write
+    txn = plan_delete(base.counter, "A", stale[bucket_of("A")].entries)
+    with pytest.raises(Conflict):
+        store.commit_catalog(base, txn, stale)
 
 
 def test_the_index_is_read_by_points_or_by_one_range(store):
     products = [make_product(f"K{i:02d}") for i in range(20)] + [make_product("চাল-৫")]
-    base = store.get_catalog_counter()
-    for group in group_writes(plan_upserts(base.counter, products, {})):
-        base = store.commit_catalog(base, Counter(group[-1].row.version), group)
-    few = store.get_catalog_index(["K01", "K05", "nope"])
-    assert set(few) == {"K01", "K05"} and few["K05"].version == 6
-    many = store.get_catalog_index([f"K{i:02d}" for i in range(0, 20, 2)] + ["চাল-৫", "K99"])
-    assert set(many) == {f"K{i:02d}" for i in range(0, 20, 2)} | {"চাল-৫"}
+    import_(store, products)
+    few = [bucket_of("K01"), bucket_of("K05")]
+    ops = store.ops
+    buckets = store.get_catalog_index(few)
+    assert store.ops - ops == len(set(few))
+    assert buckets[bucket_of("K05")].entries["K05"].version == 6
+    ops = store.ops
+    everything = store.get_catalog_index()
+    assert store.ops - ops == 1 and sorted(everything) == list(range(BUCKETS))
+    found = {sku: e.version for b in everything.values() for sku, e in b.entries.items()}
+    assert found == {p.sku: v for v, p in enumerate(products, 1)}
+    untouched = next(n for n in range(BUCKETS) if not everything[n].entries)
+    assert everything[untouched].etag is None
+
+
+def test_a_bucket_larger_than_one_binary_property_is_stored_in_several(store):
+    rng = random.Random(1)
+    number = 7
+    entries = {f"S{i:06d}": IndexEntry(i + 1, "%032x" % rng.getrandbits(128)) for i in range(8000)}
+    data = encode_bucket(entries)
+    assert len(data) > 2 * PROPERTY_MAX_BYTES
+    txn = CatalogTxn(counter=Counter(8000), buckets=(BucketWrite(number, entries, data),))
+    _, written = store.commit_catalog(store.get_catalog_counter(), txn, {})
+    assert store.get_catalog_index([number])[number] == written[number]
+    assert store.get_catalog_index([number])[number].entries == entries
+
+
+def test_a_pull_reads_many_small_segments_in_a_bounded_number_of_query_pages(store):
+    import_(store, [make_product(f"P{i}") for i in range(40)])
+    for i in range(40):  # 40 one-entry segments
+        base = store.get_catalog_counter()
+        buckets = store.get_catalog_index([bucket_of(f"P{i}")])
+        store.commit_catalog(base, plan_delete(base.counter, f"P{i}", buckets[bucket_of(f"P{i}")].entries), buckets)
+    ops = store.ops
+    segments, exhausted = store.read_catalog(0, 1000)
+    assert exhausted and store.ops - ops <= 2 and len(segments) == 41
+    assert versions(segments) == list(range(1, 81))
+    ops = store.ops
+    segments, exhausted = store.read_catalog(40, 3)  # enough entries: stop early
+    assert not exhausted and store.ops - ops == 1 and versions(segments) == [41, 42, 43]
+    assert SEGMENT_READ_MAX_PAGES <= 8
+
+
+def test_rows_of_the_old_one_row_per_version_layout_are_reported_clearly(store):
+    store.get_catalog_counter()  # creates the table
+    store._table(CATALOG).create_entity({"PartitionKey": CATALOG_PK, "RowKey": "v000000000001", "version": 1, "sku": "A"})
+    with pytest.raises(StoreError, match="old one-row-per-version layout"):
+        store.read_catalog(0, 1000)
 
 
 def test_dead_letters_keep_the_raw_message_truncated_with_a_flag(store):
