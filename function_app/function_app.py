@@ -68,6 +68,26 @@ def admin_export_sales(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, export, admin=True)
 
 
+@app.route(route="admin/deadletters", methods=["GET"])
+def admin_list_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.list_dead_letters(), admin=True)
+
+
+@app.route(route="admin/deadletters/{id}", methods=["GET"])
+def admin_show_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.get_dead_letter(req.route_params.get("id", "")), admin=True)
+
+
+@app.route(route="admin/deadletters/{id}/replay", methods=["POST"])
+def admin_replay_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.replay_dead_letter(req.route_params.get("id", "")), admin=True)
+
+
+@app.route(route="admin/deadletters/{id}", methods=["DELETE"])
+def admin_discard_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.discard_dead_letter(req.route_params.get("id", "")), admin=True)
+
+
 @app.queue_trigger(arg_name="msg", queue_name=SALES_QUEUE, connection="AzureWebJobsStorage")
 def apply_sales(msg: func.QueueMessage) -> None:
     # Bad input is dead-lettered inside and returns; storage errors raise so the queue retries.

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 
 from shared.money import format_taka
 
@@ -28,9 +28,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manage branc
 branch_app = typer.Typer(no_args_is_help=True, help="Create branches.")
 catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog every branch pulls.")
 sales_app = typer.Typer(no_args_is_help=True, help="Read the sales the cloud has applied.")
+deadletter_app = typer.Typer(no_args_is_help=True, help="Queue messages the cloud refused: see why, replay or discard.")
 app.add_typer(branch_app, name="branch")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sales_app, name="sales")
+app.add_typer(deadletter_app, name="deadletter")
 
 err = Console(stderr=True)
 IMPORT_CHUNK = 500
@@ -70,7 +72,7 @@ def branches(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")
     if as_json:
         print(listing.model_dump_json(indent=2))
         return
-    table = Table("branch", "enrolled", "applied_through", "sales", "total (taka)", "last pull", "last push", "last error")
+    table = Table(Column("branch", no_wrap=True), "enrolled", "applied_through", "sales", "total (taka)", "last pull", "last push", "last error")
     for b in listing.branches:
         table.add_row(b.branch, "yes" if b.enrolled else "no", str(b.applied_through), str(b.sales_applied),
                       format_taka(b.total_paisa), _when(b.last_pull), _when(b.last_push), b.last_error or "")
@@ -135,6 +137,48 @@ def sales_export(
         if output:
             out.close()
     err.print(f"exported {count} sales" + (f" to {output}" if output else ""))
+
+
+@deadletter_app.command("list")
+def deadletter_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Every dead-lettered message with its reason."""
+    listing = _run(ctx.obj.dead_letters)
+    if as_json:
+        print(listing.model_dump_json(indent=2))
+        return
+    if not listing.dead_letters:
+        print("no dead letters")
+        return
+    table = Table(Column("id", no_wrap=True), Column("received (UTC)", no_wrap=True), Column("branch", no_wrap=True),
+                  "code", Column("reason", ratio=1), "bytes", "replays")
+    for d in listing.dead_letters:
+        table.add_row(d.id, d.received_at.strftime("%Y-%m-%d %H:%M:%S"), d.branch or "?", d.code, d.reason,
+                      str(d.size) + (" (truncated)" if d.truncated else ""), str(d.replays))
+    Console().print(table)
+
+
+@deadletter_app.command("show")
+def deadletter_show(ctx: typer.Context, letter_id: Annotated[str, typer.Argument(metavar="ID")]):
+    """One dead letter: its reason, what it claims to be, and its body (base64)."""
+    detail = _run(ctx.obj.dead_letter, letter_id)
+    print(detail.model_dump_json(indent=2))
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(ctx: typer.Context, letter_id: Annotated[str, typer.Argument(metavar="ID")]):
+    """Apply a dead letter again once its cause is fixed (safe to repeat: sales count once)."""
+    result = _run(ctx.obj.replay_dead_letter, letter_id)
+    if result.status == "still_failing":
+        err.print(f"[red]still refused:[/] {result.reason} ({result.code}); the dead letter is kept")
+        raise typer.Exit(1)
+    print(f"{letter_id}: {result.status}, {result.new_sales} new sales, applied_through {result.applied_through}")
+
+
+@deadletter_app.command("discard")
+def deadletter_discard(ctx: typer.Context, letter_id: Annotated[str, typer.Argument(metavar="ID")]):
+    """Delete a dead letter for good (the branch pushes unacknowledged sales again by itself)."""
+    info = _run(ctx.obj.discard_dead_letter, letter_id)
+    print(f"discarded {info.id} ({info.code} from {info.branch or 'unknown branch'})")
 
 
 def _csv_writer(out):

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ValidationError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, CatalogImport,
-                           CatalogWriteResult, Product, SalesExportPage)
+                           CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList, Product,
+                           ReplayResult, SalesExportPage)
 from shared.signing import HEADER_ADMIN_KEY
 
 
@@ -44,6 +45,18 @@ class AdminClient:
 
     def delete_product(self, sku: str) -> CatalogWriteResult:
         return self._call("DELETE", f"/admin/catalog/{quote(sku, safe='')}", CatalogWriteResult)
+
+    def dead_letters(self) -> DeadLetterList:
+        return self._call("GET", "/admin/deadletters", DeadLetterList)
+
+    def dead_letter(self, letter_id: str) -> DeadLetterDetail:
+        return self._call("GET", f"/admin/deadletters/{quote(letter_id, safe='')}", DeadLetterDetail)
+
+    def replay_dead_letter(self, letter_id: str) -> ReplayResult:
+        return self._call("POST", f"/admin/deadletters/{quote(letter_id, safe='')}/replay", ReplayResult)
+
+    def discard_dead_letter(self, letter_id: str) -> DeadLetterInfo:
+        return self._call("DELETE", f"/admin/deadletters/{quote(letter_id, safe='')}", DeadLetterInfo)
 
     def sales(self, branch: str | None = None, page_size: int = 1000) -> Iterator[AppliedSale]:
         after = None

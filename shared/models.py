@@ -269,3 +269,44 @@ class ErrorDetail(Model):
 
 class ErrorBody(Model):
     error: ErrorDetail
+
+
+# --- dead letters --------------------------------------------------------------------------------
+
+DeadLetterId = Annotated[str, Field(pattern=r"^[0-9]{8}-[0-9]{12}-[0-9a-f]{8}$")]
+
+
+class DeadLetterInfo(Model):
+    """A queue message the cloud refused, kept with its reason until replayed or discarded."""
+
+    id: DeadLetterId
+    received_at: UtcTime
+    branch: str | None = None
+    code: str
+    reason: str
+    size: int
+    truncated: bool = False
+    replays: int = 0
+
+
+class DeadLetterList(Model):
+    dead_letters: list[DeadLetterInfo]
+
+
+class DeadLetterDetail(Model):
+    info: DeadLetterInfo
+    # The message body as received (after the queue's base64), base64 again for JSON.
+    raw_base64: str
+    # What could be read of it without trusting it: the frame's branch and the seq range.
+    summary: str
+
+
+class ReplayResult(Model):
+    id: DeadLetterId
+    # applied: new sales stored; duplicate: all already applied (nothing changed);
+    # still_failing: refused again, the dead letter stays with the new reason.
+    status: Literal["applied", "duplicate", "still_failing"]
+    new_sales: int = 0
+    applied_through: int | None = None
+    code: str | None = None
+    reason: str | None = None

@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,10 +22,14 @@ from pydantic import TypeAdapter, ValidationError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared import limits
-from shared.encoding import decode_message
+from shared.encoding import decode_message, parse_frame
 from shared.enrollment import encode_code
 from shared.errors import ContractError, ErrorCode
 from shared.models import (
+    DeadLetterDetail,
+    DeadLetterInfo,
+    DeadLetterList,
+    ReplayResult,
     BRANCH_RE,
     AppliedSale,
     BranchCreate,
@@ -171,17 +177,20 @@ class Service:
         """Apply one queue message exactly once; bad input is dead-lettered, storage errors raise."""
         start = self._ops()
         seen: dict[str, BranchRecord | str | None] = {}
+        try:
+            return self._retry_apply(self._open(body, seen), start)
+        except ContractError as err:
+            return self._dead_letter(body, err, seen.get("name"), seen.get("record"), start)
+
+    def _open(self, body: bytes, seen: dict) -> SalesBatch:
+        """Authenticate and validate a message body; `seen` learns which branch it claimed."""
 
         def secret_for(name: str) -> str | None:
             record = self.store.get_branch(name)
             seen["name"], seen["record"] = name, record
             return record.secret if record is not None and record.enrolled else None
 
-        try:
-            batch = decode_message(body, secret_for)
-            return self._retry_apply(batch, start)
-        except ContractError as err:
-            return self._dead_letter(body, err, seen.get("name"), seen.get("record"), start)
+        return decode_message(body, secret_for)
 
     def _retry_apply(self, batch: SalesBatch, start: int) -> ApplyOutcome:
         return _retrying()(self._apply_once, batch, start)
@@ -211,6 +220,55 @@ class Service:
                 pass
         log.warning("dead-lettered message branch=%s code=%s reason=%s bytes=%d", name, err.code, err.message, len(body))
         return ApplyOutcome("dead_lettered", name, ops=self._ops() - start, code=str(err.code), reason=err.message)
+
+    # --- admin: dead letters ---------------------------------------------------------------
+
+    def list_dead_letters(self) -> DeadLetterList:
+        return DeadLetterList(dead_letters=[_letter_info(d) for d in self.store.list_dead_letters()])
+
+    def get_dead_letter(self, letter_id: str) -> DeadLetterDetail:
+        letter = self._letter(letter_id)
+        return DeadLetterDetail(info=_letter_info(letter), raw_base64=base64.b64encode(letter.raw).decode(),
+                                summary=describe_message(letter.raw))
+
+    def replay_dead_letter(self, letter_id: str) -> ReplayResult:
+        """Apply a dead letter again once its cause is fixed; applying is exactly once, so replays are safe."""
+        letter = self._letter(letter_id)
+        if letter.truncated:
+            raise ContractError(ErrorCode.CONFLICT, f"dead letter {letter_id} was too large to keep whole and cannot be "
+                                "replayed; discard it (the branch pushes unacknowledged sales again)")
+        start = self._ops()
+        try:
+            outcome = self._retry_apply(self._open(letter.raw, {}), start)
+        except ContractError as err:
+            self.store.update_dead_letter(letter_id, str(err.code), err.message, letter.replays + 1)
+            log.warning("dead letter replay failed id=%s code=%s reason=%s", letter_id, err.code, err.message)
+            return ReplayResult(id=letter_id, status="still_failing", code=str(err.code), reason=err.message)
+        try:
+            self.store.delete_dead_letter(letter_id)
+        except NotFound:  # a concurrent replay finished first; the apply above changed nothing twice
+            pass
+        log.info("dead letter replayed id=%s status=%s new=%d", letter_id, outcome.status, outcome.new_sales)
+        return ReplayResult(id=letter_id, status=outcome.status, new_sales=outcome.new_sales,
+                            applied_through=outcome.applied_through)
+
+    def discard_dead_letter(self, letter_id: str) -> DeadLetterInfo:
+        letter = self._letter(letter_id)
+        try:
+            self.store.delete_dead_letter(letter_id)
+        except NotFound:
+            raise ContractError(ErrorCode.NOT_FOUND, f"dead letter {letter_id} is already gone") from None
+        log.info("dead letter discarded id=%s code=%s branch=%s", letter_id, letter.code, letter.branch)
+        return _letter_info(letter)
+
+    def _letter(self, letter_id: str) -> DeadLetter:
+        if not _LETTER_ID.fullmatch(letter_id or ""):
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{letter_id!r} is not a dead-letter id; "
+                                "see 'branchsync-admin deadletter list'")
+        letter = self.store.get_dead_letter(letter_id)
+        if letter is None:
+            raise ContractError(ErrorCode.NOT_FOUND, f"there is no dead letter {letter_id}; see 'branchsync-admin deadletter list'")
+        return letter
 
     # --- admin: branches and sales -------------------------------------------------------
 
@@ -367,3 +425,28 @@ def _decode_export_token(token: str) -> tuple[str, int, int]:
     except (binascii.Error, ValueError, TypeError, KeyError):
         raise ContractError(ErrorCode.BAD_REQUEST, "after is not a token this API gave out; pass back `next` exactly, or start without it") from None
     return branch, chunk, seq
+
+
+_LETTER_ID = re.compile(r"[0-9]{8}-[0-9]{12}-[0-9a-f]{8}")
+
+
+def _letter_info(d: DeadLetter) -> DeadLetterInfo:
+    return DeadLetterInfo(id=d.id, received_at=d.received_at, branch=d.branch, code=d.code, reason=d.reason,
+                          size=d.size if d.size is not None else len(d.raw), truncated=d.truncated, replays=d.replays)
+
+
+def describe_message(raw: bytes) -> str:
+    """What an admin can learn from a refused message without trusting it (bounded work)."""
+    try:
+        frame = parse_frame(raw)
+    except ContractError as err:
+        return f"not a readable sales batch ({err.message}); {len(raw)} bytes"
+    text = f"claims branch {frame.branch}, {len(frame.compressed)} compressed bytes"
+    try:
+        inflater = zlib.decompressobj()
+        data = json.loads(inflater.decompress(frame.compressed, limits.BATCH_MAX_JSON_BYTES))
+        seqs = [s["seq"] for s in data["sales"]]
+        text += f", {len(seqs)} sales, seq {min(seqs)}-{max(seqs)}"
+    except (zlib.error, ValueError, KeyError, TypeError):
+        text += ", body unreadable"
+    return text

@@ -100,6 +100,9 @@ class DeadLetter:
     raw: bytes
     branch: str | None = None
     truncated: bool = False
+    id: str | None = None  # set by the store: "<day>-<time>-<random>", newest sorts last
+    size: int | None = None  # bytes as received (raw may be truncated)
+    replays: int = 0
 
 
 # --- the interface -------------------------------------------------------------------------
@@ -137,5 +140,8 @@ class Store(Protocol):
     def scan_catalog(self) -> Iterator[Segment]: ...  # every segment, in key order
 
     # dead letters
-    def add_dead_letter(self, letter: DeadLetter) -> None: ...
-    def list_dead_letters(self, day: date) -> list[DeadLetter]: ...
+    def add_dead_letter(self, letter: DeadLetter) -> str: ...  # returns the new id
+    def list_dead_letters(self, day: date | None = None) -> list[DeadLetter]: ...  # oldest first
+    def get_dead_letter(self, letter_id: str) -> DeadLetter | None: ...
+    def update_dead_letter(self, letter_id: str, code: str, reason: str, replays: int) -> None: ...  # NotFound
+    def delete_dead_letter(self, letter_id: str) -> None: ...  # NotFound if already gone

@@ -358,12 +358,13 @@ class TableStore:
 
     # --- dead letters --------------------------------------------------------------------
 
-    def add_dead_letter(self, letter: DeadLetter) -> None:
+    def add_dead_letter(self, letter: DeadLetter) -> str:
         at = letter.received_at.astimezone(timezone.utc)
         raw = letter.raw[:DEADLETTER_RAW_MAX]
+        pk, rk = at.strftime("%Y%m%d"), at.strftime("%H%M%S%f") + "-" + secrets.token_hex(4)
         entity = _props({
-            "PartitionKey": at.strftime("%Y%m%d"),
-            "RowKey": at.strftime("%H%M%S%f") + "-" + secrets.token_hex(4),
+            "PartitionKey": pk,
+            "RowKey": rk,
             "code": letter.code,
             "reason": letter.reason[:REASON_MAX_CHARS],
             "branch": letter.branch,
@@ -371,20 +372,59 @@ class TableStore:
             "truncated": letter.truncated or len(raw) < len(letter.raw),
             "size": len(letter.raw),
             "received_at": at,
+            "replays": letter.replays,
         })
         client = self._table(DEADLETTERS)
         self._tick()
         with _mapped("write dead letter"):
             client.create_entity(entity)
+        return f"{pk}-{rk}"
 
-    def list_dead_letters(self, day: date) -> list[DeadLetter]:
-        return [
-            DeadLetter(
-                received_at=_dt(e["received_at"]), code=e["code"], reason=e["reason"], raw=e.get("raw") or b"",
-                branch=e.get("branch"), truncated=bool(e.get("truncated")),
-            )
-            for e in self._query(DEADLETTERS, "PartitionKey eq @pk", {"pk": day.strftime("%Y%m%d")})
-        ]
+    def list_dead_letters(self, day: date | None = None) -> list[DeadLetter]:
+        if day is None:
+            entities = self._query(DEADLETTERS, "PartitionKey ne @none", {"none": ""})
+        else:
+            entities = self._query(DEADLETTERS, "PartitionKey eq @pk", {"pk": day.strftime("%Y%m%d")})
+        return sorted((_dead_letter(e) for e in entities), key=lambda d: d.id)
+
+    def get_dead_letter(self, letter_id: str) -> DeadLetter | None:
+        pk, rk = _dead_letter_key(letter_id)
+        entity = self._get(DEADLETTERS, pk, rk)
+        return None if entity is None else _dead_letter(entity)
+
+    def update_dead_letter(self, letter_id: str, code: str, reason: str, replays: int) -> None:
+        pk, rk = _dead_letter_key(letter_id)
+        client = self._table(DEADLETTERS)
+        self._tick()
+        with _mapped("update dead letter"):
+            try:
+                client.update_entity({"PartitionKey": pk, "RowKey": rk, "code": code,
+                                      "reason": reason[:REASON_MAX_CHARS], "replays": replays}, mode=UpdateMode.MERGE)
+            except ResourceNotFoundError as exc:
+                raise NotFound(f"dead letter {letter_id} is gone") from exc
+
+    def delete_dead_letter(self, letter_id: str) -> None:
+        pk, rk = _dead_letter_key(letter_id)
+        if self.get_dead_letter(letter_id) is None:
+            raise NotFound(f"dead letter {letter_id} is gone")
+        client = self._table(DEADLETTERS)
+        self._tick()
+        with _mapped("delete dead letter"):
+            client.delete_entity(pk, rk)
+
+
+def _dead_letter_key(letter_id: str) -> tuple[str, str]:
+    pk, _, rk = letter_id.partition("-")
+    return pk, rk
+
+
+def _dead_letter(e: dict) -> DeadLetter:
+    raw = e.get("raw") or b""
+    return DeadLetter(
+        received_at=_dt(e["received_at"]), code=e["code"], reason=e["reason"], raw=raw,
+        branch=e.get("branch"), truncated=bool(e.get("truncated")), id=f"{e['PartitionKey']}-{e['RowKey']}",
+        size=_int(e.get("size")) if e.get("size") is not None else len(raw), replays=_int(e.get("replays") or 0),
+    )
 
 
 # --- error mapping -------------------------------------------------------------------------
