@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench exe package clean
+.PHONY: setup demo test bench faults exe package clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -28,6 +28,10 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.bench
+
+# The fault-injection suite at full trial counts; prints the reliability table.
+faults: setup
+	$(PY) -m tests.faults.run_all
 
 # The branch executable (one file, built in its own virtual environment).
 exe: setup
