@@ -20,6 +20,9 @@ class ErrorCode(StrEnum):
     MALFORMED_MESSAGE = "malformed_message"
     OVERSIZED_MESSAGE = "oversized_message"
     UNAVAILABLE = "unavailable"
+    # A sale number arrived with different contents than the sale applied under it:
+    # two PCs are syncing as one branch (a copied database).
+    CLONED_TILL = "cloned_till"
 
 
 HTTP_STATUS = {
@@ -34,6 +37,7 @@ HTTP_STATUS = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.CLONED_TILL: 409,
     ErrorCode.UNAVAILABLE: 503,
 }
 

@@ -47,6 +47,7 @@ from shared.models import (
 )
 from shared.signing import HEADER_BRANCH, new_secret, verify_request
 
+from . import faults
 from .apply import plan_apply
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
 from .queue_access import push_access
@@ -198,17 +199,43 @@ class Service:
     def _apply_once(self, batch: SalesBatch, start: int) -> ApplyOutcome:
         before = self.store.get_sales_state(batch.branch)
         plan = plan_apply(before.apply, batch)
+        if plan.duplicates:
+            self._check_one_till(batch, before)
         seqs = f"{batch.sales[0].seq}-{batch.sales[-1].seq}"
         if not plan.changed:
             log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d",
                      batch.branch, seqs, len(batch.sales), before.apply.applied_through, self._ops() - start)
             return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, before.apply.applied_through, self._ops() - start)
+        faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
         after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock())
+        faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         ops = self._ops() - start
         log.info("applied batch branch=%s seqs=%s new=%d duplicates=%d paisa=%d applied_through=%d waiting_ranges=%d ops=%d",
                  batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
                  after.apply.applied_through, len(after.apply.ranges), ops)
         return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, after.apply.applied_through, ops)
+
+    def _check_one_till(self, batch: SalesBatch, before) -> None:
+        """A number already applied must come back as the very same sale (same sale_id).
+
+        A different sale under a stored number means two tills share one identity, e.g. the
+        branch database was copied to a second PC. Refusing it keeps the books from counting
+        both; reading the stored chunks costs a few operations, and only on duplicates.
+        """
+        repeated = {s.seq: s.sale_id for s in batch.sales if before.apply.is_stored(s.seq)}
+        lo, hi = min(repeated), max(repeated)
+        # A chunk holds at most one batch's run of sales, so the one holding `lo` starts no earlier than this.
+        for chunk in self.store.iter_chunks(batch.branch, max(1, lo - limits.BATCH_MAX_SALES + 1)):
+            if chunk.first_seq > hi:
+                return
+            for sale in chunk.sales:
+                if sale.seq in repeated and repeated[sale.seq] != sale.sale_id:
+                    raise ContractError(
+                        ErrorCode.CLONED_TILL,
+                        f"sale {sale.seq} of branch {batch.branch} arrived with other contents than the sale already "
+                        "applied under that number: two PCs are syncing as this branch (a copied database?). Keep "
+                        "the real till, enroll any other PC as a new branch, then replay or discard this message",
+                    )
 
     def _dead_letter(self, body: bytes, err: ContractError, name, record, start: int) -> ApplyOutcome:
         now = self.clock()
