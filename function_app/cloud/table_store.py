@@ -29,6 +29,7 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableService
 
 from shared.models import Sale
 
+from . import faults
 from .apply import ApplyPlan, ApplyState
 from .catalog import (
     BUCKETS,
@@ -269,6 +270,7 @@ class TableStore:
             result = self._submit(SALES, ops, f"apply sales {seqs} of {before.branch}")
             after.etag = result[-1]["etag"]
             state = after
+            faults.hit("apply.between_transactions", f"{before.branch}:{seqs}")
         return state
 
     def iter_chunks(self, branch: str, from_first_seq: int = 0) -> Iterator[Chunk]:
