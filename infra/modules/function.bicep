@@ -1,0 +1,129 @@
+// The Function App on the Flex Consumption plan (Linux, Python 3.11). It runs as the
+// user-assigned identity: for the host's storage (AzureWebJobsStorage__*), the deployment
+// package container, Key Vault references and Application Insights. No connection string with
+// a key appears anywhere in its settings.
+param name string
+param planName string
+param location string
+param tags object = {}
+
+@description('Resource id and client id of the user-assigned identity.')
+param identityId string
+param identityClientId string
+
+param storageAccountName string
+param blobEndpoint string
+param queueEndpoint string
+param tableEndpoint string
+param deploymentContainerName string
+
+param applicationInsightsConnectionString string
+
+@description('Versionless Key Vault secret URI of the admin key.')
+param adminKeySecretUri string
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory per instance (MB). More memory also means more CPU per instance, and a higher price per second.')
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+@description('Upper bound on instances the platform scales out to (40 is the smallest Flex allows).')
+param maximumInstanceCount int = 40
+
+@description('Spread instances over availability zones (only in regions where Flex Consumption offers it).')
+param zoneRedundant bool = false
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions; set zoneRedundant=true where the region offers it
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+    zoneRedundant: zoneRedundant
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: branch PCs call the HTTP API over the public internet from dynamic addresses; every request is HMAC-signed per branch or carries the admin key (docs/protocol.md)
+  // checkov:skip=CKV_AZURE_17: no client certificates: branches authenticate each request with their own HMAC secret; a certificate per branch PC would add a PKI to run
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero; always-ready instances are a cost choice, and branches are offline-first and simply sync again later
+  // checkov:skip=CKV_AZURE_213: App Service health check (instance eviction) is not part of Flex Consumption scaling; GET /api/health is there for an external availability test
+  name: name
+  location: location
+  // azd finds the app to deploy the `api` service (azure.yaml) to by this tag.
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    // Resolve @Microsoft.KeyVault(...) settings with the user-assigned identity (the default is
+    // the system-assigned one, which this app does not have).
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      // Flex Consumption takes the runtime from functionAppConfig.runtime below:
+      // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION must NOT be set (the platform
+      // rejects them). BRANCHSYNC_PUBLIC_URL is left unset: enrollment codes then carry the
+      // scheme and host of the admin's request, which is this app's own URL.
+      appSettings: [
+        // Identity-based connection for the host and the queue trigger (connection="AzureWebJobsStorage").
+        { name: 'AzureWebJobsStorage__accountName', value: storageAccountName }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: blobEndpoint }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: queueEndpoint }
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: tableEndpoint }
+        // For the app's own SDK clients: DefaultAzureCredential picks the user-assigned identity.
+        { name: 'AZURE_CLIENT_ID', value: identityClientId }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: applicationInsightsConnectionString }
+        // Local auth is off on the component: telemetry is sent with the identity.
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
+        { name: 'BRANCHSYNC_ADMIN_KEY', value: '@Microsoft.KeyVault(SecretUri=${adminKeySecretUri})' }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${blobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+output name string = site.name
+output url string = 'https://${site.properties.defaultHostName}'

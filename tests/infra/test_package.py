@@ -1,0 +1,136 @@
+"""packaging/functions/build_package.py: the zip Azure Functions deploys is complete and runs.
+
+The slow test does what the platform does with the zip: unpack it, install requirements.txt
+into a fresh virtual environment, import function_app from the unpacked folder only, and list
+the functions the app registers.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "packaging" / "functions" / "build_package.py"
+
+EXPECTED_ROUTES = {
+    ("health", "GET"), ("enroll", "POST"), ("pull", "GET"),
+    ("admin/branches", "POST"), ("admin/branches", "GET"), ("admin/catalog", "POST"),
+    ("admin/catalog/{sku}", "DELETE"), ("admin/sales", "GET"),
+}
+
+# Runs inside the package's own virtual environment, with only the unpacked folder on sys.path
+# (-I: no PYTHONPATH, no user site, no current directory), so nothing leaks in from the checkout.
+LIST_FUNCTIONS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import function_app
+out = []
+for f in function_app.app.get_functions():
+    t = f.get_trigger().get_dict_repr()
+    out.append({"name": f.get_function_name(), "type": t["type"], "route": t.get("route"),
+                "methods": [str(m) for m in t.get("methods") or []], "queue": t.get("queueName"),
+                "connection": t.get("connection"), "shared_from": sys.modules["shared"].__file__})
+print(json.dumps(out))
+"""
+
+
+def load_builder():
+    spec = importlib.util.spec_from_file_location("build_package", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def builder():
+    return load_builder()
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "function_app.zip"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--output", str(out)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert "wrote" in proc.stdout and "bytes" in proc.stdout, proc.stdout
+    return out
+
+
+def test_package_holds_the_app_and_the_shared_package_at_the_zip_root(package):
+    names = set(zipfile.ZipFile(package).namelist())
+    assert {"function_app.py", "host.json", "requirements.txt", "cloud/__init__.py", "cloud/service.py",
+            "shared/__init__.py", "shared/models.py"} <= names
+    app_files = {p.relative_to(ROOT / "function_app").as_posix() for p in (ROOT / "function_app" / "cloud").rglob("*.py")}
+    assert app_files <= names, "a module of cloud/ is missing from the package"
+
+
+def test_package_leaves_out_caches_local_settings_and_tests(package):
+    for name in zipfile.ZipFile(package).namelist():
+        parts = name.split("/")
+        assert "__pycache__" not in parts and not name.endswith(".pyc"), name
+        assert not parts[-1].startswith("local.settings"), name
+        assert "tests" not in parts and not parts[-1].startswith("test_"), name
+
+
+def test_package_is_byte_for_byte_reproducible(package, tmp_path):
+    again = tmp_path / "again.zip"
+    subprocess.run([sys.executable, str(SCRIPT), "--output", str(again)], capture_output=True, check=True, timeout=60)
+    assert again.read_bytes() == package.read_bytes()
+
+
+def test_exclusion_rules(builder):
+    excluded = builder.is_excluded
+    assert excluded(Path("cloud/__pycache__/x.cpython-311.pyc"))
+    assert excluded(Path("local.settings.json")) and excluded(Path("local.settings.example.json"))
+    assert excluded(Path("tests/test_x.py")) and excluded(Path("cloud/test_thing.py"))
+    assert not excluded(Path("cloud/service.py")) and not excluded(Path("host.json"))
+
+
+def test_vendoring_copies_shared_next_to_the_app_and_removes_only_its_own_copy(builder, tmp_path):
+    app, shared = tmp_path / "app", tmp_path / "shared"
+    app.mkdir()
+    (shared / "__pycache__").mkdir(parents=True)
+    (shared / "__init__.py").write_text("")
+    (shared / "__pycache__" / "x.pyc").write_bytes(b"")
+    target = builder.vendor_shared(app, shared)
+    assert (target / "__init__.py").is_file() and not (target / "__pycache__").exists()
+    builder.unvendor_shared(app)
+    assert not target.exists()
+    # A shared/ folder the script did not make is never deleted or overwritten.
+    (app / "shared").mkdir()
+    (app / "shared" / "mine.py").write_text("")
+    builder.unvendor_shared(app)
+    assert (app / "shared" / "mine.py").exists()
+    with pytest.raises(SystemExit):
+        builder.vendor_shared(app, shared)
+
+
+@pytest.mark.slow
+def test_unpacked_package_installs_and_registers_every_function(package, tmp_path):
+    app = tmp_path / "wwwroot"
+    zipfile.ZipFile(package).extractall(app)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    # pip's wheel cache (the user cache) is reused between runs, so this is mostly local work.
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(app / "requirements.txt")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    listed = subprocess.run([str(python), "-I", "-c", LIST_FUNCTIONS, str(app)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    functions = json.loads(listed.stdout)
+
+    assert all(Path(f["shared_from"]).is_relative_to(app) for f in functions), "shared came from outside the package"
+    http = {(f["route"], m.split(".")[-1].upper()) for f in functions if f["type"] == "httpTrigger" for m in f["methods"]}
+    assert EXPECTED_ROUTES <= http
+    queue = [f for f in functions if f["type"] == "queueTrigger"]
+    assert [(f["name"], f["queue"], f["connection"]) for f in queue] == [("apply_sales", "sales", "AzureWebJobsStorage")]
