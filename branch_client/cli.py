@@ -10,6 +10,11 @@ with no network at all; only `enroll` and `sync` talk to the cloud.
     branchsync [--home DIR] sync
     branchsync [--home DIR] status [--json]
     branchsync [--home DIR] catalog search TEXT [--limit N]
+    branchsync [--home DIR] doctor [--json]
+    branchsync [--home DIR] schedule install [--every 15m] [--principal user|system] [--dry-run] [--xml-file FILE]
+    branchsync schedule show|remove [--dry-run]
+    branchsync [--home DIR] backup [--keep N]
+    branchsync [--home DIR] restore FILE [--force]
     branchsync --version
 
 The data home is --home DIR, else $BRANCHSYNC_HOME, else %PROGRAMDATA%\\branchsync on
@@ -21,36 +26,31 @@ Exit codes:
     2  bad input (item, price, payment, void number, enrollment code); nothing was stored
     3  this data home is not enrolled
     4  a sync is already running (the second one exits at once)
-Errors are one line on stderr saying what to do next. The secret is never printed.
+`doctor` exits 1 when a check needs action. Errors are one line on stderr saying what to do
+next, and are written to the log (logs/branchsync.log in the data home) with their reason.
+The secret is never printed or logged.
 """
 
 import json
 import os
-from importlib import metadata
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
-from rich.table import Table
 
 from shared import PROTOCOL_VERSION
-from shared.enrollment import decode_code
-from shared.errors import ContractError
-from shared.money import format_taka
 
-from . import paths, sale_entry
-from .cloud_client import CloudClient
-from .errors import AlreadyEnrolled, BadEnrollmentCode, BranchSyncError
-from .identity import Identity
-from .store import SaleState, Store
-from .sync import Progress as SyncProgress
-from .sync import SyncEngine, SyncState
+from . import paths
+from .errors import BranchSyncError
+
+# Heavy modules (pydantic models, SQLAlchemy, httpx, azure, rich's tables) are imported
+# inside the commands that need them, so `branchsync --version` and `--help` start fast.
+if TYPE_CHECKING:
+    from .store import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_ENROLLED, EXIT_SYNC_RUNNING = 0, 1, 2, 3, 4
 
@@ -61,25 +61,30 @@ app = typer.Typer(name="branchsync", no_args_is_help=True, add_completion=False,
                   help="Branch side of branchsync: record sales offline, sync them with head office.")
 sale_app = typer.Typer(no_args_is_help=True, help="Record, void and list sales (works offline).")
 catalog_app = typer.Typer(no_args_is_help=True, help="Look up products in the local catalog.")
+schedule_app = typer.Typer(no_args_is_help=True, help="The Windows scheduled task that runs 'branchsync sync' "
+                                                        "every few minutes.")
 app.add_typer(sale_app, name="sale")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(schedule_app, name="schedule")
 
 
-def _out() -> Console:
+def _out():
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
-def _err() -> Console:
+def _err():
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
 def _version(value: bool) -> None:
     if value:
-        try:
-            version = metadata.version("branchsync")
-        except metadata.PackageNotFoundError:  # a frozen build without metadata
-            version = "unknown"
-        typer.echo(f"branchsync {version} (protocol {PROTOCOL_VERSION})")
+        from .version import version
+
+        typer.echo(f"branchsync {version()} (protocol {PROTOCOL_VERSION})")
         raise typer.Exit(EXIT_OK)
 
 
@@ -95,23 +100,42 @@ def _global(
 
 
 @contextmanager
-def _command(ctx: typer.Context) -> Iterator[Store]:
-    """Open the store for one command; map errors to one line on stderr and an exit code."""
+def _command(ctx: typer.Context) -> "Iterator[Store]":
+    """Open the store for one command; map errors to one line on stderr and an exit code.
+
+    Every error is also written to the log (logs/branchsync.log in the data home) with its reason.
+    """
+    import time
+
+    from . import logs
+    from .store import Store
+
+    started = time.monotonic()
+    name = " ".join(ctx.command_path.split()[1:]) or "branchsync"
+    log = logs.open_log(ctx.obj)
+
+    def log_error(reason: str, code: str) -> None:
+        log.error(logs.error_line(name, reason, code, time.monotonic() - started))
+
     try:
         with Store(ctx.obj) as store:
             yield store
     except BranchSyncError as exc:
+        log_error(str(exc), exc.code)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
+        log_error("interrupted", "interrupted")
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
     except Exception as exc:
+        reason = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+        log_error(reason, "unexpected")
         if os.environ.get("BRANCHSYNC_DEBUG"):
             raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}", err=True)
+        typer.echo(f"error: {reason}", err=True)
         raise typer.Exit(EXIT_FAILURE) from None
 
 
@@ -125,6 +149,13 @@ def enroll(
     force: Annotated[bool, typer.Option("--force", help="Replace the identity of an already enrolled home.")] = False,
 ) -> None:
     """Enroll this branch with the code head office gave you."""
+    from shared.enrollment import decode_code
+    from shared.errors import ContractError
+
+    from .cloud_client import CloudClient
+    from .errors import AlreadyEnrolled, BadEnrollmentCode
+    from .identity import Identity
+
     with _command(ctx) as store:
         try:
             parsed = decode_code(code)
@@ -141,6 +172,11 @@ def enroll(
                 f"this home holds {status['sales_recorded']} sales of branch {status['branch']} and the code is for "
                 f"branch {answer.branch}; enroll {answer.branch} in its own home (--home DIR) with a new code")
         store.save_identity(Identity(branch=answer.branch, cloud_url=parsed.url, secret=answer.secret))
+    import logging
+
+    from . import logs
+
+    logging.getLogger(logs.LOGGER_NAME).info(f"enrolled as branch {answer.branch} at {parsed.url}")
     typer.echo(f"enrolled as branch {answer.branch} at {parsed.url}")
 
 
@@ -155,6 +191,10 @@ def sale_add(
     payment: Annotated[str, typer.Option("--payment", "-p", help="cash, card or mobile.")] = "cash",
 ) -> None:
     """Record a sale (works offline) and print its number and total."""
+    from shared.money import format_taka
+
+    from . import sale_entry
+
     with _command(ctx) as store:
         sale = store.record_sale(sale_entry.parse_items(items), payment)
     typer.echo(f"sale {sale.seq} recorded: total {format_taka(sale.total)} taka, "
@@ -167,6 +207,8 @@ def sale_void(
     number: Annotated[int, typer.Argument(help="The number of the sale to void.")],
 ) -> None:
     """Void a sale: records a void event with minus its total."""
+    from shared.money import format_taka
+
     with _command(ctx) as store:
         void = store.void_sale(number)
     typer.echo(f"sale {number} voided by number {void.seq}: {format_taka(void.total)} taka")
@@ -178,6 +220,13 @@ def sale_list(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many recent events to show.")] = 20,
 ) -> None:
     """Recent sales and voids with their sync state (pending, pushed, acked)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from shared.money import format_taka
+
+    from .store import SaleState
+
     with _command(ctx) as store:
         records = store.recent_sales(limit)
     if not records:
@@ -203,10 +252,20 @@ def sale_list(
 @app.command()
 def sync(ctx: typer.Context) -> None:
     """Pull catalog and acknowledgements, then push new sales."""
+    import logging
+    import time
+
+    from . import logs
+    from .cloud_client import CloudClient
+    from .sync import SyncEngine
+
+    started = time.monotonic()
     with _command(ctx) as store:
         identity = store.identity()
+        logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
         with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
             report = SyncEngine(store, client, on_progress=show).run()
+    logging.getLogger(logs.LOGGER_NAME).info(logs.sync_line(report, time.monotonic() - started))
     typer.echo(f"sync done: catalog version {report.catalog_version} ({report.entries} changes"
                f"{', full resync' if report.full_resync else ''}), pushed {report.pushed} sales in "
                f"{report.messages} messages, {report.pending} awaiting acknowledgement")
@@ -214,6 +273,12 @@ def sync(ctx: typer.Context) -> None:
 
 @contextmanager
 def _progress_display():
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
+
+    from .sync import Progress as SyncProgress
+    from .sync import SyncState
+
     console = _err()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                   console=console, disable=not console.is_terminal, transient=True) as bar:
@@ -239,6 +304,9 @@ def status(
                                                          "last_pull, last_push, last_error, ...).")] = False,
 ) -> None:
     """What is pending, what was acknowledged, what failed and why."""
+    from rich.markup import escape
+    from rich.table import Table
+
     with _command(ctx) as store:
         info = store.status()
     if as_json:
@@ -275,6 +343,11 @@ def catalog_search(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many results.")] = 20,
 ) -> None:
     """Find products by SKU, barcode or name."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from shared.money import format_taka
+
     with _command(ctx) as store:
         found = store.search_products(text, limit)
     if not found:
@@ -288,6 +361,233 @@ def catalog_search(
         table.add_row(escape(p.sku), escape(p.name), format_taka(p.price), escape(p.unit), escape(p.barcode or "-"),
                       "yes" if p.active else "[red]no[/]")
     _out().print(table)
+
+
+# --- doctor ------------------------------------------------------------------------------------------
+
+_MARKS = {"ok": "[ OK ]", "warn": "[WARN]", "fail": "[FAIL]", "n/a": "[ -- ]"}
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check this till and say what to fix: folder, database, enrollment, cloud, clock, task, backlog, disk.
+
+    Exits 1 when something needs action ([FAIL]), else 0.
+    """
+    from . import doctor as doc
+    from .cloud_client import CloudClient
+
+    home = Path(ctx.obj)
+    facts = doc.gather(home, client_factory=lambda identity: CloudClient.for_identity(identity, **client_options))
+    findings = doc.diagnose(facts)
+    if as_json:
+        typer.echo(json.dumps({"home": str(home), "needs_action": doc.needs_action(findings),
+                               "findings": doc.as_json(findings)}, ensure_ascii=False, indent=2))
+    else:
+        width = max(len(f.check) for f in findings)
+        for f in findings:
+            typer.echo(f"{_MARKS[f.level.value]} {f.check.ljust(width)}  {f.found}")
+            if f.fix and f.level.value in ("warn", "fail"):
+                typer.echo(f"       {' ' * width}  fix: {f.fix}")
+        failed = sum(f.level.value == "fail" for f in findings)
+        typer.echo(f"{failed} thing{'s' if failed != 1 else ''} need{'s' if failed == 1 else ''} action"
+                   if failed else "all good: nothing needs action")
+    if doc.needs_action(findings):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+# --- backup / restore ------------------------------------------------------------------------------
+
+
+@app.command()
+def backup(
+    ctx: typer.Context,
+    keep: Annotated[int, typer.Option("--keep", min=1, help="Keep this many newest backups, delete older ones.")] = 10,
+) -> None:
+    """Copy the database into backups/ in the data home (safe while the till is in use)."""
+    from . import backup as backups
+
+    with _command(ctx):
+        made = backups.backup(Path(ctx.obj), keep=keep)
+    import logging
+
+    from . import logs
+
+    logging.getLogger(logs.LOGGER_NAME).info(f"backup written: {made}")
+    typer.echo(f"backup written: {made}")
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A backup (see the backups folder in the data home).")],
+    force: Annotated[bool, typer.Option("--force", help="Restore even a backup of another branch.")] = False,
+) -> None:
+    """Put a backup back in place of the database (the current one is backed up first).
+
+    Sales the cloud already has keep their numbers: the next sync learns how far the cloud got and
+    numbers new sales above that (sales recorded before that sync move up if needed).
+    """
+    from . import backup as backups
+    from . import logs
+    from .store import Store
+
+    home = Path(ctx.obj)
+    log = logs.open_log(home)
+    try:
+        result = backups.restore(home, file, force=force)
+        with Store(home) as store:
+            last = store.mark_restored()
+    except BranchSyncError as exc:
+        log.error(logs.error_line("restore", str(exc), exc.code, 0))
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    log.info(f"restored {file} (last sale {last}); safety copy of the previous database: {result['safety_backup']}")
+    typer.echo(f"restored {file}: last sale number {last}"
+               + (f"; the previous database is saved as {result['safety_backup']}" if result["safety_backup"] else ""))
+    typer.echo("run 'branchsync sync' now: it learns which sales the cloud already has and continues numbering above them")
+
+
+# --- schedule ------------------------------------------------------------------------------------------
+
+
+def _this_program() -> tuple[str, tuple[str, ...]]:
+    """What the scheduled task runs: this executable, or in a Python install the console script."""
+    if getattr(sys, "frozen", False):
+        return str(Path(sys.executable).resolve()), ()
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script and script.stem == "branchsync" and script.is_file():
+        return str(script.resolve()), ()
+    return str(Path(sys.executable).resolve()), ("-m", "branch_client")
+
+
+def _windows_account(env=os.environ) -> str:
+    user = env.get("USERNAME")
+    if not user:
+        import getpass
+
+        user = getpass.getuser()
+    domain = env.get("USERDOMAIN")
+    return f"{domain}\\{user}" if domain else user
+
+
+def _schtasks(command: list[str]):
+    """Run one schtasks command line; returns the subprocess.CompletedProcess."""
+    import subprocess
+
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        typer.echo(f"error: cannot run schtasks ({exc.strerror or exc}); is this Windows?", err=True)
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _schtasks_failed(proc, what: str) -> None:
+    detail = " ".join((proc.stderr or proc.stdout or "").split()) or f"exit code {proc.returncode}"
+    typer.echo(f"error: {what} failed: {detail}; run branchsync from a command prompt opened "
+               "as administrator and try again", err=True)
+    raise typer.Exit(EXIT_FAILURE)
+
+
+def _on_windows() -> bool:
+    return sys.platform == "win32"
+
+
+def _live(dry_run: bool) -> bool:
+    return _on_windows() and not dry_run
+
+
+@schedule_app.command("install")
+def schedule_install(
+    ctx: typer.Context,
+    every: Annotated[str, typer.Option("--every", metavar="DURATION",
+                                       help="How often to sync: 90s, 15m, 1h, 1h30m (1m to 31d).")] = "15m",
+    principal: Annotated[str, typer.Option("--principal", help="Run as the installing 'user' (S4U, no password "
+                                           "stored; the default) or as 'system'.")] = "user",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the task XML and the schtasks command; "
+                                                            "change nothing.")] = False,
+    xml_file: Annotated[Optional[Path], typer.Option("--xml-file", metavar="FILE",
+                                                     help="With --dry-run (or off Windows): also write the XML "
+                                                          "there, UTF-16 as schtasks wants it.")] = None,
+) -> None:
+    """Register the scheduled task that syncs every --every, logged on or not (Windows)."""
+    import subprocess
+    import tempfile
+
+    from . import schedule
+
+    try:
+        interval = schedule.parse_every(every)
+        if principal not in (schedule.PRINCIPAL_USER, schedule.PRINCIPAL_SYSTEM):
+            raise ValueError(f"--principal {principal!r} is not known: use 'user' or 'system'")
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    program, extra = _this_program()
+    home = Path(ctx.obj).expanduser().absolute()
+    xml = schedule.task_xml(program, str(home), interval, schedule.next_start(datetime.now()),
+                            principal=principal, user=_windows_account(), extra_args=extra)
+    if not _live(dry_run):
+        target = xml_file or Path(f"{schedule.TASK_NAME}.xml")
+        if xml_file:
+            xml_file.write_bytes(schedule.encode_for_schtasks(xml))
+        typer.echo(xml, nl=False)
+        why = "dry run" if dry_run else "not Windows"
+        typer.echo(f"# {why}: nothing registered. On the till, as administrator, with this XML saved as "
+                   f"UTF-16 in {target}, run:", err=True)
+        typer.echo(subprocess.list2cmdline(schedule.create_command(str(target))), err=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="branchsync-task-") as folder:
+        path = Path(folder) / f"{schedule.TASK_NAME}.xml"
+        path.write_bytes(schedule.encode_for_schtasks(xml))
+        proc = _schtasks(schedule.create_command(str(path)))
+    if proc.returncode != 0:
+        _schtasks_failed(proc, "registering the scheduled task")
+    typer.echo(f"scheduled task {schedule.TASK_NAME} installed: 'branchsync --home {home} sync' every {every}, "
+               "whether or not anyone is logged on")
+
+
+@schedule_app.command("show")
+def schedule_show(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks command only.")] = False,
+) -> None:
+    """Show the registered scheduled task (its XML) (Windows)."""
+    import subprocess
+
+    from . import schedule
+
+    command = schedule.query_command()
+    if not _live(dry_run):
+        typer.echo(subprocess.list2cmdline(command))
+        return
+    proc = _schtasks(command)
+    if proc.returncode != 0:
+        typer.echo(f"error: there is no scheduled task {schedule.TASK_NAME}; "
+                   "run 'branchsync schedule install' as administrator", err=True)
+        raise typer.Exit(EXIT_FAILURE)
+    typer.echo(proc.stdout, nl=False)
+
+
+@schedule_app.command("remove")
+def schedule_remove(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks command only.")] = False,
+) -> None:
+    """Remove the scheduled task (Windows); syncing by hand still works."""
+    import subprocess
+
+    from . import schedule
+
+    command = schedule.delete_command()
+    if not _live(dry_run):
+        typer.echo(subprocess.list2cmdline(command))
+        return
+    proc = _schtasks(command)
+    if proc.returncode != 0:
+        _schtasks_failed(proc, "removing the scheduled task")
+    typer.echo(f"scheduled task {schedule.TASK_NAME} removed")
 
 
 def _local(moment: datetime) -> str:

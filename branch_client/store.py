@@ -39,6 +39,8 @@ BUSY_TIMEOUT_MS = 15_000
 ERROR_MAX_CHARS = 500
 
 _WRITE = "branchsync_write"
+# meta key: the last sale number of a restored backup, until the first pull after the restore.
+RESTORED_THROUGH = "restored_through"
 
 
 class SaleState(StrEnum):
@@ -205,7 +207,14 @@ class Store:
 
     @staticmethod
     def _next_seq(conn: Connection) -> int:
-        return conn.execute(select(func.coalesce(func.max(sales.c.seq), 0))).scalar_one() + 1
+        """The next sale number: above every stored sale and above what the cloud has applied.
+
+        The two differ only after a restore from a backup, once a pull has told the branch that the
+        cloud already holds higher numbers: those must never be used again.
+        """
+        last = conn.execute(select(func.coalesce(func.max(sales.c.seq), 0))).scalar_one()
+        applied = conn.execute(select(sync_state.c.applied_through)).scalar() or 0
+        return max(last, applied) + 1
 
     @staticmethod
     def _insert_sale(conn: Connection, sale: Sale) -> None:
@@ -287,9 +296,52 @@ class Store:
             self._apply_entries(conn, page)
             if not page.more:
                 conn.execute(delete(products).where(products.c.version == 0))
+            self._renumber_after_restore(conn, applied_through)
             self._save_cursor(conn, page.next_cursor, applied_through, now_text)
             self._mark_acked(conn, applied_through, now_text)
         return len(page.entries)
+
+    # --- after a restore from a backup -------------------------------------------------------------
+
+    def mark_restored(self) -> int:
+        """Remember that this database was restored from a backup whose last sale is the current last one.
+
+        Until the next pull, sales are numbered on from there; that pull renumbers the ones recorded
+        since the restore above the cloud's applied_through (see `_renumber_after_restore`).
+        """
+        with self._write() as conn:
+            last = conn.execute(select(func.coalesce(func.max(sales.c.seq), 0))).scalar_one()
+            conn.execute(sqlite_insert(meta).values(key=RESTORED_THROUGH, value=str(last))
+                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": str(last)}))
+        return last
+
+    @staticmethod
+    def _renumber_after_restore(conn: Connection, applied_through: int) -> int:
+        """On the first pull after a restore: move sales recorded since the restore above `applied_through`.
+
+        The cloud may hold sales numbered above the backup's last one (recorded after the backup was
+        taken, lost with the old database). Sales recorded since the restore took those numbers
+        locally; a sync always pulls before it pushes, so none of them has been pushed yet, and they
+        move up by the same amount, in order, voids with the sales they void. Returns how many moved.
+        """
+        marker = conn.execute(select(meta.c.value).where(meta.c.key == RESTORED_THROUGH)).scalar()
+        if marker is None:
+            return 0
+        conn.execute(delete(meta).where(meta.c.key == RESTORED_THROUGH))
+        restored = int(marker)
+        shift = applied_through - restored
+        if shift <= 0:
+            return 0
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # a void and its sale move in one transaction
+        rows = conn.execute(select(sales.c.seq, sales.c.body).where(sales.c.seq > restored)
+                            .order_by(sales.c.seq.desc())).all()
+        for seq, body in rows:  # highest first, so no number is taken twice on the way
+            sale = Sale.model_validate_json(body)
+            voids = sale.voids + shift if sale.voids is not None and sale.voids > restored else sale.voids
+            moved = sale.model_copy(update={"seq": seq + shift, "voids": voids})
+            conn.execute(update(sales).where(sales.c.seq == seq).values(
+                seq=moved.seq, voids=voids, body=moved.model_dump_json(), pushed_at=None))
+        return len(rows)
 
     @staticmethod
     def _apply_entries(conn: Connection, page: CatalogPage) -> None:
@@ -379,6 +431,20 @@ class Store:
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
 
+    def record_sync_ok(self, now: datetime | None = None) -> None:
+        """A sync finished: clear the last error and remember when (meta `last_sync_ok`), in one transaction."""
+        value = time_text(now or utcnow())
+        with self._write() as conn:
+            conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
+            conn.execute(sqlite_insert(meta).values(key="last_sync_ok", value=value)
+                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+
+    def oldest_pending(self) -> str | None:
+        """When the oldest event not yet acknowledged was recorded (stored time text), or None."""
+        with self._read() as conn:
+            return conn.execute(select(sales.c.recorded_at).where(sales.c.acked_at.is_(None))
+                                .order_by(sales.c.seq).limit(1)).scalar()
+
     def status(self) -> dict:
         """What is pending, what failed and why; never the secret."""
         with self._read() as conn:
@@ -400,6 +466,8 @@ class Store:
             "last_push": state.last_push,
             "last_error": state.last_error,
             "last_error_at": state.last_error_at,
+            "last_sync_ok": info.get("last_sync_ok"),
+            "restored_through": int(info[RESTORED_THROUGH]) if RESTORED_THROUGH in info else None,
             "pushed_unacked": counts[3],
             "never_pushed": counts[2] - counts[3],
             "sales_recorded": counts[0],

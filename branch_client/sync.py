@@ -9,7 +9,7 @@ States of one engine, and the only transitions it makes:
     PULLING ----------> PUSHING      pack the unacknowledged sales (never pushed, or pushed
                                      longer than 10 minutes ago) into queue messages; mark each
                                      message's sales pushed once the queue has accepted it.
-    PUSHING ----------> IDLE         done: last_error is cleared.
+    PUSHING ----------> IDLE         done: last_error is cleared, last_sync_ok recorded.
     PULLING, PUSHING -> FAILED       any error: last_error is recorded (one line) and the error
                                      is raised; nothing is lost, unpushed sales stay pending.
     FAILED ---run()---> PULLING      the next run starts over (from the stored cursor).
@@ -117,7 +117,7 @@ class SyncEngine:
             self._pull(report)
             self._move(SyncState.PUSHING)
             self._push(identity, report)
-            self.store.clear_error()
+            self.store.record_sync_ok(self.clock())
             self._move(SyncState.IDLE)
         except BaseException as exc:
             self._move(SyncState.FAILED)

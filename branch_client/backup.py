@@ -1,0 +1,147 @@
+"""Backups of the branch database, and restoring one.
+
+`backup` copies the live database with SQLite's online backup API
+(`sqlite3.Connection.backup`): a consistent copy even while the till records sales or a
+sync runs, WAL included. Copies go to `backups/branchsync-<UTC time>.db` in the data home,
+are checked with PRAGMA integrity_check before they count, and only the newest `keep`
+are kept. The branch secret is not in the database and never in a backup.
+
+`restore` checks the file (a branchsync database of a schema this program knows, intact,
+of the same branch), takes the sync lock, saves the current database as a backup first,
+and copies the file into the live database with the same backup API (so WAL and readers
+stay consistent). The restored store is marked: the cloud may already hold sales numbered
+above the backup's last one (recorded after the backup was taken). The next pull tells the
+branch the cloud's `applied_through`; sales recorded since the restore are then renumbered
+above it, in the same transaction that stores it (see Store.apply_catalog_page), and new
+numbers continue from there. No sale number the cloud already has is used again.
+"""
+
+import re
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from . import paths
+from .errors import BadInput, StoreError, SyncAlreadyRunning
+from .schema import MIGRATIONS, SCHEMA_VERSION_KEY
+
+BACKUP_DIR = "backups"
+DEFAULT_KEEP = 10
+_NAME = re.compile(r"^branchsync-\d{8}T\d{6}(\d{6})?Z(-[a-z-]+)?\.db$")
+
+
+def backup_dir(home: Path) -> Path:
+    return Path(home) / BACKUP_DIR
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=15)
+    return sqlite3.connect(path, timeout=15)
+
+
+def _check(path: Path) -> dict:
+    """What the database at `path` is (schema version, branch, last sale number); BadInput if it is not usable."""
+    try:
+        conn = _connect(path, read_only=True)
+    except sqlite3.Error as exc:
+        raise BadInput(f"cannot open {path} as a database ({exc}); choose a file from the backups folder") from exc
+    try:
+        result = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        if result != ["ok"]:
+            raise BadInput(f"{path} is damaged ({'; '.join(result[:2])}); choose another backup")
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM sales").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise BadInput(f"{path} is not a branchsync database ({exc}); choose a file from the backups folder") from exc
+    finally:
+        conn.close()
+    version = int(meta.get(SCHEMA_VERSION_KEY, 0))
+    if not 1 <= version <= len(MIGRATIONS):
+        raise BadInput(f"{path} has database schema version {version}, which this branchsync cannot use "
+                       f"(it knows 1 to {len(MIGRATIONS)})")
+    return {"schema_version": version, "branch": meta.get("branch"), "last_seq": last_seq}
+
+
+def backup(home: Path, *, keep: int = DEFAULT_KEEP, now: datetime | None = None, label: str = "") -> Path:
+    """Copy the live database into backups/; keep the newest `keep` copies. Returns the new file."""
+    home = Path(home)
+    db = paths.db_path(home)
+    if not db.exists():
+        raise StoreError(f"there is no database in {home} to back up; check --home / BRANCHSYNC_HOME")
+    folder = backup_dir(home)
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    name = f"branchsync-{moment.strftime('%Y%m%dT%H%M%S%f')}Z{'-' + label if label else ''}.db"
+    target = folder / name
+    tmp = folder / (name + ".part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)
+        src, dst = _connect(db, read_only=True), _connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+        _check(tmp)
+        tmp.replace(target)
+    except (OSError, sqlite3.Error, BadInput) as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"the backup into {folder} failed ({exc}); check the free disk space and try again") from exc
+    prune(home, keep)
+    return target
+
+
+def backups(home: Path) -> list[Path]:
+    """The backups in the data home, oldest first."""
+    folder = backup_dir(home)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def prune(home: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` backups; returns what was deleted."""
+    found = backups(home)
+    gone = found[: max(0, len(found) - max(1, keep))]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return gone
+
+
+def restore(home: Path, source: Path, *, force: bool = False, keep: int = DEFAULT_KEEP) -> dict:
+    """Replace the live database's content with `source`. Returns facts about the restore."""
+    home, source = Path(home), Path(source)
+    if not source.is_file():
+        raise BadInput(f"there is no file {source}; list the backups in {backup_dir(home)}")
+    found = _check(source)
+    db = paths.db_path(home)
+    lock = FileLock(paths.lock_path(home), timeout=0)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise SyncAlreadyRunning("a sync is running for this branch; wait for it to finish, then restore") from None
+    try:
+        safety = None
+        if db.exists():
+            current = _check(db)
+            if current["branch"] and found["branch"] and current["branch"] != found["branch"] and not force:
+                raise BadInput(f"{source} is a backup of branch {found['branch']}, but this data home is branch "
+                               f"{current['branch']}; use --force only if that is really what you want")
+            safety = backup(home, keep=keep + 1, label="before-restore")
+        try:
+            src, dst = _connect(source, read_only=True), _connect(db)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"restoring {source} failed ({exc}); the database before the restore is saved as "
+                             f"{safety}") from exc
+    finally:
+        lock.release()
+    return {**found, "safety_backup": str(safety) if safety else None}

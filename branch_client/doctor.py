@@ -1,0 +1,387 @@
+"""`branchsync doctor`: is this till healthy, and if not, what should the shop manager do?
+
+Two halves. `gather` collects the facts (touches the disk, the database, the cloud and the
+task scheduler; every failure becomes a fact, never an exception). The checks are pure
+functions from those facts to a `Finding`: a level, what was found, and the fix in plain
+words. `diagnose` runs them all; the CLI prints them and exits 1 when one needs action.
+
+    level   meaning                                  exit code
+    ok      fine                                     0
+    warn    worth watching, nothing to do yet        0
+    fail    needs action (the fix says what)         1
+    n/a     does not apply here (e.g. no Windows)    0
+"""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from pathlib import Path
+
+from shared.limits import CLOCK_SKEW_SECONDS
+
+from . import paths
+
+SKEW_WARN = timedelta(seconds=60)
+SKEW_FAIL = timedelta(seconds=CLOCK_SKEW_SECONDS)  # the cloud refuses requests this far off
+SYNC_WARN_AGE = timedelta(hours=2)
+SYNC_FAIL_AGE = timedelta(hours=24)
+BACKLOG_WARN_AGE = timedelta(hours=2)
+BACKLOG_FAIL_AGE = timedelta(hours=24)
+DISK_WARN_BYTES = 1024 ** 3            # 1 GiB
+DISK_FAIL_BYTES = 200 * 1024 ** 2      # 200 MiB
+
+# Cloud error codes that mean "these credentials are not accepted".
+CREDENTIAL_CODES = frozenset({"unauthenticated", "bad_signature", "unknown_branch", "forbidden"})
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    NA = "n/a"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: Level
+    found: str
+    fix: str | None = None
+
+
+@dataclass
+class PullOutcome:
+    ok: bool
+    code: str | None = None           # the error code when not ok (branch_client.errors / the cloud's)
+    message: str | None = None
+    server_time: datetime | None = None
+    sent_at: datetime | None = None   # local clock just before and after the call
+    received_at: datetime | None = None
+
+
+@dataclass
+class Facts:
+    home: str
+    now: datetime
+    home_writable: bool = False
+    home_problem: str | None = None
+    db_exists: bool = False
+    integrity: list[str] | None = None     # PRAGMA integrity_check rows; None when it could not run
+    integrity_problem: str | None = None
+    store_problem: str | None = None       # the database could not be opened at all
+    enrolled: bool | None = None           # None: could not tell
+    branch: str | None = None
+    cloud_url: str | None = None
+    pull: PullOutcome | None = None        # None: no pull tried (not enrolled or no database)
+    task: str = "unknown"                  # present | missing | not_applicable | unknown
+    task_problem: str | None = None
+    last_sync_ok: datetime | None = None
+    last_error: str | None = None
+    pending: int | None = None
+    oldest_pending: datetime | None = None
+    free_bytes: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# --- the checks (pure) -------------------------------------------------------------------------
+
+
+def check_home(f: Facts) -> Finding:
+    name = "data folder writable"
+    if f.home_writable:
+        return Finding(name, Level.OK, f.home)
+    return Finding(name, Level.FAIL, f"cannot write in {f.home}: {f.home_problem or 'unknown reason'}",
+                   "Ask whoever looks after this PC to give the till's Windows account permission to change "
+                   f"the folder {f.home} (or free the disk if it is full), then run 'branchsync doctor' again.")
+
+
+def check_database(f: Facts) -> Finding:
+    name = "database integrity"
+    if not f.db_exists:
+        return Finding(name, Level.WARN, "no database yet (nothing recorded in this data folder)",
+                       "If sales were recorded on this PC before, check that --home / BRANCHSYNC_HOME points at "
+                       "the right folder; otherwise nothing to do.")
+    if f.integrity is None:
+        return Finding(name, Level.FAIL, f"could not check the database: {f.integrity_problem or 'unknown reason'}",
+                       "Close other branchsync windows and run 'branchsync doctor' again; if it keeps failing, "
+                       "call head office support before recording more sales.")
+    if f.integrity == ["ok"]:
+        return Finding(name, Level.OK, "PRAGMA integrity_check: ok")
+    shown = "; ".join(f.integrity[:3]) + (f" (and {len(f.integrity) - 3} more)" if len(f.integrity) > 3 else "")
+    return Finding(name, Level.FAIL, f"the database is damaged: {shown}",
+                   "Stop recording sales on this PC and call head office support: the database must be restored "
+                   "from a backup ('branchsync restore FILE'); sales already synced are safe in the cloud.")
+
+
+def check_enrollment(f: Facts) -> Finding:
+    name = "enrolled, credentials accepted"
+    if f.enrolled is None:
+        return Finding(name, Level.FAIL, f"cannot read the enrollment: {f.store_problem or 'unknown reason'}",
+                       "Fix the data folder and database problems above first.")
+    if not f.enrolled:
+        return Finding(name, Level.FAIL, "this PC is not enrolled",
+                       "Ask head office for an enrollment code and run 'branchsync enroll CODE'.")
+    p = f.pull
+    if p is None or (not p.ok and p.code not in CREDENTIAL_CODES and p.code != "clock_skew"):
+        return Finding(name, Level.WARN, f"enrolled as branch {f.branch}; the cloud could not confirm the "
+                                         "credentials (see 'cloud reachable')",
+                       "Fix the connection to the cloud, then run 'branchsync doctor' again.")
+    if p.ok:
+        return Finding(name, Level.OK, f"branch {f.branch}: a signed pull was accepted")
+    if p.code == "clock_skew":
+        return Finding(name, Level.WARN, f"enrolled as branch {f.branch}; the cloud refused the PC's clock "
+                                         "(see 'clock')", "Set the clock right first.")
+    return Finding(name, Level.FAIL, f"the cloud does not accept this branch's credentials ({p.code}: {p.message})",
+                   "Ask head office for a new enrollment code for this branch and run "
+                   "'branchsync enroll CODE --force'. Recorded sales are kept.")
+
+
+def check_cloud(f: Facts) -> Finding:
+    name = "cloud reachable"
+    p = f.pull
+    if p is None:
+        return Finding(name, Level.NA, "not checked (not enrolled)")
+    if p.ok or p.code in CREDENTIAL_CODES or p.code == "clock_skew":
+        return Finding(name, Level.OK, f"{f.cloud_url} answered")
+    return Finding(name, Level.FAIL, f"{p.message or p.code}",
+                   "Check that the shop's internet works (open any website on this PC). If it does, tell head "
+                   "office the cloud is not answering. Sales are kept and sync when it is back.")
+
+
+def check_clock(f: Facts) -> Finding:
+    name = "clock"
+    p = f.pull
+    if p is not None and p.code == "clock_skew":
+        return Finding(name, Level.FAIL, f"the cloud refused the request: {p.message}",
+                       "Set this PC's date, time and time zone right (Windows Settings > Time & language > "
+                       "'Set time automatically'), then run 'branchsync doctor' again.")
+    if p is None or not p.ok or p.server_time is None or p.sent_at is None or p.received_at is None:
+        return Finding(name, Level.NA, "not checked (no answer from the cloud)")
+    local = p.sent_at + (p.received_at - p.sent_at) / 2
+    skew = local - p.server_time
+    seconds = abs(skew.total_seconds())
+    where = "ahead of" if skew > timedelta(0) else "behind"
+    found = f"this PC is {seconds:.0f} s {where} the cloud"
+    if abs(skew) >= SKEW_FAIL:
+        return Finding(name, Level.FAIL, found, "Set this PC's date, time and time zone right (Windows Settings > "
+                                                "Time & language > 'Set time automatically').")
+    if abs(skew) >= SKEW_WARN:
+        return Finding(name, Level.WARN, found, "Turn on 'Set time automatically' in Windows Settings > "
+                                                "Time & language, before the difference grows.")
+    return Finding(name, Level.OK, found)
+
+
+def check_task(f: Facts) -> Finding:
+    name = "scheduled sync task"
+    if f.task == "not_applicable":
+        return Finding(name, Level.NA, "not applicable (Windows Task Scheduler only)")
+    if f.task == "present":
+        return Finding(name, Level.OK, "branchsync-sync is registered")
+    if f.task == "missing":
+        return Finding(name, Level.FAIL, "no scheduled task: sales sync only when someone runs 'branchsync sync'",
+                       "Open a command prompt as administrator and run 'branchsync schedule install'.")
+    return Finding(name, Level.WARN, f"could not ask the Task Scheduler: {f.task_problem or 'unknown reason'}",
+                   "Run 'branchsync schedule show' to see the task; install it with 'branchsync schedule install'.")
+
+
+def check_last_sync(f: Facts) -> Finding:
+    name = "last successful sync"
+    if f.enrolled is False:
+        return Finding(name, Level.NA, "not enrolled")
+    if f.last_sync_ok is None:
+        return Finding(name, Level.WARN, "never" + (f" (last error: {f.last_error})" if f.last_error else ""),
+                       "Run 'branchsync sync' and read what it says.")
+    age = f.now - f.last_sync_ok
+    found = f"{_age(age)} ago ({f.last_sync_ok.isoformat(timespec='seconds')})"
+    if f.last_error:
+        found += f"; since then: {f.last_error}"
+    if age >= SYNC_FAIL_AGE:
+        return Finding(name, Level.FAIL, found, "Run 'branchsync sync' and follow what it says; check the "
+                                                "internet connection and the scheduled task above.")
+    if age >= SYNC_WARN_AGE:
+        return Finding(name, Level.WARN, found, "Check the internet connection; the scheduled task will try again.")
+    return Finding(name, Level.OK, found)
+
+
+def check_backlog(f: Facts) -> Finding:
+    name = "pending sales"
+    if f.pending is None:
+        return Finding(name, Level.NA, "not checked (no database)")
+    if f.pending == 0:
+        return Finding(name, Level.OK, "none: the cloud has every sale")
+    age = f.now - f.oldest_pending if f.oldest_pending else timedelta(0)
+    found = f"{f.pending} not yet acknowledged, the oldest from {_age(age)} ago"
+    if age >= BACKLOG_FAIL_AGE:
+        return Finding(name, Level.FAIL, found, "Get this PC online and run 'branchsync sync'; the sales are kept "
+                                                "safely here until then. If they stay pending after a good sync, "
+                                                "call head office.")
+    if age >= BACKLOG_WARN_AGE:
+        return Finding(name, Level.WARN, found, "They go with the next sync; check the internet connection.")
+    return Finding(name, Level.OK, found + " (they go with the next sync)")
+
+
+def check_disk(f: Facts) -> Finding:
+    name = "free disk space"
+    if f.free_bytes is None:
+        return Finding(name, Level.WARN, "could not measure", "Check the free space of the drive in Windows Explorer.")
+    found = f"{f.free_bytes / 1024 ** 3:.1f} GiB free"
+    if f.free_bytes < DISK_FAIL_BYTES:
+        return Finding(name, Level.FAIL, found, "Free space on this drive now (empty the Recycle Bin, delete "
+                                                "old downloads): sales cannot be saved on a full disk.")
+    if f.free_bytes < DISK_WARN_BYTES:
+        return Finding(name, Level.WARN, found, "Free some space on this drive soon (empty the Recycle Bin).")
+    return Finding(name, Level.OK, found)
+
+
+CHECKS: list[Callable[[Facts], Finding]] = [
+    check_home, check_database, check_enrollment, check_cloud, check_clock, check_task, check_last_sync,
+    check_backlog, check_disk,
+]
+
+
+def diagnose(facts: Facts) -> list[Finding]:
+    return [check(facts) for check in CHECKS]
+
+
+def needs_action(findings: list[Finding]) -> bool:
+    return any(f.level == Level.FAIL for f in findings)
+
+
+def as_json(findings: list[Finding]) -> list[dict]:
+    return [{**asdict(f), "level": f.level.value} for f in findings]
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+# --- gathering the facts (I/O) -------------------------------------------------------------------
+
+
+def _utc(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def probe_home(home: Path) -> tuple[bool, str | None]:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".doctor-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        return True, None
+    except OSError as exc:
+        return False, exc.strerror or str(exc)
+
+
+def integrity_check(db: Path) -> list[str]:
+    """PRAGMA integrity_check on the database file, read-only; raises sqlite3.Error."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=15)
+    try:
+        return [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+    finally:
+        conn.close()
+
+
+def scheduled_task_state(platform: str | None = None,
+                         run: Callable[[list[str]], subprocess.CompletedProcess] | None = None) -> tuple[str, str | None]:
+    """("present" | "missing" | "not_applicable" | "unknown", problem)."""
+    from . import schedule
+
+    if (platform or sys.platform) != "win32":
+        return "not_applicable", None
+    run = run or (lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=60))
+    try:
+        proc = run(schedule.query_command())
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "unknown", str(exc)
+    return ("present", None) if proc.returncode == 0 else ("missing", None)
+
+
+def free_space(home: Path) -> int | None:
+    probe = home
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] | None = None,
+           task_state: Callable[[], tuple[str, str | None]] = scheduled_task_state) -> Facts:
+    """Every fact the checks need; problems are recorded, never raised.
+
+    `client_factory(identity)` returns a CloudClient (a context manager) for the signed pull.
+    """
+    from .errors import BranchSyncError, NotEnrolled
+    from .store import Store
+
+    clock = now or (lambda: datetime.now(timezone.utc))
+    facts = Facts(home=str(home), now=clock())
+    facts.home_writable, facts.home_problem = probe_home(home)
+    db = paths.db_path(home)
+    facts.db_exists = db.exists()
+    if facts.db_exists:
+        try:
+            facts.integrity = integrity_check(db)
+        except sqlite3.Error as exc:
+            facts.integrity_problem = " ".join(str(exc).split())
+    facts.task, facts.task_problem = task_state()
+    facts.free_bytes = free_space(home)
+    if not facts.db_exists:  # doctor never creates a database; without one nothing is enrolled
+        facts.enrolled = False
+        return facts
+    try:
+        with Store(home) as store:
+            info = store.status()
+            facts.pending = info["pending"]
+            facts.oldest_pending = _utc(store.oldest_pending())
+            facts.last_error = info["last_error"]
+            facts.last_sync_ok = _utc(info.get("last_sync_ok"))
+            facts.branch, facts.cloud_url = info["branch"], info["cloud_url"]
+            try:
+                identity = store.identity()
+            except NotEnrolled:
+                facts.enrolled = False
+                return facts
+            facts.enrolled = True
+            cursor = store.catalog_cursor()
+            facts.pull = _signed_pull(identity, cursor, facts.pending, client_factory, clock)
+    except BranchSyncError as exc:
+        facts.store_problem = str(exc)
+    return facts
+
+
+def _signed_pull(identity, cursor: int, pending: int, client_factory, clock) -> PullOutcome:
+    """One signed pull of at most one catalog entry; nothing is stored from it."""
+    from .errors import BranchSyncError
+
+    sent = clock()
+    try:
+        with client_factory(identity) as client:
+            answer = client.pull(cursor, 1, pending)
+    except BranchSyncError as exc:
+        return PullOutcome(False, exc.code, exc.message, sent_at=sent, received_at=clock())
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return PullOutcome(False, "unexpected", f"{type(exc).__name__}: {exc}", sent_at=sent, received_at=clock())
+    return PullOutcome(True, server_time=answer.server_time, sent_at=sent, received_at=clock())

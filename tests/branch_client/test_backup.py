@@ -1,0 +1,171 @@
+"""Backups with SQLite's online backup API, retention, and a restore that never reuses a sale number the cloud has."""
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import httpx
+import pytest
+from filelock import FileLock
+from typer.testing import CliRunner
+
+from branch_client import backup, cli
+from branch_client.cloud_client import CloudClient
+from branch_client.errors import BadInput, SyncAlreadyRunning
+from branch_client.sale_entry import ItemSpec
+from branch_client.store import Store
+from branch_client.sync import SyncEngine
+from tests.branch_client.fakes import FakeCloud, product
+
+runner = CliRunner()
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+
+
+def run(home, *args):
+    return runner.invoke(cli.app, ["--home", str(home), *args], env={"COLUMNS": "200"})
+
+
+def sell(home, n: int = 1) -> list[int]:
+    with Store(home) as store:
+        return [store.record_sale([ItemSpec("SOAP", Decimal(1))], "cash").seq for _ in range(n)]
+
+
+def sync(home, cloud: FakeCloud):
+    with Store(home) as store, CloudClient.for_identity(store.identity(), transport=httpx.MockTransport(cloud.handler),
+                                                        queue_sender=cloud.send, backoff=0) as client:
+        return SyncEngine(store, client).run()
+
+
+@pytest.fixture
+def till(home, fake_cloud):
+    """An enrolled till with the catalog pulled."""
+    fake_cloud.put(product("SOAP", 4500))
+    with Store(home) as store:
+        store.save_identity(fake_cloud.identity())
+    sync(home, fake_cloud)
+    return home
+
+
+def test_a_backup_is_a_consistent_copy_in_the_backups_folder(till):
+    sell(till, 3)
+    made = backup.backup(till, now=T0)
+    assert made.parent == till / "backups" and made.name == "branchsync-20261128T090000000000Z.db"
+    conn = sqlite3.connect(made)
+    assert [r[0] for r in conn.execute("SELECT seq FROM sales ORDER BY seq")] == [1, 2, 3]
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert not list((till / "backups").glob("*.part"))
+
+
+def test_a_backup_holds_no_secret(till, fake_cloud):
+    made = backup.backup(till, now=T0)
+    assert fake_cloud.secret.encode() not in made.read_bytes()
+
+
+def test_only_the_newest_backups_are_kept(till):
+    for i in range(5):
+        backup.backup(till, keep=3, now=T0 + timedelta(minutes=i))
+    names = [p.name for p in backup.backups(till)]
+    assert names == [f"branchsync-20261128T09{m:02d}00000000Z.db" for m in (2, 3, 4)]
+
+
+def test_the_backup_command_prints_the_file_and_honours_keep(till):
+    for _ in range(3):
+        result = run(till, "backup", "--keep", "2")
+        assert result.exit_code == 0, result.output
+        assert "backup written:" in result.stdout
+    assert len(backup.backups(till)) == 2
+
+
+def test_after_a_restore_no_sale_number_the_cloud_has_is_reused(till, fake_cloud):
+    sell(till, 2)                                  # 1, 2
+    saved = backup.backup(till, now=T0)
+    sell(till, 3)                                  # 3, 4, 5: synced, then the disk dies
+    sync(till, fake_cloud)
+    assert fake_cloud.applied_through == 5
+
+    result = run(till, "restore", str(saved))
+    assert result.exit_code == 0, result.output
+    assert "last sale number 2" in result.stdout
+    with Store(till) as store:
+        assert store.status()["last_seq"] == 2 and store.status()["restored_through"] == 2
+    # Offline after the restore: the till keeps selling, numbering on locally...
+    assert sell(till, 2) == [3, 4]
+    with Store(till) as store:
+        void = store.void_sale(4)
+    assert void.seq == 5 and void.voids == 4
+
+    sync(till, fake_cloud)                          # ...the pull says 5: those three move above it
+    with Store(till) as store:
+        info = store.status()
+        moved = {r.sale.seq: r.sale for r in store.recent_sales(10)}
+        assert info["restored_through"] is None and info["last_seq"] == 8
+        assert moved[8].voids == 7 and moved[7].kind.value == "sale"
+        assert store.record_sale([ItemSpec("SOAP", Decimal(2))], "card").seq == 9
+    sync(till, fake_cloud)
+    assert fake_cloud.applied_through == 9
+    assert len(fake_cloud.applied) == 9  # every sale exactly once: 1-5 from before, 6-9 after the restore
+    assert fake_cloud.applied[8].voids == 7
+
+
+def test_a_restore_without_later_cloud_sales_keeps_the_numbers(till, fake_cloud):
+    sell(till, 2)
+    sync(till, fake_cloud)
+    saved = backup.backup(till, now=T0)
+    assert run(till, "restore", str(saved)).exit_code == 0
+    assert sell(till, 1) == [3]
+    sync(till, fake_cloud)
+    with Store(till) as store:
+        assert store.status()["last_seq"] == 3
+    assert fake_cloud.applied_through == 3
+
+
+def test_a_pull_after_a_restore_learns_applied_through_and_numbers_above_it(till, fake_cloud):
+    sell(till, 1)
+    saved = backup.backup(till, now=T0)
+    sell(till, 4)
+    sync(till, fake_cloud)
+    run(till, "restore", str(saved))
+    sync(till, fake_cloud)                           # nothing recorded since the restore
+    assert sell(till, 1) == [6]
+
+
+def test_restore_saves_the_current_database_first(till):
+    sell(till, 2)
+    saved = backup.backup(till, now=T0)
+    sell(till, 1)
+    result = run(till, "restore", str(saved))
+    assert "before-restore" in result.stdout
+    safety = [p for p in backup.backups(till) if "before-restore" in p.name]
+    assert len(safety) == 1
+    conn = sqlite3.connect(safety[0])
+    assert conn.execute("SELECT max(seq) FROM sales").fetchone()[0] == 3
+    conn.close()
+
+
+def test_restore_refuses_a_file_that_is_not_a_branchsync_database(till, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    for path in (junk, other, tmp_path / "missing.db"):
+        result = run(till, "restore", str(path))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: ")
+
+
+def test_restore_refuses_a_backup_of_another_branch_unless_forced(till, tmp_path, fake_cloud):
+    other_home = tmp_path / "other"
+    with Store(other_home) as store:
+        store.save_identity(FakeCloud(branch="khulna-9").identity())
+    made = backup.backup(other_home, now=T0)
+    with pytest.raises(BadInput, match="khulna-9"):
+        backup.restore(till, made)
+    assert backup.restore(till, made, force=True)["branch"] == "khulna-9"
+
+
+def test_restore_waits_for_no_sync(till):
+    saved = backup.backup(till, now=T0)
+    with FileLock(str(till / "sync.lock"), timeout=0):
+        with pytest.raises(SyncAlreadyRunning):
+            backup.restore(till, saved)

@@ -1,0 +1,167 @@
+"""The scheduled task: its Task Scheduler XML (a pure function), --every, and the schtasks command lines."""
+
+import subprocess
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from branch_client import cli, schedule
+
+NS = {"t": schedule.TASK_NS}
+START = datetime(2026, 11, 28, 9, 0)
+runner = CliRunner()
+
+
+def parsed(xml: str) -> ET.Element:
+    # Parse the UTF-16 bytes schtasks reads (the text declares encoding="UTF-16").
+    return ET.fromstring(schedule.encode_for_schtasks(xml))
+
+
+def text(root: ET.Element, path: str) -> str:
+    found = root.find(path, NS)
+    assert found is not None, f"{path} missing"
+    return found.text
+
+
+@pytest.mark.parametrize("every, expected", [
+    ("15m", timedelta(minutes=15)), ("1h", timedelta(hours=1)), ("90s", timedelta(seconds=90)),
+    ("1h30m", timedelta(minutes=90)), (" 2M ", timedelta(minutes=2)), ("1d", timedelta(days=1)),
+])
+def test_every_is_parsed_from_a_number_and_a_unit(every, expected):
+    assert schedule.parse_every(every) == expected
+
+
+@pytest.mark.parametrize("every", ["", "15", "m", "15x", "-5m", "1.5h", "15 minutes", "30s", "32d", "0m"])
+def test_a_bad_or_out_of_range_every_is_refused_with_a_message(every):
+    with pytest.raises(ValueError, match="--every"):
+        schedule.parse_every(every)
+
+
+@pytest.mark.parametrize("value, spelled", [
+    (timedelta(minutes=15), "PT15M"), (timedelta(hours=1), "PT1H"), (timedelta(seconds=90), "PT1M30S"),
+    (timedelta(days=1, hours=2), "P1DT2H"), (timedelta(days=2), "P2D"),
+])
+def test_durations_are_written_the_way_task_scheduler_writes_them(value, spelled):
+    assert schedule.iso_duration(value) == spelled
+
+
+def test_the_task_xml_is_well_formed_and_carries_every_setting():
+    xml = schedule.task_xml(r"C:\Program Files\branchsync\branchsync.exe", r"C:\ProgramData\branchsync",
+                            schedule.parse_every("15m"), START, user=r"SHOP\cashier")
+    root = parsed(xml)
+    assert root.tag == f"{{{schedule.TASK_NS}}}Task" and root.get("version") == "1.2"
+    settings = {
+        "t:Settings/t:StartWhenAvailable": "true",
+        "t:Settings/t:MultipleInstancesPolicy": "IgnoreNew",
+        "t:Settings/t:DisallowStartIfOnBatteries": "false",
+        "t:Settings/t:StopIfGoingOnBatteries": "false",
+        "t:Settings/t:ExecutionTimeLimit": "PT30M",
+        "t:Settings/t:RestartOnFailure/t:Interval": "PT5M",
+        "t:Settings/t:RestartOnFailure/t:Count": "3",
+        "t:Settings/t:Enabled": "true",
+        "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval": "PT15M",
+        "t:Triggers/t:TimeTrigger/t:StartBoundary": "2026-11-28T09:00:00",
+        "t:Triggers/t:TimeTrigger/t:Enabled": "true",
+        "t:Principals/t:Principal/t:UserId": r"SHOP\cashier",
+        "t:Principals/t:Principal/t:LogonType": "S4U",
+        "t:Actions/t:Exec/t:Command": r"C:\Program Files\branchsync\branchsync.exe",
+        "t:Actions/t:Exec/t:Arguments": r"--home C:\ProgramData\branchsync sync",
+    }
+    for path, value in settings.items():
+        assert text(root, path) == value, path
+    # No Duration under Repetition: it repeats indefinitely.
+    assert root.find("t:Triggers/t:TimeTrigger/t:Repetition/t:Duration", NS) is None
+
+
+def test_a_home_with_spaces_is_quoted_and_xml_special_characters_are_escaped():
+    xml = schedule.task_xml(r"C:\Tills & Co\branchsync.exe", r"C:\Shop Data\<branch>", timedelta(hours=1), START,
+                            user="till")
+    root = parsed(xml)
+    assert text(root, "t:Actions/t:Exec/t:Command") == r"C:\Tills & Co\branchsync.exe"
+    assert text(root, "t:Actions/t:Exec/t:Arguments") == r'--home "C:\Shop Data\<branch>" sync'
+    assert text(root, "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval") == "PT1H"
+
+
+def test_the_system_principal_runs_as_local_system_without_a_logon_type():
+    root = parsed(schedule.task_xml("branchsync.exe", r"C:\ProgramData\branchsync", timedelta(minutes=15), START,
+                                    principal="system"))
+    assert text(root, "t:Principals/t:Principal/t:UserId") == "S-1-5-18"
+    assert root.find("t:Principals/t:Principal/t:LogonType", NS) is None
+
+
+def test_the_xml_file_for_schtasks_is_utf16_with_a_byte_order_mark():
+    data = schedule.encode_for_schtasks(schedule.task_xml("b.exe", "h", timedelta(minutes=15), START, user="u"))
+    assert data[:2] in (b"\xff\xfe", b"\xfe\xff")
+    assert data.decode("utf-16").startswith('<?xml version="1.0" encoding="UTF-16"?>\r\n')
+
+
+def test_a_python_install_runs_the_module_with_the_interpreter():
+    root = parsed(schedule.task_xml("/usr/bin/python3", "/srv/till", timedelta(minutes=15), START, user="u",
+                                    extra_args=("-m", "branch_client")))
+    assert text(root, "t:Actions/t:Exec/t:Arguments") == "-m branch_client --home /srv/till sync"
+
+
+def test_the_first_start_is_the_next_whole_minute():
+    assert schedule.next_start(datetime(2026, 1, 1, 23, 59, 30, 5)) == datetime(2026, 1, 2, 0, 0)
+
+
+def test_the_schtasks_command_lines_are_exact():
+    assert subprocess.list2cmdline(schedule.create_command("t.xml")) == "schtasks /Create /TN branchsync-sync /XML t.xml /F"
+    assert subprocess.list2cmdline(schedule.query_command()) == "schtasks /Query /TN branchsync-sync /XML"
+    assert subprocess.list2cmdline(schedule.delete_command()) == "schtasks /Delete /TN branchsync-sync /F"
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+def test_install_dry_run_prints_the_xml_and_the_schtasks_command(tmp_path):
+    home = tmp_path / "till"
+    result = runner.invoke(cli.app, ["--home", str(home), "schedule", "install", "--every", "1h", "--dry-run",
+                                     "--xml-file", str(tmp_path / "task.xml")])
+    assert result.exit_code == 0, result.output
+    root = parsed(result.stdout)
+    assert text(root, "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval") == "PT1H"
+    assert text(root, "t:Actions/t:Exec/t:Arguments").endswith(f"--home {home} sync")
+    assert f"schtasks /Create /TN branchsync-sync /XML {tmp_path / 'task.xml'} /F" in result.stderr
+    assert ET.fromstring((tmp_path / "task.xml").read_bytes()) is not None
+    assert not home.exists()  # printing a task creates no data home
+
+
+def test_install_with_a_bad_every_exits_2_with_a_clear_message(tmp_path):
+    result = runner.invoke(cli.app, ["--home", str(tmp_path), "schedule", "install", "--every", "soon", "--dry-run"])
+    assert result.exit_code == 2
+    assert "--every 'soon' is not a duration" in result.stderr and "15m" in result.stderr
+
+
+def test_show_and_remove_print_their_commands_off_windows(tmp_path):
+    shown = runner.invoke(cli.app, ["schedule", "show", "--dry-run"])
+    removed = runner.invoke(cli.app, ["schedule", "remove", "--dry-run"])
+    assert shown.stdout.strip() == "schtasks /Query /TN branchsync-sync /XML"
+    assert removed.stdout.strip() == "schtasks /Delete /TN branchsync-sync /F"
+
+
+def test_on_windows_install_hands_a_utf16_xml_file_to_schtasks(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_schtasks(command):
+        seen["command"] = command
+        seen["xml"] = open(command[command.index("/XML") + 1], "rb").read()
+        return subprocess.CompletedProcess(command, 0, "SUCCESS", "")
+
+    monkeypatch.setattr(cli, "_on_windows", lambda: True)
+    monkeypatch.setattr(cli, "_schtasks", fake_schtasks)
+    result = runner.invoke(cli.app, ["--home", str(tmp_path), "schedule", "install", "--every", "15m"])
+    assert result.exit_code == 0, result.output
+    assert seen["command"][:4] == ["schtasks", "/Create", "/TN", "branchsync-sync"] and seen["command"][-1] == "/F"
+    assert text(ET.fromstring(seen["xml"]), "t:Settings/t:StartWhenAvailable") == "true"
+    assert "installed" in result.stdout
+
+
+def test_on_windows_a_refused_registration_exits_1_and_says_to_run_as_administrator(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "_on_windows", lambda: True)
+    monkeypatch.setattr(cli, "_schtasks", lambda c: subprocess.CompletedProcess(c, 1, "", "ERROR: Access is denied."))
+    result = runner.invoke(cli.app, ["--home", str(tmp_path), "schedule", "install"])
+    assert result.exit_code == 1
+    assert "Access is denied" in result.stderr and "administrator" in result.stderr
