@@ -369,7 +369,11 @@ class Store:
 
     @staticmethod
     def _mark_acked(conn: Connection, applied_through: int, now_text: str) -> None:
-        conn.execute(update(sales).where(and_(sales.c.seq <= applied_through, sales.c.acked_at.is_(None)))
+        # Only a sale this till has pushed can be acknowledged by number: one it never pushed
+        # (a copied database, or a restore) is pushed once first, so the cloud can check that
+        # the sale it holds under that number is this very sale and refuse a cloned till.
+        conn.execute(update(sales).where(and_(sales.c.seq <= applied_through, sales.c.acked_at.is_(None),
+                                              sales.c.pushed_at.is_not(None)))
                      .values(acked_at=now_text))
 
     def reset_catalog(self) -> None:

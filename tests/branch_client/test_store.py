@@ -159,12 +159,25 @@ def test_a_catalog_page_upserts_products_deletes_tombstones_and_stores_its_curso
     assert status["catalog_version"] == 7 and status["last_pull"].startswith("2026-11-28T06:00")
 
 
-def test_a_catalog_page_acknowledges_sales_up_to_applied_through(stocked):
+def test_a_catalog_page_acknowledges_pushed_sales_up_to_applied_through(stocked):
     for _ in range(3):
         stocked.record_sale(parse_items(["SOAP=1"]))
+    stocked.mark_pushed([1, 2, 3])
     stocked.apply_catalog_page(page(next_cursor=4), applied_through=2)
-    assert [r.state for r in stocked.recent_sales()] == [SaleState.PENDING, SaleState.ACKED, SaleState.ACKED]
+    assert [r.state for r in stocked.recent_sales()] == [SaleState.PUSHED, SaleState.ACKED, SaleState.ACKED]
     assert stocked.status()["applied_through"] == 2 and stocked.pending_count() == 1
+
+
+def test_a_sale_never_pushed_from_this_till_is_pushed_once_before_an_ack_can_cover_it(stocked):
+    """A copied database holds sales the cloud may have under the same numbers from another PC."""
+    for _ in range(2):
+        stocked.record_sale(parse_items(["SOAP=1"]))
+    stocked.apply_catalog_page(page(next_cursor=4), applied_through=2)
+    assert [r.state for r in stocked.recent_sales()] == [SaleState.PENDING, SaleState.PENDING]
+    assert [s.seq for s in stocked.sales_to_push(T0)] == [1, 2]
+    stocked.mark_pushed([1, 2])
+    stocked.apply_catalog_page(page(next_cursor=4), applied_through=2)
+    assert stocked.pending_count() == 0
 
 
 def test_a_failure_while_applying_a_page_leaves_no_entry_cursor_or_ack_behind(stocked, monkeypatch):
