@@ -9,11 +9,17 @@ import logging
 
 import azure.functions as func
 
+from cloud import telemetry
 from cloud.http import get_service, handle, json_response, parse_body, request_path
 from cloud.queue_access import SALES_QUEUE
 from cloud.service import EXPORT_LIMIT_DEFAULT, int_param
 from shared.limits import EXPORT_PAGE_MAX
 from shared.models import BranchCreate, CatalogImport, EnrollRequest
+
+# Once per worker process, at import and so before any function runs: export logs with
+# their custom dimensions, and the custom metrics, to Application Insights when
+# APPLICATIONINSIGHTS_CONNECTION_STRING is set; a no-op (nothing imported) otherwise.
+telemetry.configure_monitoring()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("branchsync.cloud")

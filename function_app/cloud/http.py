@@ -40,7 +40,8 @@ def get_service() -> Service:
         with _service_lock:
             if _service is None:
                 settings = Settings.from_env()
-                _service = Service(TableStore(settings.storage, settings.table_prefix), settings)
+                # A connection string (Azurite, tests) or, in production, the managed identity.
+                _service = Service(TableStore(settings.storage_source, settings.table_prefix), settings)
     return _service
 
 

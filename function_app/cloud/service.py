@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,10 +48,10 @@ from shared.models import (
 )
 from shared.signing import HEADER_BRANCH, new_secret, verify_request
 
-from . import faults
+from . import faults, telemetry
 from .apply import plan_apply
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
-from .queue_access import push_access
+from .queue_access import signer_for
 from .settings import Settings
 from .store import BranchRecord, Conflict, DeadLetter, NotFound, Store
 
@@ -62,6 +63,8 @@ EXPORT_LIMIT_DEFAULT = 1000
 # later (the queue redelivers, an admin sees 503).
 CONFLICT_ATTEMPTS = 8
 _SKU = TypeAdapter(Sku)
+# The optional `version` a branch sends with its pull (its branchsync version): logged only.
+CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,18 @@ def check_admin(settings: Settings, presented: str | None) -> None:
 
 
 class Service:
-    def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime] = _utcnow):
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime] = _utcnow, signer=None):
         self.store = store
         self.settings = settings
         self.clock = clock
+        # Signs the branches' push SAS: the account key locally, a user delegation key in production.
+        self._signer = signer
+
+    @property
+    def signer(self):
+        if self._signer is None:
+            self._signer = signer_for(self.settings.storage_source)
+        return self._signer
 
     def _ops(self) -> int:
         return getattr(self.store, "thread_ops", self.store.ops)
@@ -155,6 +166,7 @@ class Service:
         cursor = int_param(query, "cursor", 0, 0, 2**53)
         limit = int_param(query, "limit", limits.CATALOG_PAGE_MAX, 1, limits.CATALOG_PAGE_MAX)
         pending = int_param(query, "pending", None, 0, 2**53)
+        version = client_version_param(query)
         now = self.clock()
         state = self.store.get_sales_state(branch.name)
         # The counter first: every version up to it is then either read below or superseded.
@@ -165,11 +177,15 @@ class Service:
             segments, exhausted = self.store.read_catalog(cursor, limit)
         page = build_page(cursor, segments, limit, exhausted, counter)
         self.store.merge_branch(branch.name, last_pull=now, pending=pending)
-        log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s",
-                 branch.name, cursor, len(page.entries), page.next_cursor, page.more, state.apply.applied_through, pending)
+        push = self.signer.access(now)
+        log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s version=%s",
+                 branch.name, cursor, len(page.entries), page.next_cursor, page.more, state.apply.applied_through,
+                 pending, version or "-",
+                 extra=_dims(event="pull", branch=branch.name, cursor=cursor, entries=len(page.entries),
+                             applied_through=state.apply.applied_through, pending=pending, client_version=version))
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
-            push=push_access(self.settings.storage, now),
+            push=push,
         )
 
     # --- applying pushed sales -----------------------------------------------------------
@@ -177,11 +193,14 @@ class Service:
     def apply_message(self, body: bytes) -> ApplyOutcome:
         """Apply one queue message exactly once; bad input is dead-lettered, storage errors raise."""
         start = self._ops()
+        began = time.monotonic()
         seen: dict[str, BranchRecord | str | None] = {}
         try:
-            return self._retry_apply(self._open(body, seen), start)
+            outcome = self._retry_apply(self._open(body, seen), start, began)
         except ContractError as err:
             return self._dead_letter(body, err, seen.get("name"), seen.get("record"), start)
+        telemetry.apply_latency(outcome.branch or "", outcome.status, (time.monotonic() - began) * 1000)
+        return outcome
 
     def _open(self, body: bytes, seen: dict) -> SalesBatch:
         """Authenticate and validate a message body; `seen` learns which branch it claimed."""
@@ -193,10 +212,11 @@ class Service:
 
         return decode_message(body, secret_for)
 
-    def _retry_apply(self, batch: SalesBatch, start: int) -> ApplyOutcome:
-        return _retrying()(self._apply_once, batch, start)
+    def _retry_apply(self, batch: SalesBatch, start: int, began: float | None = None) -> ApplyOutcome:
+        return _retrying()(self._apply_once, batch, start, time.monotonic() if began is None else began)
 
-    def _apply_once(self, batch: SalesBatch, start: int) -> ApplyOutcome:
+    def _apply_once(self, batch: SalesBatch, start: int, began: float | None = None) -> ApplyOutcome:
+        began = time.monotonic() if began is None else began
         before = self.store.get_sales_state(batch.branch)
         plan = plan_apply(before.apply, batch)
         if plan.duplicates:
@@ -210,9 +230,19 @@ class Service:
         after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock())
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         ops = self._ops() - start
-        log.info("applied batch branch=%s seqs=%s new=%d duplicates=%d paisa=%d applied_through=%d waiting_ranges=%d ops=%d",
+        applied_at = self.clock()
+        duration_ms = round((time.monotonic() - began) * 1000)
+        # Lag: from the newest sale's recording at the till to now; offline hours show up here.
+        newest = max(s.recorded_at for s in plan.new_sales) if plan.new_sales else applied_at
+        lag_s = max(0, round((applied_at - newest).total_seconds()))
+        log.info("applied batch branch=%s seqs=%s new=%d duplicates=%d paisa=%d applied_through=%d waiting_ranges=%d "
+                 "ops=%d duration_ms=%d lag_s=%d",
                  batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
-                 after.apply.applied_through, len(after.apply.ranges), ops)
+                 after.apply.applied_through, len(after.apply.ranges), ops, duration_ms, lag_s,
+                 extra=_dims(event="apply", branch=batch.branch, seq_first=batch.sales[0].seq,
+                             seq_last=batch.sales[-1].seq, sales_applied=len(plan.new_sales), duplicates=plan.duplicates,
+                             applied_through=after.apply.applied_through, duration_ms=duration_ms, lag_s=lag_s, ops=ops))
+        telemetry.sales_applied(batch.branch, len(plan.new_sales))
         return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, after.apply.applied_through, ops)
 
     def _check_one_till(self, batch: SalesBatch, before) -> None:
@@ -245,7 +275,9 @@ class Service:
                 self.store.merge_branch(record.name, last_error=f"{now:%Y-%m-%dT%H:%M:%SZ} {err.code}: {err.message}", last_error_at=now)
             except NotFound:
                 pass
-        log.warning("dead-lettered message branch=%s code=%s reason=%s bytes=%d", name, err.code, err.message, len(body))
+        log.warning("dead-lettered message branch=%s code=%s reason=%s bytes=%d", name, err.code, err.message, len(body),
+                    extra=_dims(event="dead_letter", branch=name, code=str(err.code), bytes=len(body)))
+        telemetry.dead_lettered(str(err.code))
         return ApplyOutcome("dead_lettered", name, ops=self._ops() - start, code=str(err.code), reason=err.message)
 
     # --- admin: dead letters ---------------------------------------------------------------
@@ -435,6 +467,22 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
     return int(raw)
+
+
+def _dims(**fields) -> dict:
+    """Custom dimensions for a log record's `extra=`: absent rather than None (OpenTelemetry drops None)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def client_version_param(query: Mapping[str, str]) -> str | None:
+    """The optional `version` of a pull: the branch's software version, for the logs only."""
+    raw = query.get("version")
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not CLIENT_VERSION_RE.fullmatch(raw):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter version must be 1 to 40 characters: letters, "
+                            "digits and . + _ - (e.g. 0.3.1), starting with a letter or digit")
+    return raw
 
 
 def _encode_export_token(branch: str, chunk_first: int, seq: int) -> str:

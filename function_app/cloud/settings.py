@@ -1,26 +1,86 @@
-"""Configuration from the environment (Functions app settings / local.settings.json)."""
+"""Configuration from the environment (Functions app settings / local.settings.json).
+
+Storage comes in one of two shapes, the same ones the Functions host accepts for its
+`AzureWebJobsStorage` connection:
+
+- a connection string in `AzureWebJobsStorage` (Azurite, tests, local runs): the app's
+  table and queue clients use it, and the push SAS is signed with its account key;
+- identity-based settings `AzureWebJobsStorage__*` (production; the account has shared-key
+  access off): `__tableServiceUri` / `__queueServiceUri`, or `__accountName` for the public
+  cloud endpoints, and `__clientId` (else `AZURE_CLIENT_ID`) naming the user-assigned
+  managed identity. The push SAS is then a user delegation SAS (cloud/queue_access.py).
+
+Reading the settings never raises (health and the admin-key check read them on every
+request); a configuration that cannot work surfaces as StoreUnavailable (HTTP 503) where a
+storage client is built.
+"""
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+STORAGE_SETTING = "AzureWebJobsStorage"
+IDENTITY_PREFIX = STORAGE_SETTING + "__"
+
+
+@dataclass(frozen=True)
+class IdentityStorage:
+    """Where the storage account is and which identity reaches it (no key anywhere)."""
+
+    table_uri: str | None  # e.g. https://stxyz.table.core.windows.net
+    queue_uri: str | None  # e.g. https://stxyz.queue.core.windows.net
+    account_name: str | None = None
+    client_id: str | None = None  # user-assigned identity; None: DefaultAzureCredential
+    credential_kind: str | None = None  # AzureWebJobsStorage__credential ("managedidentity")
+
+    @property
+    def account(self) -> str | None:
+        """The account name: given, or read from the queue (else table) endpoint."""
+        if self.account_name:
+            return self.account_name
+        for uri in (self.queue_uri, self.table_uri):
+            name = account_from_uri(uri)
+            if name:
+                return name
+        return None
+
+    def describe(self) -> str:
+        who = f"managed identity {self.client_id}" if self.client_id else "DefaultAzureCredential"
+        return f"identity-based storage ({who}) tables={self.table_uri} queues={self.queue_uri}"
+
 
 @dataclass(frozen=True)
 class Settings:
-    storage: str  # AzureWebJobsStorage: tables, the sales queue, and the key that signs queue SAS
+    storage: str  # AzureWebJobsStorage as a connection string; "" when storage is identity-based
     admin_key: str  # BRANCHSYNC_ADMIN_KEY; empty disables the admin API
     public_url: str | None = None  # BRANCHSYNC_PUBLIC_URL: the base URL put into enrollment codes
     table_prefix: str = ""  # BRANCHSYNC_TABLE_PREFIX: keeps several deployments apart in one account
+    identity: IdentityStorage | None = None  # set when AzureWebJobsStorage__* is used instead
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        connection = env.get(STORAGE_SETTING, "").strip()
         return cls(
-            storage=env.get("AzureWebJobsStorage", ""),
+            storage=connection,
             admin_key=env.get("BRANCHSYNC_ADMIN_KEY", ""),
             public_url=env.get("BRANCHSYNC_PUBLIC_URL") or None,
             table_prefix=env.get("BRANCHSYNC_TABLE_PREFIX", ""),
+            # A connection string, when there is one, wins: the same rule as the Functions host.
+            identity=None if connection else identity_from_env(env),
         )
+
+    @property
+    def storage_mode(self) -> str:
+        """"connection_string", "identity" or "none" (nothing configured)."""
+        if self.storage:
+            return "connection_string"
+        return "identity" if self.identity is not None else "none"
+
+    @property
+    def storage_source(self) -> "str | IdentityStorage":
+        """What TableStore and the push SAS are built from."""
+        return self.identity if self.storage_mode == "identity" else self.storage
 
     def base_url_for(self, request_url: str) -> str:
         """Where branches reach this cloud: the configured URL, else the admin request's scheme and host."""
@@ -28,3 +88,34 @@ class Settings:
             return self.public_url.rstrip("/")
         parts = urlsplit(request_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+
+def identity_from_env(env: Mapping[str, str]) -> IdentityStorage | None:
+    """The identity-based connection from AzureWebJobsStorage__*, or None when none is set."""
+    # App settings keep their case on Linux, but a hand-written local.settings.json may not.
+    values = {k[len(IDENTITY_PREFIX):].lower(): v.strip() for k, v in env.items()
+              if k.lower().startswith(IDENTITY_PREFIX.lower()) and v and v.strip()}
+    account = values.get("accountname") or None
+    table_uri = _endpoint(values.get("tableserviceuri")) or (f"https://{account}.table.core.windows.net" if account else None)
+    queue_uri = _endpoint(values.get("queueserviceuri")) or (f"https://{account}.queue.core.windows.net" if account else None)
+    if table_uri is None and queue_uri is None:
+        return None
+    client_id = values.get("clientid") or (env.get("AZURE_CLIENT_ID") or "").strip() or None
+    return IdentityStorage(table_uri=table_uri, queue_uri=queue_uri, account_name=account,
+                           client_id=client_id, credential_kind=values.get("credential") or None)
+
+
+def _endpoint(value: str | None) -> str | None:
+    return value.rstrip("/") if value else None
+
+
+def account_from_uri(uri: str | None) -> str | None:
+    """`stxyz` from https://stxyz.queue.core.windows.net, or from http://127.0.0.1:10001/stxyz (emulator style)."""
+    if not uri:
+        return None
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if host and not host.replace(".", "").isdigit() and host != "localhost" and "." in host:
+        return host.split(".", 1)[0]
+    path = parts.path.strip("/")
+    return path.split("/", 1)[0] or None if path else None

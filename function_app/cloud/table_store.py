@@ -31,6 +31,8 @@ from shared.models import Sale
 
 from . import faults
 from .apply import ApplyPlan, ApplyState
+from .credentials import credential_for
+from .settings import IdentityStorage
 from .catalog import (
     BUCKETS,
     ENCODING,
@@ -92,17 +94,29 @@ def bucket_key(number: int) -> str:
 
 
 class TableStore:
-    def __init__(self, connection_string: str, table_prefix: str = "", *, retry_total: int = 3):
-        if not connection_string:
-            raise StoreUnavailable("AzureWebJobsStorage is not set: give the storage account's connection string")
-        try:
-            # Few, quick retries: a message that cannot be stored fails fast and the queue retries it later.
-            self._service = TableServiceClient.from_connection_string(
-                connection_string, retry_total=retry_total, retry_backoff_factor=0.2, retry_backoff_max=2,
-                connection_timeout=5, read_timeout=30,
-            )
-        except (ValueError, AzureError) as exc:
-            raise StoreUnavailable("AzureWebJobsStorage is not a valid storage connection string") from exc
+    def __init__(self, storage: "str | IdentityStorage", table_prefix: str = "", *, retry_total: int = 3,
+                 credential=None):
+        """`storage`: a connection string (Azurite, tests) or the identity-based settings (production)."""
+        # Few, quick retries: a message that cannot be stored fails fast and the queue retries it later.
+        options = dict(retry_total=retry_total, retry_backoff_factor=0.2, retry_backoff_max=2,
+                       connection_timeout=5, read_timeout=30)
+        if isinstance(storage, IdentityStorage):
+            if not storage.table_uri:
+                raise StoreUnavailable("identity-based storage names no table endpoint: set "
+                                       "AzureWebJobsStorage__tableServiceUri or AzureWebJobsStorage__accountName")
+            try:
+                self._service = TableServiceClient(
+                    endpoint=storage.table_uri, credential=credential or credential_for(storage.client_id), **options)
+            except (ValueError, AzureError) as exc:
+                raise StoreUnavailable(f"AzureWebJobsStorage__tableServiceUri {storage.table_uri!r} is not a usable endpoint") from exc
+        else:
+            if not storage:
+                raise StoreUnavailable("AzureWebJobsStorage is not set: give the storage account's connection string, "
+                                       "or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri settings")
+            try:
+                self._service = TableServiceClient.from_connection_string(storage, **options)
+            except (ValueError, AzureError) as exc:
+                raise StoreUnavailable("AzureWebJobsStorage is not a valid storage connection string") from exc
         self._prefix = table_prefix
         self._clients: dict[str, TableClient] = {}
         self._lock = threading.Lock()
@@ -446,7 +460,7 @@ def _mapped(what: str):
     except ResourceNotFoundError as exc:
         raise NotFound(f"{what}: not found") from exc
     except ClientAuthenticationError as exc:
-        raise StoreUnavailable(f"{what}: storage refused the credentials in AzureWebJobsStorage") from exc
+        raise StoreUnavailable(f"{what}: storage refused the app's credentials (AzureWebJobsStorage)") from exc
     except HttpResponseError as exc:
         raise _http_error(what, exc) from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
