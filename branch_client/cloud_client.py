@@ -26,6 +26,7 @@ from shared.models import EnrollAnswer, EnrollRequest, ErrorBody, PullAnswer, Qu
 from shared.signing import sign_request
 
 from .errors import BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
+from .version import version
 
 HTTP_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 QUEUE_CONNECT_TIMEOUT = 5
@@ -116,7 +117,9 @@ class CloudClient:
         """One catalog page after `cursor`, the branch's applied_through and a push SAS."""
         if not self.branch or not self._secret:
             raise ValueError("pull needs the branch name and secret")
-        query = {"cursor": str(int(cursor)), "limit": str(int(limit)), "pending": str(int(pending))}
+        # pending and version let head office see each branch's backlog and release in its logs.
+        query = {"cursor": str(int(cursor)), "limit": str(int(limit)), "pending": str(int(pending)),
+                 "version": version()}
 
         def attempt() -> httpx.Response:
             request = self._http.build_request("GET", self.url + "/api/pull", params=query)

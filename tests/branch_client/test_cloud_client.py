@@ -12,6 +12,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
 from branch_client.cloud_client import CloudClient, enroll
 from branch_client.errors import BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
+from branch_client.version import version
 from shared.models import CatalogPage, PullAnswer, QueueAccess
 from shared.signing import new_secret
 from tests.branch_client.fakes import BRANCH, product
@@ -33,7 +34,8 @@ def test_a_pull_is_signed_so_the_cloud_can_verify_it(fake_cloud):
     fake_cloud.put(product("SOAP", 4500))
     answer = fake_cloud.client().pull(cursor=0, limit=10, pending=3)
     assert [e.sku for e in answer.catalog.entries] == ["SOAP"] and answer.branch == fake_cloud.branch
-    assert fake_cloud.pulls == [{"cursor": "0", "limit": "10", "pending": "3"}]
+    # The backlog and the release ride along so head office sees each branch's lag and version.
+    assert fake_cloud.pulls == [{"cursor": "0", "limit": "10", "pending": "3", "version": version()}]
 
 
 def test_a_pull_signed_with_the_wrong_secret_is_refused_with_the_clouds_message(fake_cloud):
