@@ -18,7 +18,7 @@ numbers continue from there. No sale number the cloud already has is used again.
 
 import re
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -30,6 +30,7 @@ from .schema import MIGRATIONS, SCHEMA_VERSION_KEY
 BACKUP_DIR = "backups"
 DEFAULT_KEEP = 10
 _NAME = re.compile(r"^branchsync-\d{8}T\d{6}(\d{6})?Z(-[a-z-]+)?\.db$")
+_STAMP = re.compile(r"^branchsync-(\d{8}T\d{6})(\d{6})?Z")
 
 
 def backup_dir(home: Path) -> Path:
@@ -92,6 +93,31 @@ def backup(home: Path, *, keep: int = DEFAULT_KEEP, now: datetime | None = None,
         raise StoreError(f"the backup into {folder} failed ({exc}); check the free disk space and try again") from exc
     prune(home, keep)
     return target
+
+
+DAILY = timedelta(days=1)
+
+
+def taken_at(path: Path) -> datetime | None:
+    """When a backup was taken, read from its name (the name is written in UTC)."""
+    match = _STAMP.match(path.name)
+    if not match:
+        return None
+    return datetime.strptime(match.group(1) + (match.group(2) or "000000"), "%Y%m%dT%H%M%S%f").replace(tzinfo=timezone.utc)
+
+
+def backup_due(existing: list[Path], now: datetime, every: timedelta = DAILY) -> bool:
+    """A new backup is due when the newest one is `every` old, or there is none."""
+    times = [t for t in map(taken_at, existing) if t is not None]
+    return not times or now - max(times) >= every
+
+
+def backup_if_due(home: Path, *, now: datetime | None = None, keep: int = DEFAULT_KEEP) -> Path | None:
+    """The daily backup: run by every sync, so a till that syncs every few minutes backs up once a day."""
+    now = now or datetime.now(timezone.utc)
+    if not backup_due(backups(home), now):
+        return None
+    return backup(home, keep=keep, now=now, label="daily")
 
 
 def backups(home: Path) -> list[Path]:

@@ -260,15 +260,35 @@ def sync(ctx: typer.Context) -> None:
     from .sync import SyncEngine
 
     started = time.monotonic()
-    with _command(ctx) as store:
-        identity = store.identity()
-        logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
-        with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
-            report = SyncEngine(store, client, on_progress=show).run()
+    try:
+        with _command(ctx) as store:
+            identity = store.identity()
+            logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
+            with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
+                report = SyncEngine(store, client, on_progress=show).run()
+    finally:
+        # Also when the cloud is down: a till offline for days still gets its daily backup.
+        _daily_backup(Path(ctx.obj))
     logging.getLogger(logs.LOGGER_NAME).info(logs.sync_line(report, time.monotonic() - started))
     typer.echo(f"sync done: catalog version {report.catalog_version} ({report.entries} changes"
                f"{', full resync' if report.full_resync else ''}), pushed {report.pushed} sales in "
                f"{report.messages} messages, {report.pending} awaiting acknowledgement")
+
+
+def _daily_backup(home: Path) -> None:
+    import logging
+
+    from . import backup as backups
+    from . import logs
+    from .errors import StoreError
+
+    try:
+        made = backups.backup_if_due(home)
+    except StoreError as exc:  # a failed backup is logged and retried by the next sync, never fails a sync
+        logging.getLogger(logs.LOGGER_NAME).warning(f"daily backup failed: {exc}")
+        return
+    if made:
+        logging.getLogger(logs.LOGGER_NAME).info(f"daily backup written: {made}")
 
 
 @contextmanager
@@ -397,6 +417,30 @@ def doctor(
                    if failed else "all good: nothing needs action")
     if doc.needs_action(findings):
         raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command("support-bundle")
+def support_bundle(
+    ctx: typer.Context,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the zip here (default: support/ in the data home).")] = None,
+) -> None:
+    """Write a zip for head office: recent logs, status, doctor report, schema version. Never secrets."""
+    from datetime import datetime, timezone
+
+    from . import doctor as doc
+    from . import support
+    from .cloud_client import CloudClient
+
+    home = Path(ctx.obj)
+    now = datetime.now(timezone.utc)
+    with _command(ctx) as store:
+        status = store.status()
+    facts = doc.gather(home, client_factory=lambda identity: CloudClient.for_identity(identity, **client_options))
+    findings = doc.diagnose(facts)
+    report = {"needs_action": doc.needs_action(findings), "findings": doc.as_json(findings)}
+    made = support.write_bundle(home, output or support.default_path(home, now), status=status, doctor=report, now=now)
+    typer.echo(f"support bundle written: {made}")
+    typer.echo("send this file to head office; it holds no secret and no sales data")
 
 
 # --- backup / restore ------------------------------------------------------------------------------

@@ -169,3 +169,31 @@ def test_restore_waits_for_no_sync(till):
     with FileLock(str(till / "sync.lock"), timeout=0):
         with pytest.raises(SyncAlreadyRunning):
             backup.restore(till, saved)
+
+
+# --- the daily backup every sync makes ------------------------------------------------------------
+
+
+def test_a_backup_is_due_when_the_newest_is_a_day_old_or_there_is_none(tmp_path):
+    assert backup.backup_due([], T0)
+    fresh = [tmp_path / "branchsync-20261128T080000Z-daily.db", tmp_path / "branchsync-20261127T090000123456Z.db"]
+    assert not backup.backup_due(fresh, T0)
+    assert backup.backup_due(fresh, T0 + timedelta(hours=23))
+
+
+def test_a_sync_makes_the_days_backup_even_with_the_cloud_out_of_reach_and_only_once(home, monkeypatch):
+    import socket
+
+    from branch_client.identity import Identity
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with Store(home) as store:
+        store.save_identity(Identity("dhaka-1", f"http://127.0.0.1:{port}", "k" * 43))
+    monkeypatch.setattr(cli, "client_options", {"backoff": 0})
+    assert run(home, "sync").exit_code == 1
+    [daily] = backup.backups(home)
+    assert daily.name.endswith("-daily.db")
+    assert run(home, "sync").exit_code == 1
+    assert backup.backups(home) == [daily]
