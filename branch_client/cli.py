@@ -327,8 +327,19 @@ def status(
     from rich.markup import escape
     from rich.table import Table
 
+    from dataclasses import asdict
+
+    from .explain import explain
+    from .store import RESEND_AFTER, utcnow
+
     with _command(ctx) as store:
         info = store.status()
+        oldest = store.oldest_unacknowledged(3)
+    now = utcnow()
+    stuck = [explain(r, now, branch=info["branch"], last_error=info["last_error"], resend_after=RESEND_AFTER)
+             for r in oldest]
+    # The oldest unacknowledged sales, each with why it waits and what happens next.
+    info["stuck"] = [asdict(e) for e in stuck]
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
         return
@@ -348,6 +359,8 @@ def status(
         ("last error", f"[red]{escape(info['last_error'])}[/] ({info['last_error_at']})" if info["last_error"] else "none"),
         ("data home", escape(info["home"])),
     ]
+    for e in stuck:
+        rows.append((f"sale {e.seq} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
     for what, value in rows:
         table.add_row(what, value)
     _out().print(table)

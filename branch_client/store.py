@@ -233,13 +233,18 @@ class Store:
         with self._read() as conn:
             return self._sale_records(conn, None, limit=limit)
 
+    def oldest_unacknowledged(self, limit: int = 3) -> list[SaleRecord]:
+        """The oldest events the cloud has not acknowledged, oldest first."""
+        with self._read() as conn:
+            return self._sale_records(conn, sales.c.acked_at.is_(None), limit=limit, oldest_first=True)
+
     @staticmethod
-    def _sale_records(conn: Connection, where, limit: int) -> list[SaleRecord]:
+    def _sale_records(conn: Connection, where, limit: int, oldest_first: bool = False) -> list[SaleRecord]:
         voider = sales.alias("voider")
         query = (select(sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
                         voider.c.seq.label("voided_by"))
                  .outerjoin(voider, voider.c.voids == sales.c.seq)
-                 .order_by(sales.c.seq.desc()).limit(limit))
+                 .order_by(sales.c.seq.asc() if oldest_first else sales.c.seq.desc()).limit(limit))
         if where is not None:
             query = query.where(where)
         out = []

@@ -195,3 +195,12 @@ def test_a_second_sync_exits_4_at_once(shop, fake_cloud):
     with FileLock(shop / "sync.lock", timeout=0):
         result = run(shop, "sync")
     assert result.exit_code == 4 and "already running" in result.stderr
+
+
+def test_status_explains_each_waiting_sale_and_what_happens_next(shop):
+    run(shop, "sale", "add", "SOAP=1")
+    info = _status(shop)
+    [stuck] = info["stuck"]
+    assert stuck["seq"] == 1 and stuck["state"] == "pending" and "next sync" in stuck["next"]
+    human = run(shop, "status").stdout
+    assert "sale 1 (pending)" in human and "next:" in human

@@ -1,0 +1,52 @@
+"""Why a sale is not acknowledged yet, and what happens next: in words for the shop (no I/O)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .store import SaleRecord, SaleState
+
+# Pushed this often without an acknowledgement, a sale is refused rather than slow.
+REFUSED_AFTER_PUSHES = 3
+
+
+@dataclass(frozen=True)
+class Explanation:
+    seq: int
+    state: str
+    why: str
+    next: str
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 120:
+        return f"{minutes} minutes"
+    hours = minutes // 60
+    return f"{hours} hours" if hours < 48 else f"{hours // 24} days"
+
+
+def explain(record: SaleRecord, now: datetime, *, branch: str | None, last_error: str | None,
+            resend_after: timedelta) -> Explanation:
+    seq = record.sale.seq
+    if record.state == SaleState.PENDING:
+        if last_error:
+            return Explanation(seq, "pending", f"not pushed yet: the last sync failed ({last_error})",
+                               "the next sync pushes it; run 'branchsync doctor' if the error repeats")
+        return Explanation(seq, "pending", "recorded since the last sync", "the next sync pushes it")
+    pushed_at = datetime.fromisoformat(record.pushed_at)
+    age = now - pushed_at
+    if record.push_count >= REFUSED_AFTER_PUSHES and age >= resend_after:
+        return Explanation(
+            seq, "pushed",
+            f"pushed {record.push_count} times, last {_ago(age)} ago, and never acknowledged: "
+            "the cloud is refusing it (or a sale before it)",
+            f"it is pushed again on every sync and counted once when it gets through; ask head office to "
+            f"check the dead letters of branch {branch or '?'} (branchsync-admin deadletter list)",
+        )
+    if age < resend_after:
+        return Explanation(seq, "pushed", f"pushed {_ago(age)} ago; the cloud applies it within moments",
+                           "the next sync's pull acknowledges it")
+    return Explanation(seq, "pushed", f"pushed {_ago(age)} ago and not acknowledged yet",
+                       "the next sync pushes it again; the cloud counts it once")
