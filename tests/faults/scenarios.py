@@ -1,0 +1,440 @@
+"""The fault scenarios, each a seeded, repeatable set of trials against the real processes."""
+
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+import zlib
+from datetime import datetime, timedelta, timezone
+
+from azure.storage.queue import QueueClient
+
+from branch_client.cloud_client import CloudClient
+from branch_client.sale_entry import parse_items
+from branch_client.store import Store
+from shared.encoding import Frame, pack_sales, to_queue_text
+from shared.signing import mac, new_secret
+
+from .harness import (
+    Branch, Scenario, Stack, TrialResult, count_in_log, new_branch, random_items, reconcile, reported_seq,
+)
+from .netcut import Cut, NetCut
+
+SALES_QUEUE = "sales"
+
+
+def seed_sales(branch: Branch, n: int, rng: random.Random, when: datetime | None = None) -> int:
+    """Record n sales in-process through the branch's own Store (fast); returns the last number."""
+    with Store(branch.home) as store:
+        last = 0
+        for i in range(n):
+            at = None if when is None else when + timedelta(seconds=30 * i)
+            last = store.record_sale(parse_items(random_items(rng)), rng.choice(["cash", "card", "mobile"]), now=at).seq
+    return last
+
+
+# --- 1. network cut during a pull ------------------------------------------------------------
+
+
+class PullCut(Scenario):
+    """A proxy between branch and cloud cuts catalog pulls at a page boundary or mid-page."""
+
+    name, number, trials, quick_trials = "pull-cut", 1, 8, 2
+
+    def __init__(self):
+        self._setup: tuple[NetCut, object] | None = None
+
+    def _env(self, stack: Stack):
+        if self._setup is None:
+            from headoffice.stand_ins import free_port
+            port = free_port()
+            proxy = NetCut(port)
+            stack.extra.append(proxy)
+            cloud = stack.own_cloud("cloud-pullcut", extra_env={"BRANCHSYNC_PUBLIC_URL": proxy.url})
+            proxy.target = ("127.0.0.1", cloud.port)
+            self._setup = (proxy, cloud)
+        return self._setup
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        proxy, cloud = self._env(stack)
+        proxy.clear()
+        branch = new_branch(stack, f"pull{seed}", url=cloud.url)
+        page = rng.randint(0, 2)                       # which page of the pull is cut
+        times = rng.choice([1, 2, 3, 4])               # 3+ outlast the client's retries: the sync fails
+        where = rng.choice(["boundary-before", "boundary-after", "mid-page"])
+        response_bytes = {"boundary-before": None, "boundary-after": 0}.get(where, rng.randint(100, 100_000))
+        rule = proxy.add(Cut(match=lambda m, p: m == "GET" and p.startswith("/api/pull"), skip=page, times=times,
+                             response_bytes=response_bytes))
+        first = branch.run("sync", check=False)
+        proxy.clear()
+        problems = []
+        if first.returncode not in (0, 1):
+            problems.append(f"cut sync exited {first.returncode}: {first.stderr.strip()[-300:]}")
+        # Sales recorded after an interrupted pull still sell from the (partial) catalog or fail cleanly.
+        reported = []
+        for _ in range(2):
+            out = branch.run("sale", "add", *random_items(rng), check=False)
+            if out.returncode == 0:
+                reported.append(reported_seq(out.stdout))
+        branch.run("sync")
+        problems += compare_catalog(branch, cloud.url)
+        result = reconcile(stack, branch, reported=reported, faults=rule.fired)
+        result.problems = problems + result.problems
+        return result
+
+
+def compare_catalog(branch: Branch, url: str) -> list[str]:
+    """The branch's products and cursor against a full pull straight from the cloud."""
+    with Store(branch.home) as store:
+        identity = store.identity()
+    cloud: dict[str, tuple] = {}
+    cursor = 0
+    with CloudClient(url, identity.branch, identity.secret) as client:
+        while True:
+            answer = client.pull(cursor)
+            for e in answer.catalog.entries:
+                if e.deleted:
+                    cloud.pop(e.sku, None)
+                else:
+                    p = e.product
+                    cloud[e.sku] = (p.name, p.price, p.barcode, p.unit, str(p.vat_rate), int(p.active))
+            cursor = answer.catalog.next_cursor
+            if not answer.catalog.more:
+                break
+    conn = sqlite3.connect(f"file:{branch.home / 'branchsync.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        local = {r[0]: tuple(r[1:]) for r in conn.execute(
+            "SELECT sku, name, price, barcode, unit, vat_rate, active FROM products")}
+        local_cursor = conn.execute("SELECT catalog_cursor FROM sync_state").fetchone()[0]
+    finally:
+        conn.close()
+    problems = []
+    if local != cloud:
+        missing = sorted(set(cloud) - set(local))
+        extra = sorted(set(local) - set(cloud))
+        differ = sorted(k for k in set(cloud) & set(local) if cloud[k] != local[k])
+        problems.append(f"catalog differs: {len(missing)} missing {missing[:5]}, {len(extra)} extra {extra[:5]}, "
+                        f"{len(differ)} different {differ[:5]}")
+    if local_cursor != cursor:
+        problems.append(f"branch catalog cursor {local_cursor}, the cloud's is {cursor}")
+    return problems
+
+
+# --- 2. network cut during a push --------------------------------------------------------------
+
+
+def _is_message_post(method: str, path: str) -> bool:
+    return method == "POST" and f"/{SALES_QUEUE}/messages" in path.split("?")[0]
+
+
+class PushCut(Scenario):
+    """A proxy in front of the queue cuts the push after k of n messages (before or after the queue took it)."""
+
+    name, number, trials, quick_trials = "push-cut", 2, 8, 2
+
+    def __init__(self):
+        self._setup = None
+
+    def _env(self, stack: Stack):
+        if self._setup is None:
+            proxy = NetCut(stack.azurite.queue_port)
+            stack.extra.append(proxy)
+            storage = stack.storage.replace(f"QueueEndpoint=http://127.0.0.1:{stack.azurite.queue_port}/",
+                                            f"QueueEndpoint={proxy.url}/")
+            cloud = stack.own_cloud("cloud-pushcut", storage=storage)
+            self._setup = (proxy, cloud)
+        return self._setup
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        proxy, cloud = self._env(stack)
+        proxy.clear()
+        branch = new_branch(stack, f"push{seed}", url=cloud.url)
+        branch.run("sync")
+        seed_sales(branch, rng.randint(2_600, 4_200), rng)          # several queue messages
+        reported = branch.add_sales(2, rng)
+        k = rng.randint(0, 2)
+        times = rng.choice([1, 2, 3, 4])
+        before = rng.random() < 0.5                                   # else: taken, but the answer is lost
+        rule = proxy.add(Cut(match=_is_message_post, skip=k, times=times, response_bytes=None if before else 0))
+        first = branch.run("sync", check=False)
+        proxy.clear()
+        problems = [] if first.returncode in (0, 1) else [f"cut sync exited {first.returncode}: {first.stderr[-300:]}"]
+        result = reconcile(stack, branch, reported=reported, faults=rule.fired)
+        result.problems = problems + result.problems
+        return result
+
+
+# --- 3. the branch process killed ---------------------------------------------------------------
+
+
+def kill_at(argv: list[str], env: dict, delay: float) -> tuple[subprocess.CompletedProcess, bool]:
+    proc = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err), proc.returncode == -signal.SIGKILL
+
+
+def check_clean(branch: Branch, reported: list[int]) -> list[str]:
+    """After a kill: the database opens and is intact, numbers are gap-free, reported sales exist."""
+    problems = []
+    status = branch.run("status", "--json", check=False)
+    if status.returncode != 0:
+        problems.append(f"status after a kill exited {status.returncode}: {status.stderr.strip()[-300:]}")
+    conn = sqlite3.connect(f"file:{branch.home / 'branchsync.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM sales ORDER BY seq")]
+    finally:
+        conn.close()
+    if ok != "ok":
+        problems.append(f"integrity_check: {ok}")
+    if seqs != list(range(1, len(seqs) + 1)):
+        problems.append(f"sale numbers have gaps after a kill: {seqs[-10:]}")
+    gone = sorted(set(reported) - set(seqs))
+    if gone:
+        problems.append(f"reported sales missing after a kill: {gone}")
+    return problems
+
+
+class Kill(Scenario):
+    """SIGKILL at a seeded random moment inside `sale add` or `sync`, then started again."""
+
+    group = 10  # kills per branch between reconciliations
+
+    def __init__(self, target: str, trials: int = 50, quick_trials: int = 3):
+        self.target = target
+        self.name = f"kill-{target}"
+        self.number = 3
+        self.trials, self.quick_trials = trials, quick_trials
+
+    def run_many(self, stack: Stack, seeds: list[int]) -> TrialResult:
+        total = TrialResult()
+        for i in range(0, len(seeds), self.group):
+            total += self._group(stack, seeds[i:i + self.group])
+        return total
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        return self._group(stack, [seed])
+
+    def _group(self, stack: Stack, seeds: list[int]) -> TrialResult:
+        branch = new_branch(stack, f"kill{self.target[:4]}{seeds[0]}")
+        branch.run("sync")
+        reported: list[int] = []
+        problems: list[str] = []
+        kills = 0
+        # Calibrate: how long one unkilled run takes here, so the kills spread over the whole run.
+        t0 = time.monotonic()
+        if self.target == "sale-add":
+            reported += branch.add_sales(1, random.Random(seeds[0]))
+        else:
+            seed_sales(branch, 600, random.Random(seeds[0]))
+            t0 = time.monotonic()
+            branch.run("sync")
+        span = time.monotonic() - t0
+        for seed in seeds:
+            rng = random.Random(seed)
+            if self.target == "sale-add":
+                argv = branch.argv("sale", "add", *random_items(rng), "--payment", "cash")
+                delay = rng.uniform(0.02, span * 1.05)
+            else:
+                reported += branch.add_sales(rng.randint(1, 3), rng)
+                if rng.random() < 0.2:
+                    seed_sales(branch, rng.randint(300, 1_500), rng)  # a longer push, sometimes of two messages
+                argv = branch.argv("sync")
+                delay = rng.uniform(0.02, span * 1.05)
+            done, killed = kill_at(argv, branch.env, delay)
+            kills += killed
+            if not killed and done.returncode != 0:
+                problems.append(f"{self.target} exited {done.returncode} without a kill: {done.stderr.strip()[-200:]}")
+            if self.target == "sale-add" and (seq := reported_seq(done.stdout)) is not None:
+                reported.append(seq)
+            problems += check_clean(branch, reported)
+        result = reconcile(stack, branch, reported=reported, faults=kills)
+        result.problems = problems + result.problems
+        return result
+
+
+# --- 4. queue messages delivered twice and out of order -------------------------------------------
+
+
+class Redeliver(Scenario):
+    """The messages of a push delivered twice (or three times) and in reverse or shuffled order."""
+
+    name, number, trials, quick_trials = "redeliver", 4, 6, 2
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"redeliver{seed}")
+        branch.run("sync")
+        seed_sales(branch, rng.randint(60, 200), rng)
+        with Store(branch.home) as store:
+            identity = store.identity()
+            sales = store.sales_to_push(datetime.now(timezone.utc))
+        packed = pack_sales(identity.branch, sales, identity.secret, datetime.now(timezone.utc),
+                            budget=rng.randint(1_500, 4_000))
+        good = [text for _, text in packed]
+        order = list(reversed(good)) if seed % 2 == 0 else rng.sample(good, len(good))
+        copies = [t for t in good for _ in range(rng.choice([1, 2]))]     # second (and third) deliveries
+        sent = [*order, *rng.sample(copies, len(copies))]
+        q = QueueClient.from_connection_string(stack.storage, SALES_QUEUE)
+        try:
+            for text in sent:
+                q.send_message(text)
+        finally:
+            q.close()
+        faults = (len(sent) - len(good)) + 1                               # extra deliveries + the reordering
+        return reconcile(stack, branch, faults=faults)
+
+
+# --- 5. the queue function failing half way ------------------------------------------------------
+
+
+class ApplyFails(Scenario):
+    """A cloud whose apply raises before the commit, after it, or between its transactions; the queue retries."""
+
+    name, number, trials, quick_trials = "apply-fails", 5, 4, 1
+    SPEC = "apply.before_commit=raise:0.5:2,apply.after_commit=raise:0.6:2,apply.between_transactions=raise:0.5:1"
+
+    def __init__(self):
+        self._azurite = None
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        if self._azurite is None:  # its own storage: no other dev host takes these messages first
+            self._azurite = stack.own_azurite("azurite-applyfails")
+        cloud = stack.own_cloud(f"cloud-applyfails-{seed}", storage=self._azurite.connection_string,
+                                extra_env={"BRANCHSYNC_FAILPOINTS": self.SPEC, "BRANCHSYNC_FAILPOINTS_SEED": str(seed)})
+        own = Stack(self._azurite, cloud, stack.admin_key, stack.workdir)
+        try:
+            own.ensure_catalog()
+            branch = new_branch(own, f"apply{seed}")
+            branch.run("sync")
+            for _ in range(3):
+                seed_sales(branch, rng.randint(5, 60), rng)
+                branch.run("sync")
+            result = reconcile(own, branch, apply_timeout=120)
+            result.faults_injected = count_in_log(cloud.log, "failpoint fired")
+            return result
+        finally:
+            cloud.stop()
+
+
+# --- 8. concurrency on one branch ----------------------------------------------------------------
+
+
+class Concurrent(Scenario):
+    """Two syncs started at the same moment, and sales added while a sync runs."""
+
+    name, number, trials, quick_trials = "concurrent", 8, 6, 2
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"conc{seed}")
+        branch.run("sync")
+        seed_sales(branch, rng.randint(200, 2_000), rng)
+        problems, reported, faults = [], [], 0
+        go = threading.Barrier(2)
+        codes: list[int] = []
+
+        def one_sync():
+            go.wait()
+            codes.append(branch.run("sync", check=False).returncode)
+
+        threads = [threading.Thread(target=one_sync) for _ in range(2)]
+        for t in threads:
+            t.start()
+        # sale add while the syncs run
+        for _ in range(rng.randint(2, 4)):
+            out = branch.run("sale", "add", *random_items(rng), check=False)
+            if out.returncode != 0:
+                problems.append(f"sale add during a sync exited {out.returncode}: {out.stderr.strip()[-200:]}")
+            else:
+                reported.append(reported_seq(out.stdout))
+                faults += 1
+        for t in threads:
+            t.join(timeout=180)
+        if sorted(codes) not in ([0, 0], [0, 4]):
+            problems.append(f"two simultaneous syncs exited {codes}; expected one 0 and the other 0 or 4")
+        faults += 1
+        result = reconcile(stack, branch, reported=reported, faults=faults)
+        result.problems = problems + result.problems
+        return result
+
+
+# --- 9. a week offline --------------------------------------------------------------------------
+
+
+class OfflineWeek(Scenario):
+    """A branch offline for a week comes back with a large backlog."""
+
+    name, number, trials, quick_trials = "offline-week", 9, 1, 1
+
+    def __init__(self, sales: int = 20_000, quick_sales: int = 2_000):
+        self.sales, self.quick_sales = sales, quick_sales
+        self.quick = False
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"week{seed}")
+        branch.run("sync")
+        n = self.quick_sales if self.quick else self.sales
+        week_ago = datetime.now(timezone.utc) - timedelta(days=7)
+        seed_sales(branch, n, rng, when=week_ago)
+        reported = branch.add_sales(2, rng)
+        branch.run("sync", timeout=600)
+        return reconcile(stack, branch, reported=reported, faults=1, apply_timeout=300)
+
+
+# --- 10. dead letters between good messages ---------------------------------------------------------
+
+
+class DeadLetters(Scenario):
+    """Forged, malformed and oversized messages of the branch between its good ones."""
+
+    name, number, trials, quick_trials = "dead-letters", 10, 3, 1
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"dead{seed}")
+        branch.run("sync")
+        seed_sales(branch, rng.randint(40, 120), rng)
+        with Store(branch.home) as store:
+            identity = store.identity()
+            sales = store.sales_to_push(datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        good = [t for _, t in pack_sales(identity.branch, sales, identity.secret, now, budget=2_000)]
+        forged = pack_sales(identity.branch, sales[:5], new_secret(), now)[0][1]
+        bad = [forged, _signed(identity.branch, identity.secret, b'{"v": 1, "this is": not json'),
+               _signed(identity.branch, identity.secret, b"[" + b"0," * 2_600_000 + b"0]")]
+        stream = list(good)
+        for letter in bad:
+            stream.insert(rng.randint(0, len(stream)), letter)
+        q = QueueClient.from_connection_string(stack.storage, SALES_QUEUE)
+        try:
+            for text in stream:
+                q.send_message(text)
+        finally:
+            q.close()
+        # Every good message is applied even with the bad ones in between: wait, then let the branch finish.
+        return reconcile(stack, branch, dead_letters=len(bad), faults=len(bad))
+
+
+def _signed(branch: str, secret: str, json_bytes: bytes) -> str:
+    """A message with a valid frame and signature around any JSON (zlib-compressed)."""
+    compressed = zlib.compress(json_bytes, 9)
+    head = Frame(branch, b"", compressed).signed_part()
+    return to_queue_text(head + mac(secret, head + compressed) + compressed)
+
+
+def all_scenarios(quick: bool = False) -> list[Scenario]:
+    week = OfflineWeek()
+    week.quick = quick
+    return [PullCut(), PushCut(), Kill("sale-add"), Kill("sync"), Redeliver(), ApplyFails(), Concurrent(), week,
+            DeadLetters()]
