@@ -4,8 +4,12 @@
 I/O seam; the store is always a real SQLite file.
 """
 
+import socket
+
 import pytest
 
+from branch_client import cli
+from branch_client.identity import Identity
 from branch_client.store import Store
 from tests.branch_client.fakes import FakeCloud, entry, page, product
 
@@ -13,6 +17,16 @@ from tests.branch_client.fakes import FakeCloud, entry, page, product
 @pytest.fixture
 def home(tmp_path):
     return tmp_path / "home"
+
+
+def enroll_out_of_reach(home, monkeypatch, secret: str = "k" * 43) -> None:
+    """Enroll `home` with a cloud on a loopback port nobody listens on, and retry without waiting."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with Store(home) as store:
+        store.save_identity(Identity("dhaka-1", f"http://127.0.0.1:{port}", secret))
+    monkeypatch.setattr(cli, "client_options", {"backoff": 0})
 
 
 @pytest.fixture

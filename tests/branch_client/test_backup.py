@@ -15,6 +15,7 @@ from branch_client.errors import BadInput, SyncAlreadyRunning
 from branch_client.sale_entry import ItemSpec
 from branch_client.store import Store
 from branch_client.sync import SyncEngine
+from tests.branch_client.conftest import enroll_out_of_reach
 from tests.branch_client.fakes import FakeCloud, product
 
 runner = CliRunner()
@@ -182,16 +183,7 @@ def test_a_backup_is_due_when_the_newest_is_a_day_old_or_there_is_none(tmp_path)
 
 
 def test_a_sync_makes_the_days_backup_even_with_the_cloud_out_of_reach_and_only_once(home, monkeypatch):
-    import socket
-
-    from branch_client.identity import Identity
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with Store(home) as store:
-        store.save_identity(Identity("dhaka-1", f"http://127.0.0.1:{port}", "k" * 43))
-    monkeypatch.setattr(cli, "client_options", {"backoff": 0})
+    enroll_out_of_reach(home, monkeypatch)
     assert run(home, "sync").exit_code == 1
     [daily] = backup.backups(home)
     assert daily.name.endswith("-daily.db")

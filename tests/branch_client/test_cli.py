@@ -5,7 +5,6 @@ plugged in at the client seam (`cli.client_options`), or the cloud is simply not
 """
 
 import json
-import socket
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from branch_client import cli
 from branch_client.identity import Identity
 from branch_client.store import Store
 from shared.enrollment import encode_code
+from tests.branch_client.conftest import enroll_out_of_reach
 from tests.branch_client.fakes import entry, page, product
 
 runner = CliRunner()
@@ -176,12 +176,7 @@ def test_sync_pulls_and_pushes_and_exits_0(shop, plugged):
 
 
 def test_sync_with_the_cloud_out_of_reach_exits_1_with_one_line_and_keeps_the_sales(shop, monkeypatch):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with Store(shop) as store:
-        store.save_identity(Identity("dhaka-1", f"http://127.0.0.1:{port}", "k" * 43))
-    monkeypatch.setattr(cli, "client_options", {"backoff": 0})
+    enroll_out_of_reach(shop, monkeypatch)
     run(shop, "sale", "add", "SOAP=1")
     result = run(shop, "sync")
     assert result.exit_code == 1

@@ -1,26 +1,19 @@
 """`branchsync support-bundle`: what head office needs, and never a secret."""
 
 import json
-import socket
 import zipfile
 
 from typer.testing import CliRunner
 
 from branch_client import cli, logs
-from branch_client.identity import Identity
-from branch_client.store import Store
+from tests.branch_client.conftest import enroll_out_of_reach
 
 runner = CliRunner()
 SECRET = "s3cr3t-" + "k" * 36
 
 
 def test_a_support_bundle_holds_logs_status_doctor_and_backups_but_no_secret(home, monkeypatch):
-    with socket.socket() as s:  # the cloud is out of reach: the doctor says so in the bundle
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with Store(home) as store:
-        store.save_identity(Identity("dhaka-1", f"http://127.0.0.1:{port}", SECRET))
-    monkeypatch.setattr(cli, "client_options", {"backoff": 0})
+    enroll_out_of_reach(home, monkeypatch, SECRET)  # the doctor reports the cloud out of reach in the bundle
     runner.invoke(cli.app, ["--home", str(home), "sync"])  # writes a log line and the daily backup
     # An older log line that carried the secret (say, from a debugging session) is masked too.
     with open(logs.log_path(home), "a", encoding="utf-8") as f:
