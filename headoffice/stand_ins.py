@@ -60,13 +60,22 @@ class Azurite:
         _stop(self.process)
 
 
-def start_azurite(workdir: Path, ports: tuple[int, int, int] | None = None) -> Azurite:
-    """Azurite in memory on loopback; ports are chosen by the OS unless given (to restart on the same ones)."""
+def start_azurite(workdir: Path, ports: tuple[int, int, int] | None = None, location: Path | None = None) -> Azurite:
+    """Azurite on loopback; ports are chosen by the OS unless given (to restart on the same ones).
+
+    In memory unless `location` is given: then its data is kept on disk in that folder, so
+    Azurite stopped and started again with the same `location` keeps its queues and tables.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "azurite.log"
     blob, queue, table = ports or (0, 0, 0)
+    if location is not None:
+        location.mkdir(parents=True, exist_ok=True)
+        persistence = ["--location", str(location)]
+    else:
+        persistence = ["--inMemoryPersistence"]
     cmd = [
-        azurite_binary(), "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+        azurite_binary(), *persistence, "--disableTelemetry", "--skipApiVersionCheck", "--loose",
         "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
         "--blobPort", str(blob), "--queuePort", str(queue), "--tablePort", str(table),
     ]

@@ -1,9 +1,12 @@
 """The fault scenarios, each a seeded, repeatable set of trials against the real processes."""
 
+import json
+import os
 import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -14,11 +17,12 @@ from azure.storage.queue import QueueClient
 from branch_client.cloud_client import CloudClient
 from branch_client.sale_entry import parse_items
 from branch_client.store import Store
+from headoffice.stand_ins import ROOT, start_azurite
 from shared.encoding import Frame, pack_sales, to_queue_text
 from shared.signing import mac, new_secret
 
 from .harness import (
-    Branch, Scenario, Stack, TrialResult, count_in_log, new_branch, random_items, reconcile, reported_seq,
+    Branch, Scenario, Stack, TrialResult, cli, count_in_log, new_branch, random_items, reconcile, reported_seq,
 )
 from .netcut import Cut, NetCut
 
@@ -326,6 +330,194 @@ class ApplyFails(Scenario):
             cloud.stop()
 
 
+# --- 6. Azurite restarted while the dev host applies --------------------------------------------
+
+
+class AzuriteRestart(Scenario):
+    """Azurite (on disk) stopped and started again on the same ports while the dev host applies a backlog.
+
+    The dedicated dev host reaches the queue through a proxy that first holds its receives back, so
+    the branch's whole push waits on the queue; then the receives are let through and Azurite is
+    stopped a seeded moment after the dev host has taken its first batch (while it applies it).
+    """
+
+    name, number, trials, quick_trials = "azurite-restart", 6, 3, 1
+
+    def __init__(self, sales: tuple[int, int] = (3_000, 6_000), quick_sales: tuple[int, int] = (2_000, 3_000)):
+        self.sales, self.quick_sales = sales, quick_sales
+        self.quick = False
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        lo, hi = self.quick_sales if self.quick else self.sales
+        n = rng.randint(lo, hi)
+        after_receive = rng.uniform(0.0, 0.15)  # seconds after the first batch is taken
+        down = rng.uniform(2.0, 5.0)            # seconds Azurite stays down
+        workdir = stack.workdir / f"azurite-restart-{seed}"
+        data = workdir / "data"
+        az = start_azurite(workdir / "azurite", location=data)
+        holder = _Stopper(az)
+        stack.extra.append(holder)
+        proxy = NetCut(az.queue_port)
+        stack.extra.append(proxy)
+        proxy.add(Cut(match=_is_receive, times=10**9))  # hold the dev host's receives back
+        storage = az.connection_string.replace(f"QueueEndpoint=http://127.0.0.1:{az.queue_port}/",
+                                               f"QueueEndpoint={proxy.url}/")
+        cloud = stack.own_cloud(f"cloud-azrestart-{seed}", storage=storage)
+        own = Stack(az, cloud, stack.admin_key, stack.workdir)
+        problems: list[str] = []
+        try:
+            own.ensure_catalog()
+            branch = new_branch(own, f"azr{seed}")
+            branch.run("sync")
+            last = seed_sales(branch, n, rng)
+            branch.run("sync", timeout=600)  # the push: every message is on the queue now
+            if _applied(own, branch.name) != 0:
+                problems.append("sales were applied while the dev host's receives were held back")
+            taken = threading.Event()
+            proxy.clear()
+            proxy.add(Cut(match=lambda m, p: _is_receive(m, p) and (taken.set() or False), times=0))
+            if not taken.wait(30):
+                problems.append("the dev host did not receive from the queue within 30 s")
+            time.sleep(after_receive)
+            at_stop = _applied(own, branch.name)
+            ports = (az.blob_port, az.queue_port, az.table_port)
+            az.stop()
+            time.sleep(down)
+            az = start_azurite(workdir / "azurite-again", ports=ports, location=data)
+            holder.azurite = own.azurite = az
+            if at_stop >= last:
+                problems.append(f"the apply had finished (applied through {at_stop} of {last}) before Azurite "
+                                "stopped: the restart hit no apply")
+            result = reconcile(own, branch, faults=1, apply_timeout=240)
+            result.problems = problems + result.problems
+            return result
+        finally:
+            cloud.stop()
+            proxy.stop()
+            holder.stop()
+
+
+def _is_receive(method: str, path: str) -> bool:
+    """The dev host's receive from the `sales` queue (not a peek, not the poison queue)."""
+    return method == "GET" and "/sales/messages" in path and "peekonly" not in path
+
+
+def _applied(stack: Stack, branch: str) -> int:
+    with stack.admin() as a:
+        mine = next((b for b in a.branches().branches if b.branch == branch), None)
+    return mine.applied_through if mine else 0
+
+
+class _Stopper:
+    """Stops whichever Azurite process is the current one (the restart replaces it)."""
+
+    def __init__(self, azurite):
+        self.azurite = azurite
+
+    def stop(self) -> None:
+        self.azurite.stop()
+
+
+# --- 7. branch clock a day ahead, then a day behind ------------------------------------------------
+
+
+class ClockSkew(Scenario):
+    """The branch's clock a day ahead, then a day behind the cloud: sales recorded, sync refused, nothing lost."""
+
+    name, number, trials, quick_trials = "clock-skew", 7, 3, 1
+    DAY = 86_400
+
+    def _skewed(self, branch: Branch, offset: float, *args, timeout: float = 180) -> subprocess.CompletedProcess:
+        env = {**branch.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), branch.env.get("PYTHONPATH")]))}
+        return subprocess.run([sys.executable, "-m", "tests.faults.skewed_clock", str(offset), "--home",
+                               str(branch.home), *map(str, args)], env=env, cwd=ROOT, text=True,
+                              capture_output=True, timeout=timeout)
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"skew{seed}")
+        branch.run("sync")
+        reported: list[int] = []
+        problems: list[str] = []
+        faults = 0
+        for direction in (+1, -1):  # a day ahead, then a day behind
+            offset = direction * (self.DAY + rng.randint(0, 3_600))
+            where = "ahead" if direction > 0 else "behind"
+            for _ in range(rng.randint(2, 5)):
+                out = self._skewed(branch, offset, "sale", "add", *random_items(rng), "--payment",
+                                   rng.choice(["cash", "card", "mobile"]))
+                if out.returncode != 0:
+                    problems.append(f"sale add with the clock a day {where} exited {out.returncode}: "
+                                    f"{out.stderr.strip()[-200:]}")
+                else:
+                    reported.append(reported_seq(out.stdout))
+            before = branch.status()
+            out = self._skewed(branch, offset, "sync")
+            faults += 1
+            lines = [line for line in out.stderr.splitlines() if line.strip()]
+            if out.returncode == 0:
+                problems.append(f"sync with the clock a day {where} succeeded; the cloud should refuse it")
+            elif len(lines) != 1 or "clock" not in lines[0].lower():
+                problems.append(f"sync with the clock a day {where} exited {out.returncode} without a one-line "
+                                f"reason naming the clock: {out.stderr.strip()[-300:]!r}")
+            after = branch.status()
+            if after["pending"] != before["pending"]:
+                problems.append(f"pending went from {before['pending']} to {after['pending']} over a refused sync")
+            if "clock" not in (after["last_error"] or "").lower():
+                problems.append(f"last_error does not name the clock: {after['last_error']!r}")
+            doctor = self._skewed(branch, offset, "doctor")
+            said = (doctor.stdout + doctor.stderr).lower()
+            if "clock" not in said or "set this pc's date, time" not in said:
+                problems.append(f"doctor with the clock a day {where} does not tell to fix the clock: "
+                                f"{(doctor.stdout + doctor.stderr).strip()[-400:]!r}")
+            if doctor.returncode == 0:
+                problems.append("doctor exited 0 with the clock a day off")
+        problems += _recorded_as_recorded(branch, stack, reported)
+        result = reconcile(stack, branch, reported=reported, faults=faults)  # the clock fixed: no offset
+        problems += _cloud_keeps_recorded_at(branch, stack, reported)
+        result.problems = problems + result.problems
+        return result
+
+
+def _recorded_as_recorded(branch: Branch, stack: Stack, seqs: list[int]) -> list[str]:
+    """Sales recorded with a skewed clock keep their recorded_at (a day off) at the branch."""
+    conn = sqlite3.connect(f"file:{branch.home / 'branchsync.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = {seq: at for seq, at in conn.execute("SELECT seq, recorded_at FROM sales")}
+    finally:
+        conn.close()
+    now = datetime.now(timezone.utc)
+    off = []
+    for seq in seqs:
+        at = datetime.fromisoformat(str(rows.get(seq)).replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        if abs((at - now).total_seconds()) < 20 * 3_600:
+            off.append(seq)
+    return [f"sales {off} were not recorded with the skewed clock"] if off else []
+
+
+def _cloud_keeps_recorded_at(branch: Branch, stack: Stack, seqs: list[int]) -> list[str]:
+    """The cloud's export carries the recorded_at the branch recorded (a day off), not the apply time."""
+    conn = sqlite3.connect(f"file:{branch.home / 'branchsync.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        local = {seq: _utc(at) for seq, at in conn.execute("SELECT seq, recorded_at FROM sales")}
+    finally:
+        conn.close()
+    out = cli("branchsync-admin", "sales", "export", "--branch", branch.name, "--format", "jsonl",
+              env=stack.admin_env()).stdout
+    cloud = {s["seq"]: _utc(s["recorded_at"]) for s in (json.loads(line)["sale"] for line in out.splitlines()
+                                                         if line.strip())}
+    differ = [seq for seq in seqs if cloud.get(seq) != local.get(seq)]
+    return [f"the cloud's recorded_at differs from the branch's for sales {differ[:10]}"] if differ else []
+
+
+def _utc(text) -> datetime:
+    at = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
 # --- 8. concurrency on one branch ----------------------------------------------------------------
 
 
@@ -436,5 +628,7 @@ def _signed(branch: str, secret: str, json_bytes: bytes) -> str:
 def all_scenarios(quick: bool = False) -> list[Scenario]:
     week = OfflineWeek()
     week.quick = quick
-    return [PullCut(), PushCut(), Kill("sale-add"), Kill("sync"), Redeliver(), ApplyFails(), Concurrent(), week,
-            DeadLetters()]
+    restart = AzuriteRestart()
+    restart.quick = quick
+    return [PullCut(), PushCut(), Kill("sale-add"), Kill("sync"), Redeliver(), ApplyFails(), restart, ClockSkew(),
+            Concurrent(), week, DeadLetters()]
