@@ -278,21 +278,11 @@ class Redeliver(Scenario):
         branch = new_branch(stack, f"redeliver{seed}")
         branch.run("sync")
         seed_sales(branch, rng.randint(60, 200), rng)
-        with Store(branch.home) as store:
-            identity = store.identity()
-            sales = store.sales_to_push(datetime.now(timezone.utc))
-        packed = pack_sales(identity.branch, sales, identity.secret, datetime.now(timezone.utc),
-                            budget=rng.randint(1_500, 4_000))
-        good = [text for _, text in packed]
+        _, _, good = packed_push(branch, budget=rng.randint(1_500, 4_000))
         order = list(reversed(good)) if seed % 2 == 0 else rng.sample(good, len(good))
         copies = [t for t in good for _ in range(rng.choice([1, 2]))]     # second (and third) deliveries
         sent = [*order, *rng.sample(copies, len(copies))]
-        q = QueueClient.from_connection_string(stack.storage, SALES_QUEUE)
-        try:
-            for text in sent:
-                q.send_message(text)
-        finally:
-            q.close()
+        deliver(stack, sent)
         faults = (len(sent) - len(good)) + 1                               # extra deliveries + the reordering
         return reconcile(stack, branch, faults=faults)
 
@@ -597,25 +587,36 @@ class DeadLetters(Scenario):
         branch = new_branch(stack, f"dead{seed}")
         branch.run("sync")
         seed_sales(branch, rng.randint(40, 120), rng)
-        with Store(branch.home) as store:
-            identity = store.identity()
-            sales = store.sales_to_push(datetime.now(timezone.utc))
-        now = datetime.now(timezone.utc)
-        good = [t for _, t in pack_sales(identity.branch, sales, identity.secret, now, budget=2_000)]
-        forged = pack_sales(identity.branch, sales[:5], new_secret(), now)[0][1]
+        identity, sales, good = packed_push(branch, budget=2_000)
+        forged = pack_sales(identity.branch, sales[:5], new_secret(), datetime.now(timezone.utc))[0][1]
         bad = [forged, _signed(identity.branch, identity.secret, b'{"v": 1, "this is": not json'),
                _signed(identity.branch, identity.secret, b"[" + b"0," * 2_600_000 + b"0]")]
         stream = list(good)
         for letter in bad:
             stream.insert(rng.randint(0, len(stream)), letter)
-        q = QueueClient.from_connection_string(stack.storage, SALES_QUEUE)
-        try:
-            for text in stream:
-                q.send_message(text)
-        finally:
-            q.close()
+        deliver(stack, stream)
         # Every good message is applied even with the bad ones in between: wait, then let the branch finish.
         return reconcile(stack, branch, dead_letters=len(bad), faults=len(bad))
+
+
+def packed_push(branch: Branch, budget: int):
+    """The branch's unpushed sales packed as its own push would, for the test to deliver itself."""
+    with Store(branch.home) as store:
+        identity = store.identity()
+        sales = store.sales_to_push(datetime.now(timezone.utc))
+    texts = [text for _, text in pack_sales(identity.branch, sales, identity.secret, datetime.now(timezone.utc),
+                                             budget=budget)]
+    return identity, sales, texts
+
+
+def deliver(stack: Stack, texts: list[str]) -> None:
+    """Put messages on the sales queue in the given order, as a faulty delivery would."""
+    q = QueueClient.from_connection_string(stack.storage, SALES_QUEUE)
+    try:
+        for text in texts:
+            q.send_message(text)
+    finally:
+        q.close()
 
 
 def _signed(branch: str, secret: str, json_bytes: bytes) -> str:
