@@ -6,6 +6,7 @@ I/O seam; the store is always a real SQLite file.
 
 import socket
 
+import httpx
 import pytest
 
 from branch_client import cli
@@ -27,6 +28,14 @@ def enroll_out_of_reach(home, monkeypatch, secret: str = "k" * 43) -> None:
     with Store(home) as store:
         store.save_identity(Identity("dhaka-1", f"http://127.0.0.1:{port}", secret))
     monkeypatch.setattr(cli, "client_options", {"backoff": 0})
+
+
+@pytest.fixture
+def plugged(monkeypatch, fake_cloud):
+    """Route the CLI's cloud client to the fake cloud (HTTP transport and queue sender)."""
+    monkeypatch.setattr(cli, "client_options", {"transport": httpx.MockTransport(fake_cloud.handler),
+                                                "queue_sender": fake_cloud.send, "backoff": 0})
+    return fake_cloud
 
 
 @pytest.fixture

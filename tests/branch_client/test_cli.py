@@ -6,7 +6,6 @@ plugged in at the client seam (`cli.client_options`), or the cloud is simply not
 
 import json
 
-import httpx
 import pytest
 from filelock import FileLock
 from typer.testing import CliRunner
@@ -35,14 +34,6 @@ def shop(home):
             entry(3, product("SOAP", 4500, "Lux Soap Bar")),
         ), applied_through=0)
     return home
-
-
-@pytest.fixture
-def plugged(monkeypatch, fake_cloud):
-    """Route the CLI's cloud client to the fake cloud (HTTP transport and queue sender)."""
-    monkeypatch.setattr(cli, "client_options", {"transport": httpx.MockTransport(fake_cloud.handler),
-                                                "queue_sender": fake_cloud.send, "backoff": 0})
-    return fake_cloud
 
 
 def _enroll_directly(home, fake_cloud):

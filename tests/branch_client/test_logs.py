@@ -2,7 +2,6 @@
 
 import socket
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -28,13 +27,6 @@ def shop(home):
     with Store(home) as store:
         store.apply_catalog_page(page(entry(1, product("SOAP", 4500, "Lux Soap Bar"))), applied_through=0)
     return home
-
-
-@pytest.fixture
-def plugged(monkeypatch, fake_cloud):
-    monkeypatch.setattr(cli, "client_options", {"transport": httpx.MockTransport(fake_cloud.handler),
-                                                "queue_sender": fake_cloud.send, "backoff": 0})
-    return fake_cloud
 
 
 def test_a_sync_leaves_one_line_with_its_figures_and_no_secret(shop, plugged):
