@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     # A sale number arrived with different contents than the sale applied under it:
     # two PCs are syncing as one branch (a copied database).
     CLONED_TILL = "cloned_till"
+    # A signed request whose nonce the cloud has already seen: a captured request sent again.
+    REPLAYED = "replayed"
 
 
 HTTP_STATUS = {
@@ -32,6 +34,7 @@ HTTP_STATUS = {
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.BAD_SIGNATURE: 401,
     ErrorCode.CLOCK_SKEW: 401,
+    ErrorCode.REPLAYED: 401,
     ErrorCode.ENROLLMENT_INVALID: 401,
     ErrorCode.UNKNOWN_BRANCH: 403,
     ErrorCode.FORBIDDEN: 403,

@@ -8,6 +8,7 @@ framed, compressed body. Verification uses constant-time comparison.
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from urllib.parse import quote
@@ -20,6 +21,8 @@ HEADER_TIME = "X-Branchsync-Time"
 HEADER_NONCE = "X-Branchsync-Nonce"
 HEADER_SIGNATURE = "X-Branchsync-Signature"
 HEADER_ADMIN_KEY = "X-Branchsync-Admin-Key"
+# The cloud stores each nonce as a table key: hex only, and long enough never to repeat by chance.
+NONCE_RE = re.compile(r"[0-9a-f]{16,64}")
 
 
 def new_secret() -> str:
@@ -61,6 +64,8 @@ def verify_request(secret: str, headers: Mapping[str, str], method: str, path: s
     signature = headers.get(HEADER_SIGNATURE, "")
     if not timestamp.isdigit() or not nonce or not signature:
         raise ContractError(ErrorCode.UNAUTHENTICATED, "request is not signed: enroll this branch and sync with branchsync")
+    if not NONCE_RE.fullmatch(nonce):
+        raise ContractError(ErrorCode.UNAUTHENTICATED, f"{HEADER_NONCE} must be 16 to 64 lowercase hex digits; sync with branchsync")
     skew = int(timestamp) - now
     if abs(skew) > CLOCK_SKEW_SECONDS:
         raise ContractError(

@@ -46,9 +46,9 @@ from shared.models import (
     SalesExportPage,
     Sku,
 )
-from shared.signing import HEADER_BRANCH, new_secret, verify_request
+from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret, verify_request
 
-from . import faults, telemetry
+from . import faults, nonces, telemetry
 from .apply import plan_apply
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
 from .queue_access import signer_for
@@ -108,6 +108,8 @@ class Service:
         self.clock = clock
         # Signs the branches' push SAS: the account key locally, a user delegation key in production.
         self._signer = signer
+        # The nonce bucket this instance last purged below: old nonce tables are dropped once an hour.
+        self._nonces_purged_at: int | None = None
 
     @property
     def signer(self):
@@ -158,8 +160,30 @@ class Service:
         record = self.store.get_branch(name)
         if record is None or not record.enrolled or not record.secret:
             raise ContractError(ErrorCode.UNKNOWN_BRANCH, f"branch {name} is not enrolled at this cloud; ask head office for an enrollment code")
-        verify_request(record.secret, headers, method, path, query, body, self.clock().timestamp())
+        now = self.clock().timestamp()
+        verify_request(record.secret, headers, method, path, query, body, now)
+        self._claim_nonce(name, headers, now)
         return record
+
+    def _claim_nonce(self, branch: str, headers: Mapping[str, str], now: float) -> None:
+        """Refuse a verified request whose nonce was seen before (a captured request sent again)."""
+        self._purge_nonces(now)
+        bucket = nonces.bucket_of(int(headers[HEADER_TIME]))
+        if not self.store.claim_nonce(branch, headers[HEADER_NONCE], bucket):
+            log.warning("replayed request refused branch=%s", branch, extra=_dims(event="replayed", branch=branch))
+            raise ContractError(ErrorCode.REPLAYED, "this signed request was already received once and is refused as a "
+                                "replay; branchsync signs every request afresh, so just sync again (if this keeps "
+                                "happening, something between this PC and the cloud is resending requests)")
+
+    def _purge_nonces(self, now: float) -> None:
+        """Drop nonce tables no request can fall in any more; at most once an hour per instance."""
+        current = nonces.bucket_of(int(now))
+        if self._nonces_purged_at == current:
+            return
+        self._nonces_purged_at = current
+        for bucket in nonces.stale_buckets(self.store.nonce_buckets(), now):
+            self.store.drop_nonce_bucket(bucket)
+            log.info("dropped nonce table bucket=%d", bucket)
 
     def pull(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes = b"") -> PullAnswer:
         branch = self.authenticate(headers, method, path, query, body)

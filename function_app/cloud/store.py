@@ -145,3 +145,8 @@ class Store(Protocol):
     def get_dead_letter(self, letter_id: str) -> DeadLetter | None: ...
     def update_dead_letter(self, letter_id: str, code: str, reason: str, replays: int) -> None: ...  # NotFound
     def delete_dead_letter(self, letter_id: str) -> None: ...  # NotFound if already gone
+
+    # request nonces (replay protection), one table per hour bucket (cloud/nonces.py)
+    def claim_nonce(self, branch: str, nonce: str, bucket: int) -> bool: ...  # False: already seen
+    def nonce_buckets(self) -> list[int]: ...
+    def drop_nonce_bucket(self, bucket: int) -> None: ...  # a bucket already gone is fine

@@ -29,7 +29,7 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableService
 
 from shared.models import Sale
 
-from . import faults
+from . import faults, nonces
 from .apply import ApplyPlan, ApplyState
 from .credentials import credential_for
 from .settings import IdentityStorage
@@ -427,6 +427,37 @@ class TableStore:
         self._tick()
         with _mapped("delete dead letter"):
             client.delete_entity(pk, rk)
+
+
+    # --- request nonces --------------------------------------------------------------------
+
+    def claim_nonce(self, branch: str, nonce: str, bucket: int) -> bool:
+        """Insert-if-absent: True for a nonce never seen in this bucket, False for a replay."""
+        client = self._table(nonces.table_name(bucket))
+        self._tick()
+        try:
+            with _mapped("remember request nonce"):
+                client.create_entity({"PartitionKey": branch, "RowKey": nonce})
+        except Conflict:
+            return False
+        return True
+
+    def nonce_buckets(self) -> list[int]:
+        base = self._prefix + nonces.TABLE_BASE
+        self._tick()
+        with _mapped("list nonce tables"):
+            names = [t.name for t in self._service.query_tables(
+                "TableName ge @lo and TableName lt @hi", parameters={"lo": base, "hi": base + "~"})]
+        found = (nonces.bucket_of_table(n[len(self._prefix):]) for n in names if n.startswith(self._prefix))
+        return sorted(b for b in found if b is not None)
+
+    def drop_nonce_bucket(self, bucket: int) -> None:
+        name = nonces.table_name(bucket)
+        with self._lock:
+            self._clients.pop(name, None)
+        self._tick()
+        with _mapped(f"drop table {name}"):
+            self._service.delete_table(self._prefix + name)  # absent: the SDK returns quietly
 
 
 def _dead_letter_key(letter_id: str) -> tuple[str, str]:
