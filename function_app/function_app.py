@@ -55,6 +55,16 @@ def admin_list_branches(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.list_branches(), admin=True)
 
 
+@app.route(route="admin/branches/{name}/rotate", methods=["POST"])
+def admin_rotate_branch(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.rotate_branch(req.route_params.get("name", "")), admin=True)
+
+
+@app.route(route="admin/branches/{name}/revoke", methods=["POST"])
+def admin_revoke_branch(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.revoke_branch(req.route_params.get("name", "")), admin=True)
+
+
 @app.route(route="admin/catalog", methods=["POST"])
 def admin_import_catalog(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.import_catalog(parse_body(req, CatalogImport)), admin=True)

@@ -25,7 +25,7 @@ from .admin_client import AdminClient, AdminError
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manage branchsync branches, catalog and sales.")
-branch_app = typer.Typer(no_args_is_help=True, help="Create branches.")
+branch_app = typer.Typer(no_args_is_help=True, help="Create branches, rotate their secrets, revoke them.")
 catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog every branch pulls.")
 sales_app = typer.Typer(no_args_is_help=True, help="Read the sales the cloud has applied.")
 deadletter_app = typer.Typer(no_args_is_help=True, help="Queue messages the cloud refused: see why, replay or discard.")
@@ -65,6 +65,27 @@ def branch_add(ctx: typer.Context, name: str):
     print(created.enrollment_code)
 
 
+@branch_app.command("rotate")
+def branch_rotate(ctx: typer.Context, name: str):
+    """Give a branch a new secret: it fetches it on its next sync, then the old one stops working."""
+    rotation = _run(ctx.obj.rotate_branch, name)
+    if rotation.already_pending:
+        print(f"a new secret for {name} has been waiting since {rotation.requested_at:%Y-%m-%d %H:%M} UTC; "
+              "it is taken up on the branch's next sync")
+    else:
+        print(f"new secret stored for {name}; the branch takes it up on its next sync "
+              "('branchsync-admin branches' shows 'rotation pending' until then)")
+
+
+@branch_app.command("revoke")
+def branch_revoke(ctx: typer.Context, name: str):
+    """Refuse a branch for good: its syncs fail and its messages still in the queue are dead-lettered."""
+    revocation = _run(ctx.obj.revoke_branch, name)
+    when = f"{revocation.revoked_at:%Y-%m-%d %H:%M} UTC"
+    print(f"{name} was already revoked on {when}" if revocation.already_revoked else
+          f"revoked {name} ({when}); its messages still in the queue go to the dead letters as branch_revoked")
+
+
 @app.command("branches")
 def branches(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False):
     """Every branch: last pull, last push, applied_through, last error."""
@@ -72,9 +93,9 @@ def branches(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")
     if as_json:
         print(listing.model_dump_json(indent=2))
         return
-    table = Table(Column("branch", no_wrap=True), "enrolled", "applied_through", "sales", "total (taka)", "last pull", "last push", "last error")
+    table = Table(Column("branch", no_wrap=True), "state", "applied_through", "sales", "total (taka)", "last pull", "last push", "last error")
     for b in listing.branches:
-        table.add_row(b.branch, "yes" if b.enrolled else "no", str(b.applied_through), str(b.sales_applied),
+        table.add_row(b.branch, _state(b), str(b.applied_through), str(b.sales_applied),
                       format_taka(b.total_paisa), _when(b.last_pull), _when(b.last_push), b.last_error or "")
     Console().print(table)
 
@@ -194,6 +215,14 @@ def _run(call, *args):
     except AdminError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1)
+
+
+def _state(b) -> str:
+    if b.revoked_at:
+        return f"revoked {_when(b.revoked_at)}"
+    if not b.enrolled:
+        return "not enrolled"
+    return "rotation pending" if b.rotation_pending else "enrolled"
 
 
 def _when(t) -> str:

@@ -7,7 +7,8 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, CatalogImport,
+from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
+                           CatalogImport,
                            CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList, Product,
                            ReplayResult, SalesExportPage)
 from shared.signing import HEADER_ADMIN_KEY
@@ -39,6 +40,12 @@ class AdminClient:
 
     def branches(self) -> BranchList:
         return self._call("GET", "/admin/branches", BranchList)
+
+    def rotate_branch(self, name: str) -> BranchRotation:
+        return self._call("POST", f"/admin/branches/{quote(name, safe='')}/rotate", BranchRotation)
+
+    def revoke_branch(self, name: str) -> BranchRevocation:
+        return self._call("POST", f"/admin/branches/{quote(name, safe='')}/revoke", BranchRevocation)
 
     def import_products(self, products: list[Product]) -> CatalogWriteResult:
         return self._call("POST", "/admin/catalog", CatalogWriteResult, body=CatalogImport(products=products))

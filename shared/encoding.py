@@ -76,11 +76,16 @@ def parse_frame(body: bytes) -> Frame:
     return Frame(branch, sig, compressed)
 
 
-def open_frame(frame: Frame, secret: str) -> SalesBatch:
-    """Verify the signature, then decompress (bounded) and validate the batch."""
+def signed_by(frame: Frame, secret: str) -> bool:
+    """Whether `secret` made the frame's signature (constant-time comparison)."""
     import hmac as _hmac
 
-    if not _hmac.compare_digest(mac(secret, frame.signed_part() + frame.compressed), frame.signature):
+    return _hmac.compare_digest(mac(secret, frame.signed_part() + frame.compressed), frame.signature)
+
+
+def open_frame(frame: Frame, secret: str) -> SalesBatch:
+    """Verify the signature, then decompress (bounded) and validate the batch."""
+    if not signed_by(frame, secret):
         raise ContractError(ErrorCode.BAD_SIGNATURE, f"message signature does not match branch {frame.branch}'s secret")
     inflater = zlib.decompressobj()
     try:

@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     CLONED_TILL = "cloned_till"
     # A signed request whose nonce the cloud has already seen: a captured request sent again.
     REPLAYED = "replayed"
+    # Head office revoked the branch: its requests are refused and its queued messages dead-lettered.
+    BRANCH_REVOKED = "branch_revoked"
 
 
 HTTP_STATUS = {
@@ -38,6 +40,7 @@ HTTP_STATUS = {
     ErrorCode.ENROLLMENT_INVALID: 401,
     ErrorCode.UNKNOWN_BRANCH: 403,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.BRANCH_REVOKED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.CLONED_TILL: 409,

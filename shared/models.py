@@ -9,9 +9,9 @@ import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from . import limits
 from .money import line_total, parse_quantity
@@ -191,12 +191,28 @@ class QueueAccess(Model):
     expires_at: UtcTime
 
 
+Secret = Annotated[str, Field(min_length=32, max_length=128)]
+
+
 class PullAnswer(Model):
     branch: BranchName
     applied_through: Annotated[int, Field(ge=0)]
     catalog: CatalogPage
     server_time: UtcTime
     push: QueueAccess
+    # Head office rotated this branch's secret: store this one and sign with it from now on.
+    rotate_secret: Secret | None = Field(default=None, repr=False)
+
+    # Left out of the JSON when absent: branches older than a field refuse unknown fields.
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret",)
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler):
+        data = handler(self)
+        for name in self._omitted_when_none:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 # --- enrollment ------------------------------------------------------------------------------
@@ -208,7 +224,7 @@ class EnrollRequest(Model):
 
 class EnrollAnswer(Model):
     branch: BranchName
-    secret: Annotated[str, Field(min_length=32, max_length=128)]
+    secret: Secret
 
 
 # --- admin -------------------------------------------------------------------------------------
@@ -234,6 +250,22 @@ class BranchInfo(Model):
     last_pull: UtcTime | None = None
     last_push: UtcTime | None = None
     last_error: str | None = None
+    # A new secret waits for the branch's next pull (`branch rotate`).
+    rotation_pending: bool = False
+    revoked_at: UtcTime | None = None
+
+
+class BranchRotation(Model):
+    branch: BranchName
+    requested_at: UtcTime
+    # A rotation was already waiting; it is kept, since the branch may hold that secret already.
+    already_pending: bool = False
+
+
+class BranchRevocation(Model):
+    branch: BranchName
+    revoked_at: UtcTime
+    already_revoked: bool = False
 
 
 class BranchList(Model):

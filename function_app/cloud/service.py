@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared import limits
-from shared.encoding import decode_message, parse_frame
+from shared.encoding import open_frame, parse_frame, signed_by
 from shared.enrollment import encode_code
 from shared.errors import ContractError, ErrorCode
 from shared.models import (
@@ -37,6 +37,8 @@ from shared.models import (
     BranchCreated,
     BranchInfo,
     BranchList,
+    BranchRevocation,
+    BranchRotation,
     CatalogImport,
     CatalogWriteResult,
     EnrollAnswer,
@@ -48,7 +50,7 @@ from shared.models import (
 )
 from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret, verify_request
 
-from . import faults, nonces, telemetry
+from . import branch_keys, faults, nonces, telemetry
 from .apply import plan_apply
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
 from .queue_access import signer_for
@@ -161,9 +163,48 @@ class Service:
         if record is None or not record.enrolled or not record.secret:
             raise ContractError(ErrorCode.UNKNOWN_BRANCH, f"branch {name} is not enrolled at this cloud; ask head office for an enrollment code")
         now = self.clock().timestamp()
-        verify_request(record.secret, headers, method, path, query, body, now)
+        secret = self._verified_with(record, headers, method, path, query, body, now)
+        if record.revoked_at is not None:
+            raise ContractError(ErrorCode.BRANCH_REVOKED, revoked_message(record))
         self._claim_nonce(name, headers, now)
+        if secret == record.next_secret:
+            record = self._promote(record, secret)
         return record
+
+    @staticmethod
+    def _verified_with(record: BranchRecord, headers, method, path, query, body, now: float) -> str:
+        """The secret (current, else the pending next one) the request is signed with."""
+        secrets_ = branch_keys.request_secrets(record)
+        for i, secret in enumerate(secrets_):
+            try:
+                verify_request(secret, headers, method, path, query, body, now)
+                return secret
+            except ContractError as err:
+                if err.code != ErrorCode.BAD_SIGNATURE or i == len(secrets_) - 1:
+                    raise
+        raise AssertionError("unreachable: a branch record always has a secret")
+
+    def _promote(self, record: BranchRecord, secret: str) -> BranchRecord:
+        """The branch signed with its pending secret: make it the current one (ETag-checked)."""
+        held = [record]
+
+        def attempt() -> BranchRecord:
+            current = held[0]
+            if current.secret == secret:  # a concurrent request or message promoted it first
+                return current
+            if current.next_secret != secret:
+                raise ContractError(ErrorCode.BAD_SIGNATURE, f"branch {record.name}'s secret changed meanwhile; sync again")
+            changed = branch_keys.promoted(current, self.clock())
+            try:
+                self.store.replace_branch(changed)
+            except Conflict:
+                held[0] = self.store.get_branch(record.name) or current
+                raise
+            return changed
+
+        changed = _retrying()(attempt)
+        log.info("branch secret rotated branch=%s", record.name, extra=_dims(event="secret_rotated", branch=record.name))
+        return changed
 
     def _claim_nonce(self, branch: str, headers: Mapping[str, str], now: float) -> None:
         """Refuse a verified request whose nonce was seen before (a captured request sent again)."""
@@ -209,7 +250,7 @@ class Service:
                              applied_through=state.apply.applied_through, pending=pending, client_version=version))
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
-            push=push,
+            push=push, rotate_secret=branch.next_secret,
         )
 
     # --- applying pushed sales -----------------------------------------------------------
@@ -227,14 +268,28 @@ class Service:
         return outcome
 
     def _open(self, body: bytes, seen: dict) -> SalesBatch:
-        """Authenticate and validate a message body; `seen` learns which branch it claimed."""
+        """Authenticate and validate a message body; `seen` learns which branch it claimed.
 
-        def secret_for(name: str) -> str | None:
-            record = self.store.get_branch(name)
-            seen["name"], seen["record"] = name, record
-            return record.secret if record is not None and record.enrolled else None
-
-        return decode_message(body, secret_for)
+        Any secret the branch may have signed it with counts (branch_keys.message_secrets): a
+        message pushed just before a rotation still applies, and one signed with the pending
+        secret promotes it. A revoked branch's genuine messages are refused as such.
+        """
+        frame = parse_frame(body)
+        record = self.store.get_branch(frame.branch)
+        seen["name"], seen["record"] = frame.branch, record
+        if record is None or not record.enrolled or not record.secret:
+            raise ContractError(ErrorCode.UNKNOWN_BRANCH, f"message from unknown branch {frame.branch}")
+        secret = next((k for k in branch_keys.message_secrets(record, self.clock()) if signed_by(frame, k)), None)
+        if secret is None:
+            raise ContractError(ErrorCode.BAD_SIGNATURE, f"message signature does not match branch {frame.branch}'s secret")
+        if record.revoked_at is not None:
+            raise ContractError(ErrorCode.BRANCH_REVOKED, f"branch {frame.branch} was revoked by head office on "
+                                f"{record.revoked_at:%Y-%m-%d %H:%M} UTC; its messages are not applied (discard this "
+                                "one, or keep it as a record of what the revoked till sent)")
+        batch = open_frame(frame, secret)
+        if secret == record.next_secret:
+            self._promote(record, secret)
+        return batch
 
     def _retry_apply(self, batch: SalesBatch, start: int, began: float | None = None) -> ApplyOutcome:
         return _retrying()(self._apply_once, batch, start, time.monotonic() if began is None else began)
@@ -353,6 +408,53 @@ class Service:
             raise ContractError(ErrorCode.NOT_FOUND, f"there is no dead letter {letter_id}; see 'branchsync-admin deadletter list'")
         return letter
 
+    # --- admin: rotating and revoking a branch's secret ------------------------------------
+
+    def rotate_branch(self, name: str) -> BranchRotation:
+        """Store a pending secret for the branch; its next pull fetches it (see branch_keys)."""
+
+        def attempt() -> BranchRotation:
+            record = self._branch(name)
+            state = branch_keys.state_of(record)
+            if state == branch_keys.BranchState.REVOKED:
+                raise ContractError(ErrorCode.CONFLICT, f"branch {name} is revoked; a revoked branch gets no new secret")
+            if state == branch_keys.BranchState.CREATED:
+                raise ContractError(ErrorCode.CONFLICT, f"branch {name} has not enrolled yet, so it has no secret to "
+                                    "rotate; its enrollment code hands out a fresh one")
+            if state == branch_keys.BranchState.ROTATING:
+                return BranchRotation(branch=name, requested_at=record.rotation_requested_at or self.clock(),
+                                      already_pending=True)
+            changed = branch_keys.with_rotation(record, new_secret(), self.clock())
+            self.store.replace_branch(changed)  # ETag-checked: a promotion or revocation meanwhile re-plans
+            return BranchRotation(branch=name, requested_at=changed.rotation_requested_at)
+
+        answer = _retrying()(attempt)
+        log.info("branch rotation requested branch=%s already_pending=%s", name, answer.already_pending)
+        return answer
+
+    def revoke_branch(self, name: str) -> BranchRevocation:
+        """Refuse the branch from now on: its requests, its queued messages and its enrollment code."""
+
+        def attempt() -> BranchRevocation:
+            record = self._branch(name)
+            if record.revoked_at is not None:
+                return BranchRevocation(branch=name, revoked_at=record.revoked_at, already_revoked=True)
+            changed = branch_keys.revoked(record, self.clock())
+            self.store.replace_branch(changed)
+            return BranchRevocation(branch=name, revoked_at=changed.revoked_at)
+
+        answer = _retrying()(attempt)
+        log.warning("branch revoked branch=%s", name, extra=_dims(event="branch_revoked", branch=name))
+        return answer
+
+    def _branch(self, name: str) -> BranchRecord:
+        if not BRANCH_RE.match(name or ""):
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{name!r} is not a valid branch name")
+        record = self.store.get_branch(name)
+        if record is None:
+            raise ContractError(ErrorCode.NOT_FOUND, f"branch {name} does not exist; see 'branchsync-admin branches'")
+        return record
+
     # --- admin: branches and sales -------------------------------------------------------
 
     def list_branches(self) -> BranchList:
@@ -362,7 +464,8 @@ class Service:
             infos.append(BranchInfo(
                 branch=b.name, created_at=b.created_at, enrolled=b.enrolled, applied_through=state.apply.applied_through,
                 sales_applied=state.sales_applied, total_paisa=state.total_paisa, last_pull=b.last_pull,
-                last_push=state.last_push, last_error=b.last_error,
+                last_push=state.last_push, last_error=b.last_error, rotation_pending=bool(b.next_secret),
+                revoked_at=b.revoked_at,
             ))
         return BranchList(branches=infos)
 
@@ -481,6 +584,12 @@ class Service:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def revoked_message(record: BranchRecord) -> str:
+    return (f"head office revoked this till (branch {record.name}) on {record.revoked_at:%Y-%m-%d %H:%M} UTC, so it can "
+            "no longer sync. Sales recorded on it stay on this PC; call head office: a PC that should keep selling is "
+            "enrolled again as a new branch with a new code")
 
 
 def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):

@@ -51,6 +51,12 @@ class BranchRecord:
     pending: int | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+    # Rotation and revocation (cloud/branch_keys.py): the pending and the replaced secret.
+    next_secret: str | None = None
+    rotation_requested_at: datetime | None = None
+    previous_secret: str | None = None
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
     etag: str | None = field(default=None, compare=False)
 
 
