@@ -26,6 +26,7 @@ Exit codes:
     2  bad input (item, price, payment, void number, enrollment code); nothing was stored
     3  this data home is not enrolled
     4  a sync is already running (the second one exits at once)
+    5  head office revoked this till: it can no longer sync (its sales stay on this PC)
 `doctor` exits 1 when a check needs action. Errors are one line on stderr saying what to do
 next, and are written to the log (logs/branchsync.log in the data home) with their reason.
 The secret is never printed or logged.
@@ -52,7 +53,7 @@ from .errors import BranchSyncError
 if TYPE_CHECKING:
     from .store import Store
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_ENROLLED, EXIT_SYNC_RUNNING = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_ENROLLED, EXIT_SYNC_RUNNING, EXIT_REVOKED = 0, 1, 2, 3, 4, 5
 
 # Extra keyword arguments for every CloudClient the CLI makes (tests put a transport here).
 client_options: dict = {}
@@ -265,7 +266,8 @@ def sync(ctx: typer.Context) -> None:
             identity = store.identity()
             logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
             with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
-                report = SyncEngine(store, client, on_progress=show).run()
+                report = SyncEngine(store, client, on_progress=show,
+                                    on_secret=lambda s: logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), s)).run()
     finally:
         # Also when the cloud is down: a till offline for days still gets its daily backup.
         _daily_backup(Path(ctx.obj))

@@ -25,7 +25,7 @@ from shared import limits
 from shared.models import EnrollAnswer, EnrollRequest, ErrorBody, PullAnswer, QueueAccess
 from shared.signing import sign_request
 
-from .errors import BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
+from .errors import REFUSALS, BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
 from .version import version
 
 HTTP_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
@@ -101,6 +101,10 @@ class CloudClient:
     def for_identity(cls, identity, **options) -> "CloudClient":
         """A client for an enrolled branch (`branch_client.identity.Identity`)."""
         return cls(identity.cloud_url, identity.branch, identity.secret, **options)
+
+    def use_secret(self, secret: str) -> None:
+        """Sign from now on with `secret` (head office rotated it; see SyncEngine)."""
+        self._secret = secret
 
     def close(self) -> None:
         self._http.close()
@@ -190,6 +194,8 @@ class CloudClient:
     def _answer(self, response: httpx.Response, model: type[BaseModel]):
         if response.status_code >= 300:
             detail = _error_detail(response)
+            if detail and detail[0] in REFUSALS:
+                raise REFUSALS[detail[0]](detail[1], response.status_code)
             if detail:
                 raise CloudRefused(detail[0], detail[1], response.status_code)
             raise CloudRefused(f"http_{response.status_code}",

@@ -12,6 +12,7 @@
     +-- CloudError                  cloud_error         1
         +-- CloudUnreachable        cloud_unreachable   1
         +-- CloudRefused            <the cloud's code>  1   (4xx with {"error": {code, message}})
+        |   +-- BranchRevoked       branch_revoked      5   head office revoked this till
         +-- CloudBadAnswer          cloud_bad_answer    1
 
 Errors from httpx, azure-storage-queue and SQLite are mapped to these at the
@@ -95,6 +96,22 @@ class CloudRefused(CloudError):
 
     def __str__(self) -> str:
         return f"cloud refused ({self.code}): {self.message}"
+
+
+class BranchRevoked(CloudRefused):
+    """Head office revoked this till: syncing again will not help, a person has to act."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__("branch_revoked", message, status)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# Cloud error codes that have a class of their own; every other one is a plain CloudRefused.
+REFUSALS: dict[str, type[CloudRefused]] = {"branch_revoked": BranchRevoked}
 
 
 class CloudBadAnswer(CloudError):

@@ -172,6 +172,10 @@ class Store:
                 conn.execute(sqlite_insert(meta).values(key=key, value=value)
                              .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
+    def save_secret(self, secret: str) -> None:
+        """Replace the branch secret (head office rotated it); atomic, so a crash leaves the old or the new one."""
+        write_secret(paths.secret_path(self.home), secret)
+
     # --- sales -------------------------------------------------------------------------------
 
     def record_sale(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,

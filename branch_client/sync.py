@@ -14,6 +14,11 @@ States of one engine, and the only transitions it makes:
                                      is raised; nothing is lost, unpushed sales stay pending.
     FAILED ---run()---> PULLING      the next run starts over (from the stored cursor).
 
+Head office may rotate the branch secret: a pull answer then carries `rotate_secret`. The
+engine stores it (atomically replacing the secret file) before it signs anything with it,
+then signs every later request and message with it; the cloud makes it current on the first
+one it sees. A crash before the file is written just means the next pull brings it again.
+
 A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0): a second sync
 raises SyncAlreadyRunning at once instead of waiting. Progress is reported through a
 callback so the CLI can draw it; the engine itself prints nothing.
@@ -81,7 +86,8 @@ class SyncReport:
 class SyncEngine:
     def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_MAX,
                  resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
-                 on_progress: Callable[[Progress], None] | None = None, push_chunk: int = PUSH_CHUNK):
+                 on_progress: Callable[[Progress], None] | None = None, push_chunk: int = PUSH_CHUNK,
+                 on_secret: Callable[[str], None] | None = None):
         self.store = store
         self.client = client
         self.page_limit = page_limit
@@ -89,6 +95,9 @@ class SyncEngine:
         self.clock = clock
         self.on_progress = on_progress or (lambda _p: None)
         self.push_chunk = push_chunk
+        # Told about a rotated secret once it is stored (the CLI masks it in the log).
+        self.on_secret = on_secret or (lambda _s: None)
+        self._secret: str | None = None
         self.state = SyncState.IDLE
         self._cursor = 0
         self._access: QueueAccess | None = None
@@ -114,6 +123,7 @@ class SyncEngine:
         self._move(SyncState.PULLING)
         try:
             identity = self.store.identity()
+            self._secret = identity.secret
             self._pull(report)
             self._move(SyncState.PUSHING)
             self._push(identity, report)
@@ -138,6 +148,7 @@ class SyncEngine:
         self._emit(SyncState.PULLING, 0, None, f"pulling catalog after version {self._cursor}")
         while True:
             answer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
+            self._adopt(answer)
             page = answer.catalog
             if page.full_resync:
                 if resynced or self._cursor == 0:
@@ -164,11 +175,26 @@ class SyncEngine:
         """The push SAS from the pull, renewed by one more pull when it is about to expire."""
         if self._access is None or self._access.expires_at - SAS_MARGIN <= self.clock():
             answer: PullAnswer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
+            self._adopt(answer)
             if not answer.catalog.full_resync:  # the next sync deals with a resync
                 self.store.apply_catalog_page(answer.catalog, answer.applied_through, self.clock())
                 self._cursor = answer.catalog.next_cursor
             self._access = answer.push
         return self._access
+
+    def _adopt(self, answer: PullAnswer) -> None:
+        """Take up a rotated secret: stored first, then used, so nothing is ever signed with an unsaved one."""
+        secret = answer.rotate_secret
+        if not secret or secret == self._secret:
+            return
+        self.store.save_secret(secret)
+        self.client.use_secret(secret)
+        self._secret = secret
+        try:
+            self.on_secret(secret)
+        except Exception:  # masking in the log must never break a sync
+            pass
+        self._emit(SyncState.PULLING, 0, None, "head office rotated this branch's secret: the new one is stored")
 
     # --- push ------------------------------------------------------------------------------------
 
@@ -183,7 +209,7 @@ class SyncEngine:
                 return
             after = todo[-1].seq
             try:
-                messages = pack_sales(identity.branch, todo, identity.secret, self.clock())
+                messages = pack_sales(identity.branch, todo, self._secret, self.clock())
             except ContractError as exc:
                 raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
             for chunk, text in messages:

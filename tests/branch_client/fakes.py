@@ -5,7 +5,9 @@
 `httpx.MockTransport` for the HTTP side, and its `send` is the queue sender. It checks
 request signatures with `shared.signing.verify_request` and decodes queue messages
 with `shared.encoding.decode_message`, exactly as the real cloud does, and applies
-sales exactly once by seq, so tests can assert what the cloud ended up with.
+sales exactly once by seq, so tests can assert what the cloud ended up with. Like the
+real cloud it hands a rotated secret out on pulls signed with the current one and makes
+it current on the first request or message signed with it, and refuses a revoked branch.
 """
 
 import json
@@ -17,7 +19,7 @@ import httpx
 from branch_client.cloud_client import CloudClient
 from branch_client.identity import Identity
 from shared import limits
-from shared.encoding import decode_message, from_queue_text
+from shared.encoding import decode_message, from_queue_text, parse_frame, signed_by
 from shared.errors import ContractError, ErrorCode
 from shared.models import CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, Product, PullAnswer, QueueAccess, Sale
 from shared.signing import new_secret, verify_request
@@ -62,6 +64,9 @@ class FakeCloud:
         self.queue_down_after: int | None = None     # accept this many messages, then fail
         self.sas_lifetime = timedelta(hours=1)
         self.enroll_tokens: set[str] = set()
+        self.next_secret: str | None = None         # set by rotate(); handed out on pulls until used
+        self.previous_secret: str | None = None
+        self.revoked = False
 
     # --- admin side ---------------------------------------------------------------------------
 
@@ -78,6 +83,14 @@ class FakeCloud:
         """Forget every tombstone; a branch behind them must resync in full."""
         self.entries = {k: e for k, e in self.entries.items() if not e.deleted}
         self.horizon = self.version
+
+    def rotate(self) -> str:
+        self.next_secret = new_secret()
+        return self.next_secret
+
+    def _promote_if(self, secret: str) -> None:
+        if secret == self.next_secret:
+            self.previous_secret, self.secret, self.next_secret = self.secret, secret, None
 
     def products(self) -> dict[str, Product]:
         return {k: e.product for k, e in self.entries.items() if not e.deleted}
@@ -104,10 +117,12 @@ class FakeCloud:
         try:
             if request.headers.get("X-Branchsync-Branch") != self.branch:
                 raise ContractError(ErrorCode.UNKNOWN_BRANCH, "unknown branch")
-            verify_request(self.secret, request.headers, "GET", request.url.path, query, request.content,
-                           datetime.now(timezone.utc).timestamp())
+            secret = self._verified_with(request, query)
+            if self.revoked:
+                raise ContractError(ErrorCode.BRANCH_REVOKED, "head office revoked this till (branch dhaka-1)")
         except ContractError as exc:
             return self._error(exc)
+        self._promote_if(secret)
         self.pulls.append(query)
         cursor, limit = int(query["cursor"]), int(query["limit"])
         if 0 < cursor < self.horizon:
@@ -120,9 +135,21 @@ class FakeCloud:
         now = datetime.now(timezone.utc)
         answer = PullAnswer(branch=self.branch, applied_through=self.applied_through, catalog=catalog, server_time=now,
                             push=QueueAccess(queue_url=QUEUE_URL, sas_token="se=x&sp=a&sig=" + secrets.token_hex(4),
-                                             expires_at=now + self.sas_lifetime))
+                                             expires_at=now + self.sas_lifetime),
+                            rotate_secret=self.next_secret)
         return httpx.Response(200, content=answer.model_dump_json().encode(),
                               headers={"Content-Type": "application/json"})
+
+    def _verified_with(self, request: httpx.Request, query: dict) -> str:
+        now = datetime.now(timezone.utc).timestamp()
+        try:
+            verify_request(self.secret, request.headers, "GET", request.url.path, query, request.content, now)
+            return self.secret
+        except ContractError:
+            if not self.next_secret:
+                raise
+        verify_request(self.next_secret, request.headers, "GET", request.url.path, query, request.content, now)
+        return self.next_secret
 
     def _enroll(self, request: httpx.Request) -> httpx.Response:
         token = EnrollRequest.model_validate_json(request.content).token
@@ -146,7 +173,12 @@ class FakeCloud:
             raise ServiceRequestError("connection refused")
         assert queue_url == QUEUE_URL and "sp=a" in sas_token
         assert len(text) <= limits.QUEUE_MESSAGE_MAX_CHARS
-        batch = decode_message(from_queue_text(text), lambda b: self.secret if b == self.branch else None)
+        body = from_queue_text(text)
+        frame = parse_frame(body)
+        secret = next((s for s in (self.secret, self.next_secret, self.previous_secret) if s and signed_by(frame, s)),
+                      self.secret)
+        batch = decode_message(body, lambda b: secret if b == self.branch else None)
+        self._promote_if(secret)
         self.messages.append(text)
         for sale in batch.sales:
             if sale.seq in self.applied:

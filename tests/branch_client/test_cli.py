@@ -176,6 +176,27 @@ def test_sync_with_the_cloud_out_of_reach_exits_1_with_one_line_and_keeps_the_sa
     assert info["pending"] == 1 and "cannot reach the cloud" in info["last_error"]
 
 
+def test_a_sync_of_a_revoked_till_exits_5_saying_head_office_revoked_it_and_keeps_the_sales(shop, plugged):
+    _enroll_directly(shop, plugged)
+    plugged.revoked = True
+    run(shop, "sale", "add", "SOAP=1")
+    result = run(shop, "sync")
+    assert result.exit_code == 5 and result.stderr.count("\n") == 1
+    assert "head office revoked this till" in result.stderr
+    assert _status(shop)["pending"] == 1
+
+
+def test_a_sync_that_receives_a_rotated_secret_never_prints_it(shop, plugged):
+    _enroll_directly(shop, plugged)
+    plugged.put(product("RICE-5KG", 42000), product("DAL-1KG", 14050), product("SOAP", 4500))
+    new = plugged.rotate()
+    run(shop, "sale", "add", "SOAP=1")  # pushed after the pull: signed with the new secret, which promotes it
+    result = run(shop, "sync")
+    assert result.exit_code == 0, result.output
+    assert new not in result.output and plugged.secret == new
+    assert new not in (shop / "logs" / "branchsync.log").read_text()
+
+
 def test_a_second_sync_exits_4_at_once(shop, fake_cloud):
     _enroll_directly(shop, fake_cloud)
     with FileLock(shop / "sync.lock", timeout=0):

@@ -232,3 +232,47 @@ def test_a_failing_progress_display_does_not_break_the_sync(enrolled, fake_cloud
 
     fake_cloud.put(product("SOAP", 4500))
     assert _engine(enrolled, fake_cloud, on_progress=broken).run().entries == 1
+
+
+# --- a rotated secret ------------------------------------------------------------------------------
+
+
+def test_a_rotated_secret_is_stored_then_signs_everything_after_and_sales_before_and_after_count_once(enrolled, fake_cloud):
+    old = fake_cloud.secret
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 2)
+    _engine(enrolled, fake_cloud).run()
+    new = fake_cloud.rotate()
+    _sell(enrolled, 3)
+    seen = []
+    report = SyncEngine(enrolled, fake_cloud.client(), on_secret=seen.append).run()
+    assert enrolled.identity().secret == new and seen == [new]
+    assert (fake_cloud.secret, fake_cloud.previous_secret, fake_cloud.next_secret) == (new, old, None)
+    assert sorted(fake_cloud.applied) == [1, 2, 3, 4, 5] and report.pushed == 3
+
+
+def test_a_failure_to_save_the_new_secret_loses_nothing_and_the_next_pull_brings_it_again(enrolled, fake_cloud, monkeypatch):
+    # The secret file cannot be written once (a full disk, say): mocked at the store's file write.
+    import branch_client.store as store_module
+
+    real_write = store_module.write_secret
+    failures = iter([OSError("disk full")])
+
+    def write_once_failing(path, secret):
+        for exc in failures:
+            raise exc
+        real_write(path, secret)
+
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    monkeypatch.setattr(store_module, "write_secret", write_once_failing)
+    old = fake_cloud.secret
+    new = fake_cloud.rotate()
+    _sell(enrolled, 2)
+    with pytest.raises(OSError):
+        _engine(enrolled, fake_cloud).run()
+    assert enrolled.identity().secret == old and fake_cloud.next_secret == new and fake_cloud.applied == {}
+    _engine(enrolled, fake_cloud).run()
+    assert enrolled.identity().secret == new == fake_cloud.secret
+    assert sorted(fake_cloud.applied) == [1, 2]
