@@ -12,6 +12,8 @@ from pathlib import Path
 
 from . import backup as backups
 from . import logs, paths
+from .errors import StoreError
+from .identity import read_secret
 from .version import version
 
 SUPPORT_DIR = "support"
@@ -24,8 +26,10 @@ def default_path(home: Path, now: datetime) -> Path:
 def write_bundle(home: Path, target: Path, *, status: dict, doctor: dict, now: datetime) -> Path:
     """Write the zip at `target` (made in a temporary file first, so a half bundle is never left)."""
     home = Path(home)
-    secret_file = paths.secret_path(home)
-    secret = secret_file.read_text("ascii").strip() if secret_file.exists() else ""
+    try:  # the secret itself, not its file (sealed with DPAPI on Windows), is what must never appear
+        secret = read_secret(paths.secret_path(home)) or ""
+    except StoreError:  # unreadable here, so it cannot have leaked into this home's logs either
+        secret = ""
     clean = lambda text: logs.redact(text, (secret,))  # noqa: E731 - one rule for every file
 
     target.parent.mkdir(parents=True, exist_ok=True)
