@@ -130,7 +130,7 @@ resource deadlettersTable 'Microsoft.Storage/storageAccounts/tableServices/table
 var blobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // host leases + the deployment container
 var queueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // queue trigger, poison queue
 var queueDelegator = '7ee386e9-84f0-448e-80a6-f185f6533131' // Get User Delegation Key for the branches' push SAS
-var tableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // the tables above
+var tableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // the tables above, and the hourly nonce tables the app creates and drops (account scope)
 
 // Role assignments are named with guid() over scope + principal + role, so a redeploy finds
 // the same assignment instead of failing on a duplicate.
