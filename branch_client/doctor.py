@@ -39,6 +39,8 @@ DISK_FAIL_BYTES = 200 * 1024 ** 2      # 200 MiB
 
 # Cloud error codes that mean "these credentials are not accepted".
 CREDENTIAL_CODES = frozenset({"unauthenticated", "bad_signature", "unknown_branch", "forbidden"})
+# Head office shut this till out: the cloud answered, and no fix at the PC helps.
+REVOKED = "branch_revoked"
 
 
 class Level(StrEnum):
@@ -129,6 +131,9 @@ def check_enrollment(f: Facts) -> Finding:
         return Finding(name, Level.FAIL, "this PC is not enrolled",
                        "Ask head office for an enrollment code and run 'branchsync enroll CODE'.")
     p = f.pull
+    if p is not None and p.code == REVOKED:
+        return Finding(name, Level.FAIL, p.message or f"head office revoked branch {f.branch}",
+                       "This PC can no longer sync. Call head office; the sales recorded here are kept on this PC.")
     if p is None or (not p.ok and p.code not in CREDENTIAL_CODES and p.code != "clock_skew"):
         return Finding(name, Level.WARN, f"enrolled as branch {f.branch}; the cloud could not confirm the "
                                          "credentials (see 'cloud reachable')",
@@ -148,7 +153,7 @@ def check_cloud(f: Facts) -> Finding:
     p = f.pull
     if p is None:
         return Finding(name, Level.NA, "not checked (not enrolled)")
-    if p.ok or p.code in CREDENTIAL_CODES or p.code == "clock_skew":
+    if p.ok or p.code in CREDENTIAL_CODES or p.code in ("clock_skew", REVOKED):
         return Finding(name, Level.OK, f"{f.cloud_url} answered")
     return Finding(name, Level.FAIL, f"{p.message or p.code}",
                    "Check that the shop's internet works (open any website on this PC). If it does, tell head "

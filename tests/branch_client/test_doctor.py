@@ -79,6 +79,14 @@ def test_enrollment_and_credentials():
     assert level(doctor.check_cloud, healthy(enrolled=False, pull=None)) == Level.NA
 
 
+def test_a_revoked_till_fails_enrollment_saying_to_call_head_office_and_the_cloud_counts_as_reachable():
+    facts = healthy(pull=PullOutcome(False, "branch_revoked", "head office revoked this till (branch dhaka-1)"))
+    finding = doctor.check_enrollment(facts)
+    assert finding.level == Level.FAIL and "revoked this till" in finding.found and "head office" in finding.fix
+    assert "enroll" not in finding.fix  # a new code for this name would not help
+    assert level(doctor.check_cloud, facts) == Level.OK
+
+
 @pytest.mark.parametrize("skew_seconds, expected", [(0, Level.OK), (-30, Level.OK), (90, Level.WARN),
                                                     (-200, Level.WARN), (301, Level.FAIL), (-3600, Level.FAIL)])
 def test_clock_skew_is_measured_against_the_clouds_server_time(skew_seconds, expected):
