@@ -262,6 +262,36 @@ class SalesExportPage(Model):
     next: str | None = None
 
 
+class PriceDifference(Model):
+    """An applied sale line that the current catalog no longer agrees with.
+
+    The sale stays as sold; this only shows head office where it and the catalog differ:
+    `deleted` (the SKU was deleted since), `unknown` (never in the catalog, or its deletion
+    was purged) or `price_differs` (the current price is not the unit price charged).
+    """
+
+    branch: BranchName
+    seq: Seq
+    sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    recorded_at: UtcTime
+    line: Annotated[int, Field(ge=1)]  # position in the sale, from 1
+    sku: Sku
+    name: Text
+    qty: Quantity
+    sold_price: Paisa      # the unit price charged
+    list_price: Paisa      # the branch's catalog price when it was sold
+    current_price: Paisa | None = None   # None: no longer in the catalog
+    status: Literal["deleted", "unknown", "price_differs"]
+    # line_total minus qty x current_price (positive: sold dearer than the catalog says now).
+    difference: SignedPaisa | None = None
+
+
+class PriceDifferencePage(Model):
+    differences: list[PriceDifference]
+    # Opaque continuation, as for the sales export; a page may be empty and still carry one.
+    next: str | None = None
+
+
 class ErrorDetail(Model):
     code: str
     message: str

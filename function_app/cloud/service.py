@@ -41,6 +41,7 @@ from shared.models import (
     CatalogWriteResult,
     EnrollAnswer,
     EnrollRequest,
+    PriceDifferencePage,
     PullAnswer,
     SalesBatch,
     SalesExportPage,
@@ -48,7 +49,7 @@ from shared.models import (
 )
 from shared.signing import HEADER_BRANCH, new_secret, verify_request
 
-from . import faults, telemetry
+from . import differences, faults, telemetry
 from .apply import plan_apply
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
 from .queue_access import signer_for
@@ -382,6 +383,22 @@ class Service:
                     last = (name, chunk.first_seq, sale.seq)
         return SalesExportPage(sales=out, next=None)
 
+    def price_differences(self, branch: str | None = None, since: str | None = None, after: str | None = None,
+                          limit: int = EXPORT_LIMIT_DEFAULT) -> PriceDifferencePage:
+        """Applied sale lines the current catalog disagrees with (deleted or unknown SKU, other price).
+
+        Paged like export_sales, `limit` sales examined per page, so a page may hold no
+        difference and still carry `next`. Per page: the export's reads, the catalog index
+        once, and the segments up to the last current version of a SKU the page sold.
+        """
+        moment = time_param("since", since)
+        page = self.export_sales(branch, after, limit)
+        index = differences.merged_index(b.entries for b in self.store.get_catalog_index().values())
+        wanted = differences.wanted_versions((line.sku for _, _, line in differences.sold_lines(page.sales, moment)), index)
+        products = differences.current_products(self.store.scan_catalog(), wanted) if wanted else {}
+        return PriceDifferencePage(differences=differences.price_differences(page.sales, index, products, moment),
+                                   next=page.next)
+
     # --- admin: catalog ------------------------------------------------------------------
 
     def import_catalog(self, request: CatalogImport) -> CatalogWriteResult:
@@ -467,6 +484,22 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
     return int(raw)
+
+
+def time_param(name: str, raw: str | None) -> datetime | None:
+    """An optional time query parameter: ISO 8601 with a zone, or a date (midnight UTC)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is not None and len(raw) == 10:  # a bare date
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment is None or moment.tzinfo is None:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date (2026-11-28) or a time "
+                            "with a zone (2026-11-28T06:00:00Z)")
+    return moment.astimezone(timezone.utc)
 
 
 def _dims(**fields) -> dict:
