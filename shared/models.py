@@ -191,12 +191,29 @@ class QueueAccess(Model):
     expires_at: UtcTime
 
 
+class Refusal(Model):
+    """The latest queue message of this branch (signed with its secret) that the cloud refused.
+
+    `seq` and `sale_id` name the refused sale when one sale is the reason (cloned_till: the
+    sale that arrived under a number already taken), so a till can tell its own sale from
+    another PC's.
+    """
+
+    at: UtcTime
+    code: str
+    reason: str
+    seq: Seq | None = None
+    sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+
+
 class PullAnswer(Model):
     branch: BranchName
     applied_through: Annotated[int, Field(ge=0)]
     catalog: CatalogPage
     server_time: UtcTime
     push: QueueAccess
+    # Absent from older clouds, and when nothing of this branch is refused.
+    last_refusal: Refusal | None = None
 
 
 # --- enrollment ------------------------------------------------------------------------------

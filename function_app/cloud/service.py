@@ -43,6 +43,7 @@ from shared.models import (
     EnrollRequest,
     PriceDifferencePage,
     PullAnswer,
+    Refusal,
     SalesBatch,
     SalesExportPage,
     Sku,
@@ -64,8 +65,24 @@ EXPORT_LIMIT_DEFAULT = 1000
 # later (the queue redelivers, an admin sees 503).
 CONFLICT_ATTEMPTS = 8
 _SKU = TypeAdapter(Sku)
+# Refusals of messages that failed before the branch's signature was verified: someone
+# else may have sent them, so the branch's till is not told about them.
+UNSIGNED_CODES = frozenset({ErrorCode.BAD_SIGNATURE, ErrorCode.UNKNOWN_BRANCH})
 # The optional `version` a branch sends with its pull (its branchsync version): logged only.
 CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
+
+
+class ClonedTill(ContractError):
+    """A sale number arrived with other contents than the sale applied under it; names that sale."""
+
+    def __init__(self, branch: str, seq: int, sale_id: str):
+        super().__init__(
+            ErrorCode.CLONED_TILL,
+            f"sale {seq} of branch {branch} arrived with other contents than the sale already applied under that "
+            "number: two PCs are syncing as this branch (a copied database?). Keep the real till, enroll any other "
+            "PC as a new branch, then replay or discard this message",
+        )
+        self.seq, self.sale_id = seq, sale_id
 
 
 @dataclass(frozen=True)
@@ -186,7 +203,7 @@ class Service:
                              applied_through=state.apply.applied_through, pending=pending, client_version=version))
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
-            push=push,
+            push=push, last_refusal=Refusal.model_validate_json(branch.last_refusal) if branch.last_refusal else None,
         )
 
     # --- applying pushed sales -----------------------------------------------------------
@@ -261,19 +278,21 @@ class Service:
                 return
             for sale in chunk.sales:
                 if sale.seq in repeated and repeated[sale.seq] != sale.sale_id:
-                    raise ContractError(
-                        ErrorCode.CLONED_TILL,
-                        f"sale {sale.seq} of branch {batch.branch} arrived with other contents than the sale already "
-                        "applied under that number: two PCs are syncing as this branch (a copied database?). Keep "
-                        "the real till, enroll any other PC as a new branch, then replay or discard this message",
-                    )
+                    raise ClonedTill(batch.branch, sale.seq, repeated[sale.seq])
 
     def _dead_letter(self, body: bytes, err: ContractError, name, record, start: int) -> ApplyOutcome:
         now = self.clock()
-        self.store.add_dead_letter(DeadLetter(received_at=now, code=str(err.code), reason=err.message, raw=body, branch=name))
+        letter_id = self.store.add_dead_letter(DeadLetter(received_at=now, code=str(err.code), reason=err.message, raw=body,
+                                                          branch=name))
         if isinstance(record, BranchRecord):
+            refusal = None
+            if err.code not in UNSIGNED_CODES:  # signed with the branch's secret: its till sent it
+                refusal = Refusal(at=now, code=str(err.code), reason=err.message, seq=getattr(err, "seq", None),
+                                  sale_id=getattr(err, "sale_id", None)).model_dump_json()
             try:
-                self.store.merge_branch(record.name, last_error=f"{now:%Y-%m-%dT%H:%M:%SZ} {err.code}: {err.message}", last_error_at=now)
+                self.store.merge_branch(record.name, last_error=f"{now:%Y-%m-%dT%H:%M:%SZ} {err.code}: {err.message}",
+                                        last_error_at=now, last_refusal=refusal,
+                                        last_refusal_letter=letter_id if refusal else None)
             except NotFound:
                 pass
         log.warning("dead-lettered message branch=%s code=%s reason=%s bytes=%d", name, err.code, err.message, len(body),
@@ -308,6 +327,7 @@ class Service:
             self.store.delete_dead_letter(letter_id)
         except NotFound:  # a concurrent replay finished first; the apply above changed nothing twice
             pass
+        self._settle_refusal(letter)
         log.info("dead letter replayed id=%s status=%s new=%d", letter_id, outcome.status, outcome.new_sales)
         return ReplayResult(id=letter_id, status=outcome.status, new_sales=outcome.new_sales,
                             applied_through=outcome.applied_through)
@@ -318,8 +338,18 @@ class Service:
             self.store.delete_dead_letter(letter_id)
         except NotFound:
             raise ContractError(ErrorCode.NOT_FOUND, f"dead letter {letter_id} is already gone") from None
+        self._settle_refusal(letter)
         log.info("dead letter discarded id=%s code=%s branch=%s", letter_id, letter.code, letter.branch)
         return _letter_info(letter)
+
+    def _settle_refusal(self, letter: DeadLetter) -> None:
+        """Head office dealt with the dead letter its branch's till is told about: stop telling it."""
+        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.match(letter.branch) else None
+        if record is not None and record.last_refusal and record.last_refusal_letter == letter.id:
+            try:
+                self.store.merge_branch(record.name, last_refusal="")
+            except NotFound:
+                pass
 
     def _letter(self, letter_id: str) -> DeadLetter:
         if not _LETTER_ID.fullmatch(letter_id or ""):

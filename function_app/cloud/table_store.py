@@ -531,6 +531,7 @@ def _branch_entity(r: BranchRecord) -> dict:
         "PartitionKey": BRANCH_PK, "RowKey": r.name, "created_at": r.created_at, "enrolled": r.enrolled,
         "secret": r.secret, "token_hash": r.token_hash, "token_expires": r.token_expires, "last_pull": r.last_pull,
         "pending": r.pending, "last_error": r.last_error, "last_error_at": r.last_error_at,
+        "last_refusal": r.last_refusal, "last_refusal_letter": r.last_refusal_letter,
     })
 
 
@@ -539,7 +540,8 @@ def _branch_record(e: dict) -> BranchRecord:
         name=e["RowKey"], created_at=_dt(e["created_at"]), enrolled=bool(e.get("enrolled")), secret=e.get("secret"),
         token_hash=e.get("token_hash"), token_expires=_dt(e.get("token_expires")), last_pull=_dt(e.get("last_pull")),
         pending=_int(e["pending"]) if e.get("pending") is not None else None, last_error=e.get("last_error"),
-        last_error_at=_dt(e.get("last_error_at")), etag=e.metadata["etag"],
+        last_error_at=_dt(e.get("last_error_at")), last_refusal=e.get("last_refusal") or None,
+        last_refusal_letter=e.get("last_refusal_letter") or None, etag=e.metadata["etag"],
     )
 
 

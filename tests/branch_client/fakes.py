@@ -19,7 +19,8 @@ from branch_client.identity import Identity
 from shared import limits
 from shared.encoding import decode_message, from_queue_text
 from shared.errors import ContractError, ErrorCode
-from shared.models import CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, Product, PullAnswer, QueueAccess, Sale
+from shared.models import (CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, Product, PullAnswer, QueueAccess,
+                           Refusal, Sale)
 from shared.signing import new_secret, verify_request
 
 BRANCH = "dhaka-1"
@@ -62,6 +63,7 @@ class FakeCloud:
         self.queue_down_after: int | None = None     # accept this many messages, then fail
         self.sas_lifetime = timedelta(hours=1)
         self.enroll_tokens: set[str] = set()
+        self.refusal: Refusal | None = None           # what the pull reports as the branch's latest refusal
 
     # --- admin side ---------------------------------------------------------------------------
 
@@ -120,7 +122,8 @@ class FakeCloud:
         now = datetime.now(timezone.utc)
         answer = PullAnswer(branch=self.branch, applied_through=self.applied_through, catalog=catalog, server_time=now,
                             push=QueueAccess(queue_url=QUEUE_URL, sas_token="se=x&sp=a&sig=" + secrets.token_hex(4),
-                                             expires_at=now + self.sas_lifetime))
+                                             expires_at=now + self.sas_lifetime),
+                            last_refusal=self.refusal)
         return httpx.Response(200, content=answer.model_dump_json().encode(),
                               headers={"Content-Type": "application/json"})
 
