@@ -331,15 +331,18 @@ def status(
 
     from dataclasses import asdict
 
-    from .explain import explain
+    from .explain import describe_refusal, explain
     from .store import RESEND_AFTER, utcnow
 
     with _command(ctx) as store:
         info = store.status()
         oldest = store.oldest_unacknowledged(3)
     now = utcnow()
-    stuck = [explain(r, now, branch=info["branch"], last_error=info["last_error"], resend_after=RESEND_AFTER)
-             for r in oldest]
+    refusal = info["last_refusal"]
+    stuck = [explain(r, now, branch=info["branch"], last_error=info["last_error"], resend_after=RESEND_AFTER,
+                     refusal=refusal) for r in oldest]
+    if refusal is not None:
+        refusal["says"] = describe_refusal(refusal, info["branch"])
     # The oldest unacknowledged sales, each with why it waits and what happens next.
     info["stuck"] = [asdict(e) for e in stuck]
     if as_json:
@@ -361,6 +364,8 @@ def status(
         ("last error", f"[red]{escape(info['last_error'])}[/] ({info['last_error_at']})" if info["last_error"] else "none"),
         ("data home", escape(info["home"])),
     ]
+    if refusal is not None:
+        rows.insert(4, ("refused by the cloud", f"[red]{escape(refusal['says'])}[/]"))
     for e in stuck:
         rows.append((f"sale {e.seq} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
     for what, value in rows:

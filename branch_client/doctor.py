@@ -89,6 +89,7 @@ class Facts:
     pending: int | None = None
     oldest_pending: datetime | None = None
     free_bytes: int | None = None
+    refusal: dict | None = None            # the cloud's latest refusal as the last sync stored it (status key)
     extra: dict = field(default_factory=dict)
 
 
@@ -232,6 +233,20 @@ def check_backlog(f: Facts) -> Finding:
     return Finding(name, Level.OK, found + " (they go with the next sync)")
 
 
+def check_refusal(f: Facts) -> Finding:
+    name = "sales refused by the cloud"
+    if f.refusal is None:
+        return Finding(name, Level.NA if f.enrolled is False else Level.OK, "none")
+    from .explain import refusal_advice  # only when there is one: it loads the store's modules
+
+    found = f"{f.refusal['code']} at {f.refusal['at']}: {f.refusal['reason']}"
+    fix = refusal_advice(f.refusal, f.branch)
+    fix = fix[0].upper() + fix[1:] + "."
+    if f.refusal.get("this_till") is False:  # another PC's sale: this till's are counted
+        return Finding(name, Level.WARN, "another PC syncing as this branch: " + found, fix)
+    return Finding(name, Level.FAIL, found, fix)
+
+
 def check_disk(f: Facts) -> Finding:
     name = "free disk space"
     if f.free_bytes is None:
@@ -247,7 +262,7 @@ def check_disk(f: Facts) -> Finding:
 
 CHECKS: list[Callable[[Facts], Finding]] = [
     check_home, check_database, check_enrollment, check_cloud, check_clock, check_task, check_last_sync,
-    check_backlog, check_disk,
+    check_backlog, check_refusal, check_disk,
 ]
 
 
@@ -362,6 +377,7 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
             facts.pending = info["pending"]
             facts.oldest_pending = _utc(store.oldest_pending())
             facts.last_error = info["last_error"]
+            facts.refusal = info.get("last_refusal")
             facts.last_sync_ok = _utc(info.get("last_sync_ok"))
             facts.branch, facts.cloud_url = info["branch"], info["cloud_url"]
             try:

@@ -27,9 +27,32 @@ def _ago(delta: timedelta) -> str:
     return f"{hours} hours" if hours < 48 else f"{hours // 24} days"
 
 
+def refusal_advice(refusal: dict, branch: str | None) -> str:
+    """What the shop should do about a refusal the cloud reported on the last pull."""
+    if refusal["code"] == "cloned_till":
+        if refusal.get("this_till") is False:
+            return (f"another PC is syncing as branch {branch or '?'} with a copy of this till's data; find it, stop "
+                    "selling on it and have head office enroll it as a new branch. This till's sales are counted")
+        return ("if this PC's data was copied from another till, stop selling on it and ask head office for a new "
+                "branch code ('branchsync enroll --force CODE'); head office then replays or discards the refused "
+                "sales ('branchsync-admin deadletter list')")
+    return (f"ask head office to look at the dead letters of branch {branch or '?'} "
+            "('branchsync-admin deadletter list') and replay or discard them; run 'branchsync doctor'")
+
+
+def describe_refusal(refusal: dict, branch: str | None) -> str:
+    """One sentence for `status`: whose sales were refused, why, and what to do."""
+    whose = "another PC syncing as this branch" if refusal.get("this_till") is False else "this till"
+    return (f"the cloud refused sales from {whose} ({refusal['at']}): {refusal['reason']}. "
+            f"What to do: {refusal_advice(refusal, branch)}")
+
+
 def explain(record: SaleRecord, now: datetime, *, branch: str | None, last_error: str | None,
-            resend_after: timedelta) -> Explanation:
+            resend_after: timedelta, refusal: dict | None = None) -> Explanation:
     seq = record.sale.seq
+    if refusal is not None and refusal.get("this_till") is not False:
+        return Explanation(seq, record.state.value, f"the cloud refused sales from this till: {refusal['reason']}",
+                           f"What to do: {refusal_advice(refusal, branch)}")
     if record.state == SaleState.PENDING:
         if last_error:
             return Explanation(seq, "pending", f"not pushed yet: the last sync failed ({last_error})",

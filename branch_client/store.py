@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from shared.models import CatalogPage, PaymentMethod, Product, Sale, SaleKind
+from shared.models import CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind
 
 from . import paths, sale_entry
 from .errors import BadSaleInput, NotEnrolled, StoreError
@@ -41,6 +41,8 @@ ERROR_MAX_CHARS = 500
 _WRITE = "branchsync_write"
 # meta key: the last sale number of a restored backup, until the first pull after the restore.
 RESTORED_THROUGH = "restored_through"
+# meta key: JSON of the cloud's latest refusal of this branch's sales (shared.models.Refusal), as the last pull said.
+LAST_REFUSAL = "last_refusal"
 
 
 class SaleState(StrEnum):
@@ -452,6 +454,28 @@ class Store:
             conn.execute(sqlite_insert(meta).values(key="last_sync_ok", value=value)
                          .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
+    def save_refusal(self, refusal: Refusal | None) -> None:
+        """Keep what the last pull said the cloud refused (None: nothing, or head office dealt with it)."""
+        with self._write() as conn:
+            if refusal is None:
+                conn.execute(delete(meta).where(meta.c.key == LAST_REFUSAL))
+                return
+            value = refusal.model_dump_json()
+            conn.execute(sqlite_insert(meta).values(key=LAST_REFUSAL, value=value)
+                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+
+    @staticmethod
+    def _refusal(conn: Connection, stored: str | None) -> dict | None:
+        """The stored refusal, and whether the refused sale is this till's own (None: cannot tell)."""
+        if not stored:
+            return None
+        refusal = Refusal.model_validate_json(stored)
+        this_till = None
+        if refusal.seq is not None and refusal.sale_id is not None:
+            mine = conn.execute(select(sales.c.sale_id).where(sales.c.seq == refusal.seq)).scalar()
+            this_till = mine == refusal.sale_id
+        return {**refusal.model_dump(mode="json"), "this_till": this_till}
+
     def oldest_pending(self) -> str | None:
         """When the oldest event not yet acknowledged was recorded (stored time text), or None."""
         with self._read() as conn:
@@ -471,6 +495,7 @@ class Store:
                 func.coalesce(func.sum(sales.c.total), 0),
             ).select_from(sales)).one()
             product_count = conn.execute(select(func.count()).select_from(products)).scalar_one()
+            refusal = self._refusal(conn, info.get(LAST_REFUSAL))
         return {
             "pending": counts[2],
             "applied_through": state.applied_through,
@@ -479,6 +504,8 @@ class Store:
             "last_push": state.last_push,
             "last_error": state.last_error,
             "last_error_at": state.last_error_at,
+            # The cloud's latest refusal of sales sent as this branch: {at, code, reason, seq, sale_id, this_till}.
+            "last_refusal": refusal,
             "last_sync_ok": info.get("last_sync_ok"),
             "restored_through": int(info[RESTORED_THROUGH]) if RESTORED_THROUGH in info else None,
             "pushed_unacked": counts[3],

@@ -169,6 +169,7 @@ class SyncEngine:
             self._emit(SyncState.PULLING, report.pages, None,
                        f"catalog at version {self._cursor}, {report.entries} changes")
             if not page.more:
+                self.store.save_refusal(answer.last_refusal)
                 return
 
     def _fresh_access(self) -> QueueAccess:

@@ -84,6 +84,16 @@ def admin_export_sales(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, export, admin=True)
 
 
+@app.route(route="admin/reports/price-differences", methods=["GET"])
+def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
+    def report(svc):
+        limit = int_param(req.params, "limit", EXPORT_LIMIT_DEFAULT, 1, EXPORT_PAGE_MAX)
+        return svc.price_differences(req.params.get("branch") or None, req.params.get("since") or None,
+                                     req.params.get("after") or None, limit)
+
+    return handle(req, report, admin=True)
+
+
 @app.route(route="admin/deadletters", methods=["GET"])
 def admin_list_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.list_dead_letters(), admin=True)

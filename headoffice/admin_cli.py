@@ -29,10 +29,12 @@ branch_app = typer.Typer(no_args_is_help=True, help="Create branches, rotate the
 catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog every branch pulls.")
 sales_app = typer.Typer(no_args_is_help=True, help="Read the sales the cloud has applied.")
 deadletter_app = typer.Typer(no_args_is_help=True, help="Queue messages the cloud refused: see why, replay or discard.")
+report_app = typer.Typer(no_args_is_help=True, help="Reports on the applied sales.")
 app.add_typer(branch_app, name="branch")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sales_app, name="sales")
 app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(report_app, name="report")
 
 err = Console(stderr=True)
 IMPORT_CHUNK = 500
@@ -41,6 +43,16 @@ IMPORT_CHUNK = 500
 class ExportFormat(StrEnum):
     csv = "csv"
     jsonl = "jsonl"
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+DIFFERENCE_COLUMNS = ["branch", "seq", "line", "recorded_at", "sku", "name", "qty", "status", "sold_paisa",
+                      "list_paisa", "current_paisa", "difference_paisa"]
 
 
 @app.callback()
@@ -160,6 +172,39 @@ def sales_export(
     err.print(f"exported {count} sales" + (f" to {output}" if output else ""))
 
 
+@report_app.command("price-differences")
+def report_price_differences(
+    ctx: typer.Context,
+    branch: Annotated[Optional[str], typer.Option(help="Only this branch")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only sales recorded from then on: 2026-11-28 or 2026-11-28T06:00:00Z")] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.table,
+):
+    """Sold lines the current catalog disagrees with: product deleted or unknown, or priced otherwise now.
+
+    The sales stay as sold; this shows head office what changed under them.
+    """
+    found = _run(lambda: list(ctx.obj.price_differences(branch, since)))
+    if fmt == ReportFormat.jsonl:
+        for d in found:
+            print(d.model_dump_json())
+    elif fmt == ReportFormat.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(DIFFERENCE_COLUMNS)
+        for d in found:
+            writer.writerow([d.branch, d.seq, d.line, d.recorded_at.isoformat(), d.sku, d.name, d.qty, d.status,
+                             d.sold_price, d.list_price, _blank(d.current_price), _blank(d.difference)])
+    elif found:
+        table = Table(Column("branch", no_wrap=True), "sale", Column("recorded (UTC)", no_wrap=True), "sku", "name",
+                      "qty", "status", "sold at (taka)", "now (taka)", "difference (taka)")
+        for d in found:
+            table.add_row(d.branch, f"{d.seq}/{d.line}", d.recorded_at.strftime("%Y-%m-%d %H:%M"), d.sku, d.name,
+                          str(d.qty), d.status.replace("_", " "), format_taka(d.sold_price),
+                          "-" if d.current_price is None else format_taka(d.current_price),
+                          "-" if d.difference is None else format_taka(d.difference))
+        Console().print(table)
+    err.print(f"{len(found)} sold lines differ from the current catalog")
+
+
 @deadletter_app.command("list")
 def deadletter_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False):
     """Every dead-lettered message with its reason."""
@@ -223,6 +268,10 @@ def _state(b) -> str:
     if not b.enrolled:
         return "not enrolled"
     return "rotation pending" if b.rotation_pending else "enrolled"
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)
 
 
 def _when(t) -> str:

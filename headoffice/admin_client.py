@@ -8,9 +8,8 @@ from pydantic import BaseModel, ValidationError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
-                           CatalogImport,
-                           CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList, Product,
-                           ReplayResult, SalesExportPage)
+                           CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
+                           PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
 from shared.signing import HEADER_ADMIN_KEY
 
 
@@ -66,15 +65,23 @@ class AdminClient:
         return self._call("DELETE", f"/admin/deadletters/{quote(letter_id, safe='')}", DeadLetterInfo)
 
     def sales(self, branch: str | None = None, page_size: int = 1000) -> Iterator[AppliedSale]:
+        for page in self._pages("/admin/sales", SalesExportPage, {"branch": branch}, page_size):
+            yield from page.sales
+
+    def price_differences(self, branch: str | None = None, since: str | None = None,
+                          page_size: int = 5000) -> Iterator[PriceDifference]:
+        """Sold lines the current catalog disagrees with; each page reads the catalog index once, so pages are large."""
+        for page in self._pages("/admin/reports/price-differences", PriceDifferencePage,
+                                {"branch": branch, "since": since}, page_size):
+            yield from page.differences
+
+    def _pages(self, path: str, answer: type[BaseModel], params: dict, page_size: int) -> Iterator:
+        """Follow `next` until it is null; None-valued params are left out."""
         after = None
         while True:
-            params = {"limit": str(page_size)}
-            if branch:
-                params["branch"] = branch
-            if after:
-                params["after"] = after
-            page = self._call("GET", "/admin/sales", SalesExportPage, params=params)
-            yield from page.sales
+            query = {k: v for k, v in {**params, "limit": str(page_size), "after": after}.items() if v}
+            page = self._call("GET", path, answer, params=query)
+            yield page
             if not page.next:
                 return
             after = page.next

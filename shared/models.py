@@ -194,17 +194,35 @@ class QueueAccess(Model):
 Secret = Annotated[str, Field(min_length=32, max_length=128)]
 
 
+class Refusal(Model):
+    """The latest queue message of this branch (signed with its secret) that the cloud refused.
+
+    `seq` and `sale_id` name the refused sale when one sale is the reason (cloned_till: the
+    sale that arrived under a number already taken), so a till can tell its own sale from
+    another PC's.
+    """
+
+    at: UtcTime
+    code: str
+    reason: str
+    seq: Seq | None = None
+    sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+
+
 class PullAnswer(Model):
     branch: BranchName
     applied_through: Annotated[int, Field(ge=0)]
     catalog: CatalogPage
     server_time: UtcTime
     push: QueueAccess
+    # Absent from older clouds, and when nothing of this branch is refused.
+    last_refusal: Refusal | None = None
+
     # Head office rotated this branch's secret: store this one and sign with it from now on.
     rotate_secret: Secret | None = Field(default=None, repr=False)
 
     # Left out of the JSON when absent: branches older than a field refuse unknown fields.
-    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret",)
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret", "last_refusal")
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler):
@@ -291,6 +309,36 @@ class AppliedSale(Model):
 class SalesExportPage(Model):
     sales: list[AppliedSale]
     # Opaque continuation; None when this is the last page.
+    next: str | None = None
+
+
+class PriceDifference(Model):
+    """An applied sale line that the current catalog no longer agrees with.
+
+    The sale stays as sold; this only shows head office where it and the catalog differ:
+    `deleted` (the SKU was deleted since), `unknown` (never in the catalog, or its deletion
+    was purged) or `price_differs` (the current price is not the unit price charged).
+    """
+
+    branch: BranchName
+    seq: Seq
+    sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    recorded_at: UtcTime
+    line: Annotated[int, Field(ge=1)]  # position in the sale, from 1
+    sku: Sku
+    name: Text
+    qty: Quantity
+    sold_price: Paisa      # the unit price charged
+    list_price: Paisa      # the branch's catalog price when it was sold
+    current_price: Paisa | None = None   # None: no longer in the catalog
+    status: Literal["deleted", "unknown", "price_differs"]
+    # line_total minus qty x current_price (positive: sold dearer than the catalog says now).
+    difference: SignedPaisa | None = None
+
+
+class PriceDifferencePage(Model):
+    differences: list[PriceDifference]
+    # Opaque continuation, as for the sales export; a page may be empty and still carry one.
     next: str | None = None
 
 

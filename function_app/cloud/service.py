@@ -43,14 +43,16 @@ from shared.models import (
     CatalogWriteResult,
     EnrollAnswer,
     EnrollRequest,
+    PriceDifferencePage,
     PullAnswer,
+    Refusal,
     SalesBatch,
     SalesExportPage,
     Sku,
 )
 from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret, verify_request
 
-from . import branch_keys, faults, nonces, telemetry
+from . import branch_keys, differences, faults, nonces, telemetry
 from .apply import plan_apply
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
 from .queue_access import signer_for
@@ -65,8 +67,24 @@ EXPORT_LIMIT_DEFAULT = 1000
 # later (the queue redelivers, an admin sees 503).
 CONFLICT_ATTEMPTS = 8
 _SKU = TypeAdapter(Sku)
+# Refusals of messages that failed before the branch's signature was verified: someone
+# else may have sent them, so the branch's till is not told about them.
+UNSIGNED_CODES = frozenset({ErrorCode.BAD_SIGNATURE, ErrorCode.UNKNOWN_BRANCH})
 # The optional `version` a branch sends with its pull (its branchsync version): logged only.
 CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
+
+
+class ClonedTill(ContractError):
+    """A sale number arrived with other contents than the sale applied under it; names that sale."""
+
+    def __init__(self, branch: str, seq: int, sale_id: str):
+        super().__init__(
+            ErrorCode.CLONED_TILL,
+            f"sale {seq} of branch {branch} arrived with other contents than the sale already applied under that "
+            "number: two PCs are syncing as this branch (a copied database?). Keep the real till, enroll any other "
+            "PC as a new branch, then replay or discard this message",
+        )
+        self.seq, self.sale_id = seq, sale_id
 
 
 @dataclass(frozen=True)
@@ -251,6 +269,7 @@ class Service:
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
             push=push, rotate_secret=branch.next_secret,
+            last_refusal=Refusal.model_validate_json(branch.last_refusal) if branch.last_refusal else None,
         )
 
     # --- applying pushed sales -----------------------------------------------------------
@@ -339,19 +358,21 @@ class Service:
                 return
             for sale in chunk.sales:
                 if sale.seq in repeated and repeated[sale.seq] != sale.sale_id:
-                    raise ContractError(
-                        ErrorCode.CLONED_TILL,
-                        f"sale {sale.seq} of branch {batch.branch} arrived with other contents than the sale already "
-                        "applied under that number: two PCs are syncing as this branch (a copied database?). Keep "
-                        "the real till, enroll any other PC as a new branch, then replay or discard this message",
-                    )
+                    raise ClonedTill(batch.branch, sale.seq, repeated[sale.seq])
 
     def _dead_letter(self, body: bytes, err: ContractError, name, record, start: int) -> ApplyOutcome:
         now = self.clock()
-        self.store.add_dead_letter(DeadLetter(received_at=now, code=str(err.code), reason=err.message, raw=body, branch=name))
+        letter_id = self.store.add_dead_letter(DeadLetter(received_at=now, code=str(err.code), reason=err.message, raw=body,
+                                                          branch=name))
         if isinstance(record, BranchRecord):
+            refusal = None
+            if err.code not in UNSIGNED_CODES:  # signed with the branch's secret: its till sent it
+                refusal = Refusal(at=now, code=str(err.code), reason=err.message, seq=getattr(err, "seq", None),
+                                  sale_id=getattr(err, "sale_id", None)).model_dump_json()
             try:
-                self.store.merge_branch(record.name, last_error=f"{now:%Y-%m-%dT%H:%M:%SZ} {err.code}: {err.message}", last_error_at=now)
+                self.store.merge_branch(record.name, last_error=f"{now:%Y-%m-%dT%H:%M:%SZ} {err.code}: {err.message}",
+                                        last_error_at=now, last_refusal=refusal,
+                                        last_refusal_letter=letter_id if refusal else None)
             except NotFound:
                 pass
         log.warning("dead-lettered message branch=%s code=%s reason=%s bytes=%d", name, err.code, err.message, len(body),
@@ -386,6 +407,7 @@ class Service:
             self.store.delete_dead_letter(letter_id)
         except NotFound:  # a concurrent replay finished first; the apply above changed nothing twice
             pass
+        self._settle_refusal(letter)
         log.info("dead letter replayed id=%s status=%s new=%d", letter_id, outcome.status, outcome.new_sales)
         return ReplayResult(id=letter_id, status=outcome.status, new_sales=outcome.new_sales,
                             applied_through=outcome.applied_through)
@@ -396,8 +418,18 @@ class Service:
             self.store.delete_dead_letter(letter_id)
         except NotFound:
             raise ContractError(ErrorCode.NOT_FOUND, f"dead letter {letter_id} is already gone") from None
+        self._settle_refusal(letter)
         log.info("dead letter discarded id=%s code=%s branch=%s", letter_id, letter.code, letter.branch)
         return _letter_info(letter)
+
+    def _settle_refusal(self, letter: DeadLetter) -> None:
+        """Head office dealt with the dead letter its branch's till is told about: stop telling it."""
+        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.match(letter.branch) else None
+        if record is not None and record.last_refusal and record.last_refusal_letter == letter.id:
+            try:
+                self.store.merge_branch(record.name, last_refusal="")
+            except NotFound:
+                pass
 
     def _letter(self, letter_id: str) -> DeadLetter:
         if not _LETTER_ID.fullmatch(letter_id or ""):
@@ -509,6 +541,22 @@ class Service:
                     last = (name, chunk.first_seq, sale.seq)
         return SalesExportPage(sales=out, next=None)
 
+    def price_differences(self, branch: str | None = None, since: str | None = None, after: str | None = None,
+                          limit: int = EXPORT_LIMIT_DEFAULT) -> PriceDifferencePage:
+        """Applied sale lines the current catalog disagrees with (deleted or unknown SKU, other price).
+
+        Paged like export_sales, `limit` sales examined per page, so a page may hold no
+        difference and still carry `next`. Per page: the export's reads, the catalog index
+        once, and the segments up to the last current version of a SKU the page sold.
+        """
+        moment = time_param("since", since)
+        page = self.export_sales(branch, after, limit)
+        index = differences.merged_index(b.entries for b in self.store.get_catalog_index().values())
+        wanted = differences.wanted_versions((line.sku for _, _, line in differences.sold_lines(page.sales, moment)), index)
+        products = differences.current_products(self.store.scan_catalog(), wanted) if wanted else {}
+        return PriceDifferencePage(differences=differences.price_differences(page.sales, index, products, moment),
+                                   next=page.next)
+
     # --- admin: catalog ------------------------------------------------------------------
 
     def import_catalog(self, request: CatalogImport) -> CatalogWriteResult:
@@ -600,6 +648,22 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
     return int(raw)
+
+
+def time_param(name: str, raw: str | None) -> datetime | None:
+    """An optional time query parameter: ISO 8601 with a zone, or a date (midnight UTC)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is not None and len(raw) == 10:  # a bare date
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment is None or moment.tzinfo is None:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date (2026-11-28) or a time "
+                            "with a zone (2026-11-28T06:00:00Z)")
+    return moment.astimezone(timezone.utc)
 
 
 def _dims(**fields) -> dict:

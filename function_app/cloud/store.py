@@ -57,6 +57,10 @@ class BranchRecord:
     previous_secret: str | None = None
     rotated_at: datetime | None = None
     revoked_at: datetime | None = None
+    # JSON of shared.models.Refusal: the latest message signed by this branch that was refused;
+    # the pull hands it to the till. "" once head office has replayed or discarded it.
+    last_refusal: str | None = None
+    last_refusal_letter: str | None = None  # the dead letter's id
     etag: str | None = field(default=None, compare=False)
 
 

@@ -564,6 +564,7 @@ def _branch_entity(r: BranchRecord) -> dict:
         "pending": r.pending, "last_error": r.last_error, "last_error_at": r.last_error_at,
         "next_secret": r.next_secret, "rotation_requested_at": r.rotation_requested_at,
         "previous_secret": r.previous_secret, "rotated_at": r.rotated_at, "revoked_at": r.revoked_at,
+        "last_refusal": r.last_refusal, "last_refusal_letter": r.last_refusal_letter,
     })
 
 
@@ -574,7 +575,9 @@ def _branch_record(e: dict) -> BranchRecord:
         pending=_int(e["pending"]) if e.get("pending") is not None else None, last_error=e.get("last_error"),
         last_error_at=_dt(e.get("last_error_at")), next_secret=e.get("next_secret"),
         rotation_requested_at=_dt(e.get("rotation_requested_at")), previous_secret=e.get("previous_secret"),
-        rotated_at=_dt(e.get("rotated_at")), revoked_at=_dt(e.get("revoked_at")), etag=e.metadata["etag"],
+        rotated_at=_dt(e.get("rotated_at")), revoked_at=_dt(e.get("revoked_at")),
+        last_refusal=e.get("last_refusal") or None, last_refusal_letter=e.get("last_refusal_letter") or None,
+        etag=e.metadata["etag"],
     )
 
 

@@ -21,7 +21,8 @@ from branch_client.identity import Identity
 from shared import limits
 from shared.encoding import decode_message, from_queue_text, parse_frame, signed_by
 from shared.errors import ContractError, ErrorCode
-from shared.models import CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, Product, PullAnswer, QueueAccess, Sale
+from shared.models import (CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, Product, PullAnswer, QueueAccess,
+                           Refusal, Sale)
 from shared.signing import new_secret, verify_request
 
 BRANCH = "dhaka-1"
@@ -67,6 +68,7 @@ class FakeCloud:
         self.next_secret: str | None = None         # set by rotate(); handed out on pulls until used
         self.previous_secret: str | None = None
         self.revoked = False
+        self.refusal: Refusal | None = None           # what the pull reports as the branch's latest refusal
 
     # --- admin side ---------------------------------------------------------------------------
 
@@ -136,7 +138,7 @@ class FakeCloud:
         answer = PullAnswer(branch=self.branch, applied_through=self.applied_through, catalog=catalog, server_time=now,
                             push=QueueAccess(queue_url=QUEUE_URL, sas_token="se=x&sp=a&sig=" + secrets.token_hex(4),
                                              expires_at=now + self.sas_lifetime),
-                            rotate_secret=self.next_secret)
+                            rotate_secret=self.next_secret, last_refusal=self.refusal)
         return httpx.Response(200, content=answer.model_dump_json().encode(),
                               headers={"Content-Type": "application/json"})
 

@@ -5,6 +5,7 @@ plugged in at the client seam (`cli.client_options`), or the cloud is simply not
 """
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from filelock import FileLock
@@ -14,6 +15,7 @@ from branch_client import cli
 from branch_client.identity import Identity
 from branch_client.store import Store
 from shared.enrollment import encode_code
+from shared.models import Refusal
 from tests.branch_client.conftest import enroll_out_of_reach
 from tests.branch_client.fakes import entry, page, product
 
@@ -202,6 +204,49 @@ def test_a_second_sync_exits_4_at_once(shop, fake_cloud):
     with FileLock(shop / "sync.lock", timeout=0):
         result = run(shop, "sync")
     assert result.exit_code == 4 and "already running" in result.stderr
+
+
+def _refused(plugged, seq: int, sale_id: str) -> None:
+    plugged.refusal = Refusal(at=datetime.now(timezone.utc), code="cloned_till", seq=seq, sale_id=sale_id,
+                              reason=f"sale {seq} of branch {plugged.branch} arrived with other contents")
+
+
+def test_status_says_the_cloud_refused_this_till_s_sale_and_what_to_do(shop, plugged):
+    _enroll_directly(shop, plugged)
+    run(shop, "sale", "add", "SOAP=1")
+    with Store(shop) as store:
+        mine = store.get_sale(1).sale.sale_id
+    _refused(plugged, 1, mine)
+    assert run(shop, "sync").exit_code == 0
+    run(shop, "sale", "add", "SOAP=2")
+    info = _status(shop)
+    assert info["last_refusal"]["code"] == "cloned_till" and info["last_refusal"]["this_till"] is True
+    assert info["last_refusal"]["says"].startswith("the cloud refused sales from this till")
+    assert "refused sales from this till" in info["stuck"][0]["why"] and "enroll --force" in info["stuck"][0]["next"]
+    human = run(shop, "status").stdout
+    assert "refused by the cloud" in human and "What to do:" in human
+
+
+def test_status_tells_the_real_till_that_another_pc_s_sale_was_refused(shop, plugged):
+    _enroll_directly(shop, plugged)
+    run(shop, "sale", "add", "SOAP=1")
+    _refused(plugged, 1, "f" * 32)  # the copy's sale under the same number
+    run(shop, "sync")
+    info = _status(shop)
+    assert info["last_refusal"]["this_till"] is False
+    assert "another PC syncing as this branch" in info["last_refusal"]["says"]
+    assert all("refused" not in e["why"] for e in info["stuck"])  # this till's sale is the one counted
+
+
+def test_a_refusal_head_office_dealt_with_is_no_longer_shown_after_the_next_sync(shop, plugged):
+    _enroll_directly(shop, plugged)
+    run(shop, "sale", "add", "SOAP=1")
+    _refused(plugged, 1, "f" * 32)
+    run(shop, "sync")
+    plugged.refusal = None
+    run(shop, "sync")
+    assert _status(shop)["last_refusal"] is None
+    assert "refused by the cloud" not in run(shop, "status").stdout
 
 
 def test_status_explains_each_waiting_sale_and_what_happens_next(shop):

@@ -138,6 +138,15 @@ def test_the_pending_backlog(pending, age, expected):
     assert finding.level == expected and (pending == 0 or str(pending) in finding.found)
 
 
+@pytest.mark.parametrize("this_till, expected", [(True, Level.FAIL), (None, Level.FAIL), (False, Level.WARN)])
+def test_sales_the_cloud_refused_fail_the_till_that_sent_them_and_warn_the_other(this_till, expected):
+    refusal = {"at": "2026-11-28T08:00:00Z", "code": "cloned_till", "reason": "two PCs sync as dhaka-1",
+               "seq": 4, "sale_id": "a" * 32, "this_till": this_till}
+    finding = doctor.check_refusal(healthy(refusal=refusal))
+    assert finding.level == expected and "two PCs sync as dhaka-1" in finding.found
+    assert finding.fix and ("new branch" in finding.fix or "another PC" in finding.fix)
+
+
 @pytest.mark.parametrize("free, expected", [(50 * 1024 ** 3, Level.OK), (500 * 1024 ** 2, Level.WARN),
                                             (50 * 1024 ** 2, Level.FAIL), (None, Level.WARN)])
 def test_free_disk_space(free, expected):
@@ -232,6 +241,7 @@ def test_doctor_end_to_end_against_the_local_cloud(tmp_path, admin_env, cloud, b
         "data folder writable": "ok", "database integrity": "ok", "enrolled, credentials accepted": "ok",
         "cloud reachable": "ok", "clock": "ok", "scheduled sync task": "n/a" if sys.platform != "win32" else levels[
             "scheduled sync task"], "last successful sync": "ok", "pending sales": "ok",
+        "sales refused by the cloud": "ok",
         "free disk space": levels["free disk space"],
     }
     assert proc.returncode == (1 if report["needs_action"] else 0)

@@ -42,3 +42,18 @@ def test_a_sale_pushed_many_times_without_an_ack_points_ops_at_the_dead_letters(
     e = why(record(SaleState.PUSHED, timedelta(hours=5), 4))
     assert "4 times" in e.why and "refusing" in e.why
     assert "deadletter list" in e.next and "dhaka-1" in e.next
+
+
+def test_a_sale_of_a_till_the_cloud_refused_says_so_and_what_to_do():
+    refusal = {"at": "2026-11-28T08:00:00Z", "code": "cloned_till", "reason": "two PCs sync as dhaka-1", "this_till": True}
+    e = explain(record(SaleState.PUSHED, timedelta(minutes=2), 1), NOW, branch="dhaka-1", last_error=None,
+                resend_after=RESEND_AFTER, refusal=refusal)
+    assert e.why == "the cloud refused sales from this till: two PCs sync as dhaka-1"
+    assert e.next.startswith("What to do:") and "new branch code" in e.next
+
+
+def test_another_pc_s_refused_sale_does_not_explain_this_till_s_waiting_sale():
+    refusal = {"at": "2026-11-28T08:00:00Z", "code": "cloned_till", "reason": "two PCs", "this_till": False}
+    e = explain(record(SaleState.PENDING), NOW, branch="dhaka-1", last_error=None, resend_after=RESEND_AFTER,
+                refusal=refusal)
+    assert "refused" not in e.why

@@ -66,7 +66,7 @@ def test_health_answers_ok(cloud):
 
 @pytest.mark.parametrize("method, path", [
     ("GET", "/api/admin/branches"), ("POST", "/api/admin/branches"), ("POST", "/api/admin/catalog"),
-    ("DELETE", "/api/admin/catalog/RICE"), ("GET", "/api/admin/sales"),
+    ("DELETE", "/api/admin/catalog/RICE"), ("GET", "/api/admin/sales"), ("GET", "/api/admin/reports/price-differences"),
 ])
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 def test_admin_endpoints_refuse_a_missing_or_wrong_key_with_401_json(cloud, method, path, key):

@@ -40,3 +40,17 @@ def test_a_cloned_till_is_noticed_and_its_sales_are_not_counted(tmp_path, admin_
     assert [s["sale"]["total"] for s in exported(branch_name, env)] == [18000, 36000]
     listing = json.loads(cli("branchsync-admin", "branches", "--json", env=env).stdout)["branches"]
     assert "cloned_till" in next(b for b in listing if b["branch"] == branch_name)["last_error"]
+
+    # The next pull tells each PC: the copy that its sale was refused, the real till that another PC's was.
+    for home in (clone, real):
+        cli("branchsync", "--home", home, "sync", env=env)
+    copy_says = json.loads(cli("branchsync", "--home", clone, "status", "--json", env=env).stdout)["last_refusal"]
+    assert copy_says["code"] == "cloned_till" and copy_says["this_till"] is True
+    assert copy_says["says"].startswith("the cloud refused sales from this till")
+    human = cli("branchsync", "--home", clone, "status", env={**env, "COLUMNS": "250"}).stdout
+    assert "refused by the cloud" in human and "What to do:" in human
+    doctor = cli("branchsync", "--home", clone, "doctor", "--json", env=env, check=False)
+    refused = next(f for f in json.loads(doctor.stdout)["findings"] if f["check"] == "sales refused by the cloud")
+    assert doctor.returncode == 1 and refused["level"] == "fail"
+    real_says = json.loads(cli("branchsync", "--home", real, "status", "--json", env=env).stdout)["last_refusal"]
+    assert real_says["this_till"] is False and "another PC" in real_says["says"]

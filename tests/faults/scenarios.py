@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zlib
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 from azure.storage.queue import QueueClient
 
@@ -19,10 +21,13 @@ from branch_client.sale_entry import parse_items
 from branch_client.store import Store
 from headoffice.stand_ins import ROOT, start_azurite
 from shared.encoding import Frame, pack_sales, to_queue_text
+from shared.models import Product
+from shared.money import format_taka, line_total
 from shared.signing import mac, new_secret
 
 from .harness import (
     Branch, Scenario, Stack, TrialResult, cli, count_in_log, new_branch, random_items, reconcile, reported_seq,
+    wait_applied,
 )
 from .netcut import Cut, NetCut
 
@@ -52,13 +57,7 @@ class PullCut(Scenario):
 
     def _env(self, stack: Stack):
         if self._setup is None:
-            from headoffice.stand_ins import free_port
-            port = free_port()
-            proxy = NetCut(port)
-            stack.extra.append(proxy)
-            cloud = stack.own_cloud("cloud-pullcut", extra_env={"BRANCHSYNC_PUBLIC_URL": proxy.url})
-            proxy.target = ("127.0.0.1", cloud.port)
-            self._setup = (proxy, cloud)
+            self._setup = proxied_cloud(stack, "cloud-pullcut")
         return self._setup
 
     def run(self, stack: Stack, seed: int) -> TrialResult:
@@ -88,6 +87,17 @@ class PullCut(Scenario):
         result = reconcile(stack, branch, reported=reported, faults=rule.fired)
         result.problems = problems + result.problems
         return result
+
+
+def proxied_cloud(stack: Stack, name: str):
+    """A dedicated dev host behind a NetCut proxy; its enrollment codes point at the proxy, so its
+    branches reach it only through the proxy (the queue they push to is Azurite's, directly)."""
+    from headoffice.stand_ins import free_port
+    proxy = NetCut(free_port())
+    stack.extra.append(proxy)
+    cloud = stack.own_cloud(name, extra_env={"BRANCHSYNC_PUBLIC_URL": proxy.url})
+    proxy.target = ("127.0.0.1", cloud.port)
+    return proxy, cloud
 
 
 def compare_catalog(branch: Branch, url: str) -> list[str]:
@@ -626,10 +636,173 @@ def _signed(branch: str, secret: str, json_bytes: bytes) -> str:
     return to_queue_text(head + mac(secret, head + compressed) + compressed)
 
 
+# --- 11. a cloned till ----------------------------------------------------------------------------
+
+
+class ClonedTill(Scenario):
+    """The branch's data directory (database and secret) copied to a second PC at a seeded point.
+
+    Both PCs sell under the same numbers; the real till syncs first, then the copy. The copy's
+    push must be dead-lettered as cloned_till and none of its sales counted, its next sync must
+    tell it so, and the real till, selling on, must reconcile exactly.
+    """
+
+    name, number, trials, quick_trials = "cloned-till", 11, 8, 2
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        real = new_branch(stack, f"clone{seed}")
+        real.run("sync")
+        reported = real.add_sales(rng.randint(0, 3), rng)     # the copy takes these along
+        if rng.random() < 0.5:
+            real.run("sync")                                    # ... pushed and acknowledged, or not yet
+        copy = copy_till(real, real.home.with_name(real.name + "-copy"))
+        reported += real.add_sales(rng.randint(1, 4), rng)
+        copied = {i for _, i, _ in copy.local_sales()}
+        copy.add_sales(rng.randint(1, 4), rng)                  # other sales under the same numbers
+        own = [(seq, i) for seq, i, _ in copy.local_sales() if i not in copied]
+        problems: list[str] = []
+        real.run("sync")
+        last = max(reported)
+        if wait_applied(stack, real.name, last) < last:
+            problems.append(f"the real till's sales up to {last} were not applied before the copy synced")
+        copy.run("sync")
+        letters = _wait_dead_letters(stack, real.name, 1)
+        if [d.code for d in letters] != ["cloned_till"]:
+            problems.append(f"the copy's push was not dead-lettered as cloned_till: {[d.code for d in letters]}")
+        copy.run("sync")                                        # its pull brings the refusal home
+        refusal = copy.status()["last_refusal"] or {}
+        told = (refusal.get("code"), refusal.get("this_till"), refusal.get("seq")) == ("cloned_till", True, own[0][0])
+        if not told or "refused sales from this till" not in refusal.get("says", ""):
+            problems.append(f"the copy's status does not say its sale {own[0][0]} was refused: {refusal}")
+        reported += real.add_sales(rng.randint(0, 3), rng)     # the real till sells on
+        result = reconcile(stack, real, reported=reported, dead_letters=1, faults=1)
+        exported = {json.loads(line)["sale"]["sale_id"] for line in cli(
+            "branchsync-admin", "sales", "export", "--branch", real.name, "--format", "jsonl",
+            env=stack.admin_env()).stdout.splitlines() if line.strip()}
+        counted = [seq for seq, i in own if i in exported]
+        if counted:
+            result.sales_duplicated += len(counted)
+            problems.append(f"the copy's sales {counted} were counted by the cloud")
+        if (real.status()["last_refusal"] or {}).get("this_till") is not False:
+            problems.append("the real till's status does not say the refused sale was another PC's")
+        result.problems = problems + result.problems
+        return result
+
+
+def copy_till(branch: Branch, home) -> Branch:
+    """The data directory copied to another "PC": same database, same secret, same branch."""
+    import shutil
+    shutil.copytree(branch.home, home, ignore=shutil.ignore_patterns("*.lock", "logs", "backups"))
+    return Branch(branch.name, home, branch.env)
+
+
+def _wait_dead_letters(stack: Stack, branch: str, n: int, timeout: float = 60) -> list:
+    deadline = time.monotonic() + timeout
+    with stack.admin() as a:
+        while True:
+            letters = [d for d in a.dead_letters().dead_letters if d.branch == branch]
+            if len(letters) >= n or time.monotonic() > deadline:
+                return letters
+            time.sleep(0.25)
+
+
+# --- 12. a product deleted and a price changed while the branch was offline -------------------------
+
+
+class CatalogChangedOffline(Scenario):
+    """While the branch is offline (every request to its cloud cut) it sells; head office deletes one
+    sold product and reprices another. The sales must be applied exactly as sold, and the
+    price-difference report must list exactly the lines of those two products."""
+
+    name, number, trials, quick_trials = "catalog-changed-offline", 12, 8, 2
+    PRODUCTS = 6
+
+    def __init__(self):
+        self._setup = None
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        if self._setup is None:
+            self._setup = proxied_cloud(stack, "cloud-offline-catalog")
+        proxy, cloud = self._setup
+        proxy.clear()
+        tag = f"OFF{seed}-{uuid.uuid4().hex[:6]}"
+        products = [Product(sku=f"{tag}-{i}", name=f"পণ্য {tag} {i}", price=rng.randint(500, 90_000),
+                            unit="kg" if i % 2 else "pcs") for i in range(self.PRODUCTS)]
+        with stack.admin() as a:
+            a.import_products(products)
+        branch = new_branch(stack, f"offcat{seed}", url=cloud.url)
+        branch.run("sync")
+        gone, repriced = rng.sample(products, 2)
+        new_price = repriced.price + rng.choice([-1, 1]) * rng.randint(1, repriced.price // 2)
+
+        offline = proxy.add(Cut(match=lambda m, p: True, times=10**9))  # the line is down
+        reported = []
+        for n in range(rng.randint(3, 8)):
+            chosen = rng.sample(products, rng.randint(1, 3)) if n else [gone, repriced]
+            items = [f"{p.sku}={rng.randint(1, 4) if p.unit == 'pcs' else f'{rng.randint(1, 3000) / 1000:.3f}'}"
+                     for p in chosen]
+            reported.append(reported_seq(branch.run("sale", "add", *items).stdout))
+        problems: list[str] = []
+        if branch.run("sync", check=False).returncode != 1:
+            problems.append("a sync with the line down did not exit 1")
+        cli("branchsync-admin", "catalog", "delete", gone.sku, env=stack.admin_env())
+        changed = stack.workdir / f"{tag}.csv"
+        changed.write_text(f"sku,name,price,unit\n{repriced.sku},{repriced.name},{format_taka(new_price)},{repriced.unit}\n",
+                           encoding="utf-8")
+        cli("branchsync-admin", "catalog", "import", changed, env=stack.admin_env())
+        faults = offline.fired + 2                                     # cut requests, and the two catalog changes
+        proxy.clear()                                                   # the line is back
+
+        result = reconcile(stack, branch, reported=reported, faults=faults)
+        local = _local_bodies(branch)
+        out = cli("branchsync-admin", "sales", "export", "--branch", branch.name, "--format", "jsonl",
+                  env=stack.admin_env()).stdout
+        cloud_sales = {s["seq"]: s for s in (json.loads(line)["sale"] for line in out.splitlines() if line.strip())}
+        changed_sales = [seq for seq, sale in local.items() if _as_sold(cloud_sales.get(seq)) != _as_sold(sale)]
+        if changed_sales:
+            problems.append(f"sales {changed_sales[:10]} are not in the cloud exactly as sold")
+        expected = set()
+        for seq, sale in local.items():
+            for n, line in enumerate(sale["lines"], 1):
+                if line["sku"] == gone.sku:
+                    expected.add((seq, n, line["sku"], "deleted", line["unit_price"], None, None))
+                elif line["sku"] == repriced.sku:
+                    diff = line["line_total"] - line_total(Decimal(line["qty"]), new_price)
+                    expected.add((seq, n, line["sku"], "price_differs", line["unit_price"], new_price, diff))
+        report = cli("branchsync-admin", "report", "price-differences", "--branch", branch.name, "--format", "jsonl",
+                     env=stack.admin_env()).stdout
+        listed = [json.loads(line) for line in report.splitlines() if line.strip()]
+        got = [(d["seq"], d["line"], d["sku"], d["status"], d["sold_price"], d["current_price"], d["difference"])
+               for d in listed]
+        if len(got) != len(set(got)) or set(got) != expected:
+            problems.append(f"the price-difference report differs: missing {sorted(expected - set(got), key=str)[:5]}, "
+                            f"extra {sorted(set(got) - expected, key=str)[:5]}, {len(got)} rows for {len(expected)}")
+        result.problems = problems + result.problems
+        return result
+
+
+def _local_bodies(branch: Branch) -> dict[int, dict]:
+    conn = sqlite3.connect(f"file:{branch.home / 'branchsync.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        return {seq: json.loads(body) for seq, body in conn.execute("SELECT seq, body FROM sales ORDER BY seq")}
+    finally:
+        conn.close()
+
+
+def _as_sold(sale: dict | None):
+    """What a sale charged: its lines (sku, qty, unit and list price, line total) and total."""
+    if sale is None:
+        return None
+    return (sale["total"], [(l["sku"], str(Decimal(l["qty"])), l["unit_price"], l["list_price"], l["line_total"])
+                            for l in sale["lines"]])
+
+
 def all_scenarios(quick: bool = False) -> list[Scenario]:
     week = OfflineWeek()
     week.quick = quick
     restart = AzuriteRestart()
     restart.quick = quick
     return [PullCut(), PushCut(), Kill("sale-add"), Kill("sync"), Redeliver(), ApplyFails(), restart, ClockSkew(),
-            Concurrent(), week, DeadLetters()]
+            Concurrent(), week, DeadLetters(), ClonedTill(), CatalogChangedOffline()]
