@@ -97,7 +97,9 @@ def token_hash(token: str) -> str:
 def check_admin(settings: Settings, presented: str | None) -> None:
     if not settings.admin_key:
         raise ContractError(ErrorCode.UNAUTHENTICATED, "the admin API is disabled: set BRANCHSYNC_ADMIN_KEY in the app settings")
-    if not presented or not hmac.compare_digest(presented.encode(), settings.admin_key.encode()):
+    # Bounded and encoded leniently: a header that is not text (a lone surrogate) is simply wrong.
+    if (not presented or len(presented) > limits.AUTH_HEADER_MAX_CHARS
+            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), settings.admin_key.encode())):
         raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with the admin key")
 
 
@@ -464,7 +466,8 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+    # Length first: int() refuses strings of more than 4,300 digits with a ValueError.
+    if len(raw) > limits.INT_PARAM_MAX_DIGITS or not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
     return int(raw)
 
