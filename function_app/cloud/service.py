@@ -324,7 +324,7 @@ class Service:
 
     def _letter(self, letter_id: str) -> DeadLetter:
         if not _LETTER_ID.fullmatch(letter_id or ""):
-            raise ContractError(ErrorCode.BAD_REQUEST, f"{letter_id!r} is not a dead-letter id; "
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(letter_id)} is not a dead-letter id; "
                                 "see 'branchsync-admin deadletter list'")
         letter = self.store.get_dead_letter(letter_id)
         if letter is None:
@@ -354,7 +354,7 @@ class Service:
             raise ContractError(ErrorCode.BAD_REQUEST, f"limit must be from 1 to {limits.EXPORT_PAGE_MAX}")
         if branch is not None:
             if not BRANCH_RE.match(branch):
-                raise ContractError(ErrorCode.BAD_REQUEST, f"branch {branch!r} is not a valid branch name")
+                raise ContractError(ErrorCode.BAD_REQUEST, f"branch {_shown(branch)} is not a valid branch name")
             if self.store.get_branch(branch) is None:
                 raise ContractError(ErrorCode.NOT_FOUND, f"branch {branch} does not exist")
         resume = _decode_export_token(after) if after else None
@@ -418,7 +418,7 @@ class Service:
         try:
             sku = _SKU.validate_python(sku)
         except ValidationError:
-            raise ContractError(ErrorCode.BAD_REQUEST, f"{sku!r} is not a valid sku") from None
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(sku)} is not a valid sku") from None
 
         def attempt() -> int:
             base = self.store.get_catalog_counter()
@@ -470,6 +470,11 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     if len(raw) > limits.INT_PARAM_MAX_DIGITS or not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
     return int(raw)
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """A client's value as quoted in an error: escaped by repr, and shortened so it is never echoed whole."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
 
 
 def _dims(**fields) -> dict:

@@ -604,3 +604,16 @@ def test_exporting_an_unknown_branch_is_not_found(service):
     with pytest.raises(ContractError) as err:
         service.export_sales("ghost-1")
     assert err.value.code == ErrorCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("call", [
+    lambda svc, text: svc.delete_sku(text),
+    lambda svc, text: svc.export_sales(branch=text),
+    lambda svc, text: svc.get_dead_letter(text),
+], ids=["sku", "branch", "dead letter id"])
+def test_a_refused_route_or_query_value_is_quoted_shortened_in_the_error(service, call):
+    # These were echoed whole: as long as the URL, in the 400 body and the log line.
+    with pytest.raises(ContractError) as err:
+        call(service, "x\n" * 5000)
+    assert err.value.code == ErrorCode.BAD_REQUEST
+    assert len(err.value.message) < 200 and "\n" not in err.value.message and "'x\\nx\\n" in err.value.message

@@ -108,11 +108,13 @@ def test_no_generated_request_gets_a_500_and_a_refusal_is_a_json_error_that_stor
         writes = world.store.take()
         assert resp.status_code < 500, resp.get_body()[:500]
         if resp.status_code >= 400:
-            ErrorBody.model_validate_json(resp.get_body())
+            error = ErrorBody.model_validate_json(resp.get_body()).error
+            assert "\n" not in error.message and len(error.message) < 8000, error.message[:300]
             # A create refused as a duplicate re-ensures the existing branch's state row (an
-            # idempotent no-op); nothing else may be written for a refused request.
+            # idempotent no-op), and a replay guard must remember the nonce of an authentic
+            # request whatever its outcome; nothing else may be written for a refused request.
             stored = [(name, args) for name, args, _ in writes
-                      if not (name == "init_sales_state" and resp.status_code == 409)]
+                      if not (name == "init_sales_state" and resp.status_code == 409) and "nonce" not in name]
             assert not stored, (resp.status_code, resp.get_body()[:300], stored)
         else:
             json.loads(resp.get_body())
