@@ -137,7 +137,7 @@ def sale_dict(draw, seq):
 
 @st.composite
 def batch_dict(draw, branch):
-    first = draw(st.integers(1, 60))
+    first = draw(st.integers(1, 400))
     sales = [draw(sale_dict(first + i)) for i in range(draw(st.integers(1, 3)))]
     return {"v": 1, "branch": branch, "sent_at": "2026-11-28T07:00:00Z", "sales": sales}
 

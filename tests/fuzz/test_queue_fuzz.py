@@ -76,6 +76,7 @@ def test_no_generated_queue_message_escapes_as_an_exception_and_every_refusal_is
     _, apply_sales = app_functions()
     codes = {str(c) for c in ErrorCode}
     seen: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
 
     @FUZZ
     @given(case=queue_cases(world))
@@ -85,6 +86,8 @@ def test_no_generated_queue_message_escapes_as_an_exception_and_every_refusal_is
         apply_sales(func.QueueMessage(id="fuzz", body=body))  # must not raise
         writes = world.store.take()
         letters = [args[0] for name, args, _ in writes if name == "add_dead_letter"]
+        outcome = letters[0].code if letters else "applied" if writes else "duplicate"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if kind in MUST_REJECT:
             assert letters, f"{kind} message was not dead-lettered"
             if MUST_REJECT[kind] is not None:
@@ -102,3 +105,6 @@ def test_no_generated_queue_message_escapes_as_an_exception_and_every_refusal_is
     run()
     assert sum(seen.values()) >= CASES, seen
     assert set(seen) >= set(MUST_REJECT) | {"mutated"}, seen
+    # Deep enough: generated batches were applied, found to be duplicates, or caught as clones.
+    assert outcomes.get("applied", 0) > 20 and outcomes.get("malformed_message", 0) > 100, outcomes
+    assert outcomes.get("applied", 0) + outcomes.get("duplicate", 0) + outcomes.get("cloned_till", 0) > 100, outcomes
