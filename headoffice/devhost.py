@@ -46,6 +46,10 @@ HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 # uses 10 minutes and renews; functions here take well under a second). If the host dies
 # mid-message, the message comes back after this.
 LEASE_SECONDS = 30
+# The Functions host's own request limits (100 MB body, 4,096-character URL): the dev host
+# refuses beyond them as Azure would, and never buffers more than that of a request.
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
+MAX_URL_CHARS = 4096
 
 log = logging.getLogger("branchsync.devhost")
 
@@ -201,11 +205,16 @@ class HttpGateway:
             return JSONResponse({"error": {"code": "not_found", "message": f"no function answers {request.method} {request.url.path}"}},
                                 status_code=404)
         target, route_params = match
+        if len(raw) + len(request.scope.get("query_string") or b"") > MAX_URL_CHARS:
+            return _refusal(414, "bad_request", f"the URL is longer than {MAX_URL_CHARS} characters")
+        body = await _bounded_body(request)
+        if body is None:
+            return _refusal(413, "oversized_message", f"the request body is larger than {MAX_REQUEST_BYTES} bytes")
         headers: dict[str, str] = {}
         for key, value in request.headers.items():
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         req = func.HttpRequest(request.method, str(request.url), headers=headers, params=dict(request.query_params),
-                               route_params=route_params, body=await request.body())
+                               route_params=route_params, body=body)
         try:
             resp = self._convert(await run_in_threadpool(_call, target.fn, **{target.param: req}))
         except Exception:
@@ -234,6 +243,23 @@ class HttpGateway:
         if not any(k.lower() == "content-type" for k in headers) and resp.mimetype:
             headers["content-type"] = f"{resp.mimetype}; charset={resp.charset}" if resp.charset else resp.mimetype
         return Response(content=resp.get_body(), status_code=resp.status_code, headers=headers)
+
+
+def _refusal(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The body, or None once it is (or says it is) larger than MAX_REQUEST_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 15 or int(declared) > MAX_REQUEST_BYTES):
+        return None
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_REQUEST_BYTES:
+            return None
+    return bytes(body)
 
 
 # --- queues --------------------------------------------------------------------------------

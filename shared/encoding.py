@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from . import limits
 from .errors import ContractError, ErrorCode
-from .models import BRANCH_RE, Sale, SalesBatch
+from .models import BRANCH_RE, Sale, SalesBatch, describe_errors
 from .signing import mac
 
 MAGIC = b"BSQ1"
@@ -97,7 +97,7 @@ def open_frame(frame: Frame, secret: str) -> SalesBatch:
     try:
         batch = SalesBatch.model_validate_json(raw)
     except ValidationError as exc:
-        raise ContractError(ErrorCode.MALFORMED_MESSAGE, f"sales batch is invalid: {_first_error(exc)}") from None
+        raise ContractError(ErrorCode.MALFORMED_MESSAGE, f"sales batch is invalid: {describe_errors(exc)}") from None
     if batch.branch != frame.branch:
         raise ContractError(ErrorCode.FORBIDDEN, f"batch claims branch {batch.branch} inside a message signed by {frame.branch}")
     return batch
@@ -138,8 +138,3 @@ def pack_sales(branch: str, sales: Sequence[Sale], secret: str, sent_at: datetim
         guess = max(1, int(count * budget / len(text) * 0.97))
     return out
 
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "body"
-    return f"{where}: {err.get('msg', 'invalid')}"

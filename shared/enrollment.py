@@ -15,6 +15,8 @@ from .errors import ContractError, ErrorCode
 from .models import EnrollRequest
 
 PREFIX = "BSE1."
+# A real code is about 150 characters; a URL of up to ~1,500 still fits.
+CODE_MAX_CHARS = 2048
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ def encode_code(url: str, token: str) -> str:
 def decode_code(code: str) -> EnrollmentCode:
     """Parse a code as typed or pasted by a person; ContractError(enrollment_invalid) says what is wrong."""
     text = code.strip()
+    if len(text) > CODE_MAX_CHARS:
+        raise _invalid(f"it is longer than {CODE_MAX_CHARS} characters")
     if not text.startswith(PREFIX):
         raise _invalid("it does not start with BSE1.")
     body = text[len(PREFIX):]
@@ -40,8 +44,11 @@ def decode_code(code: str) -> EnrollmentCode:
         raise _invalid("it is damaged (not base64url JSON)") from None
     if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token"), str):
         raise _invalid("it lacks the cloud URL or the token")
-    parts = urlsplit(data["url"])
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(data["url"])
+    except ValueError:  # e.g. "http://[::1": urlsplit refuses a broken IPv6 host
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise _invalid(f"its cloud URL {data['url']!r} is not an http(s) URL")
     try:
         EnrollRequest(token=data["token"])

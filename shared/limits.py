@@ -30,3 +30,10 @@ EXPORT_PAGE_MAX = 5_000
 
 # Branch requests carry their time; the cloud refuses requests further off than this.
 CLOCK_SKEW_SECONDS = 300
+
+# Authentication headers (X-Branchsync-*): a nonce is 32 hex characters and a signature
+# 64, a time about 10 digits. Longer values are refused before any work is done on them.
+AUTH_HEADER_MAX_CHARS = 128
+TIMESTAMP_MAX_DIGITS = 15
+# Whole-number query parameters (cursor, limit, pending): seqs and versions stay below 2**53.
+INT_PARAM_MAX_DIGITS = 16

@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from . import limits
 from .money import line_total, parse_quantity
@@ -24,6 +24,30 @@ def _no_control(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     return value
+
+
+# How much of one field name, or of one problem, an error message may echo of the input.
+FIELD_NAME_ECHO_CHARS = 40
+PROBLEM_ECHO_CHARS = 200
+
+
+def describe_errors(exc: ValidationError, count: int = 1) -> str:
+    """The first `count` problems, each naming its field, e.g. `products.0.price: ...`.
+
+    Field names can come from the input (an unknown key), and a problem can quote a value,
+    so each is escaped and shortened: an error never echoes much of a hostile body.
+    """
+    parts = []
+    for e in exc.errors()[:count]:
+        where = ".".join(_echo(p, FIELD_NAME_ECHO_CHARS) for p in e.get("loc", ())) or "body"
+        parts.append(f"{where}: {_echo(e.get('msg', 'invalid'), PROBLEM_ECHO_CHARS)}")
+    return "; ".join(parts)
+
+
+def _echo(part, limit: int) -> str:
+    text = str(part)
+    text = text if text.isprintable() else ascii(text)[1:-1]
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _utc(value: datetime) -> datetime:

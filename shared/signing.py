@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from .errors import ContractError, ErrorCode
-from .limits import CLOCK_SKEW_SECONDS
+from .limits import AUTH_HEADER_MAX_CHARS, CLOCK_SKEW_SECONDS, TIMESTAMP_MAX_DIGITS
 
 HEADER_BRANCH = "X-Branchsync-Branch"
 HEADER_TIME = "X-Branchsync-Time"
@@ -62,16 +62,22 @@ def verify_request(secret: str, headers: Mapping[str, str], method: str, path: s
     timestamp = headers.get(HEADER_TIME, "")
     nonce = headers.get(HEADER_NONCE, "")
     signature = headers.get(HEADER_SIGNATURE, "")
-    if not timestamp.isdigit() or not nonce or not signature:
+    # isdigit() alone admits "²" and other digits int() refuses; ASCII and bounded, or not signed.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= TIMESTAMP_MAX_DIGITS) or not nonce or not signature:
         raise ContractError(ErrorCode.UNAUTHENTICATED, "request is not signed: enroll this branch and sync with branchsync")
     if not NONCE_RE.fullmatch(nonce):
         raise ContractError(ErrorCode.UNAUTHENTICATED, f"{HEADER_NONCE} must be 16 to 64 lowercase hex digits; sync with branchsync")
+    if len(signature) > AUTH_HEADER_MAX_CHARS or not signature.isascii():
+        raise ContractError(ErrorCode.BAD_SIGNATURE, "request signature headers are malformed; sync with branchsync")
     skew = int(timestamp) - now
     if abs(skew) > CLOCK_SKEW_SECONDS:
         raise ContractError(
             ErrorCode.CLOCK_SKEW,
             f"branch clock is {abs(int(skew))} s {'ahead of' if skew > 0 else 'behind'} the cloud; set the branch PC's clock right and sync again",
         )
-    expected = mac(secret, canonical_request(method, path, query, timestamp, nonce, body)).hex()
-    if not hmac.compare_digest(expected, signature):
+    try:
+        canonical = canonical_request(method, path, query, timestamp, nonce, body)
+    except UnicodeEncodeError:  # a lone surrogate in the path or query: no branch signed that
+        raise ContractError(ErrorCode.BAD_SIGNATURE, "request path or query is not valid text, so it cannot be signed") from None
+    if not hmac.compare_digest(mac(secret, canonical).hex(), signature):
         raise ContractError(ErrorCode.BAD_SIGNATURE, "request signature does not match this branch's secret; re-enroll the branch")

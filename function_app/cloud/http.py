@@ -15,6 +15,7 @@ import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import ContractError, ErrorCode
+from shared.models import describe_errors
 from shared.signing import HEADER_ADMIN_KEY
 
 from .service import Service, check_admin
@@ -62,15 +63,6 @@ def error_response(err: ContractError) -> func.HttpResponse:
     return json_response(err.to_body(), err.http_status)
 
 
-def describe(exc: ValidationError) -> str:
-    """The first few problems, each naming its field, e.g. `products.0.price: ...`."""
-    parts = []
-    for e in exc.errors()[:3]:
-        where = ".".join(str(p) for p in e.get("loc", ())) or "body"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
-    return "; ".join(parts)
-
-
 def handle(req: func.HttpRequest, action: Callable[[Service], BaseModel | dict], *, admin: bool = False,
            status: int = 200) -> func.HttpResponse:
     try:
@@ -83,7 +75,7 @@ def handle(req: func.HttpRequest, action: Callable[[Service], BaseModel | dict],
         log.info("refused %s %s: %s %s", req.method, request_path(req), err.code, err.message)
         return error_response(err)
     except ValidationError as exc:
-        err = ContractError(ErrorCode.BAD_REQUEST, describe(exc))
+        err = ContractError(ErrorCode.BAD_REQUEST, describe_errors(exc, 3))
         log.info("refused %s %s: %s", req.method, request_path(req), err.message)
         return error_response(err)
     except (StoreUnavailable, Conflict) as exc:

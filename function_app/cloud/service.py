@@ -117,7 +117,9 @@ def token_hash(token: str) -> str:
 def check_admin(settings: Settings, presented: str | None) -> None:
     if not settings.admin_key:
         raise ContractError(ErrorCode.UNAUTHENTICATED, "the admin API is disabled: set BRANCHSYNC_ADMIN_KEY in the app settings")
-    if not presented or not hmac.compare_digest(presented.encode(), settings.admin_key.encode()):
+    # Bounded and encoded leniently: a header that is not text (a lone surrogate) is simply wrong.
+    if (not presented or len(presented) > limits.AUTH_HEADER_MAX_CHARS
+            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), settings.admin_key.encode())):
         raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with the admin key")
 
 
@@ -433,7 +435,7 @@ class Service:
 
     def _letter(self, letter_id: str) -> DeadLetter:
         if not _LETTER_ID.fullmatch(letter_id or ""):
-            raise ContractError(ErrorCode.BAD_REQUEST, f"{letter_id!r} is not a dead-letter id; "
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(letter_id)} is not a dead-letter id; "
                                 "see 'branchsync-admin deadletter list'")
         letter = self.store.get_dead_letter(letter_id)
         if letter is None:
@@ -481,7 +483,7 @@ class Service:
 
     def _branch(self, name: str) -> BranchRecord:
         if not BRANCH_RE.match(name or ""):
-            raise ContractError(ErrorCode.BAD_REQUEST, f"{name!r} is not a valid branch name")
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(name)} is not a valid branch name")
         record = self.store.get_branch(name)
         if record is None:
             raise ContractError(ErrorCode.NOT_FOUND, f"branch {name} does not exist; see 'branchsync-admin branches'")
@@ -511,7 +513,7 @@ class Service:
             raise ContractError(ErrorCode.BAD_REQUEST, f"limit must be from 1 to {limits.EXPORT_PAGE_MAX}")
         if branch is not None:
             if not BRANCH_RE.match(branch):
-                raise ContractError(ErrorCode.BAD_REQUEST, f"branch {branch!r} is not a valid branch name")
+                raise ContractError(ErrorCode.BAD_REQUEST, f"branch {_shown(branch)} is not a valid branch name")
             if self.store.get_branch(branch) is None:
                 raise ContractError(ErrorCode.NOT_FOUND, f"branch {branch} does not exist")
         resume = _decode_export_token(after) if after else None
@@ -591,7 +593,7 @@ class Service:
         try:
             sku = _SKU.validate_python(sku)
         except ValidationError:
-            raise ContractError(ErrorCode.BAD_REQUEST, f"{sku!r} is not a valid sku") from None
+            raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(sku)} is not a valid sku") from None
 
         def attempt() -> int:
             base = self.store.get_catalog_counter()
@@ -645,7 +647,8 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+    # Length first: int() refuses strings of more than 4,300 digits with a ValueError.
+    if len(raw) > limits.INT_PARAM_MAX_DIGITS or not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
     return int(raw)
 
@@ -664,6 +667,11 @@ def time_param(name: str, raw: str | None) -> datetime | None:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date (2026-11-28) or a time "
                             "with a zone (2026-11-28T06:00:00Z)")
     return moment.astimezone(timezone.utc)
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """A client's value as quoted in an error: escaped by repr, and shortened so it is never echoed whole."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
 
 
 def _dims(**fields) -> dict:

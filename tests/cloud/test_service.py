@@ -10,7 +10,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient
 
-from cloud.service import Service
+from cloud.service import Service, check_admin
 from cloud.settings import Settings
 from cloud.store import Conflict, StoreUnavailable
 from cloud.table_store import TableStore
@@ -280,12 +280,21 @@ def test_a_pull_from_a_branch_with_a_wrong_clock_says_to_fix_the_clock(service, 
     assert err.value.code == ErrorCode.CLOCK_SKEW and "clock" in err.value.message
 
 
-@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "1001"}, {"cursor": "-1"}, {"cursor": "abc"}, {"pending": "1.5"}])
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "1001"}, {"cursor": "-1"}, {"cursor": "abc"}, {"pending": "1.5"},
+                                   {"cursor": "9" * 5000}, {"pending": "٣"}])
 def test_a_pull_with_a_bad_parameter_is_a_bad_request_naming_it(service, clock, query):
     secret = enroll(service)
     with pytest.raises(ContractError) as err:
         pull(service, "dhaka-1", secret, clock, **query)
     assert err.value.code == ErrorCode.BAD_REQUEST and next(iter(query)) in err.value.message
+
+
+@pytest.mark.parametrize("presented", ["\ud800", "k" * 10_000, "", None])
+def test_an_admin_key_header_that_is_not_text_or_too_long_is_unauthenticated_not_a_crash(service, presented):
+    # A lone surrogate once made the key comparison raise UnicodeEncodeError (a 500).
+    with pytest.raises(ContractError) as err:
+        check_admin(service.settings, presented)
+    assert err.value.code == ErrorCode.UNAUTHENTICATED
 
 
 # --- catalog -------------------------------------------------------------------------------
@@ -596,3 +605,16 @@ def test_exporting_an_unknown_branch_is_not_found(service):
     with pytest.raises(ContractError) as err:
         service.export_sales("ghost-1")
     assert err.value.code == ErrorCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("call", [
+    lambda svc, text: svc.delete_sku(text),
+    lambda svc, text: svc.export_sales(branch=text),
+    lambda svc, text: svc.get_dead_letter(text),
+], ids=["sku", "branch", "dead letter id"])
+def test_a_refused_route_or_query_value_is_quoted_shortened_in_the_error(service, call):
+    # These were echoed whole: as long as the URL, in the 400 body and the log line.
+    with pytest.raises(ContractError) as err:
+        call(service, "x\n" * 5000)
+    assert err.value.code == ErrorCode.BAD_REQUEST
+    assert len(err.value.message) < 200 and "\n" not in err.value.message and "'x\\nx\\n" in err.value.message

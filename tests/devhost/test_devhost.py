@@ -194,3 +194,33 @@ def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkey
         assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
     finally:
         host.stop()
+
+
+SIZE_APP = '''
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="size", methods=["POST"])
+def size(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(str(len(req.get_body())))
+'''
+
+
+def test_a_body_or_url_beyond_the_hosts_limits_is_refused_with_json_before_the_function_runs(tmp_path, monkeypatch):
+    import headoffice.devhost as devhost
+
+    monkeypatch.setattr(devhost, "MAX_REQUEST_BYTES", 1000)  # the real limit is Azure's 100 MB
+    (tmp_path / "function_app.py").write_text(SIZE_APP)
+    host = DevHost(tmp_path, port=free_port(), env={}).start()
+    try:
+        url = f"http://127.0.0.1:{host.server.config.port}/api/size"
+        assert httpx.post(url, content=b"x" * 1000).text == "1000"
+        big = httpx.post(url, content=b"x" * 1001)
+        chunked = httpx.post(url, content=iter([b"x" * 600, b"x" * 600]))  # no Content-Length: counted as it streams
+        long_url = httpx.post(url + "?q=" + "a" * devhost.MAX_URL_CHARS, content=b"")
+        assert (big.status_code, chunked.status_code, long_url.status_code) == (413, 413, 414)
+        assert big.json()["error"]["code"] == "oversized_message" and long_url.json()["error"]["code"] == "bad_request"
+    finally:
+        host.stop()

@@ -87,3 +87,13 @@ def test_pack_sales_keeps_every_sale_in_order_and_every_message_within_budget():
     assert len(packed) * 50 < len(sales)
     for chunk, text in packed:
         assert decode_message(from_queue_text(text), lambda b: secret).sales == chunk
+
+
+def test_a_dead_letter_reason_quotes_a_hostile_field_name_only_shortened():
+    secret = new_secret()
+    body = b'{"v": 1, "branch": "b1", "sent_at": "2026-11-28T07:00:00Z", "sales": [], "' + b"\x01" * 100_000 + b'": 1}'
+    head = MAGIC + bytes([2]) + b"b1"
+    compressed = zlib.compress(body)
+    with pytest.raises(ContractError) as err:
+        decode_message(head + mac(secret, head + compressed) + compressed, lambda name: secret)
+    assert err.value.code == ErrorCode.MALFORMED_MESSAGE and len(err.value.message) < 400

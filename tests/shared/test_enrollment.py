@@ -28,6 +28,9 @@ def test_surrounding_whitespace_from_copy_paste_is_ignored():
     PREFIX + base64.urlsafe_b64encode(b"[1,2]").decode(),
     PREFIX + base64.urlsafe_b64encode(json.dumps({"url": "ftp://x", "token": TOKEN}).encode()).decode(),
     PREFIX + base64.urlsafe_b64encode(json.dumps({"url": "https://x", "token": "short"}).encode()).decode(),
+    # urlsplit raises ValueError on a broken IPv6 host; it once escaped the parser.
+    PREFIX + base64.urlsafe_b64encode(json.dumps({"url": "http://[::1", "token": TOKEN}).encode()).decode(),
+    PREFIX + "A" * 5000,
 ])
 def test_a_damaged_or_foreign_code_is_refused_with_advice(code):
     with pytest.raises(ContractError) as err:

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from shared.models import CatalogEntry, Payment, Product, Sale, SaleLine, SalesBatch
+from shared.models import CatalogEntry, CatalogImport, Payment, Product, Sale, SaleLine, SalesBatch, describe_errors
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
 
@@ -69,3 +69,14 @@ def test_a_tombstone_has_no_product_and_a_live_entry_has_one():
 def test_bangla_names_round_trip_through_json():
     p = Product(sku="DAL-1", name="মসুর ডাল ১ কেজি", price=14000)
     assert Product.model_validate_json(p.model_dump_json()).name == "মসুর ডাল ১ কেজি"
+
+
+def test_a_validation_error_echoes_a_hostile_field_name_or_value_only_shortened_and_escaped():
+    # Unknown keys and quoted values once reached error bodies and log lines whole (100 KB, newlines).
+    body = ('{"products": [{"sku": "A", "name": "x", "price": 1, "k\\n' + "y" * 100_000 + '": 1},'
+            ' {"sku": "B", "name": "x", "price": 1, "vat_rate": "1' + "0" * 100_000 + '"}]}')
+    with pytest.raises(ValidationError) as err:
+        CatalogImport.model_validate_json(body)
+    text = describe_errors(err.value, 3)
+    assert len(text) < 600 and "\n" not in text
+    assert text.startswith("products.0.k\\nyyy") and "products.1.vat_rate" in text

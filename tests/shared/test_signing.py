@@ -1,7 +1,7 @@
 import pytest
 
 from shared.errors import ContractError, ErrorCode
-from shared.signing import HEADER_SIGNATURE, HEADER_TIME, new_secret, sign_request, verify_request
+from shared.signing import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, new_secret, sign_request, verify_request
 
 NOW = 1_800_000_000
 
@@ -36,3 +36,34 @@ def test_an_unsigned_request_is_unauthenticated():
     with pytest.raises(ContractError) as err:
         verify_request(new_secret(), {HEADER_TIME: "x", HEADER_SIGNATURE: ""}, "GET", "/api/pull", {}, b"", NOW)
     assert err.value.code == ErrorCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("timestamp", ["²", "١٧٠٠٠٠٠٠٠٠", "9" * 5000, "-1", " 1"])
+def test_a_time_header_that_is_not_plain_ascii_digits_is_unauthenticated_not_a_crash(timestamp):
+    # "²" and Arabic-Indic digits pass str.isdigit(); int() refuses the first and 5,000 digits.
+    secret = new_secret()
+    headers = {**sign_request(secret, "b1", "GET", "/api/pull", {}, b"", NOW), HEADER_TIME: timestamp}
+    with pytest.raises(ContractError) as err:
+        verify_request(secret, headers, "GET", "/api/pull", {}, b"", NOW)
+    assert err.value.code == ErrorCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("header, value, code", [
+    (HEADER_SIGNATURE, "é" * 64, ErrorCode.BAD_SIGNATURE), (HEADER_SIGNATURE, "0" * 129, ErrorCode.BAD_SIGNATURE),
+    # A nonce that is not 16 to 64 hex digits was never made by branchsync: the request counts as unsigned.
+    (HEADER_NONCE, "n" * 129, ErrorCode.UNAUTHENTICATED), (HEADER_NONCE, "\ud800", ErrorCode.UNAUTHENTICATED)])
+def test_a_malformed_or_oversized_signature_header_is_refused_not_a_crash(header, value, code):
+    # A latin-1 signature header once reached hmac.compare_digest as str and raised TypeError.
+    secret = new_secret()
+    headers = {**sign_request(secret, "b1", "GET", "/api/pull", {}, b"", NOW), header: value}
+    with pytest.raises(ContractError) as err:
+        verify_request(secret, headers, "GET", "/api/pull", {}, b"", NOW)
+    assert err.value.code == code
+
+
+def test_a_query_holding_a_lone_surrogate_is_a_bad_signature_not_a_crash():
+    secret = new_secret()
+    headers = sign_request(secret, "b1", "GET", "/api/pull", {}, b"", NOW)
+    with pytest.raises(ContractError) as err:
+        verify_request(secret, headers, "GET", "/api/pull", {"cursor": "\ud800"}, b"", NOW)
+    assert err.value.code == ErrorCode.BAD_SIGNATURE
