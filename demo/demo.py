@@ -1,11 +1,14 @@
 """`make demo`: the whole loop on local stand-ins, through the real console scripts.
 
 Starts Azurite and the cloud dev host, registers three branches, imports a sample
-catalog, lets the branches sell while the cloud is down, brings it back, syncs, and
-prints a reconciliation per branch. Stops everything it started; exits non-zero if
-the books do not balance.
+catalog, lets the branches sell while the cloud is down, brings it back; head office
+reprices one product the branches sold, deletes another and rotates a branch's secret;
+every branch syncs. Prints a reconciliation per branch and the price-difference report.
+Stops everything it started; exits non-zero if the books do not balance or the report
+misses a line.
 """
 
+import csv
 import json
 import os
 import random
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -70,12 +74,14 @@ def main() -> int:
         console.rule("[bold]3. The cloud goes down; the branches keep selling")
         cloud.stop()
         live = [p for p in catalog if p["sku"] != deleted]
+        sold = Counter()  # sales per SKU: each sale holds a SKU at most once
         for name in BRANCHES:
             for _ in range(SALES_PER_BRANCH):
                 items = []
                 for product in rng.sample(live, rng.randint(1, 4)):
                     qty = f"{rng.randint(250, 3000) / 1000:.3f}" if product["unit"] == "kg" else str(rng.randint(1, 3))
                     items.append(f"{product['sku']}={qty}")
+                    sold[product["sku"]] += 1
                 if rng.random() < 0.15:
                     items[0] += "@99.50"  # a manager's price override
                 run("branchsync", "--home", str(homes[name]), "sale", "add", *items,
@@ -84,8 +90,22 @@ def main() -> int:
         offline = run("branchsync", "--home", str(homes[BRANCHES[0]]), "sync", env=env, check=False)
         console.print(f"sync while the cloud is down exits {offline.returncode}: {offline.stderr.strip().splitlines()[-1] if offline.stderr.strip() else offline.stdout.strip()}")
 
-        console.rule("[bold]4. The cloud comes back; every branch syncs")
+        console.rule("[bold]4. The cloud comes back; head office changes the catalog; every branch syncs")
         cloud = start_cloud(work / "cloud", azurite.connection_string, admin_key, port=port)
+        # Two products the branches sold while offline: one repriced, one deleted, before they sync.
+        repriced, gone = [sku for sku, _ in sold.most_common(2)]
+        row = dict(next(p for p in catalog if p["sku"] == repriced))
+        old_price, row["price"] = row["price"], f"{float(row['price']) * 1.1 + 1:.2f}"
+        with open(work / "reprice.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerow(row)
+        run("branchsync-admin", "catalog", "import", str(work / "reprice.csv"), env=env)
+        run("branchsync-admin", "catalog", "delete", gone, env=env)
+        console.print(f"head office repriced {repriced} from {old_price} to {row['price']} taka and deleted {gone}; "
+                      f"the branches sold them {sold[repriced]} and {sold[gone]} times while offline")
+        run("branchsync-admin", "branch", "rotate", BRANCHES[0], env=env)
+        console.print(f"head office rotated {BRANCHES[0]}'s secret; the branch picks it up on its next sync")
         for name in BRANCHES:
             run("branchsync", "--home", str(homes[name]), "sync", env=env, capture=False)
         recorded = {name: json.loads(run("branchsync", "--home", str(homes[name]), "status", "--json", env=env).stdout)
@@ -101,6 +121,11 @@ def main() -> int:
         for name in BRANCHES:  # the next pull carries the acknowledgement
             run("branchsync", "--home", str(homes[name]), "sync", env=env)
             recorded[name] = json.loads(run("branchsync", "--home", str(homes[name]), "status", "--json", env=env).stdout)
+
+        rotated = next(b for b in json.loads(run("branchsync-admin", "branches", "--json", env=env).stdout)["branches"]
+                       if b["branch"] == BRANCHES[0])
+        console.print(f"{BRANCHES[0]} now signs with its new secret (rotation pending: "
+                      f"{'yes' if rotated['rotation_pending'] else 'no'})")
 
         console.rule("[bold]5. Reconciliation")
         exported = [json.loads(line) for line in
@@ -119,7 +144,26 @@ def main() -> int:
         console.print(table)
         console.print("[green]The books balance: every sale applied exactly once.[/]" if balanced
                       else "[red]The books do not balance.[/]")
-        return 0 if balanced else 1
+
+        console.rule("[bold]6. What head office changed under the offline sales")
+        report = [json.loads(line) for line in run("branchsync-admin", "report", "price-differences", "--format",
+                                                   "jsonl", env=env).stdout.splitlines() if line]
+        lines = Counter((r["sku"], r["status"]) for r in report)
+        overrides = sum(n for (sku, _), n in lines.items() if sku not in (repriced, gone))
+        console.print(f"the price-difference report lists {len(report)} sold lines: {lines[(gone, 'deleted')]} of the "
+                      f"deleted {gone}, {lines[(repriced, 'price_differs')]} of the repriced {repriced}, and "
+                      f"{overrides} sold at a manager's override price; the sales stay as sold")
+        shown = Table("branch", "sale/line", "sku", "status", "sold at (taka)", "now (taka)", "difference (taka)")
+        for r in report:
+            if r["sku"] in (repriced, gone):
+                shown.add_row(r["branch"], f"{r['seq']}/{r['line']}", r["sku"], r["status"].replace("_", " "),
+                              format_taka(r["sold_price"]), "-" if r["current_price"] is None else format_taka(r["current_price"]),
+                              "-" if r["difference"] is None else format_taka(r["difference"]))
+        console.print(shown)
+        reported = lines[(gone, "deleted")] == sold[gone] and lines[(repriced, "price_differs")] == sold[repriced]
+        if not reported:
+            console.print("[red]The report misses lines of the changed products.[/]")
+        return 0 if balanced and reported and not rotated["rotation_pending"] else 1
     finally:
         cloud.stop()
         azurite.stop()
