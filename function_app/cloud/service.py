@@ -512,10 +512,7 @@ class Service:
         if not 1 <= limit <= limits.EXPORT_PAGE_MAX:
             raise ContractError(ErrorCode.BAD_REQUEST, f"limit must be from 1 to {limits.EXPORT_PAGE_MAX}")
         if branch is not None:
-            if not BRANCH_RE.match(branch):
-                raise ContractError(ErrorCode.BAD_REQUEST, f"branch {_shown(branch)} is not a valid branch name")
-            if self.store.get_branch(branch) is None:
-                raise ContractError(ErrorCode.NOT_FOUND, f"branch {branch} does not exist")
+            self._branch(branch)  # a valid name of an existing branch, else 400 / 404
         resume = _decode_export_token(after) if after else None
         if resume and branch is not None and resume[0] != branch:
             raise ContractError(ErrorCode.BAD_REQUEST, "after belongs to an export of another branch; start again without it")
