@@ -10,6 +10,7 @@ damaged message is refused before it is decompressed.
 
 import base64
 import binascii
+import hmac
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,9 +79,7 @@ def parse_frame(body: bytes) -> Frame:
 
 def signed_by(frame: Frame, secret: str) -> bool:
     """Whether `secret` made the frame's signature (constant-time comparison)."""
-    import hmac as _hmac
-
-    return _hmac.compare_digest(mac(secret, frame.signed_part() + frame.compressed), frame.signature)
+    return hmac.compare_digest(mac(secret, frame.signed_part() + frame.compressed), frame.signature)
 
 
 def open_frame(frame: Frame, secret: str) -> SalesBatch:
