@@ -41,7 +41,7 @@ def pull(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.pull(req.headers, req.method, request_path(req), dict(req.params), req.get_body() or b""))
 
 
-@app.route(route="admin/branches", methods=["POST"])
+@app.route(route="manage/branches", methods=["POST"])
 def admin_create_branch(req: func.HttpRequest) -> func.HttpResponse:
     def create(svc):
         body = parse_body(req, BranchCreate)
@@ -50,32 +50,32 @@ def admin_create_branch(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, create, admin=True, status=201)
 
 
-@app.route(route="admin/branches", methods=["GET"])
+@app.route(route="manage/branches", methods=["GET"])
 def admin_list_branches(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.list_branches(), admin=True)
 
 
-@app.route(route="admin/branches/{name}/rotate", methods=["POST"])
+@app.route(route="manage/branches/{name}/rotate", methods=["POST"])
 def admin_rotate_branch(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.rotate_branch(req.route_params.get("name", "")), admin=True)
 
 
-@app.route(route="admin/branches/{name}/revoke", methods=["POST"])
+@app.route(route="manage/branches/{name}/revoke", methods=["POST"])
 def admin_revoke_branch(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.revoke_branch(req.route_params.get("name", "")), admin=True)
 
 
-@app.route(route="admin/catalog", methods=["POST"])
+@app.route(route="manage/catalog", methods=["POST"])
 def admin_import_catalog(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.import_catalog(parse_body(req, CatalogImport)), admin=True)
 
 
-@app.route(route="admin/catalog/{sku}", methods=["DELETE"])
+@app.route(route="manage/catalog/{sku}", methods=["DELETE"])
 def admin_delete_sku(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.delete_sku(req.route_params.get("sku", "")), admin=True)
 
 
-@app.route(route="admin/sales", methods=["GET"])
+@app.route(route="manage/sales", methods=["GET"])
 def admin_export_sales(req: func.HttpRequest) -> func.HttpResponse:
     def export(svc):
         limit = int_param(req.params, "limit", EXPORT_LIMIT_DEFAULT, 1, EXPORT_PAGE_MAX)
@@ -84,7 +84,7 @@ def admin_export_sales(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, export, admin=True)
 
 
-@app.route(route="admin/reports/price-differences", methods=["GET"])
+@app.route(route="manage/reports/price-differences", methods=["GET"])
 def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
     def report(svc):
         limit = int_param(req.params, "limit", EXPORT_LIMIT_DEFAULT, 1, EXPORT_PAGE_MAX)
@@ -94,22 +94,22 @@ def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, report, admin=True)
 
 
-@app.route(route="admin/deadletters", methods=["GET"])
+@app.route(route="manage/deadletters", methods=["GET"])
 def admin_list_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.list_dead_letters(), admin=True)
 
 
-@app.route(route="admin/deadletters/{id}", methods=["GET"])
+@app.route(route="manage/deadletters/{id}", methods=["GET"])
 def admin_show_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.get_dead_letter(req.route_params.get("id", "")), admin=True)
 
 
-@app.route(route="admin/deadletters/{id}/replay", methods=["POST"])
+@app.route(route="manage/deadletters/{id}/replay", methods=["POST"])
 def admin_replay_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.replay_dead_letter(req.route_params.get("id", "")), admin=True)
 
 
-@app.route(route="admin/deadletters/{id}", methods=["DELETE"])
+@app.route(route="manage/deadletters/{id}", methods=["DELETE"])
 def admin_discard_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.discard_dead_letter(req.route_params.get("id", "")), admin=True)
 

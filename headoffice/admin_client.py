@@ -35,43 +35,43 @@ class AdminClient:
         self._http.close()
 
     def add_branch(self, name: str) -> BranchCreated:
-        return self._call("POST", "/admin/branches", BranchCreated, body=BranchCreate(name=name))
+        return self._call("POST", "/manage/branches", BranchCreated, body=BranchCreate(name=name))
 
     def branches(self) -> BranchList:
-        return self._call("GET", "/admin/branches", BranchList)
+        return self._call("GET", "/manage/branches", BranchList)
 
     def rotate_branch(self, name: str) -> BranchRotation:
-        return self._call("POST", f"/admin/branches/{quote(name, safe='')}/rotate", BranchRotation)
+        return self._call("POST", f"/manage/branches/{quote(name, safe='')}/rotate", BranchRotation)
 
     def revoke_branch(self, name: str) -> BranchRevocation:
-        return self._call("POST", f"/admin/branches/{quote(name, safe='')}/revoke", BranchRevocation)
+        return self._call("POST", f"/manage/branches/{quote(name, safe='')}/revoke", BranchRevocation)
 
     def import_products(self, products: list[Product]) -> CatalogWriteResult:
-        return self._call("POST", "/admin/catalog", CatalogWriteResult, body=CatalogImport(products=products))
+        return self._call("POST", "/manage/catalog", CatalogWriteResult, body=CatalogImport(products=products))
 
     def delete_product(self, sku: str) -> CatalogWriteResult:
-        return self._call("DELETE", f"/admin/catalog/{quote(sku, safe='')}", CatalogWriteResult)
+        return self._call("DELETE", f"/manage/catalog/{quote(sku, safe='')}", CatalogWriteResult)
 
     def dead_letters(self) -> DeadLetterList:
-        return self._call("GET", "/admin/deadletters", DeadLetterList)
+        return self._call("GET", "/manage/deadletters", DeadLetterList)
 
     def dead_letter(self, letter_id: str) -> DeadLetterDetail:
-        return self._call("GET", f"/admin/deadletters/{quote(letter_id, safe='')}", DeadLetterDetail)
+        return self._call("GET", f"/manage/deadletters/{quote(letter_id, safe='')}", DeadLetterDetail)
 
     def replay_dead_letter(self, letter_id: str) -> ReplayResult:
-        return self._call("POST", f"/admin/deadletters/{quote(letter_id, safe='')}/replay", ReplayResult)
+        return self._call("POST", f"/manage/deadletters/{quote(letter_id, safe='')}/replay", ReplayResult)
 
     def discard_dead_letter(self, letter_id: str) -> DeadLetterInfo:
-        return self._call("DELETE", f"/admin/deadletters/{quote(letter_id, safe='')}", DeadLetterInfo)
+        return self._call("DELETE", f"/manage/deadletters/{quote(letter_id, safe='')}", DeadLetterInfo)
 
     def sales(self, branch: str | None = None, page_size: int = 1000) -> Iterator[AppliedSale]:
-        for page in self._pages("/admin/sales", SalesExportPage, {"branch": branch}, page_size):
+        for page in self._pages("/manage/sales", SalesExportPage, {"branch": branch}, page_size):
             yield from page.sales
 
     def price_differences(self, branch: str | None = None, since: str | None = None,
                           page_size: int = 5000) -> Iterator[PriceDifference]:
         """Sold lines the current catalog disagrees with; each page reads the catalog index once, so pages are large."""
-        for page in self._pages("/admin/reports/price-differences", PriceDifferencePage,
+        for page in self._pages("/manage/reports/price-differences", PriceDifferencePage,
                                 {"branch": branch, "since": since}, page_size):
             yield from page.differences
 

@@ -41,8 +41,8 @@ def signed_pull(cloud, name, secret, **query):
 
 
 def test_route_templates_match_whole_segments_and_optional_parts():
-    assert compile_route("admin/catalog/{sku}").match("/admin/catalog/RICE-5KG").group("sku") == "RICE-5KG"
-    assert compile_route("admin/catalog/{sku}").match("/admin/catalog/a/b") is None
+    assert compile_route("manage/catalog/{sku}").match("/manage/catalog/RICE-5KG").group("sku") == "RICE-5KG"
+    assert compile_route("manage/catalog/{sku}").match("/manage/catalog/a/b") is None
     assert compile_route("items/{id:int?}").match("/items") is not None
     assert compile_route("files/{*rest}").match("/files/a/b/c").group("rest") == "a/b/c"
     assert compile_route("health").match("/HEALTH/") is not None
@@ -65,8 +65,8 @@ def test_health_answers_ok(cloud):
 
 
 @pytest.mark.parametrize("method, path", [
-    ("GET", "/api/admin/branches"), ("POST", "/api/admin/branches"), ("POST", "/api/admin/catalog"),
-    ("DELETE", "/api/admin/catalog/RICE"), ("GET", "/api/admin/sales"), ("GET", "/api/admin/reports/price-differences"),
+    ("GET", "/api/manage/branches"), ("POST", "/api/manage/branches"), ("POST", "/api/manage/catalog"),
+    ("DELETE", "/api/manage/catalog/RICE"), ("GET", "/api/manage/sales"), ("GET", "/api/manage/reports/price-differences"),
 ])
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 def test_admin_endpoints_refuse_a_missing_or_wrong_key_with_401_json(cloud, method, path, key):
@@ -77,12 +77,12 @@ def test_admin_endpoints_refuse_a_missing_or_wrong_key_with_401_json(cloud, meth
 
 
 @pytest.mark.parametrize("path, body, field", [
-    ("/api/admin/branches", b"{not json", "body"),
-    ("/api/admin/branches", b"", "body"),
-    ("/api/admin/branches", b'{"name": "has space"}', "name"),
-    ("/api/admin/branches", b'{"name": "ok", "extra": 1}', "extra"),
-    ("/api/admin/catalog", b'{"products": [{"sku": "A", "name": "x", "price": -1}]}', "products.0.price"),
-    ("/api/admin/catalog", b'{"products": [{"sku": "A", "name": "x", "price": 1.5}]}', "products.0.price"),
+    ("/api/manage/branches", b"{not json", "body"),
+    ("/api/manage/branches", b"", "body"),
+    ("/api/manage/branches", b'{"name": "has space"}', "name"),
+    ("/api/manage/branches", b'{"name": "ok", "extra": 1}', "extra"),
+    ("/api/manage/catalog", b'{"products": [{"sku": "A", "name": "x", "price": -1}]}', "products.0.price"),
+    ("/api/manage/catalog", b'{"products": [{"sku": "A", "name": "x", "price": 1.5}]}', "products.0.price"),
     ("/api/enroll", b"[]", "body"),
 ])
 def test_a_bad_body_gets_a_400_json_answer_naming_the_field_never_a_500(cloud, path, body, field):
@@ -100,7 +100,7 @@ def test_an_unknown_route_or_method_is_a_json_404(cloud):
 
 def test_a_route_parameter_arrives_percent_decoded(cloud):
     sku = "চাল-৫কেজি"
-    r = httpx.delete(f"{cloud.url}/api/admin/catalog/{quote(sku)}", headers=admin(cloud))
+    r = httpx.delete(f"{cloud.url}/api/manage/catalog/{quote(sku)}", headers=admin(cloud))
     assert r.status_code == 404 and sku in r.json()["error"]["message"]
 
 
@@ -110,7 +110,7 @@ def test_an_unsigned_pull_is_refused_with_401_json(cloud):
 
 
 def test_a_branch_enrolled_over_http_pushes_through_the_queue_and_sees_the_ack_on_pull(cloud, branch_name):
-    created = httpx.post(f"{cloud.url}/api/admin/branches", json={"name": branch_name}, headers=admin(cloud))
+    created = httpx.post(f"{cloud.url}/api/manage/branches", json={"name": branch_name}, headers=admin(cloud))
     assert created.status_code == 201, created.text
     code = decode_code(created.json()["enrollment_code"])
     assert code.url == cloud.url  # no BRANCHSYNC_PUBLIC_URL: the admin request's own host
@@ -127,10 +127,10 @@ def test_a_branch_enrolled_over_http_pushes_through_the_queue_and_sees_the_ack_o
 
     acked = wait_for(lambda: signed_pull(cloud, branch_name, secret, cursor=0).json()["applied_through"] == 5)
     assert acked, "the poller did not apply the pushed batch"
-    branches = httpx.get(f"{cloud.url}/api/admin/branches", headers=admin(cloud)).json()["branches"]
+    branches = httpx.get(f"{cloud.url}/api/manage/branches", headers=admin(cloud)).json()["branches"]
     [info] = [b for b in branches if b["branch"] == branch_name]
     assert info["sales_applied"] == 5 and info["total_paisa"] == sum(s.total for s in batch.sales)
-    export = httpx.get(f"{cloud.url}/api/admin/sales", params={"branch": branch_name}, headers=admin(cloud)).json()
+    export = httpx.get(f"{cloud.url}/api/manage/sales", params={"branch": branch_name}, headers=admin(cloud)).json()
     assert [a["sale"]["seq"] for a in export["sales"]] == [1, 2, 3, 4, 5] and export["next"] is None
 
 
@@ -189,7 +189,7 @@ def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkey
     monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
     host = DevHost(port=free_port()).start()
     try:
-        r = httpx.get(f"http://127.0.0.1:{host.server.config.port}/api/admin/branches",
+        r = httpx.get(f"http://127.0.0.1:{host.server.config.port}/api/manage/branches",
                       headers={"X-Branchsync-Admin-Key": "k"}, timeout=30)
         assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
     finally:

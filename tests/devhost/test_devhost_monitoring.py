@@ -16,7 +16,7 @@ def admin(cloud) -> dict:
 
 
 def enrolled(cloud, name) -> str:
-    created = httpx.post(f"{cloud.url}/api/admin/branches", json={"name": name}, headers=admin(cloud))
+    created = httpx.post(f"{cloud.url}/api/manage/branches", json={"name": name}, headers=admin(cloud))
     assert created.status_code == 201, created.text
     code = decode_code(created.json()["enrollment_code"])
     return httpx.post(f"{code.url}/api/enroll", json={"token": code.token}).json()["secret"]
@@ -60,7 +60,7 @@ def test_the_app_serves_when_monitoring_is_configured_but_the_exporter_is_not_in
     try:
         base = f"http://127.0.0.1:{host.server.config.port}"
         assert httpx.get(f"{base}/api/health").json() == {"status": "ok"}
-        r = httpx.get(f"{base}/api/admin/branches", headers={"X-Branchsync-Admin-Key": "k"}, timeout=30)
+        r = httpx.get(f"{base}/api/manage/branches", headers={"X-Branchsync-Admin-Key": "k"}, timeout=30)
         assert r.status_code == 200, r.text
     finally:
         host.stop()

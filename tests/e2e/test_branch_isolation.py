@@ -61,7 +61,7 @@ def test_a_branch_sees_only_its_own_applied_through_and_no_admin_data(cloud, two
     answer = pull(cloud, a, secret_a)
     assert (answer.branch, answer.applied_through) == (a, 1)
     # A signed branch request is no admin request: B's sales stay out of A's reach.
-    r = signed_get(cloud, a, secret_a, path="/api/admin/sales", branch=b)
+    r = signed_get(cloud, a, secret_a, path="/api/manage/sales", branch=b)
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
 
 
@@ -74,11 +74,11 @@ def test_a_queue_message_framed_as_another_branch_is_dead_lettered_and_leaves_it
     push_with_sas(pull(cloud, a, secret_a).push, forged)
 
     def letters():
-        listing = httpx.get(f"{cloud.url}/api/admin/deadletters", headers=admin(cloud), timeout=10).json()
+        listing = httpx.get(f"{cloud.url}/api/manage/deadletters", headers=admin(cloud), timeout=10).json()
         return [d for d in listing["dead_letters"] if d["branch"] == b]
 
     [letter] = wait_until(letters)
     assert letter["code"] == "bad_signature"
     assert pull(cloud, b, secret_b).applied_through == 1
-    sales = httpx.get(f"{cloud.url}/api/admin/sales", params={"branch": b}, headers=admin(cloud), timeout=10).json()
+    sales = httpx.get(f"{cloud.url}/api/manage/sales", params={"branch": b}, headers=admin(cloud), timeout=10).json()
     assert [s["sale"]["seq"] for s in sales["sales"]] == [1]

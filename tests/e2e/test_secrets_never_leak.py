@@ -54,7 +54,7 @@ def test_no_secret_appears_in_output_logs_error_bodies_or_the_support_bundle(tmp
     # Refused requests: a forged pull, a wrong admin key, a sync with a corrupted secret.
     forged = sign_request(secret[::-1], branch_name, "GET", "/api/pull", {}, b"", time.time())
     seen["forged pull"] = httpx.get(f"{cloud.url}/api/pull", headers=forged, timeout=10).text
-    seen["wrong admin key"] = httpx.get(f"{cloud.url}/api/admin/branches", timeout=10,
+    seen["wrong admin key"] = httpx.get(f"{cloud.url}/api/manage/branches", timeout=10,
                                         headers={"X-Branchsync-Admin-Key": admin_key[::-1]}).text
     run("branchsync-admin", "branches", check=False, BRANCHSYNC_ADMIN_KEY=admin_key[:-1] + "x")
     (home / "secret").write_text(secret[::-1])

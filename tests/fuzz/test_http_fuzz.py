@@ -39,11 +39,11 @@ def _bodies(world, route: str):
     if route == "enroll":
         token = st.one_of(st.just(world.pending_token), fuzz_text)
         valid = st.builds(lambda t: {"token": t}, token)
-    elif route == "admin/branches":
+    elif route == "manage/branches":
         # Names that could be valid come from a small set, so accepted creates stay few.
         valid = st.builds(lambda n: {"name": n}, st.one_of(st.sampled_from(["fz-new-1", "fz-new-2", world.branch]),
                                                           _NOT_A_NAME))
-    elif route == "admin/catalog":
+    elif route == "manage/catalog":
         sku = st.sampled_from([*world.skus, "NEW-1"])
         valid = st.builds(lambda skus: {"products": [_product(s) for s in skus]}, st.lists(sku, min_size=1, max_size=3))
     else:
@@ -74,7 +74,7 @@ METHODS = {
 def requests(world, method: str, route: str):
     """func.HttpRequest cases for one route; every sub-strategy is built once, here."""
     params_strategy, body_strategy = METHODS[method](world, route)
-    parts = st.tuples(_route_params(world, route), params_strategy, body_strategy, auth_plans(route.startswith("admin/")))
+    parts = st.tuples(_route_params(world, route), params_strategy, body_strategy, auth_plans(route.startswith("manage/")))
     names = [(p[1:-1].split(":")[0].rstrip("?").lstrip("*") if p.startswith("{") else None, p) for p in route.split("/")]
 
     def build(drawn) -> func.HttpRequest:
@@ -90,7 +90,7 @@ def requests(world, method: str, route: str):
 def test_every_route_of_the_app_has_a_strategy():
     missing = [(method, route) for method, route in ROUTES if method not in METHODS]
     assert not missing, f"add a strategy for {missing} in tests/fuzz/test_http_fuzz.py"
-    assert ("GET", "health") in ROUTES and ("POST", "admin/catalog") in ROUTES
+    assert ("GET", "health") in ROUTES and ("POST", "manage/catalog") in ROUTES
 
 
 @pytest.mark.parametrize(("method", "route"), ROUTES, ids=[f"{m} {r}" for m, r in ROUTES])

@@ -20,8 +20,8 @@ SCRIPT = ROOT / "packaging" / "functions" / "build_package.py"
 
 EXPECTED_ROUTES = {
     ("health", "GET"), ("enroll", "POST"), ("pull", "GET"),
-    ("admin/branches", "POST"), ("admin/branches", "GET"), ("admin/catalog", "POST"),
-    ("admin/catalog/{sku}", "DELETE"), ("admin/sales", "GET"), ("admin/reports/price-differences", "GET"),
+    ("manage/branches", "POST"), ("manage/branches", "GET"), ("manage/catalog", "POST"),
+    ("manage/catalog/{sku}", "DELETE"), ("manage/sales", "GET"), ("manage/reports/price-differences", "GET"),
 }
 
 # Runs inside the package's own virtual environment, with only the unpacked folder on sys.path
