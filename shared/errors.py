@@ -27,6 +27,11 @@ class ErrorCode(StrEnum):
     REPLAYED = "replayed"
     # Head office revoked the branch: its requests are refused and its queued messages dead-lettered.
     BRANCH_REVOKED = "branch_revoked"
+    # A void the cloud refuses (the rest of its message is applied): it names no sale of this
+    # till the cloud holds, the sale was voided already, or its total is not minus the sale's.
+    VOID_UNKNOWN_SALE = "void_unknown_sale"
+    VOID_TWICE = "void_twice"
+    VOID_WRONG_TOTAL = "void_wrong_total"
 
 
 HTTP_STATUS = {
@@ -44,6 +49,9 @@ HTTP_STATUS = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.CLONED_TILL: 409,
+    ErrorCode.VOID_UNKNOWN_SALE: 409,
+    ErrorCode.VOID_TWICE: 409,
+    ErrorCode.VOID_WRONG_TOTAL: 422,
     ErrorCode.UNAVAILABLE: 503,
 }
 

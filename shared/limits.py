@@ -11,6 +11,8 @@ QUEUE_MESSAGE_BUDGET_CHARS = 60_000
 # A decompressed sales batch may not exceed this (guards against compression bombs).
 BATCH_MAX_JSON_BYTES = 4 * 1024 * 1024
 BATCH_MAX_SALES = 2_000
+# A till starts a new numbering generation with every restore; far more than a till ever needs.
+GENERATION_MAX = 999
 
 SALE_MAX_LINES = 200
 NAME_MAX_CHARS = 200

@@ -76,6 +76,16 @@ SignedPaisa = Annotated[int, Field(ge=-limits.PAISA_MAX * limits.SALE_MAX_LINES,
 Quantity = Annotated[Decimal, AfterValidator(_qty)]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
+# A till's numbering generation: 1 until its first restore from a backup, then one more per restore.
+Generation = Annotated[int, Field(ge=1, le=limits.GENERATION_MAX)]
+
+
+def _omit_none(data: dict, names: tuple[str, ...]) -> dict:
+    """Leave fields out of the JSON when absent: readers older than a field refuse unknown fields."""
+    for name in names:
+        if data.get(name) is None:
+            data.pop(name, None)
+    return data
 
 
 class Model(BaseModel):
@@ -94,6 +104,28 @@ class PaymentMethod(StrEnum):
 class SaleKind(StrEnum):
     SALE = "sale"
     VOID = "void"
+
+
+def sale_number(generation: int, seq: int) -> str:
+    """A sale's number as the till prints it on the receipt: `14` in generation 1, `2-14` after a restore.
+
+    Generation 1 prints the bare seq, as every receipt did before generations existed.
+    """
+    return str(seq) if generation == 1 else f"{generation}-{seq}"
+
+
+SALE_NUMBER_RE = re.compile(r"(?:([0-9]{1,3})-)?([0-9]{1,16})")
+
+
+def parse_sale_number(text: str) -> tuple[int, int]:
+    """(generation, seq) of a printed sale number (`14` or `2-14`); ValueError if it is not one."""
+    match = SALE_NUMBER_RE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a sale number; write it as printed on the receipt, e.g. 14 or 2-14")
+    generation, seq = int(match.group(1) or 1), int(match.group(2))
+    if not 1 <= generation <= limits.GENERATION_MAX or not 1 <= seq <= 2**53:
+        raise ValueError(f"{text!r} is not a sale number; write it as printed on the receipt, e.g. 14 or 2-14")
+    return generation, seq
 
 
 class SaleLine(Model):
@@ -121,13 +153,16 @@ class Sale(Model):
     """One event in a branch's gap-free sequence: a sale, or the void of an earlier one.
 
     A void carries no lines and the negative of the voided total, so that the sum of
-    `total` over all events is what the branch took.
+    `total` over all events is what the branch took. `voids` names the voided sale's seq
+    in the void's own generation, or in `voids_generation` when that is an earlier one
+    (a restored till voiding a sale it rang up before the restore).
     """
 
     seq: Seq
     sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     kind: SaleKind = SaleKind.SALE
     voids: Seq | None = None
+    voids_generation: Generation | None = None
     recorded_at: UtcTime
     lines: Annotated[list[SaleLine], Field(max_length=limits.SALE_MAX_LINES)]
     payment: Payment
@@ -138,12 +173,12 @@ class Sale(Model):
         if self.kind == SaleKind.SALE:
             if not self.lines:
                 raise ValueError("a sale needs at least one line")
-            if self.voids is not None:
+            if self.voids is not None or self.voids_generation is not None:
                 raise ValueError("only a void refers to another sale")
             if self.total != sum(line.line_total for line in self.lines):
                 raise ValueError("total is not the sum of the line totals")
         else:
-            if self.lines or self.voids is None or self.voids >= self.seq:
+            if self.lines or self.voids is None or (self.voids_generation is None and self.voids >= self.seq):
                 raise ValueError("a void has no lines and refers to an earlier sale")
             if self.total > 0:
                 raise ValueError("a void's total is the negative of the voided sale")
@@ -151,12 +186,21 @@ class Sale(Model):
             raise ValueError("payment amount must equal the total")
         return self
 
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler):
+        return _omit_none(handler(self), ("voids_generation",))
+
 
 class SalesBatch(Model):
-    """The body of one queue message: consecutive-or-not sales of one branch, ascending."""
+    """The body of one queue message: sales of one generation of one branch, ascending seq.
 
-    v: Literal[1] = 1
+    v1 (no `generation`) is generation 1, byte for byte what tills sent before generations
+    existed; v2 carries the generation, which only a restored till (generation 2 and up) sends.
+    """
+
+    v: Literal[1, 2] = 1
     branch: BranchName
+    generation: Generation = 1
     sent_at: UtcTime
     sales: Annotated[list[Sale], Field(min_length=1, max_length=limits.BATCH_MAX_SALES)]
 
@@ -165,7 +209,25 @@ class SalesBatch(Model):
         seqs = [s.seq for s in self.sales]
         if any(b <= a for a, b in zip(seqs, seqs[1:])):
             raise ValueError("sales must be in strictly ascending seq order")
+        if self.v == 1 and self.generation != 1:
+            raise ValueError("a batch of generation 2 or later is v2")
+        for sale in self.sales:
+            if sale.voids_generation is not None and (
+                    sale.voids_generation > self.generation
+                    or (sale.voids_generation == self.generation and sale.voids >= sale.seq)):
+                raise ValueError(f"void {sale.seq} refers to a sale of a later generation or a later number")
         return self
+
+    @classmethod
+    def of(cls, branch: str, generation: int, sent_at: datetime, sales: list[Sale]) -> "SalesBatch":
+        return cls(v=1 if generation == 1 else 2, branch=branch, generation=generation, sent_at=sent_at, sales=sales)
+
+    @model_serializer(mode="wrap")
+    def _omit_generation(self, handler):
+        data = handler(self)
+        if data.get("v") == 1:
+            data.pop("generation", None)
+        return data
 
 
 # --- catalog -------------------------------------------------------------------------------
@@ -231,10 +293,24 @@ class Refusal(Model):
     reason: str
     seq: Seq | None = None
     sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    # The refused sale's generation when it is not 1 (absent for generation 1, as before).
+    generation: Generation | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler):
+        return _omit_none(handler(self), ("generation",))
+
+
+class GenerationAck(Model):
+    """The cloud's watermark of one numbering generation of a branch (generation 2 and up)."""
+
+    generation: Generation
+    applied_through: Annotated[int, Field(ge=0)]
 
 
 class PullAnswer(Model):
     branch: BranchName
+    # Generation 1's watermark; later generations' are in `acks`.
     applied_through: Annotated[int, Field(ge=0)]
     catalog: CatalogPage
     server_time: UtcTime
@@ -244,17 +320,20 @@ class PullAnswer(Model):
 
     # Head office rotated this branch's secret: store this one and sign with it from now on.
     rotate_secret: Secret | None = Field(default=None, repr=False)
+    # Watermarks of every generation after the first the cloud holds sales of; absent when none.
+    acks: Annotated[list[GenerationAck], Field(max_length=limits.GENERATION_MAX)] | None = None
 
     # Left out of the JSON when absent: branches older than a field refuse unknown fields.
-    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret", "last_refusal")
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret", "last_refusal", "acks")
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler):
-        data = handler(self)
-        for name in self._omitted_when_none:
-            if data.get(name) is None:
-                data.pop(name, None)
-        return data
+        return _omit_none(handler(self), self._omitted_when_none)
+
+    def applied_through_of(self, generation: int) -> int:
+        if generation == 1:
+            return self.applied_through
+        return next((a.applied_through for a in self.acks or () if a.generation == generation), 0)
 
 
 # --- enrollment ------------------------------------------------------------------------------
@@ -326,6 +405,7 @@ class CatalogWriteResult(Model):
 
 class AppliedSale(Model):
     branch: BranchName
+    generation: Generation = 1
     sale: Sale
     applied_at: UtcTime
 

@@ -1,16 +1,28 @@
 """Exactly-once apply of a sales batch, as pure functions (no I/O).
 
-Per branch the cloud keeps `applied_through` (every seq up to it is stored) and the
-inclusive ranges stored above it while a gap waits to be filled. Planning a batch says
-which sales are new and what the state becomes; the store then writes both in one
-transaction, so data and watermark can never disagree.
+Per branch and numbering generation the cloud keeps `applied_through` (every seq up to it
+is stored) and the inclusive ranges stored above it while a gap waits to be filled. A
+till starts a new generation with every restore, so a restored till never numbers a sale
+the way a lost one was numbered, and the old generation's messages still apply under it.
+Planning a batch says which sales are new, which of its voids are refused, and what the
+state becomes; the store then writes all of it in one transaction, so data and watermark
+can never disagree.
+
+Voids are checked here because the till's own check can be undone by a restore: a void
+must name a sale of this branch (any generation) that the cloud holds or that comes
+earlier in the same batch, void it at most once, and carry exactly minus its total. A
+refused void still takes its number (the sequence stays gap-free and the sales behind it
+apply); it is stored as refused, counts nothing, and is reported.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shared.errors import ContractError, ErrorCode
-from shared.models import Sale, SalesBatch
+from shared.models import Sale, SaleKind, SalesBatch, sale_number
+
+# (generation, seq): a sale's identity within its branch.
+SaleKey = tuple[int, int]
 
 # Each range costs ~35 characters of a string property limited to 32K characters; a
 # branch with this many holes in its sequence is broken, and its batch is dead-lettered
@@ -44,6 +56,24 @@ class ApplyState:
 
 
 @dataclass(frozen=True)
+class VoidTarget:
+    """What the cloud holds of a sale a void refers to (read from the chunk that stores it)."""
+
+    kind: SaleKind
+    total: int
+    voided: bool  # already voided by an applied void
+    refused: bool = False  # itself a refused void
+
+
+@dataclass(frozen=True)
+class Refused:
+    seq: int
+    sale_id: str
+    code: ErrorCode
+    reason: str
+
+
+@dataclass(frozen=True)
 class ApplyPlan:
     new_sales: list[Sale]
     state: ApplyState
@@ -51,14 +81,24 @@ class ApplyPlan:
     # Maximal runs of consecutive new seqs; each becomes its own chunk row(s), so chunk
     # rows never interleave and reading them in key order is reading in seq order.
     runs: list[list[Sale]] = field(default_factory=list)
+    generation: int = 1
+    # New void events refused (stored under their number, counted nowhere), by seq.
+    refused: dict[int, Refused] = field(default_factory=dict)
+    # Sales voided by this batch's accepted voids.
+    voided: list[SaleKey] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return bool(self.new_sales)
 
     @property
+    def counted(self) -> list[Sale]:
+        """The new events that count: every new one except refused voids."""
+        return [s for s in self.new_sales if s.seq not in self.refused]
+
+    @property
     def total_paisa(self) -> int:
-        return sum(s.total for s in self.new_sales)
+        return sum(s.total for s in self.counted)
 
 
 def consecutive_runs(sales: Sequence[Sale]) -> list[list[Sale]]:
@@ -85,5 +125,52 @@ def plan_sales(state: ApplyState, sales: Sequence[Sale]) -> ApplyPlan:
     return ApplyPlan(new_sales=new, state=after, duplicates=len(sales) - len(new), runs=runs)
 
 
-def plan_apply(state: ApplyState, batch: SalesBatch) -> ApplyPlan:
-    return plan_sales(state, batch.sales)
+def void_target(generation: int, void: Sale) -> SaleKey:
+    return (void.voids_generation or generation, void.voids)
+
+
+def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, VoidTarget] | None = None) -> ApplyPlan:
+    """Plan `batch` against its generation's `state`; `targets` holds the stored sales its new voids name."""
+    plan = plan_sales(state, batch.sales)
+    refused, voided = check_voids(batch.generation, plan.new_sales, targets or {})
+    return ApplyPlan(new_sales=plan.new_sales, state=plan.state, duplicates=plan.duplicates, runs=plan.runs,
+                     generation=batch.generation, refused=refused, voided=voided)
+
+
+def check_voids(generation: int, new_sales: Sequence[Sale],
+                targets: Mapping[SaleKey, VoidTarget]) -> tuple[dict[int, Refused], list[SaleKey]]:
+    """Which of the new voids are refused, and which sales the others void, in seq order."""
+    earlier: dict[int, Sale] = {}
+    voided: list[SaleKey] = []
+    refused: dict[int, Refused] = {}
+    for sale in new_sales:
+        if sale.kind == SaleKind.VOID:
+            key = void_target(generation, sale)
+            in_batch = earlier.get(key[1]) if key[0] == generation else None
+            problem = _void_problem(sale, key, in_batch, targets, set(voided))
+            if problem is None:
+                voided.append(key)
+            else:
+                refused[sale.seq] = Refused(sale.seq, sale.sale_id, *problem)
+        earlier[sale.seq] = sale
+    return refused, voided
+
+
+def _void_problem(void: Sale, key: SaleKey, in_batch: Sale | None, targets: Mapping[SaleKey, VoidTarget],
+                  voided_here: set[SaleKey]) -> tuple[ErrorCode, str] | None:
+    name = sale_number(*key)
+    target = VoidTarget(in_batch.kind, in_batch.total, voided=False) if in_batch is not None else targets.get(key)
+    if target is None:
+        return (ErrorCode.VOID_UNKNOWN_SALE, f"void {void.seq} refers to sale {name}, which the cloud does not hold; "
+                "a till pushes a void only after the cloud has acknowledged the sale, so this void is not counted")
+    if target.kind != SaleKind.SALE or target.refused:
+        return (ErrorCode.VOID_UNKNOWN_SALE, f"void {void.seq} refers to number {name}, which is itself a void, "
+                "not a sale; it is not counted")
+    if target.voided or key in voided_here:
+        return (ErrorCode.VOID_TWICE, f"void {void.seq} voids sale {name} a second time (a restored till's database "
+                "no longer knew the first void); the first void counts, this one does not")
+    if void.total != -target.total:
+        return (ErrorCode.VOID_WRONG_TOTAL, f"void {void.seq} carries {void.total} paisa but sale {name} was "
+                f"{target.total} paisa; a void carries exactly minus the sale's total, so it is not counted")
+    return None
+

@@ -43,21 +43,25 @@ from shared.models import (
     CatalogWriteResult,
     EnrollAnswer,
     EnrollRequest,
+    GenerationAck,
     PriceDifferencePage,
     PullAnswer,
     Refusal,
+    Sale,
+    SaleKind,
     SalesBatch,
     SalesExportPage,
     Sku,
+    sale_number,
 )
 from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret, verify_request
 
 from . import branch_keys, differences, faults, nonces, telemetry
-from .apply import plan_apply
+from .apply import Refused, VoidTarget, plan_apply, void_target
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
 from .queue_access import signer_for
 from .settings import Settings
-from .store import BranchRecord, Conflict, DeadLetter, NotFound, Store
+from .store import BranchRecord, Chunk, Conflict, DeadLetter, NotFound, Store
 
 log = logging.getLogger("branchsync.cloud")
 
@@ -77,14 +81,23 @@ CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
 class ClonedTill(ContractError):
     """A sale number arrived with other contents than the sale applied under it; names that sale."""
 
-    def __init__(self, branch: str, seq: int, sale_id: str):
+    def __init__(self, branch: str, seq: int, sale_id: str, generation: int = 1):
         super().__init__(
             ErrorCode.CLONED_TILL,
-            f"sale {seq} of branch {branch} arrived with other contents than the sale already applied under that "
-            "number: two PCs are syncing as this branch (a copied database?). Keep the real till, enroll any other "
-            "PC as a new branch, then replay or discard this message",
+            f"sale {sale_number(generation, seq)} of branch {branch} arrived with other contents than the sale "
+            "already applied under that number: two PCs are syncing as this branch (a copied database?). Keep the "
+            "real till, enroll any other PC as a new branch, then replay or discard this message",
         )
-        self.seq, self.sale_id = seq, sale_id
+        self.seq, self.sale_id, self.generation = seq, sale_id, generation
+
+
+class VoidRefused(ContractError):
+    """A void the cloud did not count; the rest of its message was applied. Names the void."""
+
+    def __init__(self, branch: str, generation: int, refused: Refused):
+        super().__init__(refused.code, f"branch {branch}: {refused.reason}. The rest of the message was applied; "
+                         "settle the sale with the shop, then discard this dead letter (replaying it changes nothing)")
+        self.seq, self.sale_id, self.generation = refused.seq, refused.sale_id, generation
 
 
 @dataclass(frozen=True)
@@ -271,6 +284,8 @@ class Service:
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
             push=push, rotate_secret=branch.next_secret,
+            acks=[GenerationAck(generation=g, applied_through=w.applied_through)
+                  for g, w in sorted(state.watermarks.items()) if g != 1] or None,
             last_refusal=Refusal.model_validate_json(branch.last_refusal) if branch.last_refusal else None,
         )
 
@@ -282,7 +297,7 @@ class Service:
         began = time.monotonic()
         seen: dict[str, BranchRecord | str | None] = {}
         try:
-            outcome = self._retry_apply(self._open(body, seen), start, began)
+            outcome = self._retry_apply(self._open(body, seen), start, began, body)
         except ContractError as err:
             return self._dead_letter(body, err, seen.get("name"), seen.get("record"), start)
         telemetry.apply_latency(outcome.branch or "", outcome.status, (time.monotonic() - began) * 1000)
@@ -312,23 +327,31 @@ class Service:
             self._promote(record, secret)
         return batch
 
-    def _retry_apply(self, batch: SalesBatch, start: int, began: float | None = None) -> ApplyOutcome:
-        return _retrying()(self._apply_once, batch, start, time.monotonic() if began is None else began)
+    def _retry_apply(self, batch: SalesBatch, start: int, began: float | None = None, body: bytes = b"") -> ApplyOutcome:
+        return _retrying()(self._apply_once, batch, start, time.monotonic() if began is None else began, body)
 
-    def _apply_once(self, batch: SalesBatch, start: int, began: float | None = None) -> ApplyOutcome:
+    def _apply_once(self, batch: SalesBatch, start: int, began: float | None = None, body: bytes = b"") -> ApplyOutcome:
         began = time.monotonic() if began is None else began
+        gen = batch.generation
         before = self.store.get_sales_state(batch.branch)
-        plan = plan_apply(before.apply, batch)
+        mark = before.apply_of(gen)
+        new_voids = [s for s in batch.sales if s.kind == SaleKind.VOID and not mark.is_stored(s.seq)]
+        targets = self._void_targets(batch.branch, gen, new_voids, before)
+        plan = plan_apply(mark, batch, {k: v for k, (v, _) in targets.items()})
         if plan.duplicates:
-            self._check_one_till(batch, before)
+            self._check_one_till(batch, mark)
         seqs = f"{batch.sales[0].seq}-{batch.sales[-1].seq}"
         if not plan.changed:
-            log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d",
-                     batch.branch, seqs, len(batch.sales), before.apply.applied_through, self._ops() - start)
-            return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, before.apply.applied_through, self._ops() - start)
+            log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d generation=%d",
+                     batch.branch, seqs, len(batch.sales), mark.applied_through, self._ops() - start, gen)
+            return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, mark.applied_through, self._ops() - start)
         faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
-        after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock())
+        after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock(),
+                                        targets={k: chunk for k, (_, chunk) in targets.items()})
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
+        if plan.refused:
+            self._report_refused_voids(batch, plan, body)
+        through = after.apply_of(gen).applied_through
         ops = self._ops() - start
         applied_at = self.clock()
         duration_ms = round((time.monotonic() - began) * 1000)
@@ -336,31 +359,73 @@ class Service:
         newest = max(s.recorded_at for s in plan.new_sales) if plan.new_sales else applied_at
         lag_s = max(0, round((applied_at - newest).total_seconds()))
         log.info("applied batch branch=%s seqs=%s new=%d duplicates=%d paisa=%d applied_through=%d waiting_ranges=%d "
-                 "ops=%d duration_ms=%d lag_s=%d",
+                 "generation=%d refused_voids=%d ops=%d duration_ms=%d lag_s=%d",
                  batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
-                 after.apply.applied_through, len(after.apply.ranges), ops, duration_ms, lag_s,
-                 extra=_dims(event="apply", branch=batch.branch, seq_first=batch.sales[0].seq,
-                             seq_last=batch.sales[-1].seq, sales_applied=len(plan.new_sales), duplicates=plan.duplicates,
-                             applied_through=after.apply.applied_through, duration_ms=duration_ms, lag_s=lag_s, ops=ops))
-        telemetry.sales_applied(batch.branch, len(plan.new_sales))
-        return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, after.apply.applied_through, ops)
+                 through, len(after.apply_of(gen).ranges), gen, len(plan.refused), ops, duration_ms, lag_s,
+                 extra=_dims(event="apply", branch=batch.branch, generation=gen, seq_first=batch.sales[0].seq,
+                             seq_last=batch.sales[-1].seq, sales_applied=len(plan.counted), duplicates=plan.duplicates,
+                             refused_voids=len(plan.refused), applied_through=through, duration_ms=duration_ms,
+                             lag_s=lag_s, ops=ops))
+        telemetry.sales_applied(batch.branch, len(plan.counted))
+        return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, through, ops)
 
-    def _check_one_till(self, batch: SalesBatch, before) -> None:
+    def _void_targets(self, branch: str, generation: int, voids: list[Sale], state) -> dict:
+        """{(generation, seq): (VoidTarget, Chunk)} for the stored sales the new voids name.
+
+        One chunk read per distinct chunk named, and only for voids: sales cost no read.
+        A target earlier in the same batch, or not stored at all, is left to the planner.
+        """
+        found: dict = {}
+        chunks: list[Chunk] = []
+        for void in voids:
+            key = void_target(generation, void)
+            if key in found or not state.apply_of(key[0]).is_stored(key[1]):
+                continue
+            chunk = next((c for c in chunks if c.generation == key[0] and c.first_seq <= key[1] <= c.last_seq), None)
+            if chunk is None:
+                chunk = self.store.find_chunk(branch, *key)
+                if chunk is None:
+                    continue
+                chunks.append(chunk)
+            sale = next((s for s in chunk.sales if s.seq == key[1]), None)
+            if sale is not None:
+                found[key] = (VoidTarget(sale.kind, sale.total, voided=sale.seq in chunk.voided,
+                                         refused=sale.seq in chunk.refused), chunk)
+        return found
+
+    def _report_refused_voids(self, batch: SalesBatch, plan, body: bytes) -> None:
+        """Refused voids are stored (counted nowhere) with the batch; each is also dead-lettered for head office.
+
+        The dead letter keeps the message and the reason; replaying it changes nothing (its
+        numbers are applied), so head office reads it, settles the sale with the shop, and
+        discards it. The till learns of the latest one on its next pull (`last_refusal`).
+        """
+        now = self.clock()
+        record = self.store.get_branch(batch.branch)
+        for refused in plan.refused.values():
+            err = VoidRefused(batch.branch, plan.generation, refused)
+            self._dead_letter(body, err, batch.branch, record, self._ops())
+            log.warning("void refused branch=%s number=%s code=%s", batch.branch,
+                        sale_number(plan.generation, refused.seq), refused.code,
+                        extra=_dims(event="void_refused", branch=batch.branch, code=str(refused.code)))
+
+    def _check_one_till(self, batch: SalesBatch, mark) -> None:
         """A number already applied must come back as the very same sale (same sale_id).
 
-        A different sale under a stored number means two tills share one identity, e.g. the
-        branch database was copied to a second PC. Refusing it keeps the books from counting
-        both; reading the stored chunks costs a few operations, and only on duplicates.
+        A different sale under a stored number of the same generation means two tills share
+        one identity, e.g. the branch database was copied to a second PC. Refusing it keeps
+        the books from counting both; reading the stored chunks costs a few operations, and
+        only on duplicates. (A restore starts a new generation, so it never looks like this.)
         """
-        repeated = {s.seq: s.sale_id for s in batch.sales if before.apply.is_stored(s.seq)}
+        repeated = {s.seq: s.sale_id for s in batch.sales if mark.is_stored(s.seq)}
         lo, hi = min(repeated), max(repeated)
         # A chunk holds at most one batch's run of sales, so the one holding `lo` starts no earlier than this.
-        for chunk in self.store.iter_chunks(batch.branch, max(1, lo - limits.BATCH_MAX_SALES + 1)):
+        for chunk in self.store.iter_chunks(batch.branch, max(1, lo - limits.BATCH_MAX_SALES + 1), batch.generation):
             if chunk.first_seq > hi:
                 return
             for sale in chunk.sales:
                 if sale.seq in repeated and repeated[sale.seq] != sale.sale_id:
-                    raise ClonedTill(batch.branch, sale.seq, repeated[sale.seq])
+                    raise ClonedTill(batch.branch, sale.seq, repeated[sale.seq], batch.generation)
 
     def _dead_letter(self, body: bytes, err: ContractError, name, record, start: int) -> ApplyOutcome:
         now = self.clock()
@@ -369,8 +434,10 @@ class Service:
         if isinstance(record, BranchRecord):
             refusal = None
             if err.code not in UNSIGNED_CODES:  # signed with the branch's secret: its till sent it
+                generation = getattr(err, "generation", 1)
                 refusal = Refusal(at=now, code=str(err.code), reason=err.message, seq=getattr(err, "seq", None),
-                                  sale_id=getattr(err, "sale_id", None)).model_dump_json()
+                                  sale_id=getattr(err, "sale_id", None),
+                                  generation=generation if generation != 1 else None).model_dump_json()
             try:
                 self.store.merge_branch(record.name, last_error=f"{now:%Y-%m-%dT%H:%M:%SZ} {err.code}: {err.message}",
                                         last_error_at=now, last_refusal=refusal,
@@ -400,7 +467,7 @@ class Service:
                                 "replayed; discard it (the branch pushes unacknowledged sales again)")
         start = self._ops()
         try:
-            outcome = self._retry_apply(self._open(letter.raw, {}), start)
+            outcome = self._retry_apply(self._open(letter.raw, {}), start, body=letter.raw)
         except ContractError as err:
             self.store.update_dead_letter(letter_id, str(err.code), err.message, letter.replays + 1)
             log.warning("dead letter replay failed id=%s code=%s reason=%s", letter_id, err.code, err.message)
@@ -520,24 +587,28 @@ class Service:
         if resume:
             names = [n for n in names if n >= resume[0]]
         out: list[AppliedSale] = []
-        last: tuple[str, int, int] | None = None
+        last: tuple[str, int, int, int] | None = None
         for name in names:
-            first_chunk, after_seq = (resume[1], resume[2]) if resume and resume[0] == name else (0, 0)
-            through = self.store.get_sales_state(name).apply.applied_through
-            if after_seq >= through:
-                continue
-            for chunk in self.store.iter_chunks(name, first_chunk):
-                if chunk.first_seq > through:
-                    break
-                for sale in chunk.sales:
-                    if sale.seq <= after_seq:
-                        continue
-                    if sale.seq > through:
+            state = self.store.get_sales_state(name)
+            for gen in sorted(state.watermarks):
+                if resume and (name, gen) < resume[:2]:
+                    continue
+                first_chunk, after_seq = (resume[2], resume[3]) if resume and resume[:2] == (name, gen) else (0, 0)
+                through = state.apply_of(gen).applied_through
+                if after_seq >= through:
+                    continue
+                for chunk in self.store.iter_chunks(name, first_chunk, gen):
+                    if chunk.first_seq > through:
                         break
-                    if len(out) == limit:
-                        return SalesExportPage(sales=out, next=_encode_export_token(*last))
-                    out.append(AppliedSale(branch=name, sale=sale, applied_at=chunk.applied_at))
-                    last = (name, chunk.first_seq, sale.seq)
+                    for sale in chunk.sales:
+                        if sale.seq <= after_seq or sale.seq in chunk.refused:  # a refused void counts nowhere
+                            continue
+                        if sale.seq > through:
+                            break
+                        if len(out) == limit:
+                            return SalesExportPage(sales=out, next=_encode_export_token(*last))
+                        out.append(AppliedSale(branch=name, generation=gen, sale=sale, applied_at=chunk.applied_at))
+                        last = (name, gen, chunk.first_seq, sale.seq)
         return SalesExportPage(sales=out, next=None)
 
     def price_differences(self, branch: str | None = None, since: str | None = None, after: str | None = None,
@@ -687,21 +758,23 @@ def client_version_param(query: Mapping[str, str]) -> str | None:
     return raw
 
 
-def _encode_export_token(branch: str, chunk_first: int, seq: int) -> str:
-    raw = json.dumps({"b": branch, "c": chunk_first, "s": seq}, separators=(",", ":")).encode()
+def _encode_export_token(branch: str, generation: int, chunk_first: int, seq: int) -> str:
+    fields = {"b": branch, "c": chunk_first, "s": seq, **({"g": generation} if generation != 1 else {})}
+    raw = json.dumps(fields, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _decode_export_token(token: str) -> tuple[str, int, int]:
+def _decode_export_token(token: str) -> tuple[str, int, int, int]:
+    """(branch, generation, chunk, seq); a token without `g` is generation 1, as tokens were before."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        branch, chunk, seq = data["b"], data["c"], data["s"]
+        branch, chunk, seq, gen = data["b"], data["c"], data["s"], data.get("g", 1)
         if not (isinstance(branch, str) and BRANCH_RE.match(branch) and type(chunk) is int and type(seq) is int
-                and 0 <= chunk <= seq):
+                and type(gen) is int and 1 <= gen <= limits.GENERATION_MAX and 0 <= chunk <= seq):
             raise ValueError
-    except (binascii.Error, ValueError, TypeError, KeyError):
+    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError):
         raise ContractError(ErrorCode.BAD_REQUEST, "after is not a token this API gave out; pass back `next` exactly, or start without it") from None
-    return branch, chunk, seq
+    return branch, gen, chunk, seq
 
 
 _LETTER_ID = re.compile(r"[0-9]{8}-[0-9]{12}-[0-9a-f]{8}")

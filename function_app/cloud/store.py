@@ -66,25 +66,50 @@ class BranchRecord:
 
 @dataclass
 class SalesState:
-    """A branch's apply watermark and running totals; etag None means not stored yet."""
+    """A branch's apply watermarks (one per numbering generation) and running totals.
+
+    One row for all generations: a pull reads every watermark with one operation, and
+    applies of any generation of the branch are serialised by its ETag (None: not stored yet).
+    """
 
     branch: str
-    apply: ApplyState = field(default_factory=ApplyState)
+    watermarks: dict[int, ApplyState] = field(default_factory=dict)
     sales_applied: int = 0
     total_paisa: int = 0
     last_push: datetime | None = None
     etag: str | None = field(default=None, compare=False)
 
+    def apply_of(self, generation: int) -> ApplyState:
+        return self.watermarks.get(generation) or ApplyState()
+
+    @property
+    def apply(self) -> ApplyState:
+        """Generation 1's watermark (every branch has one; later generations follow restores)."""
+        return self.apply_of(1)
+
 
 @dataclass(frozen=True)
 class Chunk:
-    """A run of consecutive applied sales as stored together."""
+    """A run of consecutive applied events of one generation as stored together.
+
+    `voided`: seqs of its sales that an applied void has voided; `refused`: seqs of its
+    void events the cloud refused (stored to keep the sequence whole, counted nowhere),
+    with the reason code. `etag` lets an apply mark a sale voided atomically.
+    """
 
     branch: str
     first_seq: int
     last_seq: int
     applied_at: datetime
     sales: list[Sale]
+    generation: int = 1
+    voided: frozenset[int] = frozenset()
+    refused: Mapping[int, str] = field(default_factory=dict)
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def counted(self) -> list[Sale]:
+        return [s for s in self.sales if s.seq not in self.refused]
 
 
 @dataclass(frozen=True)
@@ -132,8 +157,12 @@ class Store(Protocol):
     # sales
     def get_sales_state(self, branch: str) -> SalesState: ...
     def init_sales_state(self, branch: str) -> None: ...  # no-op when it exists
-    def commit_apply(self, before: SalesState, plan: ApplyPlan, last_push: datetime, applied_at: datetime) -> SalesState: ...
-    def iter_chunks(self, branch: str, from_first_seq: int = 0) -> Iterator[Chunk]: ...
+    # The plan's chunks, its voids' marks on the chunks in `targets` (If-Match) and the new
+    # state, in one transaction; Conflict if the state or a marked chunk changed meanwhile.
+    def commit_apply(self, before: SalesState, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
+                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> SalesState: ...
+    def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]: ...
+    def find_chunk(self, branch: str, generation: int, seq: int) -> Chunk | None: ...  # the chunk holding seq
 
     # catalog
     def get_catalog_counter(self) -> CounterRecord: ...

@@ -27,10 +27,11 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.models import Sale
+from shared import limits
+from shared.models import Sale, SaleKind
 
 from . import faults, nonces
-from .apply import ApplyPlan, ApplyState
+from .apply import ApplyPlan, ApplyState, void_target
 from .credentials import credential_for
 from .settings import IdentityStorage
 from .catalog import (
@@ -81,8 +82,21 @@ SEGMENT_FIRST_PAGE = 4
 SEGMENT_PAGE_MAX = 64
 
 
-def chunk_key(first_seq: int) -> str:
-    return f"c{first_seq:0{SEQ_DIGITS}d}"
+def chunk_prefix(generation: int = 1) -> str:
+    """Chunk rows of generation 1 keep their original keys `c<seq>`; later ones are `g<gen>c<seq>`.
+
+    Every chunk key sorts below "s" (the state row) and a generation's keys are contiguous.
+    """
+    return "c" if generation == 1 else f"g{generation:03d}c"
+
+
+def chunk_key(first_seq: int, generation: int = 1) -> str:
+    return f"{chunk_prefix(generation)}{first_seq:0{SEQ_DIGITS}d}"
+
+
+def chunks_end(generation: int = 1) -> str:
+    """The key just above every chunk key of `generation` ("c..." < "d", "g002c..." < "g002d")."""
+    return chunk_prefix(generation)[:-1] + "d"
 
 
 def version_key(version: int) -> str:
@@ -243,9 +257,12 @@ class TableStore:
         if entity is None:
             return SalesState(branch)
         ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
+        watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
+        for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
+            watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
         return SalesState(
             branch=branch,
-            apply=ApplyState(_int(entity.get("applied_through")), ranges),
+            watermarks=watermarks,
             sales_applied=_int(entity.get("sales_applied")),
             total_paisa=_int(entity.get("total_paisa")),
             last_push=_dt(entity.get("last_push")),
@@ -261,44 +278,89 @@ class TableStore:
             except ResourceExistsError:
                 pass
 
-    def commit_apply(self, before: SalesState, plan: ApplyPlan, last_push: datetime, applied_at: datetime) -> SalesState:
-        """Chunk rows and the new state in one transaction (several only if they cannot fit one).
+    def commit_apply(self, before: SalesState, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
+                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> SalesState:
+        """Chunk rows, void marks and the new state in one transaction (several only if they cannot fit one).
 
         Each transaction's state row describes exactly the chunks written so far, so data
         and watermark agree after every commit, and the state ETag makes a concurrent
-        apply of the same branch fail with Conflict instead of double counting.
+        apply of the same branch fail with Conflict instead of double counting. A void is
+        committed in the transaction of its own chunk, together with the mark on the chunk
+        of the sale it voids (If-Match), so a sale is voided at most once.
         """
+        gen = plan.generation
+        accepted = {s.seq: s for s in plan.counted if s.kind == SaleKind.VOID}
         pieces = [piece for run in plan.runs for piece in _encode_run(run)]
+        # Where each voided sale is stored: a piece written now, or a chunk already stored.
+        home_of: dict[tuple[int, int], str] = {}
+        for piece in pieces:
+            for sale in piece.sales:
+                home_of[(gen, sale.seq)] = chunk_key(piece.sales[0].seq, gen)
+        marks: dict[str, set[int]] = {}
+        etags: dict[str, str | None] = {}
+        for key, chunk in (targets or {}).items():
+            row = chunk_key(chunk.first_seq, chunk.generation)
+            home_of.setdefault(key, row)
+            marks.setdefault(row, set(chunk.voided))
+            etags.setdefault(row, chunk.etag)
         state = before
-        for group in _group_pieces(pieces):
+        weights = [sum(1 for s in p.sales if s.seq in accepted) for p in pieces]
+        for group in _group_pieces(pieces, weights):
+            rows = {chunk_key(p.sales[0].seq, gen) for p in group}
+            touched: set[str] = set()
+            for piece in group:
+                for sale in piece.sales:
+                    if sale.seq in accepted:
+                        target = home_of[void_target(gen, sale)]
+                        marks.setdefault(target, set()).add(sale.voids)
+                        touched.add(target)
             after = SalesState(
                 branch=before.branch,
-                apply=state.apply.with_stored((p.sales[0].seq, p.sales[-1].seq) for p in group),
-                sales_applied=state.sales_applied + sum(len(p.sales) for p in group),
-                total_paisa=state.total_paisa + sum(s.total for p in group for s in p.sales),
+                watermarks={**state.watermarks,
+                            gen: state.apply_of(gen).with_stored((p.sales[0].seq, p.sales[-1].seq) for p in group)},
+                sales_applied=state.sales_applied + sum(1 for p in group for s in p.sales if s.seq not in plan.refused),
+                total_paisa=state.total_paisa + sum(s.total for p in group for s in p.sales if s.seq not in plan.refused),
                 last_push=max(filter(None, [state.last_push, last_push])),
             )
-            ops: list = [("create", _chunk_entity(before.branch, p, applied_at)) for p in group]
+            ops: list = [("create", _chunk_entity(before.branch, gen, p, applied_at,
+                                                  marks.get(chunk_key(p.sales[0].seq, gen), ()), plan.refused))
+                         for p in group]
+            updated = sorted(touched - rows)
+            ops += [("update", {"PartitionKey": before.branch, "RowKey": row, "voided": _seq_list(marks[row])},
+                     {"mode": UpdateMode.MERGE, "etag": etags[row], "match_condition": MatchConditions.IfNotModified})
+                    for row in updated]
             ops.append(_write_op(_state_entity(after), state.etag))
             seqs = f"{group[0].sales[0].seq}-{group[-1].sales[-1].seq}"
             result = self._submit(SALES, ops, f"apply sales {seqs} of {before.branch}")
+            for i, p in enumerate(group):
+                etags[chunk_key(p.sales[0].seq, gen)] = result[i].get("etag")
+            for i, row in enumerate(updated):
+                etags[row] = result[len(group) + i].get("etag")
             after.etag = result[-1]["etag"]
             state = after
             faults.hit("apply.between_transactions", f"{before.branch}:{seqs}")
         return state
 
-    def iter_chunks(self, branch: str, from_first_seq: int = 0) -> Iterator[Chunk]:
+    def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]:
         # Chunks are large: read a few per request and stop as soon as the caller has enough.
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
-        for entity in self._query(SALES, query, {"pk": branch, "lo": chunk_key(from_first_seq), "hi": "d"}, per_page=16):
-            raw = json.loads(zlib.decompress(entity["data"]))
-            yield Chunk(
-                branch=branch,
-                first_seq=_int(entity["first_seq"]),
-                last_seq=_int(entity["last_seq"]),
-                applied_at=_dt(entity["applied_at"]),
-                sales=[Sale.model_validate(s) for s in raw],
-            )
+        params = {"pk": branch, "lo": chunk_key(from_first_seq, generation), "hi": chunks_end(generation)}
+        for entity in self._query(SALES, query, params, per_page=16):
+            yield _chunk(branch, generation, entity)
+
+    def find_chunk(self, branch: str, generation: int, seq: int) -> Chunk | None:
+        """The chunk holding `seq`: one query, filtered by the store on the chunk's last seq.
+
+        A chunk holds at most one batch's run, so it starts at most BATCH_MAX_SALES - 1 below `seq`.
+        """
+        lo = chunk_key(max(1, seq - limits.BATCH_MAX_SALES + 1), generation)
+        # An Int64 literal (suffix L): last_seq is stored as Int64 and the store compares types strictly.
+        query = f"PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi and last_seq ge {int(seq)}L"
+        for entity in self._query(SALES, query, {"pk": branch, "lo": lo, "hi": chunk_key(seq, generation)}, per_page=4):
+            chunk = _chunk(branch, generation, entity)
+            if chunk.first_seq <= seq <= chunk.last_seq:
+                return chunk
+        return None
 
     # --- catalog -------------------------------------------------------------------------
 
@@ -582,11 +644,33 @@ def _branch_record(e: dict) -> BranchRecord:
 
 
 def _state_entity(s: SalesState) -> dict:
+    # Generation 1 in the original properties; later generations (after restores) in one JSON property.
+    later = {str(g): [w.applied_through, [list(r) for r in w.ranges]] for g, w in sorted(s.watermarks.items()) if g != 1}
     return _props({
         "PartitionKey": s.branch, "RowKey": STATE_KEY, "applied_through": s.apply.applied_through,
         "ranges": json.dumps([list(r) for r in s.apply.ranges]), "sales_applied": s.sales_applied,
         "total_paisa": s.total_paisa, "last_push": s.last_push,
+        "generations": json.dumps(later, separators=(",", ":")) if later else None,
     })
+
+
+def _seq_list(seqs) -> str:
+    return json.dumps(sorted(seqs), separators=(",", ":"))
+
+
+def _chunk(branch: str, generation: int, entity: dict) -> Chunk:
+    raw = json.loads(zlib.decompress(entity["data"]))
+    return Chunk(
+        branch=branch,
+        first_seq=_int(entity["first_seq"]),
+        last_seq=_int(entity["last_seq"]),
+        applied_at=_dt(entity["applied_at"]),
+        sales=[Sale.model_validate(s) for s in raw],
+        generation=generation,
+        voided=frozenset(json.loads(entity.get("voided") or "[]")),
+        refused={int(k): v for k, v in json.loads(entity.get("refused") or "{}").items()},
+        etag=entity.metadata.get("etag"),
+    )
 
 
 @dataclass(frozen=True)
@@ -607,24 +691,32 @@ def _encode_run(run: list[Sale]) -> list[_Piece]:
     return _encode_run(run[:mid]) + _encode_run(run[mid:])
 
 
-def _group_pieces(pieces: list[_Piece]) -> list[list[_Piece]]:
+def _group_pieces(pieces: list[_Piece], extra_ops: list[int] | None = None) -> list[list[_Piece]]:
+    """Pieces per transaction; `extra_ops[i]`: at most how many void marks piece i adds to its transaction."""
+    extra_ops = extra_ops or [0] * len(pieces)
     groups: list[list[_Piece]] = []
-    size = 0
-    for piece in pieces:
-        if not groups or len(groups[-1]) == TXN_MAX_OPS - 1 or size + len(piece.data) > TXN_MAX_DATA_BYTES:
+    size = ops = 0
+    for piece, extra in zip(pieces, extra_ops):
+        need = 1 + min(extra, TXN_MAX_OPS - 2)
+        if not groups or ops + need > TXN_MAX_OPS - 1 or size + len(piece.data) > TXN_MAX_DATA_BYTES:
             groups.append([])
-            size = 0
+            size = ops = 0
         groups[-1].append(piece)
         size += len(piece.data)
+        ops += need
     return groups
 
 
-def _chunk_entity(branch: str, piece: _Piece, applied_at: datetime) -> dict:
+def _chunk_entity(branch: str, generation: int, piece: _Piece, applied_at: datetime, voided=(),
+                  refused: Mapping | None = None) -> dict:
+    mine = {seq: str(r.code) for seq, r in (refused or {}).items() if piece.sales[0].seq <= seq <= piece.sales[-1].seq}
     return _props({
-        "PartitionKey": branch, "RowKey": chunk_key(piece.sales[0].seq),
+        "PartitionKey": branch, "RowKey": chunk_key(piece.sales[0].seq, generation),
         "first_seq": piece.sales[0].seq, "last_seq": piece.sales[-1].seq, "count": len(piece.sales),
-        "total_paisa": sum(s.total for s in piece.sales), "applied_at": applied_at,
+        "total_paisa": sum(s.total for s in piece.sales if s.seq not in mine), "applied_at": applied_at,
         "encoding": "zlib+json", "data": piece.data,
+        "voided": _seq_list(voided) if voided else None,
+        "refused": json.dumps({str(k): v for k, v in sorted(mine.items())}, separators=(",", ":")) if mine else None,
     })
 
 
