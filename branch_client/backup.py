@@ -6,18 +6,31 @@ sync runs, WAL included. Copies go to `backups/branchsync-<UTC time>.db` in the 
 are checked with PRAGMA integrity_check before they count, and only the newest `keep`
 are kept. The branch secret is not in the database and never in a backup.
 
-`restore` checks the file (a branchsync database of a schema this program knows, intact,
-of the same branch), takes the sync lock, saves the current database as a backup first,
-and copies the file into the live database with the same backup API (so WAL and readers
-stay consistent). The restored store is marked: the cloud may already hold sales numbered
-above the backup's last one (recorded after the backup was taken). The next pull tells the
-branch the cloud's `applied_through`; sales recorded since the restore are then renumbered
-above it, in the same transaction that stores it (see Store.apply_catalog_page), and new
-numbers continue from there. No sale number the cloud already has is used again.
+`restore` checks the file (a branchsync database of a schema this program knows, intact),
+upgrades a staged copy of it, and then, holding the sync lock and the live database's
+write lock for the whole of it (so no sale can be recorded in between, by the CLI or the
+till page: both record through Store.record), checks what the restore would lose, saves
+the current database as a backup, and replaces the live content with the staged one in
+one SQLite transaction. A sale is therefore recorded before the restore (and is in the
+safety copy) or after it (and is in the restored database), never in neither.
+
+The restored database numbers new sales in a new generation, one above every generation
+this till's databases and backups know: `2-1`, `2-2`, ... after a first restore. The
+sales the backup holds keep their numbers and are pushed under their own generation, so
+a message of the lost database still in the queue, for days, applies under the old
+generation and can never collide with a sale rung up after the restore. No number the
+till has printed ever changes.
+
+A restore is refused, unless forced, when it would lose the till's identity (the backup
+is not enrolled, or is another branch's) or sales the cloud has not acknowledged that
+the backup does not hold and that were never pushed (a pushed one is safe in the queue); forced, it says what it loses, and status and doctor keep
+saying it (meta `restored`).
 """
 
+import json
 import re
 import sqlite3
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +41,8 @@ from .errors import BadInput, StoreError, SyncAlreadyRunning
 from .schema import MIGRATIONS, SCHEMA_VERSION_KEY
 
 BACKUP_DIR = "backups"
+# How long a restore waits for a sale being recorded to finish before it takes the database.
+BUSY_TIMEOUT_S = 15
 DEFAULT_KEEP = 10
 _NAME = re.compile(r"^branchsync-\d{8}T\d{6}(\d{6})?Z(-[a-z-]+)?\.db$")
 _STAMP = re.compile(r"^branchsync-(\d{8}T\d{6})(\d{6})?Z")
@@ -137,8 +152,11 @@ def prune(home: Path, keep: int) -> list[Path]:
     return gone
 
 
-def restore(home: Path, source: Path, *, force: bool = False, keep: int = DEFAULT_KEEP) -> dict:
-    """Replace the live database's content with `source`. Returns facts about the restore."""
+def restore(home: Path, source: Path, *, force: bool = False, keep: int = DEFAULT_KEEP,
+            now: datetime | None = None) -> dict:
+    """Replace the live database's content with `source` in a new numbering generation. Returns what it did."""
+    from .store import Store  # the store imports this module's neighbours; only a restore needs it here
+
     home, source = Path(home), Path(source)
     if not source.is_file():
         raise BadInput(f"there is no file {source}; list the backups in {backup_dir(home)}")
@@ -151,23 +169,174 @@ def restore(home: Path, source: Path, *, force: bool = False, keep: int = DEFAUL
     except Timeout:
         raise SyncAlreadyRunning("a sync is running for this branch; wait for it to finish, then restore") from None
     try:
-        safety = None
-        if db.exists():
-            current = _check(db)
-            if current["branch"] and found["branch"] and current["branch"] != found["branch"] and not force:
-                raise BadInput(f"{source} is a backup of branch {found['branch']}, but this data home is branch "
-                               f"{current['branch']}; use --force only if that is really what you want")
-            safety = backup(home, keep=keep + 1, label="before-restore")
-        try:
-            src, dst = _connect(source, read_only=True), _connect(db)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-                src.close()
-        except sqlite3.Error as exc:
-            raise StoreError(f"restoring {source} failed ({exc}); the database before the restore is saved as "
-                             f"{safety}") from exc
+        with tempfile.TemporaryDirectory(dir=home, prefix=".restore-") as staging:
+            staged = paths.db_path(Path(staging))
+            _copy(source, staged)
+            Store(Path(staging)).close()  # upgrade the copy to this program's schema
+            if db.exists() and _intact(db):
+                Store(home).close()  # and the live database, so both have the same tables
+                return _replace(home, source, staged, found, force=force, keep=keep, now=now)
+            return _replace_missing(home, source, staged, found, force=force, keep=keep, now=now)
     finally:
         lock.release()
-    return {**found, "safety_backup": str(safety) if safety else None}
+
+
+# The tables a restore replaces, in an order that keeps foreign keys whole.
+_TABLES = ("meta", "products", "sync_state", "generations", "sales")
+
+
+def _replace(home: Path, source: Path, staged: Path, found: dict, *, force: bool, keep: int,
+             now: datetime | None) -> dict:
+    db = paths.db_path(home)
+    conn = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("ATTACH DATABASE ? AS staged", (str(staged),))  # not allowed inside a transaction
+        # The write lock from here to COMMIT: sale entry waits (or fails visibly), nothing slips in between.
+        conn.execute("BEGIN IMMEDIATE")
+        live_branch = _meta(conn, "main").get("branch")
+        staged_meta = _meta(conn, "staged")
+        lost = _lost_sales(conn)
+        problems = _losses(live_branch, staged_meta.get("branch"), lost)
+        if problems and not force:
+            raise BadInput(f"restoring {source} would lose {'; and '.join(problems)}. Nothing was changed. Sync "
+                           "first if the cloud is reachable, or choose a newer backup; use --force only to accept "
+                           "that loss (the current database is then kept as a backup file)")
+        safety = backup(home, keep=keep + 1, label="before-restore")
+        generation = 1 + max([_generations(conn, "main"), _generations(conn, "staged"), *_backup_generations(home)])
+        for table in _TABLES[::-1]:
+            conn.execute(f"DELETE FROM main.{table}")
+        for table in _TABLES:
+            cols = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+            conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM staged.{table}")
+        facts = _start_generation(conn, source, generation, now, safety=safety,
+                                  lost_sales=lost if force else [],
+                                  lost_identity=live_branch if force and live_branch != staged_meta.get("branch") else None)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return {**found, **facts}
+
+
+def _replace_missing(home: Path, source: Path, staged: Path, found: dict, *, force: bool, keep: int,
+                     now: datetime | None) -> dict:
+    """No live database (a new disk), or a damaged one (kept aside, only with --force)."""
+    db = paths.db_path(home)
+    safety = None
+    if db.exists():
+        if not force:
+            raise BadInput(f"the current database {db} is damaged, so this restore cannot tell what it would lose; "
+                           "run 'branchsync doctor', then restore with --force to replace it (it is kept as a "
+                           "backup file)")
+        safety = backup_dir(home) / f"branchsync-{_stamp(now)}Z-damaged.db"
+        safety.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{db}{suffix}").exists():
+                Path(f"{db}{suffix}").replace(f"{safety}{suffix}")
+    conn = sqlite3.connect(staged, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        generation = 1 + max([_generations(conn, "main"), *_backup_generations(home)])
+        facts = _start_generation(conn, source, generation, now, safety=safety, lost_sales=[], lost_identity=None)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    _copy(staged, db)
+    return {**found, **facts}
+
+
+def _start_generation(conn: sqlite3.Connection, source: Path, generation: int, now: datetime | None, *,
+                      safety: Path | None, lost_sales: list[str], lost_identity: str | None) -> dict:
+    facts = {
+        "at": (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "source": str(source), "safety_backup": str(safety) if safety else None, "generation": generation,
+        "lost_sales": lost_sales, "lost_identity": lost_identity,
+    }
+    for key, value in (("generation", str(generation)), ("restored", json.dumps(facts))):
+        conn.execute("INSERT INTO main.meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+    conn.execute("INSERT OR IGNORE INTO main.generations (generation, applied_through) VALUES (?, 0)", (generation,))
+    return facts
+
+
+def _losses(live_branch: str | None, staged_branch: str | None, lost: list[str]) -> list[str]:
+    problems = []
+    if live_branch and staged_branch != live_branch:
+        problems.append(f"this till's identity (it is branch {live_branch}; the backup is "
+                        + (f"branch {staged_branch})" if staged_branch else "not enrolled)"))
+    if lost:
+        shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        problems.append(f"{len(lost)} sale(s) never sent to the cloud that the backup does not hold ({shown})")
+    return problems
+
+
+def _lost_sales(conn: sqlite3.Connection) -> list[str]:
+    """Printed numbers of the live database's events never pushed that the staged one lacks.
+
+    Those only this database holds. A pushed one is safe in the queue even unacknowledged
+    (the queue accepted it; the cloud applies it under its own generation, or dead-letters
+    it with a reason), so a restore does not lose it.
+    """
+    from shared.models import sale_number
+
+    rows = conn.execute("SELECT generation, seq FROM main.sales WHERE acked_at IS NULL AND pushed_at IS NULL "
+                        "AND sale_id NOT IN (SELECT sale_id FROM staged.sales) ORDER BY generation, seq").fetchall()
+    return [sale_number(g, s) for g, s in rows]
+
+
+def _meta(conn: sqlite3.Connection, schema: str) -> dict:
+    return dict(conn.execute(f"SELECT key, value FROM {schema}.meta"))
+
+
+def _generations(conn: sqlite3.Connection, schema: str) -> int:
+    """The highest generation a database knows: its own, one it holds sales of, or one the cloud acknowledged."""
+    own = int(_meta(conn, schema).get("generation", 1))
+    row = conn.execute(f"SELECT coalesce(max(generation), 1) FROM {schema}.generations").fetchone()
+    held = conn.execute(f"SELECT coalesce(max(generation), 1) FROM {schema}.sales").fetchone()
+    return max(own, row[0], held[0])
+
+
+def _backup_generations(home: Path) -> list[int]:
+    """The generations the backups in the data home know (an unreadable one counts as none)."""
+    out = []
+    for path in backups(home):
+        try:
+            conn = _connect(path, read_only=True)
+        except sqlite3.Error:
+            continue
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            known = [int(meta.get("generation", 1))]
+            if "generations" in tables:
+                known.append(conn.execute("SELECT coalesce(max(generation), 1) FROM generations").fetchone()[0])
+            out.append(max(known))
+        except (sqlite3.Error, ValueError):
+            continue
+        finally:
+            conn.close()
+    return out
+
+
+def _intact(db: Path) -> bool:
+    try:
+        _check(db)
+    except BadInput:
+        return False
+    return True
+
+
+def _copy(source: Path, target: Path) -> None:
+    src, dst = _connect(source, read_only=True), _connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def _stamp(now: datetime | None) -> str:
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%f")

@@ -197,22 +197,23 @@ def sale_add(
     from . import sale_entry
 
     with _command(ctx) as store:
-        sale = store.record_sale(sale_entry.parse_items(items), payment)
-    typer.echo(f"sale {sale.seq} recorded: total {format_taka(sale.total)} taka, "
+        recorded = store.record(sale_entry.parse_items(items), payment)
+    sale = recorded.sale
+    typer.echo(f"sale {recorded.number} recorded: total {format_taka(sale.total)} taka, "
                f"{len(sale.lines)} line{'s' if len(sale.lines) != 1 else ''}, paid by {sale.payment.method.value}")
 
 
 @sale_app.command("void")
 def sale_void(
     ctx: typer.Context,
-    number: Annotated[int, typer.Argument(help="The number of the sale to void.")],
+    number: Annotated[str, typer.Argument(help="The number of the sale to void, as on the receipt (14, or 2-14).")],
 ) -> None:
     """Void a sale: records a void event with minus its total."""
     from shared.money import format_taka
 
     with _command(ctx) as store:
-        void = store.void_sale(number)
-    typer.echo(f"sale {number} voided by number {void.seq}: {format_taka(void.total)} taka")
+        void = store.void(number)
+    typer.echo(f"sale {number.strip()} voided by number {void.number}: {format_taka(void.sale.total)} taka")
 
 
 @sale_app.command("list")
@@ -240,9 +241,9 @@ def sale_list(
     colours = {SaleState.PENDING: "yellow", SaleState.PUSHED: "cyan", SaleState.ACKED: "green"}
     for rec in records:
         sale = rec.sale
-        note = f"void of {sale.voids}" if sale.voids else (f"voided by {rec.voided_by}" if rec.voided_by else
-                                                           f"{len(sale.lines)} lines")
-        table.add_row(str(sale.seq), _local(sale.recorded_at), sale.kind.value, format_taka(sale.total),
+        note = f"void of {rec.voids_number}" if sale.voids else (f"voided by {rec.voided_by}" if rec.voided_by else
+                                                                 f"{len(sale.lines)} lines")
+        table.add_row(rec.number, _local(sale.recorded_at), sale.kind.value, format_taka(sale.total),
                       sale.payment.method.value, f"[{colours[rec.state]}]{rec.state.value}[/]", escape(note))
     _out().print(table)
 
@@ -488,31 +489,36 @@ def backup(
 def restore(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A backup (see the backups folder in the data home).")],
-    force: Annotated[bool, typer.Option("--force", help="Restore even a backup of another branch.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Restore even if that loses this till's identity or sales "
+                                                        "the cloud has not acknowledged (they stay in the safety copy).")] = False,
 ) -> None:
     """Put a backup back in place of the database (the current one is backed up first).
 
-    Sales the cloud already has keep their numbers: the next sync learns how far the cloud got and
-    numbers new sales above that (sales recorded before that sync move up if needed).
+    Sale entry waits while it runs. New sales are numbered in a new generation (2-1, 2-2, ...), so no
+    number the cloud may still receive from the old database is used again, and no printed number changes.
     """
     from . import backup as backups
     from . import logs
-    from .store import Store
 
     home = Path(ctx.obj)
     log = logs.open_log(home)
     try:
         result = backups.restore(home, file, force=force)
-        with Store(home) as store:
-            last = store.mark_restored()
     except BranchSyncError as exc:
         log.error(logs.error_line("restore", str(exc), exc.code, 0))
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
-    log.info(f"restored {file} (last sale {last}); safety copy of the previous database: {result['safety_backup']}")
-    typer.echo(f"restored {file}: last sale number {last}"
+    gen = result["generation"]
+    log.info(f"restored {file} (generation {gen}); safety copy of the previous database: {result['safety_backup']}")
+    typer.echo(f"restored {file}: new sales are numbered {gen}-1, {gen}-2, ..."
                + (f"; the previous database is saved as {result['safety_backup']}" if result["safety_backup"] else ""))
-    typer.echo("run 'branchsync sync' now: it learns which sales the cloud already has and continues numbering above them")
+    if result["lost_sales"]:
+        typer.echo(f"warning: {len(result['lost_sales'])} sale(s) never sent to the cloud are not in this backup "
+                   f"({', '.join(result['lost_sales'][:10])}); they are only in {result['safety_backup']}", err=True)
+    if result["lost_identity"]:
+        typer.echo(f"warning: this till was branch {result['lost_identity']}; the restored database is "
+                   + (f"branch {result['branch']}" if result["branch"] else "not enrolled"), err=True)
+    typer.echo("run 'branchsync sync' now")
 
 
 # --- schedule ------------------------------------------------------------------------------------------

@@ -112,11 +112,15 @@ def new_sale(seq: int, sale_id: str, recorded_at: datetime, lines: Sequence[Sale
         raise BadSaleInput(f"the sale cannot be recorded: {_first_error(exc)}") from None
 
 
-def new_void(seq: int, sale_id: str, recorded_at: datetime, voided: Sale) -> Sale:
-    """The void event of `voided`: no lines, minus its total, paid back the same way."""
+def new_void(seq: int, sale_id: str, recorded_at: datetime, voided: Sale, voided_generation: int | None = None) -> Sale:
+    """The void event of `voided`: no lines, minus its total, paid back the same way.
+
+    `voided_generation`: the voided sale's generation when it is an earlier one than the void's.
+    """
     if voided.kind != SaleKind.SALE:
         raise BadSaleInput(f"number {voided.seq} is itself a void, not a sale; only a sale can be voided")
-    return Sale(seq=seq, sale_id=sale_id, kind=SaleKind.VOID, voids=voided.seq, recorded_at=recorded_at, lines=[],
+    return Sale(seq=seq, sale_id=sale_id, kind=SaleKind.VOID, voids=voided.seq, voids_generation=voided_generation,
+                recorded_at=recorded_at, lines=[],
                 payment=Payment(method=voided.payment.method, amount=-voided.total), total=-voided.total)
 
 

@@ -37,9 +37,13 @@ products = Table(
 
 sales = Table(
     "sales", metadata,
+    # The till's numbering generation (1, then one more per restore) and the number within it:
+    # together the sale's identity, printed on the receipt as `14` or `2-14` (sale_number).
+    Column("generation", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("sale_id", String, nullable=False, unique=True),
     Column("kind", String, nullable=False),
+    Column("voids_generation", Integer),
     Column("voids", Integer),
     Column("recorded_at", String, nullable=False),
     Column("total", Integer, nullable=False),          # paisa, negative for a void
@@ -61,7 +65,16 @@ sync_state = Table(
     Column("last_error_at", String),
 )
 
+# The cloud's watermark of each generation of this till, as the last pull said.
+generations = Table(
+    "generations", metadata,
+    Column("generation", Integer, primary_key=True, autoincrement=False),
+    Column("applied_through", Integer, nullable=False),
+)
+
 SCHEMA_VERSION_KEY = "schema_version"
+# meta key: the generation new sales are numbered in.
+GENERATION_KEY = "generation"
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -108,9 +121,56 @@ def _v1_initial(conn: Connection) -> None:
         conn.exec_driver_sql(stmt)
 
 
+def _v2_generations(conn: Connection) -> None:
+    """Sales are numbered per generation: (generation, seq) is the key; existing sales are generation 1.
+
+    SQLite cannot change a primary key in place, so the table is rebuilt (its foreign key
+    checked at commit, as the old and the new table both exist for a moment).
+    """
+    conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+    for stmt in (
+        """CREATE TABLE sales_v2 (
+            generation INTEGER NOT NULL CHECK (generation >= 1),
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            sale_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('sale', 'void')),
+            voids_generation INTEGER,
+            voids INTEGER,
+            recorded_at TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            payment_method TEXT NOT NULL,
+            body TEXT NOT NULL,
+            pushed_at TEXT,
+            push_count INTEGER NOT NULL DEFAULT 0,
+            acked_at TEXT,
+            PRIMARY KEY (generation, seq),
+            FOREIGN KEY (voids_generation, voids) REFERENCES sales_v2 (generation, seq),
+            CHECK ((voids IS NULL) = (voids_generation IS NULL))
+        )""",
+        """INSERT INTO sales_v2 (generation, seq, sale_id, kind, voids_generation, voids, recorded_at, total,
+                                 payment_method, body, pushed_at, push_count, acked_at)
+           SELECT 1, seq, sale_id, kind, CASE WHEN voids IS NULL THEN NULL ELSE 1 END, voids, recorded_at, total,
+                  payment_method, body, pushed_at, push_count, acked_at FROM sales""",
+        "DROP TABLE sales",
+        "ALTER TABLE sales_v2 RENAME TO sales",
+        # A sale is voided at most once.
+        "CREATE UNIQUE INDEX sales_one_void ON sales (voids_generation, voids) WHERE voids IS NOT NULL",
+        "CREATE INDEX sales_unacked ON sales (generation, seq) WHERE acked_at IS NULL",
+        """CREATE TABLE generations (
+            generation INTEGER PRIMARY KEY CHECK (generation >= 1),
+            applied_through INTEGER NOT NULL DEFAULT 0
+        )""",
+        "INSERT INTO generations (generation, applied_through) SELECT 1, applied_through FROM sync_state",
+        "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) DO NOTHING",
+        # Renumbering after a restore is gone (a restore starts a new generation instead).
+        "DELETE FROM meta WHERE key = 'restored_through'",
+    ):
+        conn.exec_driver_sql(stmt)
+
+
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_generations]
 
 
 def current_version(conn: Connection) -> int:

@@ -11,6 +11,7 @@ take the same number, and a number is only used if its sale is stored with it.
 Reads use a deferred BEGIN and so see one consistent snapshot.
 """
 
+import json
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,21 +27,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from shared.models import CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind
+from shared.models import CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind, parse_sale_number, sale_number
 
 from . import paths, sale_entry
 from .errors import BadSaleInput, NotEnrolled, StoreError
 from .identity import Identity, read_secret, write_secret
 from .sale_entry import ItemSpec
-from .schema import MIGRATIONS, Migration, meta, products, sales, sync_state, upgrade
+from .schema import GENERATION_KEY, MIGRATIONS, Migration, generations, meta, products, sales, sync_state, upgrade
 
 RESEND_AFTER = timedelta(minutes=10)
 BUSY_TIMEOUT_MS = 15_000
 ERROR_MAX_CHARS = 500
 
 _WRITE = "branchsync_write"
-# meta key: the last sale number of a restored backup, until the first pull after the restore.
-RESTORED_THROUGH = "restored_through"
+# meta key: JSON of what the last restore did (shared by backup.restore, status and doctor).
+RESTORED = "restored"
 # meta key: JSON of the cloud's latest refusal of this branch's sales (shared.models.Refusal), as the last pull said.
 LAST_REFUSAL = "last_refusal"
 
@@ -60,7 +61,31 @@ class SaleRecord:
     pushed_at: str | None
     push_count: int
     acked_at: str | None
-    voided_by: int | None
+    voided_by: str | None  # the printed number of the void that voided this sale
+    generation: int = 1
+
+    @property
+    def number(self) -> str:
+        """The number printed on the receipt: `14`, or `2-14` after a restore (shared.models.sale_number)."""
+        return sale_number(self.generation, self.sale.seq)
+
+    @property
+    def voids_number(self) -> str | None:
+        if self.sale.voids is None:
+            return None
+        return sale_number(self.sale.voids_generation or self.generation, self.sale.voids)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A sale or void just stored, with the generation it was numbered in."""
+
+    sale: Sale
+    generation: int
+
+    @property
+    def number(self) -> str:
+        return sale_number(self.generation, self.sale.seq)
 
 
 def utcnow() -> datetime:
@@ -182,56 +207,90 @@ class Store:
 
     def record_sale(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
                     now: datetime | None = None) -> Sale:
+        return self.record(items, payment, now).sale
+
+    def record(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
+               now: datetime | None = None) -> Recorded:
         """Price `items` from the catalog and store the sale under the next number, atomically.
 
-        Any problem raises BadSaleInput and stores nothing (the number is not used up).
+        Any problem raises BadSaleInput and stores nothing (the number is not used up). A
+        restore holds the database's write lock from its safety copy to its last write, so
+        a sale is recorded either before it (and kept in the safety copy) or after it.
         """
         method = sale_entry.parse_payment(payment)
         with self._write() as conn:
             wanted = {item.sku for item in items}
             found = {p.sku: p for p in self._products_by_sku(conn, wanted)}
             lines = sale_entry.build_lines(items, found)
-            sale = sale_entry.new_sale(self._next_seq(conn), uuid.uuid4().hex, now or utcnow(), lines, method)
-            self._insert_sale(conn, sale)
-        return sale
+            gen = self._generation(conn)
+            sale = sale_entry.new_sale(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), lines, method)
+            self._insert_sale(conn, gen, sale)
+        return Recorded(sale, gen)
 
-    def void_sale(self, seq: int, now: datetime | None = None) -> Sale:
-        """Record the void of sale `seq` as a new event; refused for an unknown, void or already voided number."""
+    def void_sale(self, number: int | str, now: datetime | None = None) -> Sale:
+        return self.void(number, now).sale
+
+    def void(self, number: int | str, now: datetime | None = None) -> Recorded:
+        """Record the void of sale `number` (as printed: 14, 2-14) as a new event of the current generation.
+
+        Refused for an unknown, void or already voided number. The cloud checks it again:
+        this database may be a restored backup that does not know an earlier void.
+        """
+        try:
+            target_gen, seq = parse_sale_number(str(number))
+        except ValueError as exc:
+            raise BadSaleInput(str(exc)) from None
+        shown = sale_number(target_gen, seq)
         with self._write() as conn:
-            row = conn.execute(select(sales.c.body).where(sales.c.seq == seq)).first()
+            row = conn.execute(select(sales.c.body).where(sales.c.generation == target_gen, sales.c.seq == seq)).first()
             if row is None:
-                raise BadSaleInput(f"there is no sale number {seq}; see 'branchsync sale list'")
+                raise BadSaleInput(f"there is no sale number {shown}; see 'branchsync sale list'")
             voided = Sale.model_validate_json(row.body)
             if voided.kind != SaleKind.SALE:
-                raise BadSaleInput(f"number {seq} is itself a void (of sale {voided.voids}); only a sale can be voided")
-            earlier = conn.execute(select(sales.c.seq).where(sales.c.voids == seq)).scalar()
+                raise BadSaleInput(f"number {shown} is itself a void; only a sale can be voided")
+            earlier = conn.execute(select(sales.c.generation, sales.c.seq).where(
+                sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
             if earlier is not None:
-                raise BadSaleInput(f"sale {seq} was already voided by number {earlier}; nothing to do")
-            void = sale_entry.new_void(self._next_seq(conn), uuid.uuid4().hex, now or utcnow(), voided)
-            self._insert_sale(conn, void)
-        return void
+                raise BadSaleInput(f"sale {shown} was already voided by number {sale_number(*earlier)}; nothing to do")
+            gen = self._generation(conn)
+            void = sale_entry.new_void(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), voided,
+                                       voided_generation=None if target_gen == gen else target_gen)
+            self._insert_sale(conn, gen, void)
+        return Recorded(void, gen)
 
     @staticmethod
-    def _next_seq(conn: Connection) -> int:
-        """The next sale number: above every stored sale and above what the cloud has applied.
+    def _generation(conn: Connection) -> int:
+        return int(conn.execute(select(meta.c.value).where(meta.c.key == GENERATION_KEY)).scalar() or 1)
 
-        The two differ only after a restore from a backup, once a pull has told the branch that the
-        cloud already holds higher numbers: those must never be used again.
-        """
-        last = conn.execute(select(func.coalesce(func.max(sales.c.seq), 0))).scalar_one()
-        applied = conn.execute(select(sync_state.c.applied_through)).scalar() or 0
-        return max(last, applied) + 1
+    def generation(self) -> int:
+        """The generation new sales are numbered in: 1, and one more after every restore."""
+        with self._read() as conn:
+            return self._generation(conn)
 
     @staticmethod
-    def _insert_sale(conn: Connection, sale: Sale) -> None:
+    def _next_seq(conn: Connection, generation: int) -> int:
+        """The next number of `generation`: gap-free from 1; a restore starts a new generation, never reuses one."""
+        last = conn.execute(select(func.coalesce(func.max(sales.c.seq), 0))
+                            .where(sales.c.generation == generation)).scalar_one()
+        return last + 1
+
+    @staticmethod
+    def _insert_sale(conn: Connection, generation: int, sale: Sale) -> None:
+        voids_gen = None if sale.voids is None else (sale.voids_generation or generation)
         conn.execute(insert(sales).values(
-            seq=sale.seq, sale_id=sale.sale_id, kind=sale.kind.value, voids=sale.voids,
+            generation=generation, seq=sale.seq, sale_id=sale.sale_id, kind=sale.kind.value,
+            voids_generation=voids_gen, voids=sale.voids,
             recorded_at=time_text(sale.recorded_at), total=sale.total, payment_method=sale.payment.method.value,
             body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None))
 
-    def get_sale(self, seq: int) -> SaleRecord | None:
+    def get_sale(self, number: int | str) -> SaleRecord | None:
+        """The sale with this printed number (`14` is generation 1, `2-14` generation 2)."""
+        try:
+            gen, seq = parse_sale_number(str(number))
+        except ValueError:
+            return None
         with self._read() as conn:
-            rows = self._sale_records(conn, sales.c.seq == seq, limit=1)
+            rows = self._sale_records(conn, and_(sales.c.generation == gen, sales.c.seq == seq), limit=1)
         return rows[0] if rows else None
 
     def recent_sales(self, limit: int = 20) -> list[SaleRecord]:
@@ -247,17 +306,21 @@ class Store:
     @staticmethod
     def _sale_records(conn: Connection, where, limit: int, oldest_first: bool = False) -> list[SaleRecord]:
         voider = sales.alias("voider")
-        query = (select(sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
-                        voider.c.seq.label("voided_by"))
-                 .outerjoin(voider, voider.c.voids == sales.c.seq)
-                 .order_by(sales.c.seq.asc() if oldest_first else sales.c.seq.desc()).limit(limit))
+        order = ((sales.c.generation.asc(), sales.c.seq.asc()) if oldest_first
+                 else (sales.c.generation.desc(), sales.c.seq.desc()))
+        query = (select(sales.c.generation, sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
+                        voider.c.generation.label("voider_generation"), voider.c.seq.label("voided_by"))
+                 .outerjoin(voider, and_(voider.c.voids_generation == sales.c.generation,
+                                         voider.c.voids == sales.c.seq))
+                 .order_by(*order).limit(limit))
         if where is not None:
             query = query.where(where)
         out = []
         for row in conn.execute(query):
             state = (SaleState.ACKED if row.acked_at else SaleState.PUSHED if row.pushed_at else SaleState.PENDING)
+            voided_by = sale_number(row.voider_generation, row.voided_by) if row.voided_by is not None else None
             out.append(SaleRecord(Sale.model_validate_json(row.body), state, row.pushed_at, row.push_count,
-                                  row.acked_at, row.voided_by))
+                                  row.acked_at, voided_by, row.generation))
         return out
 
     # --- catalog -----------------------------------------------------------------------------
@@ -295,64 +358,50 @@ class Store:
         with self._read() as conn:
             return [self._product(r) for r in conn.execute(query)]
 
-    def apply_catalog_page(self, page: CatalogPage, applied_through: int, now: datetime | None = None) -> int:
-        """Store a pulled page, its cursor, the ack and the pull time in ONE transaction.
+    def apply_catalog_page(self, page: CatalogPage, applied_through: int, now: datetime | None = None,
+                           acks: dict[int, int] | None = None) -> int:
+        """Store a pulled page, its cursor, the acks and the pull time in ONE transaction.
 
         Entries are upserted (a tombstone deletes). The last page of a pull (`more` false)
-        also drops products kept unconfirmed since a full resync. Sales up to
-        `applied_through` are marked acknowledged. Returns the number of entries applied.
+        also drops products kept unconfirmed since a full resync. Sales of generation 1 up
+        to `applied_through`, and of each later generation up to its entry in `acks`, are
+        marked acknowledged. Returns the number of entries applied.
         """
         now_text = time_text(now or utcnow())
+        marks = {**(acks or {}), 1: applied_through}
         with self._write() as conn:
             self._apply_entries(conn, page)
             if not page.more:
                 conn.execute(delete(products).where(products.c.version == 0))
-            self._renumber_after_restore(conn, applied_through)
             self._save_cursor(conn, page.next_cursor, applied_through, now_text)
-            self._mark_acked(conn, applied_through, now_text)
+            for gen, through in sorted(marks.items()):
+                conn.execute(sqlite_insert(generations).values(generation=gen, applied_through=through)
+                             .on_conflict_do_update(index_elements=[generations.c.generation],
+                                                    set_={"applied_through": through}))
+                self._mark_acked(conn, gen, through, now_text)
+            self._leave_a_taken_generation(conn)
         return len(page.entries)
 
-    # --- after a restore from a backup -------------------------------------------------------------
-
-    def mark_restored(self) -> int:
-        """Remember that this database was restored from a backup whose last sale is the current last one.
-
-        Until the next pull, sales are numbered on from there; that pull renumbers the ones recorded
-        since the restore above the cloud's applied_through (see `_renumber_after_restore`).
-        """
-        with self._write() as conn:
-            last = conn.execute(select(func.coalesce(func.max(sales.c.seq), 0))).scalar_one()
-            conn.execute(sqlite_insert(meta).values(key=RESTORED_THROUGH, value=str(last))
-                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": str(last)}))
-        return last
-
     @staticmethod
-    def _renumber_after_restore(conn: Connection, applied_through: int) -> int:
-        """On the first pull after a restore: move sales recorded since the restore above `applied_through`.
+    def _leave_a_taken_generation(conn: Connection) -> None:
+        """After a restore: if the cloud already holds sales of the till's new generation, take a fresh one.
 
-        The cloud may hold sales numbered above the backup's last one (recorded after the backup was
-        taken, lost with the old database). Sales recorded since the restore took those numbers
-        locally; a sync always pulls before it pushes, so none of them has been pushed yet, and they
-        move up by the same amount, in order, voids with the sales they void. Returns how many moved.
+        A restore picks the generation above every one its databases and backups know; a
+        database lost together with every backup made since its own restore may have used
+        that generation already. The pull says so before this till has recorded (printed)
+        anything in it, normally: then it simply moves on, and no number is ever reused.
         """
-        marker = conn.execute(select(meta.c.value).where(meta.c.key == RESTORED_THROUGH)).scalar()
-        if marker is None:
-            return 0
-        conn.execute(delete(meta).where(meta.c.key == RESTORED_THROUGH))
-        restored = int(marker)
-        shift = applied_through - restored
-        if shift <= 0:
-            return 0
-        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # a void and its sale move in one transaction
-        rows = conn.execute(select(sales.c.seq, sales.c.body).where(sales.c.seq > restored)
-                            .order_by(sales.c.seq.desc())).all()
-        for seq, body in rows:  # highest first, so no number is taken twice on the way
-            sale = Sale.model_validate_json(body)
-            voids = sale.voids + shift if sale.voids is not None and sale.voids > restored else sale.voids
-            moved = sale.model_copy(update={"seq": seq + shift, "voids": voids})
-            conn.execute(update(sales).where(sales.c.seq == seq).values(
-                seq=moved.seq, voids=voids, body=moved.model_dump_json(), pushed_at=None))
-        return len(rows)
+        gen = Store._generation(conn)
+        held = conn.execute(select(generations.c.applied_through).where(generations.c.generation == gen)).scalar() or 0
+        if gen == 1 or held == 0 or Store._next_seq(conn, gen) > 1:
+            return
+        fresh = 1 + conn.execute(select(func.max(generations.c.generation))).scalar_one()
+        conn.execute(update(meta).where(meta.c.key == GENERATION_KEY).values(value=str(fresh)))
+        conn.execute(insert(generations).values(generation=fresh, applied_through=0))
+        restored = conn.execute(select(meta.c.value).where(meta.c.key == RESTORED)).scalar()
+        if restored:
+            facts = {**json.loads(restored), "generation": fresh, "generation_taken": gen}
+            conn.execute(update(meta).where(meta.c.key == RESTORED).values(value=json.dumps(facts)))
 
     @staticmethod
     def _apply_entries(conn: Connection, page: CatalogPage) -> None:
@@ -379,12 +428,12 @@ class Store:
             catalog_cursor=cursor, applied_through=applied_through, last_pull=now_text))
 
     @staticmethod
-    def _mark_acked(conn: Connection, applied_through: int, now_text: str) -> None:
+    def _mark_acked(conn: Connection, generation: int, applied_through: int, now_text: str) -> None:
         # Only a sale this till has pushed can be acknowledged by number: one it never pushed
         # (a copied database, or a restore) is pushed once first, so the cloud can check that
         # the sale it holds under that number is this very sale and refuse a cloned till.
-        conn.execute(update(sales).where(and_(sales.c.seq <= applied_through, sales.c.acked_at.is_(None),
-                                              sales.c.pushed_at.is_not(None)))
+        conn.execute(update(sales).where(and_(sales.c.generation == generation, sales.c.seq <= applied_through,
+                                              sales.c.acked_at.is_(None), sales.c.pushed_at.is_not(None)))
                      .values(acked_at=now_text))
 
     def reset_catalog(self) -> None:
@@ -405,13 +454,32 @@ class Store:
 
     @staticmethod
     def _due(now: datetime | None, resend_after: timedelta):
+        """Unacknowledged, never pushed or pushed `resend_after` ago.
+
+        A void of an earlier generation's sale waits until that sale is acknowledged: the
+        cloud counts a void only against a sale it holds, and cannot tell a sale of another
+        generation still in the queue from one that never existed. (A void of its own
+        generation's sale may overtake it in the queue; the cloud then waits for the sale.)
+        """
         cutoff = time_text((now or utcnow()) - resend_after)
-        return and_(sales.c.acked_at.is_(None), or_(sales.c.pushed_at.is_(None), sales.c.pushed_at <= cutoff))
+        target = sales.alias("voided")
+        target_pending = (select(target.c.seq).where(target.c.generation == sales.c.voids_generation,
+                                                     target.c.seq == sales.c.voids, target.c.acked_at.is_(None))
+                          .exists())
+        return and_(sales.c.acked_at.is_(None), or_(sales.c.pushed_at.is_(None), sales.c.pushed_at <= cutoff),
+                    or_(sales.c.voids.is_(None), sales.c.voids_generation == sales.c.generation, ~target_pending))
+
+    def generations_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER) -> list[int]:
+        """The generations with events due, oldest first (a restored till may still owe the old one)."""
+        with self._read() as conn:
+            return list(conn.execute(select(sales.c.generation).where(self._due(now, resend_after))
+                                     .group_by(sales.c.generation).order_by(sales.c.generation)).scalars())
 
     def sales_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER,
-                      limit: int | None = None, after_seq: int = 0) -> list[Sale]:
-        """Unacknowledged events never pushed, or pushed more than `resend_after` ago; ascending seq."""
-        query = (select(sales.c.body).where(self._due(now, resend_after), sales.c.seq > after_seq)
+                      limit: int | None = None, after_seq: int = 0, generation: int = 1) -> list[Sale]:
+        """Events of `generation` due for a push (see `_due`); ascending seq."""
+        query = (select(sales.c.body).where(self._due(now, resend_after), sales.c.generation == generation,
+                                            sales.c.seq > after_seq)
                  .order_by(sales.c.seq))
         if limit is not None:
             query = query.limit(limit)
@@ -422,12 +490,12 @@ class Store:
         with self._read() as conn:
             return conn.execute(select(func.count()).select_from(sales).where(self._due(now, resend_after))).scalar_one()
 
-    def mark_pushed(self, seqs: Iterable[int], now: datetime | None = None) -> None:
+    def mark_pushed(self, seqs: Iterable[int], now: datetime | None = None, generation: int = 1) -> None:
         now_text = time_text(now or utcnow())
         seqs = list(seqs)
         with self._write() as conn:
             for i in range(0, len(seqs), 500):
-                conn.execute(update(sales).where(sales.c.seq.in_(seqs[i: i + 500]))
+                conn.execute(update(sales).where(sales.c.generation == generation, sales.c.seq.in_(seqs[i: i + 500]))
                              .values(pushed_at=now_text, push_count=sales.c.push_count + 1))
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_push=now_text))
 
@@ -471,22 +539,29 @@ class Store:
             return None
         refusal = Refusal.model_validate_json(stored)
         this_till = None
+        gen = refusal.generation or 1
         if refusal.seq is not None and refusal.sale_id is not None:
-            mine = conn.execute(select(sales.c.sale_id).where(sales.c.seq == refusal.seq)).scalar()
+            mine = conn.execute(select(sales.c.sale_id).where(sales.c.generation == gen,
+                                                              sales.c.seq == refusal.seq)).scalar()
             this_till = mine == refusal.sale_id
-        return {**refusal.model_dump(mode="json"), "this_till": this_till}
+        number = sale_number(gen, refusal.seq) if refusal.seq is not None else None
+        return {**refusal.model_dump(mode="json"), "number": number, "this_till": this_till}
 
     def oldest_pending(self) -> str | None:
         """When the oldest event not yet acknowledged was recorded (stored time text), or None."""
         with self._read() as conn:
             return conn.execute(select(sales.c.recorded_at).where(sales.c.acked_at.is_(None))
-                                .order_by(sales.c.seq).limit(1)).scalar()
+                                .order_by(sales.c.recorded_at).limit(1)).scalar()
 
     def status(self) -> dict:
         """What is pending, what failed and why; never the secret."""
         with self._read() as conn:
             state = conn.execute(select(sync_state)).one()
             info = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+            gen = self._generation(conn)
+            last_seq = self._next_seq(conn, gen) - 1
+            through = conn.execute(select(generations.c.applied_through)
+                                   .where(generations.c.generation == gen)).scalar() or 0
             counts = conn.execute(select(
                 func.count(),
                 func.coalesce(func.max(sales.c.seq), 0),
@@ -498,7 +573,9 @@ class Store:
             refusal = self._refusal(conn, info.get(LAST_REFUSAL))
         return {
             "pending": counts[2],
-            "applied_through": state.applied_through,
+            # The cloud's watermark of the generation this till numbers new sales in.
+            "applied_through": through,
+            "generation": gen,
             "catalog_version": state.catalog_cursor,
             "last_pull": state.last_pull,
             "last_push": state.last_push,
@@ -507,11 +584,13 @@ class Store:
             # The cloud's latest refusal of sales sent as this branch: {at, code, reason, seq, sale_id, this_till}.
             "last_refusal": refusal,
             "last_sync_ok": info.get("last_sync_ok"),
-            "restored_through": int(info[RESTORED_THROUGH]) if RESTORED_THROUGH in info else None,
+            # What the last restore did ({at, source, safety_backup, generation, lost_*}); None if never restored.
+            "restored": json.loads(info[RESTORED]) if RESTORED in info else None,
             "pushed_unacked": counts[3],
             "never_pushed": counts[2] - counts[3],
             "sales_recorded": counts[0],
-            "last_seq": counts[1],
+            "last_seq": last_seq,
+            "last_number": sale_number(gen, last_seq) if last_seq else None,
             # Takings in paisa: voids carry negative totals, so this is what head office should see.
             "total_paisa": counts[4],
             "products": product_count,

@@ -161,7 +161,7 @@ class SyncEngine:
             if page.more and page.next_cursor <= self._cursor:
                 raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
                                      "report this to head office")
-            report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock())
+            report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer))
             report.pages += 1
             self._cursor = report.catalog_version = page.next_cursor
             report.applied_through = answer.applied_through
@@ -178,7 +178,7 @@ class SyncEngine:
             answer: PullAnswer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
             self._adopt(answer)
             if not answer.catalog.full_resync:  # the next sync deals with a resync
-                self.store.apply_catalog_page(answer.catalog, answer.applied_through, self.clock())
+                self.store.apply_catalog_page(answer.catalog, answer.applied_through, self.clock(), _acks(answer))
                 self._cursor = answer.catalog.next_cursor
             self._access = answer.push
         return self._access
@@ -203,19 +203,26 @@ class SyncEngine:
         started = self.clock()
         total = self.store.count_to_push(started, self.resend_after)
         self._emit(SyncState.PUSHING, 0, total, f"{total} sales to push" if total else "nothing to push")
+        # A restored till may still owe sales of an earlier generation: each goes in its own messages.
+        for generation in self.store.generations_to_push(started, self.resend_after):
+            self._push_generation(identity, generation, started, total, report)
+
+    def _push_generation(self, identity: Identity, generation: int, started: datetime, total: int,
+                         report: SyncReport) -> None:
         after = 0
         while True:
-            todo = self.store.sales_to_push(started, self.resend_after, limit=self.push_chunk, after_seq=after)
+            todo = self.store.sales_to_push(started, self.resend_after, limit=self.push_chunk, after_seq=after,
+                                            generation=generation)
             if not todo:
                 return
             after = todo[-1].seq
             try:
-                messages = pack_sales(identity.branch, todo, self._secret, self.clock())
+                messages = pack_sales(identity.branch, todo, self._secret, self.clock(), generation=generation)
             except ContractError as exc:
                 raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
             for chunk, text in messages:
                 self.client.send(self._fresh_access(), text)
-                self.store.mark_pushed([s.seq for s in chunk], self.clock())
+                self.store.mark_pushed([s.seq for s in chunk], self.clock(), generation)
                 report.pushed += len(chunk)
                 report.messages += 1
                 self._emit(SyncState.PUSHING, report.pushed, max(total, report.pushed),
@@ -226,6 +233,10 @@ class SyncEngine:
             self.on_progress(Progress(state, done, total, message))
         except Exception:  # a display problem must never break a sync
             pass
+
+
+def _acks(answer: PullAnswer) -> dict[int, int]:
+    return {a.generation: a.applied_through for a in answer.acks or ()}
 
 
 def _describe(exc: BaseException) -> str:

@@ -112,8 +112,8 @@ def decode_message(body: bytes, secret_for) -> SalesBatch:
 
 
 def pack_sales(branch: str, sales: Sequence[Sale], secret: str, sent_at: datetime,
-               budget: int = limits.QUEUE_MESSAGE_BUDGET_CHARS) -> list[tuple[list[Sale], str]]:
-    """Split ascending sales into as few messages as fit the size budget.
+               budget: int = limits.QUEUE_MESSAGE_BUDGET_CHARS, generation: int = 1) -> list[tuple[list[Sale], str]]:
+    """Split ascending sales of one generation into as few messages as fit the size budget.
 
     Returns (sales, message text) pairs in seq order. Each message is grown from an
     estimate and shrunk until it fits, so the cost is a few compressions per message.
@@ -125,7 +125,7 @@ def pack_sales(branch: str, sales: Sequence[Sale], secret: str, sent_at: datetim
         count = min(guess, limits.BATCH_MAX_SALES, len(sales) - start)
         while True:
             chunk = list(sales[start : start + count])
-            text = encode_batch(SalesBatch(branch=branch, sent_at=sent_at, sales=chunk), secret)
+            text = encode_batch(SalesBatch.of(branch, generation, sent_at, chunk), secret)
             if len(text) <= budget:
                 break
             if count == 1:

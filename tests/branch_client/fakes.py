@@ -5,7 +5,7 @@
 `httpx.MockTransport` for the HTTP side, and its `send` is the queue sender. It checks
 request signatures with `shared.signing.verify_request` and decodes queue messages
 with `shared.encoding.decode_message`, exactly as the real cloud does, and applies
-sales exactly once by seq, so tests can assert what the cloud ended up with. Like the
+sales exactly once by (generation, seq), so tests can assert what the cloud ended up with. Like the
 real cloud it hands a rotated secret out on pulls signed with the current one and makes
 it current on the first request or message signed with it, and refuses a revoked branch.
 """
@@ -21,8 +21,8 @@ from branch_client.identity import Identity
 from shared import limits
 from shared.encoding import decode_message, from_queue_text, parse_frame, signed_by
 from shared.errors import ContractError, ErrorCode
-from shared.models import (CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, Product, PullAnswer, QueueAccess,
-                           Refusal, Sale)
+from shared.models import (CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, GenerationAck, Product, PullAnswer,
+                           QueueAccess, Refusal, Sale)
 from shared.signing import new_secret, verify_request
 
 BRANCH = "dhaka-1"
@@ -56,7 +56,8 @@ class FakeCloud:
         self.version = 0
         self.entries: dict[str, CatalogEntry] = {}   # sku -> latest entry (product or tombstone)
         self.horizon = 0                              # cursors below this must resync in full
-        self.applied: dict[int, Sale] = {}
+        # Applied sales by generation, then seq; `applied` is generation 1 (every till's first).
+        self.by_generation: dict[int, dict[int, Sale]] = {1: {}}
         self.copies_ignored = 0
         self.messages: list[str] = []
         self.pulls: list[dict] = []
@@ -98,11 +99,21 @@ class FakeCloud:
         return {k: e.product for k, e in self.entries.items() if not e.deleted}
 
     @property
+    def applied(self) -> dict[int, Sale]:
+        return self.by_generation[1]
+
+    @property
     def applied_through(self) -> int:
+        return self.applied_through_of(1)
+
+    def applied_through_of(self, generation: int) -> int:
         n = 0
-        while n + 1 in self.applied:
+        while n + 1 in self.by_generation.get(generation, {}):
             n += 1
         return n
+
+    def all_applied(self) -> list[tuple[int, Sale]]:
+        return [(g, sale) for g, sales in sorted(self.by_generation.items()) for _, sale in sorted(sales.items())]
 
     # --- HTTP side (httpx.MockTransport handler) ------------------------------------------------
 
@@ -138,7 +149,9 @@ class FakeCloud:
         answer = PullAnswer(branch=self.branch, applied_through=self.applied_through, catalog=catalog, server_time=now,
                             push=QueueAccess(queue_url=QUEUE_URL, sas_token="se=x&sp=a&sig=" + secrets.token_hex(4),
                                              expires_at=now + self.sas_lifetime),
-                            rotate_secret=self.next_secret, last_refusal=self.refusal)
+                            rotate_secret=self.next_secret, last_refusal=self.refusal,
+                            acks=[GenerationAck(generation=g, applied_through=self.applied_through_of(g))
+                                  for g in sorted(self.by_generation) if g != 1] or None)
         return httpx.Response(200, content=answer.model_dump_json().encode(),
                               headers={"Content-Type": "application/json"})
 
@@ -182,11 +195,12 @@ class FakeCloud:
         batch = decode_message(body, lambda b: secret if b == self.branch else None)
         self._promote_if(secret)
         self.messages.append(text)
+        applied = self.by_generation.setdefault(batch.generation, {})
         for sale in batch.sales:
-            if sale.seq in self.applied:
+            if sale.seq in applied:
                 self.copies_ignored += 1
             else:
-                self.applied[sale.seq] = sale
+                applied[sale.seq] = sale
 
     def client(self, **options) -> CloudClient:
         options.setdefault("backoff", 0)

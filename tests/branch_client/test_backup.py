@@ -1,4 +1,4 @@
-"""Backups with SQLite's online backup API, retention, and a restore that never reuses a sale number the cloud has."""
+"""Backups with SQLite's online backup API, retention, and a restore that never reuses a sale's identity."""
 
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from branch_client import backup, cli
 from branch_client.cloud_client import CloudClient
-from branch_client.errors import BadInput, SyncAlreadyRunning
+from branch_client.errors import BadInput, StoreError, SyncAlreadyRunning
 from branch_client.sale_entry import ItemSpec
 from branch_client.store import Store
 from branch_client.sync import SyncEngine
@@ -78,7 +78,12 @@ def test_the_backup_command_prints_the_file_and_honours_keep(till):
     assert len(backup.backups(till)) == 2
 
 
-def test_after_a_restore_no_sale_number_the_cloud_has_is_reused(till, fake_cloud):
+def numbers(home) -> list[str]:
+    with Store(home) as store:
+        return [r.number for r in reversed(store.recent_sales(100))]
+
+
+def test_a_restored_till_numbers_new_sales_in_a_new_generation_and_no_printed_number_changes(till, fake_cloud):
     sell(till, 2)                                  # 1, 2
     saved = backup.backup(till, now=T0)
     sell(till, 3)                                  # 3, 4, 5: synced, then the disk dies
@@ -87,55 +92,119 @@ def test_after_a_restore_no_sale_number_the_cloud_has_is_reused(till, fake_cloud
 
     result = run(till, "restore", str(saved))
     assert result.exit_code == 0, result.output
-    assert "last sale number 2" in result.stdout
+    assert "new sales are numbered 2-1, 2-2" in result.stdout
     with Store(till) as store:
-        assert store.status()["last_seq"] == 2 and store.status()["restored_through"] == 2
-    # Offline after the restore: the till keeps selling, numbering on locally...
-    assert sell(till, 2) == [3, 4]
-    with Store(till) as store:
-        void = store.void_sale(4)
-    assert void.seq == 5 and void.voids == 4
-
-    sync(till, fake_cloud)                          # ...the pull says 5: those three move above it
-    with Store(till) as store:
-        info = store.status()
-        moved = {r.sale.seq: r.sale for r in store.recent_sales(10)}
-        assert info["restored_through"] is None and info["last_seq"] == 8
-        assert moved[8].voids == 7 and moved[7].kind.value == "sale"
-        assert store.record_sale([ItemSpec("SOAP", Decimal(2))], "card").seq == 9
+        assert store.generation() == 2 and store.status()["restored"]["generation"] == 2
+        # Offline after the restore: the till keeps selling in its new generation...
+        assert [store.record([ItemSpec("SOAP", Decimal(1))]).number for _ in range(2)] == ["2-1", "2-2"]
+        assert store.void("2-2").number == "2-3"
+        assert store.void("1").number == "2-4"     # a sale of before the restore, by its printed number
+    printed = numbers(till)
     sync(till, fake_cloud)
-    assert fake_cloud.applied_through == 9
-    assert len(fake_cloud.applied) == 9  # every sale exactly once: 1-5 from before, 6-9 after the restore
-    assert fake_cloud.applied[8].voids == 7
+    assert numbers(till) == printed == ["1", "2", "2-1", "2-2", "2-3", "2-4"]  # ...and nothing is renumbered
+    assert fake_cloud.applied_through == 5 and fake_cloud.applied_through_of(2) == 3
+    sync(till, fake_cloud)                         # the void of an old sale goes once the cloud acknowledged it
+    assert fake_cloud.applied_through_of(2) == 4
+    assert [(g, s.seq) for g, s in fake_cloud.all_applied()] == [(1, n) for n in range(1, 6)] + [(2, n) for n in range(1, 5)]
+    void_of_old = fake_cloud.by_generation[2][4]
+    assert (void_of_old.voids_generation, void_of_old.voids) == (1, 1)
+    sync(till, fake_cloud)
+    with Store(till) as store:
+        assert store.pending_count() == 0
 
 
-def test_a_restore_without_later_cloud_sales_keeps_the_numbers(till, fake_cloud):
+def test_a_second_restore_starts_yet_another_generation(till, fake_cloud):
+    sell(till, 1)
+    saved = backup.backup(till, now=T0)
+    sync(till, fake_cloud)
+    backup.restore(till, saved)
+    assert sell(till, 1) == [1]                    # 2-1
+    sync(till, fake_cloud)
+    assert backup.restore(till, saved)["generation"] == 3
+    with Store(till) as store:
+        assert store.record([ItemSpec("SOAP", Decimal(1))]).number == "3-1"
+
+
+def test_a_restore_that_cannot_know_a_used_generation_leaves_it_on_the_first_pull(till, fake_cloud, tmp_path):
+    sell(till, 1)
+    saved = tmp_path / "usb-stick.db"
+    backup.backup(till, now=T0).replace(saved)
+    sync(till, fake_cloud)
+    backup.restore(till, saved)
+    sell(till, 1)                                  # 2-1, synced
+    sync(till, fake_cloud)
+    sync(till, fake_cloud)
+    for path in backup.backups(till):              # the disk fault again: only the copy on the USB stick survives
+        path.unlink()
+    (till / "branchsync.db").unlink()
+    assert backup.restore(till, saved)["generation"] == 2
+    sync(till, fake_cloud)                         # the cloud holds 2-1: this till moves on before selling
+    with Store(till) as store:
+        assert store.record([ItemSpec("SOAP", Decimal(1))]).number == "3-1"
+        assert store.status()["restored"]["generation_taken"] == 2
+
+
+def test_a_restore_that_would_lose_sales_never_sent_is_refused_unless_forced(till, fake_cloud):
     sell(till, 2)
     sync(till, fake_cloud)
     saved = backup.backup(till, now=T0)
-    assert run(till, "restore", str(saved)).exit_code == 0
-    assert sell(till, 1) == [3]
-    sync(till, fake_cloud)
+    sell(till, 2)                                  # 3, 4: never pushed, not in the backup
+    result = run(till, "restore", str(saved))
+    assert result.exit_code == 2 and "2 sale(s) never sent to the cloud" in result.stderr
+    assert "(3, 4)" in result.stderr and "Nothing was changed" in result.stderr
+    assert numbers(till) == ["1", "2", "3", "4"]
+
+    result = run(till, "restore", str(saved), "--force")
+    assert result.exit_code == 0, result.output
+    assert "not in this backup (3, 4)" in result.stderr
     with Store(till) as store:
-        assert store.status()["last_seq"] == 3
-    assert fake_cloud.applied_through == 3
+        restored = store.status()["restored"]
+    assert restored["lost_sales"] == ["3", "4"]
+    conn = sqlite3.connect(restored["safety_backup"])     # kept, for head office to recover
+    assert conn.execute("SELECT count(*) FROM sales WHERE pushed_at IS NULL").fetchone()[0] == 2
+    conn.close()
 
 
-def test_a_pull_after_a_restore_learns_applied_through_and_numbers_above_it(till, fake_cloud):
+def test_a_restore_of_a_backup_that_is_not_enrolled_is_refused_unless_forced(till, tmp_path):
+    empty = tmp_path / "empty"
+    Store(empty).close()
+    made = backup.backup(empty, now=T0)
+    with pytest.raises(BadInput, match="identity .*not enrolled"):
+        backup.restore(till, made)
+    with Store(till) as store:
+        assert store.is_enrolled()
+    assert backup.restore(till, made, force=True)["lost_identity"] == "dhaka-1"
+
+
+def test_a_sale_attempted_while_a_restore_runs_waits_for_it_and_is_never_lost(till, fake_cloud, monkeypatch):
     sell(till, 1)
-    saved = backup.backup(till, now=T0)
-    sell(till, 4)
     sync(till, fake_cloud)
-    run(till, "restore", str(saved))
-    sync(till, fake_cloud)                           # nothing recorded since the restore
-    assert sell(till, 1) == [6]
+    saved = backup.backup(till, now=T0)
+    attempts = []
+    real_backup = backup.backup
+
+    def safety_copy_then_a_sale(*args, **kwargs):
+        made = real_backup(*args, **kwargs)
+        # Between the safety copy and the replace: the till tries to record a sale.
+        try:
+            with Store(till, busy_timeout_ms=200) as other:
+                attempts.append(other.record([ItemSpec("SOAP", Decimal(1))]).number)
+        except StoreError as exc:
+            attempts.append(exc)
+        return made
+
+    monkeypatch.setattr(backup, "backup", safety_copy_then_a_sale)
+    backup.restore(till, saved)
+    [attempt] = attempts
+    assert isinstance(attempt, StoreError)         # refused (the restore holds the database), not recorded and lost
+    assert sell(till, 1) == [1]                    # after the restore: 2-1
 
 
 def test_restore_saves_the_current_database_first(till):
     sell(till, 2)
     saved = backup.backup(till, now=T0)
     sell(till, 1)
-    result = run(till, "restore", str(saved))
+    result = run(till, "restore", str(saved), "--force")
     assert "before-restore" in result.stdout
     safety = [p for p in backup.backups(till) if "before-restore" in p.name]
     assert len(safety) == 1

@@ -27,8 +27,8 @@ def test_an_empty_version_0_database_is_upgraded_to_the_current_schema(home):
     sqlite3.connect(home / "branchsync.db").close()  # an existing, empty file
     with Store(home) as store:
         assert store.schema_upgrade == (0, len(MIGRATIONS))
-    assert _version(home / "branchsync.db") == str(len(MIGRATIONS)) == "1"
-    assert {"meta", "products", "sales", "sync_state"} <= _tables(home / "branchsync.db")
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS)) == "2"
+    assert {"meta", "products", "sales", "sync_state", "generations"} <= _tables(home / "branchsync.db")
 
 
 def test_reopening_a_current_database_changes_nothing(home):
@@ -36,7 +36,7 @@ def test_reopening_a_current_database_changes_nothing(home):
         store.apply_catalog_page(page(entry(1, product("SOAP", 4500))), 0)
         store.record_sale(parse_items(["SOAP=2"]))
     with Store(home) as store:
-        assert store.schema_upgrade == (1, 1)
+        assert store.schema_upgrade == (2, 2)
         assert store.status()["last_seq"] == 1 and store.get_product("SOAP").price == 4500
 
 
@@ -49,9 +49,9 @@ def test_an_older_database_is_upgraded_step_by_step_keeping_its_data(home):
         conn.exec_driver_sql("ALTER TABLE sales ADD COLUMN note TEXT")
 
     with Store(home, migrations=[*MIGRATIONS, v2_add_note]) as store:
-        assert store.schema_upgrade == (1, 2)
+        assert store.schema_upgrade == (2, 3)
         assert store.status()["sales_recorded"] == 1
-    assert _version(home / "branchsync.db") == "2"
+    assert _version(home / "branchsync.db") == "3"
     with sqlite3.connect(home / "branchsync.db") as conn:
         assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(sales)")]
 
@@ -65,10 +65,33 @@ def test_a_failing_upgrade_step_leaves_the_previous_version_untouched(home):
 
     with pytest.raises(RuntimeError):
         Store(home, migrations=[*MIGRATIONS, v2_half_done])
-    assert _version(home / "branchsync.db") == "1" and "half" not in _tables(home / "branchsync.db")
+    assert _version(home / "branchsync.db") == "2" and "half" not in _tables(home / "branchsync.db")
 
 
 def test_a_database_from_a_newer_branchsync_is_refused_not_guessed_at(home):
     Store(home, migrations=[*MIGRATIONS, lambda conn: None]).close()
-    with pytest.raises(StoreTooNew, match="schema version 2"):
+    with pytest.raises(StoreTooNew, match="schema version 3"):
         Store(home)
+
+
+def test_a_version_1_database_becomes_generation_1_keeping_every_number_and_void(home):
+    with Store(home, migrations=MIGRATIONS[:1]) as store:
+        assert store.schema_upgrade == (0, 1)
+    conn = sqlite3.connect(home / "branchsync.db")
+    body = '{"seq": %d, "sale_id": "%s", "kind": "%s", "voids": %s, "recorded_at": "2026-11-28T06:00:00Z", ' \
+           '"lines": %s, "payment": {"method": "cash", "amount": %d}, "total": %d}'
+    line = '[{"sku": "SOAP", "name": "Soap", "qty": "1", "unit_price": 4500, "list_price": 4500, "line_total": 4500}]'
+    with conn:
+        conn.execute("UPDATE sync_state SET applied_through = 1")
+        for seq, kind, voids, lines, total in ((1, "sale", None, line, 4500), (2, "void", 1, "[]", -4500)):
+            conn.execute("INSERT INTO sales (seq, sale_id, kind, voids, recorded_at, total, payment_method, body, "
+                         "pushed_at, push_count) VALUES (?, ?, ?, ?, '2026-11-28T06:00:00+00:00', ?, 'cash', ?, "
+                         "'2026-11-28T06:01:00+00:00', 1)",
+                         (seq, f"{seq:032x}", kind, voids, total,
+                          body % (seq, f"{seq:032x}", kind, "null" if voids is None else voids, lines, total, total)))
+    conn.close()
+    with Store(home) as store:
+        assert store.schema_upgrade == (1, 2)
+        assert store.generation() == 1 and store.status()["applied_through"] == 1
+        assert [(r.number, r.voided_by, r.voids_number) for r in store.recent_sales()] == [("2", None, "1"),
+                                                                                          ("1", "2", None)]

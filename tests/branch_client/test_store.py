@@ -117,7 +117,7 @@ def test_a_void_is_a_new_event_with_minus_the_sale_total(stocked):
     sale = stocked.record_sale(parse_items(["RICE-5KG=1"]), "mobile")
     void = stocked.void_sale(sale.seq)
     assert (void.seq, void.kind, void.voids, void.total, void.payment.method) == (2, SaleKind.VOID, 1, -42000, "mobile")
-    assert stocked.get_sale(1).voided_by == 2
+    assert stocked.get_sale(1).voided_by == "2"
 
 
 @pytest.mark.parametrize("target, says", [(99, "no sale number 99"), (2, "itself a void"), (1, "already voided by number 2")])
