@@ -20,6 +20,7 @@ from rich.progress import Progress
 from rich.table import Column, Table
 
 from shared.money import format_taka
+from shared.models import sale_number
 
 from .admin_client import AdminClient, AdminError
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
@@ -160,7 +161,10 @@ def sales_export(
         for applied in _run(lambda: list(ctx.obj.sales(branch))):
             s = applied.sale
             if writer:
-                writer.writerow([applied.branch, s.seq, s.sale_id, s.kind, s.voids or "", s.recorded_at.isoformat(),
+                # The sale number as the receipt shows it: 14, or 2-14 for a till restored from a backup.
+                voids = sale_number(s.voids_generation or applied.generation, s.voids) if s.voids else ""
+                writer.writerow([applied.branch, sale_number(applied.generation, s.seq), s.sale_id, s.kind, voids,
+                                 s.recorded_at.isoformat(),
                                  applied.applied_at.isoformat(), s.payment.method, s.total,
                                  json.dumps([l.model_dump(mode="json") for l in s.lines], ensure_ascii=False)])
             else:

@@ -374,6 +374,8 @@ class BranchInfo(Model):
     # A new secret waits for the branch's next pull (`branch rotate`).
     rotation_pending: bool = False
     revoked_at: UtcTime | None = None
+    # Watermarks of the generations after the first (a till restored from a backup numbers anew).
+    acks: list[GenerationAck] | None = None
 
 
 class BranchRotation(Model):

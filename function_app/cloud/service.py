@@ -284,8 +284,7 @@ class Service:
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
             push=push, rotate_secret=branch.next_secret,
-            acks=[GenerationAck(generation=g, applied_through=w.applied_through)
-                  for g, w in sorted(state.watermarks.items()) if g != 1] or None,
+            acks=_acks(state),
             last_refusal=Refusal.model_validate_json(branch.last_refusal) if branch.last_refusal else None,
         )
 
@@ -566,7 +565,7 @@ class Service:
                 branch=b.name, created_at=b.created_at, enrolled=b.enrolled, applied_through=state.apply.applied_through,
                 sales_applied=state.sales_applied, total_paisa=state.total_paisa, last_pull=b.last_pull,
                 last_push=state.last_push, last_error=b.last_error, rotation_pending=bool(b.next_secret),
-                revoked_at=b.revoked_at,
+                revoked_at=b.revoked_at, acks=_acks(state),
             ))
         return BranchList(branches=infos)
 
@@ -702,6 +701,12 @@ class Service:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _acks(state) -> list[GenerationAck] | None:
+    """The watermarks of generation 2 and up (None when the branch was never restored)."""
+    return [GenerationAck(generation=g, applied_through=w.applied_through)
+            for g, w in sorted(state.watermarks.items()) if g != 1] or None
 
 
 def revoked_message(record: BranchRecord) -> str:
