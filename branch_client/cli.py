@@ -358,7 +358,8 @@ def status(
         ("sales recorded", str(info["sales_recorded"])),
         ("pending (not acknowledged)", str(info["pending"])),
         ("  of which pushed", str(info["pushed_unacked"])),
-        ("applied through", str(info["applied_through"])),
+        ("applied through", str(info["applied_through"])
+         + (f" (generation {info['generation']})" if info["generation"] != 1 else "")),
         ("catalog version", f"{info['catalog_version']} ({info['products']} products)"),
         ("last pull", info["last_pull"] or "never"),
         ("last push", info["last_push"] or "never"),
@@ -367,8 +368,17 @@ def status(
     ]
     if refusal is not None:
         rows.insert(4, ("refused by the cloud", f"[red]{escape(refusal['says'])}[/]"))
+    restored = info["restored"]
+    if restored is not None:
+        said = (f"from {restored['source']} at {restored['at']}; new sales are numbered {restored['generation']}-1, "
+                f"{restored['generation']}-2, ...")
+        if restored.get("lost_sales") or restored.get("lost_identity"):
+            said = f"[red]{escape(said)}; it lost what the previous database held: run 'branchsync doctor'[/]"
+        else:
+            said = escape(said)
+        rows.insert(4, ("restored", said))
     for e in stuck:
-        rows.append((f"sale {e.seq} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
+        rows.append((f"sale {e.number} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
     for what, value in rows:
         table.add_row(what, value)
     _out().print(table)

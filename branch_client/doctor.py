@@ -90,6 +90,7 @@ class Facts:
     oldest_pending: datetime | None = None
     free_bytes: int | None = None
     refusal: dict | None = None            # the cloud's latest refusal as the last sync stored it (status key)
+    restored: dict | None = None           # what the last restore did (status key `restored`)
     extra: dict = field(default_factory=dict)
 
 
@@ -129,6 +130,12 @@ def check_enrollment(f: Facts) -> Finding:
         return Finding(name, Level.FAIL, f"cannot read the enrollment: {f.store_problem or 'unknown reason'}",
                        "Fix the data folder and database problems above first.")
     if not f.enrolled:
+        lost = (f.restored or {}).get("lost_identity")
+        if lost:  # a restore replaced an enrolled database: that one is kept, and is the way back
+            return Finding(name, Level.FAIL, f"this PC is not enrolled: a restore replaced the database of branch "
+                                             f"{lost} with a backup that is not that branch's",
+                           f"Put the previous database back: 'branchsync restore {f.restored.get('safety_backup')}'. "
+                           "Enroll anew only if head office says so.")
         return Finding(name, Level.FAIL, "this PC is not enrolled",
                        "Ask head office for an enrollment code and run 'branchsync enroll CODE'.")
     p = f.pull
@@ -221,6 +228,10 @@ def check_backlog(f: Facts) -> Finding:
     if f.pending is None:
         return Finding(name, Level.NA, "not checked (no database)")
     if f.pending == 0:
+        if (f.restored or {}).get("lost_sales"):
+            return Finding(name, Level.WARN, "none in this database, but sales recorded before the restore are "
+                                             "missing from it (see 'restored database')",
+                           "Follow the fix of 'restored database' below.")
         return Finding(name, Level.OK, "none: the cloud has every sale")
     age = f.now - f.oldest_pending if f.oldest_pending else timedelta(0)
     found = f"{f.pending} not yet acknowledged, the oldest from {_age(age)} ago"
@@ -239,12 +250,37 @@ def check_refusal(f: Facts) -> Finding:
         return Finding(name, Level.NA if f.enrolled is False else Level.OK, "none")
     from .explain import refusal_advice  # only when there is one: it loads the store's modules
 
+    from .explain import VOID_CODES
+
     found = f"{f.refusal['code']} at {f.refusal['at']}: {f.refusal['reason']}"
     fix = refusal_advice(f.refusal, f.branch)
     fix = fix[0].upper() + fix[1:] + "."
     if f.refusal.get("this_till") is False:  # another PC's sale: this till's are counted
         return Finding(name, Level.WARN, "another PC syncing as this branch: " + found, fix)
+    if f.refusal["code"] in VOID_CODES:  # one void not counted; the sales behind it were
+        return Finding(name, Level.WARN, "a void was not counted: " + found, fix)
     return Finding(name, Level.FAIL, found, fix)
+
+
+def check_restored(f: Facts) -> Finding:
+    name = "restored database"
+    r = f.restored
+    if r is None:
+        return Finding(name, Level.OK, "never restored from a backup")
+    found = (f"restored from {r.get('source')} at {r.get('at')}; new sales are numbered {r.get('generation')}-1, "
+             f"{r.get('generation')}-2, ... (earlier numbers stay as printed)")
+    lost = r.get("lost_sales") or []
+    if lost:
+        shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        return Finding(name, Level.FAIL, f"{found}; {len(lost)} sale(s) recorded before it were never sent to the "
+                                         f"cloud and are not in this database ({shown})",
+                       f"They are kept in {r.get('safety_backup')}. Call head office before selling on: restoring "
+                       f"that file ('branchsync restore {r.get('safety_backup')}', then 'branchsync sync') brings them "
+                       "back and sends them; sales recorded since this restore would then be only in its own safety copy.")
+    if r.get("lost_identity"):
+        return Finding(name, Level.FAIL, f"{found}; the database it replaced was branch {r['lost_identity']}",
+                       f"The previous database is kept in {r.get('safety_backup')}; see 'enrolled, credentials accepted'.")
+    return Finding(name, Level.OK, found)
 
 
 def check_disk(f: Facts) -> Finding:
@@ -262,7 +298,7 @@ def check_disk(f: Facts) -> Finding:
 
 CHECKS: list[Callable[[Facts], Finding]] = [
     check_home, check_database, check_enrollment, check_cloud, check_clock, check_task, check_last_sync,
-    check_backlog, check_refusal, check_disk,
+    check_backlog, check_refusal, check_disk, check_restored,
 ]
 
 
@@ -378,6 +414,7 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
             facts.oldest_pending = _utc(store.oldest_pending())
             facts.last_error = info["last_error"]
             facts.refusal = info.get("last_refusal")
+            facts.restored = info.get("restored")
             facts.last_sync_ok = _utc(info.get("last_sync_ok"))
             facts.branch, facts.cloud_url = info["branch"], info["cloud_url"]
             try:

@@ -1,12 +1,14 @@
 """Why a sale is not acknowledged yet, and what happens next: in words for the shop (no I/O)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .store import SaleRecord, SaleState
 
 # Pushed this often without an acknowledgement, a sale is refused rather than slow.
 REFUSED_AFTER_PUSHES = 3
+# Refusals of one void event: the rest of its message was counted (shared.errors.ErrorCode).
+VOID_CODES = frozenset({"void_unknown_sale", "void_twice", "void_wrong_total"})
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,7 @@ class Explanation:
     state: str
     why: str
     next: str
+    number: str = ""  # as printed on the receipt: 14, or 2-14 after a restore
 
 
 def _ago(delta: timedelta) -> str:
@@ -36,6 +39,12 @@ def refusal_advice(refusal: dict, branch: str | None) -> str:
         return ("if this PC's data was copied from another till, stop selling on it and ask head office for a new "
                 "branch code ('branchsync enroll --force CODE'); head office then replays or discards the refused "
                 "sales ('branchsync-admin deadletter list')")
+    if refusal["code"] in VOID_CODES:
+        number = refusal.get("number") or refusal.get("seq") or "?"
+        return (f"the cloud did not count void {number}, so head office's takings still include the sale it names "
+                "(the other sales were counted). Check the receipts: if the sale really was voided only once, "
+                "nothing is wrong and head office discards the dead letter; otherwise tell head office which sale "
+                f"to correct ('branchsync-admin deadletter list', branch {branch or '?'})")
     return (f"ask head office to look at the dead letters of branch {branch or '?'} "
             "('branchsync-admin deadletter list') and replay or discard them; run 'branchsync doctor'")
 
@@ -43,14 +52,23 @@ def refusal_advice(refusal: dict, branch: str | None) -> str:
 def describe_refusal(refusal: dict, branch: str | None) -> str:
     """One sentence for `status`: whose sales were refused, why, and what to do."""
     whose = "another PC syncing as this branch" if refusal.get("this_till") is False else "this till"
+    if refusal["code"] in VOID_CODES:
+        return (f"the cloud refused a void from {whose} ({refusal['at']}): {refusal['reason']}. "
+                f"What to do: {refusal_advice(refusal, branch)}")
     return (f"the cloud refused sales from {whose} ({refusal['at']}): {refusal['reason']}. "
             f"What to do: {refusal_advice(refusal, branch)}")
 
 
 def explain(record: SaleRecord, now: datetime, *, branch: str | None, last_error: str | None,
             resend_after: timedelta, refusal: dict | None = None) -> Explanation:
+    return replace(_explain(record, now, branch=branch, last_error=last_error, resend_after=resend_after,
+                            refusal=refusal), number=record.number)
+
+
+def _explain(record: SaleRecord, now: datetime, *, branch: str | None, last_error: str | None,
+             resend_after: timedelta, refusal: dict | None = None) -> Explanation:
     seq = record.sale.seq
-    if refusal is not None and refusal.get("this_till") is not False:
+    if refusal is not None and refusal.get("this_till") is not False and refusal["code"] not in VOID_CODES:
         return Explanation(seq, record.state.value, f"the cloud refused sales from this till: {refusal['reason']}",
                            f"What to do: {refusal_advice(refusal, branch)}")
     if record.state == SaleState.PENDING:

@@ -242,8 +242,43 @@ def test_doctor_end_to_end_against_the_local_cloud(tmp_path, admin_env, cloud, b
         "cloud reachable": "ok", "clock": "ok", "scheduled sync task": "n/a" if sys.platform != "win32" else levels[
             "scheduled sync task"], "last successful sync": "ok", "pending sales": "ok",
         "sales refused by the cloud": "ok",
-        "free disk space": levels["free disk space"],
+        "free disk space": levels["free disk space"], "restored database": "ok",
     }
     assert proc.returncode == (1 if report["needs_action"] else 0)
     text = run("branchsync", "--home", home, "doctor", check=False).stdout
     assert "[ OK ] cloud reachable" in text and "a signed pull was accepted" in text
+
+
+# --- after a restore ---------------------------------------------------------------------------------------------
+
+
+RESTORED = {"at": "2026-11-28T09:00:00+00:00", "source": "/usb/branchsync.db", "generation": 2,
+            "safety_backup": "/till/backups/branchsync-20261128T090000000000Z-before-restore.db",
+            "lost_sales": [], "lost_identity": None}
+
+
+def test_a_restore_that_lost_nothing_is_reported_with_its_new_numbering():
+    finding = doctor.check_restored(healthy(restored=RESTORED))
+    assert finding.level == Level.OK and "2-1" in finding.found
+
+
+def test_after_a_forced_restore_doctor_does_not_claim_the_cloud_has_every_sale():
+    facts = healthy(restored={**RESTORED, "lost_sales": ["3", "4"]}, pending=0)
+    restored, backlog = doctor.check_restored(facts), doctor.check_backlog(facts)
+    assert restored.level == Level.FAIL and "(3, 4)" in restored.found
+    assert "before-restore" in restored.fix and "branchsync restore" in restored.fix
+    assert backlog.level == Level.WARN and "cloud has every sale" not in backlog.found
+
+
+def test_after_restoring_an_unenrolled_backup_doctor_points_back_to_the_previous_database():
+    facts = healthy(restored={**RESTORED, "lost_identity": "dhaka-1"}, enrolled=False)
+    finding = doctor.check_enrollment(facts)
+    assert finding.level == Level.FAIL and "dhaka-1" in finding.found
+    assert "enrollment code" not in finding.fix and "before-restore" in finding.fix
+
+
+def test_a_refused_void_is_a_warning_that_says_the_sale_still_counts():
+    refusal = {"code": "void_twice", "at": "2026-11-28T09:00:00Z", "reason": "void 3 voids sale 1 a second time",
+               "seq": 3, "number": "2-3", "this_till": True}
+    finding = doctor.check_refusal(healthy(refusal=refusal))
+    assert finding.level == Level.WARN and "void 2-3" in finding.fix and "takings still include" in finding.fix
