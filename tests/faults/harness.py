@@ -147,6 +147,16 @@ class Branch:
         finally:
             conn.close()
 
+    def local_events(self) -> list[tuple[int, int, str, int]]:
+        """(generation, seq, sale_id, total) of every event in the branch database, read only."""
+        db = self.home / "branchsync.db"
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            return [tuple(r) for r in conn.execute("SELECT generation, seq, sale_id, total FROM sales "
+                                                   "ORDER BY generation, seq")]
+        finally:
+            conn.close()
+
     def add_sales(self, n: int, rng: random.Random) -> list[int]:
         """Record n sales through the real CLI; returns the numbers it reported."""
         seqs = []
@@ -164,11 +174,12 @@ def random_items(rng: random.Random, catalog: int = CATALOG_SIZE) -> list[str]:
     return items
 
 
-def reported_seq(stdout: str) -> int | None:
+def reported_seq(stdout: str) -> int | str | None:
+    """The number `sale add` reported: an int in generation 1, the printed `2-14` after a restore."""
     for line in stdout.splitlines():
         parts = line.split()
         if len(parts) >= 3 and parts[0] == "sale" and parts[2].startswith("recorded"):
-            return int(parts[1])
+            return int(parts[1]) if parts[1].isdigit() else parts[1]
     return None
 
 
@@ -208,12 +219,15 @@ class TrialResult:
         return not self.sales_lost and not self.sales_duplicated and not self.problems
 
 
-def wait_applied(stack: Stack, branch: str, through: int, timeout: float = 90) -> int:
+def wait_applied(stack: Stack, branch: str, through: int, timeout: float = 90, generation: int = 1) -> int:
     deadline = time.monotonic() + timeout
     with stack.admin() as a:
         while True:
             mine = next((b for b in a.branches().branches if b.branch == branch), None)
-            done = mine.applied_through if mine else 0
+            done = 0
+            if mine is not None:
+                done = mine.applied_through if generation == 1 else next(
+                    (g.applied_through for g in mine.acks or () if g.generation == generation), 0)
             if done >= through or time.monotonic() > deadline:
                 return done
             time.sleep(0.25)
@@ -239,9 +253,17 @@ def poison_mentions(storage: str, branch: str) -> int:
         q.close()
 
 
-def reconcile(stack: Stack, branch: Branch, *, dead_letters: int = 0, reported: Iterable[int] = (),
-              faults: int = 0, apply_timeout: float = 90) -> TrialResult:
-    """A final clean sync, then branch and cloud compared sale by sale and total by total."""
+def reconcile(stack: Stack, branch: Branch, *, dead_letters: int = 0, reported: Iterable[int | str] = (),
+              faults: int = 0, apply_timeout: float = 90, refused: Iterable[str] = (),
+              kept_elsewhere: Iterable[str] = (), sent_elsewhere: Iterable[tuple[int, int, str, int]] = ()) -> TrialResult:
+    """A final clean sync, then branch and cloud compared sale by sale and total by total.
+
+    Sales are keyed by (generation, seq): a restored till numbers anew in a new generation.
+    `refused`: printed numbers of voids the cloud is expected to refuse (stored, counted
+    nowhere, each with a dead letter). `kept_elsewhere`: numbers a forced restore reported
+    dropping (checked against its safety copy by the scenario). `sent_elsewhere`: events a
+    restore replaced that had been pushed already: they must reach the cloud exactly once too.
+    """
     result = TrialResult(faults_injected=faults)
     problems = result.problems
     for attempt in range(3):  # a clean sync; the first may still meet a fault's aftermath (e.g. a held lock)
@@ -251,19 +273,26 @@ def reconcile(stack: Stack, branch: Branch, *, dead_letters: int = 0, reported: 
         time.sleep(1)
     else:
         problems.append(f"the final clean sync failed: {done.stderr.strip()[-300:]}")
-    local = branch.local_sales()
-    result.sales_recorded = len(local)
-    seqs = [s for s, _, _ in local]
-    if seqs != list(range(1, len(seqs) + 1)):
-        problems.append(f"branch sale numbers are not 1..{len(seqs)} without gaps: {_gaps(seqs)}")
-    missing_reported = sorted(set(reported) - set(seqs))
+    on_till = branch.local_events()
+    held = {(g, s) for g, s, _, _ in on_till}
+    events = sorted([*on_till, *(e for e in sent_elsewhere if (e[0], e[1]) not in held)])
+    refused = set(refused)
+    result.sales_recorded = len(events)
+    by_gen: dict[int, list[int]] = {}
+    for gen, seq, _, _ in events:
+        by_gen.setdefault(gen, []).append(seq)
+    for gen, seqs in sorted(by_gen.items()):
+        if seqs != list(range(1, len(seqs) + 1)):
+            problems.append(f"generation {gen}'s sale numbers are not 1..{len(seqs)} without gaps: {_gaps(seqs)}")
+    numbers = {number_of(g, s) for g, s, _, _ in events}
+    missing_reported = sorted(set(map(str, reported)) - numbers - set(kept_elsewhere))
     if missing_reported:
         result.sales_lost += len(missing_reported)
         problems.append(f"sales the CLI reported recorded are missing from the branch: {missing_reported[:10]}")
-    last = seqs[-1] if seqs else 0
-    applied = wait_applied(stack, branch.name, last, apply_timeout)
-    if applied < last:
-        problems.append(f"the cloud applied through {applied} only, the branch has {last}")
+    for gen, seqs in sorted(by_gen.items()):
+        applied = wait_applied(stack, branch.name, seqs[-1], apply_timeout, gen)
+        if applied < seqs[-1]:
+            problems.append(f"the cloud applied generation {gen} through {applied} only, the branch has {seqs[-1]}")
     branch.run("sync", check=False)  # brings the acknowledgement home
     status = branch.status()
     if status["pending"] != 0:
@@ -271,41 +300,51 @@ def reconcile(stack: Stack, branch: Branch, *, dead_letters: int = 0, reported: 
 
     out = cli("branchsync-admin", "sales", "export", "--branch", branch.name, "--format", "jsonl",
               env=stack.admin_env()).stdout
-    cloud = [json.loads(line)["sale"] for line in out.splitlines() if line.strip()]
-    cloud_by_seq: dict[int, list[tuple[str, int]]] = {}
-    for s in cloud:
-        cloud_by_seq.setdefault(s["seq"], []).append((s["sale_id"], s["total"]))
-    for seq, sale_id, total in local:
-        got = cloud_by_seq.get(seq, [])
+    cloud = [json.loads(line) for line in out.splitlines() if line.strip()]
+    cloud_by_key: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for e in cloud:
+        cloud_by_key.setdefault((e.get("generation", 1), e["sale"]["seq"]), []).append((e["sale"]["sale_id"],
+                                                                                       e["sale"]["total"]))
+    counted = [(g, s, i, t) for g, s, i, t in events if number_of(g, s) not in refused]
+    for gen, seq, sale_id, total in counted:
+        got = cloud_by_key.get((gen, seq), [])
         if (sale_id, total) not in got:
             result.sales_lost += 1
             if len(problems) < 20:
-                problems.append(f"sale {seq} ({sale_id}, {total}) is not in the cloud as recorded: {got}")
+                problems.append(f"sale {number_of(gen, seq)} ({sale_id}, {total}) is not in the cloud as recorded: {got}")
+    for gen, seq, _, _ in events:
+        if number_of(gen, seq) in refused and (gen, seq) in cloud_by_key:
+            problems.append(f"void {number_of(gen, seq)} was counted by the cloud, which should have refused it")
     # Every cloud row beyond one per branch sale present there is a duplicate (or a sale never recorded).
-    result.sales_duplicated += len(cloud) - (len(local) - result.sales_lost + len(missing_reported))
-    local_ids = {i for _, i, _ in local}
-    extra = [s["seq"] for s in cloud if s["sale_id"] not in local_ids]
+    result.sales_duplicated += len(cloud) - (len(counted) - result.sales_lost + len(missing_reported))
+    local_ids = {i for _, _, i, _ in events}
+    extra = [e["sale"]["seq"] for e in cloud if e["sale"]["sale_id"] not in local_ids]
     if extra:
         problems.append(f"the cloud holds sales the branch never recorded: seqs {extra[:10]}")
-    local_total = sum(t for _, _, t in local)
-    cloud_total = sum(s["total"] for s in cloud)
+    local_total = sum(t for _, _, _, t in counted)
+    cloud_total = sum(e["sale"]["total"] for e in cloud)
     if local_total != cloud_total:
         problems.append(f"takings differ: branch {local_total} paisa, cloud {cloud_total} paisa")
-    if status["total_paisa"] != local_total:
-        problems.append(f"status total_paisa {status['total_paisa']} differs from the database's {local_total}")
+    till_total = sum(t for _, _, _, t in on_till)
+    if status["total_paisa"] != till_total:
+        problems.append(f"status total_paisa {status['total_paisa']} differs from the database's {till_total}")
     with stack.admin() as a:
         listing = next(b for b in a.branches().branches if b.branch == branch.name)
         letters = [d for d in a.dead_letters().dead_letters if d.branch == branch.name]
-    if listing.sales_applied != len(local) or listing.total_paisa != local_total:
+    if listing.sales_applied != len(counted) or listing.total_paisa != local_total:
         problems.append(f"cloud counters sales_applied={listing.sales_applied} total_paisa={listing.total_paisa}, "
-                        f"branch has {len(local)} sales, {local_total} paisa")
-    if len(letters) != dead_letters:
-        problems.append(f"{len(letters)} dead letters for the branch, the scenario made {dead_letters}: "
+                        f"branch has {len(counted)} counted sales, {local_total} paisa")
+    if len(letters) != dead_letters + len(refused):
+        problems.append(f"{len(letters)} dead letters for the branch, the scenario made {dead_letters + len(refused)}: "
                         f"{[d.code for d in letters]}")
     poisoned = poison_mentions(stack.storage, branch.name)
     if poisoned:
         problems.append(f"{poisoned} message(s) of the branch in {POISON_QUEUE}")
     return result
+
+
+def number_of(generation: int, seq: int) -> str:
+    return str(seq) if generation == 1 else f"{generation}-{seq}"
 
 
 def _gaps(seqs: list[int]) -> str:

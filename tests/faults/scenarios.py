@@ -799,10 +799,167 @@ def _as_sold(sale: dict | None):
                             for l in sale["lines"]])
 
 
+# --- 13-15. restores: a message of the lost database in flight, a void repeated, sale entry meanwhile --------
+
+
+def events_of(db) -> list[tuple[int, int, str, int, bool]]:
+    """(generation, seq, sale_id, total, pushed) of every event in a branch database file, read only."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return [(g, s, i, t, p is not None) for g, s, i, t, p in conn.execute(
+            "SELECT generation, seq, sale_id, total, pushed_at FROM sales ORDER BY generation, seq")]
+    finally:
+        conn.close()
+
+
+def pushed_elsewhere(branch: Branch, safety: str) -> list[tuple[int, int, str, int]]:
+    """Events of the database a restore replaced that were pushed: the cloud must count them all the same."""
+    mine = {i for _, _, i, _ in branch.local_events()}
+    return [(g, s, i, t) for g, s, i, t, pushed in events_of(safety) if pushed and i not in mine]
+
+
+def hold_push(stack: Stack, branch: Branch, rng: random.Random) -> list:
+    """Push the branch's due sales as its sync would, but invisible in the queue (a cloud outage) for an hour."""
+    queue = QueueClient.from_connection_string(stack.storage, SALES_QUEUE)
+    held = []
+    with Store(branch.home) as store:
+        identity, todo = store.identity(), store.sales_to_push()
+        budget = rng.choice([60_000, 1_500])           # one message, or several
+        for sales, text in pack_sales(identity.branch, todo, identity.secret, datetime.now(timezone.utc), budget=budget):
+            held.append(queue.send_message(text, visibility_timeout=3600))
+            store.mark_pushed([s.seq for s in sales])
+    return [(queue, m) for m in held]
+
+
+def release(held: list) -> None:
+    for queue, message in held:
+        queue.update_message(message, pop_receipt=message.pop_receipt, visibility_timeout=0)
+
+
+class RestoreInFlight(Scenario):
+    """The till's last push is held in the queue (an outage) while it is restored from an older backup
+    and sells on; then the outage ends. Every sale, held ones included, must count exactly once."""
+
+    name, number, trials, quick_trials = "restore-with-message-in-flight", 13, 20, 2
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"rif{seed}")
+        branch.run("sync")
+        reported = branch.add_sales(rng.randint(1, 3), rng)
+        branch.run("sync")
+        saved = branch.run("backup").stdout.split("backup written: ")[1].strip()
+        reported += branch.add_sales(rng.randint(1, 4), rng)
+        held = hold_push(stack, branch, rng)
+        restored = branch.run("restore", saved)
+        safety = restored.stdout.split("the previous database is saved as ")[1].strip().splitlines()[0]
+        after = branch.add_sales(rng.randint(1, 4), rng)
+        problems = [f"a sale after the restore was numbered {n}, not in generation 2" for n in after
+                    if not str(n).startswith("2-")]
+        release_first = rng.random() < 0.5
+        if release_first:
+            release(held)
+        branch.run("sync")
+        if not release_first:
+            release(held)
+        result = reconcile(stack, branch, reported=after, faults=len(held),
+                           sent_elsewhere=pushed_elsewhere(branch, safety))
+        result.problems = problems + result.problems
+        return result
+
+
+class RestoreThenVoid(Scenario):
+    """A sale is voided and synced, the till restored from a backup taken before the void, and the sale
+    voided again: the cloud must count one void, refuse the second visibly, and apply the sales behind it."""
+
+    name, number, trials, quick_trials = "restore-then-void", 14, 20, 2
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"rtv{seed}")
+        branch.run("sync")
+        reported = branch.add_sales(rng.randint(2, 4), rng)
+        if rng.random() < 0.5:
+            branch.run("sync")                          # the backup holds them pushed, or not yet
+        saved = branch.run("backup").stdout.split("backup written: ")[1].strip()
+        victim = rng.choice(reported)
+        branch.run("sale", "void", victim)
+        branch.run("sync")
+        restored = branch.run("restore", saved)
+        safety = restored.stdout.split("the previous database is saved as ")[1].strip().splitlines()[0]
+        again = branch.run("sale", "void", victim).stdout.split("voided by number ")[1].split(":")[0]
+        after = branch.add_sales(rng.randint(0, 3), rng)  # sales behind the refused void
+        if after and rng.random() < 0.5:                 # and a void the cloud must count
+            branch.run("sale", "void", after[0])
+        for _ in range(3):                               # the void of an old sale waits for its ack
+            branch.run("sync")
+        problems = []
+        letters = _wait_dead_letters(stack, branch.name, 1)
+        if [d.code for d in letters] != ["void_twice"]:
+            problems.append(f"the second void was not dead-lettered as void_twice: {[d.code for d in letters]}")
+        refusal = branch.status()["last_refusal"] or {}
+        if (refusal.get("code"), refusal.get("number")) != ("void_twice", again):
+            problems.append(f"the till's status does not name the refused void {again}: {refusal}")
+        result = reconcile(stack, branch, reported=after, faults=1, refused=[again],
+                           sent_elsewhere=pushed_elsewhere(branch, safety))
+        result.problems = problems + result.problems
+        return result
+
+
+class SaleEntryDuringRestore(Scenario):
+    """`sale add` runs again and again while `branchsync restore` replaces the database. Every sale it
+    reports recorded must be in the restored database, or (forced) in the safety copy and named by the
+    restore as dropped; unforced, a restore that would drop one is refused and changes nothing."""
+
+    name, number, trials, quick_trials = "sale-entry-during-restore", 15, 20, 2
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        rng = random.Random(seed)
+        branch = new_branch(stack, f"sedr{seed}")
+        branch.run("sync")
+        reported = branch.add_sales(rng.randint(1, 3), rng)
+        branch.run("sync")
+        saved = branch.run("backup").stdout.split("backup written: ")[1].strip()
+        force = seed % 2 == 1
+        stop = threading.Event()
+        during: list = []
+
+        def cashier():
+            local = random.Random(seed * 7919)
+            while not stop.is_set():
+                out = branch.run("sale", "add", *random_items(local), check=False)
+                if out.returncode == 0:
+                    during.append(reported_seq(out.stdout))
+
+        till = threading.Thread(target=cashier)
+        till.start()
+        time.sleep(rng.uniform(0.0, 2.0))
+        restore = branch.run("restore", saved, *(["--force"] if force else []), check=False)
+        time.sleep(rng.uniform(0.5, 1.5))
+        stop.set()
+        till.join()
+        problems, dropped = [], []
+        if restore.returncode == 0:
+            facts = branch.status()["restored"]
+            dropped = facts["lost_sales"]
+            kept = {str(s) if g == 1 else f"{g}-{s}" for g, s, _, _, _ in events_of(facts["safety_backup"])}
+            problems += [f"sale {n} is named dropped but is not in the safety copy" for n in dropped if n not in kept]
+            if dropped and not force:
+                problems.append(f"an unforced restore dropped {dropped}")
+        elif restore.returncode != 2 or force:
+            problems.append(f"restore exited {restore.returncode}: {restore.stderr.strip()[-300:]}")
+        if not during:
+            problems.append("no sale was recorded while the restore ran")
+        result = reconcile(stack, branch, reported=[*reported, *during], faults=len(during), kept_elsewhere=dropped)
+        result.problems = problems + result.problems
+        return result
+
+
 def all_scenarios(quick: bool = False) -> list[Scenario]:
     week = OfflineWeek()
     week.quick = quick
     restart = AzuriteRestart()
     restart.quick = quick
     return [PullCut(), PushCut(), Kill("sale-add"), Kill("sync"), Redeliver(), ApplyFails(), restart, ClockSkew(),
-            Concurrent(), week, DeadLetters(), ClonedTill(), CatalogChangedOffline()]
+            Concurrent(), week, DeadLetters(), ClonedTill(), CatalogChangedOffline(), RestoreInFlight(),
+            RestoreThenVoid(), SaleEntryDuringRestore()]
