@@ -275,6 +275,12 @@ def sync(ctx: typer.Context) -> None:
     typer.echo(f"sync done: catalog version {report.catalog_version} ({report.entries} changes"
                f"{', full resync' if report.full_resync else ''}), pushed {report.pushed} sales in "
                f"{report.messages} messages, {report.pending} awaiting acknowledgement")
+    if report.unsendable:  # the sales behind it went; this one needs a person
+        for found in report.unsendable:
+            logging.getLogger(logs.LOGGER_NAME).error(f"sync: {found['reason']}")
+            typer.echo(f"error: {found['reason']}; it stays on this PC: run 'branchsync doctor' to see what to do",
+                       err=True)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _daily_backup(home: Path) -> None:
@@ -339,8 +345,9 @@ def status(
         oldest = store.oldest_unacknowledged(3)
     now = utcnow()
     refusal = info["last_refusal"]
+    unsendable = {u["seq"]: u for u in info["unsendable"]}
     stuck = [explain(r, now, branch=info["branch"], last_error=info["last_error"], resend_after=RESEND_AFTER,
-                     refusal=refusal) for r in oldest]
+                     refusal=refusal, unsendable=unsendable.get(r.sale.seq)) for r in oldest]
     if refusal is not None:
         refusal["says"] = describe_refusal(refusal, info["branch"])
     # The oldest unacknowledged sales, each with why it waits and what happens next.
@@ -366,6 +373,8 @@ def status(
     ]
     if refusal is not None:
         rows.insert(4, ("refused by the cloud", f"[red]{escape(refusal['says'])}[/]"))
+    for found in info["unsendable"]:
+        rows.insert(4, ("cannot be sent", f"[red]{escape(found['reason'])}[/]"))
     for e in stuck:
         rows.append((f"sale {e.seq} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
     for what, value in rows:

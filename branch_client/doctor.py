@@ -90,6 +90,7 @@ class Facts:
     oldest_pending: datetime | None = None
     free_bytes: int | None = None
     refusal: dict | None = None            # the cloud's latest refusal as the last sync stored it (status key)
+    unsendable: list[dict] = field(default_factory=list)  # sales the push set aside as too large (status key)
     extra: dict = field(default_factory=dict)
 
 
@@ -247,6 +248,18 @@ def check_refusal(f: Facts) -> Finding:
     return Finding(name, Level.FAIL, found, fix)
 
 
+def check_unsendable(f: Facts) -> Finding:
+    name = "sales too large to send"
+    if not f.unsendable:
+        return Finding(name, Level.NA if f.enrolled is False else Level.OK, "none")
+    numbers = ", ".join(str(u["seq"]) for u in f.unsendable)
+    found = "; ".join(u["reason"] for u in f.unsendable[:3]) + (" (and more)" if len(f.unsendable) > 3 else "")
+    return Finding(name, Level.FAIL, found,
+                   f"Nothing is lost: sale {numbers} stays on this PC and the sales after it are sent and counted. "
+                   "Call head office and give them the sale number and its total (see 'branchsync sale list') so "
+                   "they can account for it by hand. New sales this large are refused at the till: split them.")
+
+
 def check_disk(f: Facts) -> Finding:
     name = "free disk space"
     if f.free_bytes is None:
@@ -262,7 +275,7 @@ def check_disk(f: Facts) -> Finding:
 
 CHECKS: list[Callable[[Facts], Finding]] = [
     check_home, check_database, check_enrollment, check_cloud, check_clock, check_task, check_last_sync,
-    check_backlog, check_refusal, check_disk,
+    check_backlog, check_refusal, check_unsendable, check_disk,
 ]
 
 
@@ -378,6 +391,7 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
             facts.oldest_pending = _utc(store.oldest_pending())
             facts.last_error = info["last_error"]
             facts.refusal = info.get("last_refusal")
+            facts.unsendable = info.get("unsendable") or []
             facts.last_sync_ok = _utc(info.get("last_sync_ok"))
             facts.branch, facts.cloud_url = info["branch"], info["cloud_url"]
             try:

@@ -147,6 +147,14 @@ def test_sales_the_cloud_refused_fail_the_till_that_sent_them_and_warn_the_other
     assert finding.fix and ("new branch" in finding.fix or "another PC" in finding.fix)
 
 
+def test_a_sale_too_large_to_send_fails_and_says_nothing_is_lost_and_whom_to_call():
+    assert level(doctor.check_unsendable, healthy()) == Level.OK
+    found = doctor.check_unsendable(healthy(unsendable=[{"seq": 7, "sale_id": "a" * 32, "size": 70000,
+                                                         "reason": "sale 7 (200 items) cannot be sent"}]))
+    assert found.level == Level.FAIL and "sale 7 (200 items)" in found.found
+    assert "Nothing is lost" in found.fix and "head office" in found.fix
+
+
 @pytest.mark.parametrize("free, expected", [(50 * 1024 ** 3, Level.OK), (500 * 1024 ** 2, Level.WARN),
                                             (50 * 1024 ** 2, Level.FAIL), (None, Level.WARN)])
 def test_free_disk_space(free, expected):
@@ -241,7 +249,7 @@ def test_doctor_end_to_end_against_the_local_cloud(tmp_path, admin_env, cloud, b
         "data folder writable": "ok", "database integrity": "ok", "enrolled, credentials accepted": "ok",
         "cloud reachable": "ok", "clock": "ok", "scheduled sync task": "n/a" if sys.platform != "win32" else levels[
             "scheduled sync task"], "last successful sync": "ok", "pending sales": "ok",
-        "sales refused by the cloud": "ok",
+        "sales refused by the cloud": "ok", "sales too large to send": "ok",
         "free disk space": levels["free disk space"],
     }
     assert proc.returncode == (1 if report["needs_action"] else 0)
