@@ -77,6 +77,14 @@ def test_a_sale_too_large_to_send_exits_2_saying_to_split_it_and_stores_nothing(
     assert run(shop, "sale", "add", *[f"{p.sku}=1" for p in bulky[:100]]).exit_code == 0  # half of it is fine
 
 
+@pytest.mark.parametrize("item", ["SOAP=1@1e10000000", "SOAP=1e10000000", "SOAP=1@1E2"])
+def test_a_price_or_quantity_in_scientific_notation_exits_2_saying_to_write_plain_digits(shop, item):
+    result = run(shop, "sale", "add", item)
+    assert result.exit_code == 2, result.output
+    assert item in result.stderr and "scientific notation" in result.stderr and "plain digits" in result.stderr
+    assert _status(shop)["sales_recorded"] == 0
+
+
 @pytest.mark.parametrize("args", [["NOPE=1"], ["SOAP=0"], ["SOAP=1", "--payment", "cheque"]])
 def test_unknown_products_zero_quantities_and_unknown_payments_are_bad_input(shop, args):
     result = run(shop, "sale", "add", *args)
