@@ -163,6 +163,13 @@ def test_a_damaged_enrollment_code_is_bad_input(home):
     assert result.exit_code == 2 and "new code" in result.stderr
 
 
+def test_an_enrollment_code_of_deeply_nested_json_is_refused_as_an_invalid_code(home):
+    import base64
+
+    result = run(home, "enroll", "BSE1." + base64.urlsafe_b64encode(b"[" * 1500).rstrip(b"=").decode())
+    assert result.exit_code == 2 and "enrollment code is not valid" in result.stderr and "new code" in result.stderr
+
+
 def test_a_used_enrollment_code_is_a_cloud_refusal(home, plugged):
     result = run(home, "enroll", encode_code("https://cloud.example", "c" * 24))
     assert result.exit_code == 1 and "enrollment_invalid" in result.stderr
