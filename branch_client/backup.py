@@ -91,7 +91,7 @@ def backup(home: Path, *, keep: int = DEFAULT_KEEP, now: datetime | None = None,
     except (OSError, sqlite3.Error, BadInput) as exc:
         tmp.unlink(missing_ok=True)
         raise StoreError(f"the backup into {folder} failed ({exc}); check the free disk space and try again") from exc
-    prune(home, keep)
+    prune(home, keep, now=moment)
     return target
 
 
@@ -107,8 +107,12 @@ def taken_at(path: Path) -> datetime | None:
 
 
 def backup_due(existing: list[Path], now: datetime, every: timedelta = DAILY) -> bool:
-    """A new backup is due when the newest one is `every` old, or there is none."""
-    times = [t for t in map(taken_at, existing) if t is not None]
+    """A new backup is due when the newest one taken by `now` is `every` old, or there is none.
+
+    A backup whose name lies in the future was taken while the clock was ahead: it does not
+    count, or no daily backup would be made until real time caught up with its name.
+    """
+    times = [t for t in map(taken_at, existing) if t is not None and t <= now]
     return not times or now - max(times) >= every
 
 
@@ -128,9 +132,19 @@ def backups(home: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
 
 
-def prune(home: Path, keep: int) -> list[Path]:
+def _age_order(found: list[Path], now: datetime) -> list[Path]:
+    """Oldest first; names in the future first of all: a clock that was ahead wrote them, and
+    every backup taken since (named by the right clock) holds newer data."""
+    def key(path: Path):
+        moment = taken_at(path)
+        return (moment is None or moment <= now, moment or datetime.min.replace(tzinfo=timezone.utc), path.name)
+
+    return sorted(found, key=key)
+
+
+def prune(home: Path, keep: int, now: datetime | None = None) -> list[Path]:
     """Delete all but the newest `keep` backups; returns what was deleted."""
-    found = backups(home)
+    found = _age_order(backups(home), (now or datetime.now(timezone.utc)).astimezone(timezone.utc))
     gone = found[: max(0, len(found) - max(1, keep))]
     for path in gone:
         path.unlink(missing_ok=True)

@@ -182,6 +182,24 @@ def test_a_backup_is_due_when_the_newest_is_a_day_old_or_there_is_none(tmp_path)
     assert backup.backup_due(fresh, T0 + timedelta(hours=23))
 
 
+def test_a_backup_named_in_the_future_does_not_count_as_recent(tmp_path):
+    ahead = [tmp_path / "branchsync-20271128T090000000000Z-daily.db"]  # written while the clock was a year ahead
+    assert backup.backup_due(ahead, T0)
+    assert not backup.backup_due([*ahead, tmp_path / "branchsync-20261128T080000000000Z-daily.db"], T0)
+
+
+def test_daily_backups_resume_after_the_clock_was_once_ahead_and_survive_the_pruning(till):
+    for day in range(backup.DEFAULT_KEEP):  # ten days of daily backups with the clock a year ahead
+        backup.backup_if_due(till, now=T0 + timedelta(days=365 + day))
+    assert len(backup.backups(till)) == backup.DEFAULT_KEEP
+    made = backup.backup_if_due(till, now=T0)  # the clock is right again
+    assert made is not None and made in backup.backups(till)
+    assert backup.backup_if_due(till, now=T0 + timedelta(hours=1)) is None  # once a day, as before
+    later = backup.backup_if_due(till, now=T0 + timedelta(days=1))
+    assert later is not None and {made, later} <= set(backup.backups(till))
+    assert len(backup.backups(till)) == backup.DEFAULT_KEEP
+
+
 def test_a_sync_makes_the_days_backup_even_with_the_cloud_out_of_reach_and_only_once(home, monkeypatch):
     enroll_out_of_reach(home, monkeypatch)
     assert run(home, "sync").exit_code == 1
