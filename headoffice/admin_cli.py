@@ -127,15 +127,27 @@ def catalog_import(ctx: typer.Context, file: Annotated[Path, typer.Argument(exis
             err.print(f"... and {len(exc.problems) - 50} more")
         err.print("Nothing was imported; fix the rows above and import again.")
         raise typer.Exit(2)
-    first = last = None
+    results = []
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("importing", total=len(products))
         for i in range(0, len(products), IMPORT_CHUNK):
-            result = _run(ctx.obj.import_products, products[i : i + IMPORT_CHUNK])
-            first = first or result.first_version
-            last = result.last_version
-            progress.advance(task, result.written)
-    print(f"imported {len(products)} products (catalog versions {first}..{last})")
+            chunk = products[i : i + IMPORT_CHUNK]
+            results.append(_run(ctx.obj.import_products, chunk))
+            progress.advance(task, len(chunk))
+    print(import_summary(len(products), results))
+
+
+def import_summary(count: int, results: list) -> str:
+    """What an import changed. A chunk with nothing new writes no version (it reports the current one
+    as first and last), so the range is taken from the chunks that wrote."""
+    wrote = [r for r in results if r.written]
+    changed = sum(r.written for r in wrote)
+    if not wrote:
+        at = results[-1].last_version if results else 0
+        return f"imported {count} products: none changed (the catalog stays at version {at})"
+    unchanged = f", {count - changed} unchanged" if count > changed else ""
+    return (f"imported {count} products: {changed} changed (catalog versions {wrote[0].first_version}.."
+            f"{wrote[-1].last_version}){unchanged}")
 
 
 @catalog_app.command("delete")
