@@ -4,7 +4,8 @@
 (`sqlite3.Connection.backup`): a consistent copy even while the till records sales or a
 sync runs, WAL included. Copies go to `backups/branchsync-<UTC time>.db` in the data home,
 are checked with PRAGMA integrity_check before they count, and only the newest `keep`
-are kept. The branch secret is not in the database and never in a backup.
+are kept. A copy is switched from WAL to a rollback journal before it is closed, so each
+backup is one self-contained file with no -wal or -shm beside it. The branch secret is not in the database and never in a backup.
 
 `restore` checks the file (a branchsync database of a schema this program knows, intact,
 of the same branch), takes the sync lock, saves the current database as a backup first,
@@ -83,6 +84,9 @@ def backup(home: Path, *, keep: int = DEFAULT_KEEP, now: datetime | None = None,
         src, dst = _connect(db, read_only=True), _connect(tmp)
         try:
             src.backup(dst)
+            # The copy comes in WAL mode like the live database; a backup is one self-contained
+            # file, and checking a WAL file read-only would leave -wal and -shm beside it.
+            dst.execute("PRAGMA journal_mode = DELETE")
         finally:
             dst.close()
             src.close()

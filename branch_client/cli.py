@@ -261,16 +261,20 @@ def sync(ctx: typer.Context) -> None:
     from .sync import SyncEngine
 
     started = time.monotonic()
+    enrolled = False
     try:
         with _command(ctx) as store:
             identity = store.identity()
+            enrolled = True
             logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
             with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
                 report = SyncEngine(store, client, on_progress=show,
                                     on_secret=lambda s: logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), s)).run()
     finally:
-        # Also when the cloud is down: a till offline for days still gets its daily backup.
-        _daily_backup(Path(ctx.obj))
+        # Also when the cloud is down: a till offline for days still gets its daily backup. Not before
+        # enrollment: a copy of an empty database would only count as the day's backup.
+        if enrolled:
+            _daily_backup(Path(ctx.obj))
     logging.getLogger(logs.LOGGER_NAME).info(logs.sync_line(report, time.monotonic() - started))
     typer.echo(f"sync done: catalog version {report.catalog_version} ({report.entries} changes"
                f"{', full resync' if report.full_resync else ''}), pushed {report.pushed} sales in "

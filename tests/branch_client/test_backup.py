@@ -58,6 +58,15 @@ def test_a_backup_is_a_consistent_copy_in_the_backups_folder(till):
     assert not list((till / "backups").glob("*.part"))
 
 
+def test_a_backup_leaves_only_its_own_file_in_the_backups_folder(till):
+    sell(till, 2)
+    made = backup.backup(till, now=T0)
+    again = backup.backup(till, now=T0 + timedelta(seconds=1))
+    assert sorted(p.name for p in (till / "backups").iterdir()) == [made.name, again.name]  # no -wal, -shm
+    assert backup.restore(till, made)["last_seq"] == 2  # and it restores as before
+    assert sorted(p.name for p in (till / "backups").iterdir() if not p.name.endswith(".db")) == []
+
+
 def test_a_backup_holds_no_secret(till, fake_cloud):
     made = backup.backup(till, now=T0)
     assert fake_cloud.secret.encode() not in made.read_bytes()
@@ -180,6 +189,17 @@ def test_a_backup_is_due_when_the_newest_is_a_day_old_or_there_is_none(tmp_path)
     fresh = [tmp_path / "branchsync-20261128T080000Z-daily.db", tmp_path / "branchsync-20261127T090000123456Z.db"]
     assert not backup.backup_due(fresh, T0)
     assert backup.backup_due(fresh, T0 + timedelta(hours=23))
+
+
+def test_a_sync_before_enrollment_makes_no_backup_so_the_first_real_one_is_not_held_back(home, monkeypatch):
+    with Store(home):
+        pass
+    result = run(home, "sync")
+    assert result.exit_code == 3 and backup.backups(home) == []
+    enroll_out_of_reach(home, monkeypatch)
+    assert run(home, "sync").exit_code == 1  # the cloud is out of reach, the day's backup is still made
+    [daily] = backup.backups(home)
+    assert daily.name.endswith("-daily.db")
 
 
 def test_a_backup_named_in_the_future_does_not_count_as_recent(tmp_path):
