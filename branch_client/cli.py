@@ -296,8 +296,13 @@ def _daily_backup(home: Path) -> None:
 
     try:
         made = backups.backup_if_due(home)
-    except StoreError as exc:  # a failed backup is logged and retried by the next sync, never fails a sync
+    except StoreError as exc:  # a failed backup is logged, shown by doctor and retried by the next sync
         logging.getLogger(logs.LOGGER_NAME).warning(f"daily backup failed: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, a backup problem never fails a sync
+        reason = f"daily backup failed: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+        logging.getLogger(logs.LOGGER_NAME).warning(reason)
+        backups.record_problem(home, "backup", reason)
         return
     if made:
         logging.getLogger(logs.LOGGER_NAME).info(f"daily backup written: {made}")
@@ -495,6 +500,9 @@ def backup(
 
     logging.getLogger(logs.LOGGER_NAME).info(f"backup written: {made}")
     typer.echo(f"backup written: {made}")
+    problem = backups.last_problem(Path(ctx.obj))
+    if problem and problem["what"] == "prune":  # the backup is good; old ones are left over
+        typer.echo(f"warning: {problem['reason']}", err=True)
 
 
 @app.command()
