@@ -6,7 +6,6 @@ admin key comes from BRANCHSYNC_ADMIN_KEY and is never printed.
 Exit codes: 0 ok, 1 the cloud refused or could not be reached, 2 bad input.
 """
 
-import csv
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from shared.money import format_taka
 
 from .admin_client import AdminClient, AdminError
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
+from .spreadsheet import SafeWriter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manage branchsync branches, catalog and sales.")
 branch_app = typer.Typer(no_args_is_help=True, help="Create branches, rotate their secrets, revoke them.")
@@ -200,7 +200,7 @@ def report_price_differences(
         for d in found:
             print(d.model_dump_json())
     elif fmt == ReportFormat.csv:
-        writer = csv.writer(sys.stdout)
+        writer = SafeWriter(sys.stdout)  # names and SKUs came from branches
         writer.writerow(DIFFERENCE_COLUMNS)
         for d in found:
             writer.writerow([d.branch, d.seq, d.line, d.recorded_at.isoformat(), d.sku, d.name, d.qty, d.status,
@@ -260,7 +260,7 @@ def deadletter_discard(ctx: typer.Context, letter_id: Annotated[str, typer.Argum
 
 
 def _csv_writer(out):
-    writer = csv.writer(out)
+    writer = SafeWriter(out)  # sale lines carry names a branch supplied
     writer.writerow(["branch", "seq", "sale_id", "kind", "voids", "recorded_at", "applied_at", "payment",
                      "total_paisa", "lines"])
     return writer
@@ -282,8 +282,9 @@ def _state(b) -> str:
     return "rotation pending" if b.rotation_pending else "enrolled"
 
 
-def _blank(value) -> str:
-    return "" if value is None else str(value)
+def _blank(value):
+    """An empty cell for None; a number stays a number (a negative difference is not a formula)."""
+    return "" if value is None else value
 
 
 def _when(t) -> str:
