@@ -22,7 +22,8 @@ Windows, else the user data directory (see branch_client.paths).
 
 Exit codes:
     0  ok (for `sync`: everything due was pushed)
-    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending
+    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending (also a
+       `sync` that sent the rest but has a sale too large to send: see `doctor`)
     2  bad input (item, price, payment, void number, enrollment code); nothing was stored
     3  this data home is not enrolled
     4  a sync is already running (the second one exits at once)
