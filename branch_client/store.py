@@ -44,6 +44,8 @@ _WRITE = "branchsync_write"
 RESTORED = "restored"
 # meta key: JSON of the cloud's latest refusal of this branch's sales (shared.models.Refusal), as the last pull said.
 LAST_REFUSAL = "last_refusal"
+# meta key: JSON list of sales the push set aside because one alone exceeds a queue message.
+UNSENDABLE = "unsendable"
 
 
 class SaleState(StrEnum):
@@ -456,18 +458,25 @@ class Store:
     def _due(now: datetime | None, resend_after: timedelta):
         """Unacknowledged, never pushed or pushed `resend_after` ago.
 
-        A void of an earlier generation's sale waits until that sale is acknowledged: the
-        cloud counts a void only against a sale it holds, and cannot tell a sale of another
-        generation still in the queue from one that never existed. (A void of its own
-        generation's sale may overtake it in the queue; the cloud then waits for the sale.)
+        A void goes only with the sale it voids (that sale due in the same push; the engine
+        keeps the two in one message) or once that sale is acknowledged: the cloud counts a
+        void only against a sale it holds, and the queue is unordered.
         """
         cutoff = time_text((now or utcnow()) - resend_after)
+        due = and_(sales.c.acked_at.is_(None), or_(sales.c.pushed_at.is_(None), sales.c.pushed_at <= cutoff))
         target = sales.alias("voided")
-        target_pending = (select(target.c.seq).where(target.c.generation == sales.c.voids_generation,
-                                                     target.c.seq == sales.c.voids, target.c.acked_at.is_(None))
-                          .exists())
-        return and_(sales.c.acked_at.is_(None), or_(sales.c.pushed_at.is_(None), sales.c.pushed_at <= cutoff),
-                    or_(sales.c.voids.is_(None), sales.c.voids_generation == sales.c.generation, ~target_pending))
+        target_waits = (select(target.c.seq).where(
+            target.c.generation == sales.c.voids_generation, target.c.seq == sales.c.voids, target.c.acked_at.is_(None),
+            or_(target.c.generation != sales.c.generation,  # another generation: never in the same message
+                and_(target.c.pushed_at.is_not(None), target.c.pushed_at > cutoff))).exists())
+        return and_(due, or_(sales.c.voids.is_(None), ~target_waits))
+
+    def acknowledged(self, generation: int, seqs: Iterable[int]) -> set[int]:
+        """Which of these sales of `generation` the cloud has acknowledged."""
+        seqs = list(seqs)
+        with self._read() as conn:
+            return set(conn.execute(select(sales.c.seq).where(
+                sales.c.generation == generation, sales.c.seq.in_(seqs), sales.c.acked_at.is_not(None))).scalars())
 
     def generations_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER) -> list[int]:
         """The generations with events due, oldest first (a restored till may still owe the old one)."""
@@ -532,6 +541,16 @@ class Store:
             conn.execute(sqlite_insert(meta).values(key=LAST_REFUSAL, value=value)
                          .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
+    def save_unsendable(self, found: list[dict]) -> None:
+        """Keep the sales the last full push walk could not send ({seq, sale_id, size, reason}); [] clears."""
+        with self._write() as conn:
+            if not found:
+                conn.execute(delete(meta).where(meta.c.key == UNSENDABLE))
+                return
+            value = json.dumps(found, ensure_ascii=False)
+            conn.execute(sqlite_insert(meta).values(key=UNSENDABLE, value=value)
+                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+
     @staticmethod
     def _refusal(conn: Connection, stored: str | None) -> dict | None:
         """The stored refusal, and whether the refused sale is this till's own (None: cannot tell)."""
@@ -586,6 +605,8 @@ class Store:
             "last_sync_ok": info.get("last_sync_ok"),
             # What the last restore did ({at, source, safety_backup, generation, lost_*}); None if never restored.
             "restored": json.loads(info[RESTORED]) if RESTORED in info else None,
+            # Sales kept here that no push can carry (too large for one message): [{seq, sale_id, size, reason}].
+            "unsendable": json.loads(info[UNSENDABLE]) if UNSENDABLE in info else [],
             "pushed_unacked": counts[3],
             "never_pushed": counts[2] - counts[3],
             "sales_recorded": counts[0],

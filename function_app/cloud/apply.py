@@ -86,8 +86,6 @@ class ApplyPlan:
     refused: dict[int, Refused] = field(default_factory=dict)
     # Sales voided by this batch's accepted voids.
     voided: list[SaleKey] = field(default_factory=list)
-    # Voids left unstored until the sale they void arrives (see plan_apply).
-    waiting: int = 0
 
     @property
     def changed(self) -> bool:
@@ -134,18 +132,14 @@ def void_target(generation: int, void: Sale) -> SaleKey:
 def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, VoidTarget] | None = None) -> ApplyPlan:
     """Plan `batch` against its generation's `state`; `targets` holds the stored sales its new voids name.
 
-    A void whose sale (of its own generation) is neither stored nor in the batch is still
-    on its way (the queue is unordered): the void waits, unstored, and the branch pushes it
-    again with its unacknowledged sales; every sale of the batch is applied meanwhile.
+    A till pushes a void only in the message of the sale it voids or once the cloud has
+    acknowledged that sale, so a void naming a sale the cloud does not hold is refused: it
+    is never left waiting, since the database that could push it again may be gone.
     """
-    in_batch = {s.seq for s in batch.sales}
-    waiting = {s.seq for s in batch.sales
-               if s.kind == SaleKind.VOID and s.voids_generation in (None, batch.generation)
-               and not state.is_stored(s.voids) and s.voids not in in_batch and not state.is_stored(s.seq)}
-    plan = plan_sales(state, [s for s in batch.sales if s.seq not in waiting])
+    plan = plan_sales(state, batch.sales)
     refused, voided = check_voids(batch.generation, plan.new_sales, targets or {})
     return ApplyPlan(new_sales=plan.new_sales, state=plan.state, duplicates=plan.duplicates, runs=plan.runs,
-                     generation=batch.generation, refused=refused, voided=voided, waiting=len(waiting))
+                     generation=batch.generation, refused=refused, voided=voided)
 
 
 def check_voids(generation: int, new_sales: Sequence[Sale],
@@ -173,8 +167,8 @@ def _void_problem(void: Sale, key: SaleKey, in_batch: Sale | None, targets: Mapp
     target = VoidTarget(in_batch.kind, in_batch.total, voided=False) if in_batch is not None else targets.get(key)
     if target is None:
         return (ErrorCode.VOID_UNKNOWN_SALE, f"void {void.seq} refers to sale {name}, which the cloud does not hold "
-                "(a till pushes a void of an earlier generation's sale only once the cloud has acknowledged that "
-                "sale), so this void is not counted")
+                "(a till pushes a void only with its sale or once the cloud has acknowledged the sale), so this "
+                "void is not counted")
     if target.kind != SaleKind.SALE or target.refused:
         return (ErrorCode.VOID_UNKNOWN_SALE, f"void {void.seq} refers to number {name}, which is itself a void, "
                 "not a sale; it is not counted")

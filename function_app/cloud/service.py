@@ -341,8 +341,8 @@ class Service:
             self._check_one_till(batch, mark)
         seqs = f"{batch.sales[0].seq}-{batch.sales[-1].seq}"
         if not plan.changed:
-            log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d generation=%d waiting_voids=%d",
-                     batch.branch, seqs, len(batch.sales), mark.applied_through, self._ops() - start, gen, plan.waiting)
+            log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d generation=%d",
+                     batch.branch, seqs, len(batch.sales), mark.applied_through, self._ops() - start, gen)
             return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, mark.applied_through, self._ops() - start)
         faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
         after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock(),
@@ -358,9 +358,9 @@ class Service:
         newest = max(s.recorded_at for s in plan.new_sales) if plan.new_sales else applied_at
         lag_s = max(0, round((applied_at - newest).total_seconds()))
         log.info("applied batch branch=%s seqs=%s new=%d duplicates=%d paisa=%d applied_through=%d waiting_ranges=%d "
-                 "generation=%d refused_voids=%d waiting_voids=%d ops=%d duration_ms=%d lag_s=%d",
+                 "generation=%d refused_voids=%d ops=%d duration_ms=%d lag_s=%d",
                  batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
-                 through, len(after.apply_of(gen).ranges), gen, len(plan.refused), plan.waiting, ops, duration_ms, lag_s,
+                 through, len(after.apply_of(gen).ranges), gen, len(plan.refused), ops, duration_ms, lag_s,
                  extra=_dims(event="apply", branch=batch.branch, generation=gen, seq_first=batch.sales[0].seq,
                              seq_last=batch.sales[-1].seq, sales_applied=len(plan.counted), duplicates=plan.duplicates,
                              refused_voids=len(plan.refused), applied_through=through, duration_ms=duration_ms,

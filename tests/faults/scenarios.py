@@ -897,6 +897,7 @@ class RestoreThenVoid(Scenario):
         letters = _wait_dead_letters(stack, branch.name, 1)
         if [d.code for d in letters] != ["void_twice"]:
             problems.append(f"the second void was not dead-lettered as void_twice: {[d.code for d in letters]}")
+        branch.run("sync")                               # its pull brings the refusal home
         refusal = branch.status()["last_refusal"] or {}
         if (refusal.get("code"), refusal.get("number")) != ("void_twice", again):
             problems.append(f"the till's status does not name the refused void {again}: {refusal}")
