@@ -885,6 +885,9 @@ class RestoreThenVoid(Scenario):
         victim = rng.choice(reported)
         branch.run("sale", "void", victim)
         branch.run("sync")
+        # A void goes with its sale or after the sale's ack: once the cloud has the sales, sync for the void.
+        wait_applied(stack, branch.name, max(reported))
+        branch.run("sync")
         restored = branch.run("restore", saved)
         safety = restored.stdout.split("the previous database is saved as ")[1].strip().splitlines()[0]
         again = branch.run("sale", "void", victim).stdout.split("voided by number ")[1].split(":")[0]
