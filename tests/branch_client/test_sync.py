@@ -300,3 +300,22 @@ def test_a_sale_too_large_to_send_is_set_aside_with_its_reason_and_the_sales_beh
     assert 5 in fake_cloud.applied and [u["seq"] for u in again.unsendable] == [2]
     assert [u["seq"] for u in enrolled.status()["unsendable"]] == [2]
     assert enrolled.get_sale(2).state == SaleState.PENDING  # kept here, never marked as sent
+
+
+# --- voids travel with their sale or after its acknowledgement ------------------------------------------------
+
+
+def test_a_void_of_a_sale_still_on_its_way_waits_for_the_sale_s_acknowledgement(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 1)
+    held = []
+    deliver = fake_cloud.send
+    fake_cloud.send = lambda url, sas, text: held.append((url, sas, text))  # the queue holds sale 1 back
+    _engine(enrolled, fake_cloud).run()
+    fake_cloud.send = deliver
+    enrolled.void_sale(1)
+    assert _engine(enrolled, fake_cloud).run().pushed == 0  # the cloud does not hold sale 1 yet: the void waits
+    deliver(*held[0])
+    _engine(enrolled, fake_cloud).run()                     # the pull acknowledges sale 1, then the void goes
+    assert sorted(fake_cloud.applied) == [1, 2] and fake_cloud.applied[2].voids == 1
