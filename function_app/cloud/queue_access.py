@@ -54,8 +54,10 @@ def queue_endpoint(connection_string: str) -> str:
     return f"{protocol}://{account}.queue.{suffix}"
 
 
-def push_access(connection_string: str, now: datetime, queue: str = SALES_QUEUE) -> QueueAccess:
-    """An add-only SAS signed with the account key of a connection string."""
+def push_access(connection_string: str, now: datetime, queue: str = SALES_QUEUE,
+                public_endpoint: str | None = None) -> QueueAccess:
+    """An add-only SAS signed with the account key of a connection string, naming
+    `public_endpoint` (where branches reach the queue service) when given."""
     parts = parse_connection_string(connection_string)
     account, key = parts.get("accountname"), parts.get("accountkey")
     if not account or not key:
@@ -65,7 +67,8 @@ def push_access(connection_string: str, now: datetime, queue: str = SALES_QUEUE)
         account, queue, account_key=key, permission=QueueSasPermissions(add=True),
         expiry=expires, start=now - SAS_START_SLACK,
     )
-    return QueueAccess(queue_url=f"{queue_endpoint(connection_string)}/{queue}", sas_token=sas, expires_at=expires)
+    endpoint = public_endpoint.rstrip("/") if public_endpoint else queue_endpoint(connection_string)
+    return QueueAccess(queue_url=f"{endpoint}/{queue}", sas_token=sas, expires_at=expires)
 
 
 def delegation_push_access(account: str, queue_uri: str, key: UserDelegationKey, key_expiry: datetime,
@@ -84,11 +87,12 @@ def delegation_push_access(account: str, queue_uri: str, key: UserDelegationKey,
 class AccountKeySigner:
     """Push SAS from a connection string's account key (Azurite, tests, local runs)."""
 
-    def __init__(self, connection_string: str):
+    def __init__(self, connection_string: str, public_endpoint: str | None = None):
         self.connection_string = connection_string
+        self.public_endpoint = public_endpoint
 
     def access(self, now: datetime) -> QueueAccess:
-        return push_access(self.connection_string, now)
+        return push_access(self.connection_string, now, public_endpoint=self.public_endpoint)
 
 
 class DelegationSigner:
@@ -141,11 +145,12 @@ class DelegationSigner:
         return delegation_push_access(self.account, self.queue_uri, key, key_expiry, now)
 
 
-def signer_for(storage: "str | IdentityStorage"):
-    """The push-SAS signer for a connection string or identity-based settings."""
+def signer_for(storage: "str | IdentityStorage", public_endpoint: str | None = None):
+    """The push-SAS signer for a connection string or identity-based settings; `public_endpoint`
+    (connection strings only) replaces the queue endpoint the SAS URL names."""
     if isinstance(storage, IdentityStorage):
         return DelegationSigner(storage)
-    return AccountKeySigner(storage)
+    return AccountKeySigner(storage, public_endpoint)
 
 
 def _key_expiry(key: UserDelegationKey, asked: datetime) -> datetime:

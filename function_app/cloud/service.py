@@ -136,7 +136,7 @@ class Service:
     @property
     def signer(self):
         if self._signer is None:
-            self._signer = signer_for(self.settings.storage_source)
+            self._signer = signer_for(self.settings.storage_source, self.settings.queue_public_url)
         return self._signer
 
     def _ops(self) -> int:

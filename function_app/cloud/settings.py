@@ -57,6 +57,9 @@ class Settings:
     public_url: str | None = None  # BRANCHSYNC_PUBLIC_URL: the base URL put into enrollment codes
     table_prefix: str = ""  # BRANCHSYNC_TABLE_PREFIX: keeps several deployments apart in one account
     identity: IdentityStorage | None = None  # set when AzureWebJobsStorage__* is used instead
+    # BRANCHSYNC_QUEUE_PUBLIC_URL: the queue service URL put into push SAS URLs when branches
+    # reach the queue through another address than the app does (a proxy); None: the app's own.
+    queue_public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -68,6 +71,7 @@ class Settings:
             table_prefix=env.get("BRANCHSYNC_TABLE_PREFIX", ""),
             # A connection string, when there is one, wins: the same rule as the Functions host.
             identity=None if connection else identity_from_env(env),
+            queue_public_url=_endpoint(env.get("BRANCHSYNC_QUEUE_PUBLIC_URL", "").strip() or None),
         )
 
     @property
