@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench faults exe package clean
+.PHONY: setup demo test bench bench-peers faults exe package clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -29,6 +29,11 @@ test: setup
 bench: setup
 	$(PY) -m bench.bench
 
+# branchsync beside tuned PouchDB replication (pinned in package.json), over loopback and a
+# shaped link; prints one table. `$(PY) -m bench.peers --help` for sizes and link settings.
+bench-peers: setup
+	$(PY) -m bench.peers
+
 # The fault-injection suite at full trial counts; prints the reliability table.
 faults: setup
 	$(PY) -m tests.faults.run_all
@@ -42,4 +47,4 @@ package: setup
 	$(PY) packaging/functions/build_package.py
 
 clean:
-	rm -rf $(VENV) node_modules .demo .bench build dist
+	rm -rf $(VENV) node_modules .demo .bench .bench-peers build dist
