@@ -133,12 +133,14 @@ class Shaper:
             try:
                 await asyncio.sleep(self.link.round_trip)  # the TCP handshake
                 up_r, up_w = await asyncio.open_connection(upstream_host, upstream_port)
-            except OSError:
+            except (OSError, asyncio.CancelledError):  # upstream gone, or the shaper closing
                 client_w.close()
                 return
             try:
                 await asyncio.gather(_pump(client_r, up_w, self.link.up), _pump(up_r, client_w, self.link.down),
                                      return_exceptions=True)
+            except asyncio.CancelledError:
+                pass  # the shaper is closing
             finally:
                 for w in (up_w, client_w):
                     w.close()
