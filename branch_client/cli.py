@@ -10,6 +10,7 @@ with no network at all; only `enroll` and `sync` talk to the cloud.
     branchsync [--home DIR] sync
     branchsync [--home DIR] status [--json]
     branchsync [--home DIR] catalog search TEXT [--limit N]
+    branchsync [--home DIR] till [--port N] [--no-browser]
     branchsync [--home DIR] doctor [--json]
     branchsync [--home DIR] schedule install [--every 15m] [--principal user|system] [--dry-run] [--xml-file FILE]
     branchsync schedule show|remove [--dry-run]
@@ -401,6 +402,35 @@ def catalog_search(
         table.add_row(escape(p.sku), escape(p.name), format_taka(p.price), escape(p.unit), escape(p.barcode or "-"),
                       "yes" if p.active else "[red]no[/]")
     _out().print(table)
+
+
+# --- till ------------------------------------------------------------------------------------------
+
+TILL_PORT = 8750
+
+
+@app.command()
+def till(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = TILL_PORT,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open the till window.")] = False,
+) -> None:
+    """Open the till: the cashier's screen, in Edge app mode (works offline). Runs until stopped."""
+    from .till import server
+
+    def announce(url: str) -> None:
+        if sys.stdout is not None:  # None in the windowed executable
+            typer.echo(f"till open at {url} (Ctrl+C to stop)")
+
+    with _command(ctx) as store:
+        try:
+            server.serve(store, port=port, open_browser=not no_browser, client_options=client_options,
+                         announce=announce)
+        except OSError as exc:
+            from .errors import BadInput
+
+            raise BadInput(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); is the till already open? "
+                           "close it, or choose another port with --port") from exc
 
 
 # --- doctor ------------------------------------------------------------------------------------------
