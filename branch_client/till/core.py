@@ -22,6 +22,8 @@ TOKEN_HEADER = "x-till-token"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 # The page's id for one submitted cart: a uuid4 in hex.
 CLIENT_KEY = re.compile(r"^[0-9a-f]{32}$")
+# A quantity as the page writes it: digits with an optional decimal part (no "1e3", no "1,5").
+QTY_TEXT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 REASON_MAX_CHARS = 200
 # Units sold by weight or volume: quantities with up to 3 decimals; every other unit counts pieces.
 WEIGHED_UNITS = frozenset({"kg", "g", "gm", "l", "ltr", "litre", "liter", "ml", "m"})
@@ -73,6 +75,8 @@ def cart_items(lines: Any) -> list[ItemSpec]:
     for n, line in enumerate(lines, 1):
         if not isinstance(line, dict) or not isinstance(line.get("sku"), str) or not isinstance(line.get("qty"), str):
             raise BadSaleInput(f"line {n} of the cart is not a product and a quantity; reload the page")
+        if not QTY_TEXT.match(line["qty"]):
+            raise BadSaleInput(f"line {n} ({line['sku']}): quantity {line['qty']!r} is not a number like 2 or 1.250")
         try:
             qty = parse_quantity(line["qty"])
         except ValueError as exc:
