@@ -204,6 +204,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
     routes = [
         Route("/", page),
         Route("/receipt", receipt_page),
+        Route("/favicon.ico", lambda _r: Response(status_code=204)),
         Route("/api/products", search),
         Route("/api/products/code/{code}", by_code),
         Route("/api/sales", recent, methods=["GET"]),

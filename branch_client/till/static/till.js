@@ -177,12 +177,19 @@
 
   // Enter in the search box: an exact barcode or SKU (what a scanner sends) wins; otherwise the
   // highlighted result. A code of digits that is not in the catalog adds nothing.
-  async function enterSearch() {
+  // Scans are handled one after another, and paying waits for the ones still being looked up,
+  // so a quick F4 after the last scan pays for every item scanned.
+  let scans = Promise.resolve();
+  function enterSearch() {
     const q = $("search").value.trim();
     const chosen = highlighted >= 0 && results.length ? results[highlighted] : null;
     const picked = highlighted > 0;  // the cashier moved with the arrows: take that one
     resetSearch();
     $("search").blur();
+    scans = scans.then(() => enterCode(q, chosen, picked)).catch((e) => say(t("failed", { e: e.message }), "bad"));
+    return scans;
+  }
+  async function enterCode(q, chosen, picked) {
     if (!q) return;
     if (picked && chosen) { addProduct(chosen); return; }
     if (await lookupCode(q)) return;
@@ -203,12 +210,17 @@
   });
 
   // --- payment -------------------------------------------------------------------------------
-  function openPayment() {
+  async function openPayment() {
+    await scans;
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
     $("payment").hidden = false; $("done").hidden = true;
     choose(method);
   }
-  function closePayment() { $("payment").hidden = true; $("tendered").value = ""; }
+  function closePayment() {
+    $("payment").hidden = true; $("tendered").value = "";
+    // Focus back on the page, so the scanner's next digits start the next line.
+    if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
+  }
   const paying = () => !$("payment").hidden;
 
   function choose(m) {
@@ -234,6 +246,7 @@
 
   async function confirmSale() {
     if (submitting || !paying()) return;
+    await scans;
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
     const total = cartTotal();
     let tendered = null;

@@ -16,7 +16,8 @@ import uvicorn
 
 from branch_client.store import Store
 from branch_client.till import server
-from tests.branch_client.fakes import entry, page, product
+from tests.branch_client.fakes import entry, product
+from tests.branch_client.fakes import page as catalog_page
 
 CATALOG = (
     product("RICE-5KG", 42000, "চাল ৫ কেজি", barcode="8901234567890", unit="bag"),
@@ -71,7 +72,7 @@ def start_till(home: Path, run_sync=None):
 def stocked_home(tmp_path) -> Path:
     home = tmp_path / "home"
     with Store(home) as store:
-        store.apply_catalog_page(page(*(entry(i + 1, p) for i, p in enumerate(CATALOG))), applied_through=0)
+        store.apply_catalog_page(catalog_page(*(entry(i + 1, p) for i, p in enumerate(CATALOG))), applied_through=0)
     return home
 
 
@@ -80,3 +81,32 @@ def till(stocked_home):
     t, stop = start_till(stocked_home)
     yield t
     stop()
+
+
+# --- a real browser: Debian's chromium through Playwright (Playwright's own download is not used) ---
+
+CHROMIUM = "/usr/bin/chromium"
+# The flags that let chromium start here as root with no network beyond loopback.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: run 'make browser-deps' (apt-get install chromium fonts-beng-extra)"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, till):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Dhaka")
+    p = context.new_page()
+    p.goto(till.url + "/")
+    p.wait_for_function("document.getElementById('branch') !== null")
+    yield p
+    context.close()
