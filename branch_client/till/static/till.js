@@ -214,10 +214,12 @@
     await scans;
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
     $("payment").hidden = false; $("done").hidden = true;
+    document.body.classList.add("paying");
     choose(method);
   }
   function closePayment() {
     $("payment").hidden = true; $("tendered").value = "";
+    document.body.classList.remove("paying");
     // Focus back on the page, so the scanner's next digits start the next line.
     if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   }
