@@ -86,14 +86,29 @@ def fold(value: str | None) -> str | None:
 
 # Search: queries of fewer characters than a trigram fall back to a prefix match on the keys.
 TRIGRAM = 3
+# A broad query ("rice") matches thousands of products; the ranking looks at this many matches
+# (taken in index order, so the query stops there) after the exact ones. Typing on narrows it.
+SEARCH_WINDOW = 200
 _KEY_END = chr(0x10FFFF)  # above every character, so [key, key + _KEY_END) is "starts with key"
-_SEARCH_ORDER = """ORDER BY (t.sku_key = :key OR t.code_key = :key) DESC, substr(t.sku_key, 1, length(:key)) = :key DESC,
-                    p.name, p.sku LIMIT :limit"""
-_SEARCH_FTS = text(f"""SELECT p.* FROM product_search f JOIN product_terms t ON t.id = f.rowid
-                     JOIN products p ON p.sku = t.sku WHERE product_search MATCH :match {_SEARCH_ORDER}""")
-_SEARCH_PREFIX = text(f"""SELECT p.* FROM product_terms t JOIN products p ON p.sku = t.sku
-                        WHERE (t.sku_key >= :key AND t.sku_key < :end) OR (t.code_key >= :key AND t.code_key < :end)
-                           OR (t.name_key >= :key AND t.name_key < :end) {_SEARCH_ORDER}""")
+_EXACT = """SELECT t.sku, t.sku_key, t.name_key FROM product_terms t WHERE t.code_key = :key
+            UNION SELECT t.sku, t.sku_key, t.name_key FROM product_terms t WHERE t.sku_key = :key"""
+_FTS = """SELECT t.sku, t.sku_key, t.name_key FROM product_search f JOIN product_terms t ON t.id = f.rowid
+          WHERE product_search MATCH :match LIMIT :window"""
+_PREFIX = """SELECT t.sku, t.sku_key, t.name_key FROM product_terms t
+             WHERE (t.sku_key >= :key AND t.sku_key < :end) OR (t.code_key >= :key AND t.code_key < :end)
+                OR (t.name_key >= :key AND t.name_key < :end) LIMIT :window"""
+_SEARCH_FTS = text(f"""SELECT p.* FROM (
+        SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
+        UNION
+        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_FTS}) c
+    ) r JOIN products p ON p.sku = r.sku
+    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
+_SEARCH_PREFIX = text(f"""SELECT p.* FROM (
+        SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
+        UNION
+        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_PREFIX}) c
+    ) r JOIN products p ON p.sku = r.sku
+    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
 _BY_CODE = text("""SELECT p.* FROM product_terms t JOIN products p ON p.sku = t.sku
                    WHERE t.code_key = :key OR t.sku_key = :key ORDER BY t.code_key = :key DESC, p.sku LIMIT 2""")
 
@@ -311,12 +326,13 @@ class Store:
 
         Through the FTS5 trigram index (product_search); a query shorter than a trigram
         matches the start of a SKU, barcode or name instead. Exact SKU or barcode matches come
-        first, then SKU prefixes, then the rest by name.
+        first, then SKU prefixes, then the rest by name; a broad query ranks its first
+        SEARCH_WINDOW matches only, so it answers as fast as a narrow one.
         """
         key = fold(" ".join(text.split())) or ""
         if not key:
             return []
-        params = {"key": key, "limit": max(1, limit)}
+        params = {"key": key, "limit": max(1, limit), "window": SEARCH_WINDOW}
         if len(key) >= TRIGRAM:
             query, params["match"] = _SEARCH_FTS, '"' + key.replace('"', '""') + '"'
         else:

@@ -72,3 +72,14 @@ def test_a_database_from_a_newer_branchsync_is_refused_not_guessed_at(home):
     Store(home, migrations=[*MIGRATIONS, lambda conn: None]).close()
     with pytest.raises(StoreTooNew, match=f"schema version {len(MIGRATIONS) + 1}"):
         Store(home)
+
+
+def test_the_search_index_is_built_for_a_catalog_stored_before_it_existed(home):
+    from branch_client.schema import MIGRATIONS as ALL
+
+    with Store(home, migrations=ALL[:1]) as old:  # a till from before the search index
+        old.apply_catalog_page(page(entry(1, product("RICE-5KG", 42000, "চাল ৫ কেজি", barcode="8901234567890"))), 0)
+    with Store(home) as store:
+        assert store.schema_upgrade == (1, len(ALL))
+        assert [p.sku for p in store.search_products("চাল")] == ["RICE-5KG"]
+        assert store.find_by_code("8901234567890").sku == "RICE-5KG"
