@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from importlib import resources
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +32,8 @@ from ..errors import BadSaleInput, BranchSyncError
 from ..store import Store
 from . import core
 
-STATIC = resources.files(__package__) / "static"
+# Next to this module, in the source tree, the installed package and the executable's unpack folder.
+STATIC = Path(__file__).resolve().parent / "static"
 TOKEN_PLACEHOLDER = "__TILL_TOKEN__"
 HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),

@@ -176,3 +176,33 @@ def test_sync_now_while_a_scheduled_sync_holds_the_lock_says_so_and_does_not_syn
     finally:
         lock.release()
         stop()
+
+
+def test_the_till_command_serves_with_no_standard_streams_as_in_the_windowed_executable(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from headoffice.stand_ins import free_port
+
+    port = free_port()
+    # A windowed PyInstaller program has sys.stdout and sys.stderr set to None.
+    code = ("import sys; sys.stdout = sys.stderr = None; from branch_client import cli; "
+            f"sys.argv = ['branchsync', '--home', {str(tmp_path / 'home')!r}, 'till', '--port', '{port}', '--no-browser']; "
+            "cli.main()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.json()["pending"] == 0
+        assert "till serving at" in (tmp_path / "home" / "logs" / "branchsync.log").read_text(encoding="utf-8")
+    finally:
+        proc.terminate()
+        proc.wait(10)
