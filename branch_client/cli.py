@@ -5,7 +5,7 @@ with no network at all; only `enroll` and `sync` talk to the cloud.
 
     branchsync [--home DIR] enroll CODE [--force]
     branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE ...] [--payment cash|card|mobile]
-    branchsync [--home DIR] sale void NUMBER
+    branchsync [--home DIR] sale void NUMBER [--reason TEXT]
     branchsync [--home DIR] sale list [--limit N]
     branchsync [--home DIR] sync
     branchsync [--home DIR] status [--json]
@@ -208,12 +208,13 @@ def sale_add(
 def sale_void(
     ctx: typer.Context,
     number: Annotated[int, typer.Argument(help="The number of the sale to void.")],
+    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (kept on this PC, shown by 'sale list').")] = None,
 ) -> None:
     """Void a sale: records a void event with minus its total."""
     from shared.money import format_taka
 
     with _command(ctx) as store:
-        void = store.void_sale(number)
+        void = store.void_sale(number, reason=" ".join(reason.split()) or None if reason else None)
     typer.echo(f"sale {number} voided by number {void.seq}: {format_taka(void.total)} taka")
 
 
@@ -244,6 +245,8 @@ def sale_list(
         sale = rec.sale
         note = f"void of {sale.voids}" if sale.voids else (f"voided by {rec.voided_by}" if rec.voided_by else
                                                            f"{len(sale.lines)} lines")
+        if rec.reason:
+            note += f": {rec.reason}"
         table.add_row(str(sale.seq), _local(sale.recorded_at), sale.kind.value, format_taka(sale.total),
                       sale.payment.method.value, f"[{colours[rec.state]}]{rec.state.value}[/]", escape(note))
     _out().print(table)

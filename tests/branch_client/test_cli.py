@@ -100,6 +100,14 @@ def test_sale_void_records_a_void_event(shop):
     assert again.exit_code == 2 and "already voided" in again.stderr
 
 
+def test_a_void_reason_given_at_the_command_line_is_kept_and_listed_like_the_tills(shop):
+    run(shop, "sale", "add", "SOAP=2")
+    assert run(shop, "sale", "void", "1", "--reason", "  wrong   item ").exit_code == 0
+    with Store(shop) as store:
+        assert store.get_sale(2).reason == "wrong item"
+    assert "void of 1: wrong item" in run(shop, "sale", "list").stdout
+
+
 def test_sale_list_shows_recent_events_with_their_sync_state(shop):
     run(shop, "sale", "add", "SOAP=2")
     run(shop, "sale", "add", "RICE-5KG=1")

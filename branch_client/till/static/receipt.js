@@ -46,6 +46,11 @@
   }
   set("r-thanks", W.thanks);
   document.getElementById("print").addEventListener("click", () => window.print());
+  for (const paper of ["80", "58"]) {
+    const other = new URLSearchParams(q);
+    other.set("paper", paper);
+    document.getElementById("paper-" + paper).href = "/receipt?" + other.toString();
+  }
   document.body.dataset.ready = "1";
   if (q.get("print") === "1") window.print();
 })();

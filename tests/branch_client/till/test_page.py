@@ -109,6 +109,11 @@ def test_the_receipt_shows_branch_number_dhaka_time_lines_total_payment_and_chan
                  "৳560.50", "Cash", "৳1,000.00", "৳439.50"):
         assert part in text, part
     assert "/static/receipt-80.css" in receipt.locator("#paper").get_attribute("href")
+    receipt.click("#paper-58")
+    expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
+    assert "/static/receipt-58.css" in receipt.locator("#paper").get_attribute("href")
+    assert receipt.evaluate("document.getElementById('receipt').getBoundingClientRect().width") < 230  # 54 mm
+    assert "৳439.50" in receipt.locator("#receipt").inner_text()
 
 
 def test_a_sale_is_voided_with_a_reason_from_the_sales_list(page, till):
