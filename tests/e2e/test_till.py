@@ -13,10 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from headoffice.stand_ins import free_port
-from tests.branch_client.till.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_console_scripts import cli, enrolled_branch, exported, wait_applied
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
@@ -46,7 +45,7 @@ def start_till(home: Path, env: dict) -> tuple[subprocess.Popen, str]:
     raise AssertionError("the till did not answer within 20 s")
 
 
-def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_path, env, branch_name):
+def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_path, env, branch_name, browser):
     rice, dal = f"RICE-{branch_name}", f"DAL-{branch_name}"
     (tmp_path / "c.csv").write_text(f"sku,name,price,unit,barcode\n{rice},চাল ৫ কেজি,420,bag,8901234567890\n"
                                     f"{dal},মসুর ডাল ১ কেজি,140.50,pcs,8901234567891\n", encoding="utf-8")
@@ -56,9 +55,9 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
 
     proc, url = start_till(home, env)
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page()
+        context = browser.new_context()
+        try:
+            page = context.new_page()
             page.goto(url)
             expect(page.locator("#branch")).to_have_text(branch_name)
             expect(page.locator("#sync-state")).to_have_text("Online")
@@ -105,7 +104,8 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
             page.keyboard.press("F5")  # the pull after the apply carries the acks
             expect(page.locator("#sync-pending")).to_have_text("0", timeout=30_000)
             expect(page.locator("#sync-state")).to_have_text("Online")
-            browser.close()
+        finally:
+            context.close()
     finally:
         proc.terminate()
         proc.wait(10)

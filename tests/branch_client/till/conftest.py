@@ -83,23 +83,8 @@ def till(stocked_home):
     stop()
 
 
-# --- a real browser: Debian's chromium through Playwright (Playwright's own download is not used) ---
-
-CHROMIUM = "/usr/bin/chromium"
-# The flags that let chromium start here as root with no network beyond loopback.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "chromium is missing: run 'make browser-deps' (apt-get install chromium fonts-beng-extra)"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+# The `browser` fixture (Debian's chromium through Playwright) is in tests/conftest.py: one
+# Playwright per test run, shared with the end-to-end till test.
 
 
 @pytest.fixture

@@ -206,3 +206,12 @@ def test_the_till_command_serves_with_no_standard_streams_as_in_the_windowed_exe
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_search_text_that_looks_like_fts_syntax_is_searched_as_text(till):
+    with till.client() as c:
+        for q in ('"', '"*^()', "AND OR NOT", "a:b", "NEAR(x y)", "'; DROP TABLE products; --", " ", "x" * 500):
+            r = c.get("/api/products", params={"q": q})
+            assert r.status_code == 200 and r.json()["products"] == [], q
+        assert c.get("/api/products", params={"q": "soap", "limit": "many"}).status_code == 400
+    assert till.store.status()["products"] == 5
