@@ -659,6 +659,9 @@ def _local(moment: datetime) -> str:
 
 
 def main() -> None:
+    from .output import make_text_safe
+
+    make_text_safe()  # Bangla on a pipe or a non-UTF-8 console never fails (see branch_client.output)
     app(prog_name="branchsync")
 
 
