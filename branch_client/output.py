@@ -1,4 +1,6 @@
-"""How the CLI's text reaches a console, a pipe or a file, whatever the PC's code page.
+"""What the CLI sets up for its process before any command: text output and TLS trust.
+
+Text: how the CLI's text reaches a console, a pipe or a file, whatever the PC's code page.
 
 Product names are Bangla. Python writes to a pipe or a file in the locale's encoding
 (cp1252 or another ANSI code page on Windows, ISO-8859-1 on an old Linux locale), which
@@ -49,3 +51,16 @@ def make_text_safe(streams=None) -> None:
         change = plan(getattr(stream, "encoding", None), terminal)
         if change:
             reconfigure(**change)
+
+
+def use_system_trust() -> None:
+    """Make every TLS client of this process (the Azure SDK's requests too) use the OS trust store.
+
+    For the program's entry point only, as the truststore documentation advises: it replaces
+    ssl.SSLContext process-wide. httpx gets `cloud_client.tls_context()` explicitly anyway.
+    """
+    try:
+        import truststore
+    except ImportError:  # pragma: no cover - a dependency; certifi's bundle stays in use
+        return
+    truststore.inject_into_ssl()
