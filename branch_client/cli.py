@@ -172,7 +172,14 @@ def enroll(
             raise AlreadyEnrolled(
                 f"this home holds {status['sales_recorded']} sales of branch {status['branch']} and the code is for "
                 f"branch {answer.branch}; enroll {answer.branch} in its own home (--home DIR) with a new code")
+        # Windows: only SYSTEM, Administrators and this account may open the folder, before the secret lands in it.
+        from .permissions import secure_home
+
+        acl_problem = secure_home(Path(ctx.obj))
         store.save_identity(Identity(branch=answer.branch, cloud_url=parsed.url, secret=answer.secret))
+    if acl_problem:
+        typer.echo(f"warning: could not restrict who may open {ctx.obj} ({acl_problem}); "
+                   "run 'branchsync doctor' for the command that does it", err=True)
     import logging
 
     from . import logs
