@@ -666,8 +666,10 @@ def _local(moment: datetime) -> str:
 
 
 def main() -> None:
+    from .onefile import keep_with_bootloader
     from .output import make_text_safe, use_system_trust
 
+    keep_with_bootloader()  # the one-file executable's Python process ends with its bootloader
     make_text_safe()  # Bangla on a pipe or a non-UTF-8 console never fails (see branch_client.output)
     use_system_trust()  # the sales queue's SDK, too, trusts the Windows certificate store
     app(prog_name="branchsync")

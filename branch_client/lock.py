@@ -21,14 +21,13 @@ whether it is the Python process of the one-file executable, and what it does. S
 import json
 import os
 import signal
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from . import paths, processes
+from . import onefile, paths, processes
 from .errors import SyncAlreadyRunning
 
 OWNER_SUFFIX = ".owner"
@@ -38,8 +37,7 @@ POLL = 0.1
 
 def is_onefile_child() -> bool:
     """This is the Python process of a one-file PyInstaller build (its parent is the bootloader)."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    return bool(getattr(sys, "frozen", False) and bundle and Path(bundle).name.startswith("_MEI"))
+    return onefile.bundle_dir() is not None
 
 
 def owner_record(purpose: str, now: datetime | None = None) -> dict:
