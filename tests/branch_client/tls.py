@@ -108,6 +108,45 @@ class HttpsServer:
         self.httpd.server_close()
 
 
+def start_https_cloud(workdir: Path, connection_string: str, admin_key: str, pki: Pki):
+    """The dev host as a process serving HTTPS with `pki`'s certificate; returns (process, url)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from headoffice import stand_ins
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = stand_ins.free_port()
+    log = workdir / f"https-cloud-{port}.log"
+    env = {**os.environ, "AzureWebJobsStorage": connection_string, "BRANCHSYNC_ADMIN_KEY": admin_key}
+    with open(log, "a") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "headoffice.devhost", "--port", str(port),
+                                 "--ssl-certfile", str(pki.cert_file), "--ssl-keyfile", str(pki.key_file)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+                                **({"start_new_session": True} if os.name == "posix" else {}))
+    url = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(pki.ca_file))
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stand_ins._stop(proc)
+            raise RuntimeError(f"the HTTPS dev host did not start; see {log}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/api/health", verify=trust, timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+
+
+def stop_https_cloud(proc) -> None:
+    from headoffice import stand_ins
+
+    stand_ins._stop(proc)
+
+
 if __name__ == "__main__":  # python -m tests.branch_client.tls DIR: a CA and server certificate for CI
     import sys
 
