@@ -7,6 +7,7 @@ them is replaced by a recorder at its seam (`run=`); on Windows the CI workflow 
 """
 
 import subprocess
+import sys
 
 import pytest
 
@@ -124,3 +125,16 @@ def test_nothing_is_run_off_windows(tmp_path):
 def test_inspecting_the_home_reads_the_saved_access_list(tmp_path):
     facts = perms.inspect_home(tmp_path, run=Recorder(FRESH), platform="win32")
     assert facts["sid"] == TILL and facts["sddl"] == FRESH and facts["problem"] is None
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="runs icacls and whoami for real (the Windows workflow)")
+def test_on_windows_a_secured_folder_passes_its_own_judgement(tmp_path):  # pragma: no cover
+    home = tmp_path / "branchsync"
+    home.mkdir()
+    (home / "branchsync.db").write_bytes(b"")
+    before = perms.inspect_home(home)
+    assert before["problem"] is None and perms.judge_acl(before["sddl"], before["sid"])  # inherits from TEMP
+    assert perms.secure_home(home) is None
+    after = perms.inspect_home(home)
+    assert after["problem"] is None and perms.judge_acl(after["sddl"], after["sid"]) == []
+    (home / "branchsync.db").write_bytes(b"still writable by this account")

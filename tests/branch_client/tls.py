@@ -97,7 +97,7 @@ class HttpsServer:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://localhost:{self.port}"
 
     def __enter__(self) -> "HttpsServer":
         self.thread.start()
@@ -126,7 +126,7 @@ def start_https_cloud(workdir: Path, connection_string: str, admin_key: str, pki
                                  "--ssl-certfile", str(pki.cert_file), "--ssl-keyfile", str(pki.key_file)],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
                                 **({"start_new_session": True} if os.name == "posix" else {}))
-    url = f"https://127.0.0.1:{port}"
+    url = f"https://localhost:{port}"  # a DNS name: what every platform verifier matches best
     trust = ssl.create_default_context(cafile=str(pki.ca_file))
     deadline = time.monotonic() + 60
     while True:

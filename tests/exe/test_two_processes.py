@@ -2,8 +2,9 @@
 
 A sync is held up by a cloud that accepts the connection and never answers; then only the
 bootloader (the process started here) is killed, as Task Scheduler's time limit may do.
-Its Python child must end too (it would otherwise hold sync.lock), and the next run of the
-executable removes the unpack folder the killed bootloader could not delete.
+Its Python child must end too (it would otherwise hold sync.lock): on Linux through
+PR_SET_PDEATHSIG, on Windows through the job object whose only handle the bootloader held.
+The next run of the executable removes the unpack folder the killed bootloader could not delete.
 """
 
 import os
@@ -22,9 +23,8 @@ from branch_client.lock import SyncLock
 from branch_client.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900),
-              pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                 reason="finds the child through /proc; the Windows job object is checked "
-                                        "in the Windows workflow")]
+              pytest.mark.skipif(not (sys.platform.startswith("linux") or sys.platform == "win32"),
+                                 reason="finds the child through /proc or Win32_Process")]
 
 
 @pytest.fixture
@@ -38,6 +38,11 @@ def silent_cloud():
 
 
 def children(pid: int) -> list[int]:
+    if sys.platform == "win32":  # pragma: no cover - the Windows runner
+        proc = subprocess.run(["powershell", "-NoProfile", "-Command",
+                               f"Get-CimInstance Win32_Process -Filter 'ParentProcessId={pid}' | "
+                               "Select-Object -ExpandProperty ProcessId"], capture_output=True, text=True)
+        return [int(line) for line in proc.stdout.split() if line.strip().isdigit()]
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
@@ -56,7 +61,9 @@ def test_killing_only_the_bootloader_ends_the_python_process_and_frees_the_lock(
     temp.mkdir()
     with Store(home) as store:
         store.save_identity(Identity("dhaka-1", silent_cloud, "k" * 43))
-    env = {**{k: v for k, v in os.environ.items() if k != "BRANCHSYNC_HOME"}, "TMPDIR": str(temp)}
+    # The bootloader unpacks into TMPDIR (POSIX) or TMP/TEMP (Windows, GetTempPathW).
+    env = {**{k: v for k, v in os.environ.items() if k != "BRANCHSYNC_HOME"},
+           "TMPDIR": str(temp), "TMP": str(temp), "TEMP": str(temp)}
 
     bootloader = subprocess.Popen([str(exe), "--home", str(home), "sync"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -66,14 +73,14 @@ def test_killing_only_the_bootloader_ends_the_python_process_and_frees_the_lock(
         unpacked = list(temp.glob("_MEI*"))
         assert len(unpacked) == 1
 
-        bootloader.kill()  # SIGKILL: the bootloader cannot forward it, nor delete its folder
+        bootloader.kill()  # SIGKILL / TerminateProcess: it can forward nothing, nor delete its folder
         bootloader.wait()
         wait_until(lambda: not processes.is_running(child), timeout=30, what="the orphaned child to end")
     finally:
         if bootloader.poll() is None:
             bootloader.kill()
         for pid in children(bootloader.pid):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGTERM)
 
     with SyncLock(home):  # free: nobody holds it any more
         pass
