@@ -2,7 +2,8 @@
 
 It loads function_app.py by path and serves the functions registered on its FunctionApp,
 so nothing is declared twice: HTTP triggers through Starlette on uvicorn at
-/<routePrefix>/<route>, queue triggers through a poller thread per trigger that honours
+/<routePrefix>/<route> (refusing, as the Functions host does, a route in its reserved admin/runtime
+space), queue triggers through a poller thread per trigger that honours
 host.json (batchSize, newBatchThreshold, visibilityTimeout, maxDequeueCount with a
 `<queue>-poison` queue, maxPollingInterval) and base64-decodes messages as the Functions
 host does. Usage: `branchsync-cloud --port 7071` (or `python -m headoffice.devhost`).
@@ -50,6 +51,11 @@ LEASE_SECONDS = 30
 # refuses beyond them as Azure would, and never buffers more than that of a request.
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 MAX_URL_CHARS = 4096
+# The Functions host keeps these for its own APIs and puts any HTTP function whose route
+# starts with one of them (lower-cased, slashes trimmed, routePrefix not counted, so
+# "administration" too) in error with this message (ScriptHost.ValidateHttpFunction).
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
+RESERVED_ROUTE_MESSAGE = "The specified route conflicts with one or more built in routes."
 
 log = logging.getLogger("branchsync.devhost")
 
@@ -156,6 +162,14 @@ def compile_route(template: str) -> re.Pattern:
     return re.compile("^" + regex + "/?$", re.IGNORECASE)
 
 
+def check_route(function_name: str, route: str | None) -> str:
+    """The route the host serves (the function's name when none is given); refuses a reserved one."""
+    route = route if route and route.strip() else function_name
+    if route.strip("/").lower().startswith(RESERVED_ROUTE_PREFIXES):
+        raise SystemExit(f"function {function_name} (route {route!r}): {RESERVED_ROUTE_MESSAGE}")
+    return route
+
+
 def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunction]]:
     http, queues = [], []
     for f in app.get_functions():
@@ -165,7 +179,7 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunct
             raise SystemExit(f"function {f.get_function_name()}: the dev host runs triggers only, not bindings {extra}")
         kind = trigger["type"]
         if kind == "httpTrigger":
-            route = trigger.get("route") or f.get_function_name()
+            route = check_route(f.get_function_name(), trigger.get("route"))
             methods = trigger.get("methods")
             http.append(HttpFunction(
                 name=f.get_function_name(), route=route,

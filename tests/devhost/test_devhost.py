@@ -10,7 +10,7 @@ import httpx
 import pytest
 from azure.storage.queue import QueueClient
 
-from headoffice.devhost import DevHost, compile_route, parse_timespan
+from headoffice.devhost import DEFAULT_APP_DIR, DevHost, compile_route, discover, load_app, parse_timespan
 from headoffice.stand_ins import free_port
 from shared.encoding import encode_batch
 from shared.enrollment import decode_code
@@ -46,6 +46,44 @@ def test_route_templates_match_whole_segments_and_optional_parts():
     assert compile_route("items/{id:int?}").match("/items") is not None
     assert compile_route("files/{*rest}").match("/files/a/b/c").group("rest") == "a/b/c"
     assert compile_route("health").match("/HEALTH/") is not None
+
+
+RESERVED_ROUTE_APP = '''
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(ROUTE methods=["GET"])
+def NAME(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("ok")
+'''
+
+
+@pytest.mark.parametrize("route, name", [
+    ('route="admin/branches", ', "f"), ('route="/Admin/x", ', "f"), ('route="administration", ', "f"),
+    ('route="RUNTIME/webhooks", ', "f"), ('route="runtimes", ', "f"), ("", "admin_branches"),
+])
+def test_the_dev_host_refuses_at_start_up_a_route_the_functions_host_reserves(tmp_path, route, name):
+    # The host checks the route alone (routePrefix never counts), lower-cased, as a plain string
+    # prefix; a function without a route is served at its name, so the name is checked then.
+    (tmp_path / "function_app.py").write_text(RESERVED_ROUTE_APP.replace("ROUTE", route).replace("NAME", name))
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "extensions": {"http": {"routePrefix": "x"}}}))
+    with pytest.raises(SystemExit, match="The specified route conflicts with one or more built in routes"):
+        DevHost(tmp_path, port=free_port(), env={})
+
+
+@pytest.mark.parametrize("route", ['route="manage/admin", ', 'route="api/admin", ', 'route="x-admin", '])
+def test_a_route_that_only_contains_a_reserved_word_later_is_served(tmp_path, route):
+    (tmp_path / "function_app.py").write_text(RESERVED_ROUTE_APP.replace("ROUTE", route).replace("NAME", "f"))
+    host = DevHost(tmp_path, port=free_port(), env={})
+    assert [f.route for f in host.http_functions] == [route.split('"')[1]]
+
+
+def test_every_route_of_the_function_app_passes_the_hosts_reserved_route_check():
+    routes = [f.route for f in discover(load_app(DEFAULT_APP_DIR))[0]]
+    assert "manage/branches" in routes
+    assert not [r for r in routes if r.strip("/").lower().startswith(("admin", "runtime"))]
 
 
 def test_host_json_timespans_are_read_as_seconds():
