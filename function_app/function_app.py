@@ -114,7 +114,9 @@ def admin_discard_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.discard_dead_letter(req.route_params.get("id", "")), admin=True)
 
 
-@app.queue_trigger(arg_name="msg", queue_name=SALES_QUEUE, connection="AzureWebJobsStorage")
+# Binary: a frame (magic + HMAC + zlib) is not UTF-8, and a string binding (also what an
+# undeclared dataType gets) would fail on it before the function runs, poisoning every message.
+@app.queue_trigger(arg_name="msg", queue_name=SALES_QUEUE, connection="AzureWebJobsStorage", data_type=func.DataType.BINARY)
 def apply_sales(msg: func.QueueMessage) -> None:
     # Bad input is dead-lettered inside and returns; storage errors raise so the queue retries.
     outcome = get_service().apply_message(msg.get_body())

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from azure.storage.queue import QueueClient
 
-from headoffice.devhost import DEFAULT_APP_DIR, DevHost, compile_route, discover, load_app, parse_timespan
+from headoffice.devhost import (DEFAULT_APP_DIR, DevHost, QueueBindingError, bind_queue_body, compile_route, discover,
+                                load_app, parse_timespan)
 from headoffice.stand_ins import free_port
 from shared.encoding import encode_batch
 from shared.enrollment import decode_code
@@ -214,6 +215,65 @@ def test_a_message_whose_function_always_raises_ends_in_the_poison_queue(storage
         assert (tmp_path / "deliveries.log").read_text().splitlines() == ["1 hello", "2 hello", "3 hello"]
     finally:
         host.stop()
+
+
+BINDING_APP = '''
+import pathlib
+import azure.functions as func
+
+app = func.FunctionApp()
+LOG = pathlib.Path(__file__).with_name("bodies.log")
+
+
+@app.queue_trigger(arg_name="msg", queue_name="QUEUE", connection="Storage"DATA_TYPE)
+def record(msg: func.QueueMessage) -> None:
+    with LOG.open("a") as f:
+        f.write(msg.get_body().hex() + "\\n")
+'''
+
+NOT_UTF8 = b"BSY1\xff\xfe\x00\x9c" + bytes(range(128, 160))  # like a frame: magic, then binary
+
+
+def start_binding_host(storage, tmp_path, data_type: str):
+    queue = "bind-" + uuid.uuid4().hex[:10]
+    (tmp_path / "function_app.py").write_text(BINDING_APP.replace("QUEUE", queue).replace("DATA_TYPE", data_type))
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "extensions": {"queues": {
+        "maxDequeueCount": 2, "visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200"}}}))
+    host = DevHost(tmp_path, port=free_port(), env={"Storage": storage}).start()
+    return host, QueueClient.from_connection_string(storage, queue), QueueClient.from_connection_string(storage, queue + "-poison")
+
+
+@pytest.mark.parametrize("data_type", ["", ", data_type=func.DataType.STRING"])
+def test_a_string_binding_of_bytes_that_are_not_utf8_fails_before_the_function_and_ends_in_poison(storage, tmp_path, data_type):
+    host, queue, poison = start_binding_host(storage, tmp_path, data_type)
+    try:
+        queue.send_message(base64.b64encode("ঢাকা".encode()).decode())  # UTF-8 binds as a string
+        queue.send_message(base64.b64encode(NOT_UTF8).decode())
+        moved = wait_for(lambda: list(poison.peek_messages(max_messages=5)))
+        assert [base64.b64decode(m.content) for m in moved] == [NOT_UTF8]
+        assert (tmp_path / "bodies.log").read_text().split() == ["ঢাকা".encode().hex()]  # the other never ran
+    finally:
+        host.stop()
+
+
+def test_a_binary_binding_hands_the_function_the_decoded_bytes_exactly(storage, tmp_path):
+    host, queue, poison = start_binding_host(storage, tmp_path, ", data_type=func.DataType.BINARY")
+    try:
+        queue.send_message(base64.b64encode(NOT_UTF8).decode())
+        assert wait_for(lambda: (tmp_path / "bodies.log").exists())
+        assert (tmp_path / "bodies.log").read_text().split() == [NOT_UTF8.hex()]
+        assert wait_for(lambda: not list(queue.peek_messages())) and not list(poison.peek_messages())
+    finally:
+        host.stop()
+
+
+def test_the_sales_trigger_is_bound_as_binary_so_a_frame_reaches_the_function():
+    (sales,) = discover(load_app(DEFAULT_APP_DIR))[1]
+    frame = base64.b64decode(encode_batch(make_batch("b-bind", [1]), "s" * 43))
+    assert sales.data_type == "binary"
+    assert bind_queue_body(frame, sales.data_type) == frame
+    with pytest.raises(QueueBindingError, match="unable to translate bytes"):
+        bind_queue_body(frame, "string")
 
 
 def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkeypatch):
