@@ -10,7 +10,7 @@ import logging
 import azure.functions as func
 
 from cloud import telemetry
-from cloud.http import get_service, handle, json_response, parse_body, request_path
+from cloud.http import get_service, get_settings, handle, json_response, parse_body, request_path
 from cloud.queue_access import SALES_QUEUE
 from cloud.service import EXPORT_LIMIT_DEFAULT, int_param
 from shared.limits import EXPORT_PAGE_MAX
@@ -27,8 +27,12 @@ log = logging.getLogger("branchsync.cloud")
 
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    # Liveness only: answers even when storage settings are wrong, so those show up as 503 elsewhere.
-    return json_response({"status": "ok"})
+    # Liveness: answers 200 even when storage settings are wrong (those show up as 503 elsewhere),
+    # but says when the admin API is down for want of a usable key (an unresolved Key Vault reference).
+    problem = get_settings().admin_key_problem
+    if problem is None:
+        return json_response({"status": "ok"})
+    return json_response({"status": "degraded", "admin_api": get_settings().admin_key_state, "problem": problem})
 
 
 @app.route(route="enroll", methods=["POST"])

@@ -115,11 +115,12 @@ def token_hash(token: str) -> str:
 
 
 def check_admin(settings: Settings, presented: str | None) -> None:
-    if not settings.admin_key:
-        raise ContractError(ErrorCode.UNAUTHENTICATED, "the admin API is disabled: set BRANCHSYNC_ADMIN_KEY in the app settings")
+    key = settings.usable_admin_key
+    if key is None:
+        raise ContractError(ErrorCode.UNAUTHENTICATED, settings.admin_key_problem)
     # Bounded and encoded leniently: a header that is not text (a lone surrogate) is simply wrong.
     if (not presented or len(presented) > limits.AUTH_HEADER_MAX_CHARS
-            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), settings.admin_key.encode())):
+            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), key.encode())):
         raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with the admin key")
 
 

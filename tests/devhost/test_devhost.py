@@ -285,11 +285,34 @@ def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkey
     monkeypatch.setenv("AzureWebJobsStorage", conn)
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
     monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(cloud.http, "_settings", None)
     host = DevHost(port=free_port()).start()
     try:
         r = httpx.get(f"http://127.0.0.1:{host.server.config.port}/api/manage/branches",
                       headers={"X-Branchsync-Admin-Key": "k"}, timeout=30)
         assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+    finally:
+        host.stop()
+
+
+def test_an_unresolved_key_vault_reference_refuses_manage_requests_and_health_says_why(storage, monkeypatch):
+    import cloud.http
+
+    literal = "@Microsoft.KeyVault(SecretUri=https://kv-abc123.vault.azure.net/secrets/branchsync-admin-key/)"
+    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", literal)  # what the app sees when the reference does not resolve
+    monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(cloud.http, "_settings", None)
+    host = DevHost(port=free_port()).start()
+    try:
+        base = f"http://127.0.0.1:{host.server.config.port}/api"
+        refused = httpx.get(f"{base}/manage/branches", headers={"X-Branchsync-Admin-Key": literal}, timeout=30)
+        health = httpx.get(f"{base}/health", timeout=30)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
+        assert "Key Vault reference" in refused.json()["error"]["message"]
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded" and health.json()["admin_api"] == "unresolved_reference"
+        assert "did not resolve" in health.json()["problem"]
     finally:
         host.stop()
 

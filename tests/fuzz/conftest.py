@@ -116,7 +116,7 @@ def world(storage) -> World:
     store.take()
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("BRANCHSYNC_ADMIN_KEY", ADMIN_KEY)  # check_admin reads the app settings per request
+    mp.setenv("BRANCHSYNC_ADMIN_KEY", ADMIN_KEY)  # as the app settings would say; the check uses the service's
     mp.setattr(cloud.http, "_service", service)
     yield World(service, store, branch, secret, victim, pending, skus, letter_ids, pending_token)
     mp.undo()
