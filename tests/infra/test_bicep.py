@@ -168,6 +168,13 @@ def test_function_app_runs_python_311_on_flex_consumption_over_https():
     assert deployment["authentication"]["type"] == "UserAssignedIdentity"
 
 
+def test_the_flex_site_sets_no_site_config_property_that_flex_rejects():
+    # ARM refuses ftpsState on a Flex Consumption site (error 51021), and linuxFxVersion, since
+    # the runtime lives in functionAppConfig.runtime.
+    site_config = only(parse(MODULES / "function.bicep"), "Microsoft.Web/sites")["properties"]["siteConfig"]
+    assert not {"ftpsState", "linuxFxVersion"} & set(site_config)
+
+
 def test_app_settings_use_identity_connections_and_no_keys():
     settings = app_settings(parse(MODULES / "function.bicep"))
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
