@@ -45,6 +45,13 @@ def pull(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.pull(req.headers, req.method, request_path(req), dict(req.params), req.get_body() or b""))
 
 
+@app.route(route="push", methods=["POST"])
+def push(req: func.HttpRequest) -> func.HttpResponse:
+    # The fallback to the queue SAS: the branch's own queue messages, put on the sales queue as they are.
+    return handle(req, lambda svc: svc.push(req.headers, req.method, request_path(req), dict(req.params),
+                                            req.get_body() or b""), status=202)
+
+
 @app.route(route="manage/branches", methods=["POST"])
 def admin_create_branch(req: func.HttpRequest) -> func.HttpResponse:
     def create(svc):

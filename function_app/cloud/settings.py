@@ -24,6 +24,11 @@ from urllib.parse import urlsplit
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 ADMIN_KEY_SETTING = "BRANCHSYNC_ADMIN_KEY"
+PUSH_MODE_SETTING = "BRANCHSYNC_PUSH_MODE"
+# "queue": pulls hand out the add-only queue SAS (a user delegation SAS in production) and
+# offer the push route as the fallback; "route": no SAS at all, branches push through
+# POST /api/push only (where user delegation SAS for queues is not available).
+PUSH_MODES = ("queue", "route")
 KEY_VAULT_REFERENCE = "@microsoft.keyvault("
 IDENTITY_PREFIX = STORAGE_SETTING + "__"
 
@@ -61,6 +66,7 @@ class Settings:
     public_url: str | None = None  # BRANCHSYNC_PUBLIC_URL: the base URL put into enrollment codes
     table_prefix: str = ""  # BRANCHSYNC_TABLE_PREFIX: keeps several deployments apart in one account
     identity: IdentityStorage | None = None  # set when AzureWebJobsStorage__* is used instead
+    push_mode_setting: str = "queue"  # BRANCHSYNC_PUSH_MODE as given (see push_mode)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -70,9 +76,22 @@ class Settings:
             admin_key=env.get(ADMIN_KEY_SETTING, ""),
             public_url=env.get("BRANCHSYNC_PUBLIC_URL") or None,
             table_prefix=env.get("BRANCHSYNC_TABLE_PREFIX", ""),
+            push_mode_setting=(env.get(PUSH_MODE_SETTING) or "queue").strip().lower(),
             # A connection string, when there is one, wins: the same rule as the Functions host.
             identity=None if connection else identity_from_env(env),
         )
+
+    @property
+    def push_mode(self) -> str:
+        """How branches push: "queue" (also for an unknown value, see push_mode_problem) or "route"."""
+        return self.push_mode_setting if self.push_mode_setting in PUSH_MODES else "queue"
+
+    @property
+    def push_mode_problem(self) -> str | None:
+        if self.push_mode_setting in PUSH_MODES:
+            return None
+        return (f"the app setting {PUSH_MODE_SETTING} is {self.push_mode_setting[:20]!r}, not one of "
+                f"{', '.join(PUSH_MODES)}; pushes use the queue")
 
     @property
     def admin_key_state(self) -> str:

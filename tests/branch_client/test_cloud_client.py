@@ -35,7 +35,7 @@ def test_a_pull_is_signed_so_the_cloud_can_verify_it(fake_cloud):
     answer = fake_cloud.client().pull(cursor=0, limit=10, pending=3)
     assert [e.sku for e in answer.catalog.entries] == ["SOAP"] and answer.branch == fake_cloud.branch
     # The backlog and the release ride along so head office sees each branch's lag and version.
-    assert fake_cloud.pulls == [{"cursor": "0", "limit": "10", "pending": "3", "version": version()}]
+    assert fake_cloud.pulls == [{"cursor": "0", "limit": "10", "pending": "3", "version": version(), "push": "queue,route"}]
 
 
 def test_a_pull_signed_with_the_wrong_secret_is_refused_with_the_clouds_message(fake_cloud):

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from azure.storage.queue import QueueClient
 
 import cloud.http
+from cloud.queue_access import SalesQueue
 from cloud.service import Service
 from cloud.settings import Settings
 from cloud.store import DeadLetter
@@ -98,7 +100,10 @@ def world(storage) -> World:
     prefix = "fz" + uuid.uuid4().hex[:10]
     store = RecordingStore(TableStore(storage, prefix))
     settings = Settings(storage=storage, admin_key=ADMIN_KEY, public_url="https://cloud.example", table_prefix=prefix)
-    service = Service(store, settings)
+    # Accepted pushes go to a queue of this world's own, not to the sales queue a dev host polls.
+    push_queue = "fzpush" + uuid.uuid4().hex[:10]
+    QueueClient.from_connection_string(storage, push_queue).create_queue()
+    service = Service(store, settings, sales_queue=SalesQueue(storage, push_queue))
 
     def enroll(name: str) -> str:
         created = service.create_branch(name, settings.public_url)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "packaging" / "functions" / "build_package.py"
 
 EXPECTED_ROUTES = {
-    ("health", "GET"), ("enroll", "POST"), ("pull", "GET"),
+    ("health", "GET"), ("enroll", "POST"), ("pull", "GET"), ("push", "POST"),
     ("manage/branches", "POST"), ("manage/branches", "GET"), ("manage/catalog", "POST"),
     ("manage/catalog/{sku}", "DELETE"), ("manage/sales", "GET"), ("manage/reports/price-differences", "GET"),
 }
