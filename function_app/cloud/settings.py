@@ -83,15 +83,8 @@ class Settings:
 
     @property
     def push_mode(self) -> str:
-        """How branches push: "queue" (also for an unknown value, see push_mode_problem) or "route"."""
+        """How branches push: "route", else "queue" (also for a value that is neither)."""
         return self.push_mode_setting if self.push_mode_setting in PUSH_MODES else "queue"
-
-    @property
-    def push_mode_problem(self) -> str | None:
-        if self.push_mode_setting in PUSH_MODES:
-            return None
-        return (f"the app setting {PUSH_MODE_SETTING} is {self.push_mode_setting[:20]!r}, not one of "
-                f"{', '.join(PUSH_MODES)}; pushes use the queue")
 
     @property
     def admin_key_state(self) -> str:

@@ -38,6 +38,13 @@ param maximumInstanceCount int = 40
 @description('Spread instances over availability zones (only in regions where Flex Consumption offers it).')
 param zoneRedundant bool = false
 
+@allowed([
+  'queue'
+  'route'
+])
+@description('BRANCHSYNC_PUSH_MODE: how branches push (queue SAS, or the POST /api/push route).')
+param pushMode string = 'queue'
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions; set zoneRedundant=true where the region offers it
   name: planName
@@ -100,6 +107,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         // Local auth is off on the component: telemetry is sent with the identity.
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         { name: 'BRANCHSYNC_ADMIN_KEY', value: '@Microsoft.KeyVault(SecretUri=${adminKeySecretUri})' }
+        { name: 'BRANCHSYNC_PUSH_MODE', value: pushMode }
       ]
     }
     functionAppConfig: {

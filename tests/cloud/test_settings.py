@@ -37,3 +37,9 @@ def test_an_unresolved_reference_is_reported_as_such_with_what_to_check():
 
 def test_a_usable_key_still_opens_the_admin_api():
     check_admin(Settings.from_env({"BRANCHSYNC_ADMIN_KEY": "s3cret-key"}), "s3cret-key")
+
+
+@pytest.mark.parametrize("raw, mode", [(None, "queue"), ("queue", "queue"), (" Route ", "route"), ("sas", "queue")])
+def test_the_push_mode_is_route_only_when_set_so_and_queue_otherwise(raw, mode):
+    env = {} if raw is None else {"BRANCHSYNC_PUSH_MODE": raw}
+    assert Settings.from_env(env).push_mode == mode
