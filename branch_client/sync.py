@@ -36,10 +36,10 @@ from enum import StrEnum
 from shared import limits
 from shared.encoding import pack_sales
 from shared.errors import ContractError, ErrorCode
-from shared.models import PullAnswer, QueueAccess
+from shared.models import PullAnswer
 
 from . import sale_entry
-from .cloud_client import CloudClient
+from .cloud_client import CloudClient, PushWay
 from .errors import BranchSyncError, CloudBadAnswer
 from .identity import Identity
 from .lock import SyncLock
@@ -105,7 +105,7 @@ class SyncEngine:
         self._secret: str | None = None
         self.state = SyncState.IDLE
         self._cursor = 0
-        self._access: QueueAccess | None = None
+        self._access: PushWay | None = None
 
     def run(self) -> SyncReport:
         with SyncLock(self.store.home, "sync"):
@@ -163,22 +163,22 @@ class SyncEngine:
             report.pages += 1
             self._cursor = report.catalog_version = page.next_cursor
             report.applied_through = answer.applied_through
-            self._access = answer.push
+            self._access = PushWay.of(answer)
             self._emit(SyncState.PULLING, report.pages, None,
                        f"catalog at version {self._cursor}, {report.entries} changes")
             if not page.more:
                 self.store.save_refusal(answer.last_refusal)
                 return
 
-    def _fresh_access(self) -> QueueAccess:
-        """The push SAS from the pull, renewed by one more pull when it is about to expire."""
+    def _fresh_access(self) -> PushWay:
+        """The way to push from the pull (a SAS is renewed by one more pull when it is about to expire)."""
         if self._access is None or self._access.expires_at - SAS_MARGIN <= self.clock():
             answer: PullAnswer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
             self._adopt(answer)
             if not answer.catalog.full_resync:  # the next sync deals with a resync
                 self.store.apply_catalog_page(answer.catalog, answer.applied_through, self.clock())
                 self._cursor = answer.catalog.next_cursor
-            self._access = answer.push
+            self._access = PushWay.of(answer)
         return self._access
 
     def _adopt(self, answer: PullAnswer) -> None:
@@ -208,7 +208,7 @@ class SyncEngine:
                 break
             after = todo[-1].seq
             for chunk, text in self._pack(identity.branch, todo, report):
-                self.client.send(self._fresh_access(), text)
+                self.client.push(self._fresh_access(), text)
                 self.store.mark_pushed([s.seq for s in chunk], self.clock())
                 report.pushed += len(chunk)
                 report.messages += 1
