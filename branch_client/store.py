@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -64,6 +64,7 @@ class SaleRecord:
     push_count: int
     acked_at: str | None
     voided_by: int | None
+    reason: str | None = None       # why a void was recorded (local only)
 
 
 def utcnow() -> datetime:
@@ -78,10 +79,41 @@ def time_text(moment: datetime) -> str:
 
 
 def fold(value: str | None) -> str | None:
-    """Case- and form-insensitive search key: NFKC then casefold (Bangla has no case, but forms vary)."""
+    """Case- and form-insensitive search key: NFKC, casefold, NFKC again (casefolding can leave a
+    string unnormalised); Bangla has no case, but composed and decomposed forms both occur.
+    Stored keys and queries are folded by this one function."""
     if value is None:
         return None
-    return unicodedata.normalize("NFKC", value).casefold()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+
+
+# Search: queries of fewer characters than a trigram fall back to a prefix match on the keys.
+TRIGRAM = 3
+# A broad query ("rice") matches thousands of products; the ranking looks at this many matches
+# (taken in index order, so the query stops there) after the exact ones. Typing on narrows it.
+SEARCH_WINDOW = 200
+_KEY_END = chr(0x10FFFF)  # above every character, so [key, key + _KEY_END) is "starts with key"
+_EXACT = """SELECT t.sku, t.sku_key, t.name_key FROM product_terms t WHERE t.code_key = :key
+            UNION SELECT t.sku, t.sku_key, t.name_key FROM product_terms t WHERE t.sku_key = :key"""
+_FTS = """SELECT t.sku, t.sku_key, t.name_key FROM product_search f JOIN product_terms t ON t.id = f.rowid
+          WHERE product_search MATCH :match LIMIT :window"""
+_PREFIX = """SELECT t.sku, t.sku_key, t.name_key FROM product_terms t
+             WHERE (t.sku_key >= :key AND t.sku_key < :end) OR (t.code_key >= :key AND t.code_key < :end)
+                OR (t.name_key >= :key AND t.name_key < :end) LIMIT :window"""
+_SEARCH_FTS = text(f"""SELECT p.* FROM (
+        SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
+        UNION
+        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_FTS}) c
+    ) r JOIN products p ON p.sku = r.sku
+    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
+_SEARCH_PREFIX = text(f"""SELECT p.* FROM (
+        SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
+        UNION
+        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_PREFIX}) c
+    ) r JOIN products p ON p.sku = r.sku
+    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
+_BY_CODE = text("""SELECT p.* FROM product_terms t JOIN products p ON p.sku = t.sku
+                   WHERE t.code_key = :key OR t.sku_key = :key ORDER BY t.code_key = :key DESC, p.sku LIMIT 2""")
 
 
 def one_line(text: str) -> str:
@@ -184,22 +216,32 @@ class Store:
     # --- sales -------------------------------------------------------------------------------
 
     def record_sale(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
-                    now: datetime | None = None) -> Sale:
+                    now: datetime | None = None, client_key: str | None = None) -> Sale:
         """Price `items` from the catalog and store the sale under the next number, atomically.
 
         Any problem raises BadSaleInput and stores nothing (the number is not used up).
+        `client_key` is the submitter's id for this sale (the till page makes one per cart): it is
+        stored with the sale, and a second submission with the same key returns the sale stored
+        by the first instead of recording another one.
         """
         method = sale_entry.parse_payment(payment)
         with self._write() as conn:
+            if client_key is not None:
+                body = conn.execute(select(sales.c.body).where(sales.c.client_key == client_key)).scalar()
+                if body is not None:
+                    return Sale.model_validate_json(body)
             wanted = {item.sku for item in items}
             found = {p.sku: p for p in self._products_by_sku(conn, wanted)}
             lines = sale_entry.build_lines(items, found)
             sale = sale_entry.new_sale(self._next_seq(conn), uuid.uuid4().hex, now or utcnow(), lines, method)
-            self._insert_sale(conn, sale)
+            self._insert_sale(conn, sale, client_key=client_key)
         return sale
 
-    def void_sale(self, seq: int, now: datetime | None = None) -> Sale:
-        """Record the void of sale `seq` as a new event; refused for an unknown, void or already voided number."""
+    def void_sale(self, seq: int, now: datetime | None = None, reason: str | None = None) -> Sale:
+        """Record the void of sale `seq` as a new event; refused for an unknown, void or already voided number.
+
+        `reason` is kept with the void on this PC (the sales batch does not carry it yet).
+        """
         with self._write() as conn:
             row = conn.execute(select(sales.c.body).where(sales.c.seq == seq)).first()
             if row is None:
@@ -211,7 +253,7 @@ class Store:
             if earlier is not None:
                 raise BadSaleInput(f"sale {seq} was already voided by number {earlier}; nothing to do")
             void = sale_entry.new_void(self._next_seq(conn), uuid.uuid4().hex, now or utcnow(), voided)
-            self._insert_sale(conn, void)
+            self._insert_sale(conn, void, reason=reason)
         return void
 
     @staticmethod
@@ -226,11 +268,12 @@ class Store:
         return max(last, applied) + 1
 
     @staticmethod
-    def _insert_sale(conn: Connection, sale: Sale) -> None:
+    def _insert_sale(conn: Connection, sale: Sale, client_key: str | None = None, reason: str | None = None) -> None:
         conn.execute(insert(sales).values(
             seq=sale.seq, sale_id=sale.sale_id, kind=sale.kind.value, voids=sale.voids,
             recorded_at=time_text(sale.recorded_at), total=sale.total, payment_method=sale.payment.method.value,
-            body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None))
+            body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None,
+            client_key=client_key, reason=reason))
 
     def get_sale(self, seq: int) -> SaleRecord | None:
         with self._read() as conn:
@@ -251,7 +294,7 @@ class Store:
     def _sale_records(conn: Connection, where, limit: int, oldest_first: bool = False) -> list[SaleRecord]:
         voider = sales.alias("voider")
         query = (select(sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
-                        voider.c.seq.label("voided_by"))
+                        voider.c.seq.label("voided_by"), sales.c.reason)
                  .outerjoin(voider, voider.c.voids == sales.c.seq)
                  .order_by(sales.c.seq.asc() if oldest_first else sales.c.seq.desc()).limit(limit))
         if where is not None:
@@ -260,7 +303,7 @@ class Store:
         for row in conn.execute(query):
             state = (SaleState.ACKED if row.acked_at else SaleState.PUSHED if row.pushed_at else SaleState.PENDING)
             out.append(SaleRecord(Sale.model_validate_json(row.body), state, row.pushed_at, row.push_count,
-                                  row.acked_at, row.voided_by))
+                                  row.acked_at, row.voided_by, row.reason))
         return out
 
     # --- catalog -----------------------------------------------------------------------------
@@ -282,21 +325,32 @@ class Store:
         return found[0] if found else None
 
     def search_products(self, text: str, limit: int = 20) -> list[Product]:
-        """Products whose SKU, barcode or name contains `text`, ignoring case (works for Bangla).
+        """Products whose SKU, barcode or name contains `text`, ignoring case and Unicode form.
 
-        Exact SKU or barcode matches come first, then SKU prefixes, then the rest by name.
+        Through the FTS5 trigram index (product_search); a query shorter than a trigram
+        matches the start of a SKU, barcode or name instead. Exact SKU or barcode matches come
+        first, then SKU prefixes, then the rest by name; a broad query ranks its first
+        SEARCH_WINDOW matches only, so it answers as fast as a narrow one.
         """
-        key = fold(text.strip()) or ""
+        key = fold(" ".join(text.split())) or ""
         if not key:
             return []
-        sku_f, name_f, code_f = func.bs_fold(products.c.sku), func.bs_fold(products.c.name), func.bs_fold(products.c.barcode)
-        query = (select(products)
-                 .where(or_(func.instr(sku_f, key) > 0, func.instr(name_f, key) > 0, func.instr(code_f, key) > 0))
-                 .order_by(((sku_f == key) | (code_f == key)).desc(), (func.instr(sku_f, key) == 1).desc(),
-                           products.c.name, products.c.sku)
-                 .limit(max(1, limit)))
+        params = {"key": key, "limit": max(1, limit), "window": SEARCH_WINDOW}
+        if len(key) >= TRIGRAM:
+            query, params["match"] = _SEARCH_FTS, '"' + key.replace('"', '""') + '"'
+        else:
+            query, params["end"] = _SEARCH_PREFIX, key + _KEY_END
         with self._read() as conn:
-            return [self._product(r) for r in conn.execute(query)]
+            return [self._product(r) for r in conn.execute(query, params)]
+
+    def find_by_code(self, code: str) -> Product | None:
+        """The product whose barcode (or else SKU) is exactly `code`, ignoring case: what a scanner sends."""
+        key = fold(code.strip()) or ""
+        if not key:
+            return None
+        with self._read() as conn:
+            row = conn.execute(_BY_CODE, {"key": key}).first()
+        return self._product(row) if row else None
 
     def apply_catalog_page(self, page: CatalogPage, applied_through: int, now: datetime | None = None) -> int:
         """Store a pulled page, its cursor, the ack and the pull time in ONE transaction.

@@ -2,10 +2,11 @@
 
 It loads function_app.py by path and serves the functions registered on its FunctionApp,
 so nothing is declared twice: HTTP triggers through Starlette on uvicorn at
-/<routePrefix>/<route>, queue triggers through a poller thread per trigger that honours
+/<routePrefix>/<route> (refusing, as the Functions host does, a route in its reserved admin/runtime
+space), queue triggers through a poller thread per trigger that honours
 host.json (batchSize, newBatchThreshold, visibilityTimeout, maxDequeueCount with a
-`<queue>-poison` queue, maxPollingInterval) and base64-decodes messages as the Functions
-host does. Usage: `branchsync-cloud --port 7071` (or `python -m headoffice.devhost`).
+`<queue>-poison` queue, maxPollingInterval), base64-decodes messages and binds them for the
+trigger's dataType as the Functions host does. Usage: `branchsync-cloud --port 7071` (or `python -m headoffice.devhost`).
 """
 
 import argparse
@@ -50,6 +51,11 @@ LEASE_SECONDS = 30
 # refuses beyond them as Azure would, and never buffers more than that of a request.
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 MAX_URL_CHARS = 4096
+# The Functions host keeps these for its own APIs and puts any HTTP function whose route
+# starts with one of them (lower-cased, slashes trimmed, routePrefix not counted, so
+# "administration" too) in error with this message (ScriptHost.ValidateHttpFunction).
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
+RESERVED_ROUTE_MESSAGE = "The specified route conflicts with one or more built in routes."
 
 log = logging.getLogger("branchsync.devhost")
 
@@ -122,6 +128,39 @@ class QueueFunction:
     connection: str
     param: str
     fn: object
+    data_type: str = "string"  # "binary" or "string" (also what an undeclared dataType binds as)
+
+
+def queue_data_type(trigger: dict, function_name: str) -> str:
+    """The trigger's declared dataType as the host binds it; undeclared is a string binding."""
+    declared = trigger.get("dataType")
+    if declared is None:
+        return "string"
+    name = str(getattr(declared, "name", declared)).lower()
+    if name not in ("string", "binary"):
+        raise SystemExit(f"function {function_name}: a Python queue trigger takes dataType string or binary, not {name}")
+    return name
+
+
+def bind_queue_body(body: bytes, data_type: str) -> "bytes | str":
+    """What the host hands the worker for a (base64-decoded) message body.
+
+    binary: the bytes as they are. string (or no dataType): the body decoded as strict UTF-8
+    (the queue extension's ToValidUTF8String, a throwing UTF8Encoding), so bytes that are not
+    UTF-8 fail the binding ("Unable to translate bytes ... to Unicode") before the function
+    runs; the delivery counts as failed, and after maxDequeueCount the message is poisoned.
+    """
+    if data_type == "binary":
+        return body
+    try:
+        return body.decode("utf-8", "strict")
+    except UnicodeDecodeError as exc:
+        raise QueueBindingError(f"Exception binding parameter: unable to translate bytes [{body[exc.start]:02X}] at "
+                                f"index {exc.start} from specified code page to Unicode (dataType string)") from exc
+
+
+class QueueBindingError(Exception):
+    """The host could not bind a message to the function's parameter; the function did not run."""
 
 
 def load_app(app_dir: Path) -> func.FunctionApp:
@@ -156,6 +195,14 @@ def compile_route(template: str) -> re.Pattern:
     return re.compile("^" + regex + "/?$", re.IGNORECASE)
 
 
+def check_route(function_name: str, route: str | None) -> str:
+    """The route the host serves (the function's name when none is given); refuses a reserved one."""
+    route = route if route and route.strip() else function_name
+    if route.strip("/").lower().startswith(RESERVED_ROUTE_PREFIXES):
+        raise SystemExit(f"function {function_name} (route {route!r}): {RESERVED_ROUTE_MESSAGE}")
+    return route
+
+
 def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunction]]:
     http, queues = [], []
     for f in app.get_functions():
@@ -165,7 +212,7 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunct
             raise SystemExit(f"function {f.get_function_name()}: the dev host runs triggers only, not bindings {extra}")
         kind = trigger["type"]
         if kind == "httpTrigger":
-            route = trigger.get("route") or f.get_function_name()
+            route = check_route(f.get_function_name(), trigger.get("route"))
             methods = trigger.get("methods")
             http.append(HttpFunction(
                 name=f.get_function_name(), route=route,
@@ -174,7 +221,8 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunct
             ))
         elif kind == "queueTrigger":
             queues.append(QueueFunction(f.get_function_name(), trigger["queueName"], trigger.get("connection") or "AzureWebJobsStorage",
-                                        trigger["name"], f.get_user_function()))
+                                        trigger["name"], f.get_user_function(),
+                                        queue_data_type(trigger, f.get_function_name())))
         else:
             raise SystemExit(f"function {f.get_function_name()}: the dev host has no {kind}")
     return http, queues
@@ -379,7 +427,7 @@ class QueuePoller:
                 log.warning("queue %s message %s: could not move it to poison (%s)", self.target.queue, message.id, type(exc).__name__)
             return
         try:
-            body = self._decode(message.content)
+            body = bind_queue_body(self._decode(message.content), self.target.data_type)
             msg = DevQueueMessage(id=message.id, body=body, pop_receipt=message.pop_receipt, dequeue_count=count,
                                   insertion_time=message.inserted_on, expiration_time=message.expires_on)
             _call(self.target.fn, **{self.target.param: msg})
@@ -442,12 +490,14 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
-            print(f"branchsync-cloud listening on http://{self.config.host}:{self.config.port}", flush=True)
+            scheme = "https" if self.config.ssl_certfile else "http"
+            print(f"branchsync-cloud listening on {scheme}://{self.config.host}:{self.config.port}", flush=True)
 
 
 class DevHost:
     def __init__(self, app_dir: Path = DEFAULT_APP_DIR, host: str = "127.0.0.1", port: int = 7071,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, ssl_certfile: str | None = None,
+                 ssl_keyfile: str | None = None):
         self.app_dir = Path(app_dir)
         self.env = os.environ if env is None else env
         self.config = read_host_json(self.app_dir)
@@ -455,7 +505,9 @@ class DevHost:
         self.stop_event = threading.Event()
         gateway = HttpGateway(self.http_functions, self.config.route_prefix)
         asgi = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
-        self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None))
+        # HTTPS when given a certificate (the branch's TLS tests), as Azure always serves it.
+        self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None,
+                                             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
         self.pollers = [
             QueuePoller(q, self.config.queues, connection_string(q.connection, self.env), self.stop_event)
             for q in self.queue_functions
@@ -510,11 +562,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as func start)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--app-dir", type=Path, default=DEFAULT_APP_DIR, help="folder holding function_app.py and host.json")
+    parser.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM); needs --ssl-keyfile")
+    parser.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     # The SDKs log every request at INFO; keep our own lines readable.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    DevHost(args.app_dir, args.host, args.port).serve()
+    DevHost(args.app_dir, args.host, args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile).serve()
 
 
 if __name__ == "__main__":

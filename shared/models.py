@@ -233,12 +233,53 @@ class Refusal(Model):
     sale_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
 
 
+PUSH_ROUTE_PATH_RE = re.compile(r"/[A-Za-z0-9/_-]{1,100}")
+
+
+def _push_path(value: str) -> str:
+    # A path on the cloud the branch enrolled with, never a host: nothing is sent elsewhere.
+    if not PUSH_ROUTE_PATH_RE.fullmatch(value) or "//" in value:
+        raise ValueError("must be a path like /api/push")
+    return value
+
+
+class PushRoute(Model):
+    """Push through the cloud instead of the queue: POST `PushRequest` to `path`, signed like a pull."""
+
+    path: Annotated[str, AfterValidator(_push_path)]
+    max_messages: Annotated[int, Field(ge=1)]
+    max_body_bytes: Annotated[int, Field(ge=1)]
+
+
+class PushRequest(Model):
+    """The body of POST /api/push: the very queue message texts the branch would have sent."""
+
+    messages: Annotated[list[Annotated[str, Field(min_length=1, max_length=limits.QUEUE_MESSAGE_BUDGET_CHARS)]],
+                        Field(min_length=1, max_length=limits.PUSH_ROUTE_MAX_MESSAGES)]
+
+
+class PushAccepted(Model):
+    """The messages are on the sales queue; they are applied (exactly once) from there."""
+
+    accepted: Annotated[int, Field(ge=0)]
+
+
+# What a branch says it can push through, in the pull's `push` query parameter. Without it
+# (older branches) only the queue: such a branch gets `push` and never `push_route`.
+PUSH_WAYS = ("queue", "route")
+
+
 class PullAnswer(Model):
     branch: BranchName
     applied_through: Annotated[int, Field(ge=0)]
     catalog: CatalogPage
     server_time: UtcTime
-    push: QueueAccess
+    # The queue SAS; absent when the cloud takes pushes through the route only (push mode
+    # "route"), and then only for branches that said they can use it.
+    push: QueueAccess | None = None
+    # The push route, for branches that said they can use it: the only way when `push` is
+    # absent, else the fallback when the queue cannot be reached (a proxy that blocks it).
+    push_route: PushRoute | None = None
     # Absent from older clouds, and when nothing of this branch is refused.
     last_refusal: Refusal | None = None
 
@@ -246,7 +287,13 @@ class PullAnswer(Model):
     rotate_secret: Secret | None = Field(default=None, repr=False)
 
     # Left out of the JSON when absent: branches older than a field refuse unknown fields.
-    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret", "last_refusal")
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret", "last_refusal", "push", "push_route")
+
+    @model_validator(mode="after")
+    def _some_way_to_push(self):
+        if self.push is None and self.push_route is None:
+            raise ValueError("a pull answer names a way to push: push or push_route")
+        return self
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler):

@@ -42,3 +42,22 @@ def admin_env(cloud) -> dict:
 def branch_name() -> str:
     """A branch name no other test uses, so tests share one Azurite safely."""
     return "b-" + uuid.uuid4().hex[:10]
+
+
+# Debian's chromium for the till's browser tests (Playwright cannot download its own browsers
+# here), with the flags that let it start as root with no network beyond loopback.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the run (Playwright's sync API allows one instance per thread)."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: run 'make browser-deps' (apt-get install chromium fonts-beng-extra)"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

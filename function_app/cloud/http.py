@@ -38,16 +38,32 @@ GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6
 
 _service: Service | None = None
+_settings: Settings | None = None
 _service_lock = threading.Lock()
+
+
+def get_settings() -> Settings:
+    """The app settings, read once per worker process at first use (the Service's, once it exists).
+
+    Separate from the Service so the admin-key check and health work when storage cannot.
+    """
+    global _settings
+    if _service is not None:
+        return _service.settings
+    if _settings is None:
+        with _service_lock:
+            if _settings is None:
+                _settings = Settings.from_env()
+    return _settings
 
 
 def get_service() -> Service:
     """One Service per worker process, built on first use so app settings are read at run time."""
     global _service
     if _service is None:
+        settings = get_settings()
         with _service_lock:
             if _service is None:
-                settings = Settings.from_env()
                 # A connection string (Azurite, tests) or, in production, the managed identity.
                 _service = Service(TableStore(settings.storage_source, settings.table_prefix), settings)
     return _service
@@ -104,7 +120,7 @@ def handle(req: func.HttpRequest, action: Callable[[Service], BaseModel | dict],
         if len(req.get_body() or b"") > MAX_BODY_BYTES:
             raise ContractError(ErrorCode.OVERSIZED_MESSAGE, f"request body is larger than {MAX_BODY_BYTES} bytes")
         if admin:
-            check_admin(Settings.from_env(), req.headers.get(HEADER_ADMIN_KEY))
+            check_admin(get_settings(), req.headers.get(HEADER_ADMIN_KEY))
         return compressed(req, json_response(action(get_service()), status))
     except ContractError as err:
         log.info("refused %s %s: %s %s", req.method, request_path(req), err.code, err.message)

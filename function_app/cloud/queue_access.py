@@ -1,4 +1,4 @@
-"""Short-lived, add-only SAS for the sales queue.
+"""Short-lived, add-only SAS for the sales queue, and the app's own writes to it.
 
 Branch PCs never hold the account key: each pull hands out a SAS that can only add
 messages to `sales` and expires within the hour. It is signed one of two ways:
@@ -8,13 +8,18 @@ messages to `sales` and expires within the hour. It is signed one of two ways:
   SAS**: the app's managed identity asks storage for a user delegation key
   (`QueueServiceClient.get_user_delegation_key`, role Storage Queue Delegator), caches it
   for hours, and signs each hour-long SAS with it (no storage call per pull).
+
+User delegation SAS for queues rests on a preview service version; where it is not
+available a deployment sets BRANCHSYNC_PUSH_MODE=route and branches hand their messages to
+POST /api/push instead, which puts them on the queue with the app's own identity
+(`SalesQueue`). The messages are the same either way.
 """
 
 import threading
 from datetime import datetime, timedelta, timezone
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
-from azure.storage.queue import QueueSasPermissions, QueueServiceClient, UserDelegationKey, generate_queue_sas
+from azure.storage.queue import QueueClient, QueueSasPermissions, QueueServiceClient, UserDelegationKey, generate_queue_sas
 
 from shared.models import QueueAccess
 
@@ -143,6 +148,46 @@ class DelegationSigner:
     def access(self, now: datetime) -> QueueAccess:
         key, key_expiry = self._key_for(now)
         return delegation_push_access(self.account, self.queue_uri, key, key_expiry, now)
+
+
+class SalesQueue:
+    """The app's own client for the sales queue: a connection string locally, the identity in production."""
+
+    def __init__(self, storage: "str | IdentityStorage", queue: str = SALES_QUEUE, client=None):
+        self._storage, self._queue, self._client = storage, queue, client
+        self._lock = threading.Lock()
+
+    def _queue_client(self) -> QueueClient:
+        with self._lock:
+            if self._client is None:
+                options = dict(retry_total=2, connection_timeout=5, read_timeout=15)
+                storage = self._storage
+                try:
+                    if isinstance(storage, IdentityStorage):
+                        if not storage.queue_uri:
+                            raise StoreUnavailable("identity-based storage names no queue endpoint: set "
+                                                   "AzureWebJobsStorage__queueServiceUri or AzureWebJobsStorage__accountName")
+                        self._client = QueueClient(storage.queue_uri, self._queue,
+                                                   credential=credential_for(storage.client_id), **options)
+                    else:
+                        if not storage:
+                            raise StoreUnavailable("AzureWebJobsStorage is not set, so nothing can be queued")
+                        self._client = QueueClient.from_connection_string(storage, self._queue, **options)
+                except (ValueError, AzureError) as exc:
+                    raise StoreUnavailable("the sales queue's settings are not usable") from exc
+            return self._client
+
+    def send(self, texts: list[str]) -> None:
+        """Put each text on the queue as it is (already base64, as a branch sends it), in order."""
+        client = self._queue_client()
+        for text in texts:
+            try:
+                client.send_message(text)
+            except ClientAuthenticationError as exc:
+                raise StoreUnavailable("storage refused the app's identity on the sales queue "
+                                       "(role Storage Queue Data Contributor missing?)") from exc
+            except AzureError as exc:
+                raise StoreUnavailable(f"the sales queue cannot be reached ({type(exc).__name__})") from exc
 
 
 def signer_for(storage: "str | IdentityStorage", public_endpoint: str | None = None):

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared import limits
-from shared.encoding import open_frame, parse_frame, signed_by
+from shared.encoding import from_queue_text, open_frame, parse_frame, signed_by
 from shared.enrollment import encode_code
 from shared.errors import ContractError, ErrorCode
 from shared.models import (
@@ -43,8 +43,12 @@ from shared.models import (
     CatalogWriteResult,
     EnrollAnswer,
     EnrollRequest,
+    PUSH_WAYS,
     PriceDifferencePage,
     PullAnswer,
+    PushAccepted,
+    PushRequest,
+    PushRoute,
     Refusal,
     SalesBatch,
     SalesExportPage,
@@ -55,7 +59,7 @@ from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret,
 from . import branch_keys, differences, faults, nonces, telemetry
 from .apply import plan_apply
 from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
-from .queue_access import signer_for
+from .queue_access import SalesQueue, signer_for
 from .settings import Settings
 from .store import BranchRecord, Conflict, DeadLetter, NotFound, Store
 
@@ -115,21 +119,25 @@ def token_hash(token: str) -> str:
 
 
 def check_admin(settings: Settings, presented: str | None) -> None:
-    if not settings.admin_key:
-        raise ContractError(ErrorCode.UNAUTHENTICATED, "the admin API is disabled: set BRANCHSYNC_ADMIN_KEY in the app settings")
+    key = settings.usable_admin_key
+    if key is None:
+        raise ContractError(ErrorCode.UNAUTHENTICATED, settings.admin_key_problem)
     # Bounded and encoded leniently: a header that is not text (a lone surrogate) is simply wrong.
     if (not presented or len(presented) > limits.AUTH_HEADER_MAX_CHARS
-            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), settings.admin_key.encode())):
+            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), key.encode())):
         raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with the admin key")
 
 
 class Service:
-    def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime] = _utcnow, signer=None):
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime] = _utcnow, signer=None,
+                 sales_queue=None):
         self.store = store
         self.settings = settings
         self.clock = clock
         # Signs the branches' push SAS: the account key locally, a user delegation key in production.
         self._signer = signer
+        # Where POST /api/push puts the branches' messages (with the app's own identity).
+        self._sales_queue = sales_queue
         # The nonce bucket this instance last purged below: old nonce tables are dropped once an hour.
         self._nonces_purged_at: int | None = None
 
@@ -138,6 +146,12 @@ class Service:
         if self._signer is None:
             self._signer = signer_for(self.settings.storage_source, self.settings.queue_public_url)
         return self._signer
+
+    @property
+    def sales_queue(self):
+        if self._sales_queue is None:
+            self._sales_queue = SalesQueue(self.settings.storage_source)
+        return self._sales_queue
 
     def _ops(self) -> int:
         return getattr(self.store, "thread_ops", self.store.ops)
@@ -252,6 +266,7 @@ class Service:
         limit = int_param(query, "limit", limits.CATALOG_PAGE_MAX, 1, limits.CATALOG_PAGE_MAX)
         pending = int_param(query, "pending", None, 0, 2**53)
         version = client_version_param(query)
+        ways = push_ways_param(query)
         now = self.clock()
         state = self.store.get_sales_state(branch.name)
         # The counter first: every version up to it is then either read below or superseded.
@@ -261,8 +276,8 @@ class Service:
         else:
             segments, exhausted = self.store.read_catalog(cursor, limit)
         page = build_page(cursor, segments, limit, exhausted, counter)
+        push, route = self._push_ways(ways, now)  # before any write: a refusal here stores nothing
         self.store.merge_branch(branch.name, last_pull=now, pending=pending)
-        push = self.signer.access(now)
         log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s version=%s",
                  branch.name, cursor, len(page.entries), page.next_cursor, page.more, state.apply.applied_through,
                  pending, version or "-",
@@ -270,9 +285,44 @@ class Service:
                              applied_through=state.apply.applied_through, pending=pending, client_version=version))
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
-            push=push, rotate_secret=branch.next_secret,
+            push=push, push_route=route, rotate_secret=branch.next_secret,
             last_refusal=Refusal.model_validate_json(branch.last_refusal) if branch.last_refusal else None,
         )
+
+    def _push_ways(self, ways: frozenset[str], now: datetime):
+        """(queue SAS or None, push route or None) for this deployment and what the branch can use."""
+        route = PUSH_ROUTE if "route" in ways else None
+        if self.settings.push_mode == "route":
+            if route is None:
+                raise ContractError(ErrorCode.BAD_REQUEST, "this cloud takes sales through POST /api/push only, which "
+                                    "this branchsync cannot use; install the current branchsync and sync again")
+            return None, route
+        return self.signer.access(now), route
+
+    def push(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes) -> PushAccepted:
+        """POST /api/push: put a branch's own queue messages on the sales queue, as they are.
+
+        The fallback to the queue SAS. The request is signed like a pull; each message must
+        be a frame that names this branch (its HMAC and everything else is checked when the
+        queue function applies it, exactly once, as for a message the branch queued itself).
+        """
+        if len(body) > limits.PUSH_ROUTE_MAX_BODY_BYTES:
+            raise ContractError(ErrorCode.OVERSIZED_MESSAGE, f"a push is at most {limits.PUSH_ROUTE_MAX_BODY_BYTES} "
+                                f"bytes; send at most {limits.PUSH_ROUTE_MAX_MESSAGES} messages per request")
+        branch = self.authenticate(headers, method, path, query, body)
+        request = PushRequest.model_validate_json(body)
+        for i, text in enumerate(request.messages):
+            try:
+                frame = parse_frame(from_queue_text(text))
+            except ContractError as err:
+                raise ContractError(err.code, f"message {i + 1} of the push: {err.message}") from None
+            if frame.branch != branch.name:
+                raise ContractError(ErrorCode.FORBIDDEN, f"message {i + 1} of the push claims branch "
+                                    f"{_shown(frame.branch)}; a branch pushes only its own sales")
+        self.sales_queue.send(request.messages)
+        log.info("push route branch=%s messages=%d bytes=%d", branch.name, len(request.messages), len(body),
+                 extra=_dims(event="push_route", branch=branch.name, messages=len(request.messages), bytes=len(body)))
+        return PushAccepted(accepted=len(request.messages))
 
     # --- applying pushed sales -----------------------------------------------------------
 
@@ -674,6 +724,22 @@ def _shown(value: str, limit: int = 40) -> str:
 def _dims(**fields) -> dict:
     """Custom dimensions for a log record's `extra=`: absent rather than None (OpenTelemetry drops None)."""
     return {k: v for k, v in fields.items() if v is not None}
+
+
+PUSH_ROUTE = PushRoute(path="/api/push", max_messages=limits.PUSH_ROUTE_MAX_MESSAGES,
+                       max_body_bytes=limits.PUSH_ROUTE_MAX_BODY_BYTES)
+
+
+def push_ways_param(query: Mapping[str, str]) -> frozenset[str]:
+    """The optional `push` of a pull: the ways this branch can push ("queue,route"); the queue if absent."""
+    raw = query.get("push")
+    if raw is None or raw == "":
+        return frozenset({"queue"})
+    ways = frozenset(raw.split(","))
+    if len(raw) > 40 or not ways <= set(PUSH_WAYS):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter push must list ways to push from: "
+                            + ", ".join(PUSH_WAYS) + " (e.g. queue,route)")
+    return ways
 
 
 def client_version_param(query: Mapping[str, str]) -> str | None:

@@ -27,7 +27,7 @@ def test_an_empty_version_0_database_is_upgraded_to_the_current_schema(home):
     sqlite3.connect(home / "branchsync.db").close()  # an existing, empty file
     with Store(home) as store:
         assert store.schema_upgrade == (0, len(MIGRATIONS))
-    assert _version(home / "branchsync.db") == str(len(MIGRATIONS)) == "1"
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS))
     assert {"meta", "products", "sales", "sync_state"} <= _tables(home / "branchsync.db")
 
 
@@ -36,7 +36,7 @@ def test_reopening_a_current_database_changes_nothing(home):
         store.apply_catalog_page(page(entry(1, product("SOAP", 4500))), 0)
         store.record_sale(parse_items(["SOAP=2"]))
     with Store(home) as store:
-        assert store.schema_upgrade == (1, 1)
+        assert store.schema_upgrade == (len(MIGRATIONS), len(MIGRATIONS))
         assert store.status()["last_seq"] == 1 and store.get_product("SOAP").price == 4500
 
 
@@ -49,9 +49,9 @@ def test_an_older_database_is_upgraded_step_by_step_keeping_its_data(home):
         conn.exec_driver_sql("ALTER TABLE sales ADD COLUMN note TEXT")
 
     with Store(home, migrations=[*MIGRATIONS, v2_add_note]) as store:
-        assert store.schema_upgrade == (1, 2)
+        assert store.schema_upgrade == (len(MIGRATIONS), len(MIGRATIONS) + 1)
         assert store.status()["sales_recorded"] == 1
-    assert _version(home / "branchsync.db") == "2"
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS) + 1)
     with sqlite3.connect(home / "branchsync.db") as conn:
         assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(sales)")]
 
@@ -65,10 +65,21 @@ def test_a_failing_upgrade_step_leaves_the_previous_version_untouched(home):
 
     with pytest.raises(RuntimeError):
         Store(home, migrations=[*MIGRATIONS, v2_half_done])
-    assert _version(home / "branchsync.db") == "1" and "half" not in _tables(home / "branchsync.db")
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS)) and "half" not in _tables(home / "branchsync.db")
 
 
 def test_a_database_from_a_newer_branchsync_is_refused_not_guessed_at(home):
     Store(home, migrations=[*MIGRATIONS, lambda conn: None]).close()
-    with pytest.raises(StoreTooNew, match="schema version 2"):
+    with pytest.raises(StoreTooNew, match=f"schema version {len(MIGRATIONS) + 1}"):
         Store(home)
+
+
+def test_the_search_index_is_built_for_a_catalog_stored_before_it_existed(home):
+    from branch_client.schema import MIGRATIONS as ALL
+
+    with Store(home, migrations=ALL[:1]) as old:  # a till from before the search index
+        old.apply_catalog_page(page(entry(1, product("RICE-5KG", 42000, "চাল ৫ কেজি", barcode="8901234567890"))), 0)
+    with Store(home) as store:
+        assert store.schema_upgrade == (1, len(ALL))
+        assert [p.sku for p in store.search_products("চাল")] == ["RICE-5KG"]
+        assert store.find_by_code("8901234567890").sku == "RICE-5KG"

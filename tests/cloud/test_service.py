@@ -1,15 +1,20 @@
 """The cloud's operations end to end against a real Azurite (each test has its own tables)."""
 
 import base64
+import dataclasses
+import json
 import re
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient
+from pydantic import ValidationError
 
+from cloud.queue_access import SalesQueue
 from cloud.service import Service, check_admin
 from cloud.settings import Settings
 from cloud.store import Conflict, StoreUnavailable
@@ -295,6 +300,103 @@ def test_an_admin_key_header_that_is_not_text_or_too_long_is_unauthenticated_not
     with pytest.raises(ContractError) as err:
         check_admin(service.settings, presented)
     assert err.value.code == ErrorCode.UNAUTHENTICATED
+
+
+# --- the push route --------------------------------------------------------------------------
+
+
+def route_service(service, storage, mode="queue"):
+    """The same cloud with its push mode set and the route's messages going to a queue of its own."""
+    queue = "push" + uuid.uuid4().hex[:12]
+    QueueClient.from_connection_string(storage, queue).create_queue()
+    settings = dataclasses.replace(service.settings, push_mode_setting=mode)
+    return Service(service.store, settings, service.clock, sales_queue=SalesQueue(storage, queue)), queue
+
+
+def post_push(service, name, secret, clock, texts, body=None):
+    body = body if body is not None else json.dumps({"messages": texts}).encode()
+    headers = sign_request(secret, name, "POST", "/api/push", {}, body, clock.now.timestamp())
+    return service.push(headers, "POST", "/api/push", {}, body)
+
+
+def queued(storage, queue) -> list[str]:
+    return [m.content for m in QueueClient.from_connection_string(storage, queue).peek_messages(max_messages=32)]
+
+
+def test_a_queue_mode_cloud_gives_an_older_branch_exactly_the_answer_it_knows(service, clock):
+    secret = enroll(service)
+    answer = pull(service, "dhaka-1", secret, clock, cursor=0)  # no `push` parameter: an older branchsync
+    assert answer.push is not None and answer.push_route is None
+    assert "push_route" not in json.loads(answer.model_dump_json())  # older branches refuse unknown fields
+
+
+def test_a_branch_that_can_use_the_route_gets_it_as_the_fallback_beside_the_sas(service, clock):
+    secret = enroll(service)
+    answer = pull(service, "dhaka-1", secret, clock, cursor=0, push="queue,route")
+    assert answer.push is not None
+    assert (answer.push_route.path, answer.push_route.max_messages) == ("/api/push", limits.PUSH_ROUTE_MAX_MESSAGES)
+
+
+def test_a_route_mode_cloud_hands_out_no_sas_and_tells_an_older_branch_to_upgrade(service, clock, storage):
+    routed, _ = route_service(service, storage, "route")
+    secret = enroll(routed)
+    answer = pull(routed, "dhaka-1", secret, clock, cursor=0, push="queue,route")
+    assert answer.push is None and answer.push_route.path == "/api/push"
+    assert "push" not in json.loads(answer.model_dump_json())
+    with pytest.raises(ContractError, match="install the current branchsync") as err:
+        pull(routed, "dhaka-1", secret, clock, cursor=0)
+    assert err.value.code == ErrorCode.BAD_REQUEST
+
+
+def test_pushed_messages_are_queued_as_they_are_and_applied_exactly_once(service, clock, storage):
+    routed, queue = route_service(service, storage, "route")
+    secret = enroll(routed)
+    texts = [encode_batch(make_batch("dhaka-1", [1, 2]), secret), encode_batch(make_batch("dhaka-1", [3]), secret)]
+    assert post_push(routed, "dhaka-1", secret, clock, texts).accepted == 2
+    assert post_push(routed, "dhaka-1", secret, clock, texts[:1]).accepted == 1  # a resent copy
+    assert queued(storage, queue) == texts + texts[:1]
+    outcomes = [routed.apply_message(from_queue_text(t)).status for t in queued(storage, queue)]
+    assert outcomes == ["applied", "applied", "duplicate"]
+    assert state(routed, "dhaka-1").apply.applied_through == 3
+
+
+def test_a_push_of_another_branch_s_message_or_of_junk_is_refused_and_queues_nothing(service, clock, storage):
+    routed, queue = route_service(service, storage)
+    secret, other = enroll(routed), enroll(routed, "ctg-2")
+    mine = encode_batch(make_batch("dhaka-1", [1]), secret)
+    cases = {
+        ErrorCode.FORBIDDEN: [mine, encode_batch(make_batch("ctg-2", [1]), other)],
+        ErrorCode.MALFORMED_MESSAGE: [mine, "not base64!"],
+    }
+    for code, texts in cases.items():
+        with pytest.raises(ContractError) as err:
+            post_push(routed, "dhaka-1", secret, clock, texts)
+        assert err.value.code == code and "message 2 of the push" in err.value.message
+    with pytest.raises(ContractError) as err:
+        post_push(routed, "dhaka-1", secret, clock, [], body=b"x" * (limits.PUSH_ROUTE_MAX_BODY_BYTES + 1))
+    assert err.value.code == ErrorCode.OVERSIZED_MESSAGE
+    with pytest.raises(ValidationError):
+        post_push(routed, "dhaka-1", secret, clock, [mine] * (limits.PUSH_ROUTE_MAX_MESSAGES + 1))
+    assert queued(storage, queue) == []
+
+
+def test_a_push_sent_again_verbatim_is_refused_as_a_replay(service, clock, storage):
+    routed, queue = route_service(service, storage)
+    secret = enroll(routed)
+    body = json.dumps({"messages": [encode_batch(make_batch("dhaka-1", [1]), secret)]}).encode()
+    headers = sign_request(secret, "dhaka-1", "POST", "/api/push", {}, body, clock.now.timestamp())
+    routed.push(headers, "POST", "/api/push", {}, body)
+    with pytest.raises(ContractError) as err:
+        routed.push(headers, "POST", "/api/push", {}, body)
+    assert err.value.code == ErrorCode.REPLAYED and len(queued(storage, queue)) == 1
+
+
+def test_a_push_signed_with_another_secret_is_refused(service, clock, storage):
+    routed, queue = route_service(service, storage)
+    enroll(routed)
+    with pytest.raises(ContractError) as err:
+        post_push(routed, "dhaka-1", "x" * 43, clock, [encode_batch(make_batch("dhaka-1", [1]), "x" * 43)])
+    assert err.value.code == ErrorCode.BAD_SIGNATURE and queued(storage, queue) == []
 
 
 # --- catalog -------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from azure.storage.queue import QueueClient
 
 import cloud.http
+from cloud.queue_access import SalesQueue
 from cloud.service import Service
 from cloud.settings import Settings
 from cloud.store import DeadLetter
@@ -98,7 +100,10 @@ def world(storage) -> World:
     prefix = "fz" + uuid.uuid4().hex[:10]
     store = RecordingStore(TableStore(storage, prefix))
     settings = Settings(storage=storage, admin_key=ADMIN_KEY, public_url="https://cloud.example", table_prefix=prefix)
-    service = Service(store, settings)
+    # Accepted pushes go to a queue of this world's own, not to the sales queue a dev host polls.
+    push_queue = "fzpush" + uuid.uuid4().hex[:10]
+    QueueClient.from_connection_string(storage, push_queue).create_queue()
+    service = Service(store, settings, sales_queue=SalesQueue(storage, push_queue))
 
     def enroll(name: str) -> str:
         created = service.create_branch(name, settings.public_url)
@@ -116,7 +121,7 @@ def world(storage) -> World:
     store.take()
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("BRANCHSYNC_ADMIN_KEY", ADMIN_KEY)  # check_admin reads the app settings per request
+    mp.setenv("BRANCHSYNC_ADMIN_KEY", ADMIN_KEY)  # as the app settings would say; the check uses the service's
     mp.setattr(cloud.http, "_service", service)
     yield World(service, store, branch, secret, victim, pending, skus, letter_ids, pending_token)
     mp.undo()

@@ -197,9 +197,10 @@ def auth_headers(world, plan, method, path, params, body) -> dict[str, str]:
     return headers
 
 
-KNOWN_PARAMS = ["cursor", "limit", "pending", "version", "branch", "after"]
+KNOWN_PARAMS = ["cursor", "limit", "pending", "version", "branch", "after", "push"]
 
 
 def query_params(world):
-    value = st.one_of(fuzz_number_text, st.sampled_from([world.branch, "MDAw", "eyJiIjoieCIsImMiOjAsInMiOjB9"]))
+    value = st.one_of(fuzz_number_text, st.sampled_from([world.branch, "MDAw", "eyJiIjoieCIsImMiOjAsInMiOjB9",
+                                                         "queue,route", "route"]))
     return st.dictionaries(st.one_of(st.sampled_from(KNOWN_PARAMS), fuzz_text), value, max_size=4)

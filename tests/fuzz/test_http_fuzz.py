@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from cloud.http import MAX_BODY_BYTES
 from shared import limits
+from shared.encoding import encode_batch
 from shared.models import BRANCH_RE, ErrorBody
+from tests.builders import make_batch
 from tests.fuzz.conftest import app_functions
 from tests.fuzz.strategies import any_body, auth_headers, auth_plans, fuzz_text, json_bytes, mutated, query_params
 
@@ -46,6 +48,15 @@ def _bodies(world, route: str):
     elif route == "manage/catalog":
         sku = st.sampled_from([*world.skus, "NEW-1"])
         valid = st.builds(lambda skus: {"products": [_product(s) for s in skus]}, st.lists(sku, min_size=1, max_size=3))
+    elif route == "push":
+        # The world's own queue messages (accepted), another branch's, and text that is no message.
+        mine = encode_batch(make_batch(world.branch, [1]), world.secret)
+        other = encode_batch(make_batch(world.victim, [1]), "v" * 43)
+        message = st.one_of(st.just(mine), st.just(mine), st.just(other), fuzz_text)
+        valid = st.builds(lambda m: {"messages": m}, st.lists(message, min_size=1, max_size=3))
+        too_many = json.dumps({"messages": [mine] * (limits.PUSH_ROUTE_MAX_MESSAGES + 1)}).encode()
+        return st.one_of(json_bytes(valid.flatmap(mutated)), json_bytes(valid), json_bytes(valid), any_body,
+                         st.just(too_many), st.just(b" " * (limits.PUSH_ROUTE_MAX_BODY_BYTES + 1)))
     else:
         return st.one_of(st.just(b""), st.just(b""), any_body)
     too_many = json.dumps({"products": [_product(f"S-{i}") for i in range(limits.CATALOG_IMPORT_MAX + 1)]}).encode()

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from cloud.settings import PUSH_MODES
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MODULES = INFRA / "modules"
@@ -166,6 +168,23 @@ def test_function_app_runs_python_311_on_flex_consumption_over_https():
     deployment = site["functionAppConfig"]["deployment"]["storage"]
     assert deployment["type"] == "blobContainer"
     assert deployment["authentication"]["type"] == "UserAssignedIdentity"
+
+
+def test_the_flex_site_sets_no_site_config_property_that_flex_rejects():
+    # ARM refuses ftpsState on a Flex Consumption site (error 51021), and linuxFxVersion, since
+    # the runtime lives in functionAppConfig.runtime.
+    site_config = only(parse(MODULES / "function.bicep"), "Microsoft.Web/sites")["properties"]["siteConfig"]
+    assert not {"ftpsState", "linuxFxVersion"} & set(site_config)
+
+
+def test_the_push_mode_is_a_deployment_parameter_with_exactly_the_modes_the_app_knows():
+    assert app_settings(parse(MODULES / "function.bicep"))["BRANCHSYNC_PUSH_MODE"] == "pushMode"
+    for path in (INFRA / "main.bicep", MODULES / "function.bicep"):
+        param = parse(path)["parameters"]["pushMode"]
+        allowed = next(d["argument"] for d in param["decorators"] if d.get("type") == "allowed")
+        assert tuple(allowed) == PUSH_MODES and param["default"] == "queue", path
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert given["pushMode"]["value"] == "${BRANCHSYNC_PUSH_MODE=queue}"
 
 
 def test_app_settings_use_identity_connections_and_no_keys():
