@@ -54,7 +54,9 @@ from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret,
 
 from . import branch_keys, differences, faults, nonces, telemetry
 from .apply import plan_apply
-from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
+from .catalog import (
+    bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
+)
 from .queue_access import signer_for
 from .settings import Settings
 from .store import BranchRecord, Conflict, DeadLetter, NotFound, Store
@@ -260,6 +262,9 @@ class Service:
             segments, exhausted = [], True
         else:
             segments, exhausted = self.store.read_catalog(cursor, limit)
+            # And again after: a compaction that purged a tombstone while the segments were read
+            # raised the horizon in the same write, so this read sees it (see catalog.settled).
+            counter = settled(counter, self.store.get_catalog_counter().counter)
         page = build_page(cursor, segments, limit, exhausted, counter)
         self.store.merge_branch(branch.name, last_pull=now, pending=pending)
         push = self.signer.access(now)
