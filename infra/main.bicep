@@ -47,6 +47,9 @@ param maximumInstanceCount int = 40
 @description('Zone-redundant Flex plan (only in regions that offer it).')
 param zoneRedundant bool = false
 
+@description('When the nightly catalog compaction runs: NCRONTAB with seconds, in UTC (default 02:30 every day).')
+param catalogCompactSchedule string = '0 30 2 * * *'
+
 // One short hash keeps names unique per resource group + environment and stable across deploys.
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = {
@@ -118,6 +121,7 @@ module functionApp 'modules/function.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
+    catalogCompactSchedule: catalogCompactSchedule
   }
 }
 

@@ -324,6 +324,22 @@ class CatalogWriteResult(Model):
     last_version: int
 
 
+class CatalogCompaction(Model):
+    """What a compaction did: tombstones purged, and the stored segments and entries before and after.
+
+    A fresh pull reads `entries_after` entries: once compacted, one per live product plus
+    the tombstones still newer than some live product.
+    """
+
+    purged: Annotated[int, Field(ge=0)]
+    segments_before: Annotated[int, Field(ge=0)]
+    segments_after: Annotated[int, Field(ge=0)]
+    entries_before: Annotated[int, Field(ge=0)]
+    entries_after: Annotated[int, Field(ge=0)]
+    last_version: Annotated[int, Field(ge=0)]
+    tombstone_horizon: Annotated[int, Field(ge=0)]
+
+
 class AppliedSale(Model):
     branch: BranchName
     sale: Sale

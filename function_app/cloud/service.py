@@ -39,6 +39,7 @@ from shared.models import (
     BranchList,
     BranchRevocation,
     BranchRotation,
+    CatalogCompaction,
     CatalogImport,
     CatalogWriteResult,
     EnrollAnswer,
@@ -55,7 +56,7 @@ from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret,
 from . import branch_keys, differences, faults, nonces, telemetry
 from .apply import plan_apply
 from .catalog import (
-    bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
+    Counter, bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
 )
 from .queue_access import signer_for
 from .settings import Settings
@@ -609,30 +610,53 @@ class Service:
         return CatalogWriteResult(written=1, first_version=version, last_version=version)
 
     def purge_tombstones(self, up_to: int | None = None) -> int:
-        """Drop tombstones older than every live product (and at most `up_to`) and compact; returns how many.
+        """Compact the catalog (see compact_catalog); returns how many tombstones were purged."""
+        return self.compact_catalog(up_to).purged
+
+    def compact_catalog(self, up_to: int | None = None) -> CatalogCompaction:
+        """Drop tombstones older than every live product (and at most `up_to`) and compact.
 
         Segments are rewritten without superseded entries and purged tombstones, and small
         neighbours merged. The horizon rises in the same transaction that drops a
-        tombstone, so a branch is told to resync before it could miss one.
+        tombstone, so a branch is told to resync before it could miss one. Safe to run at
+        any time, alongside pulls, imports and another compaction (every write is
+        ETag-checked on the counter); the timer function runs it nightly.
         """
         limit = 2**53 if up_to is None else up_to
-        purged = horizon = 0
+        purged = 0
+        before: tuple[int, int] | None = None  # (segments, entries) as first read
+        after = (0, 0)
+        counter = Counter()
 
         def attempt() -> None:
-            nonlocal purged, horizon
+            nonlocal purged, before, after, counter
             base = self.store.get_catalog_counter()  # first: a write after it fails the plan's ETag
             buckets = self.store.get_catalog_index()
             segments = list(self.store.scan_catalog())
+            entries = sum(len(seg.rows) for seg in segments)
+            before = before or (len(segments), entries)
             plan = plan_compaction(base.counter, {n: b.entries for n, b in buckets.items()}, segments, limit)
+            rows = {seg.last_version: len(seg.rows) for seg in segments}
+            removed = written = gone = 0
             for txn in plan:
                 base, changed = self.store.commit_catalog(base, txn, buckets)
                 buckets = {**buckets, **changed}
                 purged += txn.purged
-            horizon = base.counter.tombstone_horizon
+                replaced = {*txn.deleted, *(w.segment.last_version for w in txn.rewritten)}
+                removed += sum(rows.pop(k, 0) for k in replaced)
+                written += sum(len(w.segment.rows) for w in txn.rewritten)
+                gone += len(txn.deleted)
+            after = (len(segments) - gone, entries - removed + written)
+            counter = base.counter
 
         _retrying()(attempt)
-        log.info("catalog purge tombstones=%d horizon=%d", purged, horizon)
-        return purged
+        result = CatalogCompaction(purged=purged, segments_before=before[0], segments_after=after[0],
+                                   entries_before=before[1], entries_after=after[1],
+                                   last_version=counter.last_version, tombstone_horizon=counter.tombstone_horizon)
+        log.info("catalog compaction purged=%d segments=%d->%d entries=%d->%d horizon=%d", purged, before[0],
+                 after[0], before[1], after[1], counter.tombstone_horizon,
+                 extra=_dims(event="catalog_compaction", purged=purged, entries=after[1], segments=after[0]))
+        return result
 
 
 # --- helpers -------------------------------------------------------------------------------

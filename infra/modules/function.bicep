@@ -38,6 +38,9 @@ param maximumInstanceCount int = 40
 @description('Spread instances over availability zones (only in regions where Flex Consumption offers it).')
 param zoneRedundant bool = false
 
+@description('CATALOG_COMPACT_SCHEDULE: when the catalog compaction runs (NCRONTAB with seconds, UTC).')
+param catalogCompactSchedule string = '0 30 2 * * *'
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions; set zoneRedundant=true where the region offers it
   name: planName
@@ -100,6 +103,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         // Local auth is off on the component: telemetry is sent with the identity.
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         { name: 'BRANCHSYNC_ADMIN_KEY', value: '@Microsoft.KeyVault(SecretUri=${adminKeySecretUri})' }
+        // The compaction timer's schedule (function compact_catalog reads %CATALOG_COMPACT_SCHEDULE%).
+        { name: 'CATALOG_COMPACT_SCHEDULE', value: catalogCompactSchedule }
       ]
     }
     functionAppConfig: {

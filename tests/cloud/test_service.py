@@ -535,6 +535,23 @@ def test_purging_tombstones_sends_branches_behind_the_horizon_to_a_full_resync(s
     assert not pull(service, "dhaka-1", secret, clock, cursor=7).catalog.full_resync
 
 
+def test_a_compaction_leaves_a_fresh_pull_as_small_as_the_live_catalog(service, clock):
+    secret = enroll(service)
+    for price in (100, 200, 300):  # every product stored three times
+        import_products(service, [make_product(f"P{i:02d}", price) for i in range(40)])
+    for i in range(10):
+        service.delete_sku(f"P{i:02d}")
+    import_products(service, [make_product(f"P{i:02d}", 400) for i in range(10, 40)])  # tombstones now oldest
+    result = service.compact_catalog()
+    assert (result.purged, result.entries_before, result.entries_after) == (10, 40 * 3 + 10 + 30, 30)
+    assert result.segments_after < result.segments_before and result.tombstone_horizon == 130
+    page = pull(service, "dhaka-1", secret, clock, cursor=0).catalog
+    assert len(page.entries) == 30 and not page.more
+    assert {e.sku: e.product.price for e in page.entries} == {f"P{i:02d}": 400 for i in range(10, 40)}
+    again = service.compact_catalog()
+    assert (again.purged, again.entries_before, again.entries_after) == (0, 30, 30)
+
+
 class Till:
     """A branch's catalog as branch_client/sync.py keeps it: entries by SKU, a cursor, resync on request."""
 
