@@ -73,6 +73,9 @@ Sku = Annotated[str, Field(min_length=1, max_length=limits.SKU_MAX_CHARS, patter
 BranchName = Annotated[str, AfterValidator(_branch)]
 Paisa = Annotated[int, Field(ge=0, le=limits.PAISA_MAX)]
 SignedPaisa = Annotated[int, Field(ge=-limits.PAISA_MAX * limits.SALE_MAX_LINES, le=limits.PAISA_MAX * limits.SALE_MAX_LINES)]
+# A report figure, not an amount anyone paid: a line (at most PAISA_MAX) less the same quantity
+# at the current price (at most QTY_MAX x PAISA_MAX, about 10**14: still exact in JSON).
+DifferencePaisa = Annotated[int, Field(ge=-limits.QTY_MAX * limits.PAISA_MAX, le=limits.PAISA_MAX)]
 Quantity = Annotated[Decimal, AfterValidator(_qty)]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
@@ -373,7 +376,7 @@ class PriceDifference(Model):
     current_price: Paisa | None = None   # None: no longer in the catalog
     status: Literal["deleted", "unknown", "price_differs"]
     # line_total minus qty x current_price (positive: sold dearer than the catalog says now).
-    difference: SignedPaisa | None = None
+    difference: DifferencePaisa | None = None
 
 
 class PriceDifferencePage(Model):

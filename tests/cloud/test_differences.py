@@ -7,7 +7,7 @@ import pytest
 from cloud.catalog import IndexEntry, Segment, VersionRow
 from cloud.differences import current_products, price_differences, wanted_versions
 from shared.errors import ContractError
-from shared.models import AppliedSale
+from shared.models import AppliedSale, PriceDifference
 from tests.builders import T0, make_batch, make_line, make_product, make_sale, make_void
 from tests.cloud.test_service import enroll, import_products, push
 
@@ -30,6 +30,14 @@ def test_a_repriced_sku_shows_both_prices_and_the_difference_over_the_quantity()
                             {"RICE": make_product("RICE", 5500), "SOAP": make_product("SOAP", 4500)})
     assert (d.seq, d.line, d.sku, d.status) == (1, 2, "RICE", "price_differs")
     assert (d.sold_price, d.current_price, str(d.qty), d.difference) == (5000, 5500, "1.5", -750)
+
+
+def test_a_difference_far_beyond_any_sale_amount_is_reported_exactly():
+    # 30,000 sold at 10 taka, repriced to 100,000.00 taka: qty x current price is 3 x 10**11 paisa.
+    sales = applied(make_sale(1, [make_line("BOLT", "30000", 1000)]))
+    [d] = price_differences(sales, {"BOLT": IndexEntry(2)}, {"BOLT": make_product("BOLT", 10_000_000)})
+    assert d.difference == 30_000_000 - 300_000_000_000
+    assert PriceDifference.model_validate_json(d.model_dump_json()) == d
 
 
 def test_a_deleted_sku_and_one_the_catalog_never_knew_are_told_apart():
@@ -86,6 +94,16 @@ def test_the_report_lists_exactly_the_deleted_and_repriced_lines_of_applied_sale
         (3, 1, "SOAP", "deleted", None, None)]
     exported = service.export_sales("dhaka-1").sales
     assert [s.sale.total for s in exported] == [s.total for s in sales]  # kept as sold
+
+
+def test_the_report_of_a_bulk_sale_repriced_far_up_answers_for_every_branch(service):
+    secret = enroll(service)
+    import_products(service, [make_product("BOLT", 1000), make_product("NUT", 500)])
+    sales = [make_sale(1, [make_line("BOLT", "30000", 1000)]), make_sale(2, [make_line("NUT", "1", 500)])]
+    push(service, make_batch("dhaka-1", sales), secret)
+    import_products(service, [make_product("BOLT", 10_000_000), make_product("NUT", 600)])
+    found = service.price_differences().differences
+    assert [(d.sku, d.difference) for d in found] == [("BOLT", -299_970_000_000), ("NUT", -100)]
 
 
 def test_the_report_pages_like_the_sales_export(service):
