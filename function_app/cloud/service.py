@@ -559,8 +559,27 @@ class Service:
         index = differences.merged_index(b.entries for b in self.store.get_catalog_index().values())
         wanted = differences.wanted_versions((line.sku for _, _, line in differences.sold_lines(page.sales, moment)), index)
         products = differences.current_products(self.store.scan_catalog(), wanted) if wanted else {}
-        return PriceDifferencePage(differences=differences.price_differences(page.sales, index, products, moment),
-                                   next=page.next)
+        found = differences.price_differences(page.sales, index, products, moment)
+        if found:  # the voids of those sales may come in this page or any later one
+            voided = self._voided({d.branch: d.seq for d in reversed(found)})
+            found = [d for d in found if (d.branch, d.seq) not in voided]
+        return PriceDifferencePage(differences=found, next=page.next)
+
+    def _voided(self, first_seq: Mapping[str, int]) -> set[tuple[str, int]]:
+        """(branch, seq) of the applied sales voided, per branch from `first_seq` on.
+
+        A void comes after the sale it voids, so one read of the branch's applied sales
+        from that seq (its chunk, at most a batch earlier) finds every void of them; only
+        the report's pages that list a difference pay for it.
+        """
+        out: set[tuple[str, int]] = set()
+        for branch, lo in first_seq.items():
+            through = self.store.get_sales_state(branch).apply.applied_through
+            for chunk in self.store.iter_chunks(branch, max(1, lo - limits.BATCH_MAX_SALES + 1)):
+                if chunk.first_seq > through:
+                    break
+                out |= {(branch, seq) for seq in differences.voided_seqs(s for s in chunk.sales if s.seq <= through)}
+        return out
 
     # --- admin: catalog ------------------------------------------------------------------
 
