@@ -53,7 +53,10 @@ def _echo(part, limit: int) -> str:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone (UTC)")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59: pydantic lets only ValueError become a validation error
+        raise ValueError("lies outside the years 1 to 9999 once converted to UTC") from None
 
 
 def _qty(value: Decimal) -> Decimal:

@@ -301,7 +301,7 @@ class Service:
         message pushed just before a rotation still applies, and one signed with the pending
         secret promotes it. A revoked branch's genuine messages are refused as such.
         """
-        frame = parse_frame(body)
+        frame = _parsed(body)
         record = self.store.get_branch(frame.branch)
         seen["name"], seen["record"] = frame.branch, record
         if record is None or not record.enrolled or not record.secret:
@@ -313,7 +313,7 @@ class Service:
             raise ContractError(ErrorCode.BRANCH_REVOKED, f"branch {frame.branch} was revoked by head office on "
                                 f"{record.revoked_at:%Y-%m-%d %H:%M} UTC; its messages are not applied (discard this "
                                 "one, or keep it as a record of what the revoked till sent)")
-        batch = open_frame(frame, secret)
+        batch = _opened(frame, secret)
         if secret == record.next_secret:
             self._promote(record, secret)
         return batch
@@ -679,6 +679,37 @@ class Service:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _parsed(body: bytes):
+    """parse_frame, with anything it raises but a ContractError refused as malformed (see _opened)."""
+    try:
+        return parse_frame(body)
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise _unreadable(exc) from exc
+
+
+def _opened(frame, secret: str) -> SalesBatch:
+    """open_frame, with anything it raises but a ContractError refused as malformed.
+
+    Decoding is pure (no storage), so whatever else escapes it is a defect met on this
+    input: the message goes to the dead-letter table with its reason, never to a retry
+    loop that ends in the poison queue.
+    """
+    try:
+        return open_frame(frame, secret)
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise _unreadable(exc) from exc
+
+
+def _unreadable(exc: Exception) -> ContractError:
+    log.exception("decoding a queue message raised %s", type(exc).__name__)
+    return ContractError(ErrorCode.MALFORMED_MESSAGE, f"sales batch could not be read ({type(exc).__name__}); "
+                         "keep the dead letter and report it to the developers")
 
 
 def revoked_message(record: BranchRecord) -> str:

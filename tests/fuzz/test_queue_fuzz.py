@@ -10,6 +10,7 @@ import json
 import zlib
 
 import azure.functions as func
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +112,40 @@ def test_no_generated_queue_message_escapes_as_an_exception_and_every_refusal_is
     # Deep enough: generated batches were applied, found to be duplicates, or caught as clones.
     assert outcomes.get("applied", 0) > 20 and outcomes.get("malformed_message", 0) > 100, outcomes
     assert outcomes.get("applied", 0) + outcomes.get("duplicate", 0) + outcomes.get("cloned_till", 0) > 100, outcomes
+
+
+@pytest.mark.parametrize("field", ["sent_at", "recorded_at"])
+def test_an_authentic_message_with_an_extreme_utc_offset_is_dead_lettered_with_its_reason(world, field):
+    _, apply_sales = app_functions()
+    batch = {"v": 1, "branch": world.branch, "sent_at": "2026-11-28T07:00:00Z",
+             "sales": [{**_sale(4), "recorded_at": "2026-11-28T06:00:00Z"}]}
+    if field == "sent_at":
+        batch["sent_at"] = "9999-12-31T23:59:59-23:59"
+    else:
+        batch["sales"][0]["recorded_at"] = "0001-01-01T00:00:00+23:59"
+    apply_sales(func.QueueMessage(id="offset", body=frame(world.branch, world.secret, zlib.compress(json.dumps(batch).encode()))))
+    [letter] = [args[0] for name, args, _ in world.store.take() if name == "add_dead_letter"]
+    assert letter.code == str(ErrorCode.MALFORMED_MESSAGE) and field in letter.reason and "9999" in letter.reason
+
+
+def test_a_defect_met_while_decoding_a_message_dead_letters_it_instead_of_retrying(world, monkeypatch):
+    # Decoding is pure: whatever it raises is about this input. No real input is known to do
+    # this any more (that is the point), so the decoder is replaced to stand for the next defect.
+    import cloud.service
+
+    def broken(frame, secret):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(cloud.service, "open_frame", broken)
+    _, apply_sales = app_functions()
+    body = frame(world.branch, world.secret, zlib.compress(json.dumps(
+        {"v": 1, "branch": world.branch, "sent_at": "2026-11-28T07:00:00Z", "sales": [_sale(4)]}).encode()))
+    apply_sales(func.QueueMessage(id="defect", body=body))  # must not raise
+    [letter] = [args[0] for name, args, _ in world.store.take() if name == "add_dead_letter"]
+    assert letter.code == str(ErrorCode.MALFORMED_MESSAGE) and "RecursionError" in letter.reason
+
+
+def _sale(seq: int) -> dict:
+    line = {"sku": "RICE-5KG", "name": "x", "qty": "1", "unit_price": 100, "list_price": 100, "line_total": 100}
+    return {"seq": seq, "sale_id": f"{seq:032x}", "kind": "sale", "recorded_at": "2026-11-28T06:00:00Z",
+            "lines": [line], "payment": {"method": "cash", "amount": 100}, "total": 100}
