@@ -157,7 +157,7 @@ def compile_route(template: str) -> re.Pattern:
         star, name, optional = m.groups()
         body = rf"(?P<{name}>.+)" if star else rf"(?P<{name}>[^/]+)"
         regex += rf"(?:/{body})?" if optional else "/" + body
-    return re.compile("^" + regex + "/?$", re.IGNORECASE)
+    return re.compile(regex + r"/?\Z", re.IGNORECASE)  # \Z: "$" would also match before a final newline
 
 
 def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunction]]:

@@ -17,7 +17,8 @@ from . import limits
 from .money import line_total, parse_quantity
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,%d}$" % (limits.BRANCH_NAME_MAX_CHARS - 1))
+# Use fullmatch: with match, a trailing "$" also accepts a name ending in a newline.
+BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (limits.BRANCH_NAME_MAX_CHARS - 1))
 
 
 def _no_control(value: str) -> str:
@@ -64,7 +65,7 @@ def _qty(value: Decimal) -> Decimal:
 
 
 def _branch(value: str) -> str:
-    if not BRANCH_RE.match(value):
+    if not BRANCH_RE.fullmatch(value):
         raise ValueError(
             f"branch name must be 1-{limits.BRANCH_NAME_MAX_CHARS} letters, digits, '-' or '_', starting with a letter or digit"
         )

@@ -180,7 +180,7 @@ class Service:
 
     def authenticate(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes) -> BranchRecord:
         name = headers.get(HEADER_BRANCH) or ""
-        if not BRANCH_RE.match(name):
+        if not BRANCH_RE.fullmatch(name):
             raise ContractError(ErrorCode.UNAUTHENTICATED, "request names no branch (X-Branchsync-Branch): enroll this branch and sync with branchsync")
         record = self.store.get_branch(name)
         if record is None or not record.enrolled or not record.secret:
@@ -432,7 +432,7 @@ class Service:
 
     def _settle_refusal(self, letter: DeadLetter) -> None:
         """Head office dealt with the dead letter its branch's till is told about: stop telling it."""
-        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.match(letter.branch) else None
+        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.fullmatch(letter.branch) else None
         if record is not None and record.last_refusal and record.last_refusal_letter == letter.id:
             try:
                 self.store.merge_branch(record.name, last_refusal="")
@@ -488,7 +488,7 @@ class Service:
         return answer
 
     def _branch(self, name: str) -> BranchRecord:
-        if not BRANCH_RE.match(name or ""):
+        if not BRANCH_RE.fullmatch(name or ""):
             raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(name)} is not a valid branch name")
         record = self.store.get_branch(name)
         if record is None:
@@ -742,7 +742,11 @@ def time_param(name: str, raw: str | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date (2026-11-28) or a time "
                             "with a zone (2026-11-28T06:00:00Z)")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} lies outside the years 1 to 9999 once "
+                            "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
 
 
 def _shown(value: str, limit: int = 40) -> str:
@@ -775,7 +779,7 @@ def _decode_export_token(token: str) -> tuple[str, int, int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         branch, chunk, seq = data["b"], data["c"], data["s"]
-        if not (isinstance(branch, str) and BRANCH_RE.match(branch) and type(chunk) is int and type(seq) is int
+        if not (isinstance(branch, str) and BRANCH_RE.fullmatch(branch) and type(chunk) is int and type(seq) is int
                 and 0 <= chunk <= seq):
             raise ValueError
     except (binascii.Error, ValueError, TypeError, KeyError):
@@ -803,6 +807,6 @@ def describe_message(raw: bytes) -> str:
         data = json.loads(inflater.decompress(frame.compressed, limits.BATCH_MAX_JSON_BYTES))
         seqs = [s["seq"] for s in data["sales"]]
         text += f", {len(seqs)} sales, seq {min(seqs)}-{max(seqs)}"
-    except (zlib.error, ValueError, KeyError, TypeError):
+    except (zlib.error, ValueError, KeyError, TypeError, RecursionError):  # deep nesting exhausts json's recursion
         text += ", body unreadable"
     return text

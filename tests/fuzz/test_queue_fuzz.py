@@ -8,6 +8,7 @@ last_error (and last_refusal), and nothing more (no sales chunk, no watermark).
 
 import json
 import zlib
+from datetime import datetime, timezone
 
 import azure.functions as func
 import pytest
@@ -20,7 +21,7 @@ from shared.errors import ErrorCode
 from shared.models import SalesBatch
 from shared.signing import new_secret
 from tests.fuzz.conftest import app_functions
-from tests.fuzz.strategies import batch_dict, frame, json_bytes, mutated, sale_dict
+from tests.fuzz.strategies import LINE_ENDS, batch_dict, deep_json, extreme_time, frame, json_bytes, mutated, sale_dict
 
 CASES = 2000
 # What a refusal may write on the branch row: its last error, and its refusal for the till to hear of.
@@ -34,6 +35,8 @@ MUST_REJECT = {
     "unknown branch": ErrorCode.UNKNOWN_BRANCH, "oversized": ErrorCode.OVERSIZED_MESSAGE,
     "bomb": ErrorCode.OVERSIZED_MESSAGE, "not zlib": ErrorCode.MALFORMED_MESSAGE, "other branch inside": ErrorCode.FORBIDDEN,
     "too many lines": ErrorCode.MALFORMED_MESSAGE, "too many sales": ErrorCode.MALFORMED_MESSAGE,
+    "deep nesting": ErrorCode.MALFORMED_MESSAGE, "extreme offset": ErrorCode.MALFORMED_MESSAGE,
+    "line end in branch": ErrorCode.MALFORMED_MESSAGE,
 }
 
 
@@ -72,7 +75,30 @@ def queue_cases(world):
         st.tuples(st.just("bomb"), st.just(frame(b, secret, zlib.compress(b" " * (limits.BATCH_MAX_JSON_BYTES + 10), 9)))),
         st.tuples(st.just("too many lines"), st.just(signed(_big_batch(b, 1, limits.SALE_MAX_LINES + 1)))),
         st.tuples(st.just("too many sales"), st.just(signed(_big_batch(b, limits.BATCH_MAX_SALES + 1, 1)))),
+        # Signed with the branch's own secret, so they reach the batch's validation.
+        st.tuples(st.just("deep nesting"), deep_json().map(signed)),
+        st.tuples(st.just("extreme offset"), st.tuples(batch_dict(b), st.sampled_from(["sent_at", "recorded_at"]),
+                                                       extreme_time.filter(_off_the_calendar)).map(
+            lambda t: signed(json.dumps(_with_time(*t)).encode()))),
+        st.tuples(st.just("line end in branch"), st.tuples(batch_dict(b), st.sampled_from(LINE_ENDS)).map(
+            lambda t: signed(json.dumps({**t[0], "branch": b + t[1]}).encode()))),
+        st.tuples(st.just("line end in branch"), st.tuples(batch_dict(b), st.sampled_from(LINE_ENDS)).map(
+            lambda t: frame(b + t[1], secret, zlib.compress(json.dumps(t[0]).encode())))),
     )
+
+
+def _off_the_calendar(moment: str) -> bool:
+    try:
+        datetime.fromisoformat(moment).astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # ValueError: "year 0 is out of range"
+        return True
+    return False
+
+
+def _with_time(batch: dict, field: str, moment: str) -> dict:
+    if field == "sent_at":
+        return {**batch, "sent_at": moment}
+    return {**batch, "sales": [{**batch["sales"][0], "recorded_at": moment}, *batch["sales"][1:]]}
 
 
 def test_no_generated_queue_message_escapes_as_an_exception_and_every_refusal_is_a_dead_letter_alone(world):
