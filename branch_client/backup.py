@@ -4,7 +4,8 @@
 (`sqlite3.Connection.backup`): a consistent copy even while the till records sales or a
 sync runs, WAL included. Copies go to `backups/branchsync-<UTC time>.db` in the data home,
 are checked with PRAGMA integrity_check before they count, and only the newest `keep`
-are kept. The branch secret is not in the database and never in a backup.
+are kept. A copy is switched from WAL to a rollback journal before it is closed, so each
+backup is one self-contained file with no -wal or -shm beside it. The branch secret is not in the database and never in a backup.
 
 `restore` checks the file (a branchsync database of a schema this program knows, intact,
 of the same branch), takes the sync lock, saves the current database as a backup first,
@@ -16,6 +17,8 @@ above it, in the same transaction that stores it (see Store.apply_catalog_page),
 numbers continue from there. No sale number the cloud already has is used again.
 """
 
+import json
+import logging
 import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -25,10 +28,13 @@ from filelock import FileLock, Timeout
 
 from . import paths
 from .errors import BadInput, StoreError, SyncAlreadyRunning
+from .logs import LOGGER_NAME
 from .schema import MIGRATIONS, SCHEMA_VERSION_KEY
 
 BACKUP_DIR = "backups"
 DEFAULT_KEEP = 10
+# The last backup problem, for `doctor`: {at, what: "backup" | "prune", reason}; gone after a clean backup.
+PROBLEM_FILE = "backup-problem.json"
 _NAME = re.compile(r"^branchsync-\d{8}T\d{6}(\d{6})?Z(-[a-z-]+)?\.db$")
 _STAMP = re.compile(r"^branchsync-(\d{8}T\d{6})(\d{6})?Z")
 
@@ -83,16 +89,62 @@ def backup(home: Path, *, keep: int = DEFAULT_KEEP, now: datetime | None = None,
         src, dst = _connect(db, read_only=True), _connect(tmp)
         try:
             src.backup(dst)
+            # The copy comes in WAL mode like the live database; a backup is one self-contained
+            # file, and checking a WAL file read-only would leave -wal and -shm beside it.
+            dst.execute("PRAGMA journal_mode = DELETE")
         finally:
             dst.close()
             src.close()
         _check(tmp)
         tmp.replace(target)
     except (OSError, sqlite3.Error, BadInput) as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"the backup into {folder} failed ({exc}); check the free disk space and try again") from exc
-    prune(home, keep)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the next backup removes it
+            pass
+        problem = StoreError(f"the backup into {folder} failed ({exc}); check the free disk space and try again")
+        record_problem(home, "backup", str(problem), moment)
+        raise problem from exc
+    # The new backup is good whatever happens to the old ones: a file that cannot be deleted
+    # (held open by another program on Windows) is reported, never a failed backup.
+    try:
+        prune(home, keep, now=moment)
+    except StoreError as exc:
+        record_problem(home, "prune", str(exc), moment)
+        logging.getLogger(LOGGER_NAME).warning(f"backup written to {target}, but {exc}")
+    else:
+        clear_problem(home)
     return target
+
+
+def _problem_path(home: Path) -> Path:
+    return Path(home) / PROBLEM_FILE
+
+
+def record_problem(home: Path, what: str, reason: str, now: datetime | None = None) -> None:
+    """Remember the last backup problem for `doctor`; a failure to write it is only logged."""
+    at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+    try:
+        _problem_path(home).write_text(json.dumps({"at": at, "what": what, "reason": reason}, ensure_ascii=False),
+                                       encoding="utf-8")
+    except OSError as exc:
+        logging.getLogger(LOGGER_NAME).warning(f"could not note the backup problem for doctor ({exc})")
+
+
+def clear_problem(home: Path) -> None:
+    try:
+        _problem_path(home).unlink(missing_ok=True)
+    except OSError:  # still there: doctor shows an old problem until the next clean backup
+        pass
+
+
+def last_problem(home: Path) -> dict | None:
+    """The last backup problem ({at, what, reason}), or None; never raises."""
+    try:
+        found = json.loads(_problem_path(home).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and {"at", "what", "reason"} <= found.keys() else None
 
 
 DAILY = timedelta(days=1)
@@ -107,8 +159,12 @@ def taken_at(path: Path) -> datetime | None:
 
 
 def backup_due(existing: list[Path], now: datetime, every: timedelta = DAILY) -> bool:
-    """A new backup is due when the newest one is `every` old, or there is none."""
-    times = [t for t in map(taken_at, existing) if t is not None]
+    """A new backup is due when the newest one taken by `now` is `every` old, or there is none.
+
+    A backup whose name lies in the future was taken while the clock was ahead: it does not
+    count, or no daily backup would be made until real time caught up with its name.
+    """
+    times = [t for t in map(taken_at, existing) if t is not None and t <= now]
     return not times or now - max(times) >= every
 
 
@@ -128,12 +184,34 @@ def backups(home: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
 
 
-def prune(home: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` backups; returns what was deleted."""
-    found = backups(home)
-    gone = found[: max(0, len(found) - max(1, keep))]
-    for path in gone:
-        path.unlink(missing_ok=True)
+def _age_order(found: list[Path], now: datetime) -> list[Path]:
+    """Oldest first; names in the future first of all: a clock that was ahead wrote them, and
+    every backup taken since (named by the right clock) holds newer data."""
+    def key(path: Path):
+        moment = taken_at(path)
+        return (moment is None or moment <= now, moment or datetime.min.replace(tzinfo=timezone.utc), path.name)
+
+    return sorted(found, key=key)
+
+
+def prune(home: Path, keep: int, now: datetime | None = None) -> list[Path]:
+    """Delete all but the newest `keep` backups; returns what was deleted.
+
+    Every old backup is tried; if some cannot be deleted (on Windows: PermissionError while
+    another program holds the file open) StoreError names them once the rest are gone.
+    """
+    found = _age_order(backups(home), (now or datetime.now(timezone.utc)).astimezone(timezone.utc))
+    gone, stuck = [], []
+    for path in found[: max(0, len(found) - max(1, keep))]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            stuck.append(f"{path.name} ({exc.strerror or exc})")
+        else:
+            gone.append(path)
+    if stuck:
+        raise StoreError(f"the old backup {', '.join(stuck)} could not be deleted: another program (a database "
+                         "viewer, an antivirus scan) may have it open; close it and the next backup deletes it")
     return gone
 
 

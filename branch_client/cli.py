@@ -22,7 +22,8 @@ Windows, else the user data directory (see branch_client.paths).
 
 Exit codes:
     0  ok (for `sync`: everything due was pushed)
-    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending
+    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending (also a
+       `sync` that sent the rest but has a sale too large to send: see `doctor`)
     2  bad input (item, price, payment, void number, enrollment code); nothing was stored
     3  this data home is not enrolled
     4  a sync is already running (the second one exits at once)
@@ -261,20 +262,30 @@ def sync(ctx: typer.Context) -> None:
     from .sync import SyncEngine
 
     started = time.monotonic()
+    enrolled = False
     try:
         with _command(ctx) as store:
             identity = store.identity()
+            enrolled = True
             logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
             with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
                 report = SyncEngine(store, client, on_progress=show,
                                     on_secret=lambda s: logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), s)).run()
     finally:
-        # Also when the cloud is down: a till offline for days still gets its daily backup.
-        _daily_backup(Path(ctx.obj))
+        # Also when the cloud is down: a till offline for days still gets its daily backup. Not before
+        # enrollment: a copy of an empty database would only count as the day's backup.
+        if enrolled:
+            _daily_backup(Path(ctx.obj))
     logging.getLogger(logs.LOGGER_NAME).info(logs.sync_line(report, time.monotonic() - started))
     typer.echo(f"sync done: catalog version {report.catalog_version} ({report.entries} changes"
                f"{', full resync' if report.full_resync else ''}), pushed {report.pushed} sales in "
                f"{report.messages} messages, {report.pending} awaiting acknowledgement")
+    if report.unsendable:  # the sales behind it went; this one needs a person
+        for found in report.unsendable:
+            logging.getLogger(logs.LOGGER_NAME).error(f"sync: {found['reason']}")
+            typer.echo(f"error: {found['reason']}; it stays on this PC: run 'branchsync doctor' to see what to do",
+                       err=True)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _daily_backup(home: Path) -> None:
@@ -286,8 +297,13 @@ def _daily_backup(home: Path) -> None:
 
     try:
         made = backups.backup_if_due(home)
-    except StoreError as exc:  # a failed backup is logged and retried by the next sync, never fails a sync
+    except StoreError as exc:  # a failed backup is logged, shown by doctor and retried by the next sync
         logging.getLogger(logs.LOGGER_NAME).warning(f"daily backup failed: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, a backup problem never fails a sync
+        reason = f"daily backup failed: unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+        logging.getLogger(logs.LOGGER_NAME).warning(reason)
+        backups.record_problem(home, "backup", reason)
         return
     if made:
         logging.getLogger(logs.LOGGER_NAME).info(f"daily backup written: {made}")
@@ -339,8 +355,9 @@ def status(
         oldest = store.oldest_unacknowledged(3)
     now = utcnow()
     refusal = info["last_refusal"]
+    unsendable = {u["seq"]: u for u in info["unsendable"]}
     stuck = [explain(r, now, branch=info["branch"], last_error=info["last_error"], resend_after=RESEND_AFTER,
-                     refusal=refusal) for r in oldest]
+                     refusal=refusal, unsendable=unsendable.get(r.sale.seq)) for r in oldest]
     if refusal is not None:
         refusal["says"] = describe_refusal(refusal, info["branch"])
     # The oldest unacknowledged sales, each with why it waits and what happens next.
@@ -366,6 +383,8 @@ def status(
     ]
     if refusal is not None:
         rows.insert(4, ("refused by the cloud", f"[red]{escape(refusal['says'])}[/]"))
+    for found in info["unsendable"]:
+        rows.insert(4, ("cannot be sent", f"[red]{escape(found['reason'])}[/]"))
     for e in stuck:
         rows.append((f"sale {e.seq} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
     for what, value in rows:
@@ -482,6 +501,9 @@ def backup(
 
     logging.getLogger(logs.LOGGER_NAME).info(f"backup written: {made}")
     typer.echo(f"backup written: {made}")
+    problem = backups.last_problem(Path(ctx.obj))
+    if problem and problem["what"] == "prune":  # the backup is good; old ones are left over
+        typer.echo(f"warning: {problem['reason']}", err=True)
 
 
 @app.command()

@@ -90,6 +90,9 @@ class Facts:
     oldest_pending: datetime | None = None
     free_bytes: int | None = None
     refusal: dict | None = None            # the cloud's latest refusal as the last sync stored it (status key)
+    unsendable: list[dict] = field(default_factory=list)  # sales the push set aside as too large (status key)
+    backup_problem: dict | None = None     # the last backup problem {at, what, reason} (branch_client.backup)
+    newest_backup: str | None = None       # file name of the newest backup, if any
     extra: dict = field(default_factory=dict)
 
 
@@ -247,6 +250,37 @@ def check_refusal(f: Facts) -> Finding:
     return Finding(name, Level.FAIL, found, fix)
 
 
+def check_unsendable(f: Facts) -> Finding:
+    name = "sales too large to send"
+    if not f.unsendable:
+        return Finding(name, Level.NA if f.enrolled is False else Level.OK, "none")
+    numbers = ", ".join(str(u["seq"]) for u in f.unsendable)
+    found = "; ".join(u["reason"] for u in f.unsendable[:3]) + (" (and more)" if len(f.unsendable) > 3 else "")
+    return Finding(name, Level.FAIL, found,
+                   f"Nothing is lost: sale {numbers} stays on this PC and the sales after it are sent and counted. "
+                   "Call head office and give them the sale number and its total (see 'branchsync sale list') so "
+                   "they can account for it by hand. New sales this large are refused at the till: split them.")
+
+
+def check_backups(f: Facts) -> Finding:
+    name = "backups"
+    p = f.backup_problem
+    if p is None:
+        if f.newest_backup is None:
+            return Finding(name, Level.NA if f.enrolled is False else Level.OK,
+                           "none yet (every sync makes the day's backup)")
+        return Finding(name, Level.OK, f"newest: {f.newest_backup}")
+    folder = Path(f.home) / "backups"
+    if p["what"] == "prune":
+        return Finding(name, Level.WARN, f"the backup at {p['at']} was written, but {p['reason']}",
+                       f"Close any program that has a file in {folder} open (a database viewer, an antivirus scan), "
+                       "or restart the PC; the next backup deletes the old file. Nothing is lost.")
+    return Finding(name, Level.FAIL, f"the last backup failed at {p['at']}: {p['reason']}",
+                   f"Free space on this drive and check that the till's Windows account may write in {folder}, "
+                   "then run 'branchsync backup'. The sales are safe in the database; only its copy failed, and "
+                   "syncing goes on.")
+
+
 def check_disk(f: Facts) -> Finding:
     name = "free disk space"
     if f.free_bytes is None:
@@ -262,7 +296,7 @@ def check_disk(f: Facts) -> Finding:
 
 CHECKS: list[Callable[[Facts], Finding]] = [
     check_home, check_database, check_enrollment, check_cloud, check_clock, check_task, check_last_sync,
-    check_backlog, check_refusal, check_disk,
+    check_backlog, check_refusal, check_unsendable, check_backups, check_disk,
 ]
 
 
@@ -347,6 +381,17 @@ def free_space(home: Path) -> int | None:
         return None
 
 
+def backup_state(home: Path) -> tuple[dict | None, str | None]:
+    """(the last backup problem, the newest backup's file name); never raises."""
+    from . import backup
+
+    try:
+        found = backup.backups(home)
+    except OSError:
+        found = []
+    return backup.last_problem(home), (found[-1].name if found else None)
+
+
 def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] | None = None,
            task_state: Callable[[], tuple[str, str | None]] = scheduled_task_state) -> Facts:
     """Every fact the checks need; problems are recorded, never raised.
@@ -368,6 +413,7 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
             facts.integrity_problem = " ".join(str(exc).split())
     facts.task, facts.task_problem = task_state()
     facts.free_bytes = free_space(home)
+    facts.backup_problem, facts.newest_backup = backup_state(home)
     if not facts.db_exists:  # doctor never creates a database; without one nothing is enrolled
         facts.enrolled = False
         return facts
@@ -378,6 +424,7 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
             facts.oldest_pending = _utc(store.oldest_pending())
             facts.last_error = info["last_error"]
             facts.refusal = info.get("last_refusal")
+            facts.unsendable = info.get("unsendable") or []
             facts.last_sync_ok = _utc(info.get("last_sync_ok"))
             facts.branch, facts.cloud_url = info["branch"], info["cloud_url"]
             try:

@@ -47,9 +47,15 @@ def describe_refusal(refusal: dict, branch: str | None) -> str:
             f"What to do: {refusal_advice(refusal, branch)}")
 
 
+UNSENDABLE_ADVICE = ("it stays on this PC and the sales after it are sent and counted; tell head office its number "
+                     "and total so they can account for it by hand")
+
+
 def explain(record: SaleRecord, now: datetime, *, branch: str | None, last_error: str | None,
-            resend_after: timedelta, refusal: dict | None = None) -> Explanation:
+            resend_after: timedelta, refusal: dict | None = None, unsendable: dict | None = None) -> Explanation:
     seq = record.sale.seq
+    if unsendable is not None:  # the push set it aside: no sync will ever send it
+        return Explanation(seq, "not sendable", unsendable["reason"], UNSENDABLE_ADVICE)
     if refusal is not None and refusal.get("this_till") is not False:
         return Explanation(seq, record.state.value, f"the cloud refused sales from this till: {refusal['reason']}",
                            f"What to do: {refusal_advice(refusal, branch)}")

@@ -4,22 +4,35 @@ An item on the command line is `SKU=QTY` or `SKU=QTY@PRICE`: QTY is an exact dec
 (weighed goods: `1.250`), PRICE an override in taka with at most 2 decimals. Every
 problem is a `BadSaleInput` that names the item and says what to do; the store calls
 these functions inside its transaction, so a refused sale stores nothing.
+
+A sale must also fit, alone, in one queue message as the push encodes it
+(`shared.encoding.encode_batch`): one that does not could never reach head office, so it
+is refused before it gets a number (`encoded_alone`, `too_large_to_send`).
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from pydantic import ValidationError
 
 from shared import limits
-from shared.models import Payment, PaymentMethod, Product, Sale, SaleKind, SaleLine
+from shared.encoding import encode_batch
+from shared.models import Payment, PaymentMethod, Product, Sale, SaleKind, SaleLine, SalesBatch
 from shared.money import line_total, parse_quantity, parse_taka
 
 from .errors import BadSaleInput
 
 ITEM_HINT = "write items as SKU=QTY or SKU=QTY@PRICE, e.g. RICE-5KG=2 or DAL-1KG=1.5@120.50"
+
+# A new sale is measured framed for the longest branch name and sent at a time with
+# microseconds (the longest spellings), and must leave this much of the message budget
+# spare, so the real push of it alone can never be a few compressed bytes over.
+SEND_MARGIN_CHARS = 256
+_LONGEST_BRANCH = "b" * limits.BRANCH_NAME_MAX_CHARS
+_LONGEST_TIME = datetime(2000, 1, 1, 0, 0, 0, 999_999, tzinfo=timezone.utc)
+_ANY_SECRET = "s" * 43  # the signature is 32 bytes whatever the secret
 
 
 @dataclass(frozen=True)
@@ -104,12 +117,27 @@ def build_lines(items: Sequence[ItemSpec], products: Mapping[str, Product]) -> l
 
 
 def new_sale(seq: int, sale_id: str, recorded_at: datetime, lines: Sequence[SaleLine], method: PaymentMethod) -> Sale:
+    """The sale event; refused when it could never be sent (see `too_large_to_send`)."""
     total = sum(line.line_total for line in lines)
     try:
-        return Sale(seq=seq, sale_id=sale_id, kind=SaleKind.SALE, recorded_at=recorded_at, lines=list(lines),
+        sale = Sale(seq=seq, sale_id=sale_id, kind=SaleKind.SALE, recorded_at=recorded_at, lines=list(lines),
                     payment=Payment(method=method, amount=total), total=total)
     except ValidationError as exc:
         raise BadSaleInput(f"the sale cannot be recorded: {_first_error(exc)}") from None
+    if too_large_to_send(sale):
+        raise BadSaleInput(f"this sale of {len(lines)} items is too large to send to head office (its names and "
+                           "items do not fit in one message); nothing was recorded: split it into two sales")
+    return sale
+
+
+def encoded_alone(sale: Sale, branch: str = _LONGEST_BRANCH, sent_at: datetime = _LONGEST_TIME) -> int:
+    """Characters of the queue message that carries `sale` alone, encoded exactly as the push encodes it."""
+    return len(encode_batch(SalesBatch(branch=branch, sent_at=sent_at, sales=[sale]), _ANY_SECRET))
+
+
+def too_large_to_send(sale: Sale) -> bool:
+    """Whether `sale` might not fit, alone, in one queue message, from any branch at any time."""
+    return encoded_alone(sale) > limits.QUEUE_MESSAGE_BUDGET_CHARS - SEND_MARGIN_CHARS
 
 
 def new_void(seq: int, sale_id: str, recorded_at: datetime, voided: Sale) -> Sale:

@@ -11,6 +11,7 @@ take the same number, and a number is only used if its sale is stored with it.
 Reads use a deferred BEGIN and so see one consistent snapshot.
 """
 
+import json
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,6 +44,8 @@ _WRITE = "branchsync_write"
 RESTORED_THROUGH = "restored_through"
 # meta key: JSON of the cloud's latest refusal of this branch's sales (shared.models.Refusal), as the last pull said.
 LAST_REFUSAL = "last_refusal"
+# meta key: JSON list of sales the push set aside because one alone exceeds a queue message.
+UNSENDABLE = "unsendable"
 
 
 class SaleState(StrEnum):
@@ -464,6 +467,16 @@ class Store:
             conn.execute(sqlite_insert(meta).values(key=LAST_REFUSAL, value=value)
                          .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
+    def save_unsendable(self, found: list[dict]) -> None:
+        """Keep the sales the last full push walk could not send ({seq, sale_id, size, reason}); [] clears."""
+        with self._write() as conn:
+            if not found:
+                conn.execute(delete(meta).where(meta.c.key == UNSENDABLE))
+                return
+            value = json.dumps(found, ensure_ascii=False)
+            conn.execute(sqlite_insert(meta).values(key=UNSENDABLE, value=value)
+                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+
     @staticmethod
     def _refusal(conn: Connection, stored: str | None) -> dict | None:
         """The stored refusal, and whether the refused sale is this till's own (None: cannot tell)."""
@@ -507,6 +520,8 @@ class Store:
             # The cloud's latest refusal of sales sent as this branch: {at, code, reason, seq, sale_id, this_till}.
             "last_refusal": refusal,
             "last_sync_ok": info.get("last_sync_ok"),
+            # Sales kept here that no push can carry (too large for one message): [{seq, sale_id, size, reason}].
+            "unsendable": json.loads(info[UNSENDABLE]) if UNSENDABLE in info else [],
             "restored_through": int(info[RESTORED_THROUGH]) if RESTORED_THROUGH in info else None,
             "pushed_unacked": counts[3],
             "never_pushed": counts[2] - counts[3],

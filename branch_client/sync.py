@@ -9,6 +9,9 @@ States of one engine, and the only transitions it makes:
     PULLING ----------> PUSHING      pack the unacknowledged sales (never pushed, or pushed
                                      longer than 10 minutes ago) into queue messages; mark each
                                      message's sales pushed once the queue has accepted it.
+                                     A sale that does not fit in a message even alone (recorded
+                                     before sale entry refused such sales) is set aside, never
+                                     blocking the ones behind it; the store keeps why (`unsendable`).
     PUSHING ----------> IDLE         done: last_error is cleared, last_sync_ok recorded.
     PULLING, PUSHING -> FAILED       any error: last_error is recorded (one line) and the error
                                      is raised; nothing is lost, unpushed sales stay pending.
@@ -25,7 +28,7 @@ callback so the CLI can draw it; the engine itself prints nothing.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -33,10 +36,10 @@ from filelock import FileLock, Timeout
 
 from shared import limits
 from shared.encoding import pack_sales
-from shared.errors import ContractError
+from shared.errors import ContractError, ErrorCode
 from shared.models import PullAnswer, QueueAccess
 
-from . import paths
+from . import paths, sale_entry
 from .cloud_client import CloudClient
 from .errors import BranchSyncError, CloudBadAnswer, SyncAlreadyRunning
 from .identity import Identity
@@ -81,6 +84,8 @@ class SyncReport:
     pushed: int = 0
     messages: int = 0
     pending: int = 0        # events not yet acknowledged after this sync (pushed or not)
+    # Sales that cannot be sent because one alone exceeds a queue message: {seq, sale_id, size, reason}.
+    unsendable: list[dict] = field(default_factory=list)
 
 
 class SyncEngine:
@@ -207,19 +212,43 @@ class SyncEngine:
         while True:
             todo = self.store.sales_to_push(started, self.resend_after, limit=self.push_chunk, after_seq=after)
             if not todo:
-                return
+                break
             after = todo[-1].seq
-            try:
-                messages = pack_sales(identity.branch, todo, self._secret, self.clock())
-            except ContractError as exc:
-                raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
-            for chunk, text in messages:
+            for chunk, text in self._pack(identity.branch, todo, report):
                 self.client.send(self._fresh_access(), text)
                 self.store.mark_pushed([s.seq for s in chunk], self.clock())
                 report.pushed += len(chunk)
                 report.messages += 1
                 self._emit(SyncState.PUSHING, report.pushed, max(total, report.pushed),
                            f"pushed {report.pushed} of {max(total, report.pushed)} sales")
+        # Every due sale was looked at: what is set aside now is all that is (the list is replaced).
+        self.store.save_unsendable(report.unsendable)
+
+    def _pack(self, branch: str, todo: list, report: SyncReport) -> list:
+        """Queue messages for `todo`; a sale too large for a message alone is set aside into the report."""
+        sent_at = self.clock()
+        try:
+            return pack_sales(branch, todo, self._secret, sent_at)
+        except ContractError as exc:
+            if exc.code != ErrorCode.OVERSIZED_MESSAGE:
+                raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
+            problem = exc
+        budget = limits.QUEUE_MESSAGE_BUDGET_CHARS
+        sizes = {s.seq: sale_entry.encoded_alone(s, branch, sent_at) for s in todo}
+        aside = [s for s in todo if sizes[s.seq] > budget]
+        if not aside:
+            raise BranchSyncError(f"cannot pack sales for the queue: {problem.message}") from problem
+        for sale in aside:
+            report.unsendable.append({
+                "seq": sale.seq, "sale_id": sale.sale_id, "size": sizes[sale.seq],
+                "reason": f"sale {sale.seq} ({len(sale.lines)} items) is {sizes[sale.seq]} characters as a queue "
+                          f"message, more than the {budget} one message can carry, so it cannot be sent"})
+            self._emit(SyncState.PUSHING, report.pushed, None, f"sale {sale.seq} is too large to send: set aside")
+        rest = [s for s in todo if sizes[s.seq] <= budget]
+        try:
+            return pack_sales(branch, rest, self._secret, sent_at) if rest else []
+        except ContractError as exc:
+            raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
 
     def _emit(self, state: SyncState, done: int, total: int | None, message: str) -> None:
         try:

@@ -153,6 +153,8 @@ def main() -> int:
         console.print(f"the price-difference report lists {len(report)} sold lines: {lines[(gone, 'deleted')]} of the "
                       f"deleted {gone}, {lines[(repriced, 'price_differs')]} of the repriced {repriced}, and "
                       f"{overrides} sold at a manager's override price; the sales stay as sold")
+        console.print(f"below, the {lines[(gone, 'deleted')] + lines[(repriced, 'price_differs')]} lines of the two "
+                      "products head office changed; 'branchsync-admin report price-differences' shows every line")
         shown = Table("branch", "sale/line", "sku", "status", "sold at (taka)", "now (taka)", "difference (taka)")
         for r in report:
             if r["sku"] in (repriced, gone):

@@ -6,7 +6,6 @@ admin key comes from BRANCHSYNC_ADMIN_KEY and is never printed.
 Exit codes: 0 ok, 1 the cloud refused or could not be reached, 2 bad input.
 """
 
-import csv
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from shared.money import format_taka
 
 from .admin_client import AdminClient, AdminError
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
+from .spreadsheet import SafeWriter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manage branchsync branches, catalog and sales.")
 branch_app = typer.Typer(no_args_is_help=True, help="Create branches, rotate their secrets, revoke them.")
@@ -127,15 +127,27 @@ def catalog_import(ctx: typer.Context, file: Annotated[Path, typer.Argument(exis
             err.print(f"... and {len(exc.problems) - 50} more")
         err.print("Nothing was imported; fix the rows above and import again.")
         raise typer.Exit(2)
-    first = last = None
+    results = []
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("importing", total=len(products))
         for i in range(0, len(products), IMPORT_CHUNK):
-            result = _run(ctx.obj.import_products, products[i : i + IMPORT_CHUNK])
-            first = first or result.first_version
-            last = result.last_version
-            progress.advance(task, result.written)
-    print(f"imported {len(products)} products (catalog versions {first}..{last})")
+            chunk = products[i : i + IMPORT_CHUNK]
+            results.append(_run(ctx.obj.import_products, chunk))
+            progress.advance(task, len(chunk))
+    print(import_summary(len(products), results))
+
+
+def import_summary(count: int, results: list) -> str:
+    """What an import changed. A chunk with nothing new writes no version (it reports the current one
+    as first and last), so the range is taken from the chunks that wrote."""
+    wrote = [r for r in results if r.written]
+    changed = sum(r.written for r in wrote)
+    if not wrote:
+        at = results[-1].last_version if results else 0
+        return f"imported {count} products: none changed (the catalog stays at version {at})"
+    unchanged = f", {count - changed} unchanged" if count > changed else ""
+    return (f"imported {count} products: {changed} changed (catalog versions {wrote[0].first_version}.."
+            f"{wrote[-1].last_version}){unchanged}")
 
 
 @catalog_app.command("delete")
@@ -201,7 +213,7 @@ def report_price_differences(
         for d in found:
             print(d.model_dump_json())
     elif fmt == ReportFormat.csv:
-        writer = csv.writer(sys.stdout)
+        writer = SafeWriter(sys.stdout)  # names and SKUs came from branches
         writer.writerow(DIFFERENCE_COLUMNS)
         for d in found:
             writer.writerow([d.branch, d.seq, d.line, d.recorded_at.isoformat(), d.sku, d.name, d.qty, d.status,
@@ -261,7 +273,7 @@ def deadletter_discard(ctx: typer.Context, letter_id: Annotated[str, typer.Argum
 
 
 def _csv_writer(out):
-    writer = csv.writer(out)
+    writer = SafeWriter(out)  # sale lines carry names a branch supplied
     writer.writerow(["branch", "seq", "sale_id", "kind", "voids", "recorded_at", "applied_at", "payment",
                      "total_paisa", "lines"])
     return writer
@@ -283,8 +295,9 @@ def _state(b) -> str:
     return "rotation pending" if b.rotation_pending else "enrolled"
 
 
-def _blank(value) -> str:
-    return "" if value is None else str(value)
+def _blank(value):
+    """An empty cell for None; a number stays a number (a negative difference is not a formula)."""
+    return "" if value is None else value
 
 
 def _when(t) -> str:

@@ -42,7 +42,7 @@ def parse_catalog_csv(text: str) -> list[Product]:
         line = reader.line_num
         try:
             product = _product(row)
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, ValidationError, ArithmeticError) as exc:  # a row never stops the file being checked
             problems.append(f"line {line}: {_reason(exc)}")
             continue
         if product.sku in seen:

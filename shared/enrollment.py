@@ -40,7 +40,7 @@ def decode_code(code: str) -> EnrollmentCode:
     body = text[len(PREFIX):]
     try:
         data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # deep nesting: no real code is nested at all
         raise _invalid("it is damaged (not base64url JSON)") from None
     if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token"), str):
         raise _invalid("it lacks the cloud URL or the token")

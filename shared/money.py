@@ -1,13 +1,17 @@
-"""Money and quantities: integer paisa and exact decimals, never floats."""
+"""Money and quantities: integer paisa and exact decimals, never floats.
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+Amounts are read from plain digits only: scientific notation (`1e3`) is refused, and the
+size is checked before any arithmetic, so no text can make the decimal module overflow.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal, DecimalException, InvalidOperation
 
 from .limits import PAISA_MAX, QTY_MAX, QTY_MAX_DECIMALS
 
 PAISA_PER_TAKA = 100
 
 
-def _decimal(text: str, what: str) -> Decimal:
+def _decimal(text: str, what: str, example: str) -> Decimal:
     if isinstance(text, float):
         raise ValueError(f"{what} must be given as text or an integer, not a float")
     try:
@@ -16,20 +20,24 @@ def _decimal(text: str, what: str) -> Decimal:
         raise ValueError(f"{what} {text!r} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"{what} {text!r} is not a finite number")
+    if "e" in str(text).lower():
+        raise ValueError(f"{what} {text!r} is in scientific notation; write it in plain digits, e.g. {example}")
     return value
 
 
 def parse_taka(text: str) -> int:
     """'12.5' -> 1250 paisa. At most 2 decimals, not negative."""
-    value = _decimal(text, "price")
+    value = _decimal(text, "price", "120.50")
     if value < 0:
         raise ValueError(f"price {text!r} is negative")
-    if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):
-        raise ValueError(f"price {text!r} has more than 2 decimals (paisa is the smallest unit)")
-    paisa = int(value * PAISA_PER_TAKA)
-    if paisa > PAISA_MAX:
+    if value > Decimal(PAISA_MAX) / PAISA_PER_TAKA:
         raise ValueError(f"price {text!r} is too large")
-    return paisa
+    try:
+        if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):
+            raise ValueError(f"price {text!r} has more than 2 decimals (paisa is the smallest unit)")
+        return int(value * PAISA_PER_TAKA)
+    except DecimalException:
+        raise ValueError(f"price {text!r} is not a usable number; write it in plain digits, e.g. 12.50") from None
 
 
 def format_taka(paisa: int) -> str:
@@ -41,15 +49,18 @@ def format_taka(paisa: int) -> str:
 
 def parse_quantity(text: str) -> Decimal:
     """'1.250' -> Decimal('1.250'). Positive, at most 3 decimals (grams of a kilo)."""
-    value = _decimal(text, "quantity")
+    value = _decimal(text, "quantity", "1.5")
     if value <= 0:
         raise ValueError(f"quantity {text!r} must be greater than zero")
-    if value.as_tuple().exponent < -QTY_MAX_DECIMALS and value != value.quantize(Decimal(1).scaleb(-QTY_MAX_DECIMALS)):
-        raise ValueError(f"quantity {text!r} has more than {QTY_MAX_DECIMALS} decimals")
     if value > QTY_MAX:
         raise ValueError(f"quantity {text!r} is larger than {QTY_MAX}")
-    # One spelling per amount, so '2', '2.0' and '2.000' sign and compare alike.
-    return Decimal(int(value)) if value == value.to_integral_value() else value.normalize()
+    try:
+        if value.as_tuple().exponent < -QTY_MAX_DECIMALS and value != value.quantize(Decimal(1).scaleb(-QTY_MAX_DECIMALS)):
+            raise ValueError(f"quantity {text!r} has more than {QTY_MAX_DECIMALS} decimals")
+        # One spelling per amount, so '2', '2.0' and '2.000' sign and compare alike.
+        return Decimal(int(value)) if value == value.to_integral_value() else value.normalize()
+    except DecimalException:
+        raise ValueError(f"quantity {text!r} is not a usable number; write it in plain digits, e.g. 1.5") from None
 
 
 def line_total(qty: Decimal, unit_price: int) -> int:

@@ -197,3 +197,45 @@ class FakeCloud:
         return Identity(branch=self.branch, cloud_url="https://cloud.example", secret=self.secret)
 
 
+
+
+def bulky_products(count: int = limits.SALE_MAX_LINES, seed: int = 7) -> list[Product]:
+    """Products with the longest allowed SKUs and names, mixed Bangla and Latin letters that compress poorly.
+
+    A sale of all 200 of them does not fit in a queue message even alone.
+    """
+    import random
+
+    rnd = random.Random(seed)
+    letters = [chr(c) for c in range(0x985, 0x9BA)] + [chr(c) for c in range(0x21, 0x7F)]
+    return [Product(sku=f"B{i:03d}-" + "".join(rnd.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(limits.SKU_MAX_CHARS - 5)),
+                    name="".join(rnd.choice(letters) for _ in range(limits.NAME_MAX_CHARS)), price=100 + i)
+            for i in range(count)]
+
+
+def bulky_sale(seq: int, recorded_at: datetime | None = None) -> Sale:
+    """A valid sale of every bulky product, as an older branchsync recorded it: too large to send."""
+    from decimal import Decimal
+
+    from shared.models import Payment, SaleLine
+
+    lines = [SaleLine(sku=p.sku, name=p.name, qty=Decimal(1), unit_price=p.price, list_price=p.price,
+                      line_total=p.price) for p in bulky_products()]
+    total = sum(line.line_total for line in lines)
+    return Sale(seq=seq, sale_id=secrets.token_hex(16), kind="sale", recorded_at=recorded_at or datetime.now(timezone.utc),
+                lines=lines, payment=Payment(method="cash", amount=total), total=total)
+
+
+def insert_as_an_older_version(store, sale: Sale) -> None:
+    """Store `sale` the way a branchsync from before the size check did: straight into the sales table."""
+    import sqlite3
+
+    from branch_client.store import time_text
+
+    conn = sqlite3.connect(store.path)
+    with conn:
+        conn.execute("INSERT INTO sales (seq, sale_id, kind, voids, recorded_at, total, payment_method, body, push_count) "
+                     "VALUES (?, ?, ?, NULL, ?, ?, ?, ?, 0)",
+                     (sale.seq, sale.sale_id, sale.kind.value, time_text(sale.recorded_at), sale.total,
+                      sale.payment.method.value, sale.model_dump_json()))
+    conn.close()

@@ -1,8 +1,10 @@
 """Backups with SQLite's online backup API, retention, and a restore that never reuses a sale number the cloud has."""
 
+import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,6 +58,15 @@ def test_a_backup_is_a_consistent_copy_in_the_backups_folder(till):
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
     assert not list((till / "backups").glob("*.part"))
+
+
+def test_a_backup_leaves_only_its_own_file_in_the_backups_folder(till):
+    sell(till, 2)
+    made = backup.backup(till, now=T0)
+    again = backup.backup(till, now=T0 + timedelta(seconds=1))
+    assert sorted(p.name for p in (till / "backups").iterdir()) == [made.name, again.name]  # no -wal, -shm
+    assert backup.restore(till, made)["last_seq"] == 2  # and it restores as before
+    assert sorted(p.name for p in (till / "backups").iterdir() if not p.name.endswith(".db")) == []
 
 
 def test_a_backup_holds_no_secret(till, fake_cloud):
@@ -180,6 +191,86 @@ def test_a_backup_is_due_when_the_newest_is_a_day_old_or_there_is_none(tmp_path)
     fresh = [tmp_path / "branchsync-20261128T080000Z-daily.db", tmp_path / "branchsync-20261127T090000123456Z.db"]
     assert not backup.backup_due(fresh, T0)
     assert backup.backup_due(fresh, T0 + timedelta(hours=23))
+
+
+def test_a_sync_before_enrollment_makes_no_backup_so_the_first_real_one_is_not_held_back(home, monkeypatch):
+    with Store(home):
+        pass
+    result = run(home, "sync")
+    assert result.exit_code == 3 and backup.backups(home) == []
+    enroll_out_of_reach(home, monkeypatch)
+    assert run(home, "sync").exit_code == 1  # the cloud is out of reach, the day's backup is still made
+    [daily] = backup.backups(home)
+    assert daily.name.endswith("-daily.db")
+
+
+def _unlink_held_open_like_windows(monkeypatch):
+    """Simulate Windows at the file-system seam: deleting a backup that another program (antivirus, a database
+    viewer) holds open raises PermissionError. Linux would delete it, so Path.unlink is replaced for backups only."""
+    real = Path.unlink
+
+    def unlink(self, missing_ok=False):
+        if self.parent.name == "backups" and self.name.endswith(".db"):
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        return real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+
+
+def _old_backups(home, count):
+    for day in range(count):
+        backup.backup(home, now=T0 - timedelta(days=30 - day))
+
+
+def test_an_old_backup_that_cannot_be_deleted_never_fails_a_sync_and_doctor_says_so(till, fake_cloud, monkeypatch):
+    _old_backups(till, backup.DEFAULT_KEEP)
+    _unlink_held_open_like_windows(monkeypatch)
+    monkeypatch.setattr(cli, "client_options", {"transport": httpx.MockTransport(fake_cloud.handler),
+                                                "queue_sender": fake_cloud.send, "backoff": 0})
+    sell(till, 1)
+    result = run(till, "sync")
+    assert result.exit_code == 0, result.output
+    assert sorted(fake_cloud.applied) == [1]
+    assert len(backup.backups(till)) == backup.DEFAULT_KEEP + 1  # the new one is written, the oldest is still there
+    assert "could not be deleted" in (till / "logs" / "branchsync.log").read_text(encoding="utf-8")
+    report = json.loads(run(till, "doctor", "--json").stdout)
+    [found] = [f for f in report["findings"] if f["check"] == "backups"]
+    assert found["level"] == "warn" and "being used by another process" in found["found"]
+    assert "Close any program" in found["fix"]
+
+    monkeypatch.undo()  # the other program let go: the next backup deletes the old file and the problem is gone
+    assert run(till, "backup").exit_code == 0
+    assert len(backup.backups(till)) == backup.DEFAULT_KEEP and backup.last_problem(till) is None
+
+
+def test_a_backup_that_fails_is_noted_for_doctor_and_the_sync_still_succeeds(till, fake_cloud, monkeypatch):
+    (till / "backups").write_text("a file where the folder should be")  # the copy itself cannot be made
+    monkeypatch.setattr(cli, "client_options", {"transport": httpx.MockTransport(fake_cloud.handler),
+                                                "queue_sender": fake_cloud.send, "backoff": 0})
+    assert run(till, "sync").exit_code == 0
+    problem = backup.last_problem(till)
+    assert problem["what"] == "backup" and "failed" in problem["reason"]
+    report = json.loads(run(till, "doctor", "--json").stdout)
+    [found] = [f for f in report["findings"] if f["check"] == "backups"]
+    assert found["level"] == "fail" and "branchsync backup" in found["fix"]
+
+
+def test_a_backup_named_in_the_future_does_not_count_as_recent(tmp_path):
+    ahead = [tmp_path / "branchsync-20271128T090000000000Z-daily.db"]  # written while the clock was a year ahead
+    assert backup.backup_due(ahead, T0)
+    assert not backup.backup_due([*ahead, tmp_path / "branchsync-20261128T080000000000Z-daily.db"], T0)
+
+
+def test_daily_backups_resume_after_the_clock_was_once_ahead_and_survive_the_pruning(till):
+    for day in range(backup.DEFAULT_KEEP):  # ten days of daily backups with the clock a year ahead
+        backup.backup_if_due(till, now=T0 + timedelta(days=365 + day))
+    assert len(backup.backups(till)) == backup.DEFAULT_KEEP
+    made = backup.backup_if_due(till, now=T0)  # the clock is right again
+    assert made is not None and made in backup.backups(till)
+    assert backup.backup_if_due(till, now=T0 + timedelta(hours=1)) is None  # once a day, as before
+    later = backup.backup_if_due(till, now=T0 + timedelta(days=1))
+    assert later is not None and {made, later} <= set(backup.backups(till))
+    assert len(backup.backups(till)) == backup.DEFAULT_KEEP
 
 
 def test_a_sync_makes_the_days_backup_even_with_the_cloud_out_of_reach_and_only_once(home, monkeypatch):

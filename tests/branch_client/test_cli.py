@@ -17,7 +17,7 @@ from branch_client.store import Store
 from shared.enrollment import encode_code
 from shared.models import Refusal
 from tests.branch_client.conftest import enroll_out_of_reach
-from tests.branch_client.fakes import entry, page, product
+from tests.branch_client.fakes import bulky_products, bulky_sale, entry, insert_as_an_older_version, page, product
 
 runner = CliRunner()
 
@@ -63,6 +63,25 @@ def test_a_bad_item_exits_2_with_one_line_and_stores_nothing(shop):
     result = run(shop, "sale", "add", "RICE-5KG=2", "RICE-5KG=1@12.345")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "RICE-5KG=1@12.345" in result.stderr
+    assert _status(shop)["sales_recorded"] == 0
+
+
+def test_a_sale_too_large_to_send_exits_2_saying_to_split_it_and_stores_nothing(shop):
+    bulky = bulky_products()
+    with Store(shop) as store:
+        store.apply_catalog_page(page(*[entry(4 + i, p) for i, p in enumerate(bulky)]), applied_through=0)
+    result = run(shop, "sale", "add", *[f"{p.sku}=1" for p in bulky])
+    assert result.exit_code == 2, result.output
+    assert "too large to send" in result.stderr and "split it into two sales" in result.stderr
+    assert _status(shop)["sales_recorded"] == 0
+    assert run(shop, "sale", "add", *[f"{p.sku}=1" for p in bulky[:100]]).exit_code == 0  # half of it is fine
+
+
+@pytest.mark.parametrize("item", ["SOAP=1@1e10000000", "SOAP=1e10000000", "SOAP=1@1E2"])
+def test_a_price_or_quantity_in_scientific_notation_exits_2_saying_to_write_plain_digits(shop, item):
+    result = run(shop, "sale", "add", item)
+    assert result.exit_code == 2, result.output
+    assert item in result.stderr and "scientific notation" in result.stderr and "plain digits" in result.stderr
     assert _status(shop)["sales_recorded"] == 0
 
 
@@ -144,6 +163,13 @@ def test_a_damaged_enrollment_code_is_bad_input(home):
     assert result.exit_code == 2 and "new code" in result.stderr
 
 
+def test_an_enrollment_code_of_deeply_nested_json_is_refused_as_an_invalid_code(home):
+    import base64
+
+    result = run(home, "enroll", "BSE1." + base64.urlsafe_b64encode(b"[" * 1500).rstrip(b"=").decode())
+    assert result.exit_code == 2 and "enrollment code is not valid" in result.stderr and "new code" in result.stderr
+
+
 def test_a_used_enrollment_code_is_a_cloud_refusal(home, plugged):
     result = run(home, "enroll", encode_code("https://cloud.example", "c" * 24))
     assert result.exit_code == 1 and "enrollment_invalid" in result.stderr
@@ -166,6 +192,28 @@ def test_sync_pulls_and_pushes_and_exits_0(shop, plugged):
     assert result.exit_code == 0, result.output
     assert "pushed 1 sales in 1 messages" in result.stdout and sorted(plugged.applied) == [1]
     assert "SALT" in run(shop, "catalog", "search", "salt").stdout
+
+
+def test_a_sale_an_older_version_recorded_too_large_to_send_never_blocks_the_ones_behind_it(shop, plugged):
+    _enroll_directly(shop, plugged)
+    plugged.put(product("RICE-5KG", 42000), product("DAL-1KG", 14050), product("SOAP", 4500))
+    run(shop, "sale", "add", "SOAP=1")
+    with Store(shop) as store:
+        insert_as_an_older_version(store, bulky_sale(2))
+    run(shop, "sale", "add", "SOAP=2")
+
+    result = run(shop, "sync")
+    assert result.exit_code == 1 and "sale 2 (200 items)" in result.stderr and "cannot be sent" in result.stderr
+    assert sorted(plugged.applied) == [1, 3]
+    assert run(shop, "sync").exit_code == 1  # it keeps saying so, and keeps pushing the others
+    info = _status(shop)
+    assert [u["seq"] for u in info["unsendable"]] == [2]
+    [waiting] = [s for s in info["stuck"] if s["seq"] == 2]
+    assert waiting["state"] == "not sendable" and "tell head office" in waiting["next"]
+    assert "cannot be sent" in run(shop, "status").stdout
+    checked = run(shop, "doctor", "--json")
+    [finding] = [f for f in json.loads(checked.stdout)["findings"] if f["check"] == "sales too large to send"]
+    assert checked.exit_code == 1 and finding["level"] == "fail" and "Call head office" in finding["fix"]
 
 
 def test_sync_with_the_cloud_out_of_reach_exits_1_with_one_line_and_keeps_the_sales(shop, monkeypatch):

@@ -147,6 +147,24 @@ def test_sales_the_cloud_refused_fail_the_till_that_sent_them_and_warn_the_other
     assert finding.fix and ("new branch" in finding.fix or "another PC" in finding.fix)
 
 
+def test_a_sale_too_large_to_send_fails_and_says_nothing_is_lost_and_whom_to_call():
+    assert level(doctor.check_unsendable, healthy()) == Level.OK
+    found = doctor.check_unsendable(healthy(unsendable=[{"seq": 7, "sale_id": "a" * 32, "size": 70000,
+                                                         "reason": "sale 7 (200 items) cannot be sent"}]))
+    assert found.level == Level.FAIL and "sale 7 (200 items)" in found.found
+    assert "Nothing is lost" in found.fix and "head office" in found.fix
+
+
+def test_a_backup_that_failed_needs_action_and_old_backups_left_over_are_a_warning():
+    assert doctor.check_backups(healthy(newest_backup="branchsync-20261128T080000000000Z-daily.db")).level == Level.OK
+    failed = doctor.check_backups(healthy(backup_problem={"at": "2026-11-28T08:00:00+00:00", "what": "backup",
+                                                          "reason": "the backup into /till/backups failed (disk full)"}))
+    assert failed.level == Level.FAIL and "disk full" in failed.found and "branchsync backup" in failed.fix
+    stuck = doctor.check_backups(healthy(backup_problem={"at": "2026-11-28T08:00:00+00:00", "what": "prune",
+                                                         "reason": "the old backup x.db could not be deleted"}))
+    assert stuck.level == Level.WARN and "was written" in stuck.found and "Close any program" in stuck.fix
+
+
 @pytest.mark.parametrize("free, expected", [(50 * 1024 ** 3, Level.OK), (500 * 1024 ** 2, Level.WARN),
                                             (50 * 1024 ** 2, Level.FAIL), (None, Level.WARN)])
 def test_free_disk_space(free, expected):
@@ -241,8 +259,8 @@ def test_doctor_end_to_end_against_the_local_cloud(tmp_path, admin_env, cloud, b
         "data folder writable": "ok", "database integrity": "ok", "enrolled, credentials accepted": "ok",
         "cloud reachable": "ok", "clock": "ok", "scheduled sync task": "n/a" if sys.platform != "win32" else levels[
             "scheduled sync task"], "last successful sync": "ok", "pending sales": "ok",
-        "sales refused by the cloud": "ok",
-        "free disk space": levels["free disk space"],
+        "sales refused by the cloud": "ok", "sales too large to send": "ok",
+        "backups": "ok", "free disk space": levels["free disk space"],
     }
     assert proc.returncode == (1 if report["needs_action"] else 0)
     text = run("branchsync", "--home", home, "doctor", check=False).stdout

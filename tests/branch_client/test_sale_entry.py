@@ -4,9 +4,13 @@ from decimal import Decimal
 import pytest
 
 from branch_client.errors import BadSaleInput
+from branch_client import sale_entry
 from branch_client.sale_entry import ItemSpec, build_lines, new_sale, new_void, parse_item, parse_items, parse_payment
-from shared.models import PaymentMethod, SaleKind
-from tests.branch_client.fakes import product
+from shared import limits
+from shared.encoding import pack_sales
+from shared.errors import ContractError
+from shared.models import Payment, PaymentMethod, Sale, SaleKind
+from tests.branch_client.fakes import bulky_products, product
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
 CATALOG = {
@@ -100,3 +104,31 @@ def test_a_void_cannot_itself_be_voided():
     sale = new_sale(1, "a" * 32, NOW, build_lines(parse_items(["RICE-5KG=1"]), CATALOG), PaymentMethod.CASH)
     with pytest.raises(BadSaleInput, match="itself a void"):
         new_void(3, "c" * 32, NOW, new_void(2, "b" * 32, NOW, sale))
+
+
+# --- a sale must fit in a queue message ---------------------------------------------------------------
+
+
+def _bulky_lines(count: int):
+    found = {p.sku: p for p in bulky_products(count)}
+    return build_lines([ItemSpec(sku, Decimal(1)) for sku in found], found)
+
+
+def test_a_sale_too_large_for_one_queue_message_is_refused_saying_to_split_it():
+    lines = _bulky_lines(limits.SALE_MAX_LINES)
+    with pytest.raises(BadSaleInput, match="too large to send") as refused:
+        new_sale(1, "a" * 32, NOW, lines, PaymentMethod.CASH)
+    assert "split it into two sales" in str(refused.value)
+    # The push could indeed never send it: alone, it is over the message budget.
+    total = sum(line.line_total for line in lines)
+    whole = Sale(seq=1, sale_id="a" * 32, kind=SaleKind.SALE, recorded_at=NOW, lines=lines,
+                 payment=Payment(method=PaymentMethod.CASH, amount=total), total=total)
+    with pytest.raises(ContractError, match="alone does not fit"):
+        pack_sales("dhaka-1", [whole], "k" * 43, NOW)
+
+
+def test_half_of_that_sale_fits_and_is_measured_as_the_push_encodes_it():
+    sale = new_sale(1, "a" * 32, NOW, _bulky_lines(limits.SALE_MAX_LINES // 2), PaymentMethod.CASH)
+    [(_, text)] = pack_sales("dhaka-1", [sale], "k" * 43, NOW)
+    assert sale_entry.encoded_alone(sale, "dhaka-1", NOW) == len(text)
+    assert sale_entry.encoded_alone(sale) < limits.QUEUE_MESSAGE_BUDGET_CHARS - sale_entry.SEND_MARGIN_CHARS

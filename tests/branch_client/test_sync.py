@@ -18,7 +18,7 @@ from branch_client.sale_entry import parse_items
 from branch_client.store import SaleState, Store
 from branch_client.sync import TRANSITIONS, SyncEngine, SyncState
 from shared import limits
-from tests.branch_client.fakes import product
+from tests.branch_client.fakes import bulky_sale, insert_as_an_older_version, product
 
 
 def _engine(store, fake_cloud, **options) -> SyncEngine:
@@ -276,3 +276,27 @@ def test_a_failure_to_save_the_new_secret_loses_nothing_and_the_next_pull_brings
     _engine(enrolled, fake_cloud).run()
     assert enrolled.identity().secret == new == fake_cloud.secret
     assert sorted(fake_cloud.applied) == [1, 2]
+
+
+# --- a sale too large for any message ------------------------------------------------------------------
+
+
+def test_a_sale_too_large_to_send_is_set_aside_with_its_reason_and_the_sales_behind_it_are_pushed(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 1)
+    insert_as_an_older_version(enrolled, bulky_sale(2))  # recorded before sale entry refused such sales
+    _sell(enrolled, 2)
+
+    report = _engine(enrolled, fake_cloud).run()
+    assert sorted(fake_cloud.applied) == [1, 3, 4]
+    assert [u["seq"] for u in report.unsendable] == [2]
+    [kept] = enrolled.status()["unsendable"]
+    assert kept["seq"] == 2 and "cannot be sent" in kept["reason"] and kept["size"] > limits.QUEUE_MESSAGE_BUDGET_CHARS
+    assert enrolled.status()["last_error"] is None  # the sync itself did its work
+
+    _sell(enrolled, 1)
+    again = _engine(enrolled, fake_cloud).run()  # every later sync still pushes, and still says why 2 waits
+    assert 5 in fake_cloud.applied and [u["seq"] for u in again.unsendable] == [2]
+    assert [u["seq"] for u in enrolled.status()["unsendable"]] == [2]
+    assert enrolled.get_sale(2).state == SaleState.PENDING  # kept here, never marked as sent

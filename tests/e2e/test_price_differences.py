@@ -35,3 +35,26 @@ def test_the_admin_report_shows_a_deleted_and_a_repriced_product_sold_offline(tm
     got = list(csv.DictReader(io.StringIO(cli("branchsync-admin", "report", "price-differences", "--branch", branch_name,
                                               "--format", "csv", env=env).stdout)))
     assert [(r["sku"], r["current_paisa"]) for r in got] == [(oil, ""), (dal, "15000")]
+
+
+def test_csv_exports_write_branch_supplied_text_as_text_never_as_a_spreadsheet_formula(tmp_path, admin_env, cloud,
+                                                                                        branch_name):
+    env = {**admin_env, "BRANCHSYNC_URL": cloud.url}
+    sku, name = f"@OIL-{branch_name}", '=HYPERLINK("http://example.invalid","refund")'
+    cli("branchsync-admin", "catalog", "import", write_catalog(tmp_path / "c.csv", [(sku, name, "180", "ltr")]), env=env)
+    home = enrolled_branch(tmp_path, branch_name, env)
+    cli("branchsync", "--home", home, "sync", env=env)
+    cli("branchsync", "--home", home, "sale", "add", f"{sku}=2", env=env)
+    cli("branchsync-admin", "catalog", "import", write_catalog(tmp_path / "d.csv", [(sku, name, "200", "ltr")]), env=env)
+    cli("branchsync", "--home", home, "sync", env=env)
+    wait_applied(branch_name, 1, env)
+
+    [row] = list(csv.DictReader(io.StringIO(cli("branchsync-admin", "report", "price-differences", "--branch",
+                                                branch_name, "--format", "csv", env=env).stdout)))
+    assert row["name"] == "'" + name and row["sku"] == "'" + sku
+    assert row["difference_paisa"] == "-4000" and row["sold_paisa"] == "18000"  # numbers stay numbers
+
+    [sale] = list(csv.reader(io.StringIO(cli("branchsync-admin", "sales", "export", "--branch", branch_name,
+                                             "--format", "csv", env=env).stdout)))[1:]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in sale)
+    assert json.loads(sale[-1])[0]["name"] == name  # the line itself is kept exactly as sold

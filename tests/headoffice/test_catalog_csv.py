@@ -31,3 +31,26 @@ def test_a_file_missing_required_columns_says_which():
 def test_unknown_columns_are_refused_rather_than_ignored():
     with pytest.raises(CatalogCsvError, match="colour"):
         parse_catalog_csv("sku,name,price,colour\nA,b,1,red\n")
+
+
+def test_a_price_in_scientific_notation_is_a_bad_row_with_its_line_even_when_it_would_overflow():
+    text = "sku,name,price\nA,ok,1.00\nB,huge,1e10000000\nC,long,11111111111111111111111111111111111111.001\n"
+    with pytest.raises(CatalogCsvError) as exc:
+        parse_catalog_csv(text)
+    first, second = exc.value.problems
+    assert first.startswith("line 3:") and "scientific notation" in first and "plain digits" in first
+    assert second.startswith("line 4:") and "too large" in second
+
+
+def test_the_import_command_reports_such_a_row_and_imports_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from headoffice.admin_cli import app
+
+    bad = tmp_path / "c.csv"
+    bad.write_text("sku,name,price\nB,huge,1e10000000\n", encoding="utf-8")
+    # The file is checked before any call: no cloud is needed, the URL is never reached.
+    result = CliRunner().invoke(app, ["--url", "http://127.0.0.1:9", "catalog", "import", str(bad)],
+                                env={"BRANCHSYNC_ADMIN_KEY": "k", "COLUMNS": "200"})
+    assert result.exit_code == 2, result.exception
+    assert "line 2:" in result.output and "scientific notation" in result.output

@@ -31,6 +31,9 @@ def test_surrounding_whitespace_from_copy_paste_is_ignored():
     # urlsplit raises ValueError on a broken IPv6 host; it once escaped the parser.
     PREFIX + base64.urlsafe_b64encode(json.dumps({"url": "http://[::1", "token": TOKEN}).encode()).decode(),
     PREFIX + "A" * 5000,
+    # Deeply nested JSON that still fits the length limit: it once escaped as a RecursionError.
+    PREFIX + base64.urlsafe_b64encode(b"[" * 1500).rstrip(b"=").decode(),
+    PREFIX + base64.urlsafe_b64encode(b'{"url":' * 200).rstrip(b"=").decode(),
 ])
 def test_a_damaged_or_foreign_code_is_refused_with_advice(code):
     with pytest.raises(ContractError) as err:

@@ -42,3 +42,17 @@ def test_line_total_rounds_half_up_to_a_paisa():
     assert line_total(Decimal("0.333"), 1000) == 333
     assert line_total(Decimal("0.5"), 3) == 2
     assert line_total(Decimal("1.25"), 42000) == 52500
+
+
+@pytest.mark.parametrize("parse, text", [(parse_taka, "1e10000000"), (parse_taka, "1E3"), (parse_taka, "12.5e1"),
+                                         (parse_quantity, "1e-10000000"), (parse_quantity, "2E0")])
+def test_scientific_notation_is_refused_with_a_hint_to_write_plain_digits(parse, text):
+    with pytest.raises(ValueError, match="scientific notation.*plain digits"):
+        parse(text)
+
+
+@pytest.mark.parametrize("parse, text", [(parse_taka, "1" * 40 + ".001"), (parse_taka, "9" * 400),
+                                         (parse_quantity, "1" * 40 + ".0001")])
+def test_amounts_far_too_large_are_refused_as_values_not_arithmetic_errors(parse, text):
+    with pytest.raises(ValueError, match="too large|larger than"):
+        parse(text)
