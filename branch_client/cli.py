@@ -173,7 +173,14 @@ def enroll(
             raise AlreadyEnrolled(
                 f"this home holds {status['sales_recorded']} sales of branch {status['branch']} and the code is for "
                 f"branch {answer.branch}; enroll {answer.branch} in its own home (--home DIR) with a new code")
+        # Windows: only SYSTEM, Administrators and this account may open the folder, before the secret lands in it.
+        from .permissions import secure_home
+
+        acl_problem = secure_home(Path(ctx.obj))
         store.save_identity(Identity(branch=answer.branch, cloud_url=parsed.url, secret=answer.secret))
+    if acl_problem:
+        typer.echo(f"warning: could not restrict who may open {ctx.obj} ({acl_problem}); "
+                   "run 'branchsync doctor' for the command that does it", err=True)
     import logging
 
     from . import logs
@@ -681,6 +688,12 @@ def _local(moment: datetime) -> str:
 
 
 def main() -> None:
+    from .onefile import keep_with_bootloader
+    from .output import make_text_safe, use_system_trust
+
+    keep_with_bootloader()  # the one-file executable's Python process ends with its bootloader
+    make_text_safe()  # Bangla on a pipe or a non-UTF-8 console never fails (see branch_client.output)
+    use_system_trust()  # the sales queue's SDK, too, trusts the Windows certificate store
     app(prog_name="branchsync")
 
 

@@ -13,6 +13,7 @@ mapped to the tree in `branch_client.errors`:
 - an answer that does not fit the contract       -> CloudBadAnswer.
 """
 
+import ssl
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -38,6 +39,35 @@ BACKOFF = 0.5  # seconds; waits 0.5, 1, 2, ... between attempts
 QueueSender = Callable[[str, str, str], None]
 
 
+def tls_context() -> ssl.SSLContext:
+    """Verify the cloud's certificate against what the operating system trusts.
+
+    The `truststore` package asks the Windows certificate store (CertGetCertificateChain;
+    the macOS keychain, OpenSSL's default paths on Linux, where SSL_CERT_FILE and
+    SSL_CERT_DIR count). A shop whose antivirus or proxy inspects HTTPS installs its root
+    there, and certifi's bundle would refuse every sync through it. Without truststore
+    (it needs Python 3.10+ and a standard ssl module), certifi's bundle is the fallback.
+    """
+    try:
+        import truststore
+    except ImportError:  # pragma: no cover - truststore is a dependency; kept for odd builds
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure under an httpx error, if that is what it is."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class _ServerTrouble(Exception):
     """A 5xx or 429 answer: worth another try."""
 
@@ -47,6 +77,8 @@ class _ServerTrouble(Exception):
 
 
 def _transient(exc: BaseException) -> bool:
+    if _untrusted_certificate(exc) is not None:  # the same certificate comes back on every try
+        return False
     if isinstance(exc, (httpx.TransportError, _ServerTrouble)):
         return True
     try:
@@ -91,6 +123,7 @@ class CloudClient:
         self.branch = branch
         self._secret = secret
         self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
+                                  verify=tls_context() if transport is None else True,
                                   headers={"User-Agent": "branchsync-branch"})
         self._queue_sender = queue_sender or azure_queue_sender
         self._attempts = max(1, attempts)
@@ -171,6 +204,13 @@ class CloudClient:
             raise CloudUnreachable(f"the cloud at {self._host()} did not answer in time ({type(exc).__name__}); "
                                    "check the internet connection and sync again; sales stay pending") from exc
         except httpx.TransportError as exc:
+            untrusted = _untrusted_certificate(exc)
+            if untrusted is not None:
+                raise CloudUnreachable(
+                    f"the cloud at {self._host()} presented a certificate this PC does not trust "
+                    f"({untrusted.verify_message or untrusted.reason}); if the shop's antivirus or proxy inspects HTTPS, "
+                    "its root certificate must be in the Windows certificate store (ask whoever installed it); "
+                    "sales stay pending") from exc
             raise CloudUnreachable(f"cannot reach the cloud at {self._host()} ({type(exc).__name__}); "
                                    "check the internet connection and sync again; sales stay pending") from exc
         except _ServerTrouble as exc:

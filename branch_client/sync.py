@@ -22,8 +22,9 @@ engine stores it (atomically replacing the secret file) before it signs anything
 then signs every later request and message with it; the cloud makes it current on the first
 one it sees. A crash before the file is written just means the next pull brings it again.
 
-A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0): a second sync
-raises SyncAlreadyRunning at once instead of waiting. Progress is reported through a
+A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0; branch_client.lock):
+a second sync raises SyncAlreadyRunning at once, naming the process that holds it; a lock
+left by a dead or orphaned process is taken over. Progress is reported through a
 callback so the CLI can draw it; the engine itself prints nothing.
 """
 
@@ -32,17 +33,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from filelock import FileLock, Timeout
-
 from shared import limits
 from shared.encoding import pack_sales
 from shared.errors import ContractError, ErrorCode
 from shared.models import PullAnswer, QueueAccess
 
-from . import paths, sale_entry
+from . import sale_entry
 from .cloud_client import CloudClient
-from .errors import BranchSyncError, CloudBadAnswer, SyncAlreadyRunning
+from .errors import BranchSyncError, CloudBadAnswer
 from .identity import Identity
+from .lock import SyncLock
 from .store import RESEND_AFTER, Store, utcnow
 
 
@@ -108,15 +108,8 @@ class SyncEngine:
         self._access: QueueAccess | None = None
 
     def run(self) -> SyncReport:
-        lock = FileLock(paths.lock_path(self.store.home), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise SyncAlreadyRunning() from None
-        try:
+        with SyncLock(self.store.home, "sync"):
             return self._run()
-        finally:
-            lock.release()
 
     def _move(self, new: SyncState) -> None:
         if new not in TRANSITIONS[self.state]:

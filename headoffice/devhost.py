@@ -569,12 +569,14 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
-            print(f"branchsync-cloud listening on http://{self.config.host}:{self.config.port}", flush=True)
+            scheme = "https" if self.config.ssl_certfile else "http"
+            print(f"branchsync-cloud listening on {scheme}://{self.config.host}:{self.config.port}", flush=True)
 
 
 class DevHost:
     def __init__(self, app_dir: Path = DEFAULT_APP_DIR, host: str = "127.0.0.1", port: int = 7071,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, ssl_certfile: str | None = None,
+                 ssl_keyfile: str | None = None):
         self.app_dir = Path(app_dir)
         self.env = os.environ if env is None else env
         self.config = read_host_json(self.app_dir)
@@ -584,7 +586,9 @@ class DevHost:
         self.timers = TimerScheduler(discover_timers(app), self.env, self.stop_event)
         gateway = HttpGateway(self.http_functions, self.config.route_prefix)
         asgi = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
-        self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None))
+        # HTTPS when given a certificate (the branch's TLS tests), as Azure always serves it.
+        self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None,
+                                             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
         self.pollers = [
             QueuePoller(q, self.config.queues, connection_string(q.connection, self.env), self.stop_event)
             for q in self.queue_functions
@@ -641,11 +645,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as func start)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--app-dir", type=Path, default=DEFAULT_APP_DIR, help="folder holding function_app.py and host.json")
+    parser.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM); needs --ssl-keyfile")
+    parser.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     # The SDKs log every request at INFO; keep our own lines readable.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    DevHost(args.app_dir, args.host, args.port).serve()
+    DevHost(args.app_dir, args.host, args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile).serve()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Offline commands run as they are. Where a command talks to the cloud, the fake c
 plugged in at the client seam (`cli.client_options`), or the cloud is simply not there.
 """
 
+import subprocess
 import json
 from datetime import datetime, timezone
 
@@ -304,3 +305,35 @@ def test_status_explains_each_waiting_sale_and_what_happens_next(shop):
     assert stuck["seq"] == 1 and stuck["state"] == "pending" and "next sync" in stuck["next"]
     human = run(shop, "status").stdout
     assert "sale 1 (pending)" in human and "next:" in human
+
+
+def test_enroll_restricts_the_data_folder_before_the_secret_is_written(home, plugged, monkeypatch):
+    # icacls cannot run here: the recorder stands in for it at the runner seam, as on Windows.
+    from branch_client import permissions
+
+    seen = []
+
+    def record(command):
+        seen.append((command, (home / "secret").exists()))
+        if command[0] == "whoami":
+            return subprocess.CompletedProcess(command, 0, '"shop-pc\\cashier","S-1-5-21-1-2-3-1013"', "")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    real = permissions.secure_home
+    monkeypatch.setattr(permissions, "secure_home", lambda home_dir: real(home_dir, run=record, platform="win32"))
+    plugged.enroll_tokens.add("a" * 24)
+    result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0, result.output
+    grant = permissions.grant_command(str(home), "S-1-5-21-1-2-3-1013")
+    assert (grant, False) in seen  # granted while no secret was on disk yet
+    assert (home / "secret").exists()
+
+
+def test_enroll_still_succeeds_and_warns_when_the_folder_cannot_be_restricted(home, plugged, monkeypatch):
+    from branch_client import permissions
+
+    monkeypatch.setattr(permissions, "secure_home", lambda home_dir: "icacls refused: Access is denied.")
+    plugged.enroll_tokens.add("a" * 24)
+    result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0
+    assert "could not restrict who may open" in result.stderr and "branchsync doctor" in result.stderr
