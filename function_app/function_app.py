@@ -81,6 +81,11 @@ def admin_import_catalog(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.import_catalog(parse_body(req, CatalogImport)), admin=True)
 
 
+@app.route(route="manage/catalog/compact", methods=["POST"])
+def admin_compact_catalog(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.compact_catalog(), admin=True)
+
+
 @app.route(route="manage/catalog/{sku}", methods=["DELETE"])
 def admin_delete_sku(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.delete_sku(req.route_params.get("sku", "")), admin=True)
@@ -133,3 +138,15 @@ def apply_sales(msg: func.QueueMessage) -> None:
     outcome = get_service().apply_message(msg.get_body())
     log.info("queue message id=%s outcome=%s branch=%s new=%d applied_through=%d",
              msg.id, outcome.status, outcome.branch, outcome.new_sales, outcome.applied_through)
+
+
+# The schedule is an app setting (NCRONTAB, UTC; docs/deploy.md): the host resolves %...% and
+# refuses to run this function when the setting is missing. The timer's monitor keeps one
+# run per occurrence across instances and catches up a run missed while the app was down.
+@app.timer_trigger(arg_name="timer", schedule="%CATALOG_COMPACT_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def compact_catalog(timer: func.TimerRequest) -> None:
+    # Storage errors raise: the run is logged as failed and the next occurrence tries again.
+    result = get_service().compact_catalog()
+    log.info("catalog compacted on schedule past_due=%s purged=%d entries=%d->%d segments=%d->%d",
+             timer.past_due, result.purged, result.entries_before, result.entries_after,
+             result.segments_before, result.segments_after)

@@ -17,7 +17,8 @@ from . import limits
 from .money import line_total, parse_quantity
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,%d}$" % (limits.BRANCH_NAME_MAX_CHARS - 1))
+# Use fullmatch: with match, a trailing "$" also accepts a name ending in a newline.
+BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (limits.BRANCH_NAME_MAX_CHARS - 1))
 
 
 def _no_control(value: str) -> str:
@@ -53,7 +54,10 @@ def _echo(part, limit: int) -> str:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone (UTC)")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59: pydantic lets only ValueError become a validation error
+        raise ValueError("lies outside the years 1 to 9999 once converted to UTC") from None
 
 
 def _qty(value: Decimal) -> Decimal:
@@ -61,7 +65,7 @@ def _qty(value: Decimal) -> Decimal:
 
 
 def _branch(value: str) -> str:
-    if not BRANCH_RE.match(value):
+    if not BRANCH_RE.fullmatch(value):
         raise ValueError(
             f"branch name must be 1-{limits.BRANCH_NAME_MAX_CHARS} letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -73,6 +77,9 @@ Sku = Annotated[str, Field(min_length=1, max_length=limits.SKU_MAX_CHARS, patter
 BranchName = Annotated[str, AfterValidator(_branch)]
 Paisa = Annotated[int, Field(ge=0, le=limits.PAISA_MAX)]
 SignedPaisa = Annotated[int, Field(ge=-limits.PAISA_MAX * limits.SALE_MAX_LINES, le=limits.PAISA_MAX * limits.SALE_MAX_LINES)]
+# A report figure, not an amount anyone paid: a line (at most PAISA_MAX) less the same quantity
+# at the current price (at most QTY_MAX x PAISA_MAX, about 10**14: still exact in JSON).
+DifferencePaisa = Annotated[int, Field(ge=-limits.QTY_MAX * limits.PAISA_MAX, le=limits.PAISA_MAX)]
 Quantity = Annotated[Decimal, AfterValidator(_qty)]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
@@ -371,6 +378,22 @@ class CatalogWriteResult(Model):
     last_version: int
 
 
+class CatalogCompaction(Model):
+    """What a compaction did: tombstones purged, and the stored segments and entries before and after.
+
+    A fresh pull reads `entries_after` entries: once compacted, one per live product plus
+    the tombstones still newer than some live product.
+    """
+
+    purged: Annotated[int, Field(ge=0)]
+    segments_before: Annotated[int, Field(ge=0)]
+    segments_after: Annotated[int, Field(ge=0)]
+    entries_before: Annotated[int, Field(ge=0)]
+    entries_after: Annotated[int, Field(ge=0)]
+    last_version: Annotated[int, Field(ge=0)]
+    tombstone_horizon: Annotated[int, Field(ge=0)]
+
+
 class AppliedSale(Model):
     branch: BranchName
     sale: Sale
@@ -404,7 +427,7 @@ class PriceDifference(Model):
     current_price: Paisa | None = None   # None: no longer in the catalog
     status: Literal["deleted", "unknown", "price_differs"]
     # line_total minus qty x current_price (positive: sold dearer than the catalog says now).
-    difference: SignedPaisa | None = None
+    difference: DifferencePaisa | None = None
 
 
 class PriceDifferencePage(Model):

@@ -39,6 +39,7 @@ from shared.models import (
     BranchList,
     BranchRevocation,
     BranchRotation,
+    CatalogCompaction,
     CatalogImport,
     CatalogWriteResult,
     EnrollAnswer,
@@ -58,7 +59,9 @@ from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret,
 
 from . import branch_keys, differences, faults, nonces, telemetry
 from .apply import plan_apply
-from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
+from .catalog import (
+    Counter, bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
+)
 from .queue_access import SalesQueue, signer_for
 from .settings import Settings
 from .store import BranchRecord, Conflict, DeadLetter, NotFound, Store
@@ -191,7 +194,7 @@ class Service:
 
     def authenticate(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes) -> BranchRecord:
         name = headers.get(HEADER_BRANCH) or ""
-        if not BRANCH_RE.match(name):
+        if not BRANCH_RE.fullmatch(name):
             raise ContractError(ErrorCode.UNAUTHENTICATED, "request names no branch (X-Branchsync-Branch): enroll this branch and sync with branchsync")
         record = self.store.get_branch(name)
         if record is None or not record.enrolled or not record.secret:
@@ -275,6 +278,9 @@ class Service:
             segments, exhausted = [], True
         else:
             segments, exhausted = self.store.read_catalog(cursor, limit)
+            # And again after: a compaction that purged a tombstone while the segments were read
+            # raised the horizon in the same write, so this read sees it (see catalog.settled).
+            counter = settled(counter, self.store.get_catalog_counter().counter)
         page = build_page(cursor, segments, limit, exhausted, counter)
         push, route = self._push_ways(ways, now)  # before any write: a refusal here stores nothing
         self.store.merge_branch(branch.name, last_pull=now, pending=pending)
@@ -345,7 +351,7 @@ class Service:
         message pushed just before a rotation still applies, and one signed with the pending
         secret promotes it. A revoked branch's genuine messages are refused as such.
         """
-        frame = parse_frame(body)
+        frame = _parsed(body)
         record = self.store.get_branch(frame.branch)
         seen["name"], seen["record"] = frame.branch, record
         if record is None or not record.enrolled or not record.secret:
@@ -357,7 +363,7 @@ class Service:
             raise ContractError(ErrorCode.BRANCH_REVOKED, f"branch {frame.branch} was revoked by head office on "
                                 f"{record.revoked_at:%Y-%m-%d %H:%M} UTC; its messages are not applied (discard this "
                                 "one, or keep it as a record of what the revoked till sent)")
-        batch = open_frame(frame, secret)
+        batch = _opened(frame, secret)
         if secret == record.next_secret:
             self._promote(record, secret)
         return batch
@@ -476,7 +482,7 @@ class Service:
 
     def _settle_refusal(self, letter: DeadLetter) -> None:
         """Head office dealt with the dead letter its branch's till is told about: stop telling it."""
-        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.match(letter.branch) else None
+        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.fullmatch(letter.branch) else None
         if record is not None and record.last_refusal and record.last_refusal_letter == letter.id:
             try:
                 self.store.merge_branch(record.name, last_refusal="")
@@ -532,7 +538,7 @@ class Service:
         return answer
 
     def _branch(self, name: str) -> BranchRecord:
-        if not BRANCH_RE.match(name or ""):
+        if not BRANCH_RE.fullmatch(name or ""):
             raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(name)} is not a valid branch name")
         record = self.store.get_branch(name)
         if record is None:
@@ -603,8 +609,27 @@ class Service:
         index = differences.merged_index(b.entries for b in self.store.get_catalog_index().values())
         wanted = differences.wanted_versions((line.sku for _, _, line in differences.sold_lines(page.sales, moment)), index)
         products = differences.current_products(self.store.scan_catalog(), wanted) if wanted else {}
-        return PriceDifferencePage(differences=differences.price_differences(page.sales, index, products, moment),
-                                   next=page.next)
+        found = differences.price_differences(page.sales, index, products, moment)
+        if found:  # the voids of those sales may come in this page or any later one
+            voided = self._voided({d.branch: d.seq for d in reversed(found)})
+            found = [d for d in found if (d.branch, d.seq) not in voided]
+        return PriceDifferencePage(differences=found, next=page.next)
+
+    def _voided(self, first_seq: Mapping[str, int]) -> set[tuple[str, int]]:
+        """(branch, seq) of the applied sales voided, per branch from `first_seq` on.
+
+        A void comes after the sale it voids, so one read of the branch's applied sales
+        from that seq (its chunk, at most a batch earlier) finds every void of them; only
+        the report's pages that list a difference pay for it.
+        """
+        out: set[tuple[str, int]] = set()
+        for branch, lo in first_seq.items():
+            through = self.store.get_sales_state(branch).apply.applied_through
+            for chunk in self.store.iter_chunks(branch, max(1, lo - limits.BATCH_MAX_SALES + 1)):
+                if chunk.first_seq > through:
+                    break
+                out |= {(branch, seq) for seq in differences.voided_seqs(s for s in chunk.sales if s.seq <= through)}
+        return out
 
     # --- admin: catalog ------------------------------------------------------------------
 
@@ -654,33 +679,87 @@ class Service:
         return CatalogWriteResult(written=1, first_version=version, last_version=version)
 
     def purge_tombstones(self, up_to: int | None = None) -> int:
-        """Drop tombstones older than every live product (and at most `up_to`) and compact; returns how many.
+        """Compact the catalog (see compact_catalog); returns how many tombstones were purged."""
+        return self.compact_catalog(up_to).purged
+
+    def compact_catalog(self, up_to: int | None = None) -> CatalogCompaction:
+        """Drop tombstones older than every live product (and at most `up_to`) and compact.
 
         Segments are rewritten without superseded entries and purged tombstones, and small
         neighbours merged. The horizon rises in the same transaction that drops a
-        tombstone, so a branch is told to resync before it could miss one.
+        tombstone, so a branch is told to resync before it could miss one. Safe to run at
+        any time, alongside pulls, imports and another compaction (every write is
+        ETag-checked on the counter); the timer function runs it nightly.
         """
         limit = 2**53 if up_to is None else up_to
-        purged = horizon = 0
+        purged = 0
+        before: tuple[int, int] | None = None  # (segments, entries) as first read
+        after = (0, 0)
+        counter = Counter()
 
         def attempt() -> None:
-            nonlocal purged, horizon
+            nonlocal purged, before, after, counter
             base = self.store.get_catalog_counter()  # first: a write after it fails the plan's ETag
             buckets = self.store.get_catalog_index()
             segments = list(self.store.scan_catalog())
+            entries = sum(len(seg.rows) for seg in segments)
+            before = before or (len(segments), entries)
             plan = plan_compaction(base.counter, {n: b.entries for n, b in buckets.items()}, segments, limit)
+            rows = {seg.last_version: len(seg.rows) for seg in segments}
+            removed = written = gone = 0
             for txn in plan:
                 base, changed = self.store.commit_catalog(base, txn, buckets)
                 buckets = {**buckets, **changed}
                 purged += txn.purged
-            horizon = base.counter.tombstone_horizon
+                replaced = {*txn.deleted, *(w.segment.last_version for w in txn.rewritten)}
+                removed += sum(rows.pop(k, 0) for k in replaced)
+                written += sum(len(w.segment.rows) for w in txn.rewritten)
+                gone += len(txn.deleted)
+            after = (len(segments) - gone, entries - removed + written)
+            counter = base.counter
 
         _retrying()(attempt)
-        log.info("catalog purge tombstones=%d horizon=%d", purged, horizon)
-        return purged
+        result = CatalogCompaction(purged=purged, segments_before=before[0], segments_after=after[0],
+                                   entries_before=before[1], entries_after=after[1],
+                                   last_version=counter.last_version, tombstone_horizon=counter.tombstone_horizon)
+        log.info("catalog compaction purged=%d segments=%d->%d entries=%d->%d horizon=%d", purged, before[0],
+                 after[0], before[1], after[1], counter.tombstone_horizon,
+                 extra=_dims(event="catalog_compaction", purged=purged, entries=after[1], segments=after[0]))
+        return result
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _parsed(body: bytes):
+    """parse_frame, with anything it raises but a ContractError refused as malformed (see _opened)."""
+    try:
+        return parse_frame(body)
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise _unreadable(exc) from exc
+
+
+def _opened(frame, secret: str) -> SalesBatch:
+    """open_frame, with anything it raises but a ContractError refused as malformed.
+
+    Decoding is pure (no storage), so whatever else escapes it is a defect met on this
+    input: the message goes to the dead-letter table with its reason, never to a retry
+    loop that ends in the poison queue.
+    """
+    try:
+        return open_frame(frame, secret)
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise _unreadable(exc) from exc
+
+
+def _unreadable(exc: Exception) -> ContractError:
+    log.exception("decoding a queue message raised %s", type(exc).__name__)
+    return ContractError(ErrorCode.MALFORMED_MESSAGE, f"sales batch could not be read ({type(exc).__name__}); "
+                         "keep the dead letter and report it to the developers")
 
 
 def revoked_message(record: BranchRecord) -> str:
@@ -713,7 +792,11 @@ def time_param(name: str, raw: str | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date (2026-11-28) or a time "
                             "with a zone (2026-11-28T06:00:00Z)")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} lies outside the years 1 to 9999 once "
+                            "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
 
 
 def _shown(value: str, limit: int = 40) -> str:
@@ -762,7 +845,7 @@ def _decode_export_token(token: str) -> tuple[str, int, int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         branch, chunk, seq = data["b"], data["c"], data["s"]
-        if not (isinstance(branch, str) and BRANCH_RE.match(branch) and type(chunk) is int and type(seq) is int
+        if not (isinstance(branch, str) and BRANCH_RE.fullmatch(branch) and type(chunk) is int and type(seq) is int
                 and 0 <= chunk <= seq):
             raise ValueError
     except (binascii.Error, ValueError, TypeError, KeyError):
@@ -790,6 +873,6 @@ def describe_message(raw: bytes) -> str:
         data = json.loads(inflater.decompress(frame.compressed, limits.BATCH_MAX_JSON_BYTES))
         seqs = [s["seq"] for s in data["sales"]]
         text += f", {len(seqs)} sales, seq {min(seqs)}-{max(seqs)}"
-    except (zlib.error, ValueError, KeyError, TypeError):
+    except (zlib.error, ValueError, KeyError, TypeError, RecursionError):  # deep nesting exhausts json's recursion
         text += ", body unreadable"
     return text

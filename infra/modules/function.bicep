@@ -45,6 +45,9 @@ param zoneRedundant bool = false
 @description('BRANCHSYNC_PUSH_MODE: how branches push (queue SAS, or the POST /api/push route).')
 param pushMode string = 'queue'
 
+@description('CATALOG_COMPACT_SCHEDULE: when the catalog compaction runs (NCRONTAB with seconds, UTC).')
+param catalogCompactSchedule string = '0 30 2 * * *'
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions; set zoneRedundant=true where the region offers it
   name: planName
@@ -108,6 +111,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         { name: 'BRANCHSYNC_ADMIN_KEY', value: '@Microsoft.KeyVault(SecretUri=${adminKeySecretUri})' }
         { name: 'BRANCHSYNC_PUSH_MODE', value: pushMode }
+        // The compaction timer's schedule (function compact_catalog reads %CATALOG_COMPACT_SCHEDULE%).
+        { name: 'CATALOG_COMPACT_SCHEDULE', value: catalogCompactSchedule }
       ]
     }
     functionAppConfig: {

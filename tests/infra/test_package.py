@@ -23,6 +23,7 @@ EXPECTED_ROUTES = {
     ("health", "GET"), ("enroll", "POST"), ("pull", "GET"), ("push", "POST"),
     ("manage/branches", "POST"), ("manage/branches", "GET"), ("manage/catalog", "POST"),
     ("manage/catalog/{sku}", "DELETE"), ("manage/sales", "GET"), ("manage/reports/price-differences", "GET"),
+    ("manage/catalog/compact", "POST"),
 }
 
 # Runs inside the package's own virtual environment, with only the unpacked folder on sys.path
@@ -36,7 +37,8 @@ for f in function_app.app.get_functions():
     t = f.get_trigger().get_dict_repr()
     out.append({"name": f.get_function_name(), "type": t["type"], "route": t.get("route"),
                 "methods": [str(m) for m in t.get("methods") or []], "queue": t.get("queueName"),
-                "connection": t.get("connection"), "shared_from": sys.modules["shared"].__file__})
+                "connection": t.get("connection"), "schedule": t.get("schedule"),
+                "shared_from": sys.modules["shared"].__file__})
 print(json.dumps(out))
 """
 
@@ -156,3 +158,5 @@ def test_unpacked_package_installs_and_registers_every_function(package, tmp_pat
     assert EXPECTED_ROUTES <= http
     queue = [f for f in functions if f["type"] == "queueTrigger"]
     assert [(f["name"], f["queue"], f["connection"]) for f in queue] == [("apply_sales", "sales", "AzureWebJobsStorage")]
+    timers = [(f["name"], f["schedule"]) for f in functions if f["type"] == "timerTrigger"]
+    assert timers == [("compact_catalog", "%CATALOG_COMPACT_SCHEDULE%")]
