@@ -54,8 +54,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="session")
 def browser():
     """One headless chromium for the run (Playwright's sync API allows one instance per thread)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # The page answers in milliseconds, but these machines are shared: a waiting assertion
+    # allows 15 s (Playwright's default is 5 s) so a busy core does not fail a right page.
+    expect.set_options(timeout=15_000)
     assert Path(CHROMIUM).exists(), "chromium is missing: run 'make browser-deps' (apt-get install chromium fonts-beng-extra)"
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
