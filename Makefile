@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench faults exe package clean
+.PHONY: setup demo test bench bench-peers faults exe package clean browser-deps screenshots
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -23,11 +23,30 @@ $(NODE_STAMP): package.json package-lock.json
 demo: setup
 	$(PY) -m demo.demo
 
-test: setup
+test: setup browser-deps
 	$(PY) -m pytest -q
+
+# The till's browser tests drive Debian's chromium (Playwright cannot download its own here)
+# and need a Bangla font; installed with apt only when missing (as root in CI, else with sudo).
+BENGALI_FONT := /usr/share/fonts/truetype/fonts-beng-extra/Mukti.ttf
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -e $(BENGALI_FONT) ]; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-beng-extra; \
+	fi
+
+# PNGs of the till (mid-sale, payment, 80 mm receipt) in docs/img/, through the same browser.
+screenshots: setup browser-deps
+	$(PY) -m demo.till_screenshots
 
 bench: setup
 	$(PY) -m bench.bench
+
+# branchsync beside tuned PouchDB replication (pinned in package.json), over loopback and a
+# shaped link; prints one table. `$(PY) -m bench.peers --help` for sizes and link settings.
+bench-peers: setup
+	$(PY) -m bench.peers
 
 # The fault-injection suite at full trial counts; prints the reliability table.
 faults: setup
@@ -42,4 +61,4 @@ package: setup
 	$(PY) packaging/functions/build_package.py
 
 clean:
-	rm -rf $(VENV) node_modules .demo .bench build dist
+	rm -rf $(VENV) node_modules .demo .bench .bench-peers build dist

@@ -6,6 +6,9 @@
 2. A 100,000-product initial pull by a fresh branch: seconds and bytes per product.
 3. `sale add` latency with 100,000 sales stored: p50 and p99 of the store call, and of
    the whole `branchsync sale add` process.
+4. Till search over 100,000 products (the FTS5 trigram index): p50 and p99 of
+   `Store.search_products` per kind of query, and of the till's scan lookup
+   (`Store.find_by_code`); `--only-search` runs just this one, without Azurite.
 
 Everything runs on local stand-ins (Azurite, the dev host) on loopback ports and is
 stopped at the end. Sizes can be lowered with flags for a quick look.
@@ -165,6 +168,48 @@ def bench_sale_add(work: Path, stored: int, samples: int, process_samples: int) 
     print(f"  whole `branchsync sale add` process: p50 {pct(procs, 50):.0f} ms, p99 {pct(procs, 99):.0f} ms over {process_samples} runs")
 
 
+def bench_search(work: Path, n_products: int, samples: int) -> None:
+    from decimal import Decimal
+
+    from demo.sample_catalog import sample_products
+
+    rows = sample_products(n_products)
+    store = Store(work / "search")
+    started = time.perf_counter()
+    for i in range(0, len(rows), 1000):  # pages as a pull stores them, index kept in the same transaction
+        entries = [CatalogEntry(version=i + j + 1, sku=r["sku"], product=Product(
+            sku=r["sku"], name=r["name"], price=int(Decimal(r["price"]) * 100), barcode=r["barcode"], unit=r["unit"],
+            vat_rate=Decimal(r["vat_rate"]))) for j, r in enumerate(rows[i: i + 1000])]
+        store.apply_catalog_page(CatalogPage(entries=entries, next_cursor=i + len(entries), more=i + 1000 < len(rows)), 0)
+    stored = time.perf_counter() - started
+    some = rows[len(rows) // 3]
+    queries = {
+        "exact barcode": [r["barcode"] for r in rows[:: max(1, len(rows) // samples)]][:samples],
+        "exact SKU, lower case": [r["sku"].lower() for r in rows[7:: max(1, len(rows) // samples)]][:samples],
+        "Bangla word (চাল, ~1/16 of the catalog)": ["চাল"] * samples,
+        "English word typed (Hils, Hilsa)": ["Hils", "Hilsa"] * (samples // 2),
+        "brand (pran, ~1/10 of the catalog)": ["pran"] * samples,
+        "two characters (prefix)": ["চি", "so", "AT"] * (samples // 3),
+        "part of a barcode": [some["barcode"][3:9]] * samples,
+    }
+    print(f"\n## till search over {store.status()['products']:,} products (FTS5 trigram)")
+    print(f"  catalog stored in pages of 1,000 with the index: {stored:.1f} s")
+    for what, qs in queries.items():
+        times = []
+        for q in qs:
+            t = time.perf_counter()
+            store.search_products(q, 12)
+            times.append((time.perf_counter() - t) * 1000)
+        print(f"  {what}: p50 {pct(times, 50):.2f} ms, p99 {pct(times, 99):.2f} ms over {len(times)} queries")
+    times = []
+    for r in rows[:: max(1, len(rows) // samples)][:samples]:
+        t = time.perf_counter()
+        assert store.find_by_code(r["barcode"]) is not None
+        times.append((time.perf_counter() - t) * 1000)
+    print(f"  scan lookup (find_by_code): p50 {pct(times, 50):.2f} ms, p99 {pct(times, 99):.2f} ms over {len(times)} codes")
+    store.close()
+
+
 def pct(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
@@ -176,10 +221,15 @@ def main() -> None:
     parser.add_argument("--stored", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=1_000)
     parser.add_argument("--process-samples", type=int, default=30)
+    parser.add_argument("--search-products", type=int, default=100_000)
+    parser.add_argument("--only-search", action="store_true", help="run only the till search benchmark")
     args = parser.parse_args()
     print(f"branchsync benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, on {machine()}")
     work = ROOT / ".bench"
     shutil.rmtree(work, ignore_errors=True)
+    if args.only_search:
+        bench_search(work, args.search_products, args.samples)
+        return
     azurite = start_azurite(work / "azurite")
     key = uuid.uuid4().hex
     cloud = start_cloud(work / "cloud", azurite.connection_string, key)
@@ -188,6 +238,7 @@ def main() -> None:
         bench_backlog(admin, cloud.log, work, args.sales)
         bench_pull(admin, work, args.products)
         bench_sale_add(work, args.stored, args.samples, args.process_samples)
+        bench_search(work, args.search_products, args.samples)
     finally:
         admin.close()
         cloud.stop()

@@ -265,7 +265,11 @@ _TABLES = ("meta", "products", "sync_state", "generations", "sales")
 def _replace(home: Path, source: Path, staged: Path, found: dict, *, force: bool, keep: int,
              now: datetime | None) -> dict:
     db = paths.db_path(home)
+    from .store import fold
+
     conn = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    # The product search triggers call bs_fold, which every Store connection registers.
+    conn.create_function("bs_fold", 1, fold, deterministic=True)
     try:
         conn.execute("ATTACH DATABASE ? AS staged", (str(staged),))  # not allowed inside a transaction
         # The write lock from here to COMMIT: sale entry waits (or fails visibly), nothing slips in between.

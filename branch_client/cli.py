@@ -5,11 +5,12 @@ with no network at all; only `enroll` and `sync` talk to the cloud.
 
     branchsync [--home DIR] enroll CODE [--force]
     branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE ...] [--payment cash|card|mobile]
-    branchsync [--home DIR] sale void NUMBER
+    branchsync [--home DIR] sale void NUMBER [--reason TEXT]
     branchsync [--home DIR] sale list [--limit N]
     branchsync [--home DIR] sync
     branchsync [--home DIR] status [--json]
     branchsync [--home DIR] catalog search TEXT [--limit N]
+    branchsync [--home DIR] till [--port N] [--no-browser]
     branchsync [--home DIR] doctor [--json]
     branchsync [--home DIR] schedule install [--every 15m] [--principal user|system] [--dry-run] [--xml-file FILE]
     branchsync schedule show|remove [--dry-run]
@@ -173,7 +174,14 @@ def enroll(
             raise AlreadyEnrolled(
                 f"this home holds {status['sales_recorded']} sales of branch {status['branch']} and the code is for "
                 f"branch {answer.branch}; enroll {answer.branch} in its own home (--home DIR) with a new code")
+        # Windows: only SYSTEM, Administrators and this account may open the folder, before the secret lands in it.
+        from .permissions import secure_home
+
+        acl_problem = secure_home(Path(ctx.obj))
         store.save_identity(Identity(branch=answer.branch, cloud_url=parsed.url, secret=answer.secret))
+    if acl_problem:
+        typer.echo(f"warning: could not restrict who may open {ctx.obj} ({acl_problem}); "
+                   "run 'branchsync doctor' for the command that does it", err=True)
     import logging
 
     from . import logs
@@ -208,12 +216,13 @@ def sale_add(
 def sale_void(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="The number of the sale to void, as on the receipt (14, or 2-14).")],
+    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (kept on this PC, shown by 'sale list').")] = None,
 ) -> None:
     """Void a sale: records a void event with minus its total."""
     from shared.money import format_taka
 
     with _command(ctx) as store:
-        void = store.void(number)
+        void = store.void(number, reason=" ".join(reason.split()) or None if reason else None)
     typer.echo(f"sale {number.strip()} voided by number {void.number}: {format_taka(void.sale.total)} taka")
 
 
@@ -244,6 +253,8 @@ def sale_list(
         sale = rec.sale
         note = f"void of {rec.voids_number}" if sale.voids else (f"voided by {rec.voided_by}" if rec.voided_by else
                                                                  f"{len(sale.lines)} lines")
+        if rec.reason:
+            note += f": {rec.reason}"
         table.add_row(rec.number, _local(sale.recorded_at), sale.kind.value, format_taka(sale.total),
                       sale.payment.method.value, f"[{colours[rec.state]}]{rec.state.value}[/]", escape(note))
     _out().print(table)
@@ -431,6 +442,35 @@ def catalog_search(
         table.add_row(escape(p.sku), escape(p.name), format_taka(p.price), escape(p.unit), escape(p.barcode or "-"),
                       "yes" if p.active else "[red]no[/]")
     _out().print(table)
+
+
+# --- till ------------------------------------------------------------------------------------------
+
+TILL_PORT = 8750
+
+
+@app.command()
+def till(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = TILL_PORT,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open the till window.")] = False,
+) -> None:
+    """Open the till: the cashier's screen, in Edge app mode (works offline). Runs until stopped."""
+    from .till import server
+
+    def announce(url: str) -> None:
+        if sys.stdout is not None:  # None in the windowed executable
+            typer.echo(f"till open at {url} (Ctrl+C to stop)")
+
+    with _command(ctx) as store:
+        try:
+            server.serve(store, port=port, open_browser=not no_browser, client_options=client_options,
+                         announce=announce)
+        except OSError as exc:
+            from .errors import BadInput
+
+            raise BadInput(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); is the till already open? "
+                           "close it, or choose another port with --port") from exc
 
 
 # --- doctor ------------------------------------------------------------------------------------------
@@ -697,6 +737,12 @@ def _local(moment: datetime) -> str:
 
 
 def main() -> None:
+    from .onefile import keep_with_bootloader
+    from .output import make_text_safe, use_system_trust
+
+    keep_with_bootloader()  # the one-file executable's Python process ends with its bootloader
+    make_text_safe()  # Bangla on a pipe or a non-UTF-8 console never fails (see branch_client.output)
+    use_system_trust()  # the sales queue's SDK, too, trusts the Windows certificate store
     app(prog_name="branchsync")
 
 

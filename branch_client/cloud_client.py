@@ -1,9 +1,11 @@
 """The branch's one I/O seam to the cloud: signed HTTP calls and the sales queue.
 
 `CloudClient` does three things: `pull` (signed GET /api/pull), `enroll` (POST
-/api/enroll) and `send` (one message onto the sales queue with the SAS from the pull).
-Tests swap the HTTP side with `transport=httpx.MockTransport(...)` and the queue side
-with `queue_sender=...`; nothing else in the branch talks to the network.
+/api/enroll) and `push` (one message, the way the pull said: onto the sales queue with the
+SAS from the pull, or through the cloud's signed POST /api/push when the cloud takes pushes
+that way or the queue cannot be reached from here, e.g. a proxy blocks its host). Tests
+swap the HTTP side with `transport=httpx.MockTransport(...)` and the queue side with
+`queue_sender=...`; nothing else in the branch talks to the network.
 
 Transient failures (connection errors, timeouts, 5xx, throttling) are retried a few times
 with exponential backoff; then, and for every other failure, SDK and httpx errors are
@@ -13,8 +15,12 @@ mapped to the tree in `branch_client.errors`:
 - an answer that does not fit the contract       -> CloudBadAnswer.
 """
 
+import logging
+import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,7 +28,8 @@ from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_none
 
 from shared import limits
-from shared.models import EnrollAnswer, EnrollRequest, ErrorBody, PullAnswer, QueueAccess
+from shared.models import (PUSH_WAYS, EnrollAnswer, EnrollRequest, ErrorBody, PullAnswer, PushAccepted, PushRequest,
+                           PushRoute, QueueAccess)
 from shared.signing import sign_request
 
 from .errors import REFUSALS, BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
@@ -36,6 +43,55 @@ BACKOFF = 0.5  # seconds; waits 0.5, 1, 2, ... between attempts
 
 # (queue_url, sas_token, message text) -> None; raises on failure.
 QueueSender = Callable[[str, str, str], None]
+NEVER = datetime.max.replace(tzinfo=timezone.utc)
+
+log = logging.getLogger("branchsync.cloud_client")
+
+
+@dataclass(frozen=True)
+class PushWay:
+    """How the next message goes to the cloud, from the latest pull answer."""
+
+    queue: QueueAccess | None  # the add-only queue SAS, when the cloud hands one out
+    route: PushRoute | None  # the cloud's push route: the only way without a SAS, else the fallback
+
+    @classmethod
+    def of(cls, answer: PullAnswer) -> "PushWay":
+        return cls(answer.push, answer.push_route)
+
+    @property
+    def expires_at(self) -> datetime:
+        """When a new pull must renew this (the SAS's expiry; the route does not expire)."""
+        return self.queue.expires_at if self.queue is not None else NEVER
+
+
+def tls_context() -> ssl.SSLContext:
+    """Verify the cloud's certificate against what the operating system trusts.
+
+    The `truststore` package asks the Windows certificate store (CertGetCertificateChain;
+    the macOS keychain, OpenSSL's default paths on Linux, where SSL_CERT_FILE and
+    SSL_CERT_DIR count). A shop whose antivirus or proxy inspects HTTPS installs its root
+    there, and certifi's bundle would refuse every sync through it. Without truststore
+    (it needs Python 3.10+ and a standard ssl module), certifi's bundle is the fallback.
+    """
+    try:
+        import truststore
+    except ImportError:  # pragma: no cover - truststore is a dependency; kept for odd builds
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure under an httpx error, if that is what it is."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class _ServerTrouble(Exception):
@@ -47,6 +103,8 @@ class _ServerTrouble(Exception):
 
 
 def _transient(exc: BaseException) -> bool:
+    if _untrusted_certificate(exc) is not None:  # the same certificate comes back on every try
+        return False
     if isinstance(exc, (httpx.TransportError, _ServerTrouble)):
         return True
     try:
@@ -91,11 +149,14 @@ class CloudClient:
         self.branch = branch
         self._secret = secret
         self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
+                                  verify=tls_context() if transport is None else True,
                                   headers={"User-Agent": "branchsync-branch"})
         self._queue_sender = queue_sender or azure_queue_sender
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._clock = clock
+        # Set once the queue failed and the route took over: the rest of this run uses the route.
+        self.queue_blocked: str | None = None
 
     @classmethod
     def for_identity(cls, identity, **options) -> "CloudClient":
@@ -123,7 +184,7 @@ class CloudClient:
             raise ValueError("pull needs the branch name and secret")
         # pending and version let head office see each branch's backlog and release in its logs.
         query = {"cursor": str(int(cursor)), "limit": str(int(limit)), "pending": str(int(pending)),
-                 "version": version()}
+                 "version": version(), "push": ",".join(PUSH_WAYS)}
 
         def attempt() -> httpx.Response:
             request = self._http.build_request("GET", self.url + "/api/pull", params=query)
@@ -150,6 +211,47 @@ class CloudClient:
 
         return self._answer(self._retrying(attempt, _before_request_sent), EnrollAnswer)
 
+    def push(self, way: PushWay, text: str) -> None:
+        """Hand one queue message to the cloud: onto the queue, or through the push route.
+
+        The route is used when the cloud gives no SAS, and as the fallback when the queue
+        fails from here (its host unreachable or refused, say by a proxy). A message the
+        queue took although its answer was lost then arrives twice; the cloud applies once.
+        """
+        if way.queue is None or (self.queue_blocked and way.route is not None):
+            if way.route is None:
+                raise CloudBadAnswer("the cloud named no way to push; install the current branchsync")
+            return self._post_push(way.route, [text])
+        try:
+            self.send(way.queue, text)
+        except (CloudUnreachable, CloudRefused) as exc:
+            if way.route is None:
+                raise
+            self.queue_blocked = str(exc)
+            log.warning("the sales queue failed (%s); pushing through the cloud's push route instead", exc)
+            self._post_push(way.route, [text])
+
+    def _post_push(self, route: PushRoute, texts: list[str]) -> None:
+        if not self.branch or not self._secret:
+            raise ValueError("push needs the branch name and secret")
+        body = PushRequest(messages=texts).model_dump_json().encode()
+        if len(body) > route.max_body_bytes or len(texts) > route.max_messages:
+            raise CloudRefused("oversized_message", f"a push of {len(texts)} messages ({len(body)} bytes) is beyond the "
+                               f"cloud's push route limits; report this to head office", 413)
+
+        def attempt() -> httpx.Response:
+            # Signed afresh each time (a new nonce): a retry after a cut connection is a new request,
+            # and if the cloud had queued the first one the copy is applied once all the same.
+            request = self._http.build_request("POST", self.url + route.path, content=body,
+                                               headers={"Content-Type": "application/json"})
+            request.headers.update(sign_request(self._secret, self.branch, "POST", request.url.path, {}, body,
+                                                self._clock()))
+            return self._checked(self._http.send(request))
+
+        accepted = self._answer(self._retrying(attempt, _transient), PushAccepted)
+        if accepted.accepted != len(texts):
+            raise CloudBadAnswer(f"the cloud took {accepted.accepted} of {len(texts)} messages; sync again")
+
     def send(self, access: QueueAccess, text: str) -> None:
         """Put one message on the sales queue. The cloud ignores copies, so a retry is harmless."""
         try:
@@ -171,6 +273,13 @@ class CloudClient:
             raise CloudUnreachable(f"the cloud at {self._host()} did not answer in time ({type(exc).__name__}); "
                                    "check the internet connection and sync again; sales stay pending") from exc
         except httpx.TransportError as exc:
+            untrusted = _untrusted_certificate(exc)
+            if untrusted is not None:
+                raise CloudUnreachable(
+                    f"the cloud at {self._host()} presented a certificate this PC does not trust "
+                    f"({untrusted.verify_message or untrusted.reason}); if the shop's antivirus or proxy inspects HTTPS, "
+                    "its root certificate must be in the Windows certificate store (ask whoever installed it); "
+                    "sales stay pending") from exc
             raise CloudUnreachable(f"cannot reach the cloud at {self._host()} ({type(exc).__name__}); "
                                    "check the internet connection and sync again; sales stay pending") from exc
         except _ServerTrouble as exc:

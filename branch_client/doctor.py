@@ -328,9 +328,49 @@ def check_disk(f: Facts) -> Finding:
     return Finding(name, Level.OK, found)
 
 
+def check_home_access(f: Facts) -> Finding:
+    """Windows: only SYSTEM, Administrators and the till's account may open the data home (see permissions)."""
+    from . import permissions
+
+    name = "data folder permissions"
+    acl = f.extra.get("acl") or {}
+    if not acl.get("applies"):
+        return Finding(name, Level.NA, "not applicable (Windows access lists only)")
+    if acl.get("problem") or not acl.get("sddl"):
+        return Finding(name, Level.WARN, f"could not read the folder's permissions: {acl.get('problem') or 'unknown'}",
+                       "Run 'branchsync doctor' from the till's Windows account.")
+    problems = permissions.judge_acl(acl["sddl"], acl.get("sid"))
+    command = subprocess.list2cmdline(permissions.grant_command(f.home, acl.get("sid") or "<the till account's SID>"))
+    if problems:
+        return Finding(name, Level.FAIL, f"{f.home}: " + "; ".join(problems),
+                       "Open a command prompt as administrator and run: " + command +
+                       " (it lets only SYSTEM, Administrators and this Windows account open the branch's files).")
+    return Finding(name, Level.OK, f"only SYSTEM, Administrators and {acl.get('account') or acl.get('sid')} "
+                                   "can open it")
+
+
+def check_files_writable(f: Facts) -> Finding:
+    """The existing database, its WAL and shared-memory files, the secret and the log: can THIS account write them?"""
+    name = "branch files writable"
+    files = f.extra.get("files_writable")
+    if files is None:
+        return Finding(name, Level.NA, "not checked")
+    if not files:
+        return Finding(name, Level.NA, "no files yet")
+    blocked = {file: problem for file, problem in files.items() if problem}
+    if blocked:
+        shown = "; ".join(f"{file}: {problem}" for file, problem in sorted(blocked.items()))
+        return Finding(name, Level.FAIL, f"this account cannot write {shown}",
+                       "Another Windows account (an elevated prompt, or the scheduled task as SYSTEM) made these "
+                       "files. Open a command prompt as administrator and reset the folder's permissions (see "
+                       "'data folder permissions'), or run branchsync as the account that owns them.")
+    return Finding(name, Level.OK, ", ".join(sorted(files)))
+
+
 CHECKS: list[Callable[[Facts], Finding]] = [
     check_home, check_database, check_enrollment, check_cloud, check_clock, check_task, check_last_sync,
     check_backlog, check_refusal, check_unsendable, check_backups, check_disk, check_restored,
+    check_home_access, check_files_writable,
 ]
 
 
@@ -379,6 +419,32 @@ def probe_home(home: Path) -> tuple[bool, str | None]:
         return True, None
     except OSError as exc:
         return False, exc.strerror or str(exc)
+
+
+# Files that already exist must be writable by this account, not only the folder: SQLite opens
+# the database read-only (and fails on the first sale) when it cannot write the file or its -wal.
+EXISTING_FILES = [paths.DB_FILE, paths.DB_FILE + "-wal", paths.DB_FILE + "-shm", paths.SECRET_FILE,
+                  "logs/branchsync.log"]
+
+
+def probe_existing_files(home: Path) -> dict[str, str | None]:
+    """{file: None if this account can write it, else why not}, for each of EXISTING_FILES present.
+
+    A real open for writing (no truncation, nothing written, so neither content nor time
+    changes), not only os.access: on Windows os.access looks at the read-only attribute alone.
+    """
+    found: dict[str, str | None] = {}
+    for name in EXISTING_FILES:
+        path = home / name
+        if not path.is_file():
+            continue
+        try:
+            with open(path, "r+b"):
+                pass
+            found[name] = None
+        except OSError as exc:
+            found[name] = exc.strerror or type(exc).__name__
+    return found
 
 
 def integrity_check(db: Path) -> list[str]:
@@ -448,6 +514,11 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
     facts.task, facts.task_problem = task_state()
     facts.free_bytes = free_space(home)
     facts.backup_problem, facts.newest_backup = backup_state(home)
+
+    from . import permissions
+
+    facts.extra["files_writable"] = probe_existing_files(home)
+    facts.extra["acl"] = permissions.inspect_home(home)
     if not facts.db_exists:  # doctor never creates a database; without one nothing is enrolled
         facts.enrolled = False
         return facts

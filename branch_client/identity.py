@@ -14,8 +14,10 @@ working after an upgrade and is protected the next time the secret is written (a
 
 Machine scope rather than the Windows account's: the scheduled sync runs as S4U (no
 password, so no access to the account's DPAPI keys) or as SYSTEM, and must read the
-secret the cashier's account wrote. Local accounts of the same PC are kept out by the
-data home's permissions, not by DPAPI.
+secret the cashier's account wrote. Machine scope lets every account of the PC unseal the
+blob, so local accounts are kept out by the data home's access list, which enrollment sets
+before the secret is written (branch_client.permissions: SYSTEM, Administrators and the
+till's account only): who cannot read the file cannot unseal it.
 """
 
 import base64

@@ -4,7 +4,9 @@ Pure functions, no I/O: `parse_every` turns `--every` into a duration, `task_xml
 the Task Scheduler definition, and `create_command`/`query_command`/`delete_command` give
 the exact `schtasks` command lines. The CLI runs them on Windows and prints them elsewhere.
 
-The task (Task Scheduler schema 1.2, written as UTF-16 for schtasks):
+The task (Task Scheduler schema 1.3, Windows 7 and later, written as UTF-16 for schtasks;
+tests/branch_client validates it against the published schema, whose trigger children are an
+xs:sequence: Enabled, StartBoundary, EndBoundary, Repetition, ExecutionTimeLimit, in that order):
 - a TimeTrigger that starts at `start` and repeats every `--every`, indefinitely;
 - StartWhenAvailable: a start missed while the PC was off runs as soon as it is back;
 - MultipleInstancesPolicy IgnoreNew: a sync still running is never doubled (the sync lock
@@ -30,6 +32,8 @@ from xml.sax.saxutils import escape
 
 TASK_NAME = "branchsync-sync"
 TASK_NS = "http://schemas.microsoft.com/windows/2004/02/mit/task"
+# The version the published schema fixes (taskType's version attribute); every element used here exists in it.
+TASK_VERSION = "1.3"
 SYSTEM_SID = "S-1-5-18"
 DEFAULT_EVERY = "15m"
 EXECUTION_TIME_LIMIT = timedelta(minutes=30)
@@ -98,7 +102,7 @@ def task_xml(program: str, home: str, every: timedelta, start: datetime, *,
     arguments = " ".join(filter(None, [subprocess.list2cmdline(list(extra_args)), action_arguments(home)]))
     start_text = start.replace(tzinfo=None, microsecond=0).isoformat()
     return f"""<?xml version="1.0" encoding="UTF-16"?>
-<Task version="1.2" xmlns="{TASK_NS}">
+<Task version="{TASK_VERSION}" xmlns="{TASK_NS}">
   <RegistrationInfo>
     <Author>branchsync</Author>
     <Description>Syncs this branch with head office: pulls the catalog, pushes new sales (branchsync sync).</Description>
@@ -106,12 +110,12 @@ def task_xml(program: str, home: str, every: timedelta, start: datetime, *,
   </RegistrationInfo>
   <Triggers>
     <TimeTrigger>
+      <Enabled>true</Enabled>
+      <StartBoundary>{start_text}</StartBoundary>
       <Repetition>
         <Interval>{iso_duration(every)}</Interval>
         <StopAtDurationEnd>false</StopAtDurationEnd>
       </Repetition>
-      <StartBoundary>{start_text}</StartBoundary>
-      <Enabled>true</Enabled>
     </TimeTrigger>
   </Triggers>
   <Principals>

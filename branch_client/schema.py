@@ -52,6 +52,21 @@ sales = Table(
     Column("pushed_at", String),
     Column("push_count", Integer, nullable=False, default=0),
     Column("acked_at", String),
+    # The till page's id for one submission: a retried or double-clicked submit finds its sale.
+    Column("client_key", String, unique=True),
+    # Why a void was recorded (kept on this PC; the sales batch does not carry it yet).
+    Column("reason", Text),
+)
+
+# The search keys of each product (NFKC + casefold, see store.fold), kept by triggers on
+# products in the same transaction as every change; an FTS5 trigram index over them.
+product_terms = Table(
+    "product_terms", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sku", String, nullable=False, unique=True),
+    Column("sku_key", Text, nullable=False),
+    Column("code_key", Text, nullable=False),
+    Column("name_key", Text, nullable=False),
 )
 
 sync_state = Table(
@@ -121,7 +136,69 @@ def _v1_initial(conn: Connection) -> None:
         conn.exec_driver_sql(stmt)
 
 
-def _v2_generations(conn: Connection) -> None:
+def _v2_sale_key_and_reason(conn: Connection) -> None:
+    for stmt in (
+        "ALTER TABLE sales ADD COLUMN client_key TEXT",
+        "ALTER TABLE sales ADD COLUMN reason TEXT",
+        "CREATE UNIQUE INDEX sales_client_key ON sales (client_key) WHERE client_key IS NOT NULL",
+    ):
+        conn.exec_driver_sql(stmt)
+
+
+def _v3_product_search(conn: Connection) -> None:
+    """The search index: keys per product (their own table, so the FTS rowid is a stable
+    INTEGER PRIMARY KEY) and an external-content FTS5 trigram table over them.
+
+    The triggers call bs_fold, which every Store connection registers; the index is built
+    here for the catalog already stored.
+    """
+    for stmt in (
+        """CREATE TABLE product_terms (
+            id INTEGER PRIMARY KEY,
+            sku TEXT NOT NULL UNIQUE,
+            sku_key TEXT NOT NULL,
+            code_key TEXT NOT NULL,
+            name_key TEXT NOT NULL
+        )""",
+        "CREATE INDEX product_terms_sku_key ON product_terms (sku_key)",
+        "CREATE INDEX product_terms_code_key ON product_terms (code_key)",
+        "CREATE INDEX product_terms_name_key ON product_terms (name_key)",
+        """CREATE VIRTUAL TABLE product_search USING fts5(
+            sku_key, code_key, name_key, content='product_terms', content_rowid='id',
+            tokenize='trigram case_sensitive 1')""",
+        """CREATE TRIGGER product_terms_ai AFTER INSERT ON product_terms BEGIN
+            INSERT INTO product_search (rowid, sku_key, code_key, name_key)
+            VALUES (new.id, new.sku_key, new.code_key, new.name_key);
+        END""",
+        """CREATE TRIGGER product_terms_ad AFTER DELETE ON product_terms BEGIN
+            INSERT INTO product_search (product_search, rowid, sku_key, code_key, name_key)
+            VALUES ('delete', old.id, old.sku_key, old.code_key, old.name_key);
+        END""",
+        """CREATE TRIGGER product_terms_au AFTER UPDATE ON product_terms BEGIN
+            INSERT INTO product_search (product_search, rowid, sku_key, code_key, name_key)
+            VALUES ('delete', old.id, old.sku_key, old.code_key, old.name_key);
+            INSERT INTO product_search (rowid, sku_key, code_key, name_key)
+            VALUES (new.id, new.sku_key, new.code_key, new.name_key);
+        END""",
+        """CREATE TRIGGER products_search_ai AFTER INSERT ON products BEGIN
+            INSERT INTO product_terms (sku, sku_key, code_key, name_key)
+            VALUES (new.sku, bs_fold(new.sku), coalesce(bs_fold(new.barcode), ''), bs_fold(new.name));
+        END""",
+        """CREATE TRIGGER products_search_ad AFTER DELETE ON products BEGIN
+            DELETE FROM product_terms WHERE sku = old.sku;
+        END""",
+        """CREATE TRIGGER products_search_au AFTER UPDATE OF sku, barcode, name ON products BEGIN
+            UPDATE product_terms SET sku = new.sku, sku_key = bs_fold(new.sku),
+                code_key = coalesce(bs_fold(new.barcode), ''), name_key = bs_fold(new.name)
+            WHERE sku = old.sku;
+        END""",
+        """INSERT INTO product_terms (sku, sku_key, code_key, name_key)
+            SELECT sku, bs_fold(sku), coalesce(bs_fold(barcode), ''), bs_fold(name) FROM products""",
+    ):
+        conn.exec_driver_sql(stmt)
+
+
+def _v4_generations(conn: Connection) -> None:
     """Sales are numbered per generation: (generation, seq) is the key; existing sales are generation 1.
 
     SQLite cannot change a primary key in place, so the table is rebuilt (its foreign key
@@ -143,19 +220,23 @@ def _v2_generations(conn: Connection) -> None:
             pushed_at TEXT,
             push_count INTEGER NOT NULL DEFAULT 0,
             acked_at TEXT,
+            client_key TEXT,
+            reason TEXT,
             PRIMARY KEY (generation, seq),
             FOREIGN KEY (voids_generation, voids) REFERENCES sales_v2 (generation, seq),
             CHECK ((voids IS NULL) = (voids_generation IS NULL))
         )""",
         """INSERT INTO sales_v2 (generation, seq, sale_id, kind, voids_generation, voids, recorded_at, total,
-                                 payment_method, body, pushed_at, push_count, acked_at)
+                                 payment_method, body, pushed_at, push_count, acked_at, client_key, reason)
            SELECT 1, seq, sale_id, kind, CASE WHEN voids IS NULL THEN NULL ELSE 1 END, voids, recorded_at, total,
-                  payment_method, body, pushed_at, push_count, acked_at FROM sales""",
+                  payment_method, body, pushed_at, push_count, acked_at, client_key, reason FROM sales""",
         "DROP TABLE sales",
         "ALTER TABLE sales_v2 RENAME TO sales",
         # A sale is voided at most once.
         "CREATE UNIQUE INDEX sales_one_void ON sales (voids_generation, voids) WHERE voids IS NOT NULL",
         "CREATE INDEX sales_unacked ON sales (generation, seq) WHERE acked_at IS NULL",
+        # The till page's submission id: a retried submit records one sale.
+        "CREATE UNIQUE INDEX sales_client_key ON sales (client_key) WHERE client_key IS NOT NULL",
         """CREATE TABLE generations (
             generation INTEGER PRIMARY KEY CHECK (generation >= 1),
             applied_through INTEGER NOT NULL DEFAULT 0
@@ -170,7 +251,7 @@ def _v2_generations(conn: Connection) -> None:
 
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_generations]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_sale_key_and_reason, _v3_product_search, _v4_generations]
 
 
 def current_version(conn: Connection) -> int:

@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -65,6 +65,7 @@ class SaleRecord:
     acked_at: str | None
     voided_by: str | None  # the printed number of the void that voided this sale
     generation: int = 1
+    reason: str | None = None       # why a void was recorded (local only)
 
     @property
     def number(self) -> str:
@@ -102,10 +103,41 @@ def time_text(moment: datetime) -> str:
 
 
 def fold(value: str | None) -> str | None:
-    """Case- and form-insensitive search key: NFKC then casefold (Bangla has no case, but forms vary)."""
+    """Case- and form-insensitive search key: NFKC, casefold, NFKC again (casefolding can leave a
+    string unnormalised); Bangla has no case, but composed and decomposed forms both occur.
+    Stored keys and queries are folded by this one function."""
     if value is None:
         return None
-    return unicodedata.normalize("NFKC", value).casefold()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+
+
+# Search: queries of fewer characters than a trigram fall back to a prefix match on the keys.
+TRIGRAM = 3
+# A broad query ("rice") matches thousands of products; the ranking looks at this many matches
+# (taken in index order, so the query stops there) after the exact ones. Typing on narrows it.
+SEARCH_WINDOW = 200
+_KEY_END = chr(0x10FFFF)  # above every character, so [key, key + _KEY_END) is "starts with key"
+_EXACT = """SELECT t.sku, t.sku_key, t.name_key FROM product_terms t WHERE t.code_key = :key
+            UNION SELECT t.sku, t.sku_key, t.name_key FROM product_terms t WHERE t.sku_key = :key"""
+_FTS = """SELECT t.sku, t.sku_key, t.name_key FROM product_search f JOIN product_terms t ON t.id = f.rowid
+          WHERE product_search MATCH :match LIMIT :window"""
+_PREFIX = """SELECT t.sku, t.sku_key, t.name_key FROM product_terms t
+             WHERE (t.sku_key >= :key AND t.sku_key < :end) OR (t.code_key >= :key AND t.code_key < :end)
+                OR (t.name_key >= :key AND t.name_key < :end) LIMIT :window"""
+_SEARCH_FTS = text(f"""SELECT p.* FROM (
+        SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
+        UNION
+        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_FTS}) c
+    ) r JOIN products p ON p.sku = r.sku
+    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
+_SEARCH_PREFIX = text(f"""SELECT p.* FROM (
+        SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
+        UNION
+        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_PREFIX}) c
+    ) r JOIN products p ON p.sku = r.sku
+    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
+_BY_CODE = text("""SELECT p.* FROM product_terms t JOIN products p ON p.sku = t.sku
+                   WHERE t.code_key = :key OR t.sku_key = :key ORDER BY t.code_key = :key DESC, p.sku LIMIT 2""")
 
 
 def one_line(text: str) -> str:
@@ -208,35 +240,44 @@ class Store:
     # --- sales -------------------------------------------------------------------------------
 
     def record_sale(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
-                    now: datetime | None = None) -> Sale:
-        return self.record(items, payment, now).sale
+                    now: datetime | None = None, client_key: str | None = None) -> Sale:
+        return self.record(items, payment, now, client_key).sale
 
     def record(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
-               now: datetime | None = None) -> Recorded:
+               now: datetime | None = None, client_key: str | None = None) -> Recorded:
         """Price `items` from the catalog and store the sale under the next number, atomically.
 
         Any problem raises BadSaleInput and stores nothing (the number is not used up). A
         restore holds the database's write lock from its safety copy to its last write, so
         a sale is recorded either before it (and kept in the safety copy) or after it.
+        `client_key` is the submitter's id for this sale (the till page makes one per cart): it is
+        stored with the sale, and a second submission with the same key returns the sale stored
+        by the first instead of recording another one.
         """
         method = sale_entry.parse_payment(payment)
         with self._write() as conn:
+            if client_key is not None:
+                row = conn.execute(select(sales.c.body, sales.c.generation)
+                                   .where(sales.c.client_key == client_key)).first()
+                if row is not None:
+                    return Recorded(Sale.model_validate_json(row.body), row.generation)
             wanted = {item.sku for item in items}
             found = {p.sku: p for p in self._products_by_sku(conn, wanted)}
             lines = sale_entry.build_lines(items, found)
             gen = self._generation(conn)
             sale = sale_entry.new_sale(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), lines, method)
-            self._insert_sale(conn, gen, sale)
+            self._insert_sale(conn, gen, sale, client_key=client_key)
         return Recorded(sale, gen)
 
-    def void_sale(self, number: int | str, now: datetime | None = None) -> Sale:
-        return self.void(number, now).sale
+    def void_sale(self, number: int | str, now: datetime | None = None, reason: str | None = None) -> Sale:
+        return self.void(number, now, reason).sale
 
-    def void(self, number: int | str, now: datetime | None = None) -> Recorded:
+    def void(self, number: int | str, now: datetime | None = None, reason: str | None = None) -> Recorded:
         """Record the void of sale `number` (as printed: 14, 2-14) as a new event of the current generation.
 
         Refused for an unknown, void or already voided number. The cloud checks it again:
         this database may be a restored backup that does not know an earlier void.
+        `reason` is kept with the void on this PC (the sales batch does not carry it yet).
         """
         try:
             target_gen, seq = parse_sale_number(str(number))
@@ -257,7 +298,7 @@ class Store:
             gen = self._generation(conn)
             void = sale_entry.new_void(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), voided,
                                        voided_generation=None if target_gen == gen else target_gen)
-            self._insert_sale(conn, gen, void)
+            self._insert_sale(conn, gen, void, reason=reason)
         return Recorded(void, gen)
 
     @staticmethod
@@ -277,13 +318,15 @@ class Store:
         return last + 1
 
     @staticmethod
-    def _insert_sale(conn: Connection, generation: int, sale: Sale) -> None:
+    def _insert_sale(conn: Connection, generation: int, sale: Sale,
+                     client_key: str | None = None, reason: str | None = None) -> None:
         voids_gen = None if sale.voids is None else (sale.voids_generation or generation)
         conn.execute(insert(sales).values(
             generation=generation, seq=sale.seq, sale_id=sale.sale_id, kind=sale.kind.value,
             voids_generation=voids_gen, voids=sale.voids,
             recorded_at=time_text(sale.recorded_at), total=sale.total, payment_method=sale.payment.method.value,
-            body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None))
+            body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None,
+            client_key=client_key, reason=reason))
 
     def get_sale(self, number: int | str) -> SaleRecord | None:
         """The sale with this printed number (`14` is generation 1, `2-14` generation 2)."""
@@ -311,7 +354,7 @@ class Store:
         order = ((sales.c.generation.asc(), sales.c.seq.asc()) if oldest_first
                  else (sales.c.generation.desc(), sales.c.seq.desc()))
         query = (select(sales.c.generation, sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
-                        voider.c.generation.label("voider_generation"), voider.c.seq.label("voided_by"))
+                        voider.c.generation.label("voider_generation"), voider.c.seq.label("voided_by"), sales.c.reason)
                  .outerjoin(voider, and_(voider.c.voids_generation == sales.c.generation,
                                          voider.c.voids == sales.c.seq))
                  .order_by(*order).limit(limit))
@@ -322,7 +365,7 @@ class Store:
             state = (SaleState.ACKED if row.acked_at else SaleState.PUSHED if row.pushed_at else SaleState.PENDING)
             voided_by = sale_number(row.voider_generation, row.voided_by) if row.voided_by is not None else None
             out.append(SaleRecord(Sale.model_validate_json(row.body), state, row.pushed_at, row.push_count,
-                                  row.acked_at, voided_by, row.generation))
+                                  row.acked_at, voided_by, row.generation, row.reason))
         return out
 
     # --- catalog -----------------------------------------------------------------------------
@@ -344,21 +387,32 @@ class Store:
         return found[0] if found else None
 
     def search_products(self, text: str, limit: int = 20) -> list[Product]:
-        """Products whose SKU, barcode or name contains `text`, ignoring case (works for Bangla).
+        """Products whose SKU, barcode or name contains `text`, ignoring case and Unicode form.
 
-        Exact SKU or barcode matches come first, then SKU prefixes, then the rest by name.
+        Through the FTS5 trigram index (product_search); a query shorter than a trigram
+        matches the start of a SKU, barcode or name instead. Exact SKU or barcode matches come
+        first, then SKU prefixes, then the rest by name; a broad query ranks its first
+        SEARCH_WINDOW matches only, so it answers as fast as a narrow one.
         """
-        key = fold(text.strip()) or ""
+        key = fold(" ".join(text.split())) or ""
         if not key:
             return []
-        sku_f, name_f, code_f = func.bs_fold(products.c.sku), func.bs_fold(products.c.name), func.bs_fold(products.c.barcode)
-        query = (select(products)
-                 .where(or_(func.instr(sku_f, key) > 0, func.instr(name_f, key) > 0, func.instr(code_f, key) > 0))
-                 .order_by(((sku_f == key) | (code_f == key)).desc(), (func.instr(sku_f, key) == 1).desc(),
-                           products.c.name, products.c.sku)
-                 .limit(max(1, limit)))
+        params = {"key": key, "limit": max(1, limit), "window": SEARCH_WINDOW}
+        if len(key) >= TRIGRAM:
+            query, params["match"] = _SEARCH_FTS, '"' + key.replace('"', '""') + '"'
+        else:
+            query, params["end"] = _SEARCH_PREFIX, key + _KEY_END
         with self._read() as conn:
-            return [self._product(r) for r in conn.execute(query)]
+            return [self._product(r) for r in conn.execute(query, params)]
+
+    def find_by_code(self, code: str) -> Product | None:
+        """The product whose barcode (or else SKU) is exactly `code`, ignoring case: what a scanner sends."""
+        key = fold(code.strip()) or ""
+        if not key:
+            return None
+        with self._read() as conn:
+            row = conn.execute(_BY_CODE, {"key": key}).first()
+        return self._product(row) if row else None
 
     def apply_catalog_page(self, page: CatalogPage, applied_through: int, now: datetime | None = None,
                            acks: dict[int, int] | None = None) -> int:

@@ -22,8 +22,9 @@ engine stores it (atomically replacing the secret file) before it signs anything
 then signs every later request and message with it; the cloud makes it current on the first
 one it sees. A crash before the file is written just means the next pull brings it again.
 
-A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0): a second sync
-raises SyncAlreadyRunning at once instead of waiting. Progress is reported through a
+A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0; branch_client.lock):
+a second sync raises SyncAlreadyRunning at once, naming the process that holds it; a lock
+left by a dead or orphaned process is taken over. Progress is reported through a
 callback so the CLI can draw it; the engine itself prints nothing.
 """
 
@@ -32,17 +33,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from filelock import FileLock, Timeout
-
 from shared import limits
 from shared.encoding import pack_sales
 from shared.errors import ContractError, ErrorCode
-from shared.models import PullAnswer, QueueAccess, sale_number
+from shared.models import PullAnswer, sale_number
 
-from . import paths, sale_entry
-from .cloud_client import CloudClient
-from .errors import BranchSyncError, CloudBadAnswer, SyncAlreadyRunning
+from . import sale_entry
+from .cloud_client import CloudClient, PushWay
+from .errors import BranchSyncError, CloudBadAnswer
 from .identity import Identity
+from .lock import SyncLock
 from .store import RESEND_AFTER, Store, utcnow
 
 
@@ -105,18 +105,11 @@ class SyncEngine:
         self._secret: str | None = None
         self.state = SyncState.IDLE
         self._cursor = 0
-        self._access: QueueAccess | None = None
+        self._access: PushWay | None = None
 
     def run(self) -> SyncReport:
-        lock = FileLock(paths.lock_path(self.store.home), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise SyncAlreadyRunning() from None
-        try:
+        with SyncLock(self.store.home, "sync"):
             return self._run()
-        finally:
-            lock.release()
 
     def _move(self, new: SyncState) -> None:
         if new not in TRANSITIONS[self.state]:
@@ -170,22 +163,22 @@ class SyncEngine:
             report.pages += 1
             self._cursor = report.catalog_version = page.next_cursor
             report.applied_through = answer.applied_through
-            self._access = answer.push
+            self._access = PushWay.of(answer)
             self._emit(SyncState.PULLING, report.pages, None,
                        f"catalog at version {self._cursor}, {report.entries} changes")
             if not page.more:
                 self.store.save_refusal(answer.last_refusal)
                 return
 
-    def _fresh_access(self) -> QueueAccess:
-        """The push SAS from the pull, renewed by one more pull when it is about to expire."""
+    def _fresh_access(self) -> PushWay:
+        """The way to push from the pull (a SAS is renewed by one more pull when it is about to expire)."""
         if self._access is None or self._access.expires_at - SAS_MARGIN <= self.clock():
             answer: PullAnswer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
             self._adopt(answer)
             if not answer.catalog.full_resync:  # the next sync deals with a resync
                 self.store.apply_catalog_page(answer.catalog, answer.applied_through, self.clock(), _acks(answer))
                 self._cursor = answer.catalog.next_cursor
-            self._access = answer.push
+            self._access = PushWay.of(answer)
         return self._access
 
     def _adopt(self, answer: PullAnswer) -> None:
@@ -223,7 +216,7 @@ class SyncEngine:
             after = todo[-1].seq
             for chunk, text in self._with_their_sales(identity.branch, self._pack(identity.branch, todo, report,
                                                                                     generation), generation):
-                self.client.send(self._fresh_access(), text)
+                self.client.push(self._fresh_access(), text)
                 self.store.mark_pushed([s.seq for s in chunk], self.clock(), generation)
                 report.pushed += len(chunk)
                 report.messages += 1

@@ -10,7 +10,7 @@ import logging
 import azure.functions as func
 
 from cloud import telemetry
-from cloud.http import get_service, handle, json_response, parse_body, request_path
+from cloud.http import get_service, get_settings, handle, json_response, parse_body, request_path
 from cloud.queue_access import SALES_QUEUE
 from cloud.service import EXPORT_LIMIT_DEFAULT, int_param
 from shared.limits import EXPORT_PAGE_MAX
@@ -27,8 +27,12 @@ log = logging.getLogger("branchsync.cloud")
 
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    # Liveness only: answers even when storage settings are wrong, so those show up as 503 elsewhere.
-    return json_response({"status": "ok"})
+    # Liveness: answers 200 even when storage settings are wrong (those show up as 503 elsewhere),
+    # but says when the admin API is down for want of a usable key (an unresolved Key Vault reference).
+    problem = get_settings().admin_key_problem
+    if problem is None:
+        return json_response({"status": "ok"})
+    return json_response({"status": "degraded", "admin_api": get_settings().admin_key_state, "problem": problem})
 
 
 @app.route(route="enroll", methods=["POST"])
@@ -39,6 +43,13 @@ def enroll(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="pull", methods=["GET"])
 def pull(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.pull(req.headers, req.method, request_path(req), dict(req.params), req.get_body() or b""))
+
+
+@app.route(route="push", methods=["POST"])
+def push(req: func.HttpRequest) -> func.HttpResponse:
+    # The fallback to the queue SAS: the branch's own queue messages, put on the sales queue as they are.
+    return handle(req, lambda svc: svc.push(req.headers, req.method, request_path(req), dict(req.params),
+                                            req.get_body() or b""), status=202)
 
 
 @app.route(route="manage/branches", methods=["POST"])
@@ -68,6 +79,11 @@ def admin_revoke_branch(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="manage/catalog", methods=["POST"])
 def admin_import_catalog(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.import_catalog(parse_body(req, CatalogImport)), admin=True)
+
+
+@app.route(route="manage/catalog/compact", methods=["POST"])
+def admin_compact_catalog(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.compact_catalog(), admin=True)
 
 
 @app.route(route="manage/catalog/{sku}", methods=["DELETE"])
@@ -114,9 +130,23 @@ def admin_discard_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.discard_dead_letter(req.route_params.get("id", "")), admin=True)
 
 
-@app.queue_trigger(arg_name="msg", queue_name=SALES_QUEUE, connection="AzureWebJobsStorage")
+# Binary: a frame (magic + HMAC + zlib) is not UTF-8, and a string binding (also what an
+# undeclared dataType gets) would fail on it before the function runs, poisoning every message.
+@app.queue_trigger(arg_name="msg", queue_name=SALES_QUEUE, connection="AzureWebJobsStorage", data_type=func.DataType.BINARY)
 def apply_sales(msg: func.QueueMessage) -> None:
     # Bad input is dead-lettered inside and returns; storage errors raise so the queue retries.
     outcome = get_service().apply_message(msg.get_body())
     log.info("queue message id=%s outcome=%s branch=%s new=%d applied_through=%d",
              msg.id, outcome.status, outcome.branch, outcome.new_sales, outcome.applied_through)
+
+
+# The schedule is an app setting (NCRONTAB, UTC; docs/deploy.md): the host resolves %...% and
+# refuses to run this function when the setting is missing. The timer's monitor keeps one
+# run per occurrence across instances and catches up a run missed while the app was down.
+@app.timer_trigger(arg_name="timer", schedule="%CATALOG_COMPACT_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def compact_catalog(timer: func.TimerRequest) -> None:
+    # Storage errors raise: the run is logged as failed and the next occurrence tries again.
+    result = get_service().compact_catalog()
+    log.info("catalog compacted on schedule past_due=%s purged=%d entries=%d->%d segments=%d->%d",
+             timer.past_due, result.purged, result.entries_before, result.entries_after,
+             result.segments_before, result.segments_after)

@@ -158,6 +158,19 @@ def catalog_delete(ctx: typer.Context, sku: str):
     print(f"deleted {sku} (catalog version {result.last_version})")
 
 
+@catalog_app.command("compact")
+def catalog_compact(ctx: typer.Context):
+    """Purge old tombstones and merge the catalog's storage now (the cloud also does it nightly).
+
+    Safe at any time, also while branches sync: a branch that could have missed a purged
+    delete is told to pull the whole catalog again.
+    """
+    result = _run(ctx.obj.compact_catalog)
+    print(f"compacted the catalog: purged {result.purged} tombstones; a fresh pull now reads "
+          f"{result.entries_after} entries (was {result.entries_before}) in {result.segments_after} segments "
+          f"(was {result.segments_before}); catalog version {result.last_version}")
+
+
 @sales_app.command("export")
 def sales_export(
     ctx: typer.Context,

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
-                           CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
+                           CatalogCompaction, CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
                            PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
 from shared.signing import HEADER_ADMIN_KEY
 
@@ -51,6 +51,9 @@ class AdminClient:
 
     def delete_product(self, sku: str) -> CatalogWriteResult:
         return self._call("DELETE", f"/manage/catalog/{quote(sku, safe='')}", CatalogWriteResult)
+
+    def compact_catalog(self) -> CatalogCompaction:
+        return self._call("POST", "/manage/catalog/compact", CatalogCompaction)
 
     def dead_letters(self) -> DeadLetterList:
         return self._call("GET", "/manage/deadletters", DeadLetterList)

@@ -2,10 +2,12 @@
 
 It loads function_app.py by path and serves the functions registered on its FunctionApp,
 so nothing is declared twice: HTTP triggers through Starlette on uvicorn at
-/<routePrefix>/<route>, queue triggers through a poller thread per trigger that honours
+/<routePrefix>/<route> (refusing, as the Functions host does, a route in its reserved admin/runtime
+space), queue triggers through a poller thread per trigger that honours
 host.json (batchSize, newBatchThreshold, visibilityTimeout, maxDequeueCount with a
-`<queue>-poison` queue, maxPollingInterval) and base64-decodes messages as the Functions
-host does. Usage: `branchsync-cloud --port 7071` (or `python -m headoffice.devhost`).
+`<queue>-poison` queue, maxPollingInterval), base64-decodes messages and binds them for the
+trigger's dataType as the Functions host does, and runs timer triggers on their NCRONTAB
+schedule (`%SETTING%` resolved). Usage: `branchsync-cloud --port 7071` (or `python -m headoffice.devhost`).
 """
 
 import argparse
@@ -26,13 +28,16 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 import uvicorn
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import LinearRetry, QueueClient
+from croniter import croniter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -50,6 +55,11 @@ LEASE_SECONDS = 30
 # refuses beyond them as Azure would, and never buffers more than that of a request.
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 MAX_URL_CHARS = 4096
+# The Functions host keeps these for its own APIs and puts any HTTP function whose route
+# starts with one of them (lower-cased, slashes trimmed, routePrefix not counted, so
+# "administration" too) in error with this message (ScriptHost.ValidateHttpFunction).
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
+RESERVED_ROUTE_MESSAGE = "The specified route conflicts with one or more built in routes."
 
 log = logging.getLogger("branchsync.devhost")
 
@@ -122,6 +132,39 @@ class QueueFunction:
     connection: str
     param: str
     fn: object
+    data_type: str = "string"  # "binary" or "string" (also what an undeclared dataType binds as)
+
+
+def queue_data_type(trigger: dict, function_name: str) -> str:
+    """The trigger's declared dataType as the host binds it; undeclared is a string binding."""
+    declared = trigger.get("dataType")
+    if declared is None:
+        return "string"
+    name = str(getattr(declared, "name", declared)).lower()
+    if name not in ("string", "binary"):
+        raise SystemExit(f"function {function_name}: a Python queue trigger takes dataType string or binary, not {name}")
+    return name
+
+
+def bind_queue_body(body: bytes, data_type: str) -> "bytes | str":
+    """What the host hands the worker for a (base64-decoded) message body.
+
+    binary: the bytes as they are. string (or no dataType): the body decoded as strict UTF-8
+    (the queue extension's ToValidUTF8String, a throwing UTF8Encoding), so bytes that are not
+    UTF-8 fail the binding ("Unable to translate bytes ... to Unicode") before the function
+    runs; the delivery counts as failed, and after maxDequeueCount the message is poisoned.
+    """
+    if data_type == "binary":
+        return body
+    try:
+        return body.decode("utf-8", "strict")
+    except UnicodeDecodeError as exc:
+        raise QueueBindingError(f"Exception binding parameter: unable to translate bytes [{body[exc.start]:02X}] at "
+                                f"index {exc.start} from specified code page to Unicode (dataType string)") from exc
+
+
+class QueueBindingError(Exception):
+    """The host could not bind a message to the function's parameter; the function did not run."""
 
 
 def load_app(app_dir: Path) -> func.FunctionApp:
@@ -153,7 +196,15 @@ def compile_route(template: str) -> re.Pattern:
         star, name, optional = m.groups()
         body = rf"(?P<{name}>.+)" if star else rf"(?P<{name}>[^/]+)"
         regex += rf"(?:/{body})?" if optional else "/" + body
-    return re.compile("^" + regex + "/?$", re.IGNORECASE)
+    return re.compile(regex + r"/?\Z", re.IGNORECASE)  # \Z: "$" would also match before a final newline
+
+
+def check_route(function_name: str, route: str | None) -> str:
+    """The route the host serves (the function's name when none is given); refuses a reserved one."""
+    route = route if route and route.strip() else function_name
+    if route.strip("/").lower().startswith(RESERVED_ROUTE_PREFIXES):
+        raise SystemExit(f"function {function_name} (route {route!r}): {RESERVED_ROUTE_MESSAGE}")
+    return route
 
 
 def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunction]]:
@@ -165,7 +216,7 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunct
             raise SystemExit(f"function {f.get_function_name()}: the dev host runs triggers only, not bindings {extra}")
         kind = trigger["type"]
         if kind == "httpTrigger":
-            route = trigger.get("route") or f.get_function_name()
+            route = check_route(f.get_function_name(), trigger.get("route"))
             methods = trigger.get("methods")
             http.append(HttpFunction(
                 name=f.get_function_name(), route=route,
@@ -174,7 +225,10 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[QueueFunct
             ))
         elif kind == "queueTrigger":
             queues.append(QueueFunction(f.get_function_name(), trigger["queueName"], trigger.get("connection") or "AzureWebJobsStorage",
-                                        trigger["name"], f.get_user_function()))
+                                        trigger["name"], f.get_user_function(),
+                                        queue_data_type(trigger, f.get_function_name())))
+        elif kind == "timerTrigger":
+            continue  # run by TimerScheduler (discover_timers)
         else:
             raise SystemExit(f"function {f.get_function_name()}: the dev host has no {kind}")
     return http, queues
@@ -379,7 +433,7 @@ class QueuePoller:
                 log.warning("queue %s message %s: could not move it to poison (%s)", self.target.queue, message.id, type(exc).__name__)
             return
         try:
-            body = self._decode(message.content)
+            body = bind_queue_body(self._decode(message.content), self.target.data_type)
             msg = DevQueueMessage(id=message.id, body=body, pop_receipt=message.pop_receipt, dequeue_count=count,
                                   insertion_time=message.inserted_on, expiration_time=message.expires_on)
             _call(self.target.fn, **{self.target.param: msg})
@@ -424,6 +478,127 @@ class QueuePoller:
 # --- the host ------------------------------------------------------------------------------
 
 
+# --- timers ----------------------------------------------------------------------------------
+#
+# Timer triggers run on their NCRONTAB schedule, read as the Functions host reads it: a
+# `%NAME%` in the schedule is the app setting NAME, six fields {second} {minute} {hour}
+# {day} {month} {day-of-week}, in UTC. A schedule that does not resolve or parse leaves that
+# one function in error (logged) while the others run, as on Azure. Unlike the host, the dev
+# host keeps no schedule status in storage, so a run missed while it was down is not caught
+# up; `fire()` runs a timer function at once (tests, or by hand).
+
+_SETTING_RE = re.compile(r"%([^%]+)%")
+
+
+@dataclass(frozen=True)
+class TimerFunction:
+    name: str
+    schedule: str  # as declared: an NCRONTAB expression, or %SETTING% naming one
+    param: str
+    fn: object
+    run_on_startup: bool = False
+
+
+class IndexedApp:
+    """An app's functions, built once: FunctionApp.get_functions() refuses to run twice, and
+    both discover() and discover_timers() read them."""
+
+    def __init__(self, app: func.FunctionApp):
+        self._functions = app.get_functions()
+
+    def get_functions(self) -> list:
+        return self._functions
+
+
+def discover_timers(app: "func.FunctionApp | IndexedApp") -> list[TimerFunction]:
+    timers = []
+    for f in app.get_functions():
+        trigger = f.get_trigger().get_dict_repr()
+        if trigger["type"] == "timerTrigger":
+            timers.append(TimerFunction(f.get_function_name(), str(trigger["schedule"]), trigger["name"],
+                                        f.get_user_function(), bool(trigger.get("runOnStartup"))))
+    return timers
+
+
+def resolve_settings(value: str, env: Mapping[str, str]) -> str:
+    """`%NAME%` replaced by the app setting NAME; a missing one is an error, as on the host."""
+    def setting(m: re.Match) -> str:
+        if not env.get(m.group(1)):
+            raise ValueError(f"'%{m.group(1)}%' does not resolve to a value: set the app setting {m.group(1)}")
+        return env[m.group(1)]
+
+    return _SETTING_RE.sub(setting, value)
+
+
+def parse_schedule(expression: str) -> str:
+    """An NCRONTAB expression with six fields, checked; the TimeSpan form (hh:mm:ss) is refused,
+    since Consumption and Flex Consumption plans do not run it either."""
+    fields = expression.split()
+    if len(fields) != 6 or not croniter.is_valid(" ".join(fields), second_at_beginning=True):
+        raise ValueError(f"schedule {expression!r} is not an NCRONTAB expression of six fields "
+                         "{second} {minute} {hour} {day} {month} {day-of-week}, e.g. '0 30 2 * * *'")
+    return " ".join(fields)
+
+
+def next_occurrence(schedule: str, after: datetime) -> datetime:
+    """The first moment strictly after `after` (UTC) that the six-field schedule names."""
+    return croniter(schedule, after.astimezone(timezone.utc), second_at_beginning=True).get_next(datetime)
+
+
+class TimerScheduler:
+    """One thread that sleeps until the next due timer function and runs it."""
+
+    def __init__(self, timers: list[TimerFunction], env: Mapping[str, str], stop: threading.Event):
+        self.timers = {t.name: t for t in timers}
+        self.schedules: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+        for t in timers:
+            try:
+                self.schedules[t.name] = parse_schedule(resolve_settings(t.schedule, env))
+            except ValueError as exc:
+                self.errors[t.name] = str(exc)
+        self.stop = stop
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        for name, error in self.errors.items():
+            log.error("timer function %s is in error and will not run: %s", name, error)
+        for name, schedule in self.schedules.items():
+            log.info("timer function %s: schedule %s (UTC), next run %s", name, schedule,
+                     next_occurrence(schedule, datetime.now(timezone.utc)).isoformat())
+        if self.schedules:
+            self._thread = threading.Thread(target=self._run, name="devhost-timers", daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def fire(self, name: str, past_due: bool = False) -> None:
+        """Run timer function `name` now; its exceptions are logged, as the host logs a failed run."""
+        target = self.timers[name]
+        try:
+            _call(target.fn, **{target.param: TimerRequest(past_due=past_due)})
+        except Exception:
+            log.exception("timer function %s failed", name)
+
+    def _run(self) -> None:
+        now = datetime.now(timezone.utc)
+        due = {name: next_occurrence(s, now) for name, s in self.schedules.items()}
+        for name in self.schedules:
+            if self.timers[name].run_on_startup:
+                self.fire(name)
+        while not self.stop.is_set():
+            name = min(due, key=due.get)
+            # Wake at least once a minute, so a clock change is noticed.
+            wait = (due[name] - datetime.now(timezone.utc)).total_seconds()
+            if wait > 0:
+                self.stop.wait(min(wait, 60))
+                continue
+            self.fire(name)
+            due[name] = next_occurrence(self.schedules[name], datetime.now(timezone.utc))
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
@@ -442,20 +617,26 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
-            print(f"branchsync-cloud listening on http://{self.config.host}:{self.config.port}", flush=True)
+            scheme = "https" if self.config.ssl_certfile else "http"
+            print(f"branchsync-cloud listening on {scheme}://{self.config.host}:{self.config.port}", flush=True)
 
 
 class DevHost:
     def __init__(self, app_dir: Path = DEFAULT_APP_DIR, host: str = "127.0.0.1", port: int = 7071,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, ssl_certfile: str | None = None,
+                 ssl_keyfile: str | None = None):
         self.app_dir = Path(app_dir)
         self.env = os.environ if env is None else env
         self.config = read_host_json(self.app_dir)
-        self.http_functions, self.queue_functions = discover(load_app(self.app_dir))
+        app = IndexedApp(load_app(self.app_dir))
+        self.http_functions, self.queue_functions = discover(app)
         self.stop_event = threading.Event()
+        self.timers = TimerScheduler(discover_timers(app), self.env, self.stop_event)
         gateway = HttpGateway(self.http_functions, self.config.route_prefix)
         asgi = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
-        self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None))
+        # HTTPS when given a certificate (the branch's TLS tests), as Azure always serves it.
+        self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None,
+                                             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
         self.pollers = [
             QueuePoller(q, self.config.queues, connection_string(q.connection, self.env), self.stop_event)
             for q in self.queue_functions
@@ -470,11 +651,13 @@ class DevHost:
             log.info("http function %s: %s /%s/%s", f.name, ",".join(sorted(f.methods or ["*"])), self.config.route_prefix, f.route)
         for q in self.queue_functions:
             log.info("queue function %s: queue %s (connection %s)", q.name, q.queue, q.connection)
+        self.timers.start()
 
     def _stop_pollers(self) -> None:
         self.stop_event.set()
         for p in self.pollers:
             p.join(timeout=30)
+        self.timers.join(timeout=30)
 
     def serve(self) -> None:
         """Run until SIGINT/SIGTERM (uvicorn handles them in the main thread), then stop polling."""
@@ -510,11 +693,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as func start)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--app-dir", type=Path, default=DEFAULT_APP_DIR, help="folder holding function_app.py and host.json")
+    parser.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM); needs --ssl-keyfile")
+    parser.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     # The SDKs log every request at INFO; keep our own lines readable.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    DevHost(args.app_dir, args.host, args.port).serve()
+    DevHost(args.app_dir, args.host, args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile).serve()
 
 
 if __name__ == "__main__":

@@ -114,7 +114,9 @@ def start_cloud(workdir: Path, connection_string: str, admin_key: str, port: int
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = workdir / f"cloud-{port}.log"
-    env = {**os.environ, "AzureWebJobsStorage": connection_string, "BRANCHSYNC_ADMIN_KEY": admin_key, **(extra_env or {})}
+    # The compaction timer's schedule, as local.settings.example.json sets it (an app setting on Azure).
+    env = {"CATALOG_COMPACT_SCHEDULE": "0 30 2 * * *", **os.environ, "AzureWebJobsStorage": connection_string,
+           "BRANCHSYNC_ADMIN_KEY": admin_key, **(extra_env or {})}
     exe = Path(sys.executable).parent / "branchsync-cloud"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "headoffice.devhost"]
     with open(log, "a") as out:

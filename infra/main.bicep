@@ -47,6 +47,16 @@ param maximumInstanceCount int = 40
 @description('Zone-redundant Flex plan (only in regions that offer it).')
 param zoneRedundant bool = false
 
+@allowed([
+  'queue'
+  'route'
+])
+@description('BRANCHSYNC_PUSH_MODE: queue = branches push with a user delegation queue SAS (the push route is their fallback); route = no SAS, branches push through POST /api/push (where user delegation SAS for queues is unavailable). docs/deploy.md, "Push mode".')
+param pushMode string = 'queue'
+
+@description('When the nightly catalog compaction runs: NCRONTAB with seconds, in UTC (default 02:30 every day).')
+param catalogCompactSchedule string = '0 30 2 * * *'
+
 // One short hash keeps names unique per resource group + environment and stable across deploys.
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = {
@@ -118,6 +128,8 @@ module functionApp 'modules/function.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
+    pushMode: pushMode
+    catalogCompactSchedule: catalogCompactSchedule
   }
 }
 

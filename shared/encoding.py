@@ -72,7 +72,7 @@ def parse_frame(body: bytes) -> Frame:
         branch = branch_raw.decode("ascii")
     except UnicodeDecodeError:
         branch = ""
-    if not BRANCH_RE.match(branch) or len(sig) != MAC_BYTES or not compressed:
+    if not BRANCH_RE.fullmatch(branch) or len(sig) != MAC_BYTES or not compressed:
         raise ContractError(ErrorCode.MALFORMED_MESSAGE, "message frame is truncated or names no valid branch")
     return Frame(branch, sig, compressed)
 

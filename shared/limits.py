@@ -39,3 +39,8 @@ AUTH_HEADER_MAX_CHARS = 128
 TIMESTAMP_MAX_DIGITS = 15
 # Whole-number query parameters (cursor, limit, pending): seqs and versions stay below 2**53.
 INT_PARAM_MAX_DIGITS = 16
+
+# The push route (POST /api/push, the fallback to the queue SAS): at most this many queue
+# messages per request, and a body of at most this many bytes (16 full messages and the JSON).
+PUSH_ROUTE_MAX_MESSAGES = 16
+PUSH_ROUTE_MAX_BODY_BYTES = 1024 * 1024

@@ -17,7 +17,8 @@ from . import limits
 from .money import line_total, parse_quantity
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,%d}$" % (limits.BRANCH_NAME_MAX_CHARS - 1))
+# Use fullmatch: with match, a trailing "$" also accepts a name ending in a newline.
+BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (limits.BRANCH_NAME_MAX_CHARS - 1))
 
 
 def _no_control(value: str) -> str:
@@ -53,7 +54,10 @@ def _echo(part, limit: int) -> str:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone (UTC)")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59: pydantic lets only ValueError become a validation error
+        raise ValueError("lies outside the years 1 to 9999 once converted to UTC") from None
 
 
 def _qty(value: Decimal) -> Decimal:
@@ -61,7 +65,7 @@ def _qty(value: Decimal) -> Decimal:
 
 
 def _branch(value: str) -> str:
-    if not BRANCH_RE.match(value):
+    if not BRANCH_RE.fullmatch(value):
         raise ValueError(
             f"branch name must be 1-{limits.BRANCH_NAME_MAX_CHARS} letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -73,6 +77,9 @@ Sku = Annotated[str, Field(min_length=1, max_length=limits.SKU_MAX_CHARS, patter
 BranchName = Annotated[str, AfterValidator(_branch)]
 Paisa = Annotated[int, Field(ge=0, le=limits.PAISA_MAX)]
 SignedPaisa = Annotated[int, Field(ge=-limits.PAISA_MAX * limits.SALE_MAX_LINES, le=limits.PAISA_MAX * limits.SALE_MAX_LINES)]
+# A report figure, not an amount anyone paid: a line (at most PAISA_MAX) less the same quantity
+# at the current price (at most QTY_MAX x PAISA_MAX, about 10**14: still exact in JSON).
+DifferencePaisa = Annotated[int, Field(ge=-limits.QTY_MAX * limits.PAISA_MAX, le=limits.PAISA_MAX)]
 Quantity = Annotated[Decimal, AfterValidator(_qty)]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
@@ -308,13 +315,54 @@ class GenerationAck(Model):
     applied_through: Annotated[int, Field(ge=0)]
 
 
+PUSH_ROUTE_PATH_RE = re.compile(r"/[A-Za-z0-9/_-]{1,100}")
+
+
+def _push_path(value: str) -> str:
+    # A path on the cloud the branch enrolled with, never a host: nothing is sent elsewhere.
+    if not PUSH_ROUTE_PATH_RE.fullmatch(value) or "//" in value:
+        raise ValueError("must be a path like /api/push")
+    return value
+
+
+class PushRoute(Model):
+    """Push through the cloud instead of the queue: POST `PushRequest` to `path`, signed like a pull."""
+
+    path: Annotated[str, AfterValidator(_push_path)]
+    max_messages: Annotated[int, Field(ge=1)]
+    max_body_bytes: Annotated[int, Field(ge=1)]
+
+
+class PushRequest(Model):
+    """The body of POST /api/push: the very queue message texts the branch would have sent."""
+
+    messages: Annotated[list[Annotated[str, Field(min_length=1, max_length=limits.QUEUE_MESSAGE_BUDGET_CHARS)]],
+                        Field(min_length=1, max_length=limits.PUSH_ROUTE_MAX_MESSAGES)]
+
+
+class PushAccepted(Model):
+    """The messages are on the sales queue; they are applied (exactly once) from there."""
+
+    accepted: Annotated[int, Field(ge=0)]
+
+
+# What a branch says it can push through, in the pull's `push` query parameter. Without it
+# (older branches) only the queue: such a branch gets `push` and never `push_route`.
+PUSH_WAYS = ("queue", "route")
+
+
 class PullAnswer(Model):
     branch: BranchName
     # Generation 1's watermark; later generations' are in `acks`.
     applied_through: Annotated[int, Field(ge=0)]
     catalog: CatalogPage
     server_time: UtcTime
-    push: QueueAccess
+    # The queue SAS; absent when the cloud takes pushes through the route only (push mode
+    # "route"), and then only for branches that said they can use it.
+    push: QueueAccess | None = None
+    # The push route, for branches that said they can use it: the only way when `push` is
+    # absent, else the fallback when the queue cannot be reached (a proxy that blocks it).
+    push_route: PushRoute | None = None
     # Absent from older clouds, and when nothing of this branch is refused.
     last_refusal: Refusal | None = None
 
@@ -324,7 +372,13 @@ class PullAnswer(Model):
     acks: Annotated[list[GenerationAck], Field(max_length=limits.GENERATION_MAX)] | None = None
 
     # Left out of the JSON when absent: branches older than a field refuse unknown fields.
-    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret", "last_refusal", "acks")
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("rotate_secret", "last_refusal", "acks", "push", "push_route")
+
+    @model_validator(mode="after")
+    def _some_way_to_push(self):
+        if self.push is None and self.push_route is None:
+            raise ValueError("a pull answer names a way to push: push or push_route")
+        return self
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler):
@@ -405,6 +459,22 @@ class CatalogWriteResult(Model):
     last_version: int
 
 
+class CatalogCompaction(Model):
+    """What a compaction did: tombstones purged, and the stored segments and entries before and after.
+
+    A fresh pull reads `entries_after` entries: once compacted, one per live product plus
+    the tombstones still newer than some live product.
+    """
+
+    purged: Annotated[int, Field(ge=0)]
+    segments_before: Annotated[int, Field(ge=0)]
+    segments_after: Annotated[int, Field(ge=0)]
+    entries_before: Annotated[int, Field(ge=0)]
+    entries_after: Annotated[int, Field(ge=0)]
+    last_version: Annotated[int, Field(ge=0)]
+    tombstone_horizon: Annotated[int, Field(ge=0)]
+
+
 class AppliedSale(Model):
     branch: BranchName
     generation: Generation = 1
@@ -439,7 +509,7 @@ class PriceDifference(Model):
     current_price: Paisa | None = None   # None: no longer in the catalog
     status: Literal["deleted", "unknown", "price_differs"]
     # line_total minus qty x current_price (positive: sold dearer than the catalog says now).
-    difference: SignedPaisa | None = None
+    difference: DifferencePaisa | None = None
 
 
 class PriceDifferencePage(Model):

@@ -42,3 +42,25 @@ def admin_env(cloud) -> dict:
 def branch_name() -> str:
     """A branch name no other test uses, so tests share one Azurite safely."""
     return "b-" + uuid.uuid4().hex[:10]
+
+
+# Debian's chromium for the till's browser tests (Playwright cannot download its own browsers
+# here), with the flags that let it start as root with no network beyond loopback.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the run (Playwright's sync API allows one instance per thread)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    # The page answers in milliseconds, but these machines are shared: a waiting assertion
+    # allows 15 s (Playwright's default is 5 s) so a busy core does not fail a right page.
+    expect.set_options(timeout=15_000)
+    assert Path(CHROMIUM).exists(), "chromium is missing: run 'make browser-deps' (apt-get install chromium fonts-beng-extra)"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

@@ -350,6 +350,18 @@ def needs_full_resync(cursor: int, counter: Counter) -> bool:
     return 0 < cursor < counter.tombstone_horizon or cursor > counter.last_version
 
 
+def settled(before: Counter, after: Counter) -> Counter:
+    """The counter a page is built on: `before` was read before the segments, `after` after them.
+
+    Versions come from `before` (only those are known to be read or superseded). The horizon
+    comes from `after`: a compaction drops a tombstone in the same transaction that raises
+    the horizon to it, so a tombstone above the cursor that vanished while the segments
+    were read shows as a horizon above the cursor, and the page answers full_resync instead
+    of silently moving the cursor past a delete it never sent.
+    """
+    return Counter(before.last_version, max(before.tombstone_horizon, after.tombstone_horizon))
+
+
 def build_page(cursor: int, segments: Sequence[Segment], limit: int, exhausted: bool, counter: Counter) -> CatalogPage:
     """The pull answer's catalog part.
 
@@ -359,7 +371,8 @@ def build_page(cursor: int, segments: Sequence[Segment], limit: int, exhausted: 
     superseded by one that was. The first segment may hold entries at or below `cursor`:
     they are skipped. Entries are taken in version order up to `limit`; when the page
     ends inside a segment, next_cursor is the last version included, and the next pull
-    reads that segment again and skips what was sent.
+    reads that segment again and skips what was sent. `counter` is `settled`: its horizon
+    was read again after the segments.
     """
     if not 1 <= limit <= limits.CATALOG_PAGE_MAX:
         raise ValueError(f"limit {limit} out of range")

@@ -4,13 +4,13 @@ A branch sells from the catalog it pulled last. While it is offline head office 
 a product or change its price; the sale is applied exactly as sold (that is what the
 customer paid), and this report shows the applied sale lines the current catalog no longer
 agrees with. The service reads the catalog index once per report page, and the product
-rows only for the SKUs that page sold.
+rows only for the SKUs that page sold. A voided sale sold nothing, so its lines are left out.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 
-from shared.models import AppliedSale, PriceDifference, Product, SaleKind
+from shared.models import AppliedSale, PriceDifference, Product, Sale, SaleKind
 from shared.money import line_total
 
 from .catalog import IndexEntry, Segment
@@ -32,6 +32,11 @@ def sold_lines(sales: Iterable[AppliedSale], since: datetime | None = None):
             continue
         for n, line in enumerate(sale.lines, 1):
             yield applied, n, line
+
+
+def voided_seqs(sales: Iterable[Sale]) -> set[int]:
+    """The seqs the voids among `sales` (one branch's) void."""
+    return {sale.voids for sale in sales if sale.kind == SaleKind.VOID and sale.voids is not None}
 
 
 def wanted_versions(skus: Iterable[str], index: Mapping[str, IndexEntry]) -> dict[str, int]:
@@ -58,10 +63,16 @@ def current_products(segments: Iterable[Segment], wanted: Mapping[str, int]) -> 
 
 
 def price_differences(sales: Iterable[AppliedSale], index: Mapping[str, IndexEntry],
-                      products: Mapping[str, Product], since: datetime | None = None) -> list[PriceDifference]:
-    """Every sold line whose SKU is deleted or unknown now, or whose unit price is not the current price."""
+                      products: Mapping[str, Product], since: datetime | None = None,
+                      voided: Collection[tuple[str, int]] = ()) -> list[PriceDifference]:
+    """Every sold line whose SKU is deleted or unknown now, or whose unit price is not the current price.
+
+    Lines of the sales in `voided` ((branch, seq) pairs) are left out: the void took them back.
+    """
     out = []
     for applied, n, line in sold_lines(sales, since):
+        if (applied.branch, applied.sale.seq) in voided:
+            continue
         entry = index.get(line.sku)
         current = products.get(line.sku)
         if current is not None and current.price == line.unit_price:

@@ -1,4 +1,4 @@
-"""Short-lived, add-only SAS for the sales queue.
+"""Short-lived, add-only SAS for the sales queue, and the app's own writes to it.
 
 Branch PCs never hold the account key: each pull hands out a SAS that can only add
 messages to `sales` and expires within the hour. It is signed one of two ways:
@@ -8,13 +8,18 @@ messages to `sales` and expires within the hour. It is signed one of two ways:
   SAS**: the app's managed identity asks storage for a user delegation key
   (`QueueServiceClient.get_user_delegation_key`, role Storage Queue Delegator), caches it
   for hours, and signs each hour-long SAS with it (no storage call per pull).
+
+User delegation SAS for queues rests on a preview service version; where it is not
+available a deployment sets BRANCHSYNC_PUSH_MODE=route and branches hand their messages to
+POST /api/push instead, which puts them on the queue with the app's own identity
+(`SalesQueue`). The messages are the same either way.
 """
 
 import threading
 from datetime import datetime, timedelta, timezone
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
-from azure.storage.queue import QueueSasPermissions, QueueServiceClient, UserDelegationKey, generate_queue_sas
+from azure.storage.queue import QueueClient, QueueSasPermissions, QueueServiceClient, UserDelegationKey, generate_queue_sas
 
 from shared.models import QueueAccess
 
@@ -54,8 +59,10 @@ def queue_endpoint(connection_string: str) -> str:
     return f"{protocol}://{account}.queue.{suffix}"
 
 
-def push_access(connection_string: str, now: datetime, queue: str = SALES_QUEUE) -> QueueAccess:
-    """An add-only SAS signed with the account key of a connection string."""
+def push_access(connection_string: str, now: datetime, queue: str = SALES_QUEUE,
+                public_endpoint: str | None = None) -> QueueAccess:
+    """An add-only SAS signed with the account key of a connection string, naming
+    `public_endpoint` (where branches reach the queue service) when given."""
     parts = parse_connection_string(connection_string)
     account, key = parts.get("accountname"), parts.get("accountkey")
     if not account or not key:
@@ -65,7 +72,8 @@ def push_access(connection_string: str, now: datetime, queue: str = SALES_QUEUE)
         account, queue, account_key=key, permission=QueueSasPermissions(add=True),
         expiry=expires, start=now - SAS_START_SLACK,
     )
-    return QueueAccess(queue_url=f"{queue_endpoint(connection_string)}/{queue}", sas_token=sas, expires_at=expires)
+    endpoint = public_endpoint.rstrip("/") if public_endpoint else queue_endpoint(connection_string)
+    return QueueAccess(queue_url=f"{endpoint}/{queue}", sas_token=sas, expires_at=expires)
 
 
 def delegation_push_access(account: str, queue_uri: str, key: UserDelegationKey, key_expiry: datetime,
@@ -84,11 +92,12 @@ def delegation_push_access(account: str, queue_uri: str, key: UserDelegationKey,
 class AccountKeySigner:
     """Push SAS from a connection string's account key (Azurite, tests, local runs)."""
 
-    def __init__(self, connection_string: str):
+    def __init__(self, connection_string: str, public_endpoint: str | None = None):
         self.connection_string = connection_string
+        self.public_endpoint = public_endpoint
 
     def access(self, now: datetime) -> QueueAccess:
-        return push_access(self.connection_string, now)
+        return push_access(self.connection_string, now, public_endpoint=self.public_endpoint)
 
 
 class DelegationSigner:
@@ -141,11 +150,52 @@ class DelegationSigner:
         return delegation_push_access(self.account, self.queue_uri, key, key_expiry, now)
 
 
-def signer_for(storage: "str | IdentityStorage"):
-    """The push-SAS signer for a connection string or identity-based settings."""
+class SalesQueue:
+    """The app's own client for the sales queue: a connection string locally, the identity in production."""
+
+    def __init__(self, storage: "str | IdentityStorage", queue: str = SALES_QUEUE, client=None):
+        self._storage, self._queue, self._client = storage, queue, client
+        self._lock = threading.Lock()
+
+    def _queue_client(self) -> QueueClient:
+        with self._lock:
+            if self._client is None:
+                options = dict(retry_total=2, connection_timeout=5, read_timeout=15)
+                storage = self._storage
+                try:
+                    if isinstance(storage, IdentityStorage):
+                        if not storage.queue_uri:
+                            raise StoreUnavailable("identity-based storage names no queue endpoint: set "
+                                                   "AzureWebJobsStorage__queueServiceUri or AzureWebJobsStorage__accountName")
+                        self._client = QueueClient(storage.queue_uri, self._queue,
+                                                   credential=credential_for(storage.client_id), **options)
+                    else:
+                        if not storage:
+                            raise StoreUnavailable("AzureWebJobsStorage is not set, so nothing can be queued")
+                        self._client = QueueClient.from_connection_string(storage, self._queue, **options)
+                except (ValueError, AzureError) as exc:
+                    raise StoreUnavailable("the sales queue's settings are not usable") from exc
+            return self._client
+
+    def send(self, texts: list[str]) -> None:
+        """Put each text on the queue as it is (already base64, as a branch sends it), in order."""
+        client = self._queue_client()
+        for text in texts:
+            try:
+                client.send_message(text)
+            except ClientAuthenticationError as exc:
+                raise StoreUnavailable("storage refused the app's identity on the sales queue "
+                                       "(role Storage Queue Data Contributor missing?)") from exc
+            except AzureError as exc:
+                raise StoreUnavailable(f"the sales queue cannot be reached ({type(exc).__name__})") from exc
+
+
+def signer_for(storage: "str | IdentityStorage", public_endpoint: str | None = None):
+    """The push-SAS signer for a connection string or identity-based settings; `public_endpoint`
+    (connection strings only) replaces the queue endpoint the SAS URL names."""
     if isinstance(storage, IdentityStorage):
         return DelegationSigner(storage)
-    return AccountKeySigner(storage)
+    return AccountKeySigner(storage, public_endpoint)
 
 
 def _key_expiry(key: UserDelegationKey, asked: datetime) -> datetime:

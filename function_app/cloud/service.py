@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared import limits
-from shared.encoding import open_frame, parse_frame, signed_by
+from shared.encoding import from_queue_text, open_frame, parse_frame, signed_by
 from shared.enrollment import encode_code
 from shared.errors import ContractError, ErrorCode
 from shared.models import (
@@ -39,13 +39,18 @@ from shared.models import (
     BranchList,
     BranchRevocation,
     BranchRotation,
+    CatalogCompaction,
     CatalogImport,
     CatalogWriteResult,
     EnrollAnswer,
     EnrollRequest,
     GenerationAck,
+    PUSH_WAYS,
     PriceDifferencePage,
     PullAnswer,
+    PushAccepted,
+    PushRequest,
+    PushRoute,
     Refusal,
     Sale,
     SaleKind,
@@ -58,8 +63,10 @@ from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret,
 
 from . import branch_keys, differences, faults, nonces, telemetry
 from .apply import Refused, VoidTarget, plan_apply, void_target
-from .catalog import bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import
-from .queue_access import signer_for
+from .catalog import (
+    Counter, bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
+)
+from .queue_access import SalesQueue, signer_for
 from .settings import Settings
 from .store import BranchRecord, Chunk, Conflict, DeadLetter, NotFound, Store
 
@@ -128,29 +135,39 @@ def token_hash(token: str) -> str:
 
 
 def check_admin(settings: Settings, presented: str | None) -> None:
-    if not settings.admin_key:
-        raise ContractError(ErrorCode.UNAUTHENTICATED, "the admin API is disabled: set BRANCHSYNC_ADMIN_KEY in the app settings")
+    key = settings.usable_admin_key
+    if key is None:
+        raise ContractError(ErrorCode.UNAUTHENTICATED, settings.admin_key_problem)
     # Bounded and encoded leniently: a header that is not text (a lone surrogate) is simply wrong.
     if (not presented or len(presented) > limits.AUTH_HEADER_MAX_CHARS
-            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), settings.admin_key.encode())):
+            or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), key.encode())):
         raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with the admin key")
 
 
 class Service:
-    def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime] = _utcnow, signer=None):
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], datetime] = _utcnow, signer=None,
+                 sales_queue=None):
         self.store = store
         self.settings = settings
         self.clock = clock
         # Signs the branches' push SAS: the account key locally, a user delegation key in production.
         self._signer = signer
+        # Where POST /api/push puts the branches' messages (with the app's own identity).
+        self._sales_queue = sales_queue
         # The nonce bucket this instance last purged below: old nonce tables are dropped once an hour.
         self._nonces_purged_at: int | None = None
 
     @property
     def signer(self):
         if self._signer is None:
-            self._signer = signer_for(self.settings.storage_source)
+            self._signer = signer_for(self.settings.storage_source, self.settings.queue_public_url)
         return self._signer
+
+    @property
+    def sales_queue(self):
+        if self._sales_queue is None:
+            self._sales_queue = SalesQueue(self.settings.storage_source)
+        return self._sales_queue
 
     def _ops(self) -> int:
         return getattr(self.store, "thread_ops", self.store.ops)
@@ -190,7 +207,7 @@ class Service:
 
     def authenticate(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes) -> BranchRecord:
         name = headers.get(HEADER_BRANCH) or ""
-        if not BRANCH_RE.match(name):
+        if not BRANCH_RE.fullmatch(name):
             raise ContractError(ErrorCode.UNAUTHENTICATED, "request names no branch (X-Branchsync-Branch): enroll this branch and sync with branchsync")
         record = self.store.get_branch(name)
         if record is None or not record.enrolled or not record.secret:
@@ -265,6 +282,7 @@ class Service:
         limit = int_param(query, "limit", limits.CATALOG_PAGE_MAX, 1, limits.CATALOG_PAGE_MAX)
         pending = int_param(query, "pending", None, 0, 2**53)
         version = client_version_param(query)
+        ways = push_ways_param(query)
         now = self.clock()
         state = self.store.get_sales_state(branch.name)
         # The counter first: every version up to it is then either read below or superseded.
@@ -273,9 +291,12 @@ class Service:
             segments, exhausted = [], True
         else:
             segments, exhausted = self.store.read_catalog(cursor, limit)
+            # And again after: a compaction that purged a tombstone while the segments were read
+            # raised the horizon in the same write, so this read sees it (see catalog.settled).
+            counter = settled(counter, self.store.get_catalog_counter().counter)
         page = build_page(cursor, segments, limit, exhausted, counter)
+        push, route = self._push_ways(ways, now)  # before any write: a refusal here stores nothing
         self.store.merge_branch(branch.name, last_pull=now, pending=pending)
-        push = self.signer.access(now)
         log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s version=%s",
                  branch.name, cursor, len(page.entries), page.next_cursor, page.more, state.apply.applied_through,
                  pending, version or "-",
@@ -283,10 +304,45 @@ class Service:
                              applied_through=state.apply.applied_through, pending=pending, client_version=version))
         return PullAnswer(
             branch=branch.name, applied_through=state.apply.applied_through, catalog=page, server_time=now,
-            push=push, rotate_secret=branch.next_secret,
+            push=push, push_route=route, rotate_secret=branch.next_secret,
             acks=_acks(state),
             last_refusal=Refusal.model_validate_json(branch.last_refusal) if branch.last_refusal else None,
         )
+
+    def _push_ways(self, ways: frozenset[str], now: datetime):
+        """(queue SAS or None, push route or None) for this deployment and what the branch can use."""
+        route = PUSH_ROUTE if "route" in ways else None
+        if self.settings.push_mode == "route":
+            if route is None:
+                raise ContractError(ErrorCode.BAD_REQUEST, "this cloud takes sales through POST /api/push only, which "
+                                    "this branchsync cannot use; install the current branchsync and sync again")
+            return None, route
+        return self.signer.access(now), route
+
+    def push(self, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes) -> PushAccepted:
+        """POST /api/push: put a branch's own queue messages on the sales queue, as they are.
+
+        The fallback to the queue SAS. The request is signed like a pull; each message must
+        be a frame that names this branch (its HMAC and everything else is checked when the
+        queue function applies it, exactly once, as for a message the branch queued itself).
+        """
+        if len(body) > limits.PUSH_ROUTE_MAX_BODY_BYTES:
+            raise ContractError(ErrorCode.OVERSIZED_MESSAGE, f"a push is at most {limits.PUSH_ROUTE_MAX_BODY_BYTES} "
+                                f"bytes; send at most {limits.PUSH_ROUTE_MAX_MESSAGES} messages per request")
+        branch = self.authenticate(headers, method, path, query, body)
+        request = PushRequest.model_validate_json(body)
+        for i, text in enumerate(request.messages):
+            try:
+                frame = parse_frame(from_queue_text(text))
+            except ContractError as err:
+                raise ContractError(err.code, f"message {i + 1} of the push: {err.message}") from None
+            if frame.branch != branch.name:
+                raise ContractError(ErrorCode.FORBIDDEN, f"message {i + 1} of the push claims branch "
+                                    f"{_shown(frame.branch)}; a branch pushes only its own sales")
+        self.sales_queue.send(request.messages)
+        log.info("push route branch=%s messages=%d bytes=%d", branch.name, len(request.messages), len(body),
+                 extra=_dims(event="push_route", branch=branch.name, messages=len(request.messages), bytes=len(body)))
+        return PushAccepted(accepted=len(request.messages))
 
     # --- applying pushed sales -----------------------------------------------------------
 
@@ -309,7 +365,7 @@ class Service:
         message pushed just before a rotation still applies, and one signed with the pending
         secret promotes it. A revoked branch's genuine messages are refused as such.
         """
-        frame = parse_frame(body)
+        frame = _parsed(body)
         record = self.store.get_branch(frame.branch)
         seen["name"], seen["record"] = frame.branch, record
         if record is None or not record.enrolled or not record.secret:
@@ -321,7 +377,7 @@ class Service:
             raise ContractError(ErrorCode.BRANCH_REVOKED, f"branch {frame.branch} was revoked by head office on "
                                 f"{record.revoked_at:%Y-%m-%d %H:%M} UTC; its messages are not applied (discard this "
                                 "one, or keep it as a record of what the revoked till sent)")
-        batch = open_frame(frame, secret)
+        batch = _opened(frame, secret)
         if secret == record.next_secret:
             self._promote(record, secret)
         return batch
@@ -492,7 +548,7 @@ class Service:
 
     def _settle_refusal(self, letter: DeadLetter) -> None:
         """Head office dealt with the dead letter its branch's till is told about: stop telling it."""
-        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.match(letter.branch) else None
+        record = self.store.get_branch(letter.branch) if letter.branch and BRANCH_RE.fullmatch(letter.branch) else None
         if record is not None and record.last_refusal and record.last_refusal_letter == letter.id:
             try:
                 self.store.merge_branch(record.name, last_refusal="")
@@ -548,7 +604,7 @@ class Service:
         return answer
 
     def _branch(self, name: str) -> BranchRecord:
-        if not BRANCH_RE.match(name or ""):
+        if not BRANCH_RE.fullmatch(name or ""):
             raise ContractError(ErrorCode.BAD_REQUEST, f"{_shown(name)} is not a valid branch name")
         record = self.store.get_branch(name)
         if record is None:
@@ -623,8 +679,27 @@ class Service:
         index = differences.merged_index(b.entries for b in self.store.get_catalog_index().values())
         wanted = differences.wanted_versions((line.sku for _, _, line in differences.sold_lines(page.sales, moment)), index)
         products = differences.current_products(self.store.scan_catalog(), wanted) if wanted else {}
-        return PriceDifferencePage(differences=differences.price_differences(page.sales, index, products, moment),
-                                   next=page.next)
+        found = differences.price_differences(page.sales, index, products, moment)
+        if found:  # the voids of those sales may come in this page or any later one
+            voided = self._voided({d.branch: d.seq for d in reversed(found)})
+            found = [d for d in found if (d.branch, d.seq) not in voided]
+        return PriceDifferencePage(differences=found, next=page.next)
+
+    def _voided(self, first_seq: Mapping[str, int]) -> set[tuple[str, int]]:
+        """(branch, seq) of the applied sales voided, per branch from `first_seq` on.
+
+        A void comes after the sale it voids, so one read of the branch's applied sales
+        from that seq (its chunk, at most a batch earlier) finds every void of them; only
+        the report's pages that list a difference pay for it.
+        """
+        out: set[tuple[str, int]] = set()
+        for branch, lo in first_seq.items():
+            through = self.store.get_sales_state(branch).apply.applied_through
+            for chunk in self.store.iter_chunks(branch, max(1, lo - limits.BATCH_MAX_SALES + 1)):
+                if chunk.first_seq > through:
+                    break
+                out |= {(branch, seq) for seq in differences.voided_seqs(s for s in chunk.sales if s.seq <= through)}
+        return out
 
     # --- admin: catalog ------------------------------------------------------------------
 
@@ -674,30 +749,53 @@ class Service:
         return CatalogWriteResult(written=1, first_version=version, last_version=version)
 
     def purge_tombstones(self, up_to: int | None = None) -> int:
-        """Drop tombstones older than every live product (and at most `up_to`) and compact; returns how many.
+        """Compact the catalog (see compact_catalog); returns how many tombstones were purged."""
+        return self.compact_catalog(up_to).purged
+
+    def compact_catalog(self, up_to: int | None = None) -> CatalogCompaction:
+        """Drop tombstones older than every live product (and at most `up_to`) and compact.
 
         Segments are rewritten without superseded entries and purged tombstones, and small
         neighbours merged. The horizon rises in the same transaction that drops a
-        tombstone, so a branch is told to resync before it could miss one.
+        tombstone, so a branch is told to resync before it could miss one. Safe to run at
+        any time, alongside pulls, imports and another compaction (every write is
+        ETag-checked on the counter); the timer function runs it nightly.
         """
         limit = 2**53 if up_to is None else up_to
-        purged = horizon = 0
+        purged = 0
+        before: tuple[int, int] | None = None  # (segments, entries) as first read
+        after = (0, 0)
+        counter = Counter()
 
         def attempt() -> None:
-            nonlocal purged, horizon
+            nonlocal purged, before, after, counter
             base = self.store.get_catalog_counter()  # first: a write after it fails the plan's ETag
             buckets = self.store.get_catalog_index()
             segments = list(self.store.scan_catalog())
+            entries = sum(len(seg.rows) for seg in segments)
+            before = before or (len(segments), entries)
             plan = plan_compaction(base.counter, {n: b.entries for n, b in buckets.items()}, segments, limit)
+            rows = {seg.last_version: len(seg.rows) for seg in segments}
+            removed = written = gone = 0
             for txn in plan:
                 base, changed = self.store.commit_catalog(base, txn, buckets)
                 buckets = {**buckets, **changed}
                 purged += txn.purged
-            horizon = base.counter.tombstone_horizon
+                replaced = {*txn.deleted, *(w.segment.last_version for w in txn.rewritten)}
+                removed += sum(rows.pop(k, 0) for k in replaced)
+                written += sum(len(w.segment.rows) for w in txn.rewritten)
+                gone += len(txn.deleted)
+            after = (len(segments) - gone, entries - removed + written)
+            counter = base.counter
 
         _retrying()(attempt)
-        log.info("catalog purge tombstones=%d horizon=%d", purged, horizon)
-        return purged
+        result = CatalogCompaction(purged=purged, segments_before=before[0], segments_after=after[0],
+                                   entries_before=before[1], entries_after=after[1],
+                                   last_version=counter.last_version, tombstone_horizon=counter.tombstone_horizon)
+        log.info("catalog compaction purged=%d segments=%d->%d entries=%d->%d horizon=%d", purged, before[0],
+                 after[0], before[1], after[1], counter.tombstone_horizon,
+                 extra=_dims(event="catalog_compaction", purged=purged, entries=after[1], segments=after[0]))
+        return result
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -707,6 +805,37 @@ def _acks(state) -> list[GenerationAck] | None:
     """The watermarks of generation 2 and up (None when the branch was never restored)."""
     return [GenerationAck(generation=g, applied_through=w.applied_through)
             for g, w in sorted(state.watermarks.items()) if g != 1] or None
+
+
+def _parsed(body: bytes):
+    """parse_frame, with anything it raises but a ContractError refused as malformed (see _opened)."""
+    try:
+        return parse_frame(body)
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise _unreadable(exc) from exc
+
+
+def _opened(frame, secret: str) -> SalesBatch:
+    """open_frame, with anything it raises but a ContractError refused as malformed.
+
+    Decoding is pure (no storage), so whatever else escapes it is a defect met on this
+    input: the message goes to the dead-letter table with its reason, never to a retry
+    loop that ends in the poison queue.
+    """
+    try:
+        return open_frame(frame, secret)
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise _unreadable(exc) from exc
+
+
+def _unreadable(exc: Exception) -> ContractError:
+    log.exception("decoding a queue message raised %s", type(exc).__name__)
+    return ContractError(ErrorCode.MALFORMED_MESSAGE, f"sales batch could not be read ({type(exc).__name__}); "
+                         "keep the dead letter and report it to the developers")
 
 
 def revoked_message(record: BranchRecord) -> str:
@@ -739,7 +868,11 @@ def time_param(name: str, raw: str | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date (2026-11-28) or a time "
                             "with a zone (2026-11-28T06:00:00Z)")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} lies outside the years 1 to 9999 once "
+                            "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
 
 
 def _shown(value: str, limit: int = 40) -> str:
@@ -750,6 +883,22 @@ def _shown(value: str, limit: int = 40) -> str:
 def _dims(**fields) -> dict:
     """Custom dimensions for a log record's `extra=`: absent rather than None (OpenTelemetry drops None)."""
     return {k: v for k, v in fields.items() if v is not None}
+
+
+PUSH_ROUTE = PushRoute(path="/api/push", max_messages=limits.PUSH_ROUTE_MAX_MESSAGES,
+                       max_body_bytes=limits.PUSH_ROUTE_MAX_BODY_BYTES)
+
+
+def push_ways_param(query: Mapping[str, str]) -> frozenset[str]:
+    """The optional `push` of a pull: the ways this branch can push ("queue,route"); the queue if absent."""
+    raw = query.get("push")
+    if raw is None or raw == "":
+        return frozenset({"queue"})
+    ways = frozenset(raw.split(","))
+    if len(raw) > 40 or not ways <= set(PUSH_WAYS):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter push must list ways to push from: "
+                            + ", ".join(PUSH_WAYS) + " (e.g. queue,route)")
+    return ways
 
 
 def client_version_param(query: Mapping[str, str]) -> str | None:
@@ -774,7 +923,7 @@ def _decode_export_token(token: str) -> tuple[str, int, int, int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         branch, chunk, seq, gen = data["b"], data["c"], data["s"], data.get("g", 1)
-        if not (isinstance(branch, str) and BRANCH_RE.match(branch) and type(chunk) is int and type(seq) is int
+        if not (isinstance(branch, str) and BRANCH_RE.fullmatch(branch) and type(chunk) is int and type(seq) is int
                 and type(gen) is int and 1 <= gen <= limits.GENERATION_MAX and 0 <= chunk <= seq):
             raise ValueError
     except (binascii.Error, ValueError, TypeError, KeyError, AttributeError):
@@ -802,6 +951,6 @@ def describe_message(raw: bytes) -> str:
         data = json.loads(inflater.decompress(frame.compressed, limits.BATCH_MAX_JSON_BYTES))
         seqs = [s["seq"] for s in data["sales"]]
         text += f", {len(seqs)} sales, seq {min(seqs)}-{max(seqs)}"
-    except (zlib.error, ValueError, KeyError, TypeError):
+    except (zlib.error, ValueError, KeyError, TypeError, RecursionError):  # deep nesting exhausts json's recursion
         text += ", body unreadable"
     return text

@@ -10,9 +10,11 @@ Storage comes in one of two shapes, the same ones the Functions host accepts for
   cloud endpoints, and `__clientId` (else `AZURE_CLIENT_ID`) naming the user-assigned
   managed identity. The push SAS is then a user delegation SAS (cloud/queue_access.py).
 
-Reading the settings never raises (health and the admin-key check read them on every
-request); a configuration that cannot work surfaces as StoreUnavailable (HTTP 503) where a
-storage client is built.
+Settings are read once per worker process (cloud/http.py) and never raise; a storage
+configuration that cannot work surfaces as StoreUnavailable (HTTP 503) where a storage
+client is built. An admin key that is empty, or still the literal `@Microsoft.KeyVault(...)`
+reference because the platform could not resolve it, counts as no key: the literal is
+guessable (the vault's name is in it), so it must never open the admin API.
 """
 
 import os
@@ -21,6 +23,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 STORAGE_SETTING = "AzureWebJobsStorage"
+ADMIN_KEY_SETTING = "BRANCHSYNC_ADMIN_KEY"
+PUSH_MODE_SETTING = "BRANCHSYNC_PUSH_MODE"
+# "queue": pulls hand out the add-only queue SAS (a user delegation SAS in production) and
+# offer the push route as the fallback; "route": no SAS at all, branches push through
+# POST /api/push only (where user delegation SAS for queues is not available).
+PUSH_MODES = ("queue", "route")
+KEY_VAULT_REFERENCE = "@microsoft.keyvault("
 IDENTITY_PREFIX = STORAGE_SETTING + "__"
 
 
@@ -53,22 +62,63 @@ class IdentityStorage:
 @dataclass(frozen=True)
 class Settings:
     storage: str  # AzureWebJobsStorage as a connection string; "" when storage is identity-based
-    admin_key: str  # BRANCHSYNC_ADMIN_KEY; empty disables the admin API
+    admin_key: str  # BRANCHSYNC_ADMIN_KEY; empty disables the admin API (see admin_key_problem)
     public_url: str | None = None  # BRANCHSYNC_PUBLIC_URL: the base URL put into enrollment codes
     table_prefix: str = ""  # BRANCHSYNC_TABLE_PREFIX: keeps several deployments apart in one account
     identity: IdentityStorage | None = None  # set when AzureWebJobsStorage__* is used instead
+    push_mode_setting: str = "queue"  # BRANCHSYNC_PUSH_MODE as given (see push_mode)
+    # BRANCHSYNC_QUEUE_PUBLIC_URL: the queue service URL put into push SAS URLs when branches
+    # reach the queue through another address than the app does (a proxy); None: the app's own.
+    queue_public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
         connection = env.get(STORAGE_SETTING, "").strip()
         return cls(
             storage=connection,
-            admin_key=env.get("BRANCHSYNC_ADMIN_KEY", ""),
+            admin_key=env.get(ADMIN_KEY_SETTING, ""),
             public_url=env.get("BRANCHSYNC_PUBLIC_URL") or None,
             table_prefix=env.get("BRANCHSYNC_TABLE_PREFIX", ""),
+            push_mode_setting=(env.get(PUSH_MODE_SETTING) or "queue").strip().lower(),
             # A connection string, when there is one, wins: the same rule as the Functions host.
             identity=None if connection else identity_from_env(env),
+            queue_public_url=_endpoint(env.get("BRANCHSYNC_QUEUE_PUBLIC_URL", "").strip() or None),
         )
+
+    @property
+    def push_mode(self) -> str:
+        """How branches push: "route", else "queue" (also for a value that is neither)."""
+        return self.push_mode_setting if self.push_mode_setting in PUSH_MODES else "queue"
+
+    @property
+    def admin_key_state(self) -> str:
+        """"set", "empty", or "unresolved_reference" (the platform left the Key Vault reference as it is)."""
+        key = self.admin_key.strip()
+        if not key:
+            return "empty"
+        if key.lower().startswith(KEY_VAULT_REFERENCE):
+            return "unresolved_reference"
+        return "set"
+
+    @property
+    def usable_admin_key(self) -> str | None:
+        """The key admin requests must present, or None when there is no usable key."""
+        return self.admin_key if self.admin_key_state == "set" else None
+
+    @property
+    def admin_key_problem(self) -> str | None:
+        """Why the admin API refuses every request, with what to check; None when the key is usable."""
+        state = self.admin_key_state
+        if state == "unresolved_reference":
+            return (f"the admin API is disabled: the app setting {ADMIN_KEY_SETTING} is still a Key Vault reference, "
+                    "so the reference did not resolve. Check that the secret branchsync-admin-key exists and is enabled "
+                    "in the vault, that the app's managed identity has Key Vault Secrets User on it and is the app's "
+                    "keyVaultReferenceIdentity, and that the vault accepts the app's network; then restart the app "
+                    "(the portal shows the reference's status under Environment variables)")
+        if state == "empty":
+            return (f"the admin API is disabled: the app setting {ADMIN_KEY_SETTING} is empty. Set it (in Azure, to the "
+                    "Key Vault reference infra/ deploys, and check that the reference resolves); then restart the app")
+        return None
 
     @property
     def storage_mode(self) -> str:

@@ -38,6 +38,16 @@ param maximumInstanceCount int = 40
 @description('Spread instances over availability zones (only in regions where Flex Consumption offers it).')
 param zoneRedundant bool = false
 
+@allowed([
+  'queue'
+  'route'
+])
+@description('BRANCHSYNC_PUSH_MODE: how branches push (queue SAS, or the POST /api/push route).')
+param pushMode string = 'queue'
+
+@description('CATALOG_COMPACT_SCHEDULE: when the catalog compaction runs (NCRONTAB with seconds, UTC).')
+param catalogCompactSchedule string = '0 30 2 * * *'
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions; set zoneRedundant=true where the region offers it
   name: planName
@@ -58,6 +68,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: branch PCs call the HTTP API over the public internet from dynamic addresses; every request is HMAC-signed per branch or carries the admin key (docs/protocol.md)
   // checkov:skip=CKV_AZURE_17: no client certificates: branches authenticate each request with their own HMAC secret; a certificate per branch PC would add a PKI to run
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero; always-ready instances are a cost choice, and branches are offline-first and simply sync again later
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (ARM error 51021 lists it among the properties invalid for Flex) and offers no FTP deployment; code arrives only through the deployment storage container
   // checkov:skip=CKV_AZURE_213: App Service health check (instance eviction) is not part of Flex Consumption scaling; GET /api/health is there for an external availability test
   name: name
   location: location
@@ -80,7 +91,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       // Flex Consumption takes the runtime from functionAppConfig.runtime below:
       // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION must NOT be set (the platform
@@ -100,6 +110,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         // Local auth is off on the component: telemetry is sent with the identity.
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         { name: 'BRANCHSYNC_ADMIN_KEY', value: '@Microsoft.KeyVault(SecretUri=${adminKeySecretUri})' }
+        { name: 'BRANCHSYNC_PUSH_MODE', value: pushMode }
+        // The compaction timer's schedule (function compact_catalog reads %CATALOG_COMPACT_SCHEDULE%).
+        { name: 'CATALOG_COMPACT_SCHEDULE', value: catalogCompactSchedule }
       ]
     }
     functionAppConfig: {

@@ -3,7 +3,9 @@
 The zip root holds what function_app/ holds (function_app.py, host.json, requirements.txt,
 cloud/) plus the project's `shared/` package, which function_app.py imports and which lives at
 the repository root. Left out: __pycache__ and compiled files, local.settings*.json (local
-secrets; never deployed) and tests. The Functions platform installs requirements.txt at deploy
+secrets; never deployed) and tests, and whatever function_app/.funcignore names (the file
+Core Tools and azd read when they package the folder themselves; gitignore-style lines, of
+which this reads plain names, `*` globs and a trailing `/` for folders). The Functions platform installs requirements.txt at deploy
 time (remote build), so no site-packages are bundled.
 
     python packaging/functions/build_package.py                  # -> dist/function_app.zip
@@ -36,10 +38,30 @@ EXCLUDED_FILES = ["*.pyc", "*.pyo", "local.settings*.json", "test_*.py", "*_test
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip timestamps cannot be before 1980
 
 
-def is_excluded(rel: Path) -> bool:
-    if any(part in EXCLUDED_DIRS for part in rel.parts[:-1]):
+def funcignore(app_dir: Path = APP_DIR) -> tuple[set[str], list[str]]:
+    """(folder patterns, file patterns) from app_dir/.funcignore; nothing when there is none."""
+    path = app_dir / ".funcignore"
+    dirs, files = set(), []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("!"):
+            raise SystemExit(f"build_package: {path} uses a negated pattern ({line}), which this script does not apply")
+        line = line.lstrip("/")
+        if line.endswith("/"):
+            dirs.add(line.rstrip("/"))
+        else:
+            files.append(line)
+    return dirs, files
+
+
+def is_excluded(rel: Path, app_dir: Path = APP_DIR) -> bool:
+    ignored_dirs, ignored_files = funcignore(app_dir)
+    if any(fnmatch.fnmatch(part, pattern) for part in rel.parts[:-1] for pattern in EXCLUDED_DIRS | ignored_dirs):
         return True
-    return any(fnmatch.fnmatch(rel.name, pattern) for pattern in EXCLUDED_FILES)
+    return any(fnmatch.fnmatch(rel.name, pattern) or fnmatch.fnmatch(rel.as_posix(), pattern)
+               for pattern in EXCLUDED_FILES + ignored_files)
 
 
 def collect(app_dir: Path = APP_DIR, shared_dir: Path = SHARED_DIR) -> dict[str, Path]:
@@ -48,7 +70,7 @@ def collect(app_dir: Path = APP_DIR, shared_dir: Path = SHARED_DIR) -> dict[str,
     for base, prefix in ((app_dir, ""), (shared_dir, "shared/")):
         for path in sorted(base.rglob("*")):
             rel = path.relative_to(base)
-            if path.is_dir() or is_excluded(rel):
+            if path.is_dir() or is_excluded(rel, app_dir):
                 continue
             if prefix == "" and rel.parts[0] == "shared":
                 continue  # a vendored copy (see --vendor-shared); the real shared/ is added below

@@ -4,6 +4,7 @@ Offline commands run as they are. Where a command talks to the cloud, the fake c
 plugged in at the client seam (`cli.client_options`), or the cloud is simply not there.
 """
 
+import subprocess
 import json
 from datetime import datetime, timezone
 
@@ -98,6 +99,14 @@ def test_sale_void_records_a_void_event(shop):
     assert result.exit_code == 0 and "sale 1 voided by number 2: -90.00 taka" in result.stdout
     again = run(shop, "sale", "void", "1")
     assert again.exit_code == 2 and "already voided" in again.stderr
+
+
+def test_a_void_reason_given_at_the_command_line_is_kept_and_listed_like_the_tills(shop):
+    run(shop, "sale", "add", "SOAP=2")
+    assert run(shop, "sale", "void", "1", "--reason", "  wrong   item ").exit_code == 0
+    with Store(shop) as store:
+        assert store.get_sale(2).reason == "wrong item"
+    assert "void of 1: wrong item" in run(shop, "sale", "list").stdout
 
 
 def test_sale_list_shows_recent_events_with_their_sync_state(shop):
@@ -304,3 +313,35 @@ def test_status_explains_each_waiting_sale_and_what_happens_next(shop):
     assert stuck["seq"] == 1 and stuck["state"] == "pending" and "next sync" in stuck["next"]
     human = run(shop, "status").stdout
     assert "sale 1 (pending)" in human and "next:" in human
+
+
+def test_enroll_restricts_the_data_folder_before_the_secret_is_written(home, plugged, monkeypatch):
+    # icacls cannot run here: the recorder stands in for it at the runner seam, as on Windows.
+    from branch_client import permissions
+
+    seen = []
+
+    def record(command):
+        seen.append((command, (home / "secret").exists()))
+        if command[0] == "whoami":
+            return subprocess.CompletedProcess(command, 0, '"shop-pc\\cashier","S-1-5-21-1-2-3-1013"', "")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    real = permissions.secure_home
+    monkeypatch.setattr(permissions, "secure_home", lambda home_dir: real(home_dir, run=record, platform="win32"))
+    plugged.enroll_tokens.add("a" * 24)
+    result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0, result.output
+    grant = permissions.grant_command(str(home), "S-1-5-21-1-2-3-1013")
+    assert (grant, False) in seen  # granted while no secret was on disk yet
+    assert (home / "secret").exists()
+
+
+def test_enroll_still_succeeds_and_warns_when_the_folder_cannot_be_restricted(home, plugged, monkeypatch):
+    from branch_client import permissions
+
+    monkeypatch.setattr(permissions, "secure_home", lambda home_dir: "icacls refused: Access is denied.")
+    plugged.enroll_tokens.add("a" * 24)
+    result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0
+    assert "could not restrict who may open" in result.stderr and "branchsync doctor" in result.stderr

@@ -4,17 +4,20 @@ The HTTP side runs through `httpx.MockTransport` (the seam httpx provides); the 
 through a queue-sender callable. Both stand in only for the network.
 """
 
+import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from pydantic import ValidationError
 
-from branch_client.cloud_client import CloudClient, enroll
+from branch_client.cloud_client import CloudClient, PushWay, enroll
 from branch_client.errors import BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
 from branch_client.version import version
-from shared.models import CatalogPage, PullAnswer, QueueAccess
-from shared.signing import new_secret
+from shared.models import CatalogPage, PullAnswer, PushRoute, QueueAccess
+from shared.signing import new_secret, verify_request
 from tests.branch_client.fakes import BRANCH, product
 
 ACCESS = QueueAccess(queue_url="https://acct.queue.core.windows.net/sales", sas_token="?se=x&sp=a&sig=y",
@@ -35,7 +38,7 @@ def test_a_pull_is_signed_so_the_cloud_can_verify_it(fake_cloud):
     answer = fake_cloud.client().pull(cursor=0, limit=10, pending=3)
     assert [e.sku for e in answer.catalog.entries] == ["SOAP"] and answer.branch == fake_cloud.branch
     # The backlog and the release ride along so head office sees each branch's lag and version.
-    assert fake_cloud.pulls == [{"cursor": "0", "limit": "10", "pending": "3", "version": version()}]
+    assert fake_cloud.pulls == [{"cursor": "0", "limit": "10", "pending": "3", "version": version(), "push": "queue,route"}]
 
 
 def test_a_pull_signed_with_the_wrong_secret_is_refused_with_the_clouds_message(fake_cloud):
@@ -172,3 +175,81 @@ def test_a_queue_refusal_is_not_retried_and_says_what_to_do():
     with pytest.raises(CloudRefused, match="expired or the PC clock is off") as exc:
         _client(lambda r: None, queue_sender=forbidden).send(ACCESS, "x")
     assert exc.value.code == "queue_refused" and len(calls) == 1
+
+
+# --- push: the queue or the cloud's push route ----------------------------------------------
+
+ROUTE = PushRoute(path="/api/push", max_messages=16, max_body_bytes=1024 * 1024)
+SECRET = "k" * 43
+
+
+def _route_cloud(posts: list, cut_first: int = 0):
+    """A push route that checks each request's signature, after `cut_first` connections cut."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(posts) < cut_first:
+            posts.append(None)
+            raise httpx.ReadError("connection cut", request=request)
+        verify_request(SECRET, request.headers, "POST", request.url.path, {}, request.content, time.time())
+        posts.append((request.url.path, request.headers["X-Branchsync-Nonce"], json.loads(request.content)))
+        return httpx.Response(202, json={"accepted": len(json.loads(request.content)["messages"])})
+    return handler
+
+
+def test_a_push_without_a_sas_goes_to_the_push_route_signed_with_the_very_message():
+    posts = []
+    client = _client(_route_cloud(posts), queue_sender=lambda *a: pytest.fail("no queue without a SAS"))
+    client.push(PushWay(queue=None, route=ROUTE), "QlNRMQ==")
+    assert [(path, body) for path, _, body in posts] == [("/api/push", {"messages": ["QlNRMQ=="]})]
+
+
+def test_a_push_goes_to_the_queue_when_it_takes_it_and_never_to_the_route():
+    sent = []
+    client = _client(lambda r: pytest.fail("no HTTP"), queue_sender=lambda url, sas, text: sent.append(text))
+    client.push(PushWay(queue=ACCESS, route=ROUTE), "QlNRMQ==")
+    assert sent == ["QlNRMQ=="] and client.queue_blocked is None
+
+
+def test_a_queue_blocked_from_here_falls_back_to_the_route_for_the_rest_of_the_run():
+    tried, posts = [], []
+
+    def blocked(url, sas, text):  # a proxy that refuses the queue's host
+        tried.append(text)
+        raise ServiceRequestError("connection refused by proxy")
+
+    client = _client(_route_cloud(posts), queue_sender=blocked, attempts=2)
+    client.push(PushWay(queue=ACCESS, route=ROUTE), "first")
+    client.push(PushWay(queue=ACCESS, route=ROUTE), "second")
+    assert tried == ["first", "first"]  # the queue's own retries, then the route; not tried again
+    assert [body["messages"] for _, _, body in posts] == [["first"], ["second"]]
+    assert "sales queue" in client.queue_blocked
+
+
+def test_a_queue_failure_without_a_route_on_offer_is_raised_as_before():
+    def down(url, sas, text):
+        raise ServiceRequestError("connection refused")
+
+    with pytest.raises(CloudUnreachable, match="sales queue"):
+        _client(lambda r: pytest.fail("no route on offer"), queue_sender=down, attempts=1).push(
+            PushWay(queue=ACCESS, route=None), "x")
+
+
+def test_a_cut_push_is_sent_again_signed_afresh():
+    posts = []
+    _client(_route_cloud(posts, cut_first=1)).push(PushWay(queue=None, route=ROUTE), "QlNRMQ==")
+    assert posts[0] is None and posts[1][2] == {"messages": ["QlNRMQ=="]}
+
+
+def test_a_refused_push_surfaces_the_clouds_code_and_message():
+    client = _client(lambda r: _json_error(403, "forbidden", "message 1 of the push claims branch 'x'"))
+    with pytest.raises(CloudRefused, match="claims branch") as exc:
+        client.push(PushWay(queue=None, route=ROUTE), "QlNRMQ==")
+    assert exc.value.code == "forbidden"
+
+
+def test_a_pull_answer_from_a_route_mode_cloud_reads_and_one_naming_no_way_to_push_is_refused():
+    base = {"branch": BRANCH, "applied_through": 0, "server_time": "2026-12-01T10:00:00Z",
+            "catalog": {"entries": [], "next_cursor": 0, "more": False}}
+    answer = PullAnswer.model_validate({**base, "push_route": ROUTE.model_dump()})
+    assert PushWay.of(answer) == PushWay(queue=None, route=ROUTE) and PushWay.of(answer).expires_at.year == 9999
+    with pytest.raises(ValidationError, match="a way to push"):
+        PullAnswer.model_validate(base)

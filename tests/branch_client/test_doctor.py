@@ -1,9 +1,12 @@
 """`branchsync doctor`: the pure checks over gathered facts, the gathering, and one run against the real local cloud."""
 
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,10 +18,13 @@ from branch_client import cli, doctor
 from branch_client.cloud_client import CloudClient
 from branch_client.doctor import Facts, Level, PullOutcome
 from branch_client.identity import Identity
+from branch_client.sale_entry import parse_items
 from branch_client.store import Store
 from tests.branch_client.fakes import entry, page, product
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+TILL_SID = "S-1-5-21-3623811015-3361044348-30300820-1013"
+SECURED_ACL = f"D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;{TILL_SID})"
 runner = CliRunner()
 
 
@@ -26,7 +32,10 @@ def healthy(**changes) -> Facts:
     facts = Facts(home="/till", now=NOW, home_writable=True, db_exists=True, integrity=["ok"], enrolled=True,
                   branch="dhaka-1", cloud_url="https://cloud.example",
                   pull=PullOutcome(True, server_time=NOW, sent_at=NOW, received_at=NOW + timedelta(seconds=1)),
-                  task="present", last_sync_ok=NOW - timedelta(minutes=10), pending=0, free_bytes=50 * 1024 ** 3)
+                  task="present", last_sync_ok=NOW - timedelta(minutes=10), pending=0, free_bytes=50 * 1024 ** 3,
+                  extra={"acl": {"applies": True, "account": "shop-pc\\cashier", "sid": TILL_SID, "sddl": SECURED_ACL,
+                                 "problem": None},
+                         "files_writable": {"branchsync.db": None, "branchsync.db-wal": None}})
     for key, value in changes.items():
         setattr(facts, key, value)
     return facts
@@ -261,6 +270,8 @@ def test_doctor_end_to_end_against_the_local_cloud(tmp_path, admin_env, cloud, b
             "scheduled sync task"], "last successful sync": "ok", "pending sales": "ok",
         "sales refused by the cloud": "ok", "sales too large to send": "ok",
         "backups": "ok", "free disk space": levels["free disk space"], "restored database": "ok",
+        "data folder permissions": "n/a" if sys.platform != "win32" else "ok",
+        "branch files writable": "ok",
     }
     assert proc.returncode == (1 if report["needs_action"] else 0)
     text = run("branchsync", "--home", home, "doctor", check=False).stdout
@@ -300,3 +311,85 @@ def test_a_refused_void_is_a_warning_that_says_the_sale_still_counts():
                "seq": 3, "number": "2-3", "this_till": True}
     finding = doctor.check_refusal(healthy(refusal=refusal))
     assert finding.level == Level.WARN and "void 2-3" in finding.fix and "takings still include" in finding.fix
+
+
+# --- Windows permissions and the files other accounts made ------------------------------------------
+
+
+def test_the_data_folder_permissions_are_judged_on_windows_only():
+    assert level(doctor.check_home_access, healthy(extra={"acl": {"applies": False}})) == Level.NA
+    assert level(doctor.check_home_access, healthy()) == Level.OK
+
+
+def test_a_data_folder_every_local_user_can_read_fails_with_the_exact_icacls_command():
+    inherited = "D:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1200a9;;;BU)"
+    finding = doctor.check_home_access(healthy(extra={"acl": {"applies": True, "account": "shop-pc\\cashier",
+                                                               "sid": TILL_SID, "sddl": inherited, "problem": None}}))
+    assert finding.level == Level.FAIL and "S-1-5-32-545 can read it" in finding.found
+    assert "icacls /till /inheritance:r" in finding.fix and f"*{TILL_SID}:(OI)(CI)M" in finding.fix
+
+
+def test_permissions_that_cannot_be_read_only_warn():
+    finding = doctor.check_home_access(healthy(extra={"acl": {"applies": True, "problem": "icacls /save failed"}}))
+    assert finding.level == Level.WARN and "icacls /save failed" in finding.found
+
+
+def test_a_database_or_wal_file_this_account_cannot_write_fails_and_names_it():
+    finding = doctor.check_files_writable(healthy(extra={"files_writable": {
+        "branchsync.db": None, "branchsync.db-wal": "Permission denied"}}))
+    assert finding.level == Level.FAIL and "branchsync.db-wal: Permission denied" in finding.found
+    assert "administrator" in finding.fix
+
+
+def test_existing_database_and_wal_files_are_probed_for_writing_without_changing_them(home):
+    from branch_client.store import Store
+
+    with Store(home) as store:
+        store.apply_catalog_page(page(entry(1, product("X"))), 0)
+        store.record_sale(parse_items(["X=1@10"]), "cash")
+        db, wal = home / "branchsync.db", home / "branchsync.db-wal"
+        assert wal.exists()
+        before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (db, wal)}
+        found = doctor.probe_existing_files(home)
+        assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (db, wal)} == before
+    assert found["branchsync.db"] is None and found["branchsync.db-wal"] is None
+
+
+def test_a_database_file_another_account_owns_is_reported_unwritable(tmp_path):
+    # Run the probe as an account that does not own the file: as root (which may write anything)
+    # through a child process as 'nobody'; otherwise make the file read-only for its owner.
+    folder = Path(tempfile.mkdtemp(prefix="branchsync-perm-", dir="/tmp")) if os.name == "posix" else tmp_path
+    try:
+        folder.chmod(0o755)
+        db = folder / "branchsync.db"
+        db.write_bytes(b"SQLite format 3\x00")
+        db.chmod(0o644)
+        if os.name == "posix" and os.geteuid() == 0:
+            found = _as_nobody(lambda: doctor.probe_existing_files(folder))
+        else:
+            db.chmod(0o444)
+            found = doctor.probe_existing_files(folder)
+        assert found["branchsync.db"] and "denied" in found["branchsync.db"].lower()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _as_nobody(probe):
+    """Run `probe` in a forked child that has dropped root for the 'nobody' account; returns its result."""
+    import pwd
+
+    uid = pwd.getpwnam("nobody").pw_uid
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no exec, the modules are already imported
+        try:
+            os.setgid(pwd.getpwnam("nobody").pw_gid)
+            os.setuid(uid)
+            os.write(write, json.dumps(probe()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)

@@ -1,6 +1,7 @@
 """The scheduled task: its Task Scheduler XML (a pure function), --every, and the schtasks command lines."""
 
 import subprocess
+from pathlib import Path
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
@@ -51,7 +52,7 @@ def test_the_task_xml_is_well_formed_and_carries_every_setting():
     xml = schedule.task_xml(r"C:\Program Files\branchsync\branchsync.exe", r"C:\ProgramData\branchsync",
                             schedule.parse_every("15m"), START, user=r"SHOP\cashier")
     root = parsed(xml)
-    assert root.tag == f"{{{schedule.TASK_NS}}}Task" and root.get("version") == "1.2"
+    assert root.tag == f"{{{schedule.TASK_NS}}}Task" and root.get("version") == schedule.TASK_VERSION == "1.3"
     settings = {
         "t:Settings/t:StartWhenAvailable": "true",
         "t:Settings/t:MultipleInstancesPolicy": "IgnoreNew",
@@ -165,3 +166,45 @@ def test_on_windows_a_refused_registration_exits_1_and_says_to_run_as_administra
     result = runner.invoke(cli.app, ["--home", str(tmp_path), "schedule", "install"])
     assert result.exit_code == 1
     assert "Access is denied" in result.stderr and "administrator" in result.stderr
+
+
+# --- against Microsoft's Task Scheduler schema --------------------------------------------------
+
+SCHEMA_FILE = Path(__file__).parent / "data" / "taskschedulerschema-subset.xsd"
+
+
+@pytest.fixture(scope="module")
+def task_schema():
+    import xmlschema
+
+    return xmlschema.XMLSchema(str(SCHEMA_FILE))
+
+
+@pytest.mark.parametrize("principal, user", [(schedule.PRINCIPAL_USER, r"SHOP\cashier"),
+                                             (schedule.PRINCIPAL_SYSTEM, None)])
+@pytest.mark.parametrize("every", ["1m", "15m", "1h30m", "31d"])
+def test_the_task_xml_validates_against_the_task_scheduler_schema(task_schema, principal, user, every):
+    xml = schedule.task_xml(r"C:\Program Files\branchsync\branchsync.exe", r"C:\Shop Data\till 1",
+                            schedule.parse_every(every), START, principal=principal, user=user,
+                            extra_args=("-m", "branch_client"))
+    errors = [str(e.reason or e) for e in task_schema.iter_errors(schedule.encode_for_schtasks(xml))]
+    assert errors == []
+
+
+def test_the_trigger_children_come_in_the_schema_sequence(task_schema):
+    trigger = parsed(schedule.task_xml("b.exe", "h", timedelta(minutes=15), START, user="u")).find(
+        "t:Triggers/t:TimeTrigger", NS)
+    order = [child.tag.split("}")[1] for child in trigger]
+    sequence = ["Enabled", "StartBoundary", "EndBoundary", "Repetition", "ExecutionTimeLimit", "RandomDelay"]
+    assert order == sorted(order, key=sequence.index)
+
+
+def test_the_schema_check_itself_refuses_a_repetition_before_the_start_boundary(task_schema):
+    # The order Task Scheduler refuses must fail here too, or the test above proves nothing.
+    xml = schedule.task_xml("b.exe", "h", timedelta(minutes=15), START, user="u")
+    root = ET.fromstring(xml.replace('encoding="UTF-16"', 'encoding="UTF-8"').encode("utf-8"))
+    trigger = root.find("t:Triggers/t:TimeTrigger", NS)
+    repetition = trigger.find("t:Repetition", NS)
+    trigger.remove(repetition)
+    trigger.insert(0, repetition)
+    assert not task_schema.is_valid(ET.tostring(root))

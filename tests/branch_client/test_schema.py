@@ -27,7 +27,7 @@ def test_an_empty_version_0_database_is_upgraded_to_the_current_schema(home):
     sqlite3.connect(home / "branchsync.db").close()  # an existing, empty file
     with Store(home) as store:
         assert store.schema_upgrade == (0, len(MIGRATIONS))
-    assert _version(home / "branchsync.db") == str(len(MIGRATIONS)) == "2"
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS))
     assert {"meta", "products", "sales", "sync_state", "generations"} <= _tables(home / "branchsync.db")
 
 
@@ -36,7 +36,7 @@ def test_reopening_a_current_database_changes_nothing(home):
         store.apply_catalog_page(page(entry(1, product("SOAP", 4500))), 0)
         store.record_sale(parse_items(["SOAP=2"]))
     with Store(home) as store:
-        assert store.schema_upgrade == (2, 2)
+        assert store.schema_upgrade == (len(MIGRATIONS), len(MIGRATIONS))
         assert store.status()["last_seq"] == 1 and store.get_product("SOAP").price == 4500
 
 
@@ -49,9 +49,9 @@ def test_an_older_database_is_upgraded_step_by_step_keeping_its_data(home):
         conn.exec_driver_sql("ALTER TABLE sales ADD COLUMN note TEXT")
 
     with Store(home, migrations=[*MIGRATIONS, v2_add_note]) as store:
-        assert store.schema_upgrade == (2, 3)
+        assert store.schema_upgrade == (len(MIGRATIONS), len(MIGRATIONS) + 1)
         assert store.status()["sales_recorded"] == 1
-    assert _version(home / "branchsync.db") == "3"
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS) + 1)
     with sqlite3.connect(home / "branchsync.db") as conn:
         assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(sales)")]
 
@@ -65,13 +65,29 @@ def test_a_failing_upgrade_step_leaves_the_previous_version_untouched(home):
 
     with pytest.raises(RuntimeError):
         Store(home, migrations=[*MIGRATIONS, v2_half_done])
-    assert _version(home / "branchsync.db") == "2" and "half" not in _tables(home / "branchsync.db")
+    assert _version(home / "branchsync.db") == str(len(MIGRATIONS)) and "half" not in _tables(home / "branchsync.db")
 
 
 def test_a_database_from_a_newer_branchsync_is_refused_not_guessed_at(home):
     Store(home, migrations=[*MIGRATIONS, lambda conn: None]).close()
-    with pytest.raises(StoreTooNew, match="schema version 3"):
+    with pytest.raises(StoreTooNew, match=f"schema version {len(MIGRATIONS) + 1}"):
         Store(home)
+
+
+def test_the_search_index_is_built_for_a_catalog_stored_before_it_existed(home):
+    from branch_client.schema import MIGRATIONS as ALL
+
+    with Store(home, migrations=ALL[:1]):  # a till from before the search index
+        pass
+    conn = sqlite3.connect(home / "branchsync.db")  # its catalog, written as that version stored it
+    with conn:
+        conn.execute("INSERT INTO products (sku, name, price, barcode, unit, vat_rate, active, version) "
+                     "VALUES ('RICE-5KG', 'চাল ৫ কেজি', 42000, '8901234567890', 'pcs', '0', 1, 1)")
+    conn.close()
+    with Store(home) as store:
+        assert store.schema_upgrade == (1, len(ALL))
+        assert [p.sku for p in store.search_products("চাল")] == ["RICE-5KG"]
+        assert store.find_by_code("8901234567890").sku == "RICE-5KG"
 
 
 def test_a_version_1_database_becomes_generation_1_keeping_every_number_and_void(home):
@@ -91,7 +107,7 @@ def test_a_version_1_database_becomes_generation_1_keeping_every_number_and_void
                           body % (seq, f"{seq:032x}", kind, "null" if voids is None else voids, lines, total, total)))
     conn.close()
     with Store(home) as store:
-        assert store.schema_upgrade == (1, 2)
+        assert store.schema_upgrade == (1, len(MIGRATIONS))
         assert store.generation() == 1 and store.status()["applied_through"] == 1
         assert [(r.number, r.voided_by, r.voids_number) for r in store.recent_sales()] == [("2", None, "1"),
                                                                                           ("1", "2", None)]

@@ -201,7 +201,8 @@ def test_a_full_resync_keeps_products_sellable_until_the_new_catalog_is_complete
     # mid-resync: everything is still there and sellable
     assert stocked.record_sale(parse_items(["SOAP=1", "RICE-5KG=1"])).total == 4500 + 43000
     stocked.apply_catalog_page(page(entry(21, product("SOAP", 4500)), more=False), 0)
-    assert sorted(p.sku for p in stocked.search_products("o")) == ["SOAP"]  # DAL, OLD-TEA were not sent again
+    # DAL, OLD-TEA were not sent again: gone from the catalog and from the search index
+    assert stocked.search_products("dal") == [] and stocked.search_products("tea") == []
     assert stocked.get_product("DAL-1KG") is None and stocked.catalog_cursor() == 21
 
 
@@ -261,3 +262,54 @@ def test_the_secret_lives_only_in_an_owner_only_file(store, home):
     store.close()
     for f in home.glob("branchsync.db*"):
         assert secret.encode() not in f.read_bytes()
+
+
+# --- the till's additions: idempotency key, void reason, the search index -------------------------
+
+
+def test_a_second_submission_with_the_same_key_returns_the_first_sale_and_records_nothing(stocked):
+    first = stocked.record_sale(parse_items(["SOAP=1"]), "cash", client_key="a" * 32)
+    again = stocked.record_sale(parse_items(["SOAP=1"]), "cash", client_key="a" * 32)
+    other = stocked.record_sale(parse_items(["SOAP=1"]), "cash", client_key="b" * 32)
+    assert again == first and other.seq == first.seq + 1
+    assert stocked.status()["sales_recorded"] == 2
+
+
+def test_a_void_keeps_its_reason_on_this_pc(stocked):
+    stocked.record_sale(parse_items(["SOAP=1"]))
+    stocked.void_sale(1, reason="wrong item")
+    assert stocked.get_sale(2).reason == "wrong item" and stocked.get_sale(1).reason is None
+
+
+def test_the_search_index_follows_every_catalog_change_in_the_same_transaction(stocked):
+    stocked.apply_catalog_page(page(entry(10, product("SOAP", 4600, "Meril Soap", barcode="5000009")),
+                                    tombstone(11, "DAL-1KG")), 0)
+    assert stocked.search_products("lux") == [] and [p.sku for p in stocked.search_products("meril")] == ["SOAP"]
+    assert stocked.find_by_code("5000009").sku == "SOAP" and stocked.find_by_code("5000001") is None
+    assert stocked.search_products("ডাল") == []
+
+
+def test_composed_and_decomposed_bangla_find_the_same_products(store):
+    import unicodedata
+
+    name = "কোকো বিস্কুট"
+    store.apply_catalog_page(page(entry(1, product("COCO", 2000, unicodedata.normalize("NFD", name)))), 0)
+    for query in (unicodedata.normalize("NFC", "কোকো"), unicodedata.normalize("NFD", "কোকো")):
+        assert [p.sku for p in store.search_products(query)] == ["COCO"]
+
+
+def test_a_query_shorter_than_three_characters_matches_the_start_only(stocked):
+    assert [p.sku for p in stocked.search_products("so")] == ["SOAP"]
+    assert [p.sku for p in stocked.search_products("চা")] == ["RICE-5KG"]
+    assert stocked.search_products("ap") == []  # inside "SOAP", not at its start
+
+
+def test_an_exact_code_comes_first_even_when_a_broad_query_matches_thousands(store):
+    from branch_client.store import SEARCH_WINDOW
+
+    many = [entry(i + 1, product(f"TEA-{i:05d}", 1000, f"Tea {i}", barcode=f"777{i:05d}"))
+            for i in range(SEARCH_WINDOW * 3)]
+    store.apply_catalog_page(page(*many, entry(10_000, product("TEA", 900, "Zz tea"))), 0)
+    found = store.search_products("tea", limit=5)
+    assert found[0].sku == "TEA" and len(found) == 5
+    assert store.search_products(f"777{SEARCH_WINDOW * 3 - 1:05d}")[0].sku == f"TEA-{SEARCH_WINDOW * 3 - 1:05d}"

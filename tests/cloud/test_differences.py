@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 
 from cloud.catalog import IndexEntry, Segment, VersionRow
-from cloud.differences import current_products, price_differences, wanted_versions
+from cloud.differences import current_products, price_differences, voided_seqs, wanted_versions
 from shared.errors import ContractError
-from shared.models import AppliedSale
+from shared.models import AppliedSale, PriceDifference
 from tests.builders import T0, make_batch, make_line, make_product, make_sale, make_void
 from tests.cloud.test_service import enroll, import_products, push
 
@@ -32,6 +32,14 @@ def test_a_repriced_sku_shows_both_prices_and_the_difference_over_the_quantity()
     assert (d.sold_price, d.current_price, str(d.qty), d.difference) == (5000, 5500, "1.5", -750)
 
 
+def test_a_difference_far_beyond_any_sale_amount_is_reported_exactly():
+    # 30,000 sold at 10 taka, repriced to 100,000.00 taka: qty x current price is 3 x 10**11 paisa.
+    sales = applied(make_sale(1, [make_line("BOLT", "30000", 1000)]))
+    [d] = price_differences(sales, {"BOLT": IndexEntry(2)}, {"BOLT": make_product("BOLT", 10_000_000)})
+    assert d.difference == 30_000_000 - 300_000_000_000
+    assert PriceDifference.model_validate_json(d.model_dump_json()) == d
+
+
 def test_a_deleted_sku_and_one_the_catalog_never_knew_are_told_apart():
     sales = applied(make_sale(7, [make_line("OLD", "3", 1000), make_line("GHOST", "1", 200)]))
     found = price_differences(sales, {"OLD": IndexEntry(9, deleted=True)}, {})
@@ -42,9 +50,17 @@ def test_a_deleted_sku_and_one_the_catalog_never_knew_are_told_apart():
 def test_voids_and_sales_recorded_before_since_are_left_out():
     old = make_sale(1, [make_line("OLD", "1", 1000)], recorded_at=T0 - timedelta(days=2))
     new = make_sale(2, [make_line("OLD", "1", 1000)])
-    found = price_differences(applied(old, new, make_void(3, new)), {"OLD": IndexEntry(5, deleted=True)}, {},
-                              since=T0 - timedelta(days=1))
-    assert [d.seq for d in found] == [2]
+    found = price_differences(applied(old, new, make_void(3, old)), {"OLD": IndexEntry(5, deleted=True)}, {},
+                              since=T0 - timedelta(days=3))
+    assert [d.seq for d in found] == [1, 2]
+    assert [d.seq for d in found if d.seq not in voided_seqs([make_void(3, old)])] == [2]
+
+
+def test_the_lines_of_a_voided_sale_are_left_out():
+    sold, kept = make_sale(1, [make_line("OLD", "1", 1000)]), make_sale(2, [make_line("OLD", "1", 1000)])
+    found = price_differences(applied(sold, kept, make_void(3, sold)), {"OLD": IndexEntry(5, deleted=True)}, {},
+                              voided={("dhaka-1", 1), ("other", 2)})
+    assert [(d.branch, d.seq) for d in found] == [("dhaka-1", 2)]
 
 
 def test_only_live_skus_sold_need_their_product_read():
@@ -86,6 +102,33 @@ def test_the_report_lists_exactly_the_deleted_and_repriced_lines_of_applied_sale
         (3, 1, "SOAP", "deleted", None, None)]
     exported = service.export_sales("dhaka-1").sales
     assert [s.sale.total for s in exported] == [s.total for s in sales]  # kept as sold
+
+
+def test_the_report_of_a_bulk_sale_repriced_far_up_answers_for_every_branch(service):
+    secret = enroll(service)
+    import_products(service, [make_product("BOLT", 1000), make_product("NUT", 500)])
+    sales = [make_sale(1, [make_line("BOLT", "30000", 1000)]), make_sale(2, [make_line("NUT", "1", 500)])]
+    push(service, make_batch("dhaka-1", sales), secret)
+    import_products(service, [make_product("BOLT", 10_000_000), make_product("NUT", 600)])
+    found = service.price_differences().differences
+    assert [(d.sku, d.difference) for d in found] == [("BOLT", -299_970_000_000), ("NUT", -100)]
+
+
+def test_the_report_leaves_out_a_voided_sale_whatever_page_its_void_arrives_in(service):
+    secret = enroll(service)
+    import_products(service, [make_product("OIL", 18000)])
+    sales = [make_sale(i, [make_line("OIL", "1", 18000)]) for i in range(1, 5)]
+    push(service, make_batch("dhaka-1", sales), secret)
+    push(service, make_batch("dhaka-1", [make_void(5, sales[0]), make_void(6, sales[2])]), secret)
+    import_products(service, [make_product("OIL", 19000)])
+    assert [d.seq for d in service.price_differences("dhaka-1").differences] == [2, 4]
+    seen, after = [], None
+    while True:  # pages of two sales: the voids of 1 and 3 come two pages later
+        page = service.price_differences("dhaka-1", after=after, limit=2)
+        seen += [d.seq for d in page.differences]
+        if not (after := page.next):
+            break
+    assert seen == [2, 4]
 
 
 def test_the_report_pages_like_the_sales_export(service):

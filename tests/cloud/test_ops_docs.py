@@ -252,6 +252,26 @@ def test_every_alert_query_of_the_infra_is_in_ops_md():
         assert problems(query) == [], name
 
 
+# Application Insights telemetry types behind each table (metrics are pre-aggregated, never sampled).
+SAMPLED_TYPE = {"AppTraces": "Trace", "AppRequests": "Request", "AppExceptions": "Exception"}
+
+
+def tables_of(query: str) -> set[str]:
+    bare = _strip_strings(query)
+    return {t for t in SCHEMA if re.search(rf"\b{t}\b", bare)}
+
+
+def test_every_table_an_alert_or_ops_query_counts_is_excluded_from_sampling():
+    # A sampled row stands for several: an alert counting rows would then miss poison moves
+    # or stale branches. host.json must exclude every telemetry type the queries read.
+    sampling = json.loads((APP / "host.json").read_text())["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = {t.strip() for t in sampling.get("excludedTypes", "").split(";")} if sampling.get("isEnabled", True) else None
+    queries = list(alert_queries().values()) + [q for _, q in kusto_blocks(OPS.read_text())]
+    needed = {SAMPLED_TYPE[t] for q in queries for t in tables_of(q) if t in SAMPLED_TYPE}
+    assert needed >= {"Trace", "Request"}
+    assert excluded is None or needed <= excluded, f"host.json samples {sorted(needed - excluded)}"
+
+
 def test_the_workbook_shows_exactly_the_ops_queries():
     workbook = json.loads(WORKBOOK.read_text())
     assert workbook == build_workbook(OPS.read_text()), \

@@ -93,3 +93,13 @@ def test_the_push_sas_expires_within_the_hour_and_is_refused_once_expired(access
     # The same signer a pull uses, for a pull an hour and a minute ago: that SAS no longer adds.
     stale = service.signer.access(clock.now - timedelta(hours=1, minutes=1))
     assert refused(lambda: QueueClient.from_queue_url(stale.queue_url, credential=stale.sas_token).send_message("eA==")) == 403
+
+
+def test_the_push_sas_names_the_public_queue_url_when_one_is_set(own_storage):
+    settings = Settings.from_env({"AzureWebJobsStorage": own_storage,
+                                  "BRANCHSYNC_QUEUE_PUBLIC_URL": "http://127.0.0.1:9999/devstoreaccount1/"})
+    clock = Clock()
+    service = Service(TableStore(own_storage, "sas"), settings, clock)
+    name = "sas-public-" + str(id(clock))[-6:]
+    push = pull(service, name, enroll(service, name), clock, cursor=0).push
+    assert push.queue_url == f"http://127.0.0.1:9999/devstoreaccount1/{SALES_QUEUE}"

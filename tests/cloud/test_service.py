@@ -1,15 +1,20 @@
 """The cloud's operations end to end against a real Azurite (each test has its own tables)."""
 
 import base64
+import dataclasses
+import json
 import re
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient
+from pydantic import ValidationError
 
+from cloud.queue_access import SalesQueue
 from cloud.service import Service, check_admin
 from cloud.settings import Settings
 from cloud.store import Conflict, StoreUnavailable
@@ -297,6 +302,103 @@ def test_an_admin_key_header_that_is_not_text_or_too_long_is_unauthenticated_not
     assert err.value.code == ErrorCode.UNAUTHENTICATED
 
 
+# --- the push route --------------------------------------------------------------------------
+
+
+def route_service(service, storage, mode="queue"):
+    """The same cloud with its push mode set and the route's messages going to a queue of its own."""
+    queue = "push" + uuid.uuid4().hex[:12]
+    QueueClient.from_connection_string(storage, queue).create_queue()
+    settings = dataclasses.replace(service.settings, push_mode_setting=mode)
+    return Service(service.store, settings, service.clock, sales_queue=SalesQueue(storage, queue)), queue
+
+
+def post_push(service, name, secret, clock, texts, body=None):
+    body = body if body is not None else json.dumps({"messages": texts}).encode()
+    headers = sign_request(secret, name, "POST", "/api/push", {}, body, clock.now.timestamp())
+    return service.push(headers, "POST", "/api/push", {}, body)
+
+
+def queued(storage, queue) -> list[str]:
+    return [m.content for m in QueueClient.from_connection_string(storage, queue).peek_messages(max_messages=32)]
+
+
+def test_a_queue_mode_cloud_gives_an_older_branch_exactly_the_answer_it_knows(service, clock):
+    secret = enroll(service)
+    answer = pull(service, "dhaka-1", secret, clock, cursor=0)  # no `push` parameter: an older branchsync
+    assert answer.push is not None and answer.push_route is None
+    assert "push_route" not in json.loads(answer.model_dump_json())  # older branches refuse unknown fields
+
+
+def test_a_branch_that_can_use_the_route_gets_it_as_the_fallback_beside_the_sas(service, clock):
+    secret = enroll(service)
+    answer = pull(service, "dhaka-1", secret, clock, cursor=0, push="queue,route")
+    assert answer.push is not None
+    assert (answer.push_route.path, answer.push_route.max_messages) == ("/api/push", limits.PUSH_ROUTE_MAX_MESSAGES)
+
+
+def test_a_route_mode_cloud_hands_out_no_sas_and_tells_an_older_branch_to_upgrade(service, clock, storage):
+    routed, _ = route_service(service, storage, "route")
+    secret = enroll(routed)
+    answer = pull(routed, "dhaka-1", secret, clock, cursor=0, push="queue,route")
+    assert answer.push is None and answer.push_route.path == "/api/push"
+    assert "push" not in json.loads(answer.model_dump_json())
+    with pytest.raises(ContractError, match="install the current branchsync") as err:
+        pull(routed, "dhaka-1", secret, clock, cursor=0)
+    assert err.value.code == ErrorCode.BAD_REQUEST
+
+
+def test_pushed_messages_are_queued_as_they_are_and_applied_exactly_once(service, clock, storage):
+    routed, queue = route_service(service, storage, "route")
+    secret = enroll(routed)
+    texts = [encode_batch(make_batch("dhaka-1", [1, 2]), secret), encode_batch(make_batch("dhaka-1", [3]), secret)]
+    assert post_push(routed, "dhaka-1", secret, clock, texts).accepted == 2
+    assert post_push(routed, "dhaka-1", secret, clock, texts[:1]).accepted == 1  # a resent copy
+    assert queued(storage, queue) == texts + texts[:1]
+    outcomes = [routed.apply_message(from_queue_text(t)).status for t in queued(storage, queue)]
+    assert outcomes == ["applied", "applied", "duplicate"]
+    assert state(routed, "dhaka-1").apply.applied_through == 3
+
+
+def test_a_push_of_another_branch_s_message_or_of_junk_is_refused_and_queues_nothing(service, clock, storage):
+    routed, queue = route_service(service, storage)
+    secret, other = enroll(routed), enroll(routed, "ctg-2")
+    mine = encode_batch(make_batch("dhaka-1", [1]), secret)
+    cases = {
+        ErrorCode.FORBIDDEN: [mine, encode_batch(make_batch("ctg-2", [1]), other)],
+        ErrorCode.MALFORMED_MESSAGE: [mine, "not base64!"],
+    }
+    for code, texts in cases.items():
+        with pytest.raises(ContractError) as err:
+            post_push(routed, "dhaka-1", secret, clock, texts)
+        assert err.value.code == code and "message 2 of the push" in err.value.message
+    with pytest.raises(ContractError) as err:
+        post_push(routed, "dhaka-1", secret, clock, [], body=b"x" * (limits.PUSH_ROUTE_MAX_BODY_BYTES + 1))
+    assert err.value.code == ErrorCode.OVERSIZED_MESSAGE
+    with pytest.raises(ValidationError):
+        post_push(routed, "dhaka-1", secret, clock, [mine] * (limits.PUSH_ROUTE_MAX_MESSAGES + 1))
+    assert queued(storage, queue) == []
+
+
+def test_a_push_sent_again_verbatim_is_refused_as_a_replay(service, clock, storage):
+    routed, queue = route_service(service, storage)
+    secret = enroll(routed)
+    body = json.dumps({"messages": [encode_batch(make_batch("dhaka-1", [1]), secret)]}).encode()
+    headers = sign_request(secret, "dhaka-1", "POST", "/api/push", {}, body, clock.now.timestamp())
+    routed.push(headers, "POST", "/api/push", {}, body)
+    with pytest.raises(ContractError) as err:
+        routed.push(headers, "POST", "/api/push", {}, body)
+    assert err.value.code == ErrorCode.REPLAYED and len(queued(storage, queue)) == 1
+
+
+def test_a_push_signed_with_another_secret_is_refused(service, clock, storage):
+    routed, queue = route_service(service, storage)
+    enroll(routed)
+    with pytest.raises(ContractError) as err:
+        post_push(routed, "dhaka-1", "x" * 43, clock, [encode_batch(make_batch("dhaka-1", [1]), "x" * 43)])
+    assert err.value.code == ErrorCode.BAD_SIGNATURE and queued(storage, queue) == []
+
+
 # --- catalog -------------------------------------------------------------------------------
 
 
@@ -395,8 +497,9 @@ def test_an_initial_pull_of_5000_products_reads_far_fewer_storage_operations_tha
     with capsys.disabled():
         print(f"\n[storage ops] initial pull of 5,000 products: {ops} ops, {ops / 5000:.4f} per product")
     # 5 pages, each: branch read, nonce insert, state read, counter read, one segment query page,
-    # branch merge; and once an hour per instance: the hour's nonce table created, old ones listed.
-    assert ops <= 5 * 6 + 2
+    # the counter again, branch merge; and once an hour per instance: the hour's nonce table
+    # created, old ones listed.
+    assert ops <= 5 * 7 + 2
     assert ops / 5000 < 0.01
 
 
@@ -532,6 +635,109 @@ def test_purging_tombstones_sends_branches_behind_the_horizon_to_a_full_resync(s
     held, cursor = pull_all(service, "dhaka-1", secret, clock, limit=2)  # fresh pull never dips under the horizon
     assert sorted(held) == ["KEEP", "NEW", "OLD0", "OLD1"] and cursor == 11
     assert not pull(service, "dhaka-1", secret, clock, cursor=7).catalog.full_resync
+
+
+def test_a_compaction_leaves_a_fresh_pull_as_small_as_the_live_catalog(service, clock):
+    secret = enroll(service)
+    for price in (100, 200, 300):  # every product stored three times
+        import_products(service, [make_product(f"P{i:02d}", price) for i in range(40)])
+    for i in range(10):
+        service.delete_sku(f"P{i:02d}")
+    import_products(service, [make_product(f"P{i:02d}", 400) for i in range(10, 40)])  # tombstones now oldest
+    result = service.compact_catalog()
+    assert (result.purged, result.entries_before, result.entries_after) == (10, 40 * 3 + 10 + 30, 30)
+    assert result.segments_after < result.segments_before and result.tombstone_horizon == 130
+    page = pull(service, "dhaka-1", secret, clock, cursor=0).catalog
+    assert len(page.entries) == 30 and not page.more
+    assert {e.sku: e.product.price for e in page.entries} == {f"P{i:02d}": 400 for i in range(10, 40)}
+    again = service.compact_catalog()
+    assert (again.purged, again.entries_before, again.entries_after) == (0, 30, 30)
+
+
+class Till:
+    """A branch's catalog as branch_client/sync.py keeps it: entries by SKU, a cursor, resync on request."""
+
+    def __init__(self, service, name, secret, clock, limit=1000):
+        self.service, self.name, self.secret, self.clock, self.limit = service, name, secret, clock, limit
+        self.held, self.cursor, self.resyncs = {}, 0, 0
+
+    def sync(self):
+        while True:
+            page = pull(self.service, self.name, self.secret, self.clock, cursor=self.cursor, limit=self.limit).catalog
+            if page.full_resync:
+                self.held, self.cursor, self.resyncs = {}, 0, self.resyncs + 1
+                continue
+            for e in page.entries:
+                self.held[e.sku] = e
+            self.cursor = page.next_cursor
+            if not page.more:
+                return self
+
+    def products(self):
+        return {sku: e.product for sku, e in self.held.items() if not e.deleted}
+
+
+def live_catalog(service):
+    """{sku: product} of every live product, read from the catalog's own index and segments."""
+    index = {sku: e for b in service.store.get_catalog_index().values() for sku, e in b.entries.items()}
+    rows = {(r.sku, r.version): r.product for s in service.store.scan_catalog() for r in s.rows}
+    return {sku: rows[(sku, e.version)] for sku, e in index.items() if not e.deleted}
+
+
+def test_a_compaction_between_a_pulls_counter_and_segment_reads_sends_the_branch_to_a_full_resync(service, clock):
+    secret = enroll(service)
+    import_products(service, [make_product(f"P{i}") for i in range(4)])  # 1-4
+    till = Till(service, "dhaka-1", secret, clock).sync()
+    service.delete_sku("P0")  # 5
+    import_products(service, [make_product(f"P{i}", 200) for i in range(1, 4)])  # 6-8: tombstone 5 is now purgeable
+    read = service.store.read_catalog
+
+    def compaction_lands_first(after_version, min_entries):
+        service.store.read_catalog = read
+        assert service.purge_tombstones() == 1
+        return read(after_version, min_entries)
+
+    service.store.read_catalog = compaction_lands_first  # the pull has read the counter already
+    page = pull(service, "dhaka-1", secret, clock, cursor=till.cursor).catalog
+    assert page.full_resync and page.entries == []
+    assert till.sync().products() == live_catalog(service) and "P0" not in till.products()
+
+
+def test_branches_pulling_while_compaction_purges_tombstones_end_with_exactly_the_live_catalog(service, clock):
+    """Real threads against Azurite: tills pull in small pages while a compaction purges the
+    tombstones they have not seen yet; every till must end holding exactly the live catalog."""
+    tills = [Till(service, f"till-{k}", enroll(service, f"till-{k}"), clock, limit=2) for k in range(4)]
+    rounds, previous, misses = 20, [], []
+    for r in range(rounds):
+        current = [f"R{r}-{i}" for i in range(6)]
+        import_products(service, [make_product(sku) for sku in current])
+        for till in tills:
+            till.sync()
+        for sku in previous + current[:2]:
+            service.delete_sku(sku)  # tombstones the tills have not pulled yet...
+        previous = current[2:]
+        import_products(service, [make_product(sku, 200 + r) for sku in previous])  # ...now older than every live product
+        start = threading.Barrier(len(tills) + 1)
+
+        def compact():
+            start.wait()
+            service.purge_tombstones()
+
+        def catch_up(till):
+            start.wait()
+            till.sync()
+
+        threads = [threading.Thread(target=compact)] + [threading.Thread(target=catch_up, args=(t,)) for t in tills]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        live = live_catalog(service)
+        assert sorted(live) == sorted(previous)
+        misses += [(r, till.name) for till in tills if till.products() != live]
+    assert misses == [], f"{len(misses)} of {rounds * len(tills)} catch-ups missed a delete"
+    # The compactions did purge: the catalog holds no more than the live products.
+    assert sum(len(s.rows) for s in service.store.scan_catalog()) == len(previous)
 
 
 # --- admin ---------------------------------------------------------------------------------

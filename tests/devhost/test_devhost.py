@@ -10,7 +10,8 @@ import httpx
 import pytest
 from azure.storage.queue import QueueClient
 
-from headoffice.devhost import DevHost, compile_route, parse_timespan
+from headoffice.devhost import (DEFAULT_APP_DIR, DevHost, QueueBindingError, bind_queue_body, compile_route, discover,
+                                load_app, parse_timespan)
 from headoffice.stand_ins import free_port
 from shared.encoding import encode_batch
 from shared.enrollment import decode_code
@@ -46,6 +47,44 @@ def test_route_templates_match_whole_segments_and_optional_parts():
     assert compile_route("items/{id:int?}").match("/items") is not None
     assert compile_route("files/{*rest}").match("/files/a/b/c").group("rest") == "a/b/c"
     assert compile_route("health").match("/HEALTH/") is not None
+
+
+RESERVED_ROUTE_APP = '''
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(ROUTE methods=["GET"])
+def NAME(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("ok")
+'''
+
+
+@pytest.mark.parametrize("route, name", [
+    ('route="admin/branches", ', "f"), ('route="/Admin/x", ', "f"), ('route="administration", ', "f"),
+    ('route="RUNTIME/webhooks", ', "f"), ('route="runtimes", ', "f"), ("", "admin_branches"),
+])
+def test_the_dev_host_refuses_at_start_up_a_route_the_functions_host_reserves(tmp_path, route, name):
+    # The host checks the route alone (routePrefix never counts), lower-cased, as a plain string
+    # prefix; a function without a route is served at its name, so the name is checked then.
+    (tmp_path / "function_app.py").write_text(RESERVED_ROUTE_APP.replace("ROUTE", route).replace("NAME", name))
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "extensions": {"http": {"routePrefix": "x"}}}))
+    with pytest.raises(SystemExit, match="The specified route conflicts with one or more built in routes"):
+        DevHost(tmp_path, port=free_port(), env={})
+
+
+@pytest.mark.parametrize("route", ['route="manage/admin", ', 'route="api/admin", ', 'route="x-admin", '])
+def test_a_route_that_only_contains_a_reserved_word_later_is_served(tmp_path, route):
+    (tmp_path / "function_app.py").write_text(RESERVED_ROUTE_APP.replace("ROUTE", route).replace("NAME", "f"))
+    host = DevHost(tmp_path, port=free_port(), env={})
+    assert [f.route for f in host.http_functions] == [route.split('"')[1]]
+
+
+def test_every_route_of_the_function_app_passes_the_hosts_reserved_route_check():
+    routes = [f.route for f in discover(load_app(DEFAULT_APP_DIR))[0]]
+    assert "manage/branches" in routes
+    assert not [r for r in routes if r.strip("/").lower().startswith(("admin", "runtime"))]
 
 
 def test_host_json_timespans_are_read_as_seconds():
@@ -178,6 +217,65 @@ def test_a_message_whose_function_always_raises_ends_in_the_poison_queue(storage
         host.stop()
 
 
+BINDING_APP = '''
+import pathlib
+import azure.functions as func
+
+app = func.FunctionApp()
+LOG = pathlib.Path(__file__).with_name("bodies.log")
+
+
+@app.queue_trigger(arg_name="msg", queue_name="QUEUE", connection="Storage"DATA_TYPE)
+def record(msg: func.QueueMessage) -> None:
+    with LOG.open("a") as f:
+        f.write(msg.get_body().hex() + "\\n")
+'''
+
+NOT_UTF8 = b"BSY1\xff\xfe\x00\x9c" + bytes(range(128, 160))  # like a frame: magic, then binary
+
+
+def start_binding_host(storage, tmp_path, data_type: str):
+    queue = "bind-" + uuid.uuid4().hex[:10]
+    (tmp_path / "function_app.py").write_text(BINDING_APP.replace("QUEUE", queue).replace("DATA_TYPE", data_type))
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "extensions": {"queues": {
+        "maxDequeueCount": 2, "visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200"}}}))
+    host = DevHost(tmp_path, port=free_port(), env={"Storage": storage}).start()
+    return host, QueueClient.from_connection_string(storage, queue), QueueClient.from_connection_string(storage, queue + "-poison")
+
+
+@pytest.mark.parametrize("data_type", ["", ", data_type=func.DataType.STRING"])
+def test_a_string_binding_of_bytes_that_are_not_utf8_fails_before_the_function_and_ends_in_poison(storage, tmp_path, data_type):
+    host, queue, poison = start_binding_host(storage, tmp_path, data_type)
+    try:
+        queue.send_message(base64.b64encode("ঢাকা".encode()).decode())  # UTF-8 binds as a string
+        queue.send_message(base64.b64encode(NOT_UTF8).decode())
+        moved = wait_for(lambda: list(poison.peek_messages(max_messages=5)))
+        assert [base64.b64decode(m.content) for m in moved] == [NOT_UTF8]
+        assert (tmp_path / "bodies.log").read_text().split() == ["ঢাকা".encode().hex()]  # the other never ran
+    finally:
+        host.stop()
+
+
+def test_a_binary_binding_hands_the_function_the_decoded_bytes_exactly(storage, tmp_path):
+    host, queue, poison = start_binding_host(storage, tmp_path, ", data_type=func.DataType.BINARY")
+    try:
+        queue.send_message(base64.b64encode(NOT_UTF8).decode())
+        assert wait_for(lambda: (tmp_path / "bodies.log").exists())
+        assert (tmp_path / "bodies.log").read_text().split() == [NOT_UTF8.hex()]
+        assert wait_for(lambda: not list(queue.peek_messages())) and not list(poison.peek_messages())
+    finally:
+        host.stop()
+
+
+def test_the_sales_trigger_is_bound_as_binary_so_a_frame_reaches_the_function():
+    (sales,) = discover(load_app(DEFAULT_APP_DIR))[1]
+    frame = base64.b64decode(encode_batch(make_batch("b-bind", [1]), "s" * 43))
+    assert sales.data_type == "binary"
+    assert bind_queue_body(frame, sales.data_type) == frame
+    with pytest.raises(QueueBindingError, match="unable to translate bytes"):
+        bind_queue_body(frame, "string")
+
+
 def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkeypatch):
     import cloud.http
 
@@ -187,11 +285,34 @@ def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkey
     monkeypatch.setenv("AzureWebJobsStorage", conn)
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
     monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(cloud.http, "_settings", None)
     host = DevHost(port=free_port()).start()
     try:
         r = httpx.get(f"http://127.0.0.1:{host.server.config.port}/api/manage/branches",
                       headers={"X-Branchsync-Admin-Key": "k"}, timeout=30)
         assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+    finally:
+        host.stop()
+
+
+def test_an_unresolved_key_vault_reference_refuses_manage_requests_and_health_says_why(storage, monkeypatch):
+    import cloud.http
+
+    literal = "@Microsoft.KeyVault(SecretUri=https://kv-abc123.vault.azure.net/secrets/branchsync-admin-key/)"
+    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", literal)  # what the app sees when the reference does not resolve
+    monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(cloud.http, "_settings", None)
+    host = DevHost(port=free_port()).start()
+    try:
+        base = f"http://127.0.0.1:{host.server.config.port}/api"
+        refused = httpx.get(f"{base}/manage/branches", headers={"X-Branchsync-Admin-Key": literal}, timeout=30)
+        health = httpx.get(f"{base}/health", timeout=30)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
+        assert "Key Vault reference" in refused.json()["error"]["message"]
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded" and health.json()["admin_api"] == "unresolved_reference"
+        assert "did not resolve" in health.json()["problem"]
     finally:
         host.stop()
 

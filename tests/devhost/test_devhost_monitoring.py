@@ -56,6 +56,7 @@ def test_the_app_serves_when_monitoring_is_configured_but_the_exporter_is_not_in
     monkeypatch.setenv("AzureWebJobsStorage", storage)
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
     monkeypatch.setattr(cloud.http, "_service", None)
+    monkeypatch.setattr(cloud.http, "_settings", None)
     host = DevHost(port=free_port()).start()
     try:
         base = f"http://127.0.0.1:{host.server.config.port}"

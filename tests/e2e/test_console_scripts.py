@@ -107,6 +107,24 @@ def test_catalog_changes_and_deletions_reach_the_branch(tmp_path, env, branch_na
     assert status(home, env)["pending"] == 0
 
 
+
+def test_catalog_compact_through_the_manage_route_keeps_a_synced_branch_exact(tmp_path, env, branch_name):
+    keep, gone = f"OIL-{branch_name}", f"SUGAR-{branch_name}"
+    cli("branchsync-admin", "catalog", "import",
+        write_catalog(tmp_path / "a.csv", [(keep, "Soybean oil", "180", "l"), (gone, "Sugar", "130", "kg")]), env=env)
+    home = enrolled_branch(tmp_path, branch_name, env)
+    cli("branchsync", "--home", home, "sync", env=env)
+    cli("branchsync-admin", "catalog", "delete", gone, env=env)
+    cli("branchsync-admin", "catalog", "import", write_catalog(tmp_path / "b.csv", [(keep, "Soybean oil", "185", "l")]), env=env)
+
+    out = cli("branchsync-admin", "catalog", "compact", env=env).stdout
+    assert out.startswith("compacted the catalog: purged ") and "a fresh pull now reads" in out
+    cli("branchsync", "--home", home, "sync", env=env)
+    assert "185.00" in cli("branchsync", "--home", home, "catalog", "search", keep, env=env).stdout
+    assert "no product matches" in cli("branchsync", "--home", home, "catalog", "search", gone, env=env).stdout
+    refused = cli("branchsync-admin", "--url", "http://127.0.0.1:9", "catalog", "compact", env=env, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+
 def test_sync_without_the_cloud_exits_non_zero_with_one_line_and_loses_nothing(tmp_path, storage, admin_env, branch_name):
     port = free_port()
     own = start_cloud(tmp_path / "cloud", storage, admin_env["BRANCHSYNC_ADMIN_KEY"], port=port)

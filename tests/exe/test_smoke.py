@@ -99,3 +99,29 @@ def test_the_default_data_home_is_not_next_to_the_executable_nor_in_its_unpack_f
     assert home.is_relative_to(tmp_path.resolve())
     assert not home.is_relative_to(exe.resolve().parent)
     assert not home.name.startswith("_MEI") and not any(part.startswith("_MEI") for part in home.parts)
+
+
+def test_the_executable_serves_the_till_page_with_its_assets(exe, tmp_path):
+    import httpx
+
+    from headoffice.stand_ins import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([str(exe), "--home", str(tmp_path / "till"), "till", "--port", str(port), "--no-browser"],
+                            env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "no answer"
+                time.sleep(0.2)
+        assert page.status_code == 200 and 'name="till-token"' in page.text
+        for asset in ("till.js", "i18n.js", "till.css", "receipt.js"):
+            assert httpx.get(f"http://127.0.0.1:{port}/static/{asset}", timeout=5).status_code == 200, asset
+        assert httpx.get(f"http://127.0.0.1:{port}/api/products?q=rice", timeout=5).json() == {"products": []}
+    finally:
+        proc.terminate()
+        proc.wait(10)

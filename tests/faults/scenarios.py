@@ -966,4 +966,66 @@ def all_scenarios(quick: bool = False) -> list[Scenario]:
     restart.quick = quick
     return [PullCut(), PushCut(), Kill("sale-add"), Kill("sync"), Redeliver(), ApplyFails(), restart, ClockSkew(),
             Concurrent(), week, DeadLetters(), ClonedTill(), CatalogChangedOffline(), RestoreInFlight(),
-            RestoreThenVoid(), SaleEntryDuringRestore()]
+            RestoreThenVoid(), SaleEntryDuringRestore(),
+            PushRouteFaults()]
+
+
+
+# --- 16. pushes through the push route, cut and sent twice ------------------------------------
+
+
+def _is_push_post(method: str, path: str) -> bool:
+    return method == "POST" and path.split("?")[0] == "/api/push"
+
+
+class PushRouteFaults(Scenario):
+    """A route-mode cloud (no SAS: every push is a signed POST /api/push) behind a proxy that cuts
+    the POSTs after k of n messages, before the cloud queued them or after (the answer is lost and
+    the branch sends them again); then copies of the pushed messages are POSTed once more."""
+
+    name, number, trials, quick_trials = "push-route", 16, 8, 2
+
+    def __init__(self):
+        self._setup = None
+
+    def _env(self, stack: Stack):
+        if self._setup is None:
+            from headoffice.stand_ins import free_port
+            proxy = NetCut(free_port())
+            stack.extra.append(proxy)
+            cloud = stack.own_cloud("cloud-pushroute", extra_env={"BRANCHSYNC_PUBLIC_URL": proxy.url,
+                                                                  "BRANCHSYNC_PUSH_MODE": "route"})
+            proxy.target = ("127.0.0.1", cloud.port)
+            self._setup = (proxy, cloud)
+        return self._setup
+
+    def run(self, stack: Stack, seed: int) -> TrialResult:
+        from branch_client.cloud_client import PushWay
+        rng = random.Random(seed)
+        proxy, cloud = self._env(stack)
+        proxy.clear()
+        branch = new_branch(stack, f"route{seed}", url=cloud.url)
+        branch.run("sync")
+        seed_sales(branch, rng.randint(2_600, 4_200), rng)          # several messages, one POST each
+        reported = branch.add_sales(2, rng)
+        identity, _, copies = packed_push(branch, budget=60_000)      # the same sales, packed as the push will
+        k = rng.randint(0, 2)
+        times = rng.choice([1, 2, 3, 4])                               # 3+ outlast the client's retries
+        before = rng.random() < 0.5                                    # else: queued, but the answer is lost
+        rule = proxy.add(Cut(match=_is_push_post, skip=k, times=times, response_bytes=None if before else 0))
+        first = branch.run("sync", check=False)
+        proxy.clear()
+        problems = [] if first.returncode in (0, 1) else [f"cut sync exited {first.returncode}: {first.stderr[-300:]}"]
+        # Duplicate POSTs: some of the pushed messages handed to the route again, as a resending proxy would.
+        resent = rng.sample(copies, rng.randint(1, len(copies)))
+        with CloudClient(cloud.url, identity.branch, identity.secret) as client:
+            way = PushWay.of(client.pull(0, limit=1))
+            if way.queue is not None:
+                problems.append("the route-mode cloud handed out a queue SAS")
+            for text in resent:
+                client.push(way, text)
+        result = reconcile(stack, branch, reported=reported, faults=rule.fired + len(resent))
+        if not count_in_log(cloud.log, f"push route branch={branch.name}"):
+            problems.append("the dedicated cloud logged no push through the route")
+        result.problems = problems + result.problems
+        return result

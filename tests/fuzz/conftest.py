@@ -8,13 +8,17 @@ re-reading every table.
 """
 
 import functools
+import json
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from azure.storage.queue import QueueClient
 
 import cloud.http
+from cloud.queue_access import SalesQueue
 from cloud.service import Service
 from cloud.settings import Settings
 from cloud.store import DeadLetter
@@ -24,6 +28,7 @@ from shared.encoding import encode_batch, from_queue_text
 from shared.enrollment import decode_code
 from shared.models import CatalogImport, EnrollRequest
 from tests.builders import make_batch, make_product
+from tests.fuzz.strategies import frame
 
 ADMIN_KEY = "fuzz-admin-key-" + uuid.uuid4().hex
 
@@ -98,7 +103,10 @@ def world(storage) -> World:
     prefix = "fz" + uuid.uuid4().hex[:10]
     store = RecordingStore(TableStore(storage, prefix))
     settings = Settings(storage=storage, admin_key=ADMIN_KEY, public_url="https://cloud.example", table_prefix=prefix)
-    service = Service(store, settings)
+    # Accepted pushes go to a queue of this world's own, not to the sales queue a dev host polls.
+    push_queue = "fzpush" + uuid.uuid4().hex[:10]
+    QueueClient.from_connection_string(storage, push_queue).create_queue()
+    service = Service(store, settings, sales_queue=SalesQueue(storage, push_queue))
 
     def enroll(name: str) -> str:
         created = service.create_branch(name, settings.public_url)
@@ -113,10 +121,17 @@ def world(storage) -> World:
     service.apply_message(from_queue_text(encode_batch(make_batch(branch, [1, 2, 3]), secret)))
     letter = DeadLetter(received_at=datetime.now(timezone.utc), code="malformed_message", reason="seeded", raw=b"BSQ1junk")
     letter_ids = [store.add_dead_letter(letter) for _ in range(3)]
+    # Dead letters any holder of the push SAS could cause: signed bodies nested 100,000 deep, or
+    # with a time off the calendar once in UTC. Showing or replaying them must answer 2xx/4xx.
+    for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"sales":[' * 50_000 + b"]}" * 50_000,
+                json.dumps({"v": 1, "branch": branch, "sent_at": "9999-12-31T23:59:59-23:59", "sales": []}).encode()):
+        hostile = DeadLetter(received_at=datetime.now(timezone.utc), code="malformed_message", reason="seeded",
+                             raw=frame(branch, secret, zlib.compress(raw, 9)), branch=branch)
+        letter_ids.append(store.add_dead_letter(hostile))
     store.take()
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("BRANCHSYNC_ADMIN_KEY", ADMIN_KEY)  # check_admin reads the app settings per request
+    mp.setenv("BRANCHSYNC_ADMIN_KEY", ADMIN_KEY)  # as the app settings would say; the check uses the service's
     mp.setattr(cloud.http, "_service", service)
     yield World(service, store, branch, secret, victim, pending, skus, letter_ids, pending_token)
     mp.undo()

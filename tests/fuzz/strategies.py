@@ -1,12 +1,15 @@
 """Hypothesis strategies for hostile input: text, JSON mutations, signed and unsigned requests.
 
 Generated input leans towards what breaks parsers: control characters, lone surrogates,
-digits that are not ASCII, numbers past every bound, invalid UTF-8, truncation. Valid
+digits that are not ASCII, numbers past every bound, invalid UTF-8, truncation, valid values
+with a line break after them, times whose UTC offset carries them off the calendar, and
+JSON nested far too deep. Valid
 shapes are generated too and then mutated, so cases get past the first check.
 """
 
 import json
 import time
+from datetime import datetime
 from decimal import Decimal
 
 from hypothesis import strategies as st
@@ -31,10 +34,54 @@ SPECIAL = [
     "../", "/", "\\", "'", '"', "{}", "[]", "null", "A" * 300, "a" * 41, "é", "চাল", "0" * 30 + "1",
 ]
 
+# Three classes of input that once got past the checks and raised (500, or a queue retry):
+# a valid value with a line break after it (`re.match` with "$" accepts a final "\n"), a
+# time whose UTC offset carries it off the calendar (OverflowError), and JSON nested deep
+# enough to exhaust a recursive parser (RecursionError).
+LINE_ENDS = ["\n", "\r\n", "\r", "\x85", "\u2028", "\n\n"]
+EXTREME_TIMES = [
+    "9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59.999999-00:01", "0001-01-01T00:00:00+23:59",
+    "0001-01-01T00:00:00.000001+00:01", "9999-12-31T12:00:00-12:00", "0001-01-01",
+]
+DEEP_OPENERS = ["[", '{"a":', '{"sales":[']
+
+
+def with_line_end(values):
+    """Values that would be valid, followed by a line break."""
+    return st.tuples(st.sampled_from(list(values)), st.sampled_from(LINE_ENDS)).map("".join)
+
+
+extreme_time = st.one_of(
+    st.sampled_from(EXTREME_TIMES),
+    st.builds(lambda when, minutes: when.isoformat() + f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}",
+              st.sampled_from([datetime(1, 1, 1), datetime(1, 1, 1, 23, 59), datetime(9999, 12, 31), datetime(9999, 12, 31, 23, 59, 59)]),
+              st.integers(-1439, 1439)),
+)
+
+
+@st.composite
+def deep_json(draw) -> bytes:
+    """JSON nested far deeper than any message (from just past 100 levels to 100,000)."""
+    opener = draw(st.sampled_from(DEEP_OPENERS))
+    depth = draw(st.sampled_from([101, 1000, 5000, 100_000]))
+    closer = {"[": "]", '{"a":': "}", '{"sales":[': "]}"}[opener]
+    return (opener * depth + "0" + closer * depth).encode()
+
+
+def is_deep(body: bytes) -> bool:
+    return any(body.startswith(o.encode() * 50) for o in DEEP_OPENERS)
+
+
+def has_line_end(value: str) -> bool:
+    return any(value.endswith(end) and value[: -len(end)].strip() for end in LINE_ENDS)
+
+
 fuzz_text = st.one_of(
     st.text(max_size=24),
     st.sampled_from(SPECIAL),
     st.lists(st.one_of(st.characters(), st.sampled_from(SPECIAL)), max_size=6).map("".join),
+    with_line_end(["dhaka-1", "RICE-5KG", "2026-11-28", "20261128-000000000000-00000000"]),
+    extreme_time,
 )
 fuzz_number_text = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
@@ -43,7 +90,7 @@ fuzz_number_text = st.one_of(
 )
 json_leaf = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.integers(-5, 5000),
-    st.floats(), fuzz_text, st.sampled_from([2**53, 2**53 + 1, 2**63, -(2**63) - 1, 10**400, limits.PAISA_MAX + 1]),
+    st.floats(), fuzz_text, extreme_time, st.sampled_from([2**53, 2**53 + 1, 2**63, -(2**63) - 1, 10**400, limits.PAISA_MAX + 1]),
 )
 json_value = st.recursive(
     json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(fuzz_text, inner, max_size=3)),
@@ -115,7 +162,7 @@ def json_bytes(draw, value_strategy):
     return raw
 
 
-any_body = st.one_of(st.binary(max_size=200), json_bytes(json_value))
+any_body = st.one_of(st.binary(max_size=200), json_bytes(json_value), deep_json())
 
 
 # --- sales -------------------------------------------------------------------------------------
@@ -197,9 +244,10 @@ def auth_headers(world, plan, method, path, params, body) -> dict[str, str]:
     return headers
 
 
-KNOWN_PARAMS = ["cursor", "limit", "pending", "version", "branch", "after"]
+KNOWN_PARAMS = ["cursor", "limit", "pending", "version", "branch", "after", "since", "push"]
 
 
 def query_params(world):
-    value = st.one_of(fuzz_number_text, st.sampled_from([world.branch, "MDAw", "eyJiIjoieCIsImMiOjAsInMiOjB9"]))
+    known = [world.branch, "MDAw", "eyJiIjoieCIsImMiOjAsInMiOjB9", "queue,route", "route"]
+    value = st.one_of(fuzz_number_text, st.sampled_from(known), with_line_end(known + ["12", "2026-11-28"]), extreme_time)
     return st.dictionaries(st.one_of(st.sampled_from(KNOWN_PARAMS), fuzz_text), value, max_size=4)

@@ -17,15 +17,28 @@ from hypothesis import strategies as st
 
 from cloud.http import MAX_BODY_BYTES
 from shared import limits
+from shared.encoding import encode_batch
 from shared.models import BRANCH_RE, ErrorBody
+from tests.builders import make_batch
 from tests.fuzz.conftest import app_functions
-from tests.fuzz.strategies import any_body, auth_headers, auth_plans, fuzz_text, json_bytes, mutated, query_params
+from tests.fuzz.strategies import (
+    any_body,
+    auth_headers,
+    auth_plans,
+    fuzz_text,
+    has_line_end,
+    is_deep,
+    json_bytes,
+    mutated,
+    query_params,
+    with_line_end,
+)
 
 CASES = 2000
 FUZZ = settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 ROUTES = sorted(app_functions()[0])
-_NOT_A_NAME = fuzz_text.filter(lambda s: not BRANCH_RE.match(s))
+_NOT_A_NAME = fuzz_text.filter(lambda s: not BRANCH_RE.fullmatch(s))
 _ROUTE_TEXT = fuzz_text.filter(lambda s: s and "/" not in s)
 
 
@@ -42,10 +55,19 @@ def _bodies(world, route: str):
     elif route == "manage/branches":
         # Names that could be valid come from a small set, so accepted creates stay few.
         valid = st.builds(lambda n: {"name": n}, st.one_of(st.sampled_from(["fz-new-1", "fz-new-2", world.branch]),
-                                                          _NOT_A_NAME))
+                                                          with_line_end(["fz-new-3", world.branch]), _NOT_A_NAME))
     elif route == "manage/catalog":
         sku = st.sampled_from([*world.skus, "NEW-1"])
         valid = st.builds(lambda skus: {"products": [_product(s) for s in skus]}, st.lists(sku, min_size=1, max_size=3))
+    elif route == "push":
+        # The world's own queue messages (accepted), another branch's, and text that is no message.
+        mine = encode_batch(make_batch(world.branch, [1]), world.secret)
+        other = encode_batch(make_batch(world.victim, [1]), "v" * 43)
+        message = st.one_of(st.just(mine), st.just(mine), st.just(other), fuzz_text)
+        valid = st.builds(lambda m: {"messages": m}, st.lists(message, min_size=1, max_size=3))
+        too_many = json.dumps({"messages": [mine] * (limits.PUSH_ROUTE_MAX_MESSAGES + 1)}).encode()
+        return st.one_of(json_bytes(valid.flatmap(mutated)), json_bytes(valid), json_bytes(valid), any_body,
+                         st.just(too_many), st.just(b" " * (limits.PUSH_ROUTE_MAX_BODY_BYTES + 1)))
     else:
         return st.one_of(st.just(b""), st.just(b""), any_body)
     too_many = json.dumps({"products": [_product(f"S-{i}") for i in range(limits.CATALOG_IMPORT_MAX + 1)]}).encode()
@@ -55,7 +77,7 @@ def _bodies(world, route: str):
 
 def _route_values(world, name: str):
     known = {"sku": world.skus, "id": world.letter_ids, "name": [world.victim, world.pending]}.get(name, [world.victim])
-    return st.one_of(st.sampled_from(known), _ROUTE_TEXT)
+    return st.one_of(st.sampled_from(known), with_line_end(known), _ROUTE_TEXT)
 
 
 def _route_params(world, route: str):
@@ -99,12 +121,16 @@ def test_no_generated_request_gets_a_500_and_a_refusal_is_a_json_error_that_stor
         pytest.fail(f"no strategy for {method} {route}")
     handler = app_functions()[0][(method, route)]
     statuses: dict[int, int] = {}
+    hostile: dict[str, int] = {}  # cases of each hostile class that got past authentication
 
     @FUZZ
     @given(req=requests(world, method, route))
     def run(req):
         resp = handler(req)
         statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+        if resp.status_code not in (401, 403):
+            for kind in _hostile_classes(req):
+                hostile[kind] = hostile.get(kind, 0) + 1
         writes = world.store.take()
         assert resp.status_code < 500, resp.get_body()[:500]
         if resp.status_code >= 400:
@@ -123,3 +149,57 @@ def test_no_generated_request_gets_a_500_and_a_refusal_is_a_json_error_that_stor
     assert sum(statuses.values()) >= CASES, statuses
     # Deep enough: many cases got past authentication into the handler's own checks.
     assert sum(n for status, n in statuses.items() if status not in (401, 403)) > CASES // 4, statuses
+    # ...among them, cases of each hostile class: a line end after a valid value, a time off
+    # the calendar once in UTC, JSON nested too deep (every route takes a query and a body).
+    assert all(hostile.get(kind, 0) >= 10 for kind in ("line end", "extreme time", "deep")), hostile
+
+
+_CALENDAR_EDGES = ("0001-01-01T", "9999-12-31T")  # what extreme_time generates
+
+
+def _hostile_classes(req: func.HttpRequest) -> set[str]:
+    texts = [*req.route_params.values(), *req.params.values()]
+    body = req.get_body()
+    found = set()
+    if any(has_line_end(t) for t in texts) or any(f"{end}\"".encode() in body for end in ("\\n", "\\r", "\\u0085", "\\u2028")):
+        found.add("line end")
+    if any(t[:11] in _CALENDAR_EDGES for t in texts) or any(e.encode() in body for e in _CALENDAR_EDGES):
+        found.add("extreme time")
+    if is_deep(body):
+        found.add("deep")
+    return found
+
+
+
+# --- the cases that once answered 500, each through its real handler --------------------------
+
+
+def _call(world, method: str, route: str, path: str, route_params=None, params=None, body=b""):
+    handler = app_functions()[0][(method, route)]
+    return handler(func.HttpRequest(method, "http://127.0.0.1:7071/api/" + path, params=params or {},
+                                    route_params=route_params or {}, body=body,
+                                    headers={"X-Branchsync-Admin-Key": world.admin_key}))
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\u2028"])
+def test_a_branch_name_ending_in_a_line_break_is_a_400_and_never_echoed_raw(world, end):
+    created = _call(world, "POST", "manage/branches", "manage/branches", body=json.dumps({"name": "fz-new" + end}).encode())
+    rotated = _call(world, "POST", "manage/branches/{name}/rotate", "manage/branches/x/rotate",
+                    route_params={"name": world.victim + end})
+    exported = _call(world, "GET", "manage/sales", "manage/sales", params={"branch": world.victim + end})
+    for resp in (created, rotated, exported):
+        error = ErrorBody.model_validate_json(resp.get_body()).error
+        assert resp.status_code == 400 and end not in error.message, (resp.status_code, error)
+    assert not [w for w in world.store.take() if "nonce" not in w[0]]
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_report_since_off_the_calendar_in_utc_is_a_400(world, since):
+    resp = _call(world, "GET", "manage/reports/price-differences", "manage/reports/price-differences", params={"since": since})
+    assert resp.status_code == 400 and "since" in ErrorBody.model_validate_json(resp.get_body()).error.message
+
+
+def test_a_dead_letter_nested_deeper_than_json_can_parse_is_shown_as_unreadable(world):
+    for letter_id in world.letter_ids[3:5]:  # seeded: signed bodies nested 100,000 and 50,000 deep
+        resp = _call(world, "GET", "manage/deadletters/{id}", "manage/deadletters/" + letter_id, route_params={"id": letter_id})
+        assert resp.status_code == 200 and "body unreadable" in json.loads(resp.get_body())["summary"]

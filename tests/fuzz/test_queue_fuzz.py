@@ -8,8 +8,10 @@ last_error (and last_refusal), and nothing more (no sales chunk, no watermark).
 
 import json
 import zlib
+from datetime import datetime, timezone
 
 import azure.functions as func
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +21,7 @@ from shared.errors import ErrorCode
 from shared.models import SalesBatch
 from shared.signing import new_secret
 from tests.fuzz.conftest import app_functions
-from tests.fuzz.strategies import batch_dict, frame, json_bytes, mutated, sale_dict
+from tests.fuzz.strategies import LINE_ENDS, batch_dict, deep_json, extreme_time, frame, json_bytes, mutated, sale_dict
 
 CASES = 2000
 # What a refusal may write on the branch row: its last error, and its refusal for the till to hear of.
@@ -33,6 +35,8 @@ MUST_REJECT = {
     "unknown branch": ErrorCode.UNKNOWN_BRANCH, "oversized": ErrorCode.OVERSIZED_MESSAGE,
     "bomb": ErrorCode.OVERSIZED_MESSAGE, "not zlib": ErrorCode.MALFORMED_MESSAGE, "other branch inside": ErrorCode.FORBIDDEN,
     "too many lines": ErrorCode.MALFORMED_MESSAGE, "too many sales": ErrorCode.MALFORMED_MESSAGE,
+    "deep nesting": ErrorCode.MALFORMED_MESSAGE, "extreme offset": ErrorCode.MALFORMED_MESSAGE,
+    "line end in branch": ErrorCode.MALFORMED_MESSAGE,
 }
 
 
@@ -71,7 +75,30 @@ def queue_cases(world):
         st.tuples(st.just("bomb"), st.just(frame(b, secret, zlib.compress(b" " * (limits.BATCH_MAX_JSON_BYTES + 10), 9)))),
         st.tuples(st.just("too many lines"), st.just(signed(_big_batch(b, 1, limits.SALE_MAX_LINES + 1)))),
         st.tuples(st.just("too many sales"), st.just(signed(_big_batch(b, limits.BATCH_MAX_SALES + 1, 1)))),
+        # Signed with the branch's own secret, so they reach the batch's validation.
+        st.tuples(st.just("deep nesting"), deep_json().map(signed)),
+        st.tuples(st.just("extreme offset"), st.tuples(batch_dict(b), st.sampled_from(["sent_at", "recorded_at"]),
+                                                       extreme_time.filter(_off_the_calendar)).map(
+            lambda t: signed(json.dumps(_with_time(*t)).encode()))),
+        st.tuples(st.just("line end in branch"), st.tuples(batch_dict(b), st.sampled_from(LINE_ENDS)).map(
+            lambda t: signed(json.dumps({**t[0], "branch": b + t[1]}).encode()))),
+        st.tuples(st.just("line end in branch"), st.tuples(batch_dict(b), st.sampled_from(LINE_ENDS)).map(
+            lambda t: frame(b + t[1], secret, zlib.compress(json.dumps(t[0]).encode())))),
     )
+
+
+def _off_the_calendar(moment: str) -> bool:
+    try:
+        datetime.fromisoformat(moment).astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # ValueError: "year 0 is out of range"
+        return True
+    return False
+
+
+def _with_time(batch: dict, field: str, moment: str) -> dict:
+    if field == "sent_at":
+        return {**batch, "sent_at": moment}
+    return {**batch, "sales": [{**batch["sales"][0], "recorded_at": moment}, *batch["sales"][1:]]}
 
 
 def test_no_generated_queue_message_escapes_as_an_exception_and_every_refusal_is_a_dead_letter_alone(world):
@@ -111,3 +138,40 @@ def test_no_generated_queue_message_escapes_as_an_exception_and_every_refusal_is
     # Deep enough: generated batches were applied, found to be duplicates, or caught as clones.
     assert outcomes.get("applied", 0) > 20 and outcomes.get("malformed_message", 0) > 100, outcomes
     assert outcomes.get("applied", 0) + outcomes.get("duplicate", 0) + outcomes.get("cloned_till", 0) > 100, outcomes
+
+
+@pytest.mark.parametrize("field", ["sent_at", "recorded_at"])
+def test_an_authentic_message_with_an_extreme_utc_offset_is_dead_lettered_with_its_reason(world, field):
+    _, apply_sales = app_functions()
+    batch = {"v": 1, "branch": world.branch, "sent_at": "2026-11-28T07:00:00Z",
+             "sales": [{**_sale(4), "recorded_at": "2026-11-28T06:00:00Z"}]}
+    if field == "sent_at":
+        batch["sent_at"] = "9999-12-31T23:59:59-23:59"
+    else:
+        batch["sales"][0]["recorded_at"] = "0001-01-01T00:00:00+23:59"
+    apply_sales(func.QueueMessage(id="offset", body=frame(world.branch, world.secret, zlib.compress(json.dumps(batch).encode()))))
+    [letter] = [args[0] for name, args, _ in world.store.take() if name == "add_dead_letter"]
+    assert letter.code == str(ErrorCode.MALFORMED_MESSAGE) and field in letter.reason and "9999" in letter.reason
+
+
+def test_a_defect_met_while_decoding_a_message_dead_letters_it_instead_of_retrying(world, monkeypatch):
+    # Decoding is pure: whatever it raises is about this input. No real input is known to do
+    # this any more (that is the point), so the decoder is replaced to stand for the next defect.
+    import cloud.service
+
+    def broken(frame, secret):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(cloud.service, "open_frame", broken)
+    _, apply_sales = app_functions()
+    body = frame(world.branch, world.secret, zlib.compress(json.dumps(
+        {"v": 1, "branch": world.branch, "sent_at": "2026-11-28T07:00:00Z", "sales": [_sale(4)]}).encode()))
+    apply_sales(func.QueueMessage(id="defect", body=body))  # must not raise
+    [letter] = [args[0] for name, args, _ in world.store.take() if name == "add_dead_letter"]
+    assert letter.code == str(ErrorCode.MALFORMED_MESSAGE) and "RecursionError" in letter.reason
+
+
+def _sale(seq: int) -> dict:
+    line = {"sku": "RICE-5KG", "name": "x", "qty": "1", "unit_price": 100, "list_price": 100, "line_total": 100}
+    return {"seq": seq, "sale_id": f"{seq:032x}", "kind": "sale", "recorded_at": "2026-11-28T06:00:00Z",
+            "lines": [line], "payment": {"method": "cash", "amount": 100}, "total": 100}

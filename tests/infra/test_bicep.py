@@ -14,6 +14,8 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from cloud.settings import PUSH_MODES
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MODULES = INFRA / "modules"
@@ -168,6 +170,23 @@ def test_function_app_runs_python_311_on_flex_consumption_over_https():
     assert deployment["authentication"]["type"] == "UserAssignedIdentity"
 
 
+def test_the_flex_site_sets_no_site_config_property_that_flex_rejects():
+    # ARM refuses ftpsState on a Flex Consumption site (error 51021), and linuxFxVersion, since
+    # the runtime lives in functionAppConfig.runtime.
+    site_config = only(parse(MODULES / "function.bicep"), "Microsoft.Web/sites")["properties"]["siteConfig"]
+    assert not {"ftpsState", "linuxFxVersion"} & set(site_config)
+
+
+def test_the_push_mode_is_a_deployment_parameter_with_exactly_the_modes_the_app_knows():
+    assert app_settings(parse(MODULES / "function.bicep"))["BRANCHSYNC_PUSH_MODE"] == "pushMode"
+    for path in (INFRA / "main.bicep", MODULES / "function.bicep"):
+        param = parse(path)["parameters"]["pushMode"]
+        allowed = next(d["argument"] for d in param["decorators"] if d.get("type") == "allowed")
+        assert tuple(allowed) == PUSH_MODES and param["default"] == "queue", path
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert given["pushMode"]["value"] == "${BRANCHSYNC_PUSH_MODE=queue}"
+
+
 def test_app_settings_use_identity_connections_and_no_keys():
     settings = app_settings(parse(MODULES / "function.bicep"))
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
@@ -227,3 +246,13 @@ def test_stale_branch_hours_is_substituted_into_the_query(hours):
     assert query, "staleQuery is not a replace() over a multi-line string"
     text, placeholder = query.group(1), query.group(2)
     assert f"ago({hours}h)" in text.replace(placeholder, str(hours))
+
+
+def test_every_app_setting_a_function_binding_names_is_set_by_the_deployment():
+    # A %SETTING% in a trigger (the compaction timer's schedule) that the app settings lack
+    # leaves that function in error on Azure.
+    named = set(re.findall(r'"%([A-Za-z_][A-Za-z0-9_]*)%"', (ROOT / "function_app" / "function_app.py").read_text()))
+    assert "CATALOG_COMPACT_SCHEDULE" in named
+    assert named <= set(app_settings(parse(MODULES / "function.bicep")))
+    local = json.loads((ROOT / "function_app" / "local.settings.example.json").read_text())["Values"]
+    assert named <= set(local)

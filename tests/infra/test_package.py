@@ -8,6 +8,7 @@ the functions the app registers.
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "packaging" / "functions" / "build_package.py"
 
 EXPECTED_ROUTES = {
-    ("health", "GET"), ("enroll", "POST"), ("pull", "GET"),
+    ("health", "GET"), ("enroll", "POST"), ("pull", "GET"), ("push", "POST"),
     ("manage/branches", "POST"), ("manage/branches", "GET"), ("manage/catalog", "POST"),
     ("manage/catalog/{sku}", "DELETE"), ("manage/sales", "GET"), ("manage/reports/price-differences", "GET"),
+    ("manage/catalog/compact", "POST"),
 }
 
 # Runs inside the package's own virtual environment, with only the unpacked folder on sys.path
@@ -35,7 +37,8 @@ for f in function_app.app.get_functions():
     t = f.get_trigger().get_dict_repr()
     out.append({"name": f.get_function_name(), "type": t["type"], "route": t.get("route"),
                 "methods": [str(m) for m in t.get("methods") or []], "queue": t.get("queueName"),
-                "connection": t.get("connection"), "shared_from": sys.modules["shared"].__file__})
+                "connection": t.get("connection"), "schedule": t.get("schedule"),
+                "shared_from": sys.modules["shared"].__file__})
 print(json.dumps(out))
 """
 
@@ -91,6 +94,27 @@ def test_exclusion_rules(builder):
     assert not excluded(Path("cloud/service.py")) and not excluded(Path("host.json"))
 
 
+def test_a_local_settings_file_beside_the_app_never_enters_the_zip(builder, tmp_path):
+    app = tmp_path / "function_app"
+    shutil.copytree(ROOT / "function_app", app, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "local.settings.json").write_text('{"Values": {"BRANCHSYNC_ADMIN_KEY": "local-secret"}}')
+    (app / "tests").mkdir()
+    (app / "tests" / "helper.py").write_text("")
+    names = set(builder.collect(app, ROOT / "shared"))
+    assert "function_app.py" in names and "cloud/service.py" in names
+    assert not [n for n in names if "local.settings" in n or n.startswith("tests/") or n == ".funcignore"]
+
+
+def test_the_funcignore_keeps_local_settings_tests_and_caches_out_and_the_build_applies_it(builder, tmp_path):
+    lines = [l.strip() for l in (ROOT / "function_app" / ".funcignore").read_text().splitlines()]
+    assert {"local.settings.json", "tests/", "__pycache__/", ".venv/"} <= set(lines)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / ".funcignore").write_text("notes/\n*.csv\n")
+    assert builder.is_excluded(Path("notes/todo.py"), app) and builder.is_excluded(Path("cloud/data.csv"), app)
+    assert not builder.is_excluded(Path("cloud/service.py"), app)
+
+
 def test_vendoring_copies_shared_next_to_the_app_and_removes_only_its_own_copy(builder, tmp_path):
     app, shared = tmp_path / "app", tmp_path / "shared"
     app.mkdir()
@@ -134,3 +158,5 @@ def test_unpacked_package_installs_and_registers_every_function(package, tmp_pat
     assert EXPECTED_ROUTES <= http
     queue = [f for f in functions if f["type"] == "queueTrigger"]
     assert [(f["name"], f["queue"], f["connection"]) for f in queue] == [("apply_sales", "sales", "AzureWebJobsStorage")]
+    timers = [(f["name"], f["schedule"]) for f in functions if f["type"] == "timerTrigger"]
+    assert timers == [("compact_catalog", "%CATALOG_COMPACT_SCHEDULE%")]

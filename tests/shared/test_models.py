@@ -46,6 +46,12 @@ def test_naive_times_extra_fields_and_control_characters_are_refused():
         Product(sku="A", name="bad\x00name", price=1)
 
 
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_time_that_leaves_the_calendar_once_in_utc_is_a_validation_error(moment):
+    with pytest.raises(ValidationError, match="years 1 to 9999"):
+        SalesBatch.model_validate({"branch": "b1", "sent_at": moment, "sales": []})
+
+
 def test_negative_prices_and_floats_for_quantities_with_too_many_decimals_are_refused():
     with pytest.raises(ValidationError):
         Product(sku="A", name="x", price=-1)

@@ -1,0 +1,147 @@
+"""The till's decisions, without I/O: browser command, request checks, cart and sale shapes.
+
+The page talks to the server in JSON. Amounts are integer paisa; quantities are exact
+decimal strings ("1.250"), never floats, so what the page shows is what the store records.
+"""
+
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from shared.models import Product, Sale, sale_number
+from shared.money import parse_quantity
+
+from ..errors import BadSaleInput
+from ..sale_entry import ItemSpec
+from ..store import SaleRecord
+
+TOKEN_HEADER = "x-till-token"
+# Requests that change nothing; every other method needs the per-launch token.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+# The page's id for one submitted cart: a uuid4 in hex.
+CLIENT_KEY = re.compile(r"^[0-9a-f]{32}$")
+# A quantity as the page writes it: digits with an optional decimal part (no "1e3", no "1,5").
+QTY_TEXT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+REASON_MAX_CHARS = 200
+# Units sold by weight or volume: quantities with up to 3 decimals; every other unit counts pieces.
+WEIGHED_UNITS = frozenset({"kg", "g", "gm", "l", "ltr", "litre", "liter", "ml", "m"})
+
+_EDGE = ("Microsoft", "Edge", "Application", "msedge.exe")
+_EDGE_ROOTS = ("ProgramFiles(x86)", "ProgramFiles", "LOCALAPPDATA")
+_EDGE_NAMES = ("msedge", "microsoft-edge", "microsoft-edge-stable")
+
+
+def browser_command(url: str, *, windows: bool, env: Mapping[str, str],
+                    exists: Callable[[str], bool], which: Callable[[str], str | None]) -> list[str] | None:
+    """The command that opens `url` in Edge app mode (a window with no address bar), or None
+    when Edge is not installed (the caller then opens the default browser).
+
+    On Windows Edge lives under Program Files (x86), Program Files or the user's local app
+    data; no registry is read. Elsewhere it is looked up on PATH.
+    """
+    candidates: list[str] = []
+    if windows:
+        for root in _EDGE_ROOTS:
+            base = env.get(root)
+            if base:
+                candidates.append("\\".join((base.rstrip("\\"), *_EDGE)))
+    found = next((c for c in candidates if exists(c)), None)
+    if found is None:
+        found = next((p for p in (which(n) for n in _EDGE_NAMES) if p), None)
+    return [found, f"--app={url}"] if found else None
+
+
+def host_allowed(host: str | None, port: int) -> bool:
+    """Only the till's own address: a page on another name that resolves to 127.0.0.1 (DNS
+    rebinding) sends its own name in Host and is refused."""
+    return host == f"127.0.0.1:{port}"
+
+
+def token_ok(sent: str | None, token: str) -> bool:
+    return sent is not None and hmac.compare_digest(sent.encode(), token.encode())
+
+
+def is_weighed(unit: str) -> bool:
+    return unit.strip().lower() in WEIGHED_UNITS
+
+
+def cart_items(lines: Any) -> list[ItemSpec]:
+    """The items of a submitted cart: a list of {"sku": str, "qty": "decimal text"}."""
+    if not isinstance(lines, list) or not lines:
+        raise BadSaleInput("the cart is empty: scan or search a product first")
+    items = []
+    for n, line in enumerate(lines, 1):
+        if not isinstance(line, dict) or not isinstance(line.get("sku"), str) or not isinstance(line.get("qty"), str):
+            raise BadSaleInput(f"line {n} of the cart is not a product and a quantity; reload the page")
+        if not QTY_TEXT.match(line["qty"]):
+            raise BadSaleInput(f"line {n} ({line['sku']}): quantity {line['qty']!r} is not a number like 2 or 1.250")
+        try:
+            qty = parse_quantity(line["qty"])
+        except ValueError as exc:
+            raise BadSaleInput(f"line {n} ({line['sku']}): {exc}") from None
+        items.append(ItemSpec(sku=line["sku"], qty=qty, text=f"{line['sku']}={line['qty']}"))
+    return items
+
+
+def client_key(value: Any) -> str:
+    if not isinstance(value, str) or not CLIENT_KEY.match(value):
+        raise BadSaleInput("the sale carries no valid id; reload the page and ring it up again")
+    return value
+
+
+def void_reason(value: Any) -> str:
+    reason = " ".join(value.split()) if isinstance(value, str) else ""
+    if not reason:
+        raise BadSaleInput("say why the sale is voided (a reason is required)")
+    return reason[:REASON_MAX_CHARS]
+
+
+def product_view(p: Product) -> dict:
+    return {"sku": p.sku, "name": p.name, "price": p.price, "barcode": p.barcode, "unit": p.unit,
+            "weighed": is_weighed(p.unit), "active": p.active, "vat_rate": str(p.vat_rate)}
+
+
+def _qty(q: Decimal) -> str:
+    return format(q, "f")
+
+
+def sale_view(sale: Sale, generation: int, record: SaleRecord | None = None) -> dict:
+    """A sale as the page shows it: `number` and `voids` are the printed numbers (`14`, or `2-14` after a restore)."""
+    view = {
+        "number": sale_number(generation, sale.seq), "generation": generation, "seq": sale.seq,
+        "kind": sale.kind.value,
+        "voids": None if sale.voids is None else sale_number(sale.voids_generation or generation, sale.voids),
+        "recorded_at": sale.recorded_at.isoformat(), "total": sale.total,
+        "payment": sale.payment.method.value,
+        "lines": [{"sku": line.sku, "name": line.name, "qty": _qty(line.qty), "unit_price": line.unit_price,
+                   "line_total": line.line_total} for line in sale.lines],
+    }
+    if record is not None:
+        view.update(state=record.state.value, voided_by=record.voided_by, reason=record.reason)
+    return view
+
+
+def record_view(record: SaleRecord) -> dict:
+    return sale_view(record.sale, record.generation, record)
+
+
+def status_view(status: Mapping[str, Any], *, syncing: bool, sync_message: str | None) -> dict:
+    """What the page's sync line shows; never the secret or the cloud's address.
+
+    Online means the last sync reached the cloud (a sync has succeeded and no error came
+    after it); offline otherwise, including before the first sync.
+    """
+    error = status.get("last_error")
+    return {
+        "branch": status.get("branch"),
+        "enrolled": bool(status.get("enrolled")),
+        "online": bool(status.get("last_sync_ok")) and not error,
+        "pending": int(status.get("pending") or 0),
+        "last_sync": status.get("last_sync_ok"),
+        "last_error": error,
+        "syncing": syncing,
+        "sync_message": sync_message,
+        "products": int(status.get("products") or 0),
+    }

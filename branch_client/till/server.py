@@ -1,0 +1,269 @@
+"""The till's HTTP server: a Starlette app over the branch store, served by uvicorn on 127.0.0.1.
+
+Routes are thin adapters: each parses the request, calls the store (the same methods the
+CLI's `sale add`, `sale void`, `sale list`, `catalog search` and `status` call) and turns
+the answer or a BadSaleInput into JSON. An ASGI middleware in front of everything refuses
+a Host other than the till's own address (DNS rebinding) and any state-changing request
+without the per-launch token, and sets headers that keep the page out of other sites'
+frames; no CORS headers are ever sent, so no other origin can read an answer.
+
+A sync started from the page runs in a background thread under the same lock as the
+scheduled sync (SyncEngine.run), so the two never run at once and sale entry never waits.
+"""
+
+import json
+import logging
+import secrets
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import logs
+from ..errors import BadSaleInput, BranchSyncError
+from ..store import Store
+from . import core
+
+# Next to this module, in the source tree, the installed package and the executable's unpack folder.
+STATIC = Path(__file__).resolve().parent / "static"
+TOKEN_PLACEHOLDER = "__TILL_TOKEN__"
+HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class Guard:
+    """ASGI middleware: the Host check, the token check and the security headers."""
+
+    def __init__(self, app, *, port: int, token: str):
+        self.app, self.port, self.token = app, port, token
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if not core.host_allowed(headers.get("host"), self.port):
+            return await _refuse(send, 421, "this till answers only at its own address, 127.0.0.1")
+        if scope["method"] not in core.SAFE_METHODS and not core.token_ok(headers.get(core.TOKEN_HEADER), self.token):
+            return await _refuse(send, 403, "this request does not come from the till page; reload the till")
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BackgroundSync:
+    """Runs one sync at a time in a thread; `run_sync` does the work (SyncEngine.run in the till)."""
+
+    def __init__(self, run_sync: Callable[[], str]):
+        self._run_sync = run_sync
+        self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()
+        self.message: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> bool:
+        """Start a sync unless one of this till's is running; True when one was started."""
+        with self._mutex:
+            if self.running:
+                return False
+            self.message = "syncing"
+            self._thread = threading.Thread(target=self._work, name="till-sync", daemon=True)
+            self._thread.start()
+            return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _work(self) -> None:
+        try:
+            self.message = self._run_sync()
+        except BranchSyncError as exc:
+            self.message = str(exc)
+        except Exception as exc:  # shown on the page; the store keeps the error too
+            self.message = f"sync failed: {type(exc).__name__}: {exc}"
+
+
+def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[], str]:
+    """A sync of `store` through the real engine: takes the sync lock, so never concurrent
+    with a scheduled `branchsync sync`."""
+    def run() -> str:
+        from ..cloud_client import CloudClient
+        from ..sync import SyncEngine
+
+        identity = store.identity()
+        log = logging.getLogger(logs.LOGGER_NAME)
+        logs.forget_secret(log, identity.secret)
+        with CloudClient.for_identity(identity, **(client_options or {})) as client:
+            report = SyncEngine(store, client, on_secret=lambda s: logs.forget_secret(log, s)).run()
+        return f"sync done: pushed {report.pushed} sales"
+    return run
+
+
+def _json_body(request_body: bytes) -> dict:
+    try:
+        body = json.loads(request_body or b"{}")
+    except ValueError:
+        raise BadSaleInput("the request is not JSON; reload the till") from None
+    if not isinstance(body, dict):
+        raise BadSaleInput("the request is not a JSON object; reload the till")
+    return body
+
+
+def _limit(request: Request, most: int) -> int:
+    try:
+        return min(most, max(1, int(request.query_params.get("limit", "20"))))
+    except ValueError:
+        raise BadSaleInput("limit must be a whole number") from None
+
+
+def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> Starlette:
+    index_html = (STATIC / "index.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, token)
+
+    def page(_request: Request) -> Response:
+        return HTMLResponse(index_html)
+
+    def receipt_page(_request: Request) -> Response:
+        return HTMLResponse((STATIC / "receipt.html").read_text(encoding="utf-8"))
+
+    def search(request: Request) -> Response:
+        text = request.query_params.get("q", "")
+        limit = _limit(request, 50)
+        return JSONResponse({"products": [core.product_view(p) for p in store.search_products(text, limit)]})
+
+    def by_code(request: Request) -> Response:
+        code = request.path_params["code"]
+        product = store.find_by_code(code)
+        if product is None:
+            return JSONResponse({"error": f"unknown code {code}: nothing was added"}, status_code=404)
+        return JSONResponse({"product": core.product_view(product)})
+
+    async def record(request: Request) -> Response:
+        body = _json_body(await request.body())
+        key = core.client_key(body.get("key"))
+        items = core.cart_items(body.get("lines"))
+        done = await run_in_threadpool(store.record, items, body.get("payment", "cash"), None, key)
+        return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
+
+    async def void(request: Request) -> Response:
+        body = _json_body(await request.body())
+        reason = core.void_reason(body.get("reason"))
+        done = await run_in_threadpool(store.void, request.path_params["number"], None, reason)
+        return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
+
+    def recent(request: Request) -> Response:
+        limit = _limit(request, 200)
+        return JSONResponse({"sales": [core.record_view(r) for r in store.recent_sales(limit)]})
+
+    def one_sale(request: Request) -> Response:
+        record = store.get_sale(request.path_params["number"])
+        if record is None:
+            return JSONResponse({"error": "no such sale number"}, status_code=404)
+        return JSONResponse({"sale": core.record_view(record), "branch": store.status()["branch"]})
+
+    def status(_request: Request) -> Response:
+        return JSONResponse(core.status_view(store.status(), syncing=sync.running, sync_message=sync.message))
+
+    def sync_now(_request: Request) -> Response:
+        started = sync.start()
+        return JSONResponse({"started": started, "syncing": True}, status_code=202)
+
+    async def bad_input(_request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def failed(_request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=500 if not isinstance(exc, BadSaleInput) else 400)
+
+    routes = [
+        Route("/", page),
+        Route("/receipt", receipt_page),
+        Route("/favicon.ico", lambda _r: Response(status_code=204)),
+        Route("/api/products", search),
+        Route("/api/products/code/{code}", by_code),
+        Route("/api/sales", recent, methods=["GET"]),
+        Route("/api/sales", record, methods=["POST"]),
+        Route("/api/sales/{number}", one_sale),
+        Route("/api/sales/{number}/void", void, methods=["POST"]),
+        Route("/api/status", status),
+        Route("/api/sync", sync_now, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={BadSaleInput: bad_input, BranchSyncError: failed})
+    app.add_middleware(Guard, port=port, token=token)
+    return app
+
+
+def bind(port: int = 0) -> socket.socket:
+    """A listening socket on 127.0.0.1 only (port 0: any free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if sys.platform != "win32":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    return sock
+
+
+def open_window(url: str) -> None:
+    """Edge in app mode where installed, else the default browser."""
+    import os
+    import shutil
+    import subprocess
+    import webbrowser
+
+    command = core.browser_command(url, windows=sys.platform == "win32", env=os.environ,
+                                   exists=os.path.exists, which=shutil.which)
+    if command is None:
+        webbrowser.open(url)
+        return
+    subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def serve(store: Store, *, port: int = 0, open_browser: bool = True, client_options: dict | None = None,
+          announce: Callable[[str], None] | None = None) -> None:
+    """Serve the till until stopped (Ctrl+C, or the process is ended)."""
+    import uvicorn
+
+    token = secrets.token_urlsafe(32)
+    sock = bind(port)
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    sync = BackgroundSync(engine_sync(store, client_options))
+    app = create_app(store, port=port, token=token, sync=sync)
+    # log_config=None: uvicorn's own logging writes to sys.stderr, which is None in a
+    # windowed executable; errors go to the branch log instead.
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    logging.getLogger(logs.LOGGER_NAME).info(f"till serving at {url}")
+    if announce is not None:
+        announce(url)
+    if open_browser:
+        threading.Timer(0.3, open_window, args=(url,)).start()
+    server.run(sockets=[sock])

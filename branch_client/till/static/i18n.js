@@ -1,0 +1,38 @@
+// The till's words in English and Bangla; elements carry data-t="key".
+"use strict";
+window.TILL_WORDS = {
+  en: {
+    till: "Till", language: "বাংলা", sales: "Sales", search_label: "Scan or search (SKU, barcode, name)",
+    item: "Item", qty: "Qty", price: "Price", amount: "Amount", cart_empty: "Scan a product to start a sale.",
+    hint_select: "choose a line", hint_qty: "quantity", hint_remove: "remove line", hint_clear: "back / clear",
+    total: "Total", pay: "Pay", cash: "Cash", card: "Card", mobile: "Mobile wallet",
+    tendered: "Amount tendered (৳)", change: "Change due", confirm: "Record sale", print: "Print receipt",
+    recent_sales: "Recent sales", number: "No.", time: "Time (Asia/Dhaka)", kind: "Kind", payment: "Payment",
+    sync: "Sync", void_reason: "Reason for voiding sale", void_confirm: "Void sale", reprint: "Reprint",
+    void: "Void", close: "Close", waiting: "Sales waiting", last_sync: "Last sync", last_error: "Last error",
+    sync_now: "Sync now", online: "Online", offline: "Offline", syncing: "Syncing…", never: "never",
+    none: "none", lines: "lines", recorded: "Sale {n} recorded", unknown_code: "Unknown code {code}: nothing added",
+    added: "Added {name}", not_found: "No product matches “{q}”", short_tender: "Tendered is less than the total",
+    sending: "Recording…", failed: "Not recorded: {e}", voided: "Sale {n} voided by number {v}",
+    kind_sale: "sale", kind_void: "void", voided_by: "voided by {v}", void_of: "void of {v}",
+    pending: "waiting", pushed: "sent", acked: "in head office", choose: "Choose with ↑ ↓ and Enter",
+    empty_cart: "The cart is empty", sync_started: "Sync started", receipt: "Receipt",
+  },
+  bn: {
+    till: "ক্যাশ কাউন্টার", language: "English", sales: "বিক্রয়", search_label: "স্ক্যান বা খুঁজুন (SKU, বারকোড, নাম)",
+    item: "পণ্য", qty: "পরিমাণ", price: "দাম", amount: "মোট", cart_empty: "বিক্রয় শুরু করতে পণ্য স্ক্যান করুন।",
+    hint_select: "লাইন বাছুন", hint_qty: "পরিমাণ", hint_remove: "লাইন মুছুন", hint_clear: "ফিরে যান / মুছুন",
+    total: "মোট", pay: "পরিশোধ", cash: "নগদ", card: "কার্ড", mobile: "মোবাইল ওয়ালেট",
+    tendered: "প্রদত্ত টাকা (৳)", change: "ফেরত", confirm: "বিক্রয় সংরক্ষণ", print: "রসিদ প্রিন্ট",
+    recent_sales: "সাম্প্রতিক বিক্রয়", number: "নং", time: "সময় (ঢাকা)", kind: "ধরন", payment: "পরিশোধ",
+    sync: "সিঙ্ক", void_reason: "বিক্রয় বাতিলের কারণ", void_confirm: "বাতিল করুন", reprint: "আবার প্রিন্ট",
+    void: "বাতিল", close: "বন্ধ", waiting: "অপেক্ষমাণ বিক্রয়", last_sync: "শেষ সিঙ্ক", last_error: "শেষ ত্রুটি",
+    sync_now: "এখনই সিঙ্ক", online: "অনলাইন", offline: "অফলাইন", syncing: "সিঙ্ক হচ্ছে…", never: "কখনো না",
+    none: "নেই", lines: "লাইন", recorded: "বিক্রয় {n} সংরক্ষিত", unknown_code: "অজানা কোড {code}: কিছু যোগ হয়নি",
+    added: "{name} যোগ হয়েছে", not_found: "“{q}” এর সাথে কোনো পণ্য মেলেনি", short_tender: "প্রদত্ত টাকা মোটের চেয়ে কম",
+    sending: "সংরক্ষণ হচ্ছে…", failed: "সংরক্ষিত হয়নি: {e}", voided: "বিক্রয় {n} বাতিল, নম্বর {v}",
+    kind_sale: "বিক্রয়", kind_void: "বাতিল", voided_by: "{v} দ্বারা বাতিল", void_of: "{v} এর বাতিল",
+    pending: "অপেক্ষমাণ", pushed: "পাঠানো", acked: "হেড অফিসে", choose: "↑ ↓ ও Enter দিয়ে বাছুন",
+    empty_cart: "কার্ট খালি", sync_started: "সিঙ্ক শুরু হয়েছে", receipt: "রসিদ",
+  },
+};

@@ -1,0 +1,109 @@
+"""`make screenshots`: PNGs of the till in docs/img/, through Debian's chromium.
+
+A throwaway data home with a small Bangla/English catalog; the real till server on a
+loopback port; the page driven with the keys a cashier uses: two scans, a Bangla search,
+a weighed quantity (mid-sale), the cash payment step, and the sale's 80 mm receipt.
+"""
+
+import secrets
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from playwright.sync_api import expect, sync_playwright
+
+from branch_client.identity import Identity
+from branch_client.store import Store
+from branch_client.till import server
+from shared.models import CatalogEntry, CatalogPage, Product
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+CATALOG = [
+    Product(sku="RICE-MINI-5", name="চাল মিনিকেট ৫ কেজি", price=42000, barcode="8901234567890", unit="bag"),
+    Product(sku="DAL-1KG", name="মসুর ডাল ১ কেজি", price=14050, barcode="8901234567891"),
+    Product(sku="OIL-TEER-2L", name="তীর সয়াবিন তেল ২ লিটার", price=38500, barcode="8941100500217"),
+    Product(sku="POTATO", name="আলু (খোলা)", price=4500, barcode="2000000000022", unit="kg"),
+    Product(sku="TEA-ISP-400", name="ইস্পাহানি চা পাতা ৪০০ গ্রাম", price=21000, barcode="8941000000400"),
+    Product(sku="EGG-12", name="ডিম ১ ডজন", price=15600, barcode="2000000000039"),
+]
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="till-shots-") as tmp:
+        store = Store(Path(tmp) / "home")
+        store.save_identity(Identity("dhaka-gulshan", "http://127.0.0.1:9", secrets.token_urlsafe(32)))
+        store.apply_catalog_page(CatalogPage(entries=[CatalogEntry(version=i + 1, sku=p.sku, product=p)
+                                                      for i, p in enumerate(CATALOG)], next_cursor=len(CATALOG), more=False), 0)
+        sock = server.bind(0)
+        port = sock.getsockname()[1]
+        app = server.create_app(store, port=port, token=secrets.token_urlsafe(32),
+                                sync=server.BackgroundSync(lambda: "sync done"))
+        uv = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not uv.started:
+            time.sleep(0.02)
+        try:
+            shoot(f"http://127.0.0.1:{port}/")
+        finally:
+            uv.should_exit = True
+            thread.join(10)
+            store.close()
+
+
+def scan(page, code: str, lines: int) -> None:
+    page.keyboard.type(code, delay=4)
+    page.keyboard.press("Enter")
+    expect(page.locator("#cart-lines tr")).to_have_count(lines)
+
+
+def shoot(url: str) -> None:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="Asia/Dhaka")
+        page = context.new_page()
+        page.goto(url)
+        page.keyboard.press("F1")  # Bangla
+        scan(page, "8901234567890", 1)
+        scan(page, "8901234567891", 2)
+        scan(page, "8901234567891", 2)
+        page.keyboard.press("F2")
+        page.keyboard.insert_text("আলু")
+        expect(page.locator("#results li")).to_have_count(1)
+        page.keyboard.press("Enter")
+        expect(page.locator("#cart-lines tr")).to_have_count(3)
+        page.keyboard.press("*")
+        page.keyboard.type("1.750")
+        page.keyboard.press("Enter")
+        page.keyboard.press("F2")
+        page.keyboard.insert_text("চা")
+        expect(page.locator("#results li").first).to_be_visible()
+        page.screenshot(path=str(OUT / "till-sale.png"))
+        page.keyboard.press("Escape")
+
+        page.keyboard.press("F4")
+        expect(page.locator("#payment")).to_be_visible()
+        page.keyboard.press("F11")
+        page.screenshot(path=str(OUT / "till-payment.png"))
+        with page.expect_popup() as popup:
+            page.keyboard.press("Enter")
+            expect(page.locator("#done-title")).to_be_visible()
+            page.keyboard.press("Control+p")
+        receipt = popup.value
+        expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
+        receipt.set_viewport_size({"width": 320, "height": 600})  # about 80 mm at 96 dpi, plus margin
+        receipt.locator("#receipt").screenshot(path=str(OUT / "till-receipt-80mm.png"))
+        page.screenshot(path=str(OUT / "till-recorded.png"))
+        browser.close()
+    for name in ("till-sale.png", "till-payment.png", "till-recorded.png", "till-receipt-80mm.png"):
+        print(OUT / name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""The till's HTTP server against a real uvicorn on loopback and a real SQLite store.
+
+Security (Host check, per-launch token, no CORS, no secret) and the routes as adapters over
+the store.
+"""
+
+import re
+import threading
+import uuid
+
+import httpx
+
+from branch_client.identity import Identity
+from branch_client.till import server
+from tests.branch_client.till.conftest import start_till
+
+
+def _sale(till, key=None, lines=None, payment="cash"):
+    with till.client() as c:
+        return c.post("/api/sales", headers=till.headers(), json={
+            "key": key or uuid.uuid4().hex, "payment": payment,
+            "lines": [{"sku": "RICE-5KG", "qty": "1"}] if lines is None else lines})
+
+
+def test_a_request_with_another_host_header_is_refused_so_dns_rebinding_cannot_reach_the_till(till):
+    with till.client() as c:
+        for host in ("evil.example:%d" % till.port, "localhost:%d" % till.port, "127.0.0.1", "127.0.0.1:1"):
+            r = c.get("/api/status", headers={"Host": host})
+            assert r.status_code == 421, host
+            r = c.post("/api/sales", headers={"Host": host, **till.headers()},
+                       json={"key": uuid.uuid4().hex, "lines": [{"sku": "SOAP", "qty": "1"}]})
+            assert r.status_code == 421
+        assert c.get("/api/status").status_code == 200
+    assert till.store.status()["sales_recorded"] == 0
+
+
+def test_a_state_changing_request_without_the_launch_token_is_refused_and_stores_nothing(till):
+    with till.client() as c:
+        body = {"key": uuid.uuid4().hex, "lines": [{"sku": "SOAP", "qty": "1"}], "payment": "cash"}
+        assert c.post("/api/sales", json=body).status_code == 403
+        assert c.post("/api/sales", json=body, headers={"X-Till-Token": "guess"}).status_code == 403
+        assert c.post("/api/sync").status_code == 403
+        assert c.post("/api/sales/1/void", json={"reason": "x"}).status_code == 403
+        assert c.post("/api/sales", json=body, headers=till.headers()).status_code == 201
+    assert till.store.status()["sales_recorded"] == 1
+
+
+def test_the_page_carries_this_launchs_token_and_no_answer_has_cors_headers(till, tmp_path):
+    with till.client() as c:
+        page = c.get("/", headers={"Origin": "http://evil.example"})
+        assert re.search(r'name="till-token" content="([^"]+)"', page.text).group(1) == till.token
+        for r in (page, c.get("/api/status", headers={"Origin": "http://evil.example"}),
+                  c.options("/api/sales", headers={"Origin": "http://evil.example",
+                                                   "Access-Control-Request-Method": "POST"})):
+            assert not [h for h in r.headers if h.lower().startswith("access-control-")]
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    other, stop = start_till(tmp_path / "other")
+    try:
+        assert other.token != till.token  # a token is made per launch
+    finally:
+        stop()
+
+
+def test_the_branch_secret_never_reaches_the_page(till):
+    secret = "s3cr3t-" + "q" * 36
+    till.store.save_identity(Identity("dhaka-1", "http://127.0.0.1:9", secret))
+    _sale(till)
+    with till.client() as c:
+        answers = [c.get(p).text for p in ("/", "/api/status", "/api/sales", "/api/sales/1", "/api/products?q=rice",
+                                           "/static/till.js", "/receipt")]
+    assert all(secret not in a for a in answers)
+    assert all("127.0.0.1:9" not in a for a in answers[1:])
+
+
+def test_the_server_listens_on_loopback_only(till):
+    sock = server.bind(0)
+    try:
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
+
+
+def test_a_resubmitted_sale_with_the_same_key_records_one_sale(till):
+    key = uuid.uuid4().hex
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(_sale(till, key))) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(r.status_code for r in results) == [201] * 4
+    assert {r.json()["sale"]["seq"] for r in results} == {1}
+    assert till.store.status()["sales_recorded"] == 1
+    assert _sale(till).json()["sale"]["seq"] == 2  # a new key is a new sale
+
+
+def test_a_sale_is_priced_by_the_store_and_bad_carts_get_a_clear_400(till):
+    r = _sale(till, lines=[{"sku": "RICE-5KG", "qty": "2"}, {"sku": "ATTA", "qty": "1.250"}], payment="card")
+    assert r.status_code == 201
+    sale = r.json()["sale"]
+    assert sale["total"] == 2 * 42000 + 8125 and sale["payment"] == "card"
+    assert [line["qty"] for line in sale["lines"]] == ["2", "1.25"]
+    for lines, says in (([], "empty"), ([{"sku": "NOPE", "qty": "1"}], "no product"),
+                        ([{"sku": "SOAP", "qty": 1.5}], "quantity"), ([{"sku": "SOAP", "qty": "1.2345"}], "decimals")):
+        bad = _sale(till, lines=lines)
+        assert bad.status_code == 400 and says in bad.json()["error"]
+    with till.client() as c:
+        bad = c.post("/api/sales", headers=till.headers(), json={"lines": [{"sku": "SOAP", "qty": "1"}]})
+        assert bad.status_code == 400 and "id" in bad.json()["error"]
+    assert till.store.status()["sales_recorded"] == 1
+
+
+def test_a_void_needs_a_reason_and_keeps_it(till):
+    _sale(till)
+    with till.client() as c:
+        assert c.post("/api/sales/1/void", headers=till.headers(), json={"reason": "  "}).status_code == 400
+        r = c.post("/api/sales/1/void", headers=till.headers(), json={"reason": "customer changed mind"})
+        assert r.status_code == 201 and r.json()["sale"]["voids"] == "1"
+        again = c.post("/api/sales/1/void", headers=till.headers(), json={"reason": "twice"})
+        assert again.status_code == 400 and "already voided" in again.json()["error"]
+        listed = c.get("/api/sales").json()["sales"]
+    assert [(s["number"], s["kind"], s["reason"]) for s in listed] == [("2", "void", "customer changed mind"),
+                                                                       ("1", "sale", None)]
+    assert listed[1]["voided_by"] == "2"
+
+
+def test_after_a_restore_the_till_shows_and_voids_sales_by_their_printed_numbers(till):
+    from branch_client import backup
+
+    _sale(till)
+    saved = backup.backup(till.home)
+    backup.restore(till.home, saved)
+    key = uuid.uuid4().hex
+    first, again = _sale(till, key), _sale(till, key)
+    assert first.json()["sale"]["number"] == again.json()["sale"]["number"] == "2-1"
+    with till.client() as c:
+        assert c.get("/api/sales/2-1").json()["sale"]["number"] == "2-1"
+        assert c.get("/api/sales/1").json()["sale"]["number"] == "1"
+        r = c.post("/api/sales/1/void", headers=till.headers(), json={"reason": "wrong item"})
+        assert r.status_code == 201 and (r.json()["sale"]["number"], r.json()["sale"]["voids"]) == ("2-2", "1")
+        r = c.post("/api/sales/2-1/void", headers=till.headers(), json={"reason": "customer left"})
+        assert (r.json()["sale"]["number"], r.json()["sale"]["voids"]) == ("2-3", "2-1")
+        listed = {s["number"]: s for s in c.get("/api/sales").json()["sales"]}
+    assert (listed["1"]["voided_by"], listed["2-1"]["voided_by"]) == ("2-2", "2-3")
+    assert (listed["2-2"]["reason"], listed["2-3"]["reason"]) == ("wrong item", "customer left")
+
+
+def test_search_and_barcode_lookup_answer_from_the_catalog(till):
+    with till.client() as c:
+        assert [p["sku"] for p in c.get("/api/products", params={"q": "চাল"}).json()["products"]] == ["RICE-5KG"]
+        assert c.get("/api/products/code/8901234567890").json()["product"]["sku"] == "RICE-5KG"
+        missing = c.get("/api/products/code/123")
+        assert missing.status_code == 404 and "unknown code" in missing.json()["error"]
+        atta = c.get("/api/products/code/2000000000015").json()["product"]
+        assert atta["weighed"] is True and atta["unit"] == "kg"
+
+
+def test_sync_now_runs_in_the_background_and_reports_in_the_status(stocked_home):
+    release = threading.Event()
+
+    def slow_sync():
+        release.wait(10)
+        return "sync done: pushed 0 sales"
+
+    till, stop = start_till(stocked_home, run_sync=slow_sync)
+    try:
+        with till.client() as c:
+            assert c.post("/api/sync", headers=till.headers()).json()["started"] is True
+            assert c.post("/api/sync", headers=till.headers()).json()["started"] is False  # one at a time
+            assert c.get("/api/status").json()["syncing"] is True
+            assert _sale(till).status_code == 201  # sale entry does not wait for the sync
+            release.set()
+            till.sync.wait(10)
+            status = c.get("/api/status").json()
+        assert status["syncing"] is False and status["sync_message"] == "sync done: pushed 0 sales"
+        assert status["pending"] == 1
+    finally:
+        release.set()
+        stop()
+
+
+def test_sync_now_while_a_scheduled_sync_holds_the_lock_says_so_and_does_not_sync(stocked_home):
+    from filelock import FileLock
+
+    from branch_client import paths
+
+    till, stop = start_till(stocked_home)
+    till.sync._run_sync = server.engine_sync(till.store)
+    till.store.save_identity(Identity("dhaka-1", "http://127.0.0.1:9", "k" * 43))
+    lock = FileLock(paths.lock_path(till.home), timeout=0)
+    lock.acquire()
+    try:
+        with till.client() as c:
+            c.post("/api/sync", headers=till.headers())
+            till.sync.wait(10)
+            assert "already running" in c.get("/api/status").json()["sync_message"]
+    finally:
+        lock.release()
+        stop()
+
+
+def test_the_till_command_serves_with_no_standard_streams_as_in_the_windowed_executable(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from headoffice.stand_ins import free_port
+
+    port = free_port()
+    # A windowed PyInstaller program has sys.stdout and sys.stderr set to None.
+    code = ("import sys; sys.stdout = sys.stderr = None; from branch_client import cli; "
+            f"sys.argv = ['branchsync', '--home', {str(tmp_path / 'home')!r}, 'till', '--port', '{port}', '--no-browser']; "
+            "cli.main()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.json()["pending"] == 0
+        assert "till serving at" in (tmp_path / "home" / "logs" / "branchsync.log").read_text(encoding="utf-8")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_search_text_that_looks_like_fts_syntax_is_searched_as_text(till):
+    with till.client() as c:
+        for q in ('"', '"*^()', "AND OR NOT", "a:b", "NEAR(x y)", "'; DROP TABLE products; --", " ", "x" * 500):
+            r = c.get("/api/products", params={"q": q})
+            assert r.status_code == 200 and r.json()["products"] == [], q
+        assert c.get("/api/products", params={"q": "soap", "limit": "many"}).status_code == 400
+    assert till.store.status()["products"] == 5

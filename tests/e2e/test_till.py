@@ -1,0 +1,119 @@
+"""End to end: `branchsync till` as a process, driven in Debian's chromium, synced to the dev host and Azurite.
+
+What the cashier rings up at the till (scans, a Bangla search, cash with change, a void with a
+reason; a double-clicked submit) is what head office's sales export holds after "sync now".
+"""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from headoffice.stand_ins import free_port
+from tests.e2e.test_console_scripts import cli, enrolled_branch, exported, wait_applied
+
+pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def env(admin_env, cloud):
+    return {**admin_env, "BRANCHSYNC_URL": cloud.url}
+
+
+def start_till(home: Path, env: dict) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "branchsync"), "--home", str(home), "till", "--port", str(port), "--no-browser"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "api/status", timeout=1)
+            return proc, url
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                raise AssertionError(f"till exited {proc.returncode}: {proc.stderr.read()}")
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the till did not answer within 20 s")
+
+
+def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_path, env, branch_name, browser):
+    rice, dal = f"RICE-{branch_name}", f"DAL-{branch_name}"
+    (tmp_path / "c.csv").write_text(f"sku,name,price,unit,barcode\n{rice},চাল ৫ কেজি,420,bag,8901234567890\n"
+                                    f"{dal},মসুর ডাল ১ কেজি,140.50,pcs,8901234567891\n", encoding="utf-8")
+    cli("branchsync-admin", "catalog", "import", tmp_path / "c.csv", env=env)
+    home = enrolled_branch(tmp_path, branch_name, env)
+    cli("branchsync", "--home", home, "sync", env=env)
+
+    proc, url = start_till(home, env)
+    try:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(url)
+            expect(page.locator("#branch")).to_have_text(branch_name)
+            expect(page.locator("#sync-state")).to_have_text("Online")
+
+            # sale 1: two scans and a Bangla search, cash 1000 -> change
+            for code, lines in (("8901234567890", 1), ("8901234567891", 2)):
+                page.keyboard.type(code, delay=4)
+                page.keyboard.press("Enter")
+                expect(page.locator("#cart-lines tr")).to_have_count(lines)
+            page.keyboard.press("F2")
+            page.keyboard.insert_text("ডাল")
+            expect(page.locator("#results li.hl")).to_contain_text("মসুর ডাল")
+            page.keyboard.press("Enter")
+            expect(page.locator("#cart-lines tr").nth(1).locator("input.qty")).to_have_value("2")
+            page.keyboard.press("F4")
+            expect(page.locator("#payment")).to_be_visible()
+            page.keyboard.press("F11")
+            expect(page.locator("#change")).to_have_text("৳299.00")  # 1000 - (420 + 2 x 140.50)
+            page.keyboard.press("Enter")
+            expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+
+            # sale 2: mobile wallet, submitted with a double click
+            page.keyboard.type("8901234567891", delay=4)
+            page.keyboard.press("Enter")
+            expect(page.locator("#cart-lines tr")).to_have_count(1)
+            page.keyboard.press("F4")
+            page.keyboard.press("F8")
+            page.locator("#confirm").dblclick()
+            expect(page.locator("#done-title")).to_contain_text("Sale 2 recorded")
+
+            # void sale 1 with a reason
+            page.keyboard.press("F3")
+            expect(page.locator("#sales-rows tr")).to_have_count(2)
+            page.keyboard.press("ArrowDown")
+            page.keyboard.press("v")
+            page.keyboard.type("wrong customer")
+            page.keyboard.press("Enter")
+            expect(page.locator("#message")).to_contain_text("Sale 1 voided by number 3")
+            page.keyboard.press("Escape")
+            expect(page.locator("#sync-pending")).to_have_text("3")
+
+            page.keyboard.press("F5")  # sync now
+            wait_applied(branch_name, 3, env)
+            page.keyboard.press("F5")  # the pull after the apply carries the acks
+            expect(page.locator("#sync-pending")).to_have_text("0", timeout=30_000)
+            expect(page.locator("#sync-state")).to_have_text("Online")
+        finally:
+            context.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    sales = [s["sale"] for s in exported(branch_name, env)]
+    assert [(s["seq"], s["kind"], s["total"], s["payment"]["method"]) for s in sales] == [
+        (1, "sale", 42000 + 2 * 14050, "cash"), (2, "sale", 14050, "mobile"), (3, "void", -(42000 + 2 * 14050), "cash")]
+    assert [(line["sku"], line["qty"]) for line in sales[0]["lines"]] == [(rice, "1"), (dal, "2")]
+    assert sales[2]["voids"] == 1
+    status = json.loads(cli("branchsync", "--home", home, "status", "--json", env=env).stdout)
+    assert status["pending"] == 0 and status["last_error"] is None and re.match(r"\d{4}-", status["last_sync_ok"])
