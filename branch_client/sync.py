@@ -231,12 +231,15 @@ class SyncEngine:
         Packing may cut a void from its sale; such a void is left for the next sync (by then
         the sale is acknowledged), since the cloud refuses a void of a sale it does not hold.
         """
+        def earlier(s) -> bool:  # a void of an earlier generation's sale: due only once that sale was acknowledged
+            return s.voids_generation not in (None, generation)
+
         out = []
         for chunk, text in messages:
             here = {s.seq for s in chunk}
-            named = {s.voids for s in chunk if s.voids is not None and s.voids not in here}
+            named = {s.voids for s in chunk if s.voids is not None and not earlier(s) and s.voids not in here}
             acked = self.store.acknowledged(generation, named) if named else set()
-            keep = [s for s in chunk if s.voids is None or s.voids in here or s.voids in acked]
+            keep = [s for s in chunk if s.voids is None or earlier(s) or s.voids in here or s.voids in acked]
             if len(keep) == len(chunk):
                 out.append((chunk, text))
             elif keep:

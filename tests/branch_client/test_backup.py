@@ -94,6 +94,21 @@ def numbers(home) -> list[str]:
         return [r.number for r in reversed(store.recent_sales(100))]
 
 
+def test_a_void_of_an_acknowledged_older_sale_goes_in_the_same_push_as_the_new_generation_s_sales(till, fake_cloud):
+    sell(till, 3)                                  # 1, 2, 3: synced and acknowledged
+    sync(till, fake_cloud)
+    saved = backup.backup(till, now=T0)
+    sync(till, fake_cloud)
+    backup.restore(till, saved)
+    sync(till, fake_cloud)                         # the pull acknowledges 1-3 again in the restored database
+    with Store(till) as store:
+        assert store.void("3").number == "2-1"     # its target's seq is no number of generation 2
+        assert store.record([ItemSpec("SOAP", Decimal(1))]).number == "2-2"
+    sync(till, fake_cloud)
+    assert [s.seq for s in fake_cloud.by_generation[2].values()] == [1, 2]
+    assert (fake_cloud.by_generation[2][1].voids_generation, fake_cloud.by_generation[2][1].voids) == (1, 3)
+
+
 def test_a_restored_till_numbers_new_sales_in_a_new_generation_and_no_printed_number_changes(till, fake_cloud):
     sell(till, 2)                                  # 1, 2
     saved = backup.backup(till, now=T0)
