@@ -124,18 +124,20 @@ _FTS = """SELECT t.sku, t.sku_key, t.name_key FROM product_search f JOIN product
 _PREFIX = """SELECT t.sku, t.sku_key, t.name_key FROM product_terms t
              WHERE (t.sku_key >= :key AND t.sku_key < :end) OR (t.code_key >= :key AND t.code_key < :end)
                 OR (t.name_key >= :key AND t.name_key < :end) LIMIT :window"""
-_SEARCH_FTS = text(f"""SELECT p.* FROM (
+
+
+def _ranked(matches: str) -> str:
+    """Exact code hits first, then SKU prefixes, then by name, over the exact hits and `matches`."""
+    return f"""SELECT p.* FROM (
         SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
         UNION
-        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_FTS}) c
+        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({matches}) c
     ) r JOIN products p ON p.sku = r.sku
-    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
-_SEARCH_PREFIX = text(f"""SELECT p.* FROM (
-        SELECT c.sku, c.name_key, 1 AS exact, 1 AS sku_prefix FROM ({_EXACT}) c
-        UNION
-        SELECT c.sku, c.name_key, 0, substr(c.sku_key, 1, length(:key)) = :key FROM ({_PREFIX}) c
-    ) r JOIN products p ON p.sku = r.sku
-    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit""")
+    GROUP BY p.sku ORDER BY max(r.exact) DESC, max(r.sku_prefix) DESC, r.name_key, p.sku LIMIT :limit"""
+
+
+_SEARCH_FTS = text(_ranked(_FTS))
+_SEARCH_PREFIX = text(_ranked(_PREFIX))
 _BY_CODE = text("""SELECT p.* FROM product_terms t JOIN products p ON p.sku = t.sku
                    WHERE t.code_key = :key OR t.sku_key = :key ORDER BY t.code_key = :key DESC, p.sku LIMIT 2""")
 
