@@ -1,7 +1,7 @@
 """branchsync cloud: Azure Functions (Python v2 model). Routes are in docs/protocol.md.
 
 Handlers are thin: parse the request, call one cloud.service method, serialise the
-answer (cloud/http.py maps every error to JSON). Run with `func start` here, or with
+answer (branchsync_cloud/http.py maps every error to JSON). Run with `func start` here, or with
 the dev host: `branchsync-cloud --port 7071`.
 """
 
@@ -9,10 +9,10 @@ import logging
 
 import azure.functions as func
 
-from cloud import telemetry
-from cloud.http import get_service, get_settings, handle, json_response, parse_body, request_path
-from cloud.queue_access import SALES_QUEUE
-from cloud.service import EXPORT_LIMIT_DEFAULT, int_param
+from branchsync_cloud import telemetry
+from branchsync_cloud.http import get_service, get_settings, handle, json_response, parse_body, request_path
+from branchsync_cloud.queue_access import SALES_QUEUE
+from branchsync_cloud.service import EXPORT_LIMIT_DEFAULT, int_param
 from shared.limits import EXPORT_PAGE_MAX
 from shared.models import BranchCreate, CatalogImport, EnrollRequest
 

@@ -88,7 +88,7 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
   name: 'default'
 }
 
-// cloud/queue_access.py SALES_QUEUE; the host names the poison queue '<queue>-poison'.
+// branchsync_cloud/queue_access.py SALES_QUEUE; the host names the poison queue '<queue>-poison'.
 resource salesQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: 'sales'

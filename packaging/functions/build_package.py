@@ -1,7 +1,7 @@
 """Build dist/function_app.zip: the package Azure Functions deploys.
 
 The zip root holds what function_app/ holds (function_app.py, host.json, requirements.txt,
-cloud/) plus the project's `shared/` package, which function_app.py imports and which lives at
+branchsync_cloud/) plus the project's `shared/` package, which function_app.py imports and which lives at
 the repository root. Left out: __pycache__ and compiled files, local.settings*.json (local
 secrets; never deployed) and tests, and whatever function_app/.funcignore names (the file
 Core Tools and azd read when they package the folder themselves; gitignore-style lines, of

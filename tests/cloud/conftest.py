@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cloud.service import Service
-from cloud.settings import Settings
-from cloud.table_store import TableStore
+from branchsync_cloud.service import Service
+from branchsync_cloud.settings import Settings
+from branchsync_cloud.table_store import TableStore
 
 ADMIN_KEY = "cloud-test-admin-key"
 

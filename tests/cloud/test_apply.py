@@ -5,7 +5,7 @@ from tests.builders import make_batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.apply import MAX_RANGES, ApplyState, plan_apply
+from branchsync_cloud.apply import MAX_RANGES, ApplyState, plan_apply
 from shared.errors import ContractError, ErrorCode
 
 

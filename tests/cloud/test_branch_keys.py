@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cloud import branch_keys
-from cloud.branch_keys import BranchState
-from cloud.store import BranchRecord
+from branchsync_cloud import branch_keys
+from branchsync_cloud.branch_keys import BranchState
+from branchsync_cloud.store import BranchRecord
 from shared.enrollment import decode_code
 from shared.errors import ContractError, ErrorCode
 from shared.models import EnrollRequest, PullAnswer

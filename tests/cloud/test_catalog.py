@@ -6,7 +6,7 @@ import string
 import pytest
 from tests.builders import make_product
 
-from cloud.catalog import (
+from branchsync_cloud.catalog import (
     BUCKET_MAX_BYTES,
     BUCKETS,
     SEGMENT_MAX_BYTES,

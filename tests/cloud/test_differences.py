@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from cloud.catalog import IndexEntry, Segment, VersionRow
-from cloud.differences import current_products, price_differences, voided_seqs, wanted_versions
+from branchsync_cloud.catalog import IndexEntry, Segment, VersionRow
+from branchsync_cloud.differences import current_products, price_differences, voided_seqs, wanted_versions
 from shared.errors import ContractError
 from shared.models import AppliedSale, PriceDifference
 from tests.builders import T0, make_batch, make_line, make_product, make_sale, make_void

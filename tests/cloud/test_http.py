@@ -5,7 +5,7 @@ import time
 import httpx
 import pytest
 
-from cloud.http import accepts_gzip
+from branchsync_cloud.http import accepts_gzip
 from shared.enrollment import decode_code
 from shared.signing import sign_request
 

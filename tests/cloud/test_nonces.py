@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from cloud import nonces
-from cloud.service import Service
+from branchsync_cloud import nonces
+from branchsync_cloud.service import Service
 from shared.errors import ContractError, ErrorCode
 from shared.limits import CLOCK_SKEW_SECONDS
 from shared.signing import canonical_request, mac, sign_request

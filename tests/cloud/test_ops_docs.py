@@ -3,7 +3,7 @@
 Every ```kusto block in docs/ops.md is checked against function_app/ (read with ast, no
 import): its tables are ones the app writes to, its columns exist in those tables, every
 custom dimension (`Properties.x`) is an `extra=` key of a log call (AppTraces) or an
-attribute of a metric (AppMetrics), every metric name is one cloud/telemetry.py creates,
+attribute of a metric (AppMetrics), every metric name is one branchsync_cloud/telemetry.py creates,
 and every message prefix starts a log line of the app (or is one of the Functions host's
 own lines). The alert queries in infra/modules/alerts.bicep must appear in ops.md, and the
 workbook must hold exactly the ops.md queries.
@@ -129,7 +129,7 @@ def problems(query: str) -> list[str]:
             found.append(f"event {event!r} is never logged (extra event=)")
     for metric in re.findall(r"\"(branchsync\.[\w.]+)\"", query):
         if metric not in code["metric_names"] or "AppMetrics" not in tables:
-            found.append(f"metric {metric} is not created in cloud/telemetry.py (or not queried from AppMetrics)")
+            found.append(f"metric {metric} is not created in branchsync_cloud/telemetry.py (or not queried from AppMetrics)")
     if "AppRequests" in tables:
         for fn in re.findall(r"\bName\s*==\s*\"(\w+)\"", query):
             if fn not in code["functions"]:
@@ -150,7 +150,7 @@ def problems(query: str) -> list[str]:
 
 @cache
 def _poison_queue() -> str:
-    source = (APP / "cloud" / "queue_access.py").read_text()
+    source = (APP / "branchsync_cloud" / "queue_access.py").read_text()
     return re.search(r'^SALES_QUEUE = "(\w+)"$', source, re.M).group(1) + "-poison"
 
 

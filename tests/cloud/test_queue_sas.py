@@ -11,10 +11,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from cloud.queue_access import SALES_QUEUE
-from cloud.service import Service
-from cloud.settings import Settings
-from cloud.table_store import TableStore
+from branchsync_cloud.queue_access import SALES_QUEUE
+from branchsync_cloud.service import Service
+from branchsync_cloud.settings import Settings
+from branchsync_cloud.table_store import TableStore
 from headoffice.stand_ins import start_azurite
 from tests.cloud.conftest import ADMIN_KEY, Clock
 from tests.cloud.test_service import enroll, pull

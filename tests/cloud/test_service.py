@@ -14,11 +14,11 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient
 from pydantic import ValidationError
 
-from cloud.queue_access import SalesQueue
-from cloud.service import Service, check_admin
-from cloud.settings import Settings
-from cloud.store import Conflict, StoreUnavailable
-from cloud.table_store import TableStore
+from branchsync_cloud.queue_access import SalesQueue
+from branchsync_cloud.service import Service, check_admin
+from branchsync_cloud.settings import Settings
+from branchsync_cloud.store import Conflict, StoreUnavailable
+from branchsync_cloud.table_store import TableStore
 from headoffice.stand_ins import free_port
 from shared import limits
 from shared.encoding import encode_batch, from_queue_text

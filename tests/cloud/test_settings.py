@@ -2,8 +2,8 @@
 
 import pytest
 
-from cloud.service import check_admin
-from cloud.settings import Settings
+from branchsync_cloud.service import check_admin
+from branchsync_cloud.settings import Settings
 from shared.errors import ContractError, ErrorCode
 
 REFERENCE = "@Microsoft.KeyVault(SecretUri=https://kv-abc123.vault.azure.net/secrets/branchsync-admin-key/)"

@@ -13,8 +13,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.queue import UserDelegationKey
 
-from cloud import credentials
-from cloud.queue_access import (
+from branchsync_cloud import credentials
+from branchsync_cloud.queue_access import (
     DELEGATION_KEY_LIFETIME,
     SAS_LIFETIME,
     AccountKeySigner,
@@ -22,10 +22,10 @@ from cloud.queue_access import (
     delegation_push_access,
     signer_for,
 )
-from cloud.service import Service
-from cloud.settings import IdentityStorage, Settings, account_from_uri
-from cloud.store import StoreUnavailable
-from cloud.table_store import TableStore
+from branchsync_cloud.service import Service
+from branchsync_cloud.settings import IdentityStorage, Settings, account_from_uri
+from branchsync_cloud.store import StoreUnavailable
+from branchsync_cloud.table_store import TableStore
 
 AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
            "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"

@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from cloud.apply import ApplyState, plan_apply
-from cloud.catalog import (
+from branchsync_cloud.apply import ApplyState, plan_apply
+from branchsync_cloud.catalog import (
     BUCKETS,
     PROPERTY_MAX_BYTES,
     BucketWrite,
@@ -21,8 +21,8 @@ from cloud.catalog import (
     plan_delete,
     plan_import,
 )
-from cloud.store import Conflict, DeadLetter, StoreError, StoreUnavailable
-from cloud.table_store import CATALOG, CATALOG_PK, CHUNK_MAX_BYTES, SEGMENT_READ_MAX_PAGES, TableStore
+from branchsync_cloud.store import Conflict, DeadLetter, StoreError, StoreUnavailable
+from branchsync_cloud.table_store import CATALOG, CATALOG_PK, CHUNK_MAX_BYTES, SEGMENT_READ_MAX_PAGES, TableStore
 from headoffice.stand_ins import free_port
 from tests.builders import make_batch, make_line, make_product, make_sale
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from cloud import telemetry
+from branchsync_cloud import telemetry
 from shared.encoding import encode_batch, from_queue_text
 from shared.errors import ContractError, ErrorCode
 from shared.models import EnrollRequest

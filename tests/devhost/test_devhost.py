@@ -277,15 +277,15 @@ def test_the_sales_trigger_is_bound_as_binary_so_a_frame_reaches_the_function():
 
 
 def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkeypatch):
-    import cloud.http
+    import branchsync_cloud.http
 
     dead = free_port()
     conn = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + base64.b64encode(b"k" * 64).decode()
             + f";QueueEndpoint=http://127.0.0.1:{dead}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{dead}/devstoreaccount1;")
     monkeypatch.setenv("AzureWebJobsStorage", conn)
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
-    monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
-    monkeypatch.setattr(cloud.http, "_settings", None)
+    monkeypatch.setattr(branchsync_cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(branchsync_cloud.http, "_settings", None)
     host = DevHost(port=free_port()).start()
     try:
         r = httpx.get(f"http://127.0.0.1:{host.server.config.port}/api/manage/branches",
@@ -296,13 +296,13 @@ def test_storage_that_cannot_be_reached_gives_a_503_json_answer_not_a_500(monkey
 
 
 def test_an_unresolved_key_vault_reference_refuses_manage_requests_and_health_says_why(storage, monkeypatch):
-    import cloud.http
+    import branchsync_cloud.http
 
     literal = "@Microsoft.KeyVault(SecretUri=https://kv-abc123.vault.azure.net/secrets/branchsync-admin-key/)"
     monkeypatch.setenv("AzureWebJobsStorage", storage)
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", literal)  # what the app sees when the reference does not resolve
-    monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
-    monkeypatch.setattr(cloud.http, "_settings", None)
+    monkeypatch.setattr(branchsync_cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(branchsync_cloud.http, "_settings", None)
     host = DevHost(port=free_port()).start()
     try:
         base = f"http://127.0.0.1:{host.server.config.port}/api"

@@ -47,16 +47,16 @@ def test_a_pull_with_a_malformed_version_is_a_400_json_answer(cloud, branch_name
 
 
 def test_the_app_serves_when_monitoring_is_configured_but_the_exporter_is_not_installed(storage, monkeypatch):
-    import cloud.http
-    from cloud import telemetry
+    import branchsync_cloud.http
+    from branchsync_cloud import telemetry
 
     monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", None)  # as on a lean local install
     monkeypatch.setattr(telemetry, "_configured", False)
     monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=00000000-0000-0000-0000-000000000000")
     monkeypatch.setenv("AzureWebJobsStorage", storage)
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
-    monkeypatch.setattr(cloud.http, "_service", None)
-    monkeypatch.setattr(cloud.http, "_settings", None)
+    monkeypatch.setattr(branchsync_cloud.http, "_service", None)
+    monkeypatch.setattr(branchsync_cloud.http, "_settings", None)
     host = DevHost(port=free_port()).start()
     try:
         base = f"http://127.0.0.1:{host.server.config.port}"

@@ -74,18 +74,18 @@ def test_a_timer_function_runs_on_its_schedule_and_one_in_error_leaves_the_other
 
 
 def test_the_catalog_compaction_timer_purges_tombstones_when_it_fires(storage, monkeypatch):
-    import cloud.http
+    import branchsync_cloud.http
 
     monkeypatch.setenv("AzureWebJobsStorage", storage)
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
     monkeypatch.setenv("BRANCHSYNC_TABLE_PREFIX", "t" + uuid.uuid4().hex[:12])
     monkeypatch.setenv("CATALOG_COMPACT_SCHEDULE", "0 30 2 * * *")
-    monkeypatch.setattr(cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(branchsync_cloud.http, "_service", None)  # built from this environment on first use
     host = DevHost(port=free_port())
     assert host.timers.schedules == {"compact_catalog": "0 30 2 * * *"} and host.timers.errors == {}
     from shared.models import CatalogImport
 
-    service = cloud.http.get_service()
+    service = branchsync_cloud.http.get_service()
     service.import_catalog(CatalogImport(products=[make_product(f"P{i}") for i in range(5)]))
     service.delete_sku("P0")
     service.import_catalog(CatalogImport(products=[make_product(f"P{i}", 1) for i in range(1, 5)]))

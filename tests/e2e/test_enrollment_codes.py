@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cloud.table_store import TableStore
+from branchsync_cloud.table_store import TableStore
 from tests.e2e.test_console_scripts import cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]

@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 import pytest
 from azure.storage.queue import QueueClient
 
-import cloud.http
-from cloud.queue_access import SalesQueue
-from cloud.service import Service
-from cloud.settings import Settings
-from cloud.store import DeadLetter
-from cloud.table_store import TableStore
+import branchsync_cloud.http
+from branchsync_cloud.queue_access import SalesQueue
+from branchsync_cloud.service import Service
+from branchsync_cloud.settings import Settings
+from branchsync_cloud.store import DeadLetter
+from branchsync_cloud.table_store import TableStore
 from headoffice.devhost import DEFAULT_APP_DIR, discover, load_app
 from shared.encoding import encode_batch, from_queue_text
 from shared.enrollment import decode_code
@@ -132,6 +132,6 @@ def world(storage) -> World:
 
     mp = pytest.MonkeyPatch()
     mp.setenv("BRANCHSYNC_ADMIN_KEY", ADMIN_KEY)  # as the app settings would say; the check uses the service's
-    mp.setattr(cloud.http, "_service", service)
+    mp.setattr(branchsync_cloud.http, "_service", service)
     yield World(service, store, branch, secret, victim, pending, skus, letter_ids, pending_token)
     mp.undo()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.http import MAX_BODY_BYTES
+from branchsync_cloud.http import MAX_BODY_BYTES
 from shared import limits
 from shared.encoding import encode_batch
 from shared.models import BRANCH_RE, ErrorBody

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pycep import BicepParser
 
-from cloud.settings import PUSH_MODES
+from branchsync_cloud.settings import PUSH_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -135,8 +135,8 @@ def test_storage_declares_the_sales_queues_tables_and_deployment_container():
 
 
 def test_queue_name_matches_the_one_the_cloud_code_uses():
-    # cloud/queue_access.py is the source of the queue's name; the Bicep must create that queue.
-    source = (ROOT / "function_app" / "cloud" / "queue_access.py").read_text()
+    # branchsync_cloud/queue_access.py is the source of the queue's name; the Bicep must create that queue.
+    source = (ROOT / "function_app" / "branchsync_cloud" / "queue_access.py").read_text()
     assert re.search(r'^SALES_QUEUE = "sales"$', source, re.M)
 
 
@@ -226,7 +226,7 @@ def test_three_alert_rules_watch_the_workspace():
 
 def test_alert_queries_match_the_log_lines_the_cloud_and_host_write():
     # The stale-branch alert parses the cloud's own log lines; if they change, the alert goes blind.
-    service = (ROOT / "function_app" / "cloud" / "service.py").read_text()
+    service = (ROOT / "function_app" / "branchsync_cloud" / "service.py").read_text()
     assert 'log.info("pull branch=%s' in service
     assert 'log.info("branch enrolled branch=%s' in service
     alerts = (MODULES / "alerts.bicep").read_text()

@@ -66,10 +66,10 @@ def package(tmp_path_factory) -> Path:
 
 def test_package_holds_the_app_and_the_shared_package_at_the_zip_root(package):
     names = set(zipfile.ZipFile(package).namelist())
-    assert {"function_app.py", "host.json", "requirements.txt", "cloud/__init__.py", "cloud/service.py",
+    assert {"function_app.py", "host.json", "requirements.txt", "branchsync_cloud/__init__.py", "branchsync_cloud/service.py",
             "shared/__init__.py", "shared/models.py"} <= names
-    app_files = {p.relative_to(ROOT / "function_app").as_posix() for p in (ROOT / "function_app" / "cloud").rglob("*.py")}
-    assert app_files <= names, "a module of cloud/ is missing from the package"
+    app_files = {p.relative_to(ROOT / "function_app").as_posix() for p in (ROOT / "function_app" / "branchsync_cloud").rglob("*.py")}
+    assert app_files <= names, "a module of branchsync_cloud/ is missing from the package"
 
 
 def test_package_leaves_out_caches_local_settings_and_tests(package):
@@ -90,8 +90,8 @@ def test_exclusion_rules(builder):
     excluded = builder.is_excluded
     assert excluded(Path("cloud/__pycache__/x.cpython-311.pyc"))
     assert excluded(Path("local.settings.json")) and excluded(Path("local.settings.example.json"))
-    assert excluded(Path("tests/test_x.py")) and excluded(Path("cloud/test_thing.py"))
-    assert not excluded(Path("cloud/service.py")) and not excluded(Path("host.json"))
+    assert excluded(Path("tests/test_x.py")) and excluded(Path("branchsync_cloud/test_thing.py"))
+    assert not excluded(Path("branchsync_cloud/service.py")) and not excluded(Path("host.json"))
 
 
 def test_a_local_settings_file_beside_the_app_never_enters_the_zip(builder, tmp_path):
@@ -101,7 +101,7 @@ def test_a_local_settings_file_beside_the_app_never_enters_the_zip(builder, tmp_
     (app / "tests").mkdir()
     (app / "tests" / "helper.py").write_text("")
     names = set(builder.collect(app, ROOT / "shared"))
-    assert "function_app.py" in names and "cloud/service.py" in names
+    assert "function_app.py" in names and "branchsync_cloud/service.py" in names
     assert not [n for n in names if "local.settings" in n or n.startswith("tests/") or n == ".funcignore"]
 
 
@@ -112,7 +112,7 @@ def test_the_funcignore_keeps_local_settings_tests_and_caches_out_and_the_build_
     app.mkdir()
     (app / ".funcignore").write_text("notes/\n*.csv\n")
     assert builder.is_excluded(Path("notes/todo.py"), app) and builder.is_excluded(Path("cloud/data.csv"), app)
-    assert not builder.is_excluded(Path("cloud/service.py"), app)
+    assert not builder.is_excluded(Path("branchsync_cloud/service.py"), app)
 
 
 def test_vendoring_copies_shared_next_to_the_app_and_removes_only_its_own_copy(builder, tmp_path):

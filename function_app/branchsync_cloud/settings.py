@@ -8,9 +8,9 @@ Storage comes in one of two shapes, the same ones the Functions host accepts for
 - identity-based settings `AzureWebJobsStorage__*` (production; the account has shared-key
   access off): `__tableServiceUri` / `__queueServiceUri`, or `__accountName` for the public
   cloud endpoints, and `__clientId` (else `AZURE_CLIENT_ID`) naming the user-assigned
-  managed identity. The push SAS is then a user delegation SAS (cloud/queue_access.py).
+  managed identity. The push SAS is then a user delegation SAS (branchsync_cloud/queue_access.py).
 
-Settings are read once per worker process (cloud/http.py) and never raise; a storage
+Settings are read once per worker process (branchsync_cloud/http.py) and never raise; a storage
 configuration that cannot work surfaces as StoreUnavailable (HTTP 503) where a storage
 client is built. An admin key that is empty, or still the literal `@Microsoft.KeyVault(...)`
 reference because the platform could not resolve it, counts as no key: the literal is

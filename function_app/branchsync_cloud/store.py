@@ -51,7 +51,7 @@ class BranchRecord:
     pending: int | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
-    # Rotation and revocation (cloud/branch_keys.py): the pending and the replaced secret.
+    # Rotation and revocation (branchsync_cloud/branch_keys.py): the pending and the replaced secret.
     next_secret: str | None = None
     rotation_requested_at: datetime | None = None
     previous_secret: str | None = None
@@ -185,7 +185,7 @@ class Store(Protocol):
     def update_dead_letter(self, letter_id: str, code: str, reason: str, replays: int) -> None: ...  # NotFound
     def delete_dead_letter(self, letter_id: str) -> None: ...  # NotFound if already gone
 
-    # request nonces (replay protection), one table per hour bucket (cloud/nonces.py)
+    # request nonces (replay protection), one table per hour bucket (branchsync_cloud/nonces.py)
     def claim_nonce(self, branch: str, nonce: str, bucket: int) -> bool: ...  # False: already seen
     def nonce_buckets(self) -> list[int]: ...
     def drop_nonce_bucket(self, bucket: int) -> None: ...  # a bucket already gone is fine

@@ -10,7 +10,7 @@ A branch whose cursor lies below the horizon may have missed a delete and must r
 
 The layout and the cost of each operation are in docs/storage.md. This module plans
 every write down to the bytes stored (so transactions can be cut to Table Storage's
-limits); cloud/table_store.py only turns the plans into entities.
+limits); branchsync_cloud/table_store.py only turns the plans into entities.
 """
 
 import hashlib
