@@ -156,7 +156,7 @@ def digest(product: Product) -> str:
     return hashlib.sha256(product.model_dump_json().encode()).hexdigest()[:32]
 
 
-def bucket_of(sku: str) -> int:
+def sku_bucket(sku: str) -> int:
     """The SKU's index bucket: stable across processes and versions (never Python's hash())."""
     return int(hashlib.sha256(sku.encode()).hexdigest()[:8], 16) % BUCKETS
 
@@ -257,7 +257,7 @@ def _write_txn(counter: Counter, rows: list[VersionRow], buckets: Mapping[int, M
     first, last = rows[0].version, rows[-1].version
     changed: dict[int, dict[str, IndexEntry]] = {}
     for r in rows:
-        b = bucket_of(r.sku)
+        b = sku_bucket(r.sku)
         if b not in changed:
             changed[b] = dict(buckets.get(b, {}))
         changed[b][r.sku] = IndexEntry(r.version, digests.get(r.sku, ""), r.deleted)
@@ -285,7 +285,7 @@ def plan_import(counter: Counter, products: Sequence[Product],
     changed: list[Product] = []
     for p in products:
         d = digests[p.sku] = digest(p)
-        current = buckets.get(bucket_of(p.sku), {}).get(p.sku)
+        current = buckets.get(sku_bucket(p.sku), {}).get(p.sku)
         if current is not None and not current.deleted and current.digest == d:
             continue  # unchanged: re-importing a full price list costs branches nothing
         changed.append(p)
@@ -300,7 +300,7 @@ def plan_import(counter: Counter, products: Sequence[Product],
     # encoded once), then build each group exactly; one that still does not fit is halved.
     by_bucket: dict[int, list[Product]] = {}
     for p in changed:
-        by_bucket.setdefault(bucket_of(p.sku), []).append(p)
+        by_bucket.setdefault(sku_bucket(p.sku), []).append(p)
     groups: list[list[int]] = []
     ops = size = 0.0
     for b in sorted(by_bucket):
@@ -338,7 +338,7 @@ def plan_delete(counter: Counter, sku: str, bucket: Mapping[str, IndexEntry]) ->
     if current is None or current.deleted:
         raise ContractError(ErrorCode.NOT_FOUND, f"sku {sku} is not in the catalog (unknown or already deleted)")
     row = VersionRow(counter.last_version + 1, sku, None)
-    return _write_txn(counter, [row], {bucket_of(sku): bucket}, {})
+    return _write_txn(counter, [row], {sku_bucket(sku): bucket}, {})
 
 
 # --- pull --------------------------------------------------------------------------------------
@@ -512,7 +512,7 @@ def plan_compaction(counter: Counter, buckets: Mapping[int, Mapping[str, IndexEn
 
     by_bucket: dict[int, list[str]] = {}
     for sku, _ in purge:
-        by_bucket.setdefault(bucket_of(sku), []).append(sku)
+        by_bucket.setdefault(sku_bucket(sku), []).append(sku)
     for b, skus in sorted(by_bucket.items()):
         entries = {sku: e for sku, e in buckets[b].items() if sku not in purged}
         units.append(_Unit(buckets=(_bucket_write(b, entries),), horizon=horizon, purged=len(skus)))

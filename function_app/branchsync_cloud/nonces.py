@@ -19,7 +19,7 @@ TABLE_BASE = "nonces"
 BUCKET_DIGITS = 8
 
 
-def bucket_of(timestamp: int) -> int:
+def hour_bucket(timestamp: int) -> int:
     """The hour (since 1970) a request's signed time falls in."""
     return timestamp // BUCKET_SECONDS
 
@@ -38,5 +38,5 @@ def bucket_of_table(name: str) -> int | None:
 
 def stale_buckets(buckets: Iterable[int], now: float) -> list[int]:
     """Buckets no acceptable request can fall in any more: every second of them is out of the window."""
-    oldest_live = bucket_of(int(now) - CLOCK_SKEW_SECONDS) - 1
+    oldest_live = hour_bucket(int(now) - CLOCK_SKEW_SECONDS) - 1
     return sorted(b for b in buckets if b < oldest_live)

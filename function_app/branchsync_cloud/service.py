@@ -64,7 +64,7 @@ from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret,
 from . import branch_keys, differences, faults, nonces, telemetry
 from .apply import Refused, VoidTarget, plan_apply, void_target
 from .catalog import (
-    Counter, bucket_of, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
+    Counter, sku_bucket, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
 )
 from .queue_access import SalesQueue, signer_for
 from .settings import Settings
@@ -180,7 +180,7 @@ class Service:
         token = secrets.token_urlsafe(32)
         record = BranchRecord(name=name, created_at=now, token_hash=token_hash(token), token_expires=now + TOKEN_LIFETIME)
         # The (idempotent) state row first: a failure in between leaves no branch without one.
-        self.store.init_sales_state(name)
+        self.store.init_ledger(name)
         try:
             self.store.create_branch(record)
         except Conflict:
@@ -259,7 +259,7 @@ class Service:
     def _claim_nonce(self, branch: str, headers: Mapping[str, str], now: float) -> None:
         """Refuse a verified request whose nonce was seen before (a captured request sent again)."""
         self._purge_nonces(now)
-        bucket = nonces.bucket_of(int(headers[HEADER_TIME]))
+        bucket = nonces.hour_bucket(int(headers[HEADER_TIME]))
         if not self.store.claim_nonce(branch, headers[HEADER_NONCE], bucket):
             log.warning("replayed request refused branch=%s", branch, extra=_dims(event="replayed", branch=branch))
             raise ContractError(ErrorCode.REPLAYED, "this signed request was already received once and is refused as a "
@@ -268,7 +268,7 @@ class Service:
 
     def _purge_nonces(self, now: float) -> None:
         """Drop nonce tables no request can fall in any more; at most once an hour per instance."""
-        current = nonces.bucket_of(int(now))
+        current = nonces.hour_bucket(int(now))
         if self._nonces_purged_at == current:
             return
         self._nonces_purged_at = current
@@ -284,7 +284,7 @@ class Service:
         version = client_version_param(query)
         ways = push_ways_param(query)
         now = self.clock()
-        state = self.store.get_sales_state(branch.name)
+        state = self.store.get_ledger(branch.name)
         # The counter first: every version up to it is then either read below or superseded.
         counter = self.store.get_catalog_counter().counter
         if needs_full_resync(cursor, counter):
@@ -388,7 +388,7 @@ class Service:
     def _apply_once(self, batch: SalesBatch, start: int, began: float | None = None, body: bytes = b"") -> ApplyOutcome:
         began = time.monotonic() if began is None else began
         gen = batch.generation
-        before = self.store.get_sales_state(batch.branch)
+        before = self.store.get_ledger(batch.branch)
         mark = before.apply_of(gen)
         new_voids = [s for s in batch.sales if s.kind == SaleKind.VOID and not mark.is_stored(s.seq)]
         targets = self._void_targets(batch.branch, gen, new_voids, before)
@@ -616,7 +616,7 @@ class Service:
     def list_branches(self) -> BranchList:
         infos = []
         for b in sorted(self.store.list_branches(), key=lambda r: r.name):
-            state = self.store.get_sales_state(b.name)
+            state = self.store.get_ledger(b.name)
             infos.append(BranchInfo(
                 branch=b.name, created_at=b.created_at, enrolled=b.enrolled, applied_through=state.apply.applied_through,
                 sales_applied=state.sales_applied, total_paisa=state.total_paisa, last_pull=b.last_pull,
@@ -644,7 +644,7 @@ class Service:
         out: list[AppliedSale] = []
         last: tuple[str, int, int, int] | None = None
         for name in names:
-            state = self.store.get_sales_state(name)
+            state = self.store.get_ledger(name)
             for gen in sorted(state.watermarks):
                 if resume and (name, gen) < resume[:2]:
                     continue
@@ -694,7 +694,7 @@ class Service:
         """
         out: set[tuple[str, int]] = set()
         for branch, lo in first_seq.items():
-            through = self.store.get_sales_state(branch).apply.applied_through
+            through = self.store.get_ledger(branch).apply.applied_through
             for chunk in self.store.iter_chunks(branch, max(1, lo - limits.BATCH_MAX_SALES + 1)):
                 if chunk.first_seq > through:
                     break
@@ -716,7 +716,7 @@ class Service:
 
         def attempt() -> int:
             base = self.store.get_catalog_counter()
-            buckets = self.store.get_catalog_index({bucket_of(p.sku) for p in products})
+            buckets = self.store.get_catalog_index({sku_bucket(p.sku) for p in products})
             plan = plan_import(base.counter, products, {n: b.entries for n, b in buckets.items()})
             for txn in plan:
                 base, changed = self.store.commit_catalog(base, txn, buckets)
@@ -739,8 +739,8 @@ class Service:
 
         def attempt() -> int:
             base = self.store.get_catalog_counter()
-            buckets = self.store.get_catalog_index([bucket_of(sku)])
-            txn = plan_delete(base.counter, sku, buckets[bucket_of(sku)].entries)
+            buckets = self.store.get_catalog_index([sku_bucket(sku)])
+            txn = plan_delete(base.counter, sku, buckets[sku_bucket(sku)].entries)
             self.store.commit_catalog(base, txn, buckets)
             return txn.counter.last_version
 

@@ -20,19 +20,19 @@ from .catalog import CatalogTxn, Counter, IndexEntry, Segment
 # --- errors --------------------------------------------------------------------------------
 
 
-class StoreError(Exception):
+class StorageError(Exception):
     """Storage did not do what was asked; the message says what happened."""
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StorageError):
     """Storage cannot be reached or is throttling: retry later (HTTP 503, queue retry)."""
 
 
-class Conflict(StoreError):
+class Conflict(StorageError):
     """Someone else changed the record first (ETag mismatch, row already exists): re-read and re-plan."""
 
 
-class NotFound(StoreError):
+class NotFound(StorageError):
     """The record to change does not exist."""
 
 
@@ -65,7 +65,7 @@ class BranchRecord:
 
 
 @dataclass
-class SalesState:
+class BranchLedger:
     """A branch's apply watermarks (one per numbering generation) and running totals.
 
     One row for all generations: a pull reads every watermark with one operation, and
@@ -155,12 +155,12 @@ class Store(Protocol):
     def list_branches(self) -> list[BranchRecord]: ...
 
     # sales
-    def get_sales_state(self, branch: str) -> SalesState: ...
-    def init_sales_state(self, branch: str) -> None: ...  # no-op when it exists
+    def get_ledger(self, branch: str) -> BranchLedger: ...
+    def init_ledger(self, branch: str) -> None: ...  # no-op when it exists
     # The plan's chunks, its voids' marks on the chunks in `targets` (If-Match) and the new
     # state, in one transaction; Conflict if the state or a marked chunk changed meanwhile.
-    def commit_apply(self, before: SalesState, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
-                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> SalesState: ...
+    def commit_apply(self, before: BranchLedger, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
+                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> BranchLedger: ...
     def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]: ...
     def find_chunk(self, branch: str, generation: int, seq: int) -> Chunk | None: ...  # the chunk holding seq
 

@@ -55,8 +55,8 @@ from .store import (
     CounterRecord,
     DeadLetter,
     NotFound,
-    SalesState,
-    StoreError,
+    BranchLedger,
+    StorageError,
     StoreUnavailable,
 )
 
@@ -208,7 +208,7 @@ class TableStore:
 
     def _submit(self, table: str, operations: list, what: str) -> list:
         if len(operations) > TXN_MAX_OPS:
-            raise StoreError(f"{what}: {len(operations)} operations exceed a transaction's {TXN_MAX_OPS}")
+            raise StorageError(f"{what}: {len(operations)} operations exceed a transaction's {TXN_MAX_OPS}")
         client = self._table(table)
         self._tick()
         with _mapped(what):
@@ -252,15 +252,15 @@ class TableStore:
 
     # --- sales ---------------------------------------------------------------------------
 
-    def get_sales_state(self, branch: str) -> SalesState:
+    def get_ledger(self, branch: str) -> BranchLedger:
         entity = self._get(SALES, branch, STATE_KEY)
         if entity is None:
-            return SalesState(branch)
+            return BranchLedger(branch)
         ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
         watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
         for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
             watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
-        return SalesState(
+        return BranchLedger(
             branch=branch,
             watermarks=watermarks,
             sales_applied=_int(entity.get("sales_applied")),
@@ -269,17 +269,17 @@ class TableStore:
             etag=entity.metadata["etag"],
         )
 
-    def init_sales_state(self, branch: str) -> None:
+    def init_ledger(self, branch: str) -> None:
         client = self._table(SALES)
         self._tick()
         with _mapped(f"create sales state of {branch}"):
             try:
-                client.create_entity(_state_entity(SalesState(branch)))
+                client.create_entity(_state_entity(BranchLedger(branch)))
             except ResourceExistsError:
                 pass
 
-    def commit_apply(self, before: SalesState, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
-                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> SalesState:
+    def commit_apply(self, before: BranchLedger, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
+                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> BranchLedger:
         """Chunk rows, void marks and the new state in one transaction (several only if they cannot fit one).
 
         Each transaction's state row describes exactly the chunks written so far, so data
@@ -314,7 +314,7 @@ class TableStore:
                         target = home_of[void_target(gen, sale)]
                         marks.setdefault(target, set()).add(sale.voids)
                         touched.add(target)
-            after = SalesState(
+            after = BranchLedger(
                 branch=before.branch,
                 watermarks={**state.watermarks,
                             gen: state.apply_of(gen).with_stored((p.sales[0].seq, p.sales[-1].seq) for p in group)},
@@ -567,11 +567,11 @@ def _code(exc: HttpResponseError) -> str:
     return f"{exc.status_code} {getattr(exc, 'error_code', None) or ''}".strip()
 
 
-def _http_error(what: str, exc: HttpResponseError) -> StoreError:
+def _http_error(what: str, exc: HttpResponseError) -> StorageError:
     status = exc.status_code or 0
     if status >= 500 or status in (408, 429):
         return StoreUnavailable(f"{what}: storage is busy or failing ({_code(exc)})")
-    return StoreError(f"{what}: storage refused the request ({_code(exc)})")
+    return StorageError(f"{what}: storage refused the request ({_code(exc)})")
 
 
 # --- entity conversion ---------------------------------------------------------------------
@@ -643,7 +643,7 @@ def _branch_record(e: dict) -> BranchRecord:
     )
 
 
-def _state_entity(s: SalesState) -> dict:
+def _state_entity(s: BranchLedger) -> dict:
     # Generation 1 in the original properties; later generations (after restores) in one JSON property.
     later = {str(g): [w.applied_through, [list(r) for r in w.ranges]] for g, w in sorted(s.watermarks.items()) if g != 1}
     return _props({
@@ -686,7 +686,7 @@ def _encode_run(run: list[Sale]) -> list[_Piece]:
     if len(data) <= CHUNK_MAX_BYTES:
         return [_Piece(run, data)]
     if len(run) == 1:
-        raise StoreError(f"sale {run[0].seq} compresses to {len(data)} bytes, more than a chunk row holds")
+        raise StorageError(f"sale {run[0].seq} compresses to {len(data)} bytes, more than a chunk row holds")
     mid = len(run) // 2
     return _encode_run(run[:mid]) + _encode_run(run[mid:])
 
@@ -730,7 +730,7 @@ def _segment_entity(w: SegmentWrite) -> dict:
 
 def _segment(e: dict, after_version: int) -> Segment:
     if "data" not in e:
-        raise StoreError(f"catalog row {e['RowKey']} is in the old one-row-per-version layout: "
+        raise StorageError(f"catalog row {e['RowKey']} is in the old one-row-per-version layout: "
                          "drop the catalog table and import the catalog again")
     return Segment(_int(e["first_version"]), _int(e["last_version"]), decode_rows(e["data"], after_version))
 

@@ -17,7 +17,7 @@ from branchsync_cloud.catalog import (
     IndexEntry,
     Segment,
     VersionRow,
-    bucket_of,
+    sku_bucket,
     build_page,
     decode_bucket,
     decode_rows,
@@ -46,7 +46,7 @@ def index(*entries):
     """Buckets from (sku, IndexEntry) pairs, as plan_import and plan_compaction take them."""
     buckets = {}
     for sku, e in entries:
-        buckets.setdefault(bucket_of(sku), {})[sku] = e
+        buckets.setdefault(sku_bucket(sku), {})[sku] = e
     return buckets
 
 
@@ -71,8 +71,8 @@ def noise(rng, k):
 
 def test_a_skus_bucket_is_a_stable_hash_not_pythons_hash():
     # Fixed values: the bucket must be the same in every process and every release.
-    assert [bucket_of(s) for s in ("RICE-5KG", "P000001", "চাল-৫")] == [0x19, 0x1A, 0x0E]
-    assert {bucket_of(f"P{i:06d}") for i in range(2000)} == set(range(BUCKETS))
+    assert [sku_bucket(s) for s in ("RICE-5KG", "P000001", "চাল-৫")] == [0x19, 0x1A, 0x0E]
+    assert {sku_bucket(f"P{i:06d}") for i in range(2000)} == set(range(BUCKETS))
 
 
 def test_entries_and_buckets_round_trip_through_their_encoding():
@@ -94,7 +94,7 @@ def test_versions_are_consecutive_from_the_counter_in_request_order():
     [segment] = txn.created
     assert (segment.segment.first_version, segment.segment.last_version) == (11, 13)
     assert {s: e.version for w in txn.buckets for s, e in w.entries.items()} == {"C": 11, "A": 12, "B": 13}
-    assert sorted(w.number for w in txn.buckets) == sorted({bucket_of(s) for s in "ABC"})
+    assert sorted(w.number for w in txn.buckets) == sorted({sku_bucket(s) for s in "ABC"})
 
 
 def test_a_changed_product_gets_a_new_version_and_its_bucket_the_new_digest():
@@ -124,7 +124,7 @@ def test_a_sku_twice_in_one_import_is_refused():
 
 
 def test_deleting_writes_a_one_entry_tombstone_segment_and_its_bucket():
-    txn = plan_delete(Counter(7, 2), "A", index(live("A", 3))[bucket_of("A")])
+    txn = plan_delete(Counter(7, 2), "A", index(live("A", 3))[sku_bucket("A")])
     [w] = txn.created
     assert (w.segment.first_version, w.segment.last_version) == (8, 8)
     assert [(r.version, r.sku, r.deleted) for r in w.segment.rows] == [(8, "A", True)]
@@ -163,7 +163,7 @@ def test_an_import_into_a_large_catalog_is_cut_at_bucket_boundaries_into_transac
     numbers = [w.number for t in txns for w in t.buckets]
     assert sorted(numbers) == sorted(set(numbers))
     for t in txns:
-        assert {bucket_of(r.sku) for w in t.created for r in w.segment.rows} == {w.number for w in t.buckets}
+        assert {sku_bucket(r.sku) for w in t.created for r in w.segment.rows} == {w.number for w in t.buckets}
 
 
 def test_segments_too_large_for_one_binary_property_are_split_over_the_same_range():
@@ -178,7 +178,7 @@ def test_segments_too_large_for_one_binary_property_are_split_over_the_same_rang
 
 def test_a_bucket_that_outgrows_its_row_is_refused_with_a_clear_error():
     rng = random.Random(5)
-    target = bucket_of("NEW")
+    target = sku_bucket("NEW")
     crowded = {f"K{i}": IndexEntry(i + 1, "%032x" % rng.getrandbits(128)) for i in range(40_000)}
     assert len(encode_bucket(crowded)) > BUCKET_MAX_BYTES
     with pytest.raises(CatalogFull) as err:
@@ -283,7 +283,7 @@ def test_compaction_drops_superseded_entries_and_purged_tombstones_and_raises_th
     assert all(t.ops <= TXN_MAX_OPS for t in txns)
     # A leaves its bucket; the big segment of live products is not touched.
     [bucket] = [w for t in txns for w in t.buckets]
-    assert "A" not in bucket.entries and bucket.number == bucket_of("A")
+    assert "A" not in bucket.entries and bucket.number == sku_bucket("A")
 
 
 def test_compaction_raises_the_horizon_with_the_transaction_that_drops_the_tombstone():

@@ -23,7 +23,7 @@ def signed(secret, clock, at=None, name="dhaka-1", query=None):
 
 
 def test_a_request_belongs_to_the_hour_of_its_own_signed_time():
-    assert nonces.bucket_of(10 * HOUR) == nonces.bucket_of(11 * HOUR - 1) == 10
+    assert nonces.hour_bucket(10 * HOUR) == nonces.hour_bucket(11 * HOUR - 1) == 10
     assert nonces.bucket_of_table(nonces.table_name(493_512)) == 493_512
     assert nonces.bucket_of_table("nonces12") is None and nonces.bucket_of_table("sales") is None
 
@@ -103,10 +103,10 @@ def test_nonce_tables_of_hours_outside_the_window_are_dropped_lazily(service, st
     secret = enroll(service)
     start = clock.now
     pull(service, "dhaka-1", secret, clock, cursor=0)
-    first = nonces.bucket_of(int(start.timestamp()))
+    first = nonces.hour_bucket(int(start.timestamp()))
     assert first in store.nonce_buckets()
     clock.now = start + timedelta(hours=3)
     later = Service(store, service.settings, clock)  # another instance, a few hours on
     pull(later, "dhaka-1", secret, clock, cursor=0)
     buckets = store.nonce_buckets()
-    assert first not in buckets and nonces.bucket_of(int(clock.now.timestamp())) in buckets
+    assert first not in buckets and nonces.hour_bucket(int(clock.now.timestamp())) in buckets

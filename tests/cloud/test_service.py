@@ -64,7 +64,7 @@ def import_products(service, products):
 
 
 def state(service, name):
-    return service.store.get_sales_state(name)
+    return service.store.get_ledger(name)
 
 
 def letters(service, clock):

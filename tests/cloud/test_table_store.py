@@ -16,12 +16,12 @@ from branchsync_cloud.catalog import (
     CatalogTxn,
     Counter,
     IndexEntry,
-    bucket_of,
+    sku_bucket,
     encode_bucket,
     plan_delete,
     plan_import,
 )
-from branchsync_cloud.store import Conflict, DeadLetter, StoreError, StoreUnavailable
+from branchsync_cloud.store import Conflict, DeadLetter, StorageError, StoreUnavailable
 from branchsync_cloud.table_store import CATALOG, CATALOG_PK, CHUNK_MAX_BYTES, SEGMENT_READ_MAX_PAGES, TableStore
 from headoffice.stand_ins import free_port
 from tests.builders import make_batch, make_line, make_product, make_sale
@@ -30,23 +30,23 @@ NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
 
 
 def apply(store, batch):
-    before = store.get_sales_state(batch.branch)
+    before = store.get_ledger(batch.branch)
     return store.commit_apply(before, plan_apply(before.apply, batch), batch.sent_at, NOW)
 
 
 def test_tables_are_created_on_first_use(store):
     assert store.get_branch("nobody") is None
-    assert store.get_sales_state("nobody").etag is None
+    assert store.get_ledger("nobody").etag is None
 
 
 def test_applying_a_batch_is_one_transaction_of_chunk_and_state(store):
-    state_before = store.get_sales_state("b1")
+    state_before = store.get_ledger("b1")
     plan = plan_apply(state_before.apply, make_batch("b1", range(1, 501)))
     ops = store.ops
     after = store.commit_apply(state_before, plan, NOW, NOW)
     assert store.ops - ops == 1
     assert after.apply == ApplyState(500, ()) and after.sales_applied == 500
-    stored = store.get_sales_state("b1")
+    stored = store.get_ledger("b1")
     assert stored.apply == after.apply and stored.total_paisa == plan.total_paisa and stored.last_push == NOW
     [chunk] = list(store.iter_chunks("b1"))
     assert (chunk.first_seq, chunk.last_seq) == (1, 500)
@@ -54,22 +54,22 @@ def test_applying_a_batch_is_one_transaction_of_chunk_and_state(store):
 
 
 def test_a_stale_state_etag_is_a_conflict_and_writes_nothing(store):
-    stale = store.get_sales_state("b1")
+    stale = store.get_ledger("b1")
     apply(store, make_batch("b1", [1, 2]))
     plan = plan_apply(stale.apply, make_batch("b1", [3]))
     with pytest.raises(Conflict):
         store.commit_apply(stale, plan, NOW, NOW)
-    assert store.get_sales_state("b1").apply.applied_through == 2
+    assert store.get_ledger("b1").apply.applied_through == 2
     assert [c.first_seq for c in store.iter_chunks("b1")] == [1]
 
 
 def test_an_existing_chunk_row_is_a_conflict(store):
     apply(store, make_batch("b1", [1, 2]))
-    current = store.get_sales_state("b1")
+    current = store.get_ledger("b1")
     # A planner that did not see the first apply writes the same chunk again: refused, not doubled.
     with pytest.raises(Conflict):
         store.commit_apply(current, plan_apply(ApplyState(), make_batch("b1", [1, 2])), NOW, NOW)
-    assert store.get_sales_state("b1").sales_applied == 2
+    assert store.get_ledger("b1").sales_applied == 2
 
 
 def test_a_run_too_large_for_one_binary_property_is_split_into_several_chunk_rows(store):
@@ -88,7 +88,7 @@ def test_a_run_too_large_for_one_binary_property_is_split_into_several_chunk_row
 def test_totals_beyond_32_bits_round_trip(store):
     big = [make_sale(n, total=900_000_000) for n in range(1, 6)]
     apply(store, make_batch("b1", big))
-    assert store.get_sales_state("b1").total_paisa == 4_500_000_000
+    assert store.get_ledger("b1").total_paisa == 4_500_000_000
 
 
 def test_iterating_chunks_can_start_at_a_chunk(store):
@@ -101,7 +101,7 @@ def test_iterating_chunks_can_start_at_a_chunk(store):
 def import_(store, products):
     """What Service.import_catalog does, without the retry."""
     base = store.get_catalog_counter()
-    buckets = store.get_catalog_index({bucket_of(p.sku) for p in products})
+    buckets = store.get_catalog_index({sku_bucket(p.sku) for p in products})
     for txn in plan_import(base.counter, products, {n: b.entries for n, b in buckets.items()}):
         base, changed = store.commit_catalog(base, txn, buckets)
         buckets |= changed
@@ -134,15 +134,15 @@ def test_a_stale_counter_etag_is_a_conflict_and_writes_nothing(store):
     with pytest.raises(Conflict):
         store.commit_catalog(stale, plan_import(Counter(), [make_product("B")], {})[0], {})
     assert versions(store.read_catalog(0, 1000)[0]) == [1]
-    assert "B" not in store.get_catalog_index([bucket_of("B")])[bucket_of("B")].entries
+    assert "B" not in store.get_catalog_index([sku_bucket("B")])[sku_bucket("B")].entries
 
 
 def test_a_stale_bucket_etag_is_a_conflict(store):
     import_(store, [make_product("A")])
-    stale = store.get_catalog_index([bucket_of("A")])
+    stale = store.get_catalog_index([sku_bucket("A")])
     import_(store, [make_product("A", 5)])
     base = store.get_catalog_counter()  # a fresh counter, but the bucket was read before the write
-    txn = plan_delete(base.counter, "A", stale[bucket_of("A")].entries)
+    txn = plan_delete(base.counter, "A", stale[sku_bucket("A")].entries)
     with pytest.raises(Conflict):
         store.commit_catalog(base, txn, stale)
 
@@ -150,11 +150,11 @@ def test_a_stale_bucket_etag_is_a_conflict(store):
 def test_the_index_is_read_by_points_or_by_one_range(store):
     products = [make_product(f"K{i:02d}") for i in range(20)] + [make_product("চাল-৫")]
     import_(store, products)
-    few = [bucket_of("K01"), bucket_of("K05")]
+    few = [sku_bucket("K01"), sku_bucket("K05")]
     ops = store.ops
     buckets = store.get_catalog_index(few)
     assert store.ops - ops == len(set(few))
-    assert buckets[bucket_of("K05")].entries["K05"].version == 6
+    assert buckets[sku_bucket("K05")].entries["K05"].version == 6
     ops = store.ops
     everything = store.get_catalog_index()
     assert store.ops - ops == 1 and sorted(everything) == list(range(BUCKETS))
@@ -180,8 +180,8 @@ def test_a_pull_reads_many_small_segments_in_a_bounded_number_of_query_pages(sto
     import_(store, [make_product(f"P{i}") for i in range(40)])
     for i in range(40):  # 40 one-entry segments
         base = store.get_catalog_counter()
-        buckets = store.get_catalog_index([bucket_of(f"P{i}")])
-        store.commit_catalog(base, plan_delete(base.counter, f"P{i}", buckets[bucket_of(f"P{i}")].entries), buckets)
+        buckets = store.get_catalog_index([sku_bucket(f"P{i}")])
+        store.commit_catalog(base, plan_delete(base.counter, f"P{i}", buckets[sku_bucket(f"P{i}")].entries), buckets)
     ops = store.ops
     segments, exhausted = store.read_catalog(0, 1000)
     assert exhausted and store.ops - ops <= 2 and len(segments) == 41
@@ -195,7 +195,7 @@ def test_a_pull_reads_many_small_segments_in_a_bounded_number_of_query_pages(sto
 def test_rows_of_the_old_one_row_per_version_layout_are_reported_clearly(store):
     store.get_catalog_counter()  # creates the table
     store._table(CATALOG).create_entity({"PartitionKey": CATALOG_PK, "RowKey": "v000000000001", "version": 1, "sku": "A"})
-    with pytest.raises(StoreError, match="old one-row-per-version layout"):
+    with pytest.raises(StorageError, match="old one-row-per-version layout"):
         store.read_catalog(0, 1000)
 
 

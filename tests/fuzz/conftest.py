@@ -35,7 +35,7 @@ ADMIN_KEY = "fuzz-admin-key-" + uuid.uuid4().hex
 # Store methods that only read; every other public method counts as a write, so a write
 # method added to the Store later is recorded without touching this file.
 READS = frozenset({
-    "get_branch", "find_branch_by_token_hash", "list_branches", "get_sales_state", "iter_chunks",
+    "get_branch", "find_branch_by_token_hash", "list_branches", "get_ledger", "iter_chunks",
     "get_catalog_counter", "get_catalog_index", "read_catalog", "scan_catalog", "list_dead_letters",
     "get_dead_letter",
 })
