@@ -54,6 +54,7 @@ from .errors import BranchSyncError
 # inside the commands that need them, so `branchsync --version` and `--help` start fast.
 if TYPE_CHECKING:
     from .store import Store
+    from .sync import SyncReport
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_ENROLLED, EXIT_SYNC_RUNNING, EXIT_REVOKED = 0, 1, 2, 3, 4, 5
 
@@ -103,15 +104,14 @@ def _global(
 
 
 @contextmanager
-def _command(ctx: typer.Context) -> "Iterator[Store]":
-    """Open the store for one command; map errors to one line on stderr and an exit code.
+def _errors(ctx: typer.Context) -> Iterator[None]:
+    """Map every error of one command to one line on stderr and its exit code (branch_client.errors).
 
     Every error is also written to the log (logs/branchsync.log in the data home) with its reason.
     """
     import time
 
     from . import logs
-    from .store import Store
 
     started = time.monotonic()
     name = " ".join(ctx.command_path.split()[1:]) or "branchsync"
@@ -121,8 +121,7 @@ def _command(ctx: typer.Context) -> "Iterator[Store]":
         log.error(logs.error_line(name, reason, code, time.monotonic() - started))
 
     try:
-        with Store(ctx.obj) as store:
-            yield store
+        yield
     except BranchSyncError as exc:
         log_error(str(exc), exc.code)
         typer.echo(f"error: {exc}", err=True)
@@ -142,6 +141,15 @@ def _command(ctx: typer.Context) -> "Iterator[Store]":
         raise typer.Exit(EXIT_FAILURE) from None
 
 
+@contextmanager
+def _command(ctx: typer.Context) -> "Iterator[Store]":
+    """Open the store for one command, with the errors mapped as `_errors` does."""
+    from .store import Store
+
+    with _errors(ctx), Store(ctx.obj) as store:
+        yield store
+
+
 # --- enroll ------------------------------------------------------------------------------------
 
 
@@ -151,43 +159,46 @@ def enroll(
     code: Annotated[str, typer.Argument(help="The enrollment code from head office (starts with BSE1.).")],
     force: Annotated[bool, typer.Option("--force", help="Replace the identity of an already enrolled home.")] = False,
 ) -> None:
-    """Enroll this branch with the code head office gave you."""
-    from shared.enrollment import decode_code
-    from shared.errors import ContractError
+    """Enroll this branch with the code head office gave you, then pull the catalog so the till can sell."""
+    import logging
 
+    from . import enrollment, logs
     from .cloud_client import CloudClient
-    from .errors import AlreadyEnrolled, BadEnrollmentCode
-    from .identity import Identity
+    from .permissions import secure_home  # Windows: only SYSTEM, Administrators and this account may open the folder
 
-    with _command(ctx) as store:
-        try:
-            parsed = decode_code(code)
-        except ContractError as exc:
-            raise BadEnrollmentCode(exc.message) from exc
-        status = store.status()
-        if status["enrolled"] and not force:
-            raise AlreadyEnrolled(f"this home is already enrolled as branch {status['branch']} at {status['cloud_url']}; "
-                                  "use --force to replace that identity")
-        with CloudClient(parsed.url, **client_options) as client:
-            answer = client.enroll(parsed.token)
-        if status["branch"] and status["branch"] != answer.branch and status["sales_recorded"]:
-            raise AlreadyEnrolled(
-                f"this home holds {status['sales_recorded']} sales of branch {status['branch']} and the code is for "
-                f"branch {answer.branch}; enroll {answer.branch} in its own home (--home DIR) with a new code")
-        # Windows: only SYSTEM, Administrators and this account may open the folder, before the secret lands in it.
-        from .permissions import secure_home
-
-        acl_problem = secure_home(Path(ctx.obj))
-        store.save_identity(Identity(branch=answer.branch, cloud_url=parsed.url, secret=answer.secret))
-    if acl_problem:
-        typer.echo(f"warning: could not restrict who may open {ctx.obj} ({acl_problem}); "
+    with _command(ctx) as store, _progress_display() as show:
+        done = enrollment.enroll(store, code, force=force, secure=secure_home,
+                                 connect=lambda url: CloudClient(url, **client_options),
+                                 sync=lambda s: _run_sync(s, show))
+    log = logging.getLogger(logs.LOGGER_NAME)
+    log.info(f"enrolled as branch {done.branch} at {done.cloud_url}")
+    if done.acl_problem:
+        typer.echo(f"warning: could not restrict who may open {ctx.obj} ({done.acl_problem}); "
                    "run 'branchsync doctor' for the command that does it", err=True)
+    typer.echo(f"enrolled as branch {done.branch} at {done.cloud_url}")
+    if done.catalog is not None:
+        report = done.catalog
+        log.info(f"catalog pulled at enrollment: version {report.catalog_version}")
+        typer.echo(f"catalog pulled: version {report.catalog_version} ({report.entries} changes); the till is ready to sell")
+    else:
+        log.warning(f"catalog pull at enrollment failed: {done.catalog_problem}")
+        typer.echo(f"warning: the catalog could not be pulled yet ({done.catalog_problem}); the catalog will come "
+                   "with the first sync ('branchsync sync', or the scheduled task)", err=True)
+
+
+def _run_sync(store: "Store", show) -> "SyncReport":
+    """One sync of the open store: the engine `sync` runs, with the rotated secret masked in the log."""
     import logging
 
     from . import logs
+    from .cloud_client import CloudClient
+    from .sync import SyncEngine
 
-    logging.getLogger(logs.LOGGER_NAME).info(f"enrolled as branch {answer.branch} at {parsed.url}")
-    typer.echo(f"enrolled as branch {answer.branch} at {parsed.url}")
+    log = logging.getLogger(logs.LOGGER_NAME)
+    identity = store.identity()
+    logs.forget_secret(log, identity.secret)
+    with CloudClient.for_identity(identity, **client_options) as client:
+        return SyncEngine(store, client, on_progress=show, on_secret=lambda s: logs.forget_secret(log, s)).run()
 
 
 # --- sales ---------------------------------------------------------------------------------------
@@ -270,19 +281,15 @@ def sync(ctx: typer.Context) -> None:
     import time
 
     from . import logs
-    from .cloud_client import CloudClient
-    from .sync import SyncEngine
 
     started = time.monotonic()
     enrolled = False
     try:
         with _command(ctx) as store:
-            identity = store.identity()
+            store.identity()  # NotEnrolled (exit 3) before anything else
             enrolled = True
-            logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
-            with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
-                report = SyncEngine(store, client, on_progress=show,
-                                    on_secret=lambda s: logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), s)).run()
+            with _progress_display() as show:
+                report = _run_sync(store, show)
     finally:
         # Also when the cloud is down: a till offline for days still gets its daily backup. Not before
         # enrollment: a copy of an empty database would only count as the day's backup.
@@ -354,59 +361,62 @@ def status(
                                                          "last_pull, last_push, last_error, ...).")] = False,
 ) -> None:
     """What is pending, what was acknowledged, what failed and why."""
+    from dataclasses import asdict
+
     from rich.markup import escape
     from rich.table import Table
 
-    from dataclasses import asdict
-
+    from . import status as branch_status
     from .explain import describe_refusal, explain
     from .store import RESEND_AFTER, utcnow
 
     with _command(ctx) as store:
-        info = store.status()
+        info = branch_status.read(store)
         oldest = store.oldest_unacknowledged(3)
     now = utcnow()
-    refusal = info["last_refusal"]
-    unsendable = {u["seq"]: u for u in info["unsendable"]}
-    stuck = [explain(r, now, branch=info["branch"], last_error=info["last_error"], resend_after=RESEND_AFTER,
+    refusal = info.last_refusal
+    unsendable = {u.seq: u for u in info.unsendable}
+    stuck = [explain(r, now, branch=info.branch, last_error=info.last_error, resend_after=RESEND_AFTER,
                      refusal=refusal, unsendable=unsendable.get(r.sale.seq)) for r in oldest]
-    if refusal is not None:
-        refusal["says"] = describe_refusal(refusal, info["branch"])
-    # The oldest unacknowledged sales, each with why it waits and what happens next.
-    info["stuck"] = [asdict(e) for e in stuck]
+    says = describe_refusal(refusal, info.branch) if refusal is not None else None
     if as_json:
-        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        shown = info.as_json()
+        if says is not None:
+            shown["last_refusal"]["says"] = says
+        # The oldest unacknowledged sales, each with why it waits and what happens next.
+        shown["stuck"] = [asdict(e) for e in stuck]
+        typer.echo(json.dumps(shown, ensure_ascii=False, indent=2))
         return
     table = Table(title="branchsync status", show_header=False)
     table.add_column("what")
     table.add_column("value")
     rows = [
-        ("branch", info["branch"] or "[red]not enrolled[/]"),
-        ("cloud", info["cloud_url"] or "-"),
-        ("sales recorded", str(info["sales_recorded"])),
-        ("pending (not acknowledged)", str(info["pending"])),
-        ("  of which pushed", str(info["pushed_unacked"])),
-        ("applied through", str(info["applied_through"])
-         + (f" (generation {info['generation']})" if info["generation"] != 1 else "")),
-        ("catalog version", f"{info['catalog_version']} ({info['products']} products)"),
-        ("last pull", info["last_pull"] or "never"),
-        ("last push", info["last_push"] or "never"),
-        ("last error", f"[red]{escape(info['last_error'])}[/] ({info['last_error_at']})" if info["last_error"] else "none"),
-        ("data home", escape(info["home"])),
+        ("branch", info.branch or "[red]not enrolled[/]"),
+        ("cloud", info.cloud_url or "-"),
+        ("sales recorded", str(info.sales_recorded)),
+        ("pending (not acknowledged)", str(info.pending)),
+        ("  of which pushed", str(info.pushed_unacked)),
+        ("applied through", str(info.applied_through)
+         + (f" (generation {info.generation})" if info.generation != 1 else "")),
+        ("catalog version", f"{info.catalog_version} ({info.products} products)"),
+        ("last pull", info.last_pull or "never"),
+        ("last push", info.last_push or "never"),
+        ("last error", f"[red]{escape(info.last_error)}[/] ({info.last_error_at})" if info.last_error else "none"),
+        ("data home", escape(info.home)),
     ]
-    if refusal is not None:
-        rows.insert(4, ("refused by the cloud", f"[red]{escape(refusal['says'])}[/]"))
-    restored = info["restored"]
+    if says is not None:
+        rows.insert(4, ("refused by the cloud", f"[red]{escape(says)}[/]"))
+    restored = info.restored
     if restored is not None:
-        said = (f"from {restored['source']} at {restored['at']}; new sales are numbered {restored['generation']}-1, "
-                f"{restored['generation']}-2, ...")
-        if restored.get("lost_sales") or restored.get("lost_identity"):
+        said = (f"from {restored.source} at {restored.at}; new sales are numbered {restored.generation}-1, "
+                f"{restored.generation}-2, ...")
+        if restored.lost_sales or restored.lost_identity:
             said = f"[red]{escape(said)}; it lost what the previous database held: run 'branchsync doctor'[/]"
         else:
             said = escape(said)
         rows.insert(4, ("restored", said))
-    for found in info["unsendable"]:
-        rows.insert(4, ("cannot be sent", f"[red]{escape(found['reason'])}[/]"))
+    for found in info.unsendable:
+        rows.insert(4, ("cannot be sent", f"[red]{escape(found.reason)}[/]"))
     for e in stuck:
         rows.append((f"sale {e.number} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
     for what, value in rows:
@@ -518,13 +528,14 @@ def support_bundle(
     from datetime import datetime, timezone
 
     from . import doctor as doc
+    from . import status as branch_status
     from . import support
     from .cloud_client import CloudClient
 
     home = Path(ctx.obj)
     now = datetime.now(timezone.utc)
     with _command(ctx) as store:
-        status = store.status()
+        status = branch_status.read(store)
     facts = doc.gather(home, client_factory=lambda identity: CloudClient.for_identity(identity, **client_options))
     findings = doc.diagnose(facts)
     report = {"needs_action": doc.needs_action(findings), "findings": doc.as_json(findings)}
@@ -574,12 +585,8 @@ def restore(
 
     home = Path(ctx.obj)
     log = logs.open_log(home)
-    try:
+    with _errors(ctx):  # the database is being replaced: no store is opened around it
         result = backups.restore(home, file, force=force)
-    except BranchSyncError as exc:
-        log.error(logs.error_line("restore", str(exc), exc.code, 0))
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     gen = result["generation"]
     log.info(f"restored {file} (generation {gen}); safety copy of the previous database: {result['safety_backup']}")
     typer.echo(f"restored {file}: new sales are numbered {gen}-1, {gen}-2, ..."

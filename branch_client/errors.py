@@ -12,12 +12,17 @@
     +-- CloudError                  cloud_error         1
         +-- CloudUnreachable        cloud_unreachable   1
         +-- CloudRefused            <the cloud's code>  1   (4xx with {"error": {code, message}})
+        |   +-- EnrollmentRefused   enrollment_invalid  2   the code is unknown, used or expired: a new one is needed
         |   +-- BranchRevoked       branch_revoked      5   head office revoked this till
         +-- CloudBadAnswer          cloud_bad_answer    1
 
 Errors from httpx, azure-storage-queue and SQLite are mapped to these at the
-boundary (`raise ... from`), so the CLI only ever has to know this tree.
+boundary (`raise ... from`), so the CLI only ever has to know this tree. Exit code 1 means
+"nothing is lost, try again later" (the next sync retries); a refusal that retrying cannot
+cure never uses it.
 """
+
+from shared.errors import ErrorCode
 
 
 class BranchSyncError(Exception):
@@ -98,20 +103,30 @@ class CloudRefused(CloudError):
         return f"cloud refused ({self.code}): {self.message}"
 
 
+class EnrollmentRefused(CloudRefused):
+    """The cloud does not take this enrollment code (unknown, used or expired): trying again will not help."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(ErrorCode.ENROLLMENT_INVALID, message, status)
+
+
 class BranchRevoked(CloudRefused):
     """Head office revoked this till: syncing again will not help, a person has to act."""
 
     exit_code = 5
 
     def __init__(self, message: str, status: int | None = None):
-        super().__init__("branch_revoked", message, status)
+        super().__init__(ErrorCode.BRANCH_REVOKED, message, status)
 
     def __str__(self) -> str:
         return self.message
 
 
 # Cloud error codes that have a class of their own; every other one is a plain CloudRefused.
-REFUSALS: dict[str, type[CloudRefused]] = {"branch_revoked": BranchRevoked}
+REFUSALS: dict[str, type[CloudRefused]] = {ErrorCode.BRANCH_REVOKED: BranchRevoked,
+                                           ErrorCode.ENROLLMENT_INVALID: EnrollmentRefused}
 
 
 class CloudBadAnswer(CloudError):

@@ -31,7 +31,12 @@ def encode_code(url: str, token: str) -> str:
 
 
 def decode_code(code: str) -> EnrollmentCode:
-    """Parse a code as typed or pasted by a person; ContractError(enrollment_invalid) says what is wrong."""
+    """Parse a code as typed or pasted by a person; ContractError(enrollment_invalid) says what is wrong.
+
+    Every code head office prints decodes, so one that does not was mistyped or cut short:
+    the message asks to check it and type it again, not for a new code (the cloud alone can
+    tell a used or expired code, and says so).
+    """
     text = code.strip()
     if len(text) > CODE_MAX_CHARS:
         raise _invalid(f"it is longer than {CODE_MAX_CHARS} characters")
@@ -58,4 +63,5 @@ def decode_code(code: str) -> EnrollmentCode:
 
 
 def _invalid(why: str) -> ContractError:
-    return ContractError(ErrorCode.ENROLLMENT_INVALID, f"enrollment code is not valid: {why}; ask head office for a new code")
+    return ContractError(ErrorCode.ENROLLMENT_INVALID, f"this enrollment code looks mistyped: {why}; check it "
+                                                       "against the one head office gave you and type it again")

@@ -35,8 +35,9 @@ def test_surrounding_whitespace_from_copy_paste_is_ignored():
     PREFIX + base64.urlsafe_b64encode(b"[" * 1500).rstrip(b"=").decode(),
     PREFIX + base64.urlsafe_b64encode(b'{"url":' * 200).rstrip(b"=").decode(),
 ])
-def test_a_damaged_or_foreign_code_is_refused_with_advice(code):
+def test_a_damaged_or_foreign_code_is_refused_as_mistyped_asking_to_type_it_again(code):
     with pytest.raises(ContractError) as err:
         decode_code(code)
     assert err.value.code == ErrorCode.ENROLLMENT_INVALID
-    assert "ask head office for a new code" in err.value.message
+    assert "looks mistyped" in err.value.message and "type it again" in err.value.message
+    assert "new code" not in err.value.message  # head office's code is fine; the typing is not
