@@ -603,44 +603,6 @@ def restore(
 # --- schedule ------------------------------------------------------------------------------------------
 
 
-def _this_program() -> tuple[str, tuple[str, ...]]:
-    """What the scheduled task runs: this executable, or in a Python install the console script."""
-    if getattr(sys, "frozen", False):
-        return str(Path(sys.executable).resolve()), ()
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script and script.stem == "branchsync" and script.is_file():
-        return str(script.resolve()), ()
-    return str(Path(sys.executable).resolve()), ("-m", "branch_client")
-
-
-def _windows_account(env=os.environ) -> str:
-    user = env.get("USERNAME")
-    if not user:
-        import getpass
-
-        user = getpass.getuser()
-    domain = env.get("USERDOMAIN")
-    return f"{domain}\\{user}" if domain else user
-
-
-def _schtasks(command: list[str]):
-    """Run one schtasks command line; returns the subprocess.CompletedProcess."""
-    import subprocess
-
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=60)
-    except OSError as exc:
-        typer.echo(f"error: cannot run schtasks ({exc.strerror or exc}); is this Windows?", err=True)
-        raise typer.Exit(EXIT_FAILURE) from None
-
-
-def _schtasks_failed(proc, what: str) -> None:
-    detail = " ".join((proc.stderr or proc.stdout or "").split()) or f"exit code {proc.returncode}"
-    typer.echo(f"error: {what} failed: {detail}; run branchsync from a command prompt opened "
-               "as administrator and try again", err=True)
-    raise typer.Exit(EXIT_FAILURE)
-
-
 def _on_windows() -> bool:
     return sys.platform == "win32"
 
@@ -649,22 +611,35 @@ def _live(dry_run: bool) -> bool:
     return _on_windows() and not dry_run
 
 
+@contextmanager
+def _scheduler_errors() -> Iterator[None]:
+    """One line and the error's exit code; nothing is logged, since no data home is needed to manage tasks."""
+    try:
+        yield
+    except BranchSyncError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
 @schedule_app.command("install")
 def schedule_install(
     ctx: typer.Context,
     every: Annotated[str, typer.Option("--every", metavar="DURATION",
                                        help="How often to sync: 90s, 15m, 1h, 1h30m (1m to 31d).")] = "15m",
-    principal: Annotated[str, typer.Option("--principal", help="Run as the installing 'user' (S4U, no password "
-                                           "stored; the default) or as 'system'.")] = "user",
+    principal: Annotated[str, typer.Option("--principal", help="Run the sync as the installing 'user' (S4U, no "
+                                           "password stored; the default) or as 'system'.")] = "user",
+    till_at_logon: Annotated[bool, typer.Option("--till-at-logon", help="Also open the till when this Windows "
+                                                "account logs on (task branchsync-till).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the task XML and the schtasks command; "
                                                             "change nothing.")] = False,
     xml_file: Annotated[Optional[Path], typer.Option("--xml-file", metavar="FILE",
                                                      help="With --dry-run (or off Windows): also write the XML "
-                                                          "there, UTF-16 as schtasks wants it.")] = None,
+                                                          "there, UTF-16 as schtasks wants it (the till task's "
+                                                          "next to it, FILE with -till before the suffix).")] = None,
 ) -> None:
-    """Register the scheduled task that syncs every --every, logged on or not (Windows)."""
+    """Register the scheduled task that syncs every --every, logged on or not, and with --till-at-logon the
+    task that opens the till at logon (Windows)."""
     import subprocess
-    import tempfile
 
     from . import schedule
 
@@ -675,68 +650,77 @@ def schedule_install(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    program, extra = _this_program()
+    program, extra = schedule.this_program()
     home = Path(ctx.obj).expanduser().absolute()
-    xml = schedule.task_xml(program, str(home), interval, schedule.next_start(datetime.now()),
-                            principal=principal, user=_windows_account(), extra_args=extra)
+    account = schedule.windows_account()
+    tasks = [schedule.Task(schedule.TASK_NAME, schedule.task_xml(
+        program, str(home), interval, schedule.next_start(datetime.now()), principal=principal, user=account,
+        extra_args=extra), f"'branchsync --home {home} sync' every {every}, whether or not anyone is logged on")]
+    if till_at_logon:
+        tasks.append(schedule.Task(schedule.TILL_TASK_NAME, schedule.till_task_xml(
+            program, str(home), user=account, extra_args=extra), f"the till opens when {account} logs on"))
     if not _live(dry_run):
-        target = xml_file or Path(f"{schedule.TASK_NAME}.xml")
-        if xml_file:
-            xml_file.write_bytes(schedule.encode_for_schtasks(xml))
-        typer.echo(xml, nl=False)
         why = "dry run" if dry_run else "not Windows"
-        typer.echo(f"# {why}: nothing registered. On the till, as administrator, with this XML saved as "
-                   f"UTF-16 in {target}, run:", err=True)
-        typer.echo(subprocess.list2cmdline(schedule.create_command(str(target))), err=True)
+        for n, task in enumerate(tasks):
+            base = xml_file or Path(f"{schedule.TASK_NAME}.xml")
+            target = base if n == 0 else base.with_name(f"{base.stem}-till{base.suffix}")
+            if xml_file:
+                target.write_bytes(schedule.encode_for_schtasks(task.xml))
+            typer.echo(task.xml, nl=False)
+            typer.echo(f"# {why}: nothing registered. On the till, as administrator, with this XML saved as "
+                       f"UTF-16 in {target}, run:", err=True)
+            typer.echo(subprocess.list2cmdline(schedule.create_command(str(target), task.name)), err=True)
         return
-    with tempfile.TemporaryDirectory(prefix="branchsync-task-") as folder:
-        path = Path(folder) / f"{schedule.TASK_NAME}.xml"
-        path.write_bytes(schedule.encode_for_schtasks(xml))
-        proc = _schtasks(schedule.create_command(str(path)))
-    if proc.returncode != 0:
-        _schtasks_failed(proc, "registering the scheduled task")
-    typer.echo(f"scheduled task {schedule.TASK_NAME} installed: 'branchsync --home {home} sync' every {every}, "
-               "whether or not anyone is logged on")
+    with _scheduler_errors():
+        schedule.install(tasks)
+    for task in tasks:
+        typer.echo(f"scheduled task {task.name} installed: {task.what}")
 
 
 @schedule_app.command("show")
 def schedule_show(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks command only.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks commands only.")] = False,
 ) -> None:
-    """Show the registered scheduled task (its XML) (Windows)."""
+    """Show the registered scheduled tasks (their XML) (Windows)."""
     import subprocess
 
     from . import schedule
 
-    command = schedule.query_command()
+    names = (schedule.TASK_NAME, schedule.TILL_TASK_NAME)
     if not _live(dry_run):
-        typer.echo(subprocess.list2cmdline(command))
+        for name in names:
+            typer.echo(subprocess.list2cmdline(schedule.query_command(name)))
         return
-    proc = _schtasks(command)
-    if proc.returncode != 0:
+    with _scheduler_errors():
+        found = {name: schedule.registered(name) for name in names}
+    if found[schedule.TASK_NAME] is None:
         typer.echo(f"error: there is no scheduled task {schedule.TASK_NAME}; "
                    "run 'branchsync schedule install' as administrator", err=True)
         raise typer.Exit(EXIT_FAILURE)
-    typer.echo(proc.stdout, nl=False)
+    for xml in found.values():
+        if xml is not None:
+            typer.echo(xml, nl=False)
 
 
 @schedule_app.command("remove")
 def schedule_remove(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks command only.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks commands only.")] = False,
 ) -> None:
-    """Remove the scheduled task (Windows); syncing by hand still works."""
+    """Remove the scheduled tasks, the sync and the till at logon (Windows); syncing by hand still works."""
     import subprocess
 
     from . import schedule
 
-    command = schedule.delete_command()
     if not _live(dry_run):
-        typer.echo(subprocess.list2cmdline(command))
+        for name in (schedule.TASK_NAME, schedule.TILL_TASK_NAME):
+            typer.echo(subprocess.list2cmdline(schedule.delete_command(name)))
         return
-    proc = _schtasks(command)
-    if proc.returncode != 0:
-        _schtasks_failed(proc, "removing the scheduled task")
-    typer.echo(f"scheduled task {schedule.TASK_NAME} removed")
+    with _scheduler_errors():
+        removed = schedule.remove()
+    if not removed:
+        typer.echo("no branchsync scheduled task is registered: nothing to remove")
+    for name in removed:
+        typer.echo(f"scheduled task {name} removed")
 
 
 def _local(moment: datetime) -> str:

@@ -7,6 +7,7 @@
     |   +-- AlreadyEnrolled         already_enrolled    2
     +-- NotEnrolled                 not_enrolled        3
     +-- SyncAlreadyRunning          sync_running        4
+    +-- TaskSchedulerError          task_scheduler      1   schtasks is missing or refused (not an administrator?)
     +-- StoreError                  store_error         1
     |   +-- StoreTooNew             store_too_new       1
     +-- CloudError                  cloud_error         1
@@ -71,6 +72,10 @@ class SyncAlreadyRunning(BranchSyncError):
     def __init__(self, message: str = "a sync is already running for this branch; "
                                       "wait for it to finish (nothing to do)"):
         super().__init__(message)
+
+
+class TaskSchedulerError(BranchSyncError):
+    code = "task_scheduler"
 
 
 class StoreError(BranchSyncError):
