@@ -1,9 +1,10 @@
 """`branchsync`, the branch executable: thin commands over the store and the sync engine.
 
-Each command opens the store in the data home and calls one method. Sale entry works
+Each command opens the store in the data home and calls one function of the branch core
+(branch_client.status, .enrollment, .schedule, the store, the sync engine). Sale entry works
 with no network at all; only `enroll` and `sync` talk to the cloud.
 
-    branchsync [--home DIR] enroll CODE [--force]
+    branchsync [--home DIR] enroll CODE [--force] [--no-catalog]
     branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE ...] [--payment cash|card|mobile]
     branchsync [--home DIR] sale void NUMBER [--reason TEXT]
     branchsync [--home DIR] sale list [--limit N]
@@ -12,7 +13,8 @@ with no network at all; only `enroll` and `sync` talk to the cloud.
     branchsync [--home DIR] catalog search TEXT [--limit N]
     branchsync [--home DIR] till [--port N] [--no-browser]
     branchsync [--home DIR] doctor [--json]
-    branchsync [--home DIR] schedule install [--every 15m] [--principal user|system] [--dry-run] [--xml-file FILE]
+    branchsync [--home DIR] schedule install [--every 15m] [--principal user|system] [--till-at-logon]
+                                             [--dry-run] [--xml-file FILE]
     branchsync schedule show|remove [--dry-run]
     branchsync [--home DIR] backup [--keep N]
     branchsync [--home DIR] restore FILE [--force]
@@ -23,9 +25,11 @@ Windows, else the user data directory (see branch_client.paths).
 
 Exit codes:
     0  ok (for `sync`: everything due was pushed)
-    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending (also a
-       `sync` that sent the rest but has a sale too large to send: see `doctor`)
-    2  bad input (item, price, payment, void number, enrollment code); nothing was stored
+    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending: sync
+       again later (also a `sync` that sent the rest but has a sale too large to send: see
+       `doctor`; and `schedule` when the Task Scheduler refuses: run as administrator)
+    2  bad input (item, price, payment, void number, an enrollment code that looks mistyped
+       or that the cloud refuses); nothing was stored, and trying again as it is never helps
     3  this data home is not enrolled
     4  a sync is already running (the second one exits at once)
     5  head office revoked this till: it can no longer sync (its sales stay on this PC)
@@ -158,6 +162,8 @@ def enroll(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="The enrollment code from head office (starts with BSE1.).")],
     force: Annotated[bool, typer.Option("--force", help="Replace the identity of an already enrolled home.")] = False,
+    no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Only enroll; the catalog comes with the first "
+                                             "sync (on a slow line, say).")] = False,
 ) -> None:
     """Enroll this branch with the code head office gave you, then pull the catalog so the till can sell."""
     import logging
@@ -169,14 +175,16 @@ def enroll(
     with _command(ctx) as store, _progress_display() as show:
         done = enrollment.enroll(store, code, force=force, secure=secure_home,
                                  connect=lambda url: CloudClient(url, **client_options),
-                                 sync=lambda s: _run_sync(s, show))
+                                 sync=None if no_catalog else (lambda s: _run_sync(s, show)))
     log = logging.getLogger(logs.LOGGER_NAME)
     log.info(f"enrolled as branch {done.branch} at {done.cloud_url}")
     if done.acl_problem:
         typer.echo(f"warning: could not restrict who may open {ctx.obj} ({done.acl_problem}); "
                    "run 'branchsync doctor' for the command that does it", err=True)
     typer.echo(f"enrolled as branch {done.branch} at {done.cloud_url}")
-    if done.catalog is not None:
+    if no_catalog:
+        typer.echo("the catalog comes with the first sync ('branchsync sync', or the scheduled task)")
+    elif done.catalog is not None:
         report = done.catalog
         log.info(f"catalog pulled at enrollment: version {report.catalog_version}")
         typer.echo(f"catalog pulled: version {report.catalog_version} ({report.entries} changes); the till is ready to sell")

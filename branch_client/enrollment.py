@@ -64,9 +64,12 @@ def may_take(status: BranchStatus, branch: str) -> None:
 
 def enroll(store: "Store", code: str, *, force: bool,
            connect: Callable[[str], AbstractContextManager["CloudClient"]],
-           sync: Callable[["Store"], "SyncReport"],
+           sync: Callable[["Store"], "SyncReport"] | None,
            secure: Callable[[Path], str | None]) -> Enrolled:
-    """Enroll the store's home with `code`; `secure(home)` restricts the folder before the secret lands in it."""
+    """Enroll the store's home with `code`; `secure(home)` restricts the folder before the secret lands in it.
+
+    `sync` None: enroll only, the catalog comes with the first sync.
+    """
     parsed = parse_code(code)
     before = branch_status.read(store)
     may_enroll(before, force)
@@ -75,6 +78,8 @@ def enroll(store: "Store", code: str, *, force: bool,
     may_take(before, answer.branch)
     acl_problem = secure(Path(store.home))
     store.save_identity(Identity(branch=answer.branch, cloud_url=parsed.url, secret=answer.secret))
+    if sync is None:
+        return Enrolled(answer.branch, parsed.url, acl_problem, None, None)
     try:
         report, problem = sync(store), None
     except BranchSyncError as exc:  # the sync recorded why (status, doctor); enrollment stands

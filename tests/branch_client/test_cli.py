@@ -191,6 +191,14 @@ def test_enrollment_stands_when_the_catalog_pull_fails_and_says_the_catalog_come
     assert run(home, "sync").exit_code == 0 and _status(home)["products"] == 1
 
 
+def test_enroll_with_no_catalog_only_enrolls(home, plugged):
+    plugged.put(product("SOAP", 4500, "Lux Soap Bar"))
+    plugged.enroll_tokens.add("a" * 24)
+    result = run(home, "enroll", "--no-catalog", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0 and "comes with the first sync" in result.stdout
+    assert plugged.pulls == [] and _status(home)["enrolled"] is True
+
+
 @pytest.mark.parametrize("code", ["BSE1.@@@", "BSE.eyJ1cmwiOiJodHRwczovL3gifQ",
                                   encode_code("https://cloud.example", "a" * 24)[:-9]])
 def test_a_mistyped_enrollment_code_says_to_type_it_again_not_to_ask_head_office(home, code):
