@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from headoffice import admin_cli
+from headoffice.stand_ins import start_cloud
 
 runner = CliRunner()
 
@@ -65,3 +66,18 @@ def test_a_missing_admin_key_is_reported_as_not_set_before_anything_is_sent(key)
     # Port 9 (discard) has no listener: reaching the network would fail differently, with exit 1.
     result = runner.invoke(admin_cli.app, ["--url", "http://127.0.0.1:9", "branches"], env={"COLUMNS": "200", "BRANCHSYNC_ADMIN_KEY": key})  # None unsets it
     assert result.exit_code == 2 and "BRANCHSYNC_ADMIN_KEY is not set" in _said(result)
+
+
+@pytest.mark.e2e
+@pytest.mark.azurite
+def test_a_cloud_without_a_usable_admin_key_is_reported_as_such_not_as_a_wrong_key(tmp_path, storage):
+    keyless = start_cloud(tmp_path / "cloud", storage, admin_key="")
+    try:
+        result = runner.invoke(admin_cli.app, ["--url", keyless.url, "branches"],
+                               env={"COLUMNS": "200", "BRANCHSYNC_ADMIN_KEY": "any-key"})
+    finally:
+        keyless.stop()
+    said = _said(result)
+    assert result.exit_code == 1, said
+    assert "cannot check any admin key" in said and "BRANCHSYNC_ADMIN_KEY is empty" in said
+    assert "refused the admin key" not in said
