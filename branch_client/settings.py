@@ -89,6 +89,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("shop.name", "", "the shop's name at the top of every receipt", _text),
     Setting("shop.bin", "", "the shop's VAT registration number (BIN), printed on every receipt", _bin),
     Setting("time_zone", DHAKA, "the time zone of the times on receipts and in 'sale list'", _zone_name),
+    Setting("till.kiosk_printing", "no", "yes: the till opens Edge with --kiosk-printing, so receipts print on the "
+            "default printer with no dialog", _yes_no),
     Setting("barcode.prefixes", "20-29", "EAN-13 prefixes the shop's scales print (20-29, or a few: 21,22)",
             _prefixes),
     Setting("barcode.item_digits", "5", "digits of the item code after the prefix on a scale label (4-6)", _digits),

@@ -30,9 +30,11 @@ _EDGE_NAMES = ("msedge", "microsoft-edge", "microsoft-edge-stable")
 
 
 def browser_command(url: str, *, windows: bool, env: Mapping[str, str],
-                    exists: Callable[[str], bool], which: Callable[[str], str | None]) -> list[str] | None:
+                    exists: Callable[[str], bool], which: Callable[[str], str | None],
+                    kiosk_printing: bool = False) -> list[str] | None:
     """The command that opens `url` in Edge app mode (a window with no address bar), or None
-    when Edge is not installed (the caller then opens the default browser).
+    when Edge is not installed (the caller then opens the default browser). `kiosk_printing`
+    adds Chromium's --kiosk-printing: receipts go to the default printer with no dialog.
 
     On Windows Edge lives under Program Files (x86), Program Files or the user's local app
     data; no registry is read. Elsewhere it is looked up on PATH.
@@ -46,7 +48,9 @@ def browser_command(url: str, *, windows: bool, env: Mapping[str, str],
     found = next((c for c in candidates if exists(c)), None)
     if found is None:
         found = next((p for p in (which(n) for n in _EDGE_NAMES) if p), None)
-    return [found, f"--app={url}"] if found else None
+    if found is None:
+        return None
+    return [found, *(["--kiosk-printing"] if kiosk_printing else []), f"--app={url}"]
 
 
 def host_allowed(host: str | None, port: int) -> bool:

@@ -321,7 +321,7 @@ def bind(port: int = 0) -> socket.socket:
     return sock
 
 
-def open_window(url: str) -> None:
+def open_window(url: str, kiosk_printing: bool = False) -> None:
     """Edge in app mode where installed, else the default browser."""
     import os
     import shutil
@@ -329,7 +329,7 @@ def open_window(url: str) -> None:
     import webbrowser
 
     command = core.browser_command(url, windows=sys.platform == "win32", env=os.environ,
-                                   exists=os.path.exists, which=shutil.which)
+                                   exists=os.path.exists, which=shutil.which, kiosk_printing=kiosk_printing)
     if command is None:
         webbrowser.open(url)
         return
@@ -355,5 +355,6 @@ def serve(store: Store, *, port: int = 0, open_browser: bool = True, client_opti
     if announce is not None:
         announce(url)
     if open_browser:
-        threading.Timer(0.3, open_window, args=(url,)).start()
+        kiosk = store.settings()["till.kiosk_printing"] == "yes"
+        threading.Timer(0.3, open_window, args=(url, kiosk)).start()
     server.run(sockets=[sock])

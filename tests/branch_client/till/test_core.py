@@ -75,3 +75,9 @@ def test_online_means_the_last_sync_reached_the_cloud():
     assert core.status_view({**ok, "last_error": "cloud unreachable"}, syncing=False, sync_message=None)["online"] is False
     assert core.status_view({"pending": 0}, syncing=False, sync_message=None)["online"] is False
     assert "cloud_url" not in core.status_view({**ok, "cloud_url": "http://x"}, syncing=False, sync_message=None)
+
+
+def test_kiosk_printing_adds_chromiums_flag_before_the_app_address():
+    cmd = core.browser_command(URL, windows=True, env=WIN_ENV, exists=lambda p: p == EDGE_X86, which=lambda n: None,
+                               kiosk_printing=True)
+    assert cmd == [EDGE_X86, "--kiosk-printing", f"--app={URL}"]
