@@ -33,6 +33,17 @@ def pay(page, *keys: str) -> None:
         page.keyboard.press(key)
 
 
+def record_and_open_receipt(page):
+    """In the payment step: Enter records the sale, Ctrl+P opens its receipt; wait for it to be filled in."""
+    with page.expect_popup() as popup:
+        page.keyboard.press("Enter")
+        expect(page.locator("#done-title")).to_contain_text("recorded")
+        page.keyboard.press("Control+p")
+    receipt = popup.value
+    expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
+    return receipt
+
+
 def cart(page) -> list[tuple[str, str]]:
     rows = page.locator("#cart-lines tr")
     return [(rows.nth(i).locator("td").nth(0).inner_text().splitlines()[0], rows.nth(i).locator("input.qty").input_value())
@@ -97,12 +108,7 @@ def test_the_receipt_shows_branch_number_dhaka_time_lines_total_payment_and_chan
     scan(page, RICE)
     scan(page, DAL)
     pay(page, "F11")
-    with page.expect_popup() as popup:
-        page.keyboard.press("Enter")
-        expect(page.locator("#done-title")).to_contain_text("recorded")
-        page.keyboard.press("Control+p")
-    receipt = popup.value
-    expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
+    receipt = record_and_open_receipt(page)
     text = receipt.locator("#receipt").inner_text()
     sale = till.store.get_sale(1).sale
     dhaka = sale.recorded_at.astimezone(ZoneInfo("Asia/Dhaka")).strftime("%d/%m/%Y, %H:%M")
@@ -305,12 +311,7 @@ def test_the_receipt_shows_the_shop_name_bin_cashier_and_time_zone(page, till):
     expect(page.locator("#cashier-name")).to_have_text("Rahim")
     scan(page, RICE, lines=1)
     pay(page)
-    with page.expect_popup() as popup:
-        page.keyboard.press("Enter")
-        expect(page.locator("#done-title")).to_contain_text("recorded")
-        page.keyboard.press("Control+p")
-    receipt = popup.value
-    expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
+    receipt = record_and_open_receipt(page)
     text = receipt.locator("#receipt").inner_text()
     for part in ("স্বপ্ন সুপারশপ", "BIN: 000123456-0101", "Cashier: Rahim", "Times in Asia/Dhaka"):
         assert part in text, part
