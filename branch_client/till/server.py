@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import logs
+from .. import status as branch_status
 from ..errors import BadInput, BadSaleInput, BranchSyncError
 from ..sale_entry import QuantityNeedsConfirmation
 from ..store import Store
@@ -263,12 +264,12 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         record = store.get_sale(request.path_params["number"])
         if record is None:
             return JSONResponse({"error": "no such sale number"}, status_code=404)
-        branch = store.status()["branch"]
+        branch = branch_status.read(store).branch
         return JSONResponse({"sale": core.record_view(record), "branch": branch,
                              "shop": core.shop_view(store.settings(), branch)})
 
     def status(_request: Request) -> Response:
-        return JSONResponse(core.status_view(store.status(), syncing=sync.running, sync_message=sync.message,
+        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_message=sync.message,
                                              time_zone=store.settings()["time_zone"]))
 
     def sync_now(_request: Request) -> Response:
