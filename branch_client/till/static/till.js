@@ -509,7 +509,10 @@
   const inField = (el) => el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA");
   document.addEventListener("keydown", (e) => {
     const k = e.key;
-    if (signInOpen()) return;  // the sign-in fields take every key
+    if (signInOpen()) {  // the sign-in fields take every key but the language switch
+      if (k === "F1") { e.preventDefault(); $("lang").click(); }
+      return;
+    }
     if (e.ctrlKey && (k === "q" || k === "Q")) { e.preventDefault(); signOut(); return; }
     if (heldOpen()) {
       e.preventDefault();

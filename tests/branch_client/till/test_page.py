@@ -279,6 +279,10 @@ def test_a_cashier_signs_in_with_name_and_pin_is_shown_recorded_and_signs_out(pa
     page.reload()
     expect(page.locator("#signin-panel")).to_be_visible()
     expect(page.locator("#signin-name")).to_be_focused()
+    page.keyboard.press("F1")  # Bangla, on the sign-in screen too
+    expect(page.locator("[data-t=sign_in_title]")).to_have_text("ক্যাশ কাউন্টারে সাইন ইন")
+    page.keyboard.press("F1")
+    page.locator("#signin-name").focus()
     page.keyboard.type("rahim")
     page.keyboard.press("Enter")
     page.keyboard.type("1111")
