@@ -6,7 +6,7 @@ from bench import till
 
 def test_the_till_benchmark_fills_a_home_and_reports_every_figure(tmp_path, capsys):
     table = till.main(["--products", "300", "--events", "500", "--samples", "20", "--launches", "2",
-                       "--work", str(tmp_path / "work")])
+                       "--work", str(tmp_path / "work"), "--exe", str(tmp_path / "no-exe")])
     rows = {what.split(" (")[0].split(":")[0]: figure for what, figure, _goal in table}
     assert rows["filled home"].endswith(" s")
     assert "300 products, 500 events" in table[0][0]
