@@ -5,7 +5,6 @@ SDK error is mapped at this boundary to the small tree in store.py.
 """
 
 import json
-import math
 import secrets
 import threading
 import zlib
@@ -58,6 +57,11 @@ from .store import (
     BranchLedger,
     StorageError,
     StoreUnavailable,
+    DEADLETTER_RAW_MAX,
+    INDEX_POINT_READS_MAX,
+    REASON_MAX_CHARS,
+    check_transaction,
+    read_segments,
 )
 
 
@@ -71,15 +75,6 @@ SEQ_DIGITS = 16
 VERSION_DIGITS = 12
 # A binary property holds at most 64 KiB; keep a margin.
 CHUNK_MAX_BYTES = 60 * 1024
-DEADLETTER_RAW_MAX = 60 * 1024
-REASON_MAX_CHARS = 4000
-# More buckets than this are read with one range query over all of them.
-INDEX_POINT_READS_MAX = 8
-# A pull reads at most this many query pages of segments; the first asks for a few rows
-# (a bulk-imported segment holds ~1,000 entries), later ones for as many as look needed.
-SEGMENT_READ_MAX_PAGES = 6
-SEGMENT_FIRST_PAGE = 4
-SEGMENT_PAGE_MAX = 64
 
 
 def chunk_prefix(generation: int = 1) -> str:
@@ -207,8 +202,8 @@ class TableStore:
         return page, pages.continuation_token
 
     def _submit(self, table: str, operations: list, what: str) -> list:
-        if len(operations) > TXN_MAX_OPS:
-            raise StorageError(f"{what}: {len(operations)} operations exceed a transaction's {TXN_MAX_OPS}")
+        binary = sum(len(v) for op in operations for v in op[1].values() if isinstance(v, bytes))
+        check_transaction(len(operations), binary, what)
         client = self._table(table)
         self._tick()
         with _mapped(what):
@@ -408,27 +403,11 @@ class TableStore:
         return CounterRecord(txn.counter, result[0]["etag"]), written
 
     def read_catalog(self, after_version: int, min_entries: int) -> tuple[list[Segment], bool]:
-        segments: list[Segment] = []
-        entries = read = 0
-        token = None
-        per_page = SEGMENT_FIRST_PAGE
-        for _ in range(SEGMENT_READ_MAX_PAGES):
-            page, token = self._query_page(CATALOG, *_segments_after(after_version), per_page, token)
-            for entity in page:
-                if entries >= min_entries:
-                    return segments, False  # enough: the rest are left for the next pull
-                segment = _segment(entity, after_version)
-                segments.append(segment)
-                entries += len(segment.rows)
-                read += _int(entity.get("count"))
-            if token is None:
-                return segments, True
-            if entries >= min_entries:
-                return segments, False
-            # As many rows as the entries still wanted look to need, judged by those read so far.
-            per_row = max(1.0, read / len(segments)) if segments else 1.0
-            per_page = max(SEGMENT_FIRST_PAGE, min(SEGMENT_PAGE_MAX, math.ceil((min_entries - entries) / per_row) + 1))
-        return segments, False
+        def page(per_page: int, token) -> tuple[Iterator[tuple[Segment, int]], object]:
+            entities, token = self._query_page(CATALOG, *_segments_after(after_version), per_page, token)
+            return ((_segment(e, after_version), _int(e.get("count"))) for e in entities), token
+
+        return read_segments(page, min_entries)
 
     def scan_catalog(self) -> Iterator[Segment]:
         for entity in self._query(CATALOG, *_segments_after(0), per_page=32):

@@ -21,8 +21,8 @@ from branchsync_cloud.catalog import (
     plan_delete,
     plan_import,
 )
-from branchsync_cloud.store import Conflict, DeadLetter, StorageError, StoreUnavailable
-from branchsync_cloud.table_store import CATALOG, CATALOG_PK, CHUNK_MAX_BYTES, SEGMENT_READ_MAX_PAGES, TableStore
+from branchsync_cloud.store import SEGMENT_READ_MAX_PAGES, Conflict, DeadLetter, StorageError, StoreUnavailable
+from branchsync_cloud.table_store import CATALOG, CATALOG_PK, CHUNK_MAX_BYTES, TableStore
 from headoffice.stand_ins import free_port
 from tests.builders import make_batch, make_line, make_product, make_sale
 
