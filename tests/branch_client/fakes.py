@@ -103,7 +103,9 @@ def _app() -> tuple[devhost.HttpGateway, devhost.QueueFunction]:
     return devhost.HttpGateway(http_functions, config.route_prefix), sales
 
 
-# Serialises the use of the cloud's one service slot; re-entered by a push route's delivery.
+# Serialises the use of the app's one service slot (the TLS tests' server answers from threads of its
+# own). Taken by the dispatching thread only: the function itself runs in the gateway's worker thread,
+# and a push route's delivery there reads the slot without taking this again.
 _SLOT = threading.RLock()
 
 
