@@ -147,20 +147,6 @@ def consecutive_runs(sales: Sequence[Sale]) -> list[list[Sale]]:
     return runs
 
 
-def plan_sales(state: ApplyState, sales: Sequence[Sale]) -> ApplyPlan:
-    """What to store of ascending `sales` given `state`; stored seqs change nothing."""
-    new = [s for s in sales if not state.is_stored(s.seq)]
-    runs = consecutive_runs(new)
-    after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
-    if len(after.ranges) > MAX_RANGES:
-        raise ContractError(
-            ErrorCode.MALFORMED_MESSAGE,
-            f"batch would leave more than {MAX_RANGES} gaps in the branch's sequence; "
-            "the branch must push its sales in order (it re-pushes unacknowledged sales on its next sync)",
-        )
-    return ApplyPlan(new_sales=new, state=after, duplicates=len(sales) - len(new), runs=runs)
-
-
 def void_target(generation: int, void: Sale) -> SaleKey:
     return (void.voids_generation or generation, void.voids)
 
@@ -172,9 +158,17 @@ def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, V
     acknowledged that sale, so a void naming a sale the cloud does not hold is refused: it
     is never left waiting, since the database that could push it again may be gone.
     """
-    plan = plan_sales(state, batch.sales)
-    refused, voided = check_voids(batch.generation, plan.new_sales, targets or {})
-    return ApplyPlan(new_sales=plan.new_sales, state=plan.state, duplicates=plan.duplicates, runs=plan.runs,
+    new = [s for s in batch.sales if not state.is_stored(s.seq)]  # stored seqs change nothing
+    runs = consecutive_runs(new)
+    after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
+    if len(after.ranges) > MAX_RANGES:
+        raise ContractError(
+            ErrorCode.MALFORMED_MESSAGE,
+            f"batch would leave more than {MAX_RANGES} gaps in the branch's sequence; "
+            "the branch must push its sales in order (it re-pushes unacknowledged sales on its next sync)",
+        )
+    refused, voided = check_voids(batch.generation, new, targets or {})
+    return ApplyPlan(new_sales=new, state=after, duplicates=len(batch.sales) - len(new), runs=runs,
                      generation=batch.generation, refused=refused, voided=voided)
 
 

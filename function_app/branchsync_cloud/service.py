@@ -62,7 +62,7 @@ from shared.models import (
 from shared.signing import HEADER_BRANCH, HEADER_NONCE, HEADER_TIME, new_secret, verify_request
 
 from . import branch_keys, differences, faults, nonces, telemetry
-from .apply import Refused, VoidTarget, plan_apply, void_target
+from .apply import Refused, VoidTarget, plan_apply, plan_transactions, void_target
 from .catalog import (
     Counter, sku_bucket, build_page, check_unique, needs_full_resync, plan_compaction, plan_delete, plan_import, settled,
 )
@@ -401,8 +401,9 @@ class Service:
                      batch.branch, seqs, len(batch.sales), mark.applied_through, self._ops() - start, gen)
             return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, mark.applied_through, self._ops() - start)
         faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
-        after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock(),
-                                        targets={k: chunk for k, (_, chunk) in targets.items()})
+        write = plan_transactions(before, plan, {k: chunk for k, (_, chunk) in targets.items()},
+                                  pushed_at=batch.sent_at, applied_at=self.clock())
+        after = self.store.commit_apply(before, write)
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         if plan.refused:
             self._report_refused_voids(batch, plan, body)
