@@ -4,13 +4,12 @@ Per branch and numbering generation the cloud keeps `applied_through` (every seq
 is stored) and the inclusive ranges stored above it while a gap waits to be filled. A
 till starts a new generation with every restore, so a restored till never numbers a sale
 the way a lost one was numbered, and the old generation's messages still apply under it.
-Planning a batch says which sales are new, which of its voids are refused, and what the
-state becomes; the store then writes all of it in one transaction, so data and watermark
-can never disagree.
-
-Planning the write (`plan_transactions`) turns that into what the store commits: the
-chunk rows, the marks on stored chunks of the sales voided, and the ledger after each
-transaction, cut to Table Storage's transaction limits, so a store only translates.
+Planning a batch (`plan_apply`) says which sales are new, which of its voids are refused,
+and what the state becomes. Planning its write (`plan_transactions`) turns that into what
+the store commits: the chunk rows, the marks on stored chunks of the sales voided, and the
+ledger after each transaction, cut to Table Storage's transaction limits (usually one
+transaction); each ledger describes exactly the chunks written with and before it, so
+data and watermark never disagree, and a store only translates the plan into requests.
 
 Voids are checked here because the till's own check can be undone by a restore: a void
 must name a sale of this branch (any generation) that the cloud holds or that comes
