@@ -4,13 +4,12 @@ Per branch and numbering generation the cloud keeps `applied_through` (every seq
 is stored) and the inclusive ranges stored above it while a gap waits to be filled. A
 till starts a new generation with every restore, so a restored till never numbers a sale
 the way a lost one was numbered, and the old generation's messages still apply under it.
-Planning a batch says which sales are new, which of its voids are refused, and what the
-state becomes; the store then writes all of it in one transaction, so data and watermark
-can never disagree.
-
-Planning the write (`plan_transactions`) turns that into what the store commits: the
-chunk rows, the marks on stored chunks of the sales voided, and the ledger after each
-transaction, cut to Table Storage's transaction limits, so a store only translates.
+Planning a batch (`plan_apply`) says which sales are new, which of its voids are refused,
+and what the state becomes. Planning its write (`plan_transactions`) turns that into what
+the store commits: the chunk rows, the marks on stored chunks of the sales voided, and the
+ledger after each transaction, cut to Table Storage's transaction limits (usually one
+transaction); each ledger describes exactly the chunks written with and before it, so
+data and watermark never disagree, and a store only translates the plan into requests.
 
 Voids are checked here because the till's own check can be undone by a restore: a void
 must name a sale of this branch (any generation) that the cloud holds or that comes
@@ -147,20 +146,6 @@ def consecutive_runs(sales: Sequence[Sale]) -> list[list[Sale]]:
     return runs
 
 
-def plan_sales(state: ApplyState, sales: Sequence[Sale]) -> ApplyPlan:
-    """What to store of ascending `sales` given `state`; stored seqs change nothing."""
-    new = [s for s in sales if not state.is_stored(s.seq)]
-    runs = consecutive_runs(new)
-    after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
-    if len(after.ranges) > MAX_RANGES:
-        raise ContractError(
-            ErrorCode.MALFORMED_MESSAGE,
-            f"batch would leave more than {MAX_RANGES} gaps in the branch's sequence; "
-            "the branch must push its sales in order (it re-pushes unacknowledged sales on its next sync)",
-        )
-    return ApplyPlan(new_sales=new, state=after, duplicates=len(sales) - len(new), runs=runs)
-
-
 def void_target(generation: int, void: Sale) -> SaleKey:
     return (void.voids_generation or generation, void.voids)
 
@@ -172,9 +157,17 @@ def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, V
     acknowledged that sale, so a void naming a sale the cloud does not hold is refused: it
     is never left waiting, since the database that could push it again may be gone.
     """
-    plan = plan_sales(state, batch.sales)
-    refused, voided = check_voids(batch.generation, plan.new_sales, targets or {})
-    return ApplyPlan(new_sales=plan.new_sales, state=plan.state, duplicates=plan.duplicates, runs=plan.runs,
+    new = [s for s in batch.sales if not state.is_stored(s.seq)]  # stored seqs change nothing
+    runs = consecutive_runs(new)
+    after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
+    if len(after.ranges) > MAX_RANGES:
+        raise ContractError(
+            ErrorCode.MALFORMED_MESSAGE,
+            f"batch would leave more than {MAX_RANGES} gaps in the branch's sequence; "
+            "the branch must push its sales in order (it re-pushes unacknowledged sales on its next sync)",
+        )
+    refused, voided = check_voids(batch.generation, new, targets or {})
+    return ApplyPlan(new_sales=new, state=after, duplicates=len(batch.sales) - len(new), runs=runs,
                      generation=batch.generation, refused=refused, voided=voided)
 
 

@@ -11,13 +11,13 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import date, timezone
 from itertools import count
 
 from shared import limits
 
 from . import nonces
-from .apply import ApplyPlan, ApplyWrite, BranchLedger, plan_transactions
+from .apply import ApplyWrite, BranchLedger
 from .catalog import BUCKETS, CatalogTxn, Counter, Segment, decode_bucket, decode_rows
 from .store import (
     DEADLETTER_RAW_MAX,
@@ -179,11 +179,7 @@ class MemoryStore:
         with self._lock:
             self._ledgers.setdefault(branch, (BranchLedger(branch), self._etag()))
 
-    def commit_apply(self, before: BranchLedger, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
-                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> BranchLedger:
-        return self._commit(before, plan_transactions(before, plan, targets or {}, last_push, applied_at))
-
-    def _commit(self, before: BranchLedger, write: ApplyWrite) -> BranchLedger:
+    def commit_apply(self, before: BranchLedger, write: ApplyWrite) -> BranchLedger:
         branch, gen = before.branch, write.generation
         ledger, ledger_etag = before, before.etag
         written: dict[tuple[int, int], str] = {}  # ETags of the chunk rows this apply wrote

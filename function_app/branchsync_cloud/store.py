@@ -15,7 +15,7 @@ from typing import Protocol
 from shared.models import Sale
 
 # BranchLedger is a store record too; it is defined with the apply, which plans its changes.
-from .apply import ApplyPlan, BranchLedger
+from .apply import ApplyWrite, BranchLedger
 from .catalog import TXN_HARD_MAX_DATA_BYTES, TXN_MAX_OPS, CatalogTxn, Counter, IndexEntry, Segment
 
 
@@ -178,7 +178,7 @@ class DeadLetter:
 
 class Store(Protocol):
     ops: int  # storage operations issued so far (each billed request counts one)
-    thread_ops: int  # of those, the ones the calling thread issued (an apply's count under concurrency)
+    thread_ops: int  # of those, the ones the calling thread issued (one apply's count while others run)
 
     # branches
     def create_branch(self, record: BranchRecord) -> None: ...  # Conflict if the name exists
@@ -191,10 +191,11 @@ class Store(Protocol):
     # sales
     def get_ledger(self, branch: str) -> BranchLedger: ...
     def init_ledger(self, branch: str) -> None: ...  # no-op when it exists
-    # The plan's chunks, its voids' marks on the chunks in `targets` (If-Match) and the new
-    # state, in one transaction; Conflict if the state or a marked chunk changed meanwhile.
-    def commit_apply(self, before: BranchLedger, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
-                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> BranchLedger: ...
+    # The write planned by apply.plan_transactions, one transaction after another, the
+    # ledger If-Match `before` then each previous one; Conflict if the ledger or a marked
+    # chunk changed meanwhile or a chunk row exists (what committed before stays, and agrees
+    # with its ledger). Returns the ledger after the last.
+    def commit_apply(self, before: BranchLedger, write: ApplyWrite) -> BranchLedger: ...
     def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]: ...
     def find_chunk(self, branch: str, generation: int, seq: int) -> Chunk | None: ...  # the chunk holding seq
 

@@ -15,7 +15,9 @@ from azure.storage.queue import QueueClient
 from pydantic import ValidationError
 
 from branchsync_cloud.queue_access import SalesQueue
-from branchsync_cloud.service import Service, check_admin
+from branchsync_cloud.http import pull_answer, read_signed
+from branchsync_cloud.request_auth import check_admin
+from branchsync_cloud.service import Service
 from branchsync_cloud.settings import Settings
 from branchsync_cloud.store import Conflict, StoreUnavailable
 from branchsync_cloud.table_store import TableStore
@@ -44,7 +46,12 @@ def push(service, batch, secret):
 def pull(service, name, secret, clock, **query):
     query = {k: str(v) for k, v in query.items()}
     headers = sign_request(secret, name, "GET", "/api/pull", query, b"", clock.now.timestamp())
-    return service.pull(headers, "GET", "/api/pull", query)
+    return signed_pull(service, headers, query)
+
+
+def signed_pull(service, headers, query):
+    """GET /api/pull as the HTTP handler answers it: these headers and query read by the adapter."""
+    return pull_answer(service, read_signed(headers, "GET", "/api/pull", query))
 
 
 def pull_all(service, name, secret, clock, cursor=0, limit=1000):
@@ -207,6 +214,7 @@ def test_a_malformed_message_is_dead_lettered(service, clock, body):
     assert [d.raw for d in letters(service, clock)] == [body]
 
 
+@pytest.mark.azurite
 def test_a_storage_outage_raises_so_the_queue_retries_the_message(storage, clock):
     dead = re.sub(r"TableEndpoint=http://127.0.0.1:\d+", f"TableEndpoint=http://127.0.0.1:{free_port()}", storage)
     service = Service(TableStore(dead, "tdead", retry_total=0), Settings(storage=dead, admin_key="k"), clock)
@@ -232,6 +240,7 @@ def test_a_10000_sale_backlog_in_10_messages_costs_far_fewer_storage_ops_than_sa
 # --- pull ----------------------------------------------------------------------------------
 
 
+@pytest.mark.azurite
 def test_pull_acknowledges_applied_sales_and_hands_out_an_add_only_sas(service, clock, storage):
     secret = enroll(service)
     push(service, make_batch("dhaka-1", range(1, 8)), secret)
@@ -273,7 +282,7 @@ def test_a_pull_without_a_valid_signature_is_refused(service, clock, tamper, cod
     headers = sign_request(secret, "dhaka-1", "GET", "/api/pull", {"cursor": "0"}, b"", clock.now.timestamp())
     tamper(headers)
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", {"cursor": "0"})
+        signed_pull(service, headers, {"cursor": "0"})
     assert err.value.code == code
 
 
@@ -281,7 +290,7 @@ def test_a_pull_from_a_branch_with_a_wrong_clock_says_to_fix_the_clock(service, 
     secret = enroll(service)
     headers = sign_request(secret, "dhaka-1", "GET", "/api/pull", {}, b"", clock.now.timestamp() - 900)
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", {})
+        signed_pull(service, headers, {})
     assert err.value.code == ErrorCode.CLOCK_SKEW and "clock" in err.value.message
 
 
@@ -316,7 +325,7 @@ def route_service(service, storage, mode="queue"):
 def post_push(service, name, secret, clock, texts, body=None):
     body = body if body is not None else json.dumps({"messages": texts}).encode()
     headers = sign_request(secret, name, "POST", "/api/push", {}, body, clock.now.timestamp())
-    return service.push(headers, "POST", "/api/push", {}, body)
+    return service.push(read_signed(headers, "POST", "/api/push", {}, body))
 
 
 def queued(storage, queue) -> list[str]:
@@ -337,6 +346,7 @@ def test_a_branch_that_can_use_the_route_gets_it_as_the_fallback_beside_the_sas(
     assert (answer.push_route.path, answer.push_route.max_messages) == ("/api/push", limits.PUSH_ROUTE_MAX_MESSAGES)
 
 
+@pytest.mark.azurite
 def test_a_route_mode_cloud_hands_out_no_sas_and_tells_an_older_branch_to_upgrade(service, clock, storage):
     routed, _ = route_service(service, storage, "route")
     secret = enroll(routed)
@@ -348,6 +358,7 @@ def test_a_route_mode_cloud_hands_out_no_sas_and_tells_an_older_branch_to_upgrad
     assert err.value.code == ErrorCode.BAD_REQUEST
 
 
+@pytest.mark.azurite
 def test_pushed_messages_are_queued_as_they_are_and_applied_exactly_once(service, clock, storage):
     routed, queue = route_service(service, storage, "route")
     secret = enroll(routed)
@@ -360,6 +371,7 @@ def test_pushed_messages_are_queued_as_they_are_and_applied_exactly_once(service
     assert state(routed, "dhaka-1").apply.applied_through == 3
 
 
+@pytest.mark.azurite
 def test_a_push_of_another_branch_s_message_or_of_junk_is_refused_and_queues_nothing(service, clock, storage):
     routed, queue = route_service(service, storage)
     secret, other = enroll(routed), enroll(routed, "ctg-2")
@@ -380,17 +392,19 @@ def test_a_push_of_another_branch_s_message_or_of_junk_is_refused_and_queues_not
     assert queued(storage, queue) == []
 
 
+@pytest.mark.azurite
 def test_a_push_sent_again_verbatim_is_refused_as_a_replay(service, clock, storage):
     routed, queue = route_service(service, storage)
     secret = enroll(routed)
     body = json.dumps({"messages": [encode_batch(make_batch("dhaka-1", [1]), secret)]}).encode()
     headers = sign_request(secret, "dhaka-1", "POST", "/api/push", {}, body, clock.now.timestamp())
-    routed.push(headers, "POST", "/api/push", {}, body)
+    routed.push(read_signed(headers, "POST", "/api/push", {}, body))
     with pytest.raises(ContractError) as err:
-        routed.push(headers, "POST", "/api/push", {}, body)
+        routed.push(read_signed(headers, "POST", "/api/push", {}, body))
     assert err.value.code == ErrorCode.REPLAYED and len(queued(storage, queue)) == 1
 
 
+@pytest.mark.azurite
 def test_a_push_signed_with_another_secret_is_refused(service, clock, storage):
     routed, queue = route_service(service, storage)
     enroll(routed)

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from branchsync_cloud.apply import CHUNK_MAX_BYTES, ApplyState, VoidTarget, plan_apply
+from branchsync_cloud.apply import CHUNK_MAX_BYTES, ApplyState, VoidTarget, plan_apply, plan_transactions
 from branchsync_cloud.catalog import (
     BUCKETS,
     TXN_HARD_MAX_DATA_BYTES,
@@ -56,7 +56,7 @@ def pages(store, n: int) -> int:
 
 
 def commit(store, before, plan, targets=None):
-    return store.commit_apply(before, plan, NOW, NOW, targets)
+    return store.commit_apply(before, plan_transactions(before, plan, targets or {}, NOW, NOW))
 
 
 def apply(store, batch):
@@ -285,6 +285,32 @@ def test_a_void_whose_sale_was_marked_meanwhile_is_a_conflict_and_writes_nothing
         commit(store, current, plan_apply(current.apply, make_batch("b1", [make_void(3, sale)]), {(1, 1): held(sale)}),
                {(1, 1): stale_target})
     assert store.get_ledger("b1").apply.applied_through == 2 and store.find_chunk("b1", 1, 3) is None
+
+
+def test_an_apply_transaction_of_more_than_100_operations_is_refused_and_writes_nothing(store):
+    before = store.get_ledger("b1")
+    write = plan_transactions(before, plan_apply(before.apply, make_batch("b1", [1])), {}, NOW, NOW)
+    # The planner never cuts this; a store must refuse it rather than send it.
+    [txn] = write.txns
+    chunks = tuple(replace(txn.chunks[0], sales=(make_sale(n),)) for n in range(1, TXN_MAX_OPS + 1))
+    with pytest.raises(StorageError, match="operations exceed"):
+        store.commit_apply(before, replace(write, txns=(replace(txn, chunks=chunks),)))
+    assert store.get_ledger("b1").etag is None and list(store.iter_chunks("b1")) == []
+
+
+def test_an_apply_cut_into_several_transactions_leaves_each_ledger_agreeing_with_its_chunks(store):
+    rng = random.Random(5)
+    noise = lambda: "".join(rng.choices(string.printable[:94], k=200))  # noqa: E731 - incompressible names
+    # More than a transaction's data limit even compressed (far more than one message holds): cut in several.
+    sales = [make_sale(n, [make_line(sku=f"S{n}-{i}", name=noise()) for i in range(14)]) for n in range(1, 1001)]
+    before = store.get_ledger("b1")
+    write = plan_transactions(before, plan_apply(before.apply, make_batch("b1", sales)), {}, NOW, NOW)
+    assert len(write.txns) > 1
+    ops = store.ops
+    after = store.commit_apply(before, write)
+    assert store.ops - ops == len(write.txns) and after.apply.applied_through == 1000
+    assert [s.seq for c in store.iter_chunks("b1") for s in c.sales] == list(range(1, 1001))
+    assert store.get_ledger("b1") == write.txns[-1].ledger
 
 
 # --- catalog -------------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ from branchsync_cloud.store import StorageError, StoreUnavailable
 from branchsync_cloud.table_store import CATALOG, CATALOG_PK, TableStore
 from headoffice.stand_ins import free_port
 
+
+@pytest.fixture
+def store(table_store) -> TableStore:
+    return table_store
+
+
 @pytest.mark.azurite
 def test_a_bucket_larger_than_one_binary_property_is_stored_in_several(store):
     rng = random.Random(1)
