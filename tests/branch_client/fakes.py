@@ -70,6 +70,10 @@ class FakeCloud:
         self.previous_secret: str | None = None
         self.revoked = False
         self.refusal: Refusal | None = None           # what the pull reports as the branch's latest refusal
+        # A cloud slow to apply: messages wait here until the pull numbered `apply_at_pull` (never if None).
+        self.slow = False
+        self.apply_at_pull: int | None = None
+        self.held: list = []
 
     # --- admin side ---------------------------------------------------------------------------
 
@@ -137,6 +141,10 @@ class FakeCloud:
             return self._error(exc)
         self._promote_if(secret)
         self.pulls.append(query)
+        if self.held and self.apply_at_pull is not None and len(self.pulls) >= self.apply_at_pull:
+            for batch in self.held:
+                self._apply(batch)
+            self.held = []
         cursor, limit = int(query["cursor"]), int(query["limit"])
         if 0 < cursor < self.horizon:
             catalog = CatalogPage(entries=[], next_cursor=cursor, more=False, full_resync=True)
@@ -195,6 +203,12 @@ class FakeCloud:
         batch = decode_message(body, lambda b: secret if b == self.branch else None)
         self._promote_if(secret)
         self.messages.append(text)
+        if self.slow:
+            self.held.append(batch)
+        else:
+            self._apply(batch)
+
+    def _apply(self, batch) -> None:
         applied = self.by_generation.setdefault(batch.generation, {})
         for sale in batch.sales:
             if sale.seq in applied:
