@@ -35,6 +35,7 @@ callback so the CLI can draw it; the engine itself prints nothing.
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -170,31 +171,44 @@ class SyncEngine:
         self._cursor = self.store.catalog_cursor()
         resynced = False
         self._emit(SyncState.PULLING, 0, None, f"pulling catalog after version {self._cursor}")
-        while True:
-            answer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
-            self._adopt(answer)
-            page = answer.catalog
-            if page.full_resync:
-                if resynced or self._cursor == 0:
-                    raise CloudBadAnswer("the cloud keeps asking for a full catalog resync; report this to head office")
-                self.store.reset_catalog()
-                resynced = report.full_resync = True
-                self._cursor = 0
-                self._emit(SyncState.PULLING, report.pages, None, "catalog too old: pulling it again in full")
-                continue
-            if page.more and page.next_cursor <= self._cursor:
-                raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
-                                     "report this to head office")
-            report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer))
-            report.pages += 1
-            self._cursor = report.catalog_version = page.next_cursor
-            report.applied_through = answer.applied_through
-            self._access = PushWay.of(answer)
-            self._emit(SyncState.PULLING, report.pages, None,
-                       f"catalog at version {self._cursor}, {report.entries} changes")
-            if not page.more:
-                self.store.save_refusal(answer.last_refusal)
-                return
+        # The next page is fetched while this one is written to SQLite: on a long pull the
+        # cloud's answer and the local write take about as long as each other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead") as ahead:
+            pending = self.store.pending_count()
+            coming = None
+            while True:
+                answer = coming.result() if coming is not None else self.client.pull(self._cursor, self.page_limit, pending)
+                coming = None
+                self._adopt(answer)  # before the next request is signed
+                page = answer.catalog
+                if page.full_resync:
+                    if resynced or self._cursor == 0:
+                        raise CloudBadAnswer("the cloud keeps asking for a full catalog resync; report this to head office")
+                    self.store.reset_catalog()
+                    resynced = report.full_resync = True
+                    self._cursor = 0
+                    self._emit(SyncState.PULLING, report.pages, None, "catalog too old: pulling it again in full")
+                    continue
+                if page.more and page.next_cursor <= self._cursor:
+                    raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
+                                         "report this to head office")
+                if page.more:
+                    coming = ahead.submit(self.client.pull, page.next_cursor, self.page_limit, pending)
+                try:
+                    report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer))
+                except BaseException:
+                    if coming is not None:
+                        coming.cancel()
+                    raise
+                report.pages += 1
+                self._cursor = report.catalog_version = page.next_cursor
+                report.applied_through = answer.applied_through
+                self._access = PushWay.of(answer)
+                self._emit(SyncState.PULLING, report.pages, None,
+                           f"catalog at version {self._cursor}, {report.entries} changes")
+                if not page.more:
+                    self.store.save_refusal(answer.last_refusal)
+                    return
 
     def _await_acks(self, report: SyncReport) -> None:
         """Pull again until what was pushed is acknowledged or `ack_wait` has passed; never raises for the cloud."""

@@ -7,6 +7,7 @@ real SQLite file. Real Azurite and the dev host are exercised by the end-to-end 
 """
 
 import secrets
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -55,6 +56,31 @@ def test_a_pull_asks_page_after_page_until_the_cloud_has_no_more(enrolled, fake_
     assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "10", "20"]
     assert (report.pages, report.entries, report.catalog_version) == (3, 25, 25)
     assert {sku: p for sku, p in ((p.sku, p) for p in _all_products(enrolled))} == fake_cloud.products()
+
+
+def test_the_next_catalog_page_is_asked_for_while_the_current_one_is_written(enrolled, fake_cloud, monkeypatch):
+    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
+    asked = threading.Event()
+    answer = fake_cloud.handler
+
+    def handler(request):
+        if request.url.params.get("cursor") == "10":
+            asked.set()
+        return answer(request)
+
+    monkeypatch.setattr(fake_cloud, "handler", handler)
+    seen_while_writing = []
+    write = enrolled.apply_catalog_page
+
+    def apply_catalog_page(page, *args, **kwargs):
+        if page.next_cursor == 10:  # writing the first page: the second is already on its way
+            seen_while_writing.append(asked.wait(timeout=30))
+        return write(page, *args, **kwargs)
+
+    monkeypatch.setattr(enrolled, "apply_catalog_page", apply_catalog_page)
+    report = _engine(enrolled, fake_cloud, page_limit=10).run()
+    assert seen_while_writing == [True]
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "10", "20"] and report.entries == 25
 
 
 def test_an_interrupted_pull_resumes_from_its_stored_cursor_and_ends_with_the_same_catalog(enrolled, fake_cloud, tmp_path):
