@@ -1,9 +1,10 @@
 """`branchsync`, the branch executable: thin commands over the store and the sync engine.
 
-Each command opens the store in the data home and calls one method. Sale entry works
+Each command opens the store in the data home and calls one function of the branch core
+(branch_client.status, .enrollment, .schedule, the store, the sync engine). Sale entry works
 with no network at all; only `enroll` and `sync` talk to the cloud.
 
-    branchsync [--home DIR] enroll CODE [--force]
+    branchsync [--home DIR] enroll CODE [--force] [--no-catalog]
     branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE ...] [--payment cash|card|mobile]
     branchsync [--home DIR] sale void NUMBER [--reason TEXT]
     branchsync [--home DIR] sale list [--limit N]
@@ -12,7 +13,8 @@ with no network at all; only `enroll` and `sync` talk to the cloud.
     branchsync [--home DIR] catalog search TEXT [--limit N]
     branchsync [--home DIR] till [--port N] [--no-browser]
     branchsync [--home DIR] doctor [--json]
-    branchsync [--home DIR] schedule install [--every 15m] [--principal user|system] [--dry-run] [--xml-file FILE]
+    branchsync [--home DIR] schedule install [--every 15m] [--principal user|system] [--till-at-logon]
+                                             [--dry-run] [--xml-file FILE]
     branchsync schedule show|remove [--dry-run]
     branchsync [--home DIR] backup [--keep N]
     branchsync [--home DIR] restore FILE [--force]
@@ -23,9 +25,11 @@ Windows, else the user data directory (see branch_client.paths).
 
 Exit codes:
     0  ok (for `sync`: everything due was pushed)
-    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending (also a
-       `sync` that sent the rest but has a sale too large to send: see `doctor`)
-    2  bad input (item, price, payment, void number, enrollment code); nothing was stored
+    1  sync or cloud failure, or another failure; nothing is lost, sales stay pending: sync
+       again later (also a `sync` that sent the rest but has a sale too large to send: see
+       `doctor`; and `schedule` when the Task Scheduler refuses: run as administrator)
+    2  bad input (item, price, payment, void number, an enrollment code that looks mistyped
+       or that the cloud refuses); nothing was stored, and trying again as it is never helps
     3  this data home is not enrolled
     4  a sync is already running (the second one exits at once)
     5  head office revoked this till: it can no longer sync (its sales stay on this PC)
@@ -54,6 +58,7 @@ from .errors import BranchSyncError
 # inside the commands that need them, so `branchsync --version` and `--help` start fast.
 if TYPE_CHECKING:
     from .store import Store
+    from .sync import SyncReport
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_ENROLLED, EXIT_SYNC_RUNNING, EXIT_REVOKED = 0, 1, 2, 3, 4, 5
 
@@ -103,15 +108,14 @@ def _global(
 
 
 @contextmanager
-def _command(ctx: typer.Context) -> "Iterator[Store]":
-    """Open the store for one command; map errors to one line on stderr and an exit code.
+def _errors(ctx: typer.Context) -> Iterator[None]:
+    """Map every error of one command to one line on stderr and its exit code (branch_client.errors).
 
     Every error is also written to the log (logs/branchsync.log in the data home) with its reason.
     """
     import time
 
     from . import logs
-    from .store import Store
 
     started = time.monotonic()
     name = " ".join(ctx.command_path.split()[1:]) or "branchsync"
@@ -121,8 +125,7 @@ def _command(ctx: typer.Context) -> "Iterator[Store]":
         log.error(logs.error_line(name, reason, code, time.monotonic() - started))
 
     try:
-        with Store(ctx.obj) as store:
-            yield store
+        yield
     except BranchSyncError as exc:
         log_error(str(exc), exc.code)
         typer.echo(f"error: {exc}", err=True)
@@ -142,6 +145,15 @@ def _command(ctx: typer.Context) -> "Iterator[Store]":
         raise typer.Exit(EXIT_FAILURE) from None
 
 
+@contextmanager
+def _command(ctx: typer.Context) -> "Iterator[Store]":
+    """Open the store for one command, with the errors mapped as `_errors` does."""
+    from .store import Store
+
+    with _errors(ctx), Store(ctx.obj) as store:
+        yield store
+
+
 # --- enroll ------------------------------------------------------------------------------------
 
 
@@ -150,44 +162,53 @@ def enroll(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="The enrollment code from head office (starts with BSE1.).")],
     force: Annotated[bool, typer.Option("--force", help="Replace the identity of an already enrolled home.")] = False,
+    no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Only enroll; the catalog comes with the first "
+                                             "sync (on a slow line, say).")] = False,
 ) -> None:
-    """Enroll this branch with the code head office gave you."""
-    from shared.enrollment import decode_code
-    from shared.errors import ContractError
+    """Enroll this branch with the code head office gave you, then pull the catalog so the till can sell."""
+    import logging
 
+    from . import enrollment, logs
     from .cloud_client import CloudClient
-    from .errors import AlreadyEnrolled, BadEnrollmentCode
-    from .identity import Identity
+    from .permissions import secure_home  # Windows: only SYSTEM, Administrators and this account may open the folder
 
-    with _command(ctx) as store:
-        try:
-            parsed = decode_code(code)
-        except ContractError as exc:
-            raise BadEnrollmentCode(exc.message) from exc
-        status = store.status()
-        if status["enrolled"] and not force:
-            raise AlreadyEnrolled(f"this home is already enrolled as branch {status['branch']} at {status['cloud_url']}; "
-                                  "use --force to replace that identity")
-        with CloudClient(parsed.url, **client_options) as client:
-            answer = client.enroll(parsed.token)
-        if status["branch"] and status["branch"] != answer.branch and status["sales_recorded"]:
-            raise AlreadyEnrolled(
-                f"this home holds {status['sales_recorded']} sales of branch {status['branch']} and the code is for "
-                f"branch {answer.branch}; enroll {answer.branch} in its own home (--home DIR) with a new code")
-        # Windows: only SYSTEM, Administrators and this account may open the folder, before the secret lands in it.
-        from .permissions import secure_home
-
-        acl_problem = secure_home(Path(ctx.obj))
-        store.save_identity(Identity(branch=answer.branch, cloud_url=parsed.url, secret=answer.secret))
-    if acl_problem:
-        typer.echo(f"warning: could not restrict who may open {ctx.obj} ({acl_problem}); "
+    with _command(ctx) as store, _progress_display() as show:
+        done = enrollment.enroll(store, code, force=force, secure=secure_home,
+                                 connect=lambda url: CloudClient(url, **client_options),
+                                 sync=None if no_catalog else (lambda s: _run_sync(s, show)))
+    log = logging.getLogger(logs.LOGGER_NAME)
+    log.info(f"enrolled as branch {done.branch} at {done.cloud_url}")
+    if done.acl_problem:
+        typer.echo(f"warning: could not restrict who may open {ctx.obj} ({done.acl_problem}); "
                    "run 'branchsync doctor' for the command that does it", err=True)
+    typer.echo(f"enrolled as branch {done.branch} at {done.cloud_url}")
+    if no_catalog:
+        typer.echo("the catalog comes with the first sync ('branchsync sync', or the scheduled task)")
+    elif done.catalog is not None:
+        report = done.catalog
+        log.info(f"catalog pulled at enrollment: version {report.catalog_version}")
+        typer.echo(f"catalog pulled: version {report.catalog_version} ({report.entries} changes); the till is ready to sell")
+    else:
+        log.warning(f"catalog pull at enrollment failed: {done.catalog_problem}")
+        typer.echo(f"warning: the catalog could not be pulled yet ({done.catalog_problem}); the catalog will come "
+                   "with the first sync ('branchsync sync', or the scheduled task)", err=True)
+
+
+def _run_sync(store: "Store", show, ack_wait: float = 0.0) -> "SyncReport":
+    """One sync of the open store: the engine `sync` runs, with the rotated secret masked in the log;
+    `ack_wait` seconds at most for the acknowledgement of what it pushed."""
     import logging
 
     from . import logs
+    from .cloud_client import CloudClient
+    from .sync import SyncEngine
 
-    logging.getLogger(logs.LOGGER_NAME).info(f"enrolled as branch {answer.branch} at {parsed.url}")
-    typer.echo(f"enrolled as branch {answer.branch} at {parsed.url}")
+    log = logging.getLogger(logs.LOGGER_NAME)
+    identity = store.identity()
+    logs.forget_secret(log, identity.secret)
+    with CloudClient.for_identity(identity, **client_options) as client:
+        return SyncEngine(store, client, on_progress=show, ack_wait=ack_wait,
+                          on_secret=lambda s: logs.forget_secret(log, s)).run()
 
 
 # --- sales ---------------------------------------------------------------------------------------
@@ -280,19 +301,15 @@ def sync(
     import time
 
     from . import logs
-    from .cloud_client import CloudClient
-    from .sync import SyncEngine
 
     started = time.monotonic()
     enrolled = False
     try:
         with _command(ctx) as store:
-            identity = store.identity()
+            store.identity()  # NotEnrolled (exit 3) before anything else
             enrolled = True
-            logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), identity.secret)
-            with CloudClient.for_identity(identity, **client_options) as client, _progress_display() as show:
-                report = SyncEngine(store, client, on_progress=show, ack_wait=ack_wait,
-                                    on_secret=lambda s: logs.forget_secret(logging.getLogger(logs.LOGGER_NAME), s)).run()
+            with _progress_display() as show:
+                report = _run_sync(store, show, ack_wait=ack_wait)
     finally:
         # Also when the cloud is down: a till offline for days still gets its daily backup. Not before
         # enrollment: a copy of an empty database would only count as the day's backup.
@@ -366,59 +383,62 @@ def status(
                                                          "last_pull, last_push, last_error, ...).")] = False,
 ) -> None:
     """What is pending, what was acknowledged, what failed and why."""
+    from dataclasses import asdict
+
     from rich.markup import escape
     from rich.table import Table
 
-    from dataclasses import asdict
-
+    from . import status as branch_status
     from .explain import describe_refusal, explain
     from .store import RESEND_AFTER, utcnow
 
     with _command(ctx) as store:
-        info = store.status()
+        info = branch_status.read(store)
         oldest = store.oldest_unacknowledged(3)
     now = utcnow()
-    refusal = info["last_refusal"]
-    unsendable = {u["seq"]: u for u in info["unsendable"]}
-    stuck = [explain(r, now, branch=info["branch"], last_error=info["last_error"], resend_after=RESEND_AFTER,
+    refusal = info.last_refusal
+    unsendable = {u.seq: u for u in info.unsendable}
+    stuck = [explain(r, now, branch=info.branch, last_error=info.last_error, resend_after=RESEND_AFTER,
                      refusal=refusal, unsendable=unsendable.get(r.sale.seq)) for r in oldest]
-    if refusal is not None:
-        refusal["says"] = describe_refusal(refusal, info["branch"])
-    # The oldest unacknowledged sales, each with why it waits and what happens next.
-    info["stuck"] = [asdict(e) for e in stuck]
+    says = describe_refusal(refusal, info.branch) if refusal is not None else None
     if as_json:
-        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        shown = info.as_json()
+        if says is not None:
+            shown["last_refusal"]["says"] = says
+        # The oldest unacknowledged sales, each with why it waits and what happens next.
+        shown["stuck"] = [asdict(e) for e in stuck]
+        typer.echo(json.dumps(shown, ensure_ascii=False, indent=2))
         return
     table = Table(title="branchsync status", show_header=False)
     table.add_column("what")
     table.add_column("value")
     rows = [
-        ("branch", info["branch"] or "[red]not enrolled[/]"),
-        ("cloud", info["cloud_url"] or "-"),
-        ("sales recorded", str(info["sales_recorded"])),
-        ("pending (not acknowledged)", str(info["pending"])),
-        ("  of which pushed", str(info["pushed_unacked"])),
-        ("applied through", str(info["applied_through"])
-         + (f" (generation {info['generation']})" if info["generation"] != 1 else "")),
-        ("catalog version", f"{info['catalog_version']} ({info['products']} products)"),
-        ("last pull", info["last_pull"] or "never"),
-        ("last push", info["last_push"] or "never"),
-        ("last error", f"[red]{escape(info['last_error'])}[/] ({info['last_error_at']})" if info["last_error"] else "none"),
-        ("data home", escape(info["home"])),
+        ("branch", info.branch or "[red]not enrolled[/]"),
+        ("cloud", info.cloud_url or "-"),
+        ("sales recorded", str(info.sales_recorded)),
+        ("pending (not acknowledged)", str(info.pending)),
+        ("  of which pushed", str(info.pushed_unacked)),
+        ("applied through", str(info.applied_through)
+         + (f" (generation {info.generation})" if info.generation != 1 else "")),
+        ("catalog version", f"{info.catalog_version} ({info.products} products)"),
+        ("last pull", info.last_pull or "never"),
+        ("last push", info.last_push or "never"),
+        ("last error", f"[red]{escape(info.last_error)}[/] ({info.last_error_at})" if info.last_error else "none"),
+        ("data home", escape(info.home)),
     ]
-    if refusal is not None:
-        rows.insert(4, ("refused by the cloud", f"[red]{escape(refusal['says'])}[/]"))
-    restored = info["restored"]
+    if says is not None:
+        rows.insert(4, ("refused by the cloud", f"[red]{escape(says)}[/]"))
+    restored = info.restored
     if restored is not None:
-        said = (f"from {restored['source']} at {restored['at']}; new sales are numbered {restored['generation']}-1, "
-                f"{restored['generation']}-2, ...")
-        if restored.get("lost_sales") or restored.get("lost_identity"):
+        said = (f"from {restored.source} at {restored.at}; new sales are numbered {restored.generation}-1, "
+                f"{restored.generation}-2, ...")
+        if restored.lost_sales or restored.lost_identity:
             said = f"[red]{escape(said)}; it lost what the previous database held: run 'branchsync doctor'[/]"
         else:
             said = escape(said)
         rows.insert(4, ("restored", said))
-    for found in info["unsendable"]:
-        rows.insert(4, ("cannot be sent", f"[red]{escape(found['reason'])}[/]"))
+    for found in info.unsendable:
+        rows.insert(4, ("cannot be sent", f"[red]{escape(found.reason)}[/]"))
     for e in stuck:
         rows.append((f"sale {e.number} ({e.state})", f"{escape(e.why)}\n[bold]next:[/] {escape(e.next)}"))
     for what, value in rows:
@@ -530,13 +550,14 @@ def support_bundle(
     from datetime import datetime, timezone
 
     from . import doctor as doc
+    from . import status as branch_status
     from . import support
     from .cloud_client import CloudClient
 
     home = Path(ctx.obj)
     now = datetime.now(timezone.utc)
     with _command(ctx) as store:
-        status = store.status()
+        status = branch_status.read(store)
     facts = doc.gather(home, client_factory=lambda identity: CloudClient.for_identity(identity, **client_options))
     findings = doc.diagnose(facts)
     report = {"needs_action": doc.needs_action(findings), "findings": doc.as_json(findings)}
@@ -586,12 +607,8 @@ def restore(
 
     home = Path(ctx.obj)
     log = logs.open_log(home)
-    try:
+    with _errors(ctx):  # the database is being replaced: no store is opened around it
         result = backups.restore(home, file, force=force)
-    except BranchSyncError as exc:
-        log.error(logs.error_line("restore", str(exc), exc.code, 0))
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     gen = result["generation"]
     log.info(f"restored {file} (generation {gen}); safety copy of the previous database: {result['safety_backup']}")
     typer.echo(f"restored {file}: new sales are numbered {gen}-1, {gen}-2, ..."
@@ -608,44 +625,6 @@ def restore(
 # --- schedule ------------------------------------------------------------------------------------------
 
 
-def _this_program() -> tuple[str, tuple[str, ...]]:
-    """What the scheduled task runs: this executable, or in a Python install the console script."""
-    if getattr(sys, "frozen", False):
-        return str(Path(sys.executable).resolve()), ()
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script and script.stem == "branchsync" and script.is_file():
-        return str(script.resolve()), ()
-    return str(Path(sys.executable).resolve()), ("-m", "branch_client")
-
-
-def _windows_account(env=os.environ) -> str:
-    user = env.get("USERNAME")
-    if not user:
-        import getpass
-
-        user = getpass.getuser()
-    domain = env.get("USERDOMAIN")
-    return f"{domain}\\{user}" if domain else user
-
-
-def _schtasks(command: list[str]):
-    """Run one schtasks command line; returns the subprocess.CompletedProcess."""
-    import subprocess
-
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=60)
-    except OSError as exc:
-        typer.echo(f"error: cannot run schtasks ({exc.strerror or exc}); is this Windows?", err=True)
-        raise typer.Exit(EXIT_FAILURE) from None
-
-
-def _schtasks_failed(proc, what: str) -> None:
-    detail = " ".join((proc.stderr or proc.stdout or "").split()) or f"exit code {proc.returncode}"
-    typer.echo(f"error: {what} failed: {detail}; run branchsync from a command prompt opened "
-               "as administrator and try again", err=True)
-    raise typer.Exit(EXIT_FAILURE)
-
-
 def _on_windows() -> bool:
     return sys.platform == "win32"
 
@@ -654,22 +633,35 @@ def _live(dry_run: bool) -> bool:
     return _on_windows() and not dry_run
 
 
+@contextmanager
+def _scheduler_errors() -> Iterator[None]:
+    """One line and the error's exit code; nothing is logged, since no data home is needed to manage tasks."""
+    try:
+        yield
+    except BranchSyncError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
 @schedule_app.command("install")
 def schedule_install(
     ctx: typer.Context,
     every: Annotated[str, typer.Option("--every", metavar="DURATION",
                                        help="How often to sync: 90s, 15m, 1h, 1h30m (1m to 31d).")] = "15m",
-    principal: Annotated[str, typer.Option("--principal", help="Run as the installing 'user' (S4U, no password "
-                                           "stored; the default) or as 'system'.")] = "user",
+    principal: Annotated[str, typer.Option("--principal", help="Run the sync as the installing 'user' (S4U, no "
+                                           "password stored; the default) or as 'system'.")] = "user",
+    till_at_logon: Annotated[bool, typer.Option("--till-at-logon", help="Also open the till when this Windows "
+                                                "account logs on (task branchsync-till).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the task XML and the schtasks command; "
                                                             "change nothing.")] = False,
     xml_file: Annotated[Optional[Path], typer.Option("--xml-file", metavar="FILE",
                                                      help="With --dry-run (or off Windows): also write the XML "
-                                                          "there, UTF-16 as schtasks wants it.")] = None,
+                                                          "there, UTF-16 as schtasks wants it (the till task's "
+                                                          "next to it, FILE with -till before the suffix).")] = None,
 ) -> None:
-    """Register the scheduled task that syncs every --every, logged on or not (Windows)."""
+    """Register the scheduled task that syncs every --every, logged on or not, and with --till-at-logon the
+    task that opens the till at logon (Windows)."""
     import subprocess
-    import tempfile
 
     from . import schedule
 
@@ -680,68 +672,77 @@ def schedule_install(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    program, extra = _this_program()
+    program, extra = schedule.this_program()
     home = Path(ctx.obj).expanduser().absolute()
-    xml = schedule.task_xml(program, str(home), interval, schedule.next_start(datetime.now()),
-                            principal=principal, user=_windows_account(), extra_args=extra)
+    account = schedule.windows_account()
+    tasks = [schedule.Task(schedule.TASK_NAME, schedule.task_xml(
+        program, str(home), interval, schedule.next_start(datetime.now()), principal=principal, user=account,
+        extra_args=extra), f"'branchsync --home {home} sync' every {every}, whether or not anyone is logged on")]
+    if till_at_logon:
+        tasks.append(schedule.Task(schedule.TILL_TASK_NAME, schedule.till_task_xml(
+            program, str(home), user=account, extra_args=extra), f"the till opens when {account} logs on"))
     if not _live(dry_run):
-        target = xml_file or Path(f"{schedule.TASK_NAME}.xml")
-        if xml_file:
-            xml_file.write_bytes(schedule.encode_for_schtasks(xml))
-        typer.echo(xml, nl=False)
         why = "dry run" if dry_run else "not Windows"
-        typer.echo(f"# {why}: nothing registered. On the till, as administrator, with this XML saved as "
-                   f"UTF-16 in {target}, run:", err=True)
-        typer.echo(subprocess.list2cmdline(schedule.create_command(str(target))), err=True)
+        for n, task in enumerate(tasks):
+            base = xml_file or Path(f"{schedule.TASK_NAME}.xml")
+            target = base if n == 0 else base.with_name(f"{base.stem}-till{base.suffix}")
+            if xml_file:
+                target.write_bytes(schedule.encode_for_schtasks(task.xml))
+            typer.echo(task.xml, nl=False)
+            typer.echo(f"# {why}: nothing registered. On the till, as administrator, with this XML saved as "
+                       f"UTF-16 in {target}, run:", err=True)
+            typer.echo(subprocess.list2cmdline(schedule.create_command(str(target), task.name)), err=True)
         return
-    with tempfile.TemporaryDirectory(prefix="branchsync-task-") as folder:
-        path = Path(folder) / f"{schedule.TASK_NAME}.xml"
-        path.write_bytes(schedule.encode_for_schtasks(xml))
-        proc = _schtasks(schedule.create_command(str(path)))
-    if proc.returncode != 0:
-        _schtasks_failed(proc, "registering the scheduled task")
-    typer.echo(f"scheduled task {schedule.TASK_NAME} installed: 'branchsync --home {home} sync' every {every}, "
-               "whether or not anyone is logged on")
+    with _scheduler_errors():
+        schedule.install(tasks)
+    for task in tasks:
+        typer.echo(f"scheduled task {task.name} installed: {task.what}")
 
 
 @schedule_app.command("show")
 def schedule_show(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks command only.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks commands only.")] = False,
 ) -> None:
-    """Show the registered scheduled task (its XML) (Windows)."""
+    """Show the registered scheduled tasks (their XML) (Windows)."""
     import subprocess
 
     from . import schedule
 
-    command = schedule.query_command()
+    names = (schedule.TASK_NAME, schedule.TILL_TASK_NAME)
     if not _live(dry_run):
-        typer.echo(subprocess.list2cmdline(command))
+        for name in names:
+            typer.echo(subprocess.list2cmdline(schedule.query_command(name)))
         return
-    proc = _schtasks(command)
-    if proc.returncode != 0:
+    with _scheduler_errors():
+        found = {name: schedule.registered(name) for name in names}
+    if found[schedule.TASK_NAME] is None:
         typer.echo(f"error: there is no scheduled task {schedule.TASK_NAME}; "
                    "run 'branchsync schedule install' as administrator", err=True)
         raise typer.Exit(EXIT_FAILURE)
-    typer.echo(proc.stdout, nl=False)
+    for xml in found.values():
+        if xml is not None:
+            typer.echo(xml, nl=False)
 
 
 @schedule_app.command("remove")
 def schedule_remove(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks command only.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schtasks commands only.")] = False,
 ) -> None:
-    """Remove the scheduled task (Windows); syncing by hand still works."""
+    """Remove the scheduled tasks, the sync and the till at logon (Windows); syncing by hand still works."""
     import subprocess
 
     from . import schedule
 
-    command = schedule.delete_command()
     if not _live(dry_run):
-        typer.echo(subprocess.list2cmdline(command))
+        for name in (schedule.TASK_NAME, schedule.TILL_TASK_NAME):
+            typer.echo(subprocess.list2cmdline(schedule.delete_command(name)))
         return
-    proc = _schtasks(command)
-    if proc.returncode != 0:
-        _schtasks_failed(proc, "removing the scheduled task")
-    typer.echo(f"scheduled task {schedule.TASK_NAME} removed")
+    with _scheduler_errors():
+        removed = schedule.remove()
+    if not removed:
+        typer.echo("no branchsync scheduled task is registered: nothing to remove")
+    for name in removed:
+        typer.echo(f"scheduled task {name} removed")
 
 
 def _local(moment: datetime) -> str:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_none
 
 from shared import limits
+from shared.errors import ErrorCode
 from shared.models import (PUSH_WAYS, EnrollAnswer, EnrollRequest, ErrorBody, PullAnswer, PushAccepted, PushRequest,
                            PushRoute, QueueAccess)
 from shared.signing import sign_request
@@ -236,7 +237,7 @@ class CloudClient:
             raise ValueError("push needs the branch name and secret")
         body = PushRequest(messages=texts).model_dump_json().encode()
         if len(body) > route.max_body_bytes or len(texts) > route.max_messages:
-            raise CloudRefused("oversized_message", f"a push of {len(texts)} messages ({len(body)} bytes) is beyond the "
+            raise CloudRefused(ErrorCode.OVERSIZED_MESSAGE, f"a push of {len(texts)} messages ({len(body)} bytes) is beyond the "
                                f"cloud's push route limits; report this to head office", 413)
 
         def attempt() -> httpx.Response:

@@ -24,9 +24,11 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
 
+from shared.errors import ErrorCode
 from shared.limits import CLOCK_SKEW_SECONDS
 
 from . import paths
+from .status import LastRefusal, RestoreRecord, UnsendableSale
 
 SKEW_WARN = timedelta(seconds=60)
 SKEW_FAIL = timedelta(seconds=CLOCK_SKEW_SECONDS)  # the cloud refuses requests this far off
@@ -38,9 +40,10 @@ DISK_WARN_BYTES = 1024 ** 3            # 1 GiB
 DISK_FAIL_BYTES = 200 * 1024 ** 2      # 200 MiB
 
 # Cloud error codes that mean "these credentials are not accepted".
-CREDENTIAL_CODES = frozenset({"unauthenticated", "bad_signature", "unknown_branch", "forbidden"})
+CREDENTIAL_CODES = frozenset({ErrorCode.UNAUTHENTICATED, ErrorCode.BAD_SIGNATURE, ErrorCode.UNKNOWN_BRANCH,
+                              ErrorCode.FORBIDDEN})
 # Head office shut this till out: the cloud answered, and no fix at the PC helps.
-REVOKED = "branch_revoked"
+REVOKED = ErrorCode.BRANCH_REVOKED
 
 
 class Level(StrEnum):
@@ -89,9 +92,9 @@ class Facts:
     pending: int | None = None
     oldest_pending: datetime | None = None
     free_bytes: int | None = None
-    refusal: dict | None = None            # the cloud's latest refusal as the last sync stored it (status key)
-    restored: dict | None = None           # what the last restore did (status key `restored`)
-    unsendable: list[dict] = field(default_factory=list)  # sales the push set aside as too large (status key)
+    refusal: LastRefusal | None = None     # the cloud's latest refusal as the last sync stored it
+    restored: RestoreRecord | None = None  # what the last restore did
+    unsendable: list[UnsendableSale] = field(default_factory=list)  # sales the push set aside as too large
     backup_problem: dict | None = None     # the last backup problem {at, what, reason} (branch_client.backup)
     newest_backup: str | None = None       # file name of the newest backup, if any
     extra: dict = field(default_factory=dict)
@@ -133,11 +136,11 @@ def check_enrollment(f: Facts) -> Finding:
         return Finding(name, Level.FAIL, f"cannot read the enrollment: {f.store_problem or 'unknown reason'}",
                        "Fix the data folder and database problems above first.")
     if not f.enrolled:
-        lost = (f.restored or {}).get("lost_identity")
+        lost = f.restored.lost_identity if f.restored else None
         if lost:  # a restore replaced an enrolled database: that one is kept, and is the way back
             return Finding(name, Level.FAIL, f"this PC is not enrolled: a restore replaced the database of branch "
                                              f"{lost} with a backup that is not that branch's",
-                           f"Put the previous database back: 'branchsync restore {f.restored.get('safety_backup')}'. "
+                           f"Put the previous database back: 'branchsync restore {f.restored.safety_backup}'. "
                            "Enroll anew only if head office says so.")
         return Finding(name, Level.FAIL, "this PC is not enrolled",
                        "Ask head office for an enrollment code and run 'branchsync enroll CODE'.")
@@ -145,13 +148,13 @@ def check_enrollment(f: Facts) -> Finding:
     if p is not None and p.code == REVOKED:
         return Finding(name, Level.FAIL, p.message or f"head office revoked branch {f.branch}",
                        "This PC can no longer sync. Call head office; the sales recorded here are kept on this PC.")
-    if p is None or (not p.ok and p.code not in CREDENTIAL_CODES and p.code != "clock_skew"):
+    if p is None or (not p.ok and p.code not in CREDENTIAL_CODES and p.code != ErrorCode.CLOCK_SKEW):
         return Finding(name, Level.WARN, f"enrolled as branch {f.branch}; the cloud could not confirm the "
                                          "credentials (see 'cloud reachable')",
                        "Fix the connection to the cloud, then run 'branchsync doctor' again.")
     if p.ok:
         return Finding(name, Level.OK, f"branch {f.branch}: a signed pull was accepted")
-    if p.code == "clock_skew":
+    if p.code == ErrorCode.CLOCK_SKEW:
         return Finding(name, Level.WARN, f"enrolled as branch {f.branch}; the cloud refused the PC's clock "
                                          "(see 'clock')", "Set the clock right first.")
     return Finding(name, Level.FAIL, f"the cloud does not accept this branch's credentials ({p.code}: {p.message})",
@@ -164,7 +167,7 @@ def check_cloud(f: Facts) -> Finding:
     p = f.pull
     if p is None:
         return Finding(name, Level.NA, "not checked (not enrolled)")
-    if p.ok or p.code in CREDENTIAL_CODES or p.code in ("clock_skew", REVOKED):
+    if p.ok or p.code in CREDENTIAL_CODES or p.code in (ErrorCode.CLOCK_SKEW, REVOKED):
         return Finding(name, Level.OK, f"{f.cloud_url} answered")
     return Finding(name, Level.FAIL, f"{p.message or p.code}",
                    "Check that the shop's internet works (open any website on this PC). If it does, tell head "
@@ -174,7 +177,7 @@ def check_cloud(f: Facts) -> Finding:
 def check_clock(f: Facts) -> Finding:
     name = "clock"
     p = f.pull
-    if p is not None and p.code == "clock_skew":
+    if p is not None and p.code == ErrorCode.CLOCK_SKEW:
         return Finding(name, Level.FAIL, f"the cloud refused the request: {p.message}",
                        "Set this PC's date, time and time zone right (Windows Settings > Time & language > "
                        "'Set time automatically'), then run 'branchsync doctor' again.")
@@ -231,7 +234,7 @@ def check_backlog(f: Facts) -> Finding:
     if f.pending is None:
         return Finding(name, Level.NA, "not checked (no database)")
     if f.pending == 0:
-        if (f.restored or {}).get("lost_sales"):
+        if f.restored is not None and f.restored.lost_sales:
             return Finding(name, Level.WARN, "none in this database, but sales recorded before the restore are "
                                              "missing from it (see 'restored database')",
                            "Follow the fix of 'restored database' below.")
@@ -255,12 +258,12 @@ def check_refusal(f: Facts) -> Finding:
 
     from .explain import VOID_CODES
 
-    found = f"{f.refusal['code']} at {f.refusal['at']}: {f.refusal['reason']}"
+    found = f"{f.refusal.code} at {f.refusal.at}: {f.refusal.reason}"
     fix = refusal_advice(f.refusal, f.branch)
     fix = fix[0].upper() + fix[1:] + "."
-    if f.refusal.get("this_till") is False:  # another PC's sale: this till's are counted
+    if f.refusal.this_till is False:  # another PC's sale: this till's are counted
         return Finding(name, Level.WARN, "another PC syncing as this branch: " + found, fix)
-    if f.refusal["code"] in VOID_CODES:  # one void not counted; the sales behind it were
+    if f.refusal.code in VOID_CODES:  # one void not counted; the sales behind it were
         return Finding(name, Level.WARN, "a void was not counted: " + found, fix)
     return Finding(name, Level.FAIL, found, fix)
 
@@ -270,26 +273,28 @@ def check_restored(f: Facts) -> Finding:
     r = f.restored
     if r is None:
         return Finding(name, Level.OK, "never restored from a backup")
-    found = (f"restored from {r.get('source')} at {r.get('at')}; new sales are numbered {r.get('generation')}-1, "
-             f"{r.get('generation')}-2, ... (earlier numbers stay as printed)")
-    lost = r.get("lost_sales") or []
+    found = (f"restored from {r.source} at {r.at}; new sales are numbered {r.generation}-1, "
+             f"{r.generation}-2, ... (earlier numbers stay as printed)")
+    lost = r.lost_sales
     if lost:
         shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
         return Finding(name, Level.FAIL, f"{found}; {len(lost)} sale(s) recorded before it were never sent to the "
                                          f"cloud and are not in this database ({shown})",
-                       f"They are kept in {r.get('safety_backup')}. Call head office before selling on: restoring "
-                       f"that file ('branchsync restore {r.get('safety_backup')}', then 'branchsync sync') brings them "
+                       f"They are kept in {r.safety_backup}. Call head office before selling on: restoring "
+                       f"that file ('branchsync restore {r.safety_backup}', then 'branchsync sync') brings them "
                        "back and sends them; sales recorded since this restore would then be only in its own safety copy.")
-    if r.get("lost_identity"):
-        return Finding(name, Level.FAIL, f"{found}; the database it replaced was branch {r['lost_identity']}",
-                       f"The previous database is kept in {r.get('safety_backup')}; see 'enrolled, credentials accepted'.")
+    if r.lost_identity:
+        return Finding(name, Level.FAIL, f"{found}; the database it replaced was branch {r.lost_identity}",
+                       f"The previous database is kept in {r.safety_backup}; see 'enrolled, credentials accepted'.")
     return Finding(name, Level.OK, found)
+
+
 def check_unsendable(f: Facts) -> Finding:
     name = "sales too large to send"
     if not f.unsendable:
         return Finding(name, Level.NA if f.enrolled is False else Level.OK, "none")
-    numbers = ", ".join(str(u["seq"]) for u in f.unsendable)
-    found = "; ".join(u["reason"] for u in f.unsendable[:3]) + (" (and more)" if len(f.unsendable) > 3 else "")
+    numbers = ", ".join(str(u.seq) for u in f.unsendable)
+    found = "; ".join(u.reason for u in f.unsendable[:3]) + (" (and more)" if len(f.unsendable) > 3 else "")
     return Finding(name, Level.FAIL, found,
                    f"Nothing is lost: sale {numbers} stays on this PC and the sales after it are sent and counted. "
                    "Call head office and give them the sale number and its total (see 'branchsync sale list') so "
@@ -498,6 +503,7 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
 
     `client_factory(identity)` returns a CloudClient (a context manager) for the signed pull.
     """
+    from . import status as branch_status
     from .errors import BranchSyncError, NotEnrolled
     from .store import Store
 
@@ -524,15 +530,15 @@ def gather(home: Path, *, client_factory: Callable, now: Callable[[], datetime] 
         return facts
     try:
         with Store(home) as store:
-            info = store.status()
-            facts.pending = info["pending"]
+            info = branch_status.read(store)
+            facts.pending = info.pending
             facts.oldest_pending = _utc(store.oldest_pending())
-            facts.last_error = info["last_error"]
-            facts.refusal = info.get("last_refusal")
-            facts.restored = info.get("restored")
-            facts.unsendable = info.get("unsendable") or []
-            facts.last_sync_ok = _utc(info.get("last_sync_ok"))
-            facts.branch, facts.cloud_url = info["branch"], info["cloud_url"]
+            facts.last_error = info.last_error
+            facts.refusal = info.last_refusal
+            facts.restored = info.restored
+            facts.unsendable = info.unsendable
+            facts.last_sync_ok = _utc(info.last_sync_ok)
+            facts.branch, facts.cloud_url = info.branch, info.cloud_url
             try:
                 identity = store.identity()
             except NotEnrolled:

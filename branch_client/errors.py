@@ -7,17 +7,23 @@
     |   +-- AlreadyEnrolled         already_enrolled    2
     +-- NotEnrolled                 not_enrolled        3
     +-- SyncAlreadyRunning          sync_running        4
+    +-- TaskSchedulerError          task_scheduler      1   schtasks is missing or refused (not an administrator?)
     +-- StoreError                  store_error         1
     |   +-- StoreTooNew             store_too_new       1
     +-- CloudError                  cloud_error         1
         +-- CloudUnreachable        cloud_unreachable   1
         +-- CloudRefused            <the cloud's code>  1   (4xx with {"error": {code, message}})
+        |   +-- EnrollmentRefused   enrollment_invalid  2   the code is unknown, used or expired: a new one is needed
         |   +-- BranchRevoked       branch_revoked      5   head office revoked this till
         +-- CloudBadAnswer          cloud_bad_answer    1
 
 Errors from httpx, azure-storage-queue and SQLite are mapped to these at the
-boundary (`raise ... from`), so the CLI only ever has to know this tree.
+boundary (`raise ... from`), so the CLI only ever has to know this tree. Exit code 1 means
+"nothing is lost, try again later" (the next sync retries); a refusal that retrying cannot
+cure never uses it.
 """
+
+from shared.errors import ErrorCode
 
 
 class BranchSyncError(Exception):
@@ -68,6 +74,10 @@ class SyncAlreadyRunning(BranchSyncError):
         super().__init__(message)
 
 
+class TaskSchedulerError(BranchSyncError):
+    code = "task_scheduler"
+
+
 class StoreError(BranchSyncError):
     code = "store_error"
 
@@ -98,20 +108,30 @@ class CloudRefused(CloudError):
         return f"cloud refused ({self.code}): {self.message}"
 
 
+class EnrollmentRefused(CloudRefused):
+    """The cloud does not take this enrollment code (unknown, used or expired): trying again will not help."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(ErrorCode.ENROLLMENT_INVALID, message, status)
+
+
 class BranchRevoked(CloudRefused):
     """Head office revoked this till: syncing again will not help, a person has to act."""
 
     exit_code = 5
 
     def __init__(self, message: str, status: int | None = None):
-        super().__init__("branch_revoked", message, status)
+        super().__init__(ErrorCode.BRANCH_REVOKED, message, status)
 
     def __str__(self) -> str:
         return self.message
 
 
 # Cloud error codes that have a class of their own; every other one is a plain CloudRefused.
-REFUSALS: dict[str, type[CloudRefused]] = {"branch_revoked": BranchRevoked}
+REFUSALS: dict[str, type[CloudRefused]] = {ErrorCode.BRANCH_REVOKED: BranchRevoked,
+                                           ErrorCode.ENROLLMENT_INVALID: EnrollmentRefused}
 
 
 class CloudBadAnswer(CloudError):

@@ -3,12 +3,15 @@
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from shared.errors import ErrorCode
+
+from .status import LastRefusal, UnsendableSale
 from .store import SaleRecord, SaleState
 
 # Pushed this often without an acknowledgement, a sale is refused rather than slow.
 REFUSED_AFTER_PUSHES = 3
-# Refusals of one void event: the rest of its message was counted (shared.errors.ErrorCode).
-VOID_CODES = frozenset({"void_unknown_sale", "void_twice", "void_wrong_total"})
+# Refusals of one void event: the rest of its message was counted.
+VOID_CODES = frozenset({ErrorCode.VOID_UNKNOWN_SALE, ErrorCode.VOID_TWICE, ErrorCode.VOID_WRONG_TOTAL})
 
 
 @dataclass(frozen=True)
@@ -30,17 +33,17 @@ def _ago(delta: timedelta) -> str:
     return f"{hours} hours" if hours < 48 else f"{hours // 24} days"
 
 
-def refusal_advice(refusal: dict, branch: str | None) -> str:
+def refusal_advice(refusal: LastRefusal, branch: str | None) -> str:
     """What the shop should do about a refusal the cloud reported on the last pull."""
-    if refusal["code"] == "cloned_till":
-        if refusal.get("this_till") is False:
+    if refusal.code == ErrorCode.CLONED_TILL:
+        if refusal.this_till is False:
             return (f"another PC is syncing as branch {branch or '?'} with a copy of this till's data; find it, stop "
                     "selling on it and have head office enroll it as a new branch. This till's sales are counted")
         return ("if this PC's data was copied from another till, stop selling on it and ask head office for a new "
                 "branch code ('branchsync enroll --force CODE'); head office then replays or discards the refused "
                 "sales ('branchsync-admin deadletter list')")
-    if refusal["code"] in VOID_CODES:
-        number = refusal.get("number") or refusal.get("seq") or "?"
+    if refusal.code in VOID_CODES:
+        number = refusal.number or refusal.seq or "?"
         return (f"the cloud did not count void {number}, so head office's takings still include the sale it names "
                 "(the other sales were counted). Check the receipts: if the sale really was voided only once, "
                 "nothing is wrong and head office discards the dead letter; otherwise tell head office which sale "
@@ -49,13 +52,13 @@ def refusal_advice(refusal: dict, branch: str | None) -> str:
             "('branchsync-admin deadletter list') and replay or discard them; run 'branchsync doctor'")
 
 
-def describe_refusal(refusal: dict, branch: str | None) -> str:
+def describe_refusal(refusal: LastRefusal, branch: str | None) -> str:
     """One sentence for `status`: whose sales were refused, why, and what to do."""
-    whose = "another PC syncing as this branch" if refusal.get("this_till") is False else "this till"
-    if refusal["code"] in VOID_CODES:
-        return (f"the cloud refused a void from {whose} ({refusal['at']}): {refusal['reason']}. "
+    whose = "another PC syncing as this branch" if refusal.this_till is False else "this till"
+    if refusal.code in VOID_CODES:
+        return (f"the cloud refused a void from {whose} ({refusal.at}): {refusal.reason}. "
                 f"What to do: {refusal_advice(refusal, branch)}")
-    return (f"the cloud refused sales from {whose} ({refusal['at']}): {refusal['reason']}. "
+    return (f"the cloud refused sales from {whose} ({refusal.at}): {refusal.reason}. "
             f"What to do: {refusal_advice(refusal, branch)}")
 
 
@@ -64,18 +67,18 @@ UNSENDABLE_ADVICE = ("it stays on this PC and the sales after it are sent and co
 
 
 def explain(record: SaleRecord, now: datetime, *, branch: str | None, last_error: str | None,
-            resend_after: timedelta, refusal: dict | None = None, unsendable: dict | None = None) -> Explanation:
+            resend_after: timedelta, refusal: LastRefusal | None = None, unsendable: UnsendableSale | None = None) -> Explanation:
     return replace(_explain(record, now, branch=branch, last_error=last_error, resend_after=resend_after,
                             refusal=refusal, unsendable=unsendable), number=record.number)
 
 
 def _explain(record: SaleRecord, now: datetime, *, branch: str | None, last_error: str | None,
-             resend_after: timedelta, refusal: dict | None = None, unsendable: dict | None = None) -> Explanation:
+             resend_after: timedelta, refusal: LastRefusal | None = None, unsendable: UnsendableSale | None = None) -> Explanation:
     seq = record.sale.seq
     if unsendable is not None:  # the push set it aside: no sync will ever send it
-        return Explanation(seq, "not sendable", unsendable["reason"], UNSENDABLE_ADVICE)
-    if refusal is not None and refusal.get("this_till") is not False and refusal["code"] not in VOID_CODES:
-        return Explanation(seq, record.state.value, f"the cloud refused sales from this till: {refusal['reason']}",
+        return Explanation(seq, "not sendable", unsendable.reason, UNSENDABLE_ADVICE)
+    if refusal is not None and refusal.this_till is not False and refusal.code not in VOID_CODES:
+        return Explanation(seq, record.state.value, f"the cloud refused sales from this till: {refusal.reason}",
                            f"What to do: {refusal_advice(refusal, branch)}")
     if record.state == SaleState.PENDING:
         if last_error:

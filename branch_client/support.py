@@ -14,6 +14,7 @@ from . import backup as backups
 from . import logs, paths
 from .errors import StoreError
 from .identity import read_secret
+from .status import BranchStatus
 from .version import version
 
 SUPPORT_DIR = "support"
@@ -23,7 +24,7 @@ def default_path(home: Path, now: datetime) -> Path:
     return Path(home) / SUPPORT_DIR / f"branchsync-support-{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}.zip"
 
 
-def write_bundle(home: Path, target: Path, *, status: dict, doctor: dict, now: datetime) -> Path:
+def write_bundle(home: Path, target: Path, *, status: BranchStatus, doctor: dict, now: datetime) -> Path:
     """Write the zip at `target` (made in a temporary file first, so a half bundle is never left)."""
     home = Path(home)
     try:  # the secret itself, not its file (sealed with DPAPI on Windows), is what must never appear
@@ -36,10 +37,10 @@ def write_bundle(home: Path, target: Path, *, status: dict, doctor: dict, now: d
     part = target.with_name(target.name + ".part")
     with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         manifest = {"created_at": now.astimezone(timezone.utc).isoformat(), "branchsync_version": version(),
-                    "branch": status.get("branch"), "schema_version": status.get("schema_version"),
+                    "branch": status.branch, "schema_version": status.schema_version,
                     "home": str(home)}
         bundle.writestr("manifest.json", clean(json.dumps(manifest, indent=2, ensure_ascii=False)))
-        bundle.writestr("status.json", clean(json.dumps(status, indent=2, ensure_ascii=False, default=str)))
+        bundle.writestr("status.json", clean(json.dumps(status.as_json(), indent=2, ensure_ascii=False, default=str)))
         bundle.writestr("doctor.json", clean(json.dumps(doctor, indent=2, ensure_ascii=False, default=str)))
         listing = [f"{p.name}\t{p.stat().st_size}" for p in backups.backups(home)]
         bundle.writestr("backups.txt", "\n".join(listing) + "\n" if listing else "no backups yet\n")

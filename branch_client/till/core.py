@@ -15,6 +15,7 @@ from shared.money import parse_quantity
 
 from ..errors import BadSaleInput
 from ..sale_entry import ItemSpec
+from ..status import BranchStatus
 from ..store import SaleRecord
 
 TOKEN_HEADER = "x-till-token"
@@ -127,21 +128,17 @@ def record_view(record: SaleRecord) -> dict:
     return sale_view(record.sale, record.generation, record)
 
 
-def status_view(status: Mapping[str, Any], *, syncing: bool, sync_message: str | None) -> dict:
-    """What the page's sync line shows; never the secret or the cloud's address.
-
-    Online means the last sync reached the cloud (a sync has succeeded and no error came
-    after it); offline otherwise, including before the first sync.
-    """
-    error = status.get("last_error")
+def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None) -> dict:
+    """What the page's sync line shows (the same status `branchsync status` prints); never the
+    secret or the cloud's address."""
     return {
-        "branch": status.get("branch"),
-        "enrolled": bool(status.get("enrolled")),
-        "online": bool(status.get("last_sync_ok")) and not error,
-        "pending": int(status.get("pending") or 0),
-        "last_sync": status.get("last_sync_ok"),
-        "last_error": error,
+        "branch": status.branch,
+        "enrolled": status.enrolled,
+        "online": status.online,
+        "pending": status.pending,
+        "last_sync": status.last_sync_ok,
+        "last_error": status.last_error,
         "syncing": syncing,
         "sync_message": sync_message,
-        "products": int(status.get("products") or 0),
+        "products": status.products,
     }

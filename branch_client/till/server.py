@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import logs
+from .. import status as branch_status
 from ..errors import BadSaleInput, BranchSyncError
 from ..store import Store
 from . import core
@@ -187,10 +188,10 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         record = store.get_sale(request.path_params["number"])
         if record is None:
             return JSONResponse({"error": "no such sale number"}, status_code=404)
-        return JSONResponse({"sale": core.record_view(record), "branch": store.status()["branch"]})
+        return JSONResponse({"sale": core.record_view(record), "branch": branch_status.read(store).branch})
 
     def status(_request: Request) -> Response:
-        return JSONResponse(core.status_view(store.status(), syncing=sync.running, sync_message=sync.message))
+        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_message=sync.message))
 
     def sync_now(_request: Request) -> Response:
         started = sync.start()

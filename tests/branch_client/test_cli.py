@@ -167,21 +167,59 @@ def test_enroll_stores_the_identity_from_the_code_and_refuses_to_repeat_without_
     assert run(home, "enroll", "--force", encode_code("https://cloud.example", "b" * 24)).exit_code == 0
 
 
-def test_a_damaged_enrollment_code_is_bad_input(home):
-    result = run(home, "enroll", "BSE1.@@@")
-    assert result.exit_code == 2 and "new code" in result.stderr
+def test_enroll_pulls_the_catalog_at_once_so_the_till_sells_before_any_sync(home, plugged):
+    plugged.put(product("SOAP", 4500, "Lux Soap Bar"), product("DAL-1KG", 14050, "মসুর ডাল ১ কেজি", unit="kg"))
+    plugged.enroll_tokens.add("a" * 24)
+    result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0, result.output
+    assert "catalog pulled: version 2" in result.stdout and "ready to sell" in result.stdout
+    assert plugged.messages == []  # a pull only: nothing was there to push
+    assert run(home, "sale", "add", "SOAP=2").exit_code == 0
+    assert _status(home)["products"] == 2
 
 
-def test_an_enrollment_code_of_deeply_nested_json_is_refused_as_an_invalid_code(home):
+def test_enrollment_stands_when_the_catalog_pull_fails_and_says_the_catalog_comes_with_the_first_sync(home, plugged):
+    plugged.put(product("SOAP", 4500, "Lux Soap Bar"))
+    plugged.enroll_tokens.add("a" * 24)
+    plugged.pull_failures_after = 0  # the line drops right after the enrollment answer
+    result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0, result.output
+    assert f"enrolled as branch {plugged.branch}" in result.stdout
+    assert "catalog will come with the first sync" in result.stderr
+    assert _status(home)["enrolled"] is True and _status(home)["products"] == 0
+    plugged.pull_failures_after = None
+    assert run(home, "sync").exit_code == 0 and _status(home)["products"] == 1
+
+
+def test_enroll_with_no_catalog_only_enrolls(home, plugged):
+    plugged.put(product("SOAP", 4500, "Lux Soap Bar"))
+    plugged.enroll_tokens.add("a" * 24)
+    result = run(home, "enroll", "--no-catalog", encode_code("https://cloud.example", "a" * 24))
+    assert result.exit_code == 0 and "comes with the first sync" in result.stdout
+    assert plugged.pulls == [] and _status(home)["enrolled"] is True
+
+
+@pytest.mark.parametrize("code", ["BSE1.@@@", "BSE.eyJ1cmwiOiJodHRwczovL3gifQ",
+                                  encode_code("https://cloud.example", "a" * 24)[:-9]])
+def test_a_mistyped_enrollment_code_says_to_type_it_again_not_to_ask_head_office(home, code):
+    result = run(home, "enroll", code)
+    assert result.exit_code == 2, result.output
+    assert "looks mistyped" in result.stderr and "type it again" in result.stderr
+    assert "new code" not in result.stderr
+
+
+def test_an_enrollment_code_of_deeply_nested_json_is_refused_as_mistyped(home):
     import base64
 
     result = run(home, "enroll", "BSE1." + base64.urlsafe_b64encode(b"[" * 1500).rstrip(b"=").decode())
-    assert result.exit_code == 2 and "enrollment code is not valid" in result.stderr and "new code" in result.stderr
+    assert result.exit_code == 2 and "looks mistyped" in result.stderr
 
 
-def test_a_used_enrollment_code_is_a_cloud_refusal(home, plugged):
+def test_a_code_the_cloud_refuses_exits_2_not_the_exit_code_that_means_sync_again_later(home, plugged):
     result = run(home, "enroll", encode_code("https://cloud.example", "c" * 24))
-    assert result.exit_code == 1 and "enrollment_invalid" in result.stderr
+    assert result.exit_code == cli.EXIT_BAD_INPUT != cli.EXIT_FAILURE
+    assert "enrollment_invalid" in result.stderr and "new code" in result.stderr
+    assert _status(home)["enrolled"] is False
 
 
 # --- sync --------------------------------------------------------------------------------------------

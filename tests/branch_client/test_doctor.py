@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from branch_client.cloud_client import CloudClient
 from branch_client.doctor import Facts, Level, PullOutcome
 from branch_client.identity import Identity
 from branch_client.sale_entry import parse_items
+from branch_client.status import LastRefusal, RestoreRecord, UnsendableSale
 from branch_client.store import Store
 from tests.branch_client.fakes import entry, page, product
 
@@ -149,8 +151,8 @@ def test_the_pending_backlog(pending, age, expected):
 
 @pytest.mark.parametrize("this_till, expected", [(True, Level.FAIL), (None, Level.FAIL), (False, Level.WARN)])
 def test_sales_the_cloud_refused_fail_the_till_that_sent_them_and_warn_the_other(this_till, expected):
-    refusal = {"at": "2026-11-28T08:00:00Z", "code": "cloned_till", "reason": "two PCs sync as dhaka-1",
-               "seq": 4, "sale_id": "a" * 32, "this_till": this_till}
+    refusal = LastRefusal(at="2026-11-28T08:00:00Z", code="cloned_till", reason="two PCs sync as dhaka-1",
+                          seq=4, sale_id="a" * 32, this_till=this_till)
     finding = doctor.check_refusal(healthy(refusal=refusal))
     assert finding.level == expected and "two PCs sync as dhaka-1" in finding.found
     assert finding.fix and ("new branch" in finding.fix or "another PC" in finding.fix)
@@ -158,8 +160,8 @@ def test_sales_the_cloud_refused_fail_the_till_that_sent_them_and_warn_the_other
 
 def test_a_sale_too_large_to_send_fails_and_says_nothing_is_lost_and_whom_to_call():
     assert level(doctor.check_unsendable, healthy()) == Level.OK
-    found = doctor.check_unsendable(healthy(unsendable=[{"seq": 7, "sale_id": "a" * 32, "size": 70000,
-                                                         "reason": "sale 7 (200 items) cannot be sent"}]))
+    found = doctor.check_unsendable(healthy(unsendable=[UnsendableSale(seq=7, sale_id="a" * 32, size=70000,
+                                                                    reason="sale 7 (200 items) cannot be sent")]))
     assert found.level == Level.FAIL and "sale 7 (200 items)" in found.found
     assert "Nothing is lost" in found.fix and "head office" in found.fix
 
@@ -281,9 +283,8 @@ def test_doctor_end_to_end_against_the_local_cloud(tmp_path, admin_env, cloud, b
 # --- after a restore ---------------------------------------------------------------------------------------------
 
 
-RESTORED = {"at": "2026-11-28T09:00:00+00:00", "source": "/usb/branchsync.db", "generation": 2,
-            "safety_backup": "/till/backups/branchsync-20261128T090000000000Z-before-restore.db",
-            "lost_sales": [], "lost_identity": None}
+RESTORED = RestoreRecord(at="2026-11-28T09:00:00+00:00", source="/usb/branchsync.db", generation=2,
+                         safety_backup="/till/backups/branchsync-20261128T090000000000Z-before-restore.db")
 
 
 def test_a_restore_that_lost_nothing_is_reported_with_its_new_numbering():
@@ -292,7 +293,7 @@ def test_a_restore_that_lost_nothing_is_reported_with_its_new_numbering():
 
 
 def test_after_a_forced_restore_doctor_does_not_claim_the_cloud_has_every_sale():
-    facts = healthy(restored={**RESTORED, "lost_sales": ["3", "4"]}, pending=0)
+    facts = healthy(restored=replace(RESTORED, lost_sales=["3", "4"]), pending=0)
     restored, backlog = doctor.check_restored(facts), doctor.check_backlog(facts)
     assert restored.level == Level.FAIL and "(3, 4)" in restored.found
     assert "before-restore" in restored.fix and "branchsync restore" in restored.fix
@@ -300,15 +301,15 @@ def test_after_a_forced_restore_doctor_does_not_claim_the_cloud_has_every_sale()
 
 
 def test_after_restoring_an_unenrolled_backup_doctor_points_back_to_the_previous_database():
-    facts = healthy(restored={**RESTORED, "lost_identity": "dhaka-1"}, enrolled=False)
+    facts = healthy(restored=replace(RESTORED, lost_identity="dhaka-1"), enrolled=False)
     finding = doctor.check_enrollment(facts)
     assert finding.level == Level.FAIL and "dhaka-1" in finding.found
     assert "enrollment code" not in finding.fix and "before-restore" in finding.fix
 
 
 def test_a_refused_void_is_a_warning_that_says_the_sale_still_counts():
-    refusal = {"code": "void_twice", "at": "2026-11-28T09:00:00Z", "reason": "void 3 voids sale 1 a second time",
-               "seq": 3, "number": "2-3", "this_till": True}
+    refusal = LastRefusal(code="void_twice", at="2026-11-28T09:00:00Z", reason="void 3 voids sale 1 a second time",
+                          seq=3, number="2-3", this_till=True)
     finding = doctor.check_refusal(healthy(refusal=refusal))
     assert finding.level == Level.WARN and "void 2-3" in finding.fix and "takings still include" in finding.fix
 

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 from branch_client.explain import explain
+from branch_client.status import LastRefusal
 from branch_client.store import RESEND_AFTER, SaleRecord, SaleState
 from tests.builders import make_sale
 
@@ -45,7 +46,7 @@ def test_a_sale_pushed_many_times_without_an_ack_points_ops_at_the_dead_letters(
 
 
 def test_a_sale_of_a_till_the_cloud_refused_says_so_and_what_to_do():
-    refusal = {"at": "2026-11-28T08:00:00Z", "code": "cloned_till", "reason": "two PCs sync as dhaka-1", "this_till": True}
+    refusal = LastRefusal(at="2026-11-28T08:00:00Z", code="cloned_till", reason="two PCs sync as dhaka-1", this_till=True)
     e = explain(record(SaleState.PUSHED, timedelta(minutes=2), 1), NOW, branch="dhaka-1", last_error=None,
                 resend_after=RESEND_AFTER, refusal=refusal)
     assert e.why == "the cloud refused sales from this till: two PCs sync as dhaka-1"
@@ -53,7 +54,7 @@ def test_a_sale_of_a_till_the_cloud_refused_says_so_and_what_to_do():
 
 
 def test_another_pc_s_refused_sale_does_not_explain_this_till_s_waiting_sale():
-    refusal = {"at": "2026-11-28T08:00:00Z", "code": "cloned_till", "reason": "two PCs", "this_till": False}
+    refusal = LastRefusal(at="2026-11-28T08:00:00Z", code="cloned_till", reason="two PCs", this_till=False)
     e = explain(record(SaleState.PENDING), NOW, branch="dhaka-1", last_error=None, resend_after=RESEND_AFTER,
                 refusal=refusal)
     assert "refused" not in e.why

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from branch_client import cli, schedule
+from branch_client.errors import TaskSchedulerError
 
 NS = {"t": schedule.TASK_NS}
 START = datetime(2026, 11, 28, 9, 0)
@@ -92,6 +93,20 @@ def test_the_system_principal_runs_as_local_system_without_a_logon_type():
     assert root.find("t:Principals/t:Principal/t:LogonType", NS) is None
 
 
+def test_the_till_task_opens_the_till_at_this_account_s_logon_on_its_desktop_and_runs_all_day():
+    root = parsed(schedule.till_task_xml(r"C:\Program Files\branchsync\branchsync.exe", r"C:\Shop Data\till",
+                                         user=r"SHOP\cashier"))
+    assert text(root, "t:RegistrationInfo/t:URI") == r"\branchsync-till"
+    assert text(root, "t:Triggers/t:LogonTrigger/t:UserId") == r"SHOP\cashier"
+    assert text(root, "t:Principals/t:Principal/t:UserId") == r"SHOP\cashier"
+    assert text(root, "t:Principals/t:Principal/t:LogonType") == "InteractiveToken"
+    assert text(root, "t:Settings/t:ExecutionTimeLimit") == "PT0S"          # never ended by the scheduler
+    assert text(root, "t:Settings/t:MultipleInstancesPolicy") == "IgnoreNew"  # a second logon opens no second till
+    assert text(root, "t:Settings/t:Priority") == "5"                        # normal, not background
+    assert text(root, "t:Actions/t:Exec/t:Arguments") == r'--home "C:\Shop Data\till" till'
+    assert root.find("t:Triggers/t:TimeTrigger", NS) is None
+
+
 def test_the_xml_file_for_schtasks_is_utf16_with_a_byte_order_mark():
     data = schedule.encode_for_schtasks(schedule.task_xml("b.exe", "h", timedelta(minutes=15), START, user="u"))
     assert data[:2] in (b"\xff\xfe", b"\xfe\xff")
@@ -136,36 +151,110 @@ def test_install_with_a_bad_every_exits_2_with_a_clear_message(tmp_path):
     assert "--every 'soon' is not a duration" in result.stderr and "15m" in result.stderr
 
 
-def test_show_and_remove_print_their_commands_off_windows(tmp_path):
+def test_show_and_remove_print_their_commands_for_both_tasks_off_windows(tmp_path):
     shown = runner.invoke(cli.app, ["schedule", "show", "--dry-run"])
     removed = runner.invoke(cli.app, ["schedule", "remove", "--dry-run"])
-    assert shown.stdout.strip() == "schtasks /Query /TN branchsync-sync /XML"
-    assert removed.stdout.strip() == "schtasks /Delete /TN branchsync-sync /F"
+    assert shown.stdout.splitlines() == ["schtasks /Query /TN branchsync-sync /XML", "schtasks /Query /TN branchsync-till /XML"]
+    assert removed.stdout.splitlines() == ["schtasks /Delete /TN branchsync-sync /F", "schtasks /Delete /TN branchsync-till /F"]
 
 
-def test_on_windows_install_hands_a_utf16_xml_file_to_schtasks(tmp_path, monkeypatch):
-    seen = {}
+def test_install_dry_run_with_the_till_at_logon_writes_both_tasks(tmp_path):
+    home = tmp_path / "till"
+    result = runner.invoke(cli.app, ["--home", str(home), "schedule", "install", "--till-at-logon", "--dry-run",
+                                     "--xml-file", str(tmp_path / "task.xml")])
+    assert result.exit_code == 0, result.output
+    till = ET.fromstring((tmp_path / "task-till.xml").read_bytes())
+    assert text(till, "t:Actions/t:Exec/t:Arguments").endswith(f"--home {home} till")
+    assert text(ET.fromstring((tmp_path / "task.xml").read_bytes()), "t:Actions/t:Exec/t:Arguments").endswith(" sync")
+    assert f"schtasks /Create /TN branchsync-till /XML {tmp_path / 'task-till.xml'} /F" in result.stderr
 
-    def fake_schtasks(command):
-        seen["command"] = command
-        seen["xml"] = open(command[command.index("/XML") + 1], "rb").read()
-        return subprocess.CompletedProcess(command, 0, "SUCCESS", "")
 
-    monkeypatch.setattr(cli, "_on_windows", lambda: True)
-    monkeypatch.setattr(cli, "_schtasks", fake_schtasks)
+class Schtasks:
+    """Stands in for schtasks.exe at schedule.run, the one seam to it (there is no Task Scheduler off Windows):
+    records each command line and the XML it was handed, and knows which tasks are registered."""
+
+    def __init__(self, registered=(), refuse=None):
+        self.registered = set(registered)
+        self.refuse = refuse
+        self.commands, self.xml = [], {}
+
+    def __call__(self, command):
+        self.commands.append(command)
+        verb, name = command[1], command[3]
+        if self.refuse:
+            return subprocess.CompletedProcess(command, 1, "", self.refuse)
+        if verb == "/Create":
+            self.xml[name] = open(command[command.index("/XML") + 1], "rb").read()
+            self.registered.add(name)
+        elif name not in self.registered:
+            return subprocess.CompletedProcess(command, 1, "", "ERROR: The system cannot find the file specified.")
+        elif verb == "/Delete":
+            self.registered.discard(name)
+        return subprocess.CompletedProcess(command, 0, f"<Task>{name}</Task>\n" if verb == "/Query" else "SUCCESS", "")
+
+
+@pytest.fixture
+def on_windows(monkeypatch):
+    def plug(fake: Schtasks) -> Schtasks:
+        monkeypatch.setattr(cli, "_on_windows", lambda: True)
+        monkeypatch.setattr(schedule, "run", fake)
+        return fake
+    return plug
+
+
+def test_on_windows_install_hands_a_utf16_xml_file_to_schtasks(tmp_path, on_windows):
+    fake = on_windows(Schtasks())
     result = runner.invoke(cli.app, ["--home", str(tmp_path), "schedule", "install", "--every", "15m"])
     assert result.exit_code == 0, result.output
-    assert seen["command"][:4] == ["schtasks", "/Create", "/TN", "branchsync-sync"] and seen["command"][-1] == "/F"
-    assert text(ET.fromstring(seen["xml"]), "t:Settings/t:StartWhenAvailable") == "true"
-    assert "installed" in result.stdout
+    [command] = fake.commands
+    assert command[:4] == ["schtasks", "/Create", "/TN", "branchsync-sync"] and command[-1] == "/F"
+    assert text(ET.fromstring(fake.xml["branchsync-sync"]), "t:Settings/t:StartWhenAvailable") == "true"
+    assert fake.registered == {"branchsync-sync"} and "installed" in result.stdout
 
 
-def test_on_windows_a_refused_registration_exits_1_and_says_to_run_as_administrator(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_on_windows", lambda: True)
-    monkeypatch.setattr(cli, "_schtasks", lambda c: subprocess.CompletedProcess(c, 1, "", "ERROR: Access is denied."))
+def test_on_windows_install_with_the_till_at_logon_registers_both_tasks(tmp_path, on_windows):
+    fake = on_windows(Schtasks())
+    result = runner.invoke(cli.app, ["--home", str(tmp_path), "schedule", "install", "--till-at-logon"])
+    assert result.exit_code == 0, result.output
+    assert fake.registered == {"branchsync-sync", "branchsync-till"}
+    till = ET.fromstring(fake.xml["branchsync-till"])
+    assert text(till, "t:Triggers/t:LogonTrigger/t:UserId") == text(till, "t:Principals/t:Principal/t:UserId")
+    assert "scheduled task branchsync-till installed: the till opens when" in result.stdout
+
+
+def test_on_windows_a_refused_registration_exits_1_and_says_to_run_as_administrator(tmp_path, on_windows):
+    on_windows(Schtasks(refuse="ERROR: Access is denied."))
     result = runner.invoke(cli.app, ["--home", str(tmp_path), "schedule", "install"])
     assert result.exit_code == 1
     assert "Access is denied" in result.stderr and "administrator" in result.stderr
+
+
+def test_on_windows_remove_removes_the_sync_and_the_till_task(on_windows):
+    fake = on_windows(Schtasks(registered={"branchsync-sync", "branchsync-till"}))
+    result = runner.invoke(cli.app, ["schedule", "remove"])
+    assert result.exit_code == 0, result.output
+    assert fake.registered == set()
+    assert "branchsync-sync removed" in result.stdout and "branchsync-till removed" in result.stdout
+
+
+def test_on_windows_remove_without_a_till_task_removes_the_sync_task_alone(on_windows):
+    fake = on_windows(Schtasks(registered={"branchsync-sync"}))
+    result = runner.invoke(cli.app, ["schedule", "remove"])
+    assert result.exit_code == 0 and fake.registered == set()
+    assert ["schtasks", "/Delete", "/TN", "branchsync-till", "/F"] not in fake.commands
+    assert runner.invoke(cli.app, ["schedule", "remove"]).stdout.startswith("no branchsync scheduled task")
+
+
+def test_on_windows_show_prints_both_registered_tasks(on_windows):
+    on_windows(Schtasks(registered={"branchsync-sync", "branchsync-till"}))
+    result = runner.invoke(cli.app, ["schedule", "show"])
+    assert result.exit_code == 0 and result.stdout.splitlines() == ["<Task>branchsync-sync</Task>",
+                                                                    "<Task>branchsync-till</Task>"]
+
+
+def test_a_schtasks_that_cannot_be_run_is_an_error_asking_whether_this_is_windows():
+    with pytest.raises(TaskSchedulerError, match="cannot run schtasks .*is this Windows"):
+        schedule.run(["branchsync-no-such-schtasks", "/Query"])
 
 
 # --- against Microsoft's Task Scheduler schema --------------------------------------------------
@@ -189,6 +278,22 @@ def test_the_task_xml_validates_against_the_task_scheduler_schema(task_schema, p
                             extra_args=("-m", "branch_client"))
     errors = [str(e.reason or e) for e in task_schema.iter_errors(schedule.encode_for_schtasks(xml))]
     assert errors == []
+
+
+@pytest.mark.parametrize("extra", [(), ("-m", "branch_client")])
+def test_the_till_task_xml_validates_against_the_task_scheduler_schema(task_schema, extra):
+    xml = schedule.till_task_xml(r"C:\Program Files\branchsync\branchsync.exe", r"C:\Shop Data\till 1",
+                                 user=r"SHOP\cashier", extra_args=extra)
+    assert [str(e.reason or e) for e in task_schema.iter_errors(schedule.encode_for_schtasks(xml))] == []
+
+
+def test_the_schema_check_itself_refuses_a_logon_trigger_whose_user_comes_before_enabled(task_schema):
+    root = ET.fromstring(schedule.encode_for_schtasks(schedule.till_task_xml("b.exe", "h", user="u")))
+    trigger = root.find("t:Triggers/t:LogonTrigger", NS)
+    user = trigger.find("t:UserId", NS)
+    trigger.remove(user)
+    trigger.insert(0, user)
+    assert not task_schema.is_valid(ET.tostring(root))
 
 
 def test_the_trigger_children_come_in_the_schema_sequence(task_schema):

@@ -35,8 +35,31 @@ def test_surrounding_whitespace_from_copy_paste_is_ignored():
     PREFIX + base64.urlsafe_b64encode(b"[" * 1500).rstrip(b"=").decode(),
     PREFIX + base64.urlsafe_b64encode(b'{"url":' * 200).rstrip(b"=").decode(),
 ])
-def test_a_damaged_or_foreign_code_is_refused_with_advice(code):
+def test_a_damaged_or_foreign_code_is_refused_as_mistyped_asking_to_type_it_again(code):
     with pytest.raises(ContractError) as err:
         decode_code(code)
     assert err.value.code == ErrorCode.ENROLLMENT_INVALID
-    assert "ask head office for a new code" in err.value.message
+    assert "looks mistyped" in err.value.message and "type it again" in err.value.message
+    assert "new code" not in err.value.message  # head office's code is fine; the typing is not
+
+
+def test_every_single_mistyped_character_is_caught_or_changes_nothing():
+    # One character typed wrong anywhere: refused as mistyped before any cloud is asked, or decoded to
+    # the very same URL and token (a typo in the name of the check field only makes it an old-style code).
+    code = encode_code("https://cloud.example", TOKEN)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    caught = 0
+    for at in range(len(PREFIX), len(code)):
+        for typed in (alphabet[(alphabet.index(code[at]) + 1) % 64], alphabet[(alphabet.index(code[at]) + 29) % 64]):
+            typo = code[:at] + typed + code[at + 1:]
+            try:
+                assert decode_code(typo) == decode_code(code)
+            except ContractError as err:
+                assert "looks mistyped" in err.message
+                caught += 1
+    assert caught > 0.9 * 2 * (len(code) - len(PREFIX))
+
+
+def test_a_code_printed_before_the_check_existed_still_decodes():
+    old = PREFIX + base64.urlsafe_b64encode(json.dumps({"url": "https://x", "token": TOKEN}).encode()).decode().rstrip("=")
+    assert decode_code(old).token == TOKEN

@@ -1,9 +1,11 @@
 """The till's pure decisions: browser command, request checks, cart parsing."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
+from branch_client import status as branch_status
 from branch_client.errors import BadSaleInput
 from branch_client.till import core
 
@@ -69,9 +71,10 @@ def test_the_client_key_and_the_void_reason_are_checked():
         core.void_reason(" ")
 
 
-def test_online_means_the_last_sync_reached_the_cloud():
-    ok = {"last_sync_ok": "2026-01-01T00:00:00+00:00", "last_error": None, "pending": 2}
+def test_online_means_the_last_sync_reached_the_cloud(enrolled):
+    never = branch_status.read(enrolled)
+    ok = replace(never, last_sync_ok="2026-01-01T00:00:00+00:00", pending=2)
     assert core.status_view(ok, syncing=False, sync_message=None)["online"] is True
-    assert core.status_view({**ok, "last_error": "cloud unreachable"}, syncing=False, sync_message=None)["online"] is False
-    assert core.status_view({"pending": 0}, syncing=False, sync_message=None)["online"] is False
-    assert "cloud_url" not in core.status_view({**ok, "cloud_url": "http://x"}, syncing=False, sync_message=None)
+    assert core.status_view(replace(ok, last_error="cloud unreachable"), syncing=False, sync_message=None)["online"] is False
+    assert core.status_view(never, syncing=False, sync_message=None)["online"] is False
+    assert "http" not in str(core.status_view(ok, syncing=False, sync_message=None))  # not the cloud's address
