@@ -2,20 +2,13 @@
 applies promptly: after its push it asks again for the acknowledgement, within its wait."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_queue_delivery import cli
+
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
-BIN = Path(sys.executable).parent
-
-
-def cli(*args, env) -> str:
-    proc = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], env=env, text=True, capture_output=True, timeout=180)
-    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 def enrolled_till_with_sales(tmp_path, admin_env, cloud, branch_name, sales: int) -> tuple[Path, dict]:
