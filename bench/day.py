@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import random
+import shutil
 import time
 import uuid
 from datetime import datetime, timezone
@@ -112,7 +113,7 @@ def simulate(args, work: Path) -> dict:
         azurite.stop()
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sales", type=int, default=300)
     p.add_argument("--sync-minutes", type=int, default=5)
@@ -122,10 +123,12 @@ def main() -> None:
     p.add_argument("--products", type=int, default=5_000)
     p.add_argument("--ack-wait", type=float, default=5.0, help="the sync's wait for the acknowledgement (0: none)")
     p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args()
-    work = ROOT / ".bench-day"
-    import shutil
+    return p
 
+
+def main() -> None:
+    args = parser().parse_args()
+    work = ROOT / ".bench" / "day"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     counts = simulate(args, work)
