@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench bench-peers faults exe package clean browser-deps screenshots
+.PHONY: setup demo test bench bench-peers faults exe package admin-wheel clean browser-deps screenshots
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -59,6 +59,11 @@ exe: setup
 # The zip Azure Functions deploys: function_app/ with the shared/ package and requirements.txt.
 package: setup
 	$(PY) packaging/functions/build_package.py
+
+# branchsync-admin alone, for head office: dist/branchsync_admin-*.whl, installed with
+# `pipx install` on any PC with Python 3.11+ (no clone, no Node). Needs only Python and pip.
+admin-wheel:
+	$(PYTHON) packaging/admin/build_wheel.py
 
 clean:
 	rm -rf $(VENV) node_modules .demo .bench .bench-peers build dist

@@ -89,7 +89,8 @@ def enrolled_store(admin: AdminClient, home: Path, name: str, transport=None) ->
 
 def products(count: int, prefix: str, start: int = 0, stop: int | None = None) -> list[Product]:
     return [Product(sku=f"{prefix}{i:06d}", name=f"পণ্য {i} Product {i} 500g", price=1000 + i % 50_000,
-                    barcode=f"890{i:010d}", unit="pcs") for i in range(start, count if stop is None else stop)]
+                    barcode=f"890{i:010d}", unit="kg" if i % 2 == 0 else "pcs")  # even: weighed, for decimals
+            for i in range(start, count if stop is None else stop)]
 
 
 def bench_backlog(admin: AdminClient, cloud_log: Path, work: Path, n_sales: int) -> None:

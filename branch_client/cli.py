@@ -5,9 +5,11 @@ Each command opens the store in the data home and calls one function of the bran
 with no network at all; only `enroll` and `sync` talk to the cloud.
 
     branchsync [--home DIR] enroll CODE [--force] [--no-catalog]
-    branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE ...] [--payment cash|card|mobile]
+    branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE | BARCODE ...] [--payment cash|card|mobile] [--yes]
     branchsync [--home DIR] sale void NUMBER [--reason TEXT]
     branchsync [--home DIR] sale list [--limit N]
+    branchsync [--home DIR] cashier add NAME [--new-pin] | list | remove NAME
+    branchsync [--home DIR] config show | set NAME VALUE | unset NAME
     branchsync [--home DIR] sync
     branchsync [--home DIR] status [--json]
     branchsync [--home DIR] catalog search TEXT [--limit N]
@@ -71,7 +73,11 @@ sale_app = typer.Typer(no_args_is_help=True, help="Record, void and list sales (
 catalog_app = typer.Typer(no_args_is_help=True, help="Look up products in the local catalog.")
 schedule_app = typer.Typer(no_args_is_help=True, help="The Windows scheduled task that runs 'branchsync sync' "
                                                         "every few minutes.")
+cashier_app = typer.Typer(no_args_is_help=True, help="The till's cashiers and their PINs (kept on this PC only).")
+config_app = typer.Typer(no_args_is_help=True, help="This branch's settings: receipt header, time zone, scale labels.")
 app.add_typer(sale_app, name="sale")
+app.add_typer(cashier_app, name="cashier")
+app.add_typer(config_app, name="config")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(schedule_app, name="schedule")
 
@@ -218,16 +224,23 @@ def _run_sync(store: "Store", show, ack_wait: float = 0.0) -> "SyncReport":
 def sale_add(
     ctx: typer.Context,
     items: Annotated[list[str], typer.Argument(metavar="SKU=QTY[@PRICE]...",
-                                               help="Items: SKU=QTY, or SKU=QTY@PRICE to override the price (taka).")],
+                                               help="Items: SKU=QTY, or SKU=QTY@PRICE to override the price (taka); "
+                                                    "a barcode works as well as a SKU, in any case; a SKU or barcode "
+                                                    "alone is one piece, or what a scale label says.")],
     payment: Annotated[str, typer.Option("--payment", "-p", help="cash, card or mobile.")] = "cash",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Record very large quantities (over 100) as given.")] = False,
 ) -> None:
     """Record a sale (works offline) and print its number and total."""
     from shared.money import format_taka
 
     from . import sale_entry
+    from .errors import NotEnrolled
 
     with _command(ctx) as store:
-        recorded = store.record(sale_entry.parse_items(items), payment)
+        if not store.is_enrolled():  # its catalog is empty: say why, rather than "no such product"
+            raise NotEnrolled("this till is not enrolled, so it has no catalog to sell from: ask head office for an "
+                              "enrollment code and run 'branchsync enroll CODE'")
+        recorded = store.record(sale_entry.parse_items(items), payment, confirmed=yes)
     sale = recorded.sale
     typer.echo(f"sale {recorded.number} recorded: total {format_taka(sale.total)} taka, "
                f"{len(sale.lines)} line{'s' if len(sale.lines) != 1 else ''}, paid by {sale.payment.method.value}")
@@ -262,11 +275,13 @@ def sale_list(
 
     with _command(ctx) as store:
         records = store.recent_sales(limit)
+        settings = store.settings()
     if not records:
         typer.echo("no sales recorded yet")
         return
+    zone = settings.zone
     table = Table(title="Recent sales")
-    for name, justify in (("No.", "right"), ("Time", "left"), ("Kind", "left"), ("Total (Tk)", "right"),
+    for name, justify in (("No.", "right"), (f"Time ({settings['time_zone']})", "left"), ("Kind", "left"), ("Total (Tk)", "right"),
                           ("Payment", "left"), ("Sync", "left"), ("Note", "left")):
         table.add_column(name, justify=justify)
     colours = {SaleState.PENDING: "yellow", SaleState.PUSHED: "cyan", SaleState.ACKED: "green"}
@@ -276,9 +291,96 @@ def sale_list(
                                                                  f"{len(sale.lines)} lines")
         if rec.reason:
             note += f": {rec.reason}"
-        table.add_row(rec.number, _local(sale.recorded_at), sale.kind.value, format_taka(sale.total),
+        if rec.cashier:
+            note += f" ({rec.cashier})"
+        table.add_row(rec.number, _local(sale.recorded_at, zone), sale.kind.value, format_taka(sale.total),
                       sale.payment.method.value, f"[{colours[rec.state]}]{rec.state.value}[/]", escape(note))
     _out().print(table)
+
+
+# --- cashiers -------------------------------------------------------------------------------------
+
+
+@cashier_app.command("add")
+def cashier_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The cashier's name as they sign in at the till, e.g. Rahim.")],
+    new_pin: Annotated[bool, typer.Option("--new-pin", help="Give an existing cashier a new PIN.")] = False,
+) -> None:
+    """Create a cashier; asks for their PIN (4 to 8 digits), which is kept only as a salted hash."""
+    import click
+
+    from . import cashiers
+    from .errors import BadInput
+
+    with _command(ctx) as store:
+        clean = cashiers.check_name(name)
+        try:
+            pin = typer.prompt(f"PIN for {clean} (4-8 digits)", hide_input=True, confirmation_prompt=True)
+        except click.exceptions.Abort:
+            raise BadInput("no PIN was given; nothing was changed") from None
+        saved = store.add_cashier(clean, pin, replace=new_pin)
+    typer.echo(f"cashier {saved} {'has a new PIN' if new_pin else 'added'}; they sign in at the till with it")
+
+
+@cashier_app.command("list")
+def cashier_list(ctx: typer.Context) -> None:
+    """The cashiers who can sign in at this till."""
+    with _command(ctx) as store:
+        names = store.cashier_names()
+    typer.echo("\n".join(names) if names else "no cashiers yet: add one with 'branchsync cashier add NAME'")
+
+
+@cashier_app.command("remove")
+def cashier_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The cashier's name.")]) -> None:
+    """Remove a cashier: they can no longer sign in (their recorded sales keep their name)."""
+    with _command(ctx) as store:
+        store.remove_cashier(name)
+    typer.echo(f"cashier {name} removed")
+
+
+# --- settings --------------------------------------------------------------------------------------
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Every setting, its value and what it does."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .settings import SETTINGS
+
+    with _command(ctx) as store:
+        values = store.settings()
+    table = Table(title="Settings ('branchsync config set NAME VALUE')")
+    for column in ("Name", "Value", "What it is"):
+        table.add_column(column)
+    for name, setting in SETTINGS.items():
+        value = values[name]
+        shown = escape(value) if value else "[dim](not set)[/]"
+        table.add_row(name, shown + ("" if value != setting.default or not value else " [dim](default)[/]"),
+                      escape(setting.help))
+    _out().print(table)
+
+
+@config_app.command("set")
+def config_set(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The setting, e.g. shop.name (see 'config show').")],
+    value: Annotated[str, typer.Argument(help="Its new value.")],
+) -> None:
+    """Change a setting (the till uses it from its next request)."""
+    with _command(ctx) as store:
+        now = store.set_setting(name, value)
+    typer.echo(f"{name} = {now[name]}")
+
+
+@config_app.command("unset")
+def config_unset(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The setting.")]) -> None:
+    """Put a setting back to its default."""
+    with _command(ctx) as store:
+        now = store.set_setting(name, None)
+    typer.echo(f"{name} = {now[name] or '(not set)'}")
 
 
 # --- sync ------------------------------------------------------------------------------------------
@@ -745,8 +847,8 @@ def schedule_remove(
         typer.echo(f"scheduled task {name} removed")
 
 
-def _local(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+def _local(moment: datetime, zone=None) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def main() -> None:

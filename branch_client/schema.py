@@ -56,6 +56,28 @@ sales = Table(
     Column("client_key", String, unique=True),
     # Why a void was recorded (kept on this PC; the sales batch does not carry it yet).
     Column("reason", Text),
+    # The cashier signed in when it was recorded (kept on this PC; the sales batch does not carry it yet).
+    Column("cashier", Text),
+)
+
+# Carts put aside at the till, to be rung up later; their items as the till submits them.
+held_carts = Table(
+    "held_carts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("held_at", String, nullable=False),
+    Column("cashier", Text),
+    Column("items", Text, nullable=False),           # JSON list of {"sku", "qty"} or {"code"}
+    Column("total", Integer, nullable=False),        # paisa, as priced when held
+    Column("line_count", Integer, nullable=False),
+    Column("first_name", Text, nullable=False),
+)
+
+# The till's cashiers: a PIN only as a salted hash (branch_client.cashiers); never synced.
+cashiers = Table(
+    "cashiers", metadata,
+    Column("name", Text, primary_key=True),
+    Column("pin_hash", Text, nullable=False),
+    Column("created_at", String, nullable=False),
 )
 
 # The search keys of each product (NFKC + casefold, see store.fold), kept by triggers on
@@ -249,9 +271,32 @@ def _v4_generations(conn: Connection) -> None:
         conn.exec_driver_sql(stmt)
 
 
+def _v5_held_carts_and_cashiers(conn: Connection) -> None:
+    for stmt in (
+        "ALTER TABLE sales ADD COLUMN cashier TEXT",
+        """CREATE TABLE held_carts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            held_at TEXT NOT NULL,
+            cashier TEXT,
+            items TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            line_count INTEGER NOT NULL CHECK (line_count >= 1),
+            first_name TEXT NOT NULL
+        )""",
+        # Names compare without case: "rahim" signs in as "Rahim".
+        """CREATE TABLE cashiers (
+            name TEXT PRIMARY KEY COLLATE NOCASE,
+            pin_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+    ):
+        conn.exec_driver_sql(stmt)
+
+
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_sale_key_and_reason, _v3_product_search, _v4_generations]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_sale_key_and_reason, _v3_product_search, _v4_generations,
+                               _v5_held_carts_and_cashiers]
 
 
 def current_version(conn: Connection) -> int:

@@ -29,11 +29,15 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.models import CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind, parse_sale_number, sale_number
 
-from . import paths, sale_entry
-from .errors import BadSaleInput, NotEnrolled, StoreError
+from . import cashiers as cashier_rules
+from . import paths, sale_entry, settings as branch_settings
+from .barcodes import BadLabel, parse_embedded
+from .errors import BadInput, BadSaleInput, NotEnrolled, StoreError
 from .identity import Identity, read_secret, write_secret
-from .sale_entry import ItemSpec
-from .schema import GENERATION_KEY, MIGRATIONS, Migration, generations, meta, products, sales, sync_state, upgrade
+from .sale_entry import ItemSpec, Match
+from .schema import (GENERATION_KEY, MIGRATIONS, Migration, cashiers, generations, held_carts, meta, products, sales,
+                     sync_state, upgrade)
+from .settings import Settings
 
 RESEND_AFTER = timedelta(minutes=10)
 BUSY_TIMEOUT_MS = 15_000
@@ -66,6 +70,7 @@ class SaleRecord:
     voided_by: str | None  # the printed number of the void that voided this sale
     generation: int = 1
     reason: str | None = None       # why a void was recorded (local only)
+    cashier: str | None = None      # who was signed in at the till (local only)
 
     @property
     def number(self) -> str:
@@ -77,6 +82,19 @@ class SaleRecord:
         if self.sale.voids is None:
             return None
         return sale_number(self.sale.voids_generation or self.generation, self.sale.voids)
+
+
+@dataclass(frozen=True)
+class HeldCart:
+    """A cart put aside at the till: its items as submitted, and how it looked when held."""
+
+    id: int
+    held_at: str
+    cashier: str | None
+    items: list[dict]
+    total: int
+    line_count: int
+    first_name: str
 
 
 @dataclass(frozen=True)
@@ -245,19 +263,21 @@ class Store:
     # --- sales -------------------------------------------------------------------------------
 
     def record_sale(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
-                    now: datetime | None = None, client_key: str | None = None) -> Sale:
-        return self.record(items, payment, now, client_key).sale
+                    now: datetime | None = None, client_key: str | None = None, **options) -> Sale:
+        return self.record(items, payment, now, client_key, **options).sale
 
     def record(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
-               now: datetime | None = None, client_key: str | None = None) -> Recorded:
+               now: datetime | None = None, client_key: str | None = None, *, confirmed: bool = False,
+               cashier: str | None = None) -> Recorded:
         """Price `items` from the catalog and store the sale under the next number, atomically.
 
-        Any problem raises BadSaleInput and stores nothing (the number is not used up). A
+        Any problem raises BadSaleInput and stores nothing (the number is not used up); an item
+        no product has names the closest matches; a very large quantity needs `confirmed`. A
         restore holds the database's write lock from its safety copy to its last write, so
         a sale is recorded either before it (and kept in the safety copy) or after it.
         `client_key` is the submitter's id for this sale (the till page makes one per cart): it is
         stored with the sale, and a second submission with the same key returns the sale stored
-        by the first instead of recording another one.
+        by the first instead of recording another one. `cashier` is kept with it on this PC.
         """
         method = sale_entry.parse_payment(payment)
         with self._write() as conn:
@@ -266,18 +286,70 @@ class Store:
                                    .where(sales.c.client_key == client_key)).first()
                 if row is not None:
                     return Recorded(Sale.model_validate_json(row.body), row.generation)
-            wanted = {item.sku for item in items}
-            found = {p.sku: p for p in self._products_by_sku(conn, wanted)}
-            lines = sale_entry.build_lines(items, found)
+            lines = sale_entry.build_lines(items, self._matches(conn, items), confirmed=confirmed)
             gen = self._generation(conn)
             sale = sale_entry.new_sale(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), lines, method)
-            self._insert_sale(conn, gen, sale, client_key=client_key)
+            self._insert_sale(conn, gen, sale, client_key=client_key, cashier=cashier)
         return Recorded(sale, gen)
+
+    def _matches(self, conn: Connection, items: Sequence[ItemSpec]) -> list[Match]:
+        rule = self._settings(conn).embedded_rule
+        found = []
+        for item in items:
+            match = self._match(conn, item.sku, rule)
+            if match is None:
+                raise sale_entry.unknown_item(item, self._search(conn, item.sku, 3))
+            found.append(match)
+        return found
+
+    def _match(self, conn: Connection, code: str, rule) -> Match | None:
+        """What a typed or scanned code names: a SKU exactly, else a barcode or SKU in any case,
+        else a scale label (EAN-13 under the shop's in-store prefixes) by its item code."""
+        code = code.strip()
+        exact = self._products_by_sku(conn, [code])
+        if exact:
+            return Match(exact[0])
+        by_code = self._by_code(conn, code)
+        if by_code is not None:
+            return Match(by_code)
+        try:
+            label = parse_embedded(code, rule)
+        except BadLabel as exc:
+            raise BadSaleInput(str(exc)) from None
+        if label is None:
+            return None
+        for candidate in label.lookup_codes:
+            product = self._by_code(conn, candidate)
+            if product is not None:
+                return Match(product, label)
+        raise BadSaleInput(f"scale label {code}: no product has item code {label.item} "
+                           f"(barcode {label.lookup_codes[0]} or {label.lookup_codes[1]}); check the scale's product "
+                           "list, or sync to get the latest catalog")
+
+    def lookup(self, code: str) -> Match | None:
+        """The product a scanned or typed code names, with its scale label if it is one; None
+        when nothing does. A misread or unknown scale label raises BadSaleInput."""
+        with self._read() as conn:
+            return self._match(conn, code, self._settings(conn).embedded_rule)
+
+    def quantity(self, code: str, text: str) -> tuple[Match, Decimal]:
+        """The quantity `text` of the product `code` names, checked by its unit as a sale checks it."""
+        with self._read() as conn:
+            match = self._match(conn, code, self._settings(conn).embedded_rule)
+            if match is None:
+                raise sale_entry.unknown_item(ItemSpec(code, None), self._search(conn, code, 3))
+        try:
+            qty = sale_entry.parse_qty(text)
+        except ValueError as exc:
+            raise BadSaleInput(str(exc)) from None
+        item = ItemSpec(code, qty, text=f"{code}={text.strip()}")
+        return match, sale_entry.quantity_of(item, Match(match.product))[0]
 
     def void_sale(self, number: int | str, now: datetime | None = None, reason: str | None = None) -> Sale:
         return self.void(number, now, reason).sale
 
-    def void(self, number: int | str, now: datetime | None = None, reason: str | None = None) -> Recorded:
+    def void(self, number: int | str, now: datetime | None = None, reason: str | None = None,
+             cashier: str | None = None) -> Recorded:
         """Record the void of sale `number` (as printed: 14, 2-14) as a new event of the current generation.
 
         Refused for an unknown, void or already voided number. The cloud checks it again:
@@ -303,7 +375,7 @@ class Store:
             gen = self._generation(conn)
             void = sale_entry.new_void(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), voided,
                                        voided_generation=None if target_gen == gen else target_gen)
-            self._insert_sale(conn, gen, void, reason=reason)
+            self._insert_sale(conn, gen, void, reason=reason, cashier=cashier)
         return Recorded(void, gen)
 
     @staticmethod
@@ -324,14 +396,14 @@ class Store:
 
     @staticmethod
     def _insert_sale(conn: Connection, generation: int, sale: Sale,
-                     client_key: str | None = None, reason: str | None = None) -> None:
+                     client_key: str | None = None, reason: str | None = None, cashier: str | None = None) -> None:
         voids_gen = None if sale.voids is None else (sale.voids_generation or generation)
         conn.execute(insert(sales).values(
             generation=generation, seq=sale.seq, sale_id=sale.sale_id, kind=sale.kind.value,
             voids_generation=voids_gen, voids=sale.voids,
             recorded_at=time_text(sale.recorded_at), total=sale.total, payment_method=sale.payment.method.value,
             body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None,
-            client_key=client_key, reason=reason))
+            client_key=client_key, reason=reason, cashier=cashier))
 
     def get_sale(self, number: int | str) -> SaleRecord | None:
         """The sale with this printed number (`14` is generation 1, `2-14` generation 2)."""
@@ -359,7 +431,8 @@ class Store:
         order = ((sales.c.generation.asc(), sales.c.seq.asc()) if oldest_first
                  else (sales.c.generation.desc(), sales.c.seq.desc()))
         query = (select(sales.c.generation, sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
-                        voider.c.generation.label("voider_generation"), voider.c.seq.label("voided_by"), sales.c.reason)
+                        voider.c.generation.label("voider_generation"), voider.c.seq.label("voided_by"), sales.c.reason,
+                        sales.c.cashier)
                  .outerjoin(voider, and_(voider.c.voids_generation == sales.c.generation,
                                          voider.c.voids == sales.c.seq))
                  .order_by(*order).limit(limit))
@@ -370,8 +443,105 @@ class Store:
             state = (SaleState.ACKED if row.acked_at else SaleState.PUSHED if row.pushed_at else SaleState.PENDING)
             voided_by = sale_number(row.voider_generation, row.voided_by) if row.voided_by is not None else None
             out.append(SaleRecord(Sale.model_validate_json(row.body), state, row.pushed_at, row.push_count,
-                                  row.acked_at, voided_by, row.generation, row.reason))
+                                  row.acked_at, voided_by, row.generation, row.reason, row.cashier))
         return out
+
+    # --- settings ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _settings(conn: Connection) -> Settings:
+        rows = conn.execute(select(meta.c.key, meta.c.value)
+                            .where(meta.c.key.startswith(branch_settings.META_PREFIX, autoescape=True))).all()
+        return Settings.from_meta(dict(rows))
+
+    def settings(self) -> Settings:
+        """This branch's settings (branch_client.settings): what is set, else the defaults."""
+        with self._read() as conn:
+            return self._settings(conn)
+
+    def set_setting(self, name: str, value: str | None) -> Settings:
+        """Set one setting (None: back to its default); refused with BadInput when the value,
+        or the scale-label rule it makes, cannot be used."""
+        key = branch_settings.META_PREFIX + name
+        with self._write() as conn:
+            if value is None:
+                branch_settings.check(name, branch_settings.SETTINGS[name].default if name in branch_settings.SETTINGS
+                                      else "")
+                conn.execute(delete(meta).where(meta.c.key == key))
+            else:
+                stored = branch_settings.check(name, value)
+                conn.execute(sqlite_insert(meta).values(key=key, value=stored)
+                             .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": stored}))
+            now = self._settings(conn)
+            problem = now.embedded_rule.problem()
+            if problem:
+                raise BadInput(f"that makes the scale-label rule unusable: {problem}")  # rolled back
+        return now
+
+    # --- held carts ------------------------------------------------------------------------------
+
+    def hold_cart(self, items: Sequence[ItemSpec], raw: list[dict], cashier: str | None = None,
+                  now: datetime | None = None) -> HeldCart:
+        """Put a cart aside: its items as submitted (`raw`), priced now for the list of held carts."""
+        with self._write() as conn:
+            lines = sale_entry.build_lines(items, self._matches(conn, items), confirmed=True)
+            values = dict(held_at=time_text(now or utcnow()), cashier=cashier, items=json.dumps(raw, ensure_ascii=False),
+                          total=sum(line.line_total for line in lines), line_count=len(lines), first_name=lines[0].name)
+            held_id = conn.execute(insert(held_carts).values(**values)).inserted_primary_key[0]
+        return HeldCart(id=held_id, **{**values, "items": raw})
+
+    def held_carts(self) -> list[HeldCart]:
+        with self._read() as conn:
+            rows = conn.execute(select(held_carts).order_by(held_carts.c.id)).all()
+        return [HeldCart(id=r.id, held_at=r.held_at, cashier=r.cashier, items=json.loads(r.items), total=r.total,
+                         line_count=r.line_count, first_name=r.first_name) for r in rows]
+
+    def take_held_cart(self, held_id: int) -> HeldCart:
+        """Take a held cart back to ring it up: it leaves the held list in the same transaction."""
+        with self._write() as conn:
+            row = conn.execute(select(held_carts).where(held_carts.c.id == held_id)).first()
+            if row is None:
+                raise BadSaleInput("that held cart is gone (resumed already, perhaps at another till window)")
+            conn.execute(delete(held_carts).where(held_carts.c.id == held_id))
+        return HeldCart(id=row.id, held_at=row.held_at, cashier=row.cashier, items=json.loads(row.items),
+                        total=row.total, line_count=row.line_count, first_name=row.first_name)
+
+    # --- cashiers --------------------------------------------------------------------------------
+
+    def add_cashier(self, name: str, pin: str, now: datetime | None = None, *, replace: bool = False) -> str:
+        """Create a cashier (or, with `replace`, give one a new PIN); the PIN is kept only as a salted hash."""
+        name = cashier_rules.check_name(name)
+        digest = cashier_rules.hash_pin(pin)
+        with self._write() as conn:
+            found = conn.execute(select(cashiers.c.name).where(cashiers.c.name == name)).scalar()
+            if found is not None and not replace:
+                raise BadInput(f"there is already a cashier {found}; to give them a new PIN add --new-pin")
+            if found is None and replace:
+                raise BadInput(f"there is no cashier {name}; add them without --new-pin")
+            if found is None:
+                conn.execute(insert(cashiers).values(name=name, pin_hash=digest, created_at=time_text(now or utcnow())))
+            else:
+                conn.execute(update(cashiers).where(cashiers.c.name == name).values(pin_hash=digest))
+        return found or name
+
+    def remove_cashier(self, name: str) -> None:
+        with self._write() as conn:
+            if not conn.execute(delete(cashiers).where(cashiers.c.name == " ".join(name.split()))).rowcount:
+                raise BadInput(f"there is no cashier {name}; see 'branchsync cashier list'")
+
+    def cashier_names(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(select(cashiers.c.name).order_by(cashiers.c.name)).scalars())
+
+    def sign_in(self, name: str, pin: str) -> str | None:
+        """The cashier's name as stored when `pin` is theirs, else None."""
+        with self._read() as conn:
+            row = conn.execute(select(cashiers.c.name, cashiers.c.pin_hash)
+                               .where(cashiers.c.name == " ".join(str(name).split()))).first()
+        if row is None:
+            cashier_rules.pin_matches(pin, cashier_rules.DUMMY_HASH)  # as slow as a real check
+            return None
+        return row.name if cashier_rules.pin_matches(pin, row.pin_hash) else None
 
     # --- catalog -----------------------------------------------------------------------------
 
@@ -399,6 +569,10 @@ class Store:
         first, then SKU prefixes, then the rest by name; a broad query ranks its first
         SEARCH_WINDOW matches only, so it answers as fast as a narrow one.
         """
+        with self._read() as conn:
+            return self._search(conn, text, limit)
+
+    def _search(self, conn: Connection, text: str, limit: int) -> list[Product]:
         key = fold(" ".join(text.split())) or ""
         if not key:
             return []
@@ -407,16 +581,18 @@ class Store:
             query, params["match"] = _SEARCH_FTS, '"' + key.replace('"', '""') + '"'
         else:
             query, params["end"] = _SEARCH_PREFIX, key + _KEY_END
-        with self._read() as conn:
-            return [self._product(r) for r in conn.execute(query, params)]
+        return [self._product(r) for r in conn.execute(query, params)]
 
     def find_by_code(self, code: str) -> Product | None:
         """The product whose barcode (or else SKU) is exactly `code`, ignoring case: what a scanner sends."""
+        with self._read() as conn:
+            return self._by_code(conn, code)
+
+    def _by_code(self, conn: Connection, code: str) -> Product | None:
         key = fold(code.strip()) or ""
         if not key:
             return None
-        with self._read() as conn:
-            row = conn.execute(_BY_CODE, {"key": key}).first()
+        row = conn.execute(_BY_CODE, {"key": key}).first()
         return self._product(row) if row else None
 
     def apply_catalog_page(self, page: CatalogPage, applied_through: int, now: datetime | None = None,

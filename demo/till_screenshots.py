@@ -1,8 +1,9 @@
 """`make screenshots`: PNGs of the till in docs/img/, through Debian's chromium.
 
 A throwaway data home with a small Bangla/English catalog; the real till server on a
-loopback port; the page driven with the keys a cashier uses: two scans, a Bangla search,
-a weighed quantity (mid-sale), the cash payment step, and the sale's 80 mm receipt.
+loopback port; the page driven with the keys a cashier uses: signing in, two scans, a scale
+label, a Bangla search, a weighed quantity (mid-sale), the cash payment step, the sale's
+80 mm receipt, and a held cart in the English list of held carts.
 """
 
 import secrets
@@ -30,7 +31,10 @@ CATALOG = [
     Product(sku="POTATO", name="আলু (খোলা)", price=4500, barcode="2000000000022", unit="kg"),
     Product(sku="TEA-ISP-400", name="ইস্পাহানি চা পাতা ৪০০ গ্রাম", price=21000, barcode="8941000000400"),
     Product(sku="EGG-12", name="ডিম ১ ডজন", price=15600, barcode="2000000000039"),
+    # Sold from the scale: its labels read 20 12345, the grams, a check digit.
+    Product(sku="FISH-RUI", name="রুই মাছ", price=55000, barcode="2012345000001", unit="kg"),
 ]
+FISH_LABEL = "2012345012509"  # 1.250 kg
 
 
 def main() -> None:
@@ -40,6 +44,9 @@ def main() -> None:
         store.save_identity(Identity("dhaka-gulshan", "http://127.0.0.1:9", secrets.token_urlsafe(32)))
         store.apply_catalog_page(CatalogPage(entries=[CatalogEntry(version=i + 1, sku=p.sku, product=p)
                                                       for i, p in enumerate(CATALOG)], next_cursor=len(CATALOG), more=False), 0)
+        store.set_setting("shop.name", "স্বপ্ন সুপারশপ")
+        store.set_setting("shop.bin", "000123456-0101")
+        store.add_cashier("Rahim", "4821")
         sock = server.bind(0)
         port = sock.getsockname()[1]
         app = server.create_app(store, port=port, token=secrets.token_urlsafe(32),
@@ -69,18 +76,26 @@ def shoot(url: str) -> None:
         context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="Asia/Dhaka")
         page = context.new_page()
         page.goto(url)
+        expect(page.locator("#signin-name")).to_be_focused()
+        page.keyboard.type("Rahim")
+        page.keyboard.press("Enter")
+        page.keyboard.type("4821")
+        page.keyboard.press("Enter")
+        expect(page.locator("#cashier-name")).to_have_text("Rahim")
         page.keyboard.press("F1")  # Bangla
         scan(page, "8901234567890", 1)
         scan(page, "8901234567891", 2)
         scan(page, "8901234567891", 2)
+        scan(page, FISH_LABEL, 3)
         page.keyboard.press("F2")
         page.keyboard.insert_text("আলু")
         expect(page.locator("#results li")).to_have_count(1)
         page.keyboard.press("Enter")
-        expect(page.locator("#cart-lines tr")).to_have_count(3)
+        expect(page.locator("#cart-lines tr")).to_have_count(4)
         page.keyboard.press("*")
         page.keyboard.type("1.750")
         page.keyboard.press("Enter")
+        expect(page.locator("#cart-lines input.qty").nth(3)).to_have_value("1.75")
         page.keyboard.press("F2")
         page.keyboard.insert_text("চা")
         expect(page.locator("#results li").first).to_be_visible()
@@ -90,6 +105,7 @@ def shoot(url: str) -> None:
         page.keyboard.press("F4")
         expect(page.locator("#payment")).to_be_visible()
         page.keyboard.press("F11")
+        page.keyboard.press("F11")  # two ৳1000 notes
         page.screenshot(path=str(OUT / "till-payment.png"))
         with page.expect_popup() as popup:
             page.keyboard.press("Enter")
@@ -100,8 +116,17 @@ def shoot(url: str) -> None:
         receipt.set_viewport_size({"width": 320, "height": 600})  # about 80 mm at 96 dpi, plus margin
         receipt.locator("#receipt").screenshot(path=str(OUT / "till-receipt-80mm.png"))
         page.screenshot(path=str(OUT / "till-recorded.png"))
+
+        page.keyboard.press("F1")  # English
+        scan(page, "8941100500217", 1)
+        scan(page, FISH_LABEL, 2)
+        page.keyboard.press("Insert")  # hold it
+        expect(page.locator("#cart-lines tr")).to_have_count(0)
+        page.keyboard.press("Insert")  # the list of held carts
+        expect(page.locator("#held-rows tr")).to_have_count(1)
+        page.screenshot(path=str(OUT / "till-held.png"))
         browser.close()
-    for name in ("till-sale.png", "till-payment.png", "till-recorded.png", "till-receipt-80mm.png"):
+    for name in ("till-sale.png", "till-payment.png", "till-recorded.png", "till-receipt-80mm.png", "till-held.png"):
         print(OUT / name)
 
 

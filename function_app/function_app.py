@@ -1,7 +1,8 @@
 """branchsync cloud: Azure Functions (Python v2 model). Routes are in docs/protocol.md.
 
-Handlers are thin: parse the request, call one cloud.service method, serialise the
-answer (branchsync_cloud/http.py maps every error to JSON). Run with `func start` here, or with
+Handlers are thin: parse the request (branchsync_cloud/http.py reads headers and query
+parameters), call one method of the Service facade (branchsync_cloud/service.py), serialise
+the answer (http.py maps every error to JSON). Run with `func start` here, or with
 the dev host: `branchsync-cloud --port 7071`.
 """
 
@@ -9,10 +10,12 @@ import logging
 
 import azure.functions as func
 
-from branchsync_cloud import telemetry
-from branchsync_cloud.http import get_service, get_settings, handle, json_response, parse_body, request_path
+from branchsync_cloud import faults, telemetry
+from branchsync_cloud.http import (
+    get_service, get_settings, handle, int_param, json_response, parse_body, pull_answer, signed_request, time_param,
+)
 from branchsync_cloud.queue_access import SALES_QUEUE
-from branchsync_cloud.service import EXPORT_LIMIT_DEFAULT, int_param
+from branchsync_cloud.reports import EXPORT_LIMIT_DEFAULT
 from shared.limits import EXPORT_PAGE_MAX
 from shared.models import BranchCreate, CatalogImport, EnrollRequest
 
@@ -20,6 +23,8 @@ from shared.models import BranchCreate, CatalogImport, EnrollRequest
 # their custom dimensions, and the custom metrics, to Application Insights when
 # APPLICATIONINSIGHTS_CONNECTION_STRING is set; a no-op (nothing imported) otherwise.
 telemetry.configure_monitoring()
+# Failpoints for the fault-injection suite, from BRANCHSYNC_FAILPOINTS (never set in production).
+faults.configure()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("branchsync.cloud")
@@ -42,14 +47,13 @@ def enroll(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="pull", methods=["GET"])
 def pull(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, lambda svc: svc.pull(req.headers, req.method, request_path(req), dict(req.params), req.get_body() or b""))
+    return handle(req, lambda svc: pull_answer(svc, signed_request(req)))
 
 
 @app.route(route="push", methods=["POST"])
 def push(req: func.HttpRequest) -> func.HttpResponse:
     # The fallback to the queue SAS: the branch's own queue messages, put on the sales queue as they are.
-    return handle(req, lambda svc: svc.push(req.headers, req.method, request_path(req), dict(req.params),
-                                            req.get_body() or b""), status=202)
+    return handle(req, lambda svc: svc.push(signed_request(req)), status=202)
 
 
 @app.route(route="manage/branches", methods=["POST"])
@@ -104,7 +108,7 @@ def admin_export_sales(req: func.HttpRequest) -> func.HttpResponse:
 def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
     def report(svc):
         limit = int_param(req.params, "limit", EXPORT_LIMIT_DEFAULT, 1, EXPORT_PAGE_MAX)
-        return svc.price_differences(req.params.get("branch") or None, req.params.get("since") or None,
+        return svc.price_differences(req.params.get("branch") or None, time_param("since", req.params.get("since")),
                                      req.params.get("after") or None, limit)
 
     return handle(req, report, admin=True)

@@ -16,12 +16,11 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Column, Table
 
-from shared.money import format_taka
 from shared.models import sale_number
 
 from .admin_client import AdminClient, AdminError
+from .admin_tables import branches_table, dead_letters_table, price_differences_table
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
 from .spreadsheet import SafeWriter
 
@@ -62,7 +61,7 @@ def main_options(
     url: Annotated[str, typer.Option(envvar="BRANCHSYNC_URL", help="Base URL of the cloud, e.g. https://app.azurewebsites.net")],
 ):
     key = os.environ.get("BRANCHSYNC_ADMIN_KEY", "")
-    if not key:
+    if not key.strip():
         err.print("[red]BRANCHSYNC_ADMIN_KEY is not set[/]: export the admin key of this deployment and try again")
         raise typer.Exit(2)
     ctx.obj = AdminClient(url, key)
@@ -106,11 +105,7 @@ def branches(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")
     if as_json:
         print(listing.model_dump_json(indent=2))
         return
-    table = Table(Column("branch", no_wrap=True), "state", "applied_through", "sales", "total (taka)", "last pull", "last push", "last error")
-    for b in listing.branches:
-        table.add_row(b.branch, _state(b), str(b.applied_through), str(b.sales_applied),
-                      format_taka(b.total_paisa), _when(b.last_pull), _when(b.last_push), b.last_error or "")
-    Console().print(table)
+    Console().print(branches_table(listing.branches))
 
 
 @catalog_app.command("import")
@@ -223,14 +218,7 @@ def report_price_differences(
             writer.writerow([d.branch, d.seq, d.line, d.recorded_at.isoformat(), d.sku, d.name, d.qty, d.status,
                              d.sold_price, d.list_price, _blank(d.current_price), _blank(d.difference)])
     elif found:
-        table = Table(Column("branch", no_wrap=True), "sale", Column("recorded (UTC)", no_wrap=True), "sku", "name",
-                      "qty", "status", "sold at (taka)", "now (taka)", "difference (taka)")
-        for d in found:
-            table.add_row(d.branch, f"{d.seq}/{d.line}", d.recorded_at.strftime("%Y-%m-%d %H:%M"), d.sku, d.name,
-                          str(d.qty), d.status.replace("_", " "), format_taka(d.sold_price),
-                          "-" if d.current_price is None else format_taka(d.current_price),
-                          "-" if d.difference is None else format_taka(d.difference))
-        Console().print(table)
+        Console().print(price_differences_table(found))
     err.print(f"{len(found)} sold lines differ from the current catalog")
 
 
@@ -244,12 +232,7 @@ def deadletter_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("-
     if not listing.dead_letters:
         print("no dead letters")
         return
-    table = Table(Column("id", no_wrap=True), Column("received (UTC)", no_wrap=True), Column("branch", no_wrap=True),
-                  "code", Column("reason", ratio=1), "bytes", "replays")
-    for d in listing.dead_letters:
-        table.add_row(d.id, d.received_at.strftime("%Y-%m-%d %H:%M:%S"), d.branch or "?", d.code, d.reason,
-                      str(d.size) + (" (truncated)" if d.truncated else ""), str(d.replays))
-    Console().print(table)
+    Console().print(dead_letters_table(listing.dead_letters))
 
 
 @deadletter_app.command("show")
@@ -291,21 +274,9 @@ def _run(call, *args):
         raise typer.Exit(1)
 
 
-def _state(b) -> str:
-    if b.revoked_at:
-        return f"revoked {_when(b.revoked_at)}"
-    if not b.enrolled:
-        return "not enrolled"
-    return "rotation pending" if b.rotation_pending else "enrolled"
-
-
 def _blank(value):
     """An empty cell for None; a number stays a number (a negative difference is not a formula)."""
     return "" if value is None else value
-
-
-def _when(t) -> str:
-    return t.strftime("%Y-%m-%d %H:%M:%S") if t else "never"
 
 
 def main():

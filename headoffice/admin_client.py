@@ -17,6 +17,17 @@ class AdminError(Exception):
     """A failed admin call; the message says what to do."""
 
 
+class AdminKeyRefused(AdminError):
+    """The cloud answered 401 to the admin key this client sent."""
+
+
+KEY_SOURCE = ("check that BRANCHSYNC_ADMIN_KEY holds this deployment's admin key: the Key Vault secret "
+              "branchsync-admin-key, which `azd env get-value BRANCHSYNC_ADMIN_KEY` prints on the PC that "
+              "deployed it (or, on a dev host, the key it was started with)")
+# How the cloud begins its 401 when its own admin key setting is unusable: then no key can be right.
+_CLOUD_KEY_UNUSABLE = "the admin API is disabled"
+
+
 _transient = retry(
     retry=retry_if_exception_type((httpx.TransportError,)),
     stop=stop_after_attempt(3),
@@ -95,6 +106,8 @@ class AdminClient:
             resp = self._send(method, path, body, params)
         except httpx.TransportError as exc:
             raise AdminError(f"cannot reach the cloud at {self.url} ({type(exc).__name__}); check the URL and that it is running") from exc
+        if resp.status_code == 401:
+            raise AdminKeyRefused(_refusal_message(resp))
         if resp.status_code >= 400:
             raise AdminError(_error_message(resp))
         try:
@@ -107,6 +120,18 @@ class AdminClient:
         content = body.model_dump_json().encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         return self._http.request(method, path, content=content, params=params, headers=headers)
+
+
+def _refusal_message(resp: httpx.Response) -> str:
+    """A 401 to an admin call. The client always sends a key (the CLI stops before when none is
+    set), so the cloud's generic "need the header with the admin key" would mislead here."""
+    try:
+        message = resp.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = ""
+    if message.startswith(_CLOUD_KEY_UNUSABLE):
+        return f"the cloud cannot check any admin key: {message} (HTTP 401)"
+    return f"the cloud refused the admin key (HTTP 401): {KEY_SOURCE}, and try again"
 
 
 def _error_message(resp: httpx.Response) -> str:

@@ -70,3 +70,8 @@ class ContractError(Exception):
 
     def to_body(self) -> dict:
         return {"error": {"code": str(self.code), "message": self.message}}
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """A client's value as quoted in an error: escaped by repr, and shortened so it is never echoed whole."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."

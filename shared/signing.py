@@ -59,9 +59,13 @@ def sign_request(secret: str, branch: str, method: str, path: str, query: Mappin
 
 def verify_request(secret: str, headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str], body: bytes, now: float) -> None:
     """Raise ContractError unless the headers carry a valid, timely signature."""
-    timestamp = headers.get(HEADER_TIME, "")
-    nonce = headers.get(HEADER_NONCE, "")
-    signature = headers.get(HEADER_SIGNATURE, "")
+    verify_signature(secret, headers.get(HEADER_TIME, ""), headers.get(HEADER_NONCE, ""), headers.get(HEADER_SIGNATURE, ""),
+                     method, path, query, body, now)
+
+
+def verify_signature(secret: str, timestamp: str, nonce: str, signature: str, method: str, path: str,
+                     query: Mapping[str, str], body: bytes, now: float) -> None:
+    """verify_request over the signature headers' values as sent ("" for one that is absent)."""
     # isdigit() alone admits "²" and other digits int() refuses; ASCII and bounded, or not signed.
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= TIMESTAMP_MAX_DIGITS) or not nonce or not signature:
         raise ContractError(ErrorCode.UNAUTHENTICATED, "request is not signed: enroll this branch and sync with branchsync")

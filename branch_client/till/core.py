@@ -11,23 +11,19 @@ from decimal import Decimal
 from typing import Any
 
 from shared.models import Product, Sale, sale_number
-from shared.money import parse_quantity
 
 from ..errors import BadSaleInput
-from ..sale_entry import ItemSpec
+from ..sale_entry import ItemSpec, Match, is_weighed, parse_qty, quantity_of
+from ..settings import Settings
 from ..status import BranchStatus
-from ..store import SaleRecord
+from ..store import HeldCart, SaleRecord
 
 TOKEN_HEADER = "x-till-token"
 # Requests that change nothing; every other method needs the per-launch token.
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 # The page's id for one submitted cart: a uuid4 in hex.
 CLIENT_KEY = re.compile(r"^[0-9a-f]{32}$")
-# A quantity as the page writes it: digits with an optional decimal part (no "1e3", no "1,5").
-QTY_TEXT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 REASON_MAX_CHARS = 200
-# Units sold by weight or volume: quantities with up to 3 decimals; every other unit counts pieces.
-WEIGHED_UNITS = frozenset({"kg", "g", "gm", "l", "ltr", "litre", "liter", "ml", "m"})
 
 _EDGE = ("Microsoft", "Edge", "Application", "msedge.exe")
 _EDGE_ROOTS = ("ProgramFiles(x86)", "ProgramFiles", "LOCALAPPDATA")
@@ -35,9 +31,11 @@ _EDGE_NAMES = ("msedge", "microsoft-edge", "microsoft-edge-stable")
 
 
 def browser_command(url: str, *, windows: bool, env: Mapping[str, str],
-                    exists: Callable[[str], bool], which: Callable[[str], str | None]) -> list[str] | None:
+                    exists: Callable[[str], bool], which: Callable[[str], str | None],
+                    kiosk_printing: bool = False) -> list[str] | None:
     """The command that opens `url` in Edge app mode (a window with no address bar), or None
-    when Edge is not installed (the caller then opens the default browser).
+    when Edge is not installed (the caller then opens the default browser). `kiosk_printing`
+    adds Chromium's --kiosk-printing: receipts go to the default printer with no dialog.
 
     On Windows Edge lives under Program Files (x86), Program Files or the user's local app
     data; no registry is read. Elsewhere it is looked up on PATH.
@@ -51,7 +49,9 @@ def browser_command(url: str, *, windows: bool, env: Mapping[str, str],
     found = next((c for c in candidates if exists(c)), None)
     if found is None:
         found = next((p for p in (which(n) for n in _EDGE_NAMES) if p), None)
-    return [found, f"--app={url}"] if found else None
+    if found is None:
+        return None
+    return [found, *(["--kiosk-printing"] if kiosk_printing else []), f"--app={url}"]
 
 
 def host_allowed(host: str | None, port: int) -> bool:
@@ -64,26 +64,62 @@ def token_ok(sent: str | None, token: str) -> bool:
     return sent is not None and hmac.compare_digest(sent.encode(), token.encode())
 
 
-def is_weighed(unit: str) -> bool:
-    return unit.strip().lower() in WEIGHED_UNITS
+def cart_lines(lines: Any) -> list[dict]:
+    """A submitted cart's lines, each {"sku": str, "qty": "decimal text"}, or {"code": str} for a
+    scale label (its weight or price is read from the code again, never taken from the page)."""
+    if not isinstance(lines, list) or not lines:
+        raise BadSaleInput("the cart is empty: scan or search a product first")
+    out = []
+    for n, line in enumerate(lines, 1):
+        if isinstance(line, dict) and isinstance(line.get("code"), str) and set(line) <= {"code"}:
+            out.append({"code": line["code"]})
+        elif isinstance(line, dict) and isinstance(line.get("sku"), str) and isinstance(line.get("qty"), str):
+            out.append({"sku": line["sku"], "qty": line["qty"]})
+        else:
+            raise BadSaleInput(f"line {n} of the cart is not a product and a quantity; reload the page")
+    return out
 
 
 def cart_items(lines: Any) -> list[ItemSpec]:
-    """The items of a submitted cart: a list of {"sku": str, "qty": "decimal text"}."""
-    if not isinstance(lines, list) or not lines:
-        raise BadSaleInput("the cart is empty: scan or search a product first")
+    """The items of a submitted cart (see cart_lines), quantities read by the sale's own rule."""
     items = []
-    for n, line in enumerate(lines, 1):
-        if not isinstance(line, dict) or not isinstance(line.get("sku"), str) or not isinstance(line.get("qty"), str):
-            raise BadSaleInput(f"line {n} of the cart is not a product and a quantity; reload the page")
-        if not QTY_TEXT.match(line["qty"]):
-            raise BadSaleInput(f"line {n} ({line['sku']}): quantity {line['qty']!r} is not a number like 2 or 1.250")
+    for n, line in enumerate(cart_lines(lines), 1):
+        if "code" in line:
+            items.append(ItemSpec(sku=line["code"], qty=None, text=line["code"]))
+            continue
         try:
-            qty = parse_quantity(line["qty"])
+            qty = parse_qty(line["qty"])
         except ValueError as exc:
             raise BadSaleInput(f"line {n} ({line['sku']}): {exc}") from None
         items.append(ItemSpec(sku=line["sku"], qty=qty, text=f"{line['sku']}={line['qty']}"))
     return items
+
+
+def match_view(match: Match) -> dict:
+    """What a scan adds: the product, and for a scale label its code, quantity and any printed price."""
+    view = {"product": product_view(match.product), "code": None, "qty": None, "price": None}
+    if match.embedded is not None:
+        qty, price = quantity_of(ItemSpec(match.embedded.code, None), match)
+        view.update(code=match.embedded.code, qty=format(qty, "f"), price=price)
+    return view
+
+
+def sign_in_fields(body: Mapping[str, Any]) -> tuple[str, str]:
+    name, pin = body.get("name"), body.get("pin")
+    if not isinstance(name, str) or not isinstance(pin, str) or not name.strip() or not pin:
+        raise BadSaleInput("type your name and your PIN")
+    return name, pin
+
+
+def held_view(held: HeldCart) -> dict:
+    return {"id": held.id, "held_at": held.held_at, "cashier": held.cashier, "total": held.total,
+            "line_count": held.line_count, "first_name": held.first_name}
+
+
+def shop_view(settings: Settings, branch: str | None) -> dict:
+    """The receipt's header: what the manager set with 'branchsync config'."""
+    return {"name": settings["shop.name"], "bin": settings["shop.bin"], "branch": branch,
+            "time_zone": settings["time_zone"]}
 
 
 def client_key(value: Any) -> str:
@@ -120,7 +156,8 @@ def sale_view(sale: Sale, generation: int, record: SaleRecord | None = None) -> 
                    "line_total": line.line_total} for line in sale.lines],
     }
     if record is not None:
-        view.update(state=record.state.value, voided_by=record.voided_by, reason=record.reason)
+        view.update(state=record.state.value, voided_by=record.voided_by, reason=record.reason,
+                    cashier=record.cashier)
     return view
 
 
@@ -128,9 +165,10 @@ def record_view(record: SaleRecord) -> dict:
     return sale_view(record.sale, record.generation, record)
 
 
-def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None) -> dict:
-    """What the page's sync line shows (the same status `branchsync status` prints); never the
-    secret or the cloud's address."""
+def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None,
+                time_zone: str = "Asia/Dhaka") -> dict:
+    """What the page's sync line shows (the same status `branchsync status` prints), and the
+    time zone the page shows times in; never the secret or the cloud's address."""
     return {
         "branch": status.branch,
         "enrolled": status.enrolled,
@@ -141,4 +179,5 @@ def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None
         "syncing": syncing,
         "sync_message": sync_message,
         "products": status.products,
+        "time_zone": time_zone,
     }

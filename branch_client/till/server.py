@@ -29,7 +29,8 @@ from starlette.staticfiles import StaticFiles
 
 from .. import logs
 from .. import status as branch_status
-from ..errors import BadSaleInput, BranchSyncError
+from ..errors import BadInput, BadSaleInput, BranchSyncError
+from ..sale_entry import QuantityNeedsConfirmation
 from ..store import Store
 from . import core
 
@@ -74,6 +75,12 @@ async def _refuse(send, status: int, message: str) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *HEADERS]})
     await send({"type": "http.response.body", "body": body})
+
+
+class SignInFirst(BadInput):
+    """A request that records something, made with nobody signed in at a till that has cashiers."""
+
+    code = "sign_in_first"
 
 
 class BackgroundSync:
@@ -146,6 +153,14 @@ def _limit(request: Request, most: int) -> int:
         raise BadSaleInput("limit must be a whole number") from None
 
 
+class Session:
+    """Who is signed in at this till: kept in the server, so a page reload keeps the cashier
+    signed in, and a restart of the till asks again."""
+
+    def __init__(self):
+        self.cashier: str | None = None
+
+
 def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> Starlette:
     index_html = (STATIC / "index.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, token)
 
@@ -160,25 +175,86 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         limit = _limit(request, 50)
         return JSONResponse({"products": [core.product_view(p) for p in store.search_products(text, limit)]})
 
+    session = Session()
+
+    def cashier() -> str | None:
+        """The signed-in cashier; once cashiers exist, nothing is recorded without one."""
+        if session.cashier is None and store.cashier_names():
+            raise SignInFirst("sign in first: type your name and PIN")
+        return session.cashier
+
     def by_code(request: Request) -> Response:
         code = request.path_params["code"]
-        product = store.find_by_code(code)
-        if product is None:
+        match = store.lookup(code)
+        if match is None:
             return JSONResponse({"error": f"unknown code {code}: nothing was added"}, status_code=404)
-        return JSONResponse({"product": core.product_view(product)})
+        return JSONResponse(core.match_view(match))
+
+    def quantity(request: Request) -> Response:
+        """A quantity typed for a cart line, checked by the sale's own rule for its product's unit."""
+        _match, qty = store.quantity(request.query_params.get("sku", ""), request.query_params.get("q", ""))
+        return JSONResponse({"qty": format(qty, "f")})
 
     async def record(request: Request) -> Response:
         body = _json_body(await request.body())
         key = core.client_key(body.get("key"))
         items = core.cart_items(body.get("lines"))
-        done = await run_in_threadpool(store.record, items, body.get("payment", "cash"), None, key)
+        who = cashier()
+        done = await run_in_threadpool(lambda: store.record(items, body.get("payment", "cash"), None, key,
+                                                            confirmed=body.get("confirmed") is True, cashier=who))
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
 
     async def void(request: Request) -> Response:
         body = _json_body(await request.body())
         reason = core.void_reason(body.get("reason"))
-        done = await run_in_threadpool(store.void, request.path_params["number"], None, reason)
+        who = cashier()
+        done = await run_in_threadpool(store.void, request.path_params["number"], None, reason, who)
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
+
+    def held(_request: Request) -> Response:
+        return JSONResponse({"held": [core.held_view(h) for h in store.held_carts()]})
+
+    async def hold(request: Request) -> Response:
+        body = _json_body(await request.body())
+        raw = core.cart_lines(body.get("lines"))
+        items = core.cart_items(raw)
+        who = cashier()
+        done = await run_in_threadpool(store.hold_cart, items, raw, who)
+        return JSONResponse({"held": core.held_view(done)}, status_code=201)
+
+    async def resume(request: Request) -> Response:
+        """Take a held cart back: its lines as a scan would add them, at today's catalog prices."""
+        try:
+            held_id = int(request.path_params["id"])
+        except ValueError:
+            raise BadSaleInput("no such held cart") from None
+        cashier()
+        taken = await run_in_threadpool(store.take_held_cart, held_id)
+        lines = []
+        for raw in taken.items:
+            match = store.lookup(raw.get("code") or raw["sku"])
+            if match is None:
+                continue  # gone from the catalog since: the cashier sees one line fewer
+            view = core.match_view(match)
+            if "qty" in raw:
+                view["qty"] = raw["qty"]
+            lines.append(view)
+        return JSONResponse({"lines": lines, "held": core.held_view(taken)})
+
+    def who_is_in(_request: Request) -> Response:
+        return JSONResponse({"cashier": session.cashier, "required": bool(store.cashier_names())})
+
+    async def sign_in(request: Request) -> Response:
+        name, pin = core.sign_in_fields(_json_body(await request.body()))
+        found = await run_in_threadpool(store.sign_in, name, pin)
+        if found is None:
+            return JSONResponse({"error": "wrong name or PIN; try again"}, status_code=401)
+        session.cashier = found
+        return JSONResponse({"cashier": found})
+
+    def sign_out(_request: Request) -> Response:
+        session.cashier = None
+        return JSONResponse({"cashier": None, "required": bool(store.cashier_names())})
 
     def recent(request: Request) -> Response:
         limit = _limit(request, 200)
@@ -188,16 +264,23 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         record = store.get_sale(request.path_params["number"])
         if record is None:
             return JSONResponse({"error": "no such sale number"}, status_code=404)
-        return JSONResponse({"sale": core.record_view(record), "branch": branch_status.read(store).branch})
+        branch = branch_status.read(store).branch
+        return JSONResponse({"sale": core.record_view(record), "branch": branch,
+                             "shop": core.shop_view(store.settings(), branch)})
 
     def status(_request: Request) -> Response:
-        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_message=sync.message))
+        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_message=sync.message,
+                                             time_zone=store.settings()["time_zone"]))
 
     def sync_now(_request: Request) -> Response:
         started = sync.start()
         return JSONResponse({"started": started, "syncing": True}, status_code=202)
 
     async def bad_input(_request: Request, exc: Exception) -> Response:
+        if isinstance(exc, QuantityNeedsConfirmation):
+            return JSONResponse({"error": str(exc), "confirm": True}, status_code=409)
+        if isinstance(exc, SignInFirst):
+            return JSONResponse({"error": str(exc), "sign_in": True}, status_code=401)
         return JSONResponse({"error": str(exc)}, status_code=400)
 
     async def failed(_request: Request, exc: Exception) -> Response:
@@ -209,15 +292,22 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         Route("/favicon.ico", lambda _r: Response(status_code=204)),
         Route("/api/products", search),
         Route("/api/products/code/{code}", by_code),
+        Route("/api/quantity", quantity),
         Route("/api/sales", recent, methods=["GET"]),
         Route("/api/sales", record, methods=["POST"]),
         Route("/api/sales/{number}", one_sale),
         Route("/api/sales/{number}/void", void, methods=["POST"]),
+        Route("/api/held", held, methods=["GET"]),
+        Route("/api/held", hold, methods=["POST"]),
+        Route("/api/held/{id}/resume", resume, methods=["POST"]),
+        Route("/api/session", who_is_in, methods=["GET"]),
+        Route("/api/session", sign_in, methods=["POST"]),
+        Route("/api/session/out", sign_out, methods=["POST"]),
         Route("/api/status", status),
         Route("/api/sync", sync_now, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={BadSaleInput: bad_input, BranchSyncError: failed})
+    app = Starlette(routes=routes, exception_handlers={BadInput: bad_input, BranchSyncError: failed})
     app.add_middleware(Guard, port=port, token=token)
     return app
 
@@ -232,7 +322,7 @@ def bind(port: int = 0) -> socket.socket:
     return sock
 
 
-def open_window(url: str) -> None:
+def open_window(url: str, kiosk_printing: bool = False) -> None:
     """Edge in app mode where installed, else the default browser."""
     import os
     import shutil
@@ -240,7 +330,7 @@ def open_window(url: str) -> None:
     import webbrowser
 
     command = core.browser_command(url, windows=sys.platform == "win32", env=os.environ,
-                                   exists=os.path.exists, which=shutil.which)
+                                   exists=os.path.exists, which=shutil.which, kiosk_printing=kiosk_printing)
     if command is None:
         webbrowser.open(url)
         return
@@ -266,5 +356,6 @@ def serve(store: Store, *, port: int = 0, open_browser: bool = True, client_opti
     if announce is not None:
         announce(url)
     if open_browser:
-        threading.Timer(0.3, open_window, args=(url,)).start()
+        kiosk = store.settings()["till.kiosk_printing"] == "yes"
+        threading.Timer(0.3, open_window, args=(url, kiosk)).start()
     server.run(sockets=[sock])

@@ -1,6 +1,7 @@
 """Failpoints: deliberate, seeded faults for the fault-injection suite (tests/faults/).
 
-A no-op unless BRANCHSYNC_FAILPOINTS is set. Its value is a comma-separated list of
+A no-op unless BRANCHSYNC_FAILPOINTS was set when `configure()` read it, once per worker
+process (function_app.py, at import). Its value is a comma-separated list of
 
     NAME=ACTION[:PROBABILITY[:MAX_PER_KEY]]
 
@@ -20,6 +21,7 @@ import os
 import random
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger("branchsync.faults")
@@ -75,10 +77,17 @@ class Registry:
         raise FailpointError(f"failpoint {name} fired ({key})")
 
 
-_registry = Registry(os.environ.get(ENV, ""), int(os.environ.get(SEED_ENV, "0") or 0)) if os.environ.get(ENV) else None
+_registry: Registry | None = None
+
+
+def configure(env: Mapping[str, str] = os.environ) -> None:
+    """Read BRANCHSYNC_FAILPOINTS once per worker process (function_app.py, at import); unset: no failpoints."""
+    global _registry
+    spec = env.get(ENV, "")
+    _registry = Registry(spec, int(env.get(SEED_ENV, "0") or 0)) if spec else None
 
 
 def hit(name: str, key: str = "") -> None:
-    """Fire failpoint `name` if BRANCHSYNC_FAILPOINTS configures it; otherwise do nothing."""
+    """Fire failpoint `name` if the configured BRANCHSYNC_FAILPOINTS names it; otherwise do nothing."""
     if _registry is not None:
         _registry.hit(name, key)

@@ -1,25 +1,32 @@
-"""What every HTTP handler shares: parse the body, check the admin key, map errors to JSON.
+"""What every HTTP handler shares: read the request, check the admin key, map errors to JSON.
 
-Every failure a caller can cause becomes a 4xx with {"error": {"code", "message"}};
-storage trouble becomes 503 `unavailable`. Nothing a client sends yields a 500.
+Everything that reads HTTP is here (headers, query parameters, the body), so the jobs
+behind the facade (service.py) take typed arguments. Every failure a caller can cause
+becomes a 4xx with {"error": {"code", "message"}}; storage trouble becomes 503
+`unavailable`. Nothing a client sends yields a 500.
 """
 
 import gzip
 import json
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from shared import limits
 from shared.errors import ContractError, ErrorCode
-from shared.models import describe_errors
-from shared.signing import HEADER_ADMIN_KEY
+from shared.models import PUSH_WAYS, describe_errors
+from shared.signing import HEADER_ADMIN_KEY, HEADER_BRANCH, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME
 
-from .service import Service, check_admin
+from .pull import PullQuery
+from .request_auth import SignedRequest, check_admin
+from .service import Service
 from .settings import Settings
 from .store import Conflict, StoreUnavailable
 from .table_store import TableStore
@@ -36,6 +43,8 @@ M = TypeVar("M", bound=BaseModel)
 # issues 7285 and 9338), and a catalog page of repetitive JSON shrinks several times over.
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6
+# The optional `version` a branch sends with its pull (its branchsync version): logged only.
+CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
 
 _service: Service | None = None
 _settings: Settings | None = None
@@ -75,6 +84,88 @@ def parse_body(req: func.HttpRequest, model: type[M]) -> M:
 
 def request_path(req: func.HttpRequest) -> str:
     return urlsplit(req.url).path
+
+
+def signed_request(req: func.HttpRequest) -> SignedRequest:
+    return read_signed(req.headers, req.method, request_path(req), dict(req.params), req.get_body() or b"")
+
+
+def read_signed(headers: Mapping[str, str], method: str, path: str, query: Mapping[str, str],
+                body: bytes = b"") -> SignedRequest:
+    """A branch's request as signed: the signature headers' values as sent, "" for one that is absent."""
+    return SignedRequest(branch=headers.get(HEADER_BRANCH) or "", timestamp=headers.get(HEADER_TIME, ""),
+                         nonce=headers.get(HEADER_NONCE, ""), signature=headers.get(HEADER_SIGNATURE, ""),
+                         method=method, path=path, query=query, body=body)
+
+
+def pull_answer(svc: Service, request: SignedRequest) -> BaseModel:
+    """GET /api/pull. The request is authenticated before its parameters are read: an unsigned one is a 401."""
+    branch = svc.authenticate(request)
+    return svc.pull(branch, pull_query(request.query))
+
+
+def pull_query(query: Mapping[str, str]) -> PullQuery:
+    return PullQuery(
+        cursor=int_param(query, "cursor", 0, 0, 2**53),
+        limit=int_param(query, "limit", limits.CATALOG_PAGE_MAX, 1, limits.CATALOG_PAGE_MAX),
+        pending=int_param(query, "pending", None, 0, 2**53),
+        version=client_version_param(query),
+        ways=push_ways_param(query),
+    )
+
+
+def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
+    """A whole-number query parameter within [lo, hi], or `default` when absent."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    # Length first: int() refuses strings of more than 4,300 digits with a ValueError.
+    if len(raw) > limits.INT_PARAM_MAX_DIGITS or not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
+def time_param(name: str, raw: str | None) -> datetime | None:
+    """An optional time query parameter: ISO 8601 with a zone, or a date (midnight UTC)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is not None and len(raw) == 10:  # a bare date
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment is None or moment.tzinfo is None:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date (2026-11-28) or a time "
+                            "with a zone (2026-11-28T06:00:00Z)")
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} lies outside the years 1 to 9999 once "
+                            "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
+
+
+def push_ways_param(query: Mapping[str, str]) -> frozenset[str]:
+    """The optional `push` of a pull: the ways this branch can push ("queue,route"); the queue if absent."""
+    raw = query.get("push")
+    if raw is None or raw == "":
+        return frozenset({"queue"})
+    ways = frozenset(raw.split(","))
+    if len(raw) > 40 or not ways <= set(PUSH_WAYS):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter push must list ways to push from: "
+                            + ", ".join(PUSH_WAYS) + " (e.g. queue,route)")
+    return ways
+
+
+def client_version_param(query: Mapping[str, str]) -> str | None:
+    """The optional `version` of a pull: the branch's software version, for the logs only."""
+    raw = query.get("version")
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not CLIENT_VERSION_RE.fullmatch(raw):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter version must be 1 to 40 characters: letters, "
+                            "digits and . + _ - (e.g. 0.3.1), starting with a letter or digit")
+    return raw
 
 
 def json_response(body, status: int = 200) -> func.HttpResponse:

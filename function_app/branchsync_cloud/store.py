@@ -145,6 +145,7 @@ class DeadLetter:
 
 class Store(Protocol):
     ops: int  # storage operations issued so far (each billed request counts one)
+    thread_ops: int  # of those, the ones the calling thread issued (one apply's count while others run)
 
     # branches
     def create_branch(self, record: BranchRecord) -> None: ...  # Conflict if the name exists

@@ -126,3 +126,8 @@ def dead_lettered(code: str) -> None:
 
 def apply_latency(branch: str, status: str, ms: float) -> None:
     _record(APPLY_LATENCY, ms, {"branch": branch, "status": status})
+
+
+def dims(**fields) -> dict:
+    """Custom dimensions for a log record's `extra=`: absent rather than None (OpenTelemetry drops None)."""
+    return {k: v for k, v in fields.items() if v is not None}

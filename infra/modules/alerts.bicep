@@ -143,8 +143,8 @@ resource failureAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview
 }
 
 // 3. A branch that has not synced. The cloud logs one line per successful pull
-// (branchsync_cloud/service.py: "pull branch=<name> cursor=..."), and one at enrollment ("branch enrolled
-// branch=<name>"), so a new branch is watched from the moment it enrolls. The rule looks back two
+// (branchsync_cloud/pull.py: "pull branch=<name> cursor=..."), and one at enrollment (branches.py: "branch
+// enrolled branch=<name>"), so a new branch is watched from the moment it enrolls. The rule looks back two
 // days (overrideQueryTimeRange) and reports, one alert per branch (dimension `branch`), every
 // branch whose newest such line is older than staleBranchHours. A branch silent for more than two
 // days drops out of the result and the alert resolves: for those, `branchsync-admin branches`

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from branch_client import cli
 from branch_client.identity import Identity
+from branch_client.sale_entry import parse_items
 from branch_client.store import Store
 from shared.enrollment import encode_code
 from shared.models import Refusal
@@ -29,12 +30,14 @@ def run(home, *args, env=None):
 
 @pytest.fixture
 def shop(home):
-    """A data home with a small catalog, seeded directly in the store."""
+    """An enrolled data home (its cloud out of reach) with a small catalog, seeded directly in the store."""
     with Store(home) as store:
+        store.save_identity(Identity("dhaka-1", "http://127.0.0.1:9", "k" * 43))
         store.apply_catalog_page(page(
             entry(1, product("RICE-5KG", 42000, "চাল ৫ কেজি", barcode="8901234567890", unit="bag")),
             entry(2, product("DAL-1KG", 14050, "মসুর ডাল ১ কেজি", unit="kg")),
             entry(3, product("SOAP", 4500, "Lux Soap Bar")),
+            entry(4, product("ATTA", 6500, "আটা (খোলা)", barcode="2012345000001", unit="kg")),
         ), applied_through=0)
     return home
 
@@ -93,6 +96,78 @@ def test_unknown_products_zero_quantities_and_unknown_payments_are_bad_input(sho
     assert _status(shop)["sales_recorded"] == 0
 
 
+def test_sale_add_takes_a_barcode_a_sku_in_any_case_and_a_scale_label(shop):
+    result = run(shop, "sale", "add", "8901234567890=1", "soap=2", "2012345012509")
+    assert result.exit_code == 0, result.output
+    with Store(shop) as store:
+        lines = store.get_sale(1).sale.lines
+    assert [(ln.sku, str(ln.qty)) for ln in lines] == [("RICE-5KG", "1"), ("SOAP", "2"), ("ATTA", "1.25")]
+
+
+def test_an_unknown_item_suggests_the_closest_matches(shop):
+    result = run(shop, "sale", "add", "dal=1")
+    assert result.exit_code == 2 and "did you mean DAL-1KG (মসুর ডাল ১ কেজি)?" in result.stderr
+
+
+@pytest.mark.parametrize("item, says", [
+    ("DAL-1KG=1,5", "write 1.5 with a dot"),
+    ("SOAP=1e3", "scientific notation"),
+    ("SOAP=1.5", "sold by the piece (pcs); give a whole number"),
+    ("DAL-1KG=1.2345", "more than 3 decimals"),
+])
+def test_quantities_follow_the_products_unit_and_plain_digits(shop, item, says):
+    result = run(shop, "sale", "add", item)
+    assert result.exit_code == 2 and says in result.stderr, result.output
+    assert _status(shop)["sales_recorded"] == 0
+
+
+def test_a_very_large_quantity_needs_yes(shop):
+    refused = run(shop, "sale", "add", "SOAP=500")
+    assert refused.exit_code == 2 and "is a lot" in refused.stderr and "--yes" in refused.stderr
+    assert run(shop, "sale", "add", "SOAP=500", "--yes").exit_code == 0
+    assert _status(shop)["sales_recorded"] == 1
+
+
+def test_sale_add_on_a_till_not_enrolled_says_so_and_exits_3(home):
+    result = run(home, "sale", "add", "SOAP=1")
+    assert result.exit_code == 3 and "not enrolled" in result.stderr and "branchsync enroll CODE" in result.stderr
+    assert "catalog" not in result.stderr.split("enroll")[0].replace("no catalog to sell from", "")
+
+
+def test_sale_list_says_which_time_zone_its_times_are_in(shop):
+    with Store(shop) as store:
+        store.record_sale(parse_items(["SOAP=1"]), now=datetime(2026, 11, 28, 18, 30, tzinfo=timezone.utc))
+    assert "Time (Asia/Dhaka)" in run(shop, "sale", "list").stdout
+    assert "2026-11-29 00:30:00" in run(shop, "sale", "list").stdout  # UTC+6
+    assert run(shop, "config", "set", "time_zone", "UTC").exit_code == 0
+    listed = run(shop, "sale", "list").stdout
+    assert "Time (UTC)" in listed and "2026-11-28 18:30:00" in listed
+
+
+def test_config_sets_the_receipt_header_and_refuses_what_it_cannot_use(shop):
+    assert run(shop, "config", "set", "shop.name", "Shwapno Gulshan").stdout.strip() == "shop.name = Shwapno Gulshan"
+    assert run(shop, "config", "set", "shop.bin", "000123456-0101").exit_code == 0
+    shown = run(shop, "config", "show").stdout
+    assert "Shwapno Gulshan" in shown and "000123456-0101" in shown and "barcode.prefixes" in shown
+    bad = run(shop, "config", "set", "time_zone", "Mars/Olympus")
+    assert bad.exit_code == 2 and "not known" in bad.stderr
+    assert run(shop, "config", "set", "barcode.prefixes", "19").exit_code == 2
+    assert run(shop, "config", "unset", "shop.name").stdout.strip() == "shop.name = (not set)"
+
+
+def test_cashier_add_asks_for_the_pin_twice_and_never_prints_or_logs_it(shop):
+    result = runner.invoke(cli.app, ["--home", str(shop), "cashier", "add", "Rahim"], input="4821\n4821\n")
+    assert result.exit_code == 0, result.output
+    assert "cashier Rahim added" in result.stdout and "4821" not in result.output
+    with Store(shop) as store:
+        assert store.sign_in("Rahim", "4821") == "Rahim"
+    short = runner.invoke(cli.app, ["--home", str(shop), "cashier", "add", "Karim"], input="12\n12\n")
+    assert short.exit_code == 2 and "4 to 8 digits" in short.stderr and "12" not in short.stderr.replace("to 8", "")
+    assert "Rahim" in run(shop, "cashier", "list").stdout
+    logs = "".join(p.read_text(encoding="utf-8") for p in (shop / "logs").glob("*.log*"))
+    assert "4821" not in logs
+
+
 def test_sale_void_records_a_void_event(shop):
     run(shop, "sale", "add", "SOAP=2")
     result = run(shop, "sale", "void", "1")
@@ -136,7 +211,7 @@ def test_status_json_has_the_stable_keys_and_never_the_secret(shop, fake_cloud):
     result = run(shop, "status", "--json")
     info = json.loads(result.stdout)
     assert {"pending", "applied_through", "catalog_version", "last_pull", "last_push", "last_error"} <= set(info)
-    assert (info["pending"], info["catalog_version"], info["branch"]) == (1, 3, fake_cloud.branch)
+    assert (info["pending"], info["catalog_version"], info["branch"]) == (1, 4, fake_cloud.branch)
     assert fake_cloud.secret not in result.output
     assert fake_cloud.secret not in run(shop, "status").output
 
@@ -225,14 +300,15 @@ def test_a_code_the_cloud_refuses_exits_2_not_the_exit_code_that_means_sync_agai
 # --- sync --------------------------------------------------------------------------------------------
 
 
-def test_sync_without_enrollment_exits_3(shop):
-    result = run(shop, "sync")
+def test_sync_without_enrollment_exits_3(home):
+    result = run(home, "sync")
     assert result.exit_code == 3 and "branchsync enroll CODE" in result.stderr
 
 
 def test_sync_pulls_and_pushes_and_exits_0(shop, plugged):
     _enroll_directly(shop, plugged)
-    plugged.put(product("RICE-5KG", 42000), product("DAL-1KG", 14050), product("SOAP", 4500))  # versions 1-3, as seeded
+    plugged.put(product("RICE-5KG", 42000), product("DAL-1KG", 14050), product("SOAP", 4500),
+                product("ATTA", 6500, unit="kg"))  # versions 1-4, as seeded
     plugged.put(product("SALT", 2500))
     run(shop, "sale", "add", "SOAP=2")
     result = run(shop, "sync")

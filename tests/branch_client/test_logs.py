@@ -62,11 +62,13 @@ def test_a_failed_sync_logs_its_reason_and_code_and_no_secret(shop, monkeypatch)
 
 
 def test_bad_input_and_a_missing_enrollment_are_logged_with_their_reason(shop):
-    assert run(shop, "sale", "add", "NOPE=1").exit_code == 2
+    assert run(shop, "sale", "void", "NOPE").exit_code == 2
     assert run(shop, "sync").exit_code == 3
+    assert run(shop, "sale", "add", "SOAP=1").exit_code == 3
     lines = log_lines(shop)
-    assert any("sale add failed" in line and "[bad_sale_input]" in line and "NOPE" in line for line in lines)
+    assert any("sale void failed" in line and "[bad_sale_input]" in line and "NOPE" in line for line in lines)
     assert any("sync failed" in line and "[not_enrolled]" in line for line in lines)
+    assert any("sale add failed" in line and "[not_enrolled]" in line for line in lines)
 
 
 def test_the_log_rotates_and_keeps_a_bounded_number_of_files(tmp_path):

@@ -111,3 +111,24 @@ def test_a_version_1_database_becomes_generation_1_keeping_every_number_and_void
         assert store.generation() == 1 and store.status()["applied_through"] == 1
         assert [(r.number, r.voided_by, r.voids_number) for r in store.recent_sales()] == [("2", None, "1"),
                                                                                           ("1", "2", None)]
+
+
+def test_a_version_4_database_gains_held_carts_cashiers_and_a_cashier_per_sale_keeping_its_sales(home):
+    from tests.builders import make_sale
+
+    with Store(home, migrations=MIGRATIONS[:4]) as store:
+        store.apply_catalog_page(page(entry(1, product("SOAP", 4500))), 0)
+    old = make_sale(1)
+    with sqlite3.connect(home / "branchsync.db") as conn:
+        conn.execute("INSERT INTO sales (generation, seq, sale_id, kind, recorded_at, total, payment_method, body) "
+                     "VALUES (1, 1, ?, 'sale', '2026-11-28T06:00:00.000000+00:00', ?, 'cash', ?)",
+                     (old.sale_id, old.total, old.model_dump_json()))
+    assert {"held_carts", "cashiers"}.isdisjoint(_tables(home / "branchsync.db"))
+    with Store(home) as store:
+        assert store.schema_upgrade == (4, 5)
+        assert store.get_sale(1).sale == old and store.get_sale(1).cashier is None
+        store.add_cashier("Rahim", "1234")
+        assert store.record(parse_items(["SOAP=1"]), cashier="Rahim").number == "2"
+        assert store.get_sale(2).cashier == "Rahim"
+        store.hold_cart(parse_items(["SOAP=2"]), [{"sku": "SOAP", "qty": "2"}])
+        assert [c.total for c in store.held_carts()] == [9000]

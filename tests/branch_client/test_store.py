@@ -5,11 +5,12 @@ import os
 import stat
 import threading
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import event, text
 
-from branch_client.errors import BadSaleInput, NotEnrolled
+from branch_client.errors import BadInput, BadSaleInput, NotEnrolled
 from branch_client.identity import Identity
 from branch_client.sale_entry import parse_items
 from branch_client.store import SaleState, Store
@@ -313,3 +314,108 @@ def test_an_exact_code_comes_first_even_when_a_broad_query_matches_thousands(sto
     found = store.search_products("tea", limit=5)
     assert found[0].sku == "TEA" and len(found) == 5
     assert store.search_products(f"777{SEARCH_WINDOW * 3 - 1:05d}")[0].sku == f"TEA-{SEARCH_WINDOW * 3 - 1:05d}"
+
+
+# --- one lookup for what is typed or scanned ---------------------------------------------------------
+
+ATTA_LABEL_BASE = "2012345000001"  # a scale's product list: prefix 20, item 12345, weight zeroed
+
+
+@pytest.fixture
+def weighed(stocked):
+    stocked.apply_catalog_page(page(entry(10, product("ATTA", 6500, "আটা (খোলা)", barcode=ATTA_LABEL_BASE, unit="kg"))),
+                               applied_through=0)
+    return stocked
+
+
+def test_a_sku_in_any_case_or_a_barcode_is_sold_like_the_sku(stocked):
+    sale = stocked.record_sale(parse_items(["rice-5kg=1", "8901234567890=2", "soap"]))
+    assert [(ln.sku, ln.qty) for ln in sale.lines] == [("RICE-5KG", 1), ("RICE-5KG", 2), ("SOAP", 1)]
+
+
+def test_an_unknown_item_suggests_the_closest_products_from_the_search(stocked):
+    with pytest.raises(BadSaleInput, match=r"no product with SKU or barcode 'RICE' .*did you mean RICE-5KG \(চাল ৫ কেজি\)"):
+        stocked.record_sale(parse_items(["RICE=1"]))
+    assert stocked.status()["sales_recorded"] == 0
+
+
+def test_a_weight_label_from_the_scale_sells_its_weight_of_the_product(weighed):
+    match = weighed.lookup("2012345012509")
+    assert match.product.sku == "ATTA" and match.embedded.amount == 1250
+    (line,) = weighed.record_sale(parse_items(["2012345012509"])).lines
+    assert (line.sku, line.qty, line.line_total) == ("ATTA", Decimal("1.25"), 8125)
+
+
+def test_the_scale_rule_is_a_setting_price_labels_included(weighed):
+    weighed.set_setting("barcode.value", "price")
+    (line,) = weighed.record_sale(parse_items(["2012345081253"])).lines  # ৳81.25 of atta at ৳65/kg
+    assert (line.qty, line.line_total) == (Decimal("1.25"), 8125)
+    weighed.set_setting("barcode.prefixes", "21,22")
+    assert weighed.lookup("2012345081253") is None
+
+
+def test_a_misread_label_or_one_no_product_has_is_refused_and_nothing_is_stored(weighed):
+    with pytest.raises(BadSaleInput, match="wrong check digit"):
+        weighed.record_sale(parse_items(["2012345012503"]))
+    with pytest.raises(BadSaleInput, match="no product has item code 54321"):
+        weighed.record_sale(parse_items(["2054321012509"]))
+    assert weighed.status()["sales_recorded"] == 0
+
+
+def test_a_setting_that_would_break_the_label_rule_is_refused_and_not_kept(stocked):
+    stocked.set_setting("barcode.item_digits", "6")
+    with pytest.raises(BadInput, match="verifier digit needs a 4- or 5-digit value"):
+        stocked.set_setting("barcode.verifier", "yes")
+    assert stocked.settings()["barcode.verifier"] == "no"
+    with pytest.raises(BadInput, match="there is no setting"):
+        stocked.set_setting("shop.colour", "blue")
+
+
+def test_a_very_large_quantity_needs_confirming(stocked):
+    with pytest.raises(BadSaleInput, match="is a lot"):
+        stocked.record_sale(parse_items(["SOAP=1000"]))
+    assert stocked.record_sale(parse_items(["SOAP=1000"]), confirmed=True).total == 4500 * 1000
+
+
+def test_the_quantity_check_is_the_sales_own(stocked):
+    assert stocked.quantity("DAL-1KG", "1.255")[1] == Decimal("1.255")
+    with pytest.raises(BadSaleInput, match="whole number"):
+        stocked.quantity("SOAP", "1.5")
+    with pytest.raises(BadSaleInput, match="write 1.5 with a dot"):
+        stocked.quantity("DAL-1KG", "1,5")
+
+
+# --- held carts and cashiers --------------------------------------------------------------------------
+
+
+def test_a_held_cart_survives_reopening_the_database_and_is_taken_back_once(stocked, home):
+    held = stocked.hold_cart(parse_items(["SOAP=2", "RICE-5KG=1"]), [{"sku": "SOAP", "qty": "2"},
+                                                                    {"sku": "RICE-5KG", "qty": "1"}], cashier="Rahim")
+    assert (held.total, held.line_count, held.first_name) == (9000 + 42000, 2, "Lux Soap Bar")
+    with Store(home) as again:
+        [kept] = again.held_carts()
+        assert kept.items == [{"sku": "SOAP", "qty": "2"}, {"sku": "RICE-5KG", "qty": "1"}] and kept.cashier == "Rahim"
+        assert again.take_held_cart(kept.id).id == held.id
+        with pytest.raises(BadSaleInput, match="gone"):
+            again.take_held_cart(kept.id)
+    assert stocked.held_carts() == [] and stocked.status()["sales_recorded"] == 0
+
+
+def test_a_cashiers_pin_is_kept_only_as_a_salted_hash_and_checked(stocked):
+    stocked.add_cashier("Rahim", "4821")
+    stocked.add_cashier("Karim", "4821")
+    with stocked.engine.connect() as conn:
+        hashes = [r[0] for r in conn.execute(text("SELECT pin_hash FROM cashiers"))]
+    assert all("4821" not in h and h.startswith("scrypt$") for h in hashes) and hashes[0] != hashes[1]
+    assert stocked.sign_in("rahim", "4821") == "Rahim"
+    assert stocked.sign_in("Rahim", "1111") is None and stocked.sign_in("Nobody", "4821") is None
+    with pytest.raises(BadInput, match="already a cashier Rahim"):
+        stocked.add_cashier("RAHIM", "9999")
+    stocked.add_cashier("rahim", "9999", replace=True)
+    assert stocked.sign_in("Rahim", "9999") == "Rahim" and stocked.cashier_names() == ["Karim", "Rahim"]
+
+
+def test_a_sale_and_a_void_record_who_was_signed_in(stocked):
+    stocked.record(parse_items(["SOAP=1"]), cashier="Rahim")
+    stocked.void("1", reason="wrong item", cashier="Karim")
+    assert [(r.number, r.cashier) for r in stocked.recent_sales()] == [("2", "Karim"), ("1", "Rahim")]

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from branchsync_cloud.service import describe_message
+from branchsync_cloud.ingest import describe_message
 from shared.encoding import encode_batch, from_queue_text
 from shared.errors import ContractError, ErrorCode
 from shared.signing import new_secret

@@ -6,6 +6,7 @@ import pytest
 
 from branchsync_cloud.catalog import IndexEntry, Segment, VersionRow
 from branchsync_cloud.differences import current_products, price_differences, voided_seqs, wanted_versions
+from branchsync_cloud.http import time_param
 from shared.errors import ContractError
 from shared.models import AppliedSale, PriceDifference
 from tests.builders import T0, make_batch, make_line, make_product, make_sale, make_void
@@ -150,5 +151,5 @@ def test_the_report_pages_like_the_sales_export(service):
 @pytest.mark.parametrize("since", ["yesterday", "2026-11-28T06:00:00"])
 def test_a_since_that_is_not_a_zoned_time_or_a_date_is_a_bad_request(service, since):
     with pytest.raises(ContractError) as caught:
-        service.price_differences(since=since)
+        service.price_differences(since=time_param("since", since))  # as the HTTP adapter reads it
     assert caught.value.code == "bad_request"

@@ -9,7 +9,7 @@ from branchsync_cloud.service import Service
 from shared.errors import ContractError, ErrorCode
 from shared.limits import CLOCK_SKEW_SECONDS
 from shared.signing import canonical_request, mac, sign_request
-from tests.cloud.test_service import enroll, pull
+from tests.cloud.test_service import enroll, pull, signed_pull
 
 HOUR = nonces.BUCKET_SECONDS
 
@@ -41,10 +41,10 @@ def test_only_hours_wholly_outside_the_window_with_one_spare_are_stale():
 def test_replaying_the_exact_same_signed_request_is_refused(service, clock):
     secret = enroll(service)
     headers, query = signed(secret, clock)
-    service.pull(headers, "GET", "/api/pull", query)
+    signed_pull(service, headers, query)
     clock.now += timedelta(seconds=30)
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", query)
+        signed_pull(service, headers, query)
     assert err.value.code == ErrorCode.REPLAYED and err.value.http_status == 401
     assert "replay" in err.value.message and "sync again" in err.value.message
 
@@ -52,9 +52,9 @@ def test_replaying_the_exact_same_signed_request_is_refused(service, clock):
 def test_a_freshly_signed_request_after_a_refused_replay_passes(service, clock):
     secret = enroll(service)
     headers, query = signed(secret, clock)
-    service.pull(headers, "GET", "/api/pull", query)
+    signed_pull(service, headers, query)
     with pytest.raises(ContractError):
-        service.pull(headers, "GET", "/api/pull", query)
+        signed_pull(service, headers, query)
     assert pull(service, "dhaka-1", secret, clock, cursor=0).branch == "dhaka-1"
 
 
@@ -62,10 +62,10 @@ def test_a_replay_after_the_hour_turned_still_meets_its_nonce(service, clock):
     secret = enroll(service)
     clock.now = clock.now.replace(minute=59, second=50, microsecond=0)
     headers, query = signed(secret, clock)
-    service.pull(headers, "GET", "/api/pull", query)
+    signed_pull(service, headers, query)
     clock.now += timedelta(seconds=CLOCK_SKEW_SECONDS - 10)  # the next hour, still inside the window
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", query)
+        signed_pull(service, headers, query)
     assert err.value.code == ErrorCode.REPLAYED
 
 
@@ -75,8 +75,8 @@ def test_the_same_nonce_from_two_branches_is_two_requests(service, clock):
     nonce, at = ha["X-Branchsync-Nonce"], ha["X-Branchsync-Time"]
     hb = {"X-Branchsync-Branch": "dhaka-2", "X-Branchsync-Time": at, "X-Branchsync-Nonce": nonce,
           "X-Branchsync-Signature": mac(b, canonical_request("GET", "/api/pull", query, at, nonce, b"")).hex()}
-    service.pull(ha, "GET", "/api/pull", query)
-    assert service.pull(hb, "GET", "/api/pull", query).branch == "dhaka-2"
+    signed_pull(service, ha, query)
+    assert signed_pull(service, hb, query).branch == "dhaka-2"
 
 
 @pytest.mark.parametrize("offset, word", [(CLOCK_SKEW_SECONDS + 60, "ahead of"), (-CLOCK_SKEW_SECONDS - 60, "behind")])
@@ -85,7 +85,7 @@ def test_a_request_outside_the_skew_window_is_refused_naming_the_branch_clock(se
     clock.now = clock.now.replace(microsecond=0)  # whole seconds, as the signed time is
     headers, query = signed(secret, clock, at=clock.now + timedelta(seconds=offset))
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", query)
+        signed_pull(service, headers, query)
     assert err.value.code == ErrorCode.CLOCK_SKEW
     assert f"branch clock is {abs(offset)} s {word} the cloud" in err.value.message
 
@@ -95,7 +95,7 @@ def test_a_nonce_that_is_not_hex_is_refused_before_it_reaches_storage(service, c
     headers, query = signed(secret, clock)
     headers["X-Branchsync-Nonce"] = "../../x"
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", query)
+        signed_pull(service, headers, query)
     assert err.value.code == ErrorCode.UNAUTHENTICATED and "X-Branchsync-Nonce" in err.value.message
 
 

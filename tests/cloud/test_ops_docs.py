@@ -49,7 +49,7 @@ def _trees() -> dict[Path, ast.Module]:
 
 
 def _dict_keys(node) -> dict[str, object]:
-    """Keys (and constant values) of a dict literal, or of the keywords of a call such as `_dims(branch=...)`."""
+    """Keys (and constant values) of a dict literal, or of the keywords of a call such as `dims(branch=...)`."""
     if isinstance(node, ast.Call) and not node.args:
         return {kw.arg: kw.value.value if isinstance(kw.value, ast.Constant) else None
                 for kw in node.keywords if kw.arg}

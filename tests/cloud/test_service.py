@@ -15,7 +15,9 @@ from azure.storage.queue import QueueClient
 from pydantic import ValidationError
 
 from branchsync_cloud.queue_access import SalesQueue
-from branchsync_cloud.service import Service, check_admin
+from branchsync_cloud.http import pull_answer, read_signed
+from branchsync_cloud.request_auth import check_admin
+from branchsync_cloud.service import Service
 from branchsync_cloud.settings import Settings
 from branchsync_cloud.store import Conflict, StoreUnavailable
 from branchsync_cloud.table_store import TableStore
@@ -44,7 +46,12 @@ def push(service, batch, secret):
 def pull(service, name, secret, clock, **query):
     query = {k: str(v) for k, v in query.items()}
     headers = sign_request(secret, name, "GET", "/api/pull", query, b"", clock.now.timestamp())
-    return service.pull(headers, "GET", "/api/pull", query)
+    return signed_pull(service, headers, query)
+
+
+def signed_pull(service, headers, query):
+    """GET /api/pull as the HTTP handler answers it: these headers and query read by the adapter."""
+    return pull_answer(service, read_signed(headers, "GET", "/api/pull", query))
 
 
 def pull_all(service, name, secret, clock, cursor=0, limit=1000):
@@ -273,7 +280,7 @@ def test_a_pull_without_a_valid_signature_is_refused(service, clock, tamper, cod
     headers = sign_request(secret, "dhaka-1", "GET", "/api/pull", {"cursor": "0"}, b"", clock.now.timestamp())
     tamper(headers)
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", {"cursor": "0"})
+        signed_pull(service, headers, {"cursor": "0"})
     assert err.value.code == code
 
 
@@ -281,7 +288,7 @@ def test_a_pull_from_a_branch_with_a_wrong_clock_says_to_fix_the_clock(service, 
     secret = enroll(service)
     headers = sign_request(secret, "dhaka-1", "GET", "/api/pull", {}, b"", clock.now.timestamp() - 900)
     with pytest.raises(ContractError) as err:
-        service.pull(headers, "GET", "/api/pull", {})
+        signed_pull(service, headers, {})
     assert err.value.code == ErrorCode.CLOCK_SKEW and "clock" in err.value.message
 
 
@@ -316,7 +323,7 @@ def route_service(service, storage, mode="queue"):
 def post_push(service, name, secret, clock, texts, body=None):
     body = body if body is not None else json.dumps({"messages": texts}).encode()
     headers = sign_request(secret, name, "POST", "/api/push", {}, body, clock.now.timestamp())
-    return service.push(headers, "POST", "/api/push", {}, body)
+    return service.push(read_signed(headers, "POST", "/api/push", {}, body))
 
 
 def queued(storage, queue) -> list[str]:
@@ -385,9 +392,9 @@ def test_a_push_sent_again_verbatim_is_refused_as_a_replay(service, clock, stora
     secret = enroll(routed)
     body = json.dumps({"messages": [encode_batch(make_batch("dhaka-1", [1]), secret)]}).encode()
     headers = sign_request(secret, "dhaka-1", "POST", "/api/push", {}, body, clock.now.timestamp())
-    routed.push(headers, "POST", "/api/push", {}, body)
+    routed.push(read_signed(headers, "POST", "/api/push", {}, body))
     with pytest.raises(ContractError) as err:
-        routed.push(headers, "POST", "/api/push", {}, body)
+        routed.push(read_signed(headers, "POST", "/api/push", {}, body))
     assert err.value.code == ErrorCode.REPLAYED and len(queued(storage, queue)) == 1
 
 

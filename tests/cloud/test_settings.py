@@ -2,7 +2,7 @@
 
 import pytest
 
-from branchsync_cloud.service import check_admin
+from branchsync_cloud.request_auth import check_admin
 from branchsync_cloud.settings import Settings
 from shared.errors import ContractError, ErrorCode
 

@@ -14,21 +14,8 @@ import pytest
 from branchsync_cloud import telemetry
 from shared.encoding import encode_batch, from_queue_text
 from shared.errors import ContractError, ErrorCode
-from shared.models import EnrollRequest
-from shared.enrollment import decode_code
-from shared.signing import sign_request
 from tests.builders import T0, make_batch, make_sale
-
-
-def enroll(service, name="dhaka-1") -> str:
-    created = service.create_branch(name, "https://cloud.example")
-    return service.enroll(EnrollRequest(token=decode_code(created.enrollment_code).token)).secret
-
-
-def pull(service, name, secret, clock, **query):
-    query = {k: str(v) for k, v in query.items()}
-    headers = sign_request(secret, name, "GET", "/api/pull", query, b"", clock.now.timestamp())
-    return service.pull(headers, "GET", "/api/pull", query)
+from tests.cloud.test_service import enroll, pull
 
 
 class Recorder:

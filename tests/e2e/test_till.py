@@ -1,7 +1,7 @@
 """End to end: `branchsync till` as a process, driven in Debian's chromium, synced to the dev host and Azurite.
 
-What the cashier rings up at the till (scans, a Bangla search, cash with change, a void with a
-reason; a double-clicked submit) is what head office's sales export holds after "sync now".
+What the cashier rings up at the till (scans, a scale's weight label, a Bangla search, cash with
+change, a void with a reason; a double-clicked submit) is what head office's sales export holds after "sync now".
 """
 
 import json
@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from branch_client.barcodes import check_digit
 from headoffice.stand_ins import free_port
 from tests.e2e.test_console_scripts import cli, enrolled_branch, exported, wait_applied
 
@@ -50,8 +51,12 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
     # Every test shares one cloud catalog: this test's barcodes and the Bangla word it searches
     # for are its own, so another test's products cannot answer the scan or the search.
     rice_code, dal_code = (f"{int(branch_name[2:], 16) % 10**11:011d}{d}" for d in ("10", "11"))
+    # Fish from the scale: its labels are 20, its item code, the grams and a check digit.
+    fish, item = f"FISH-{branch_name}", f"{int(branch_name[2:], 16) % 10**5:05d}"
+    fish_base, fish_label = (body + check_digit(body) for body in (f"20{item}00000", f"20{item}01250"))
     (tmp_path / "c.csv").write_text(f"sku,name,price,unit,barcode\n{rice},চাল ৫ কেজি,420,bag,{rice_code}\n"
-                                    f"{dal},খেসারি ডাল ১ কেজি,140.50,pcs,{dal_code}\n", encoding="utf-8")
+                                    f"{dal},খেসারি ডাল ১ কেজি,140.50,pcs,{dal_code}\n"
+                                    f"{fish},রুই মাছ,550,kg,{fish_base}\n", encoding="utf-8")
     cli("branchsync-admin", "catalog", "import", tmp_path / "c.csv", env=env)
     home = enrolled_branch(tmp_path, branch_name, env)
     cli("branchsync", "--home", home, "sync", env=env)
@@ -65,8 +70,8 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
             expect(page.locator("#branch")).to_have_text(branch_name)
             expect(page.locator("#sync-state")).to_have_text("Online")
 
-            # sale 1: two scans and a Bangla search, cash 1000 -> change
-            for code, lines in ((rice_code, 1), (dal_code, 2)):
+            # sale 1: two scans, a weight label and a Bangla search, cash 2000 -> change
+            for code, lines in ((rice_code, 1), (dal_code, 2), (fish_label, 3)):
                 page.keyboard.type(code, delay=4)
                 page.keyboard.press("Enter")
                 expect(page.locator("#cart-lines tr")).to_have_count(lines)
@@ -78,7 +83,8 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
             page.keyboard.press("F4")
             expect(page.locator("#payment")).to_be_visible()
             page.keyboard.press("F11")
-            expect(page.locator("#change")).to_have_text("৳299.00")  # 1000 - (420 + 2 x 140.50)
+            page.keyboard.press("F11")
+            expect(page.locator("#change")).to_have_text("৳611.50")  # 2000 - (420 + 2 x 140.50 + 1.25 x 550)
             page.keyboard.press("Enter")
             expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
 
@@ -114,9 +120,10 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
         proc.wait(10)
 
     sales = [s["sale"] for s in exported(branch_name, env)]
+    first = 42000 + 2 * 14050 + 68750
     assert [(s["seq"], s["kind"], s["total"], s["payment"]["method"]) for s in sales] == [
-        (1, "sale", 42000 + 2 * 14050, "cash"), (2, "sale", 14050, "mobile"), (3, "void", -(42000 + 2 * 14050), "cash")]
-    assert [(line["sku"], line["qty"]) for line in sales[0]["lines"]] == [(rice, "1"), (dal, "2")]
+        (1, "sale", first, "cash"), (2, "sale", 14050, "mobile"), (3, "void", -first, "cash")]
+    assert [(line["sku"], line["qty"]) for line in sales[0]["lines"]] == [(rice, "1"), (dal, "2"), (fish, "1.25")]
     assert sales[2]["voids"] == 1
     status = json.loads(cli("branchsync", "--home", home, "status", "--json", env=env).stdout)
     assert status["pending"] == 0 and status["last_error"] is None and re.match(r"\d{4}-", status["last_sync_ok"])

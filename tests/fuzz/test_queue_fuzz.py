@@ -157,12 +157,12 @@ def test_an_authentic_message_with_an_extreme_utc_offset_is_dead_lettered_with_i
 def test_a_defect_met_while_decoding_a_message_dead_letters_it_instead_of_retrying(world, monkeypatch):
     # Decoding is pure: whatever it raises is about this input. No real input is known to do
     # this any more (that is the point), so the decoder is replaced to stand for the next defect.
-    import branchsync_cloud.service
+    import branchsync_cloud.ingest
 
     def broken(frame, secret):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(branchsync_cloud.service, "open_frame", broken)
+    monkeypatch.setattr(branchsync_cloud.ingest, "open_frame", broken)
     _, apply_sales = app_functions()
     body = frame(world.branch, world.secret, zlib.compress(json.dumps(
         {"v": 1, "branch": world.branch, "sent_at": "2026-11-28T07:00:00Z", "sales": [_sale(4)]}).encode()))

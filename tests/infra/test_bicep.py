@@ -226,9 +226,9 @@ def test_three_alert_rules_watch_the_workspace():
 
 def test_alert_queries_match_the_log_lines_the_cloud_and_host_write():
     # The stale-branch alert parses the cloud's own log lines; if they change, the alert goes blind.
-    service = (ROOT / "function_app" / "branchsync_cloud" / "service.py").read_text()
-    assert 'log.info("pull branch=%s' in service
-    assert 'log.info("branch enrolled branch=%s' in service
+    cloud = ROOT / "function_app" / "branchsync_cloud"
+    assert 'log.info("pull branch=%s' in (cloud / "pull.py").read_text()
+    assert 'log.info("branch enrolled branch=%s' in (cloud / "branches.py").read_text()
     alerts = (MODULES / "alerts.bicep").read_text()
     assert 'Message startswith "pull branch="' in alerts
     assert 'Message startswith "branch enrolled branch="' in alerts

@@ -67,7 +67,7 @@ def package(tmp_path_factory) -> Path:
 def test_package_holds_the_app_and_the_shared_package_at_the_zip_root(package):
     names = set(zipfile.ZipFile(package).namelist())
     assert {"function_app.py", "host.json", "requirements.txt", "branchsync_cloud/__init__.py", "branchsync_cloud/service.py",
-            "shared/__init__.py", "shared/models.py"} <= names
+            "branchsync_cloud/ingest.py", "shared/__init__.py", "shared/models.py"} <= names
     app_files = {p.relative_to(ROOT / "function_app").as_posix() for p in (ROOT / "function_app" / "branchsync_cloud").rglob("*.py")}
     assert app_files <= names, "a module of branchsync_cloud/ is missing from the package"
 

@@ -4,9 +4,11 @@
   const q = new URLSearchParams(location.search);
   const lang = q.get("lang") === "bn" ? "bn" : "en";
   const W = { en: { total: "Total", payment: "Payment", tendered: "Tendered", change: "Change", thanks: "Thank you",
-                    sale: "Sale", void: "VOID of sale", receipt: "Receipt" },
+                    sale: "Sale", void: "VOID of sale", receipt: "Receipt", bin: "BIN", cashier: "Cashier",
+                    times: "Times in" },
               bn: { total: "মোট", payment: "পরিশোধ", tendered: "প্রদত্ত", change: "ফেরত", thanks: "ধন্যবাদ",
-                    sale: "বিক্রয়", void: "বাতিল, বিক্রয়", receipt: "রসিদ" } }[lang];
+                    sale: "বিক্রয়", void: "বাতিল, বিক্রয়", receipt: "রসিদ", bin: "বিআইএন", cashier: "ক্যাশিয়ার",
+                    times: "সময়" } }[lang];
   const words = window.TILL_WORDS[lang];
   document.documentElement.lang = lang;
   if (q.get("paper") === "58") document.getElementById("paper").href = "/static/receipt-58.css";
@@ -14,12 +16,16 @@
   const set = (id, text) => { document.getElementById(id).textContent = text; };
   const r = await fetch("/api/sales/" + encodeURIComponent(q.get("number") || ""));
   if (!r.ok) { set("r-title", "no such sale"); return; }
-  const { sale, branch } = await r.json();
-  set("r-branch", branch || "");
+  const { sale, branch, shop } = await r.json();
+  const zone = (shop && shop.time_zone) || "Asia/Dhaka";
+  set("r-shop", (shop && shop.name) || branch || "");
+  set("r-branch", shop && shop.name ? branch || "" : "");
+  if (shop && shop.bin) { document.getElementById("r-bin").hidden = false; set("r-bin", W.bin + ": " + shop.bin); }
   set("r-title", W.receipt);
   set("r-number", (sale.kind === "void" ? W.void + " " + sale.voids + " · " : W.sale + " ") + "#" + sale.number);
-  set("r-time", new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Dhaka", dateStyle: "short", timeStyle: "short" }).format(new Date(sale.recorded_at)));
-  set("r-zone", "Asia/Dhaka");
+  set("r-time", new Intl.DateTimeFormat("en-GB", { timeZone: zone, dateStyle: "short", timeStyle: "short" }).format(new Date(sale.recorded_at)));
+  set("r-zone", W.times + " " + zone);
+  if (sale.cashier) { document.getElementById("r-cashier").hidden = false; set("r-cashier", W.cashier + ": " + sale.cashier); }
   const table = document.getElementById("r-lines");
   for (const l of sale.lines) {
     const tr = document.createElement("tr");

@@ -1,5 +1,6 @@
 // The till page: keyboard first. Everything that matters lives in the till's SQLite; this page
-// holds only the unfinished cart (a reload loses it, nothing else).
+// holds only the unfinished cart (a reload loses it, nothing else; a held cart is in SQLite).
+// Quantities, codes and scale labels are checked by the server with the sale's own rules.
 "use strict";
 (function () {
   const TOKEN = document.querySelector('meta[name="till-token"]').content;
@@ -17,11 +18,9 @@
     const whole = Math.floor(abs / 100).toLocaleString("en-IN"), frac = String(abs % 100).padStart(2, "0");
     return (neg ? "-" : "") + "৳" + whole + "." + frac;
   }
-  function parseMilli(text) {  // "1.25" -> 1250; null when not a positive amount with <= 3 decimals
+  function parseMilli(text) {  // "1.25" -> 1250, for a quantity the server has already checked
     const m = /^\s*(\d{1,7})(?:\.(\d{0,3}))?\s*$/.exec(text || "");
-    if (!m) return null;
-    const v = Number(m[1]) * 1000 + Number((m[2] || "").padEnd(3, "0"));
-    return v > 0 ? v : null;
+    return m ? Number(m[1]) * 1000 + Number((m[2] || "").padEnd(3, "0")) : null;
   }
   function milliText(v) {
     const whole = Math.floor(v / 1000), frac = v % 1000;
@@ -41,12 +40,14 @@
     const res = await fetch(path, opts);
     let data = {};
     try { data = await res.json(); } catch (e) { /* not JSON */ }
+    if (res.status === 401 && data.sign_in) { cashier = null; signInRequired = true; showSignIn(); }
     return { ok: res.ok, status: res.status, data };
   }
 
   // --- state ---------------------------------------------------------------------------------
   const cart = { lines: [], selected: -1, key: newKey() };
-  let method = "cash", submitting = false, lastSale = null, lastTendered = null;
+  let method = "cash", submitting = false, lastSale = null, lastTendered = null, confirmLarge = false;
+  let zone = "Asia/Dhaka", cashier = null, signInRequired = false, heldCount = 0;
   let results = [], highlighted = -1, searchTimer = null, searchSeq = 0;
 
   function say(text, kind) {
@@ -66,12 +67,13 @@
       const name = document.createElement("td");
       name.textContent = l.name;
       const sku = document.createElement("div");
-      sku.className = "muted"; sku.textContent = l.sku + (l.weighed ? " · " + l.unit : "");
+      sku.className = "muted"; sku.textContent = l.sku + (l.weighed ? " · " + l.unit : "") + (l.code ? " · " + t("scale_label") : "");
       name.appendChild(sku);
       const qty = document.createElement("td");
       qty.className = "num";
       const input = document.createElement("input");
-      input.className = "qty"; input.value = milliText(l.milli); input.inputmode = "decimal";
+      input.className = "qty"; input.value = milliText(l.milli); input.inputMode = "decimal";
+      input.readOnly = !!l.code;  // a scale label's weight is the label's
       input.setAttribute("aria-label", t("qty"));
       input.addEventListener("change", () => setQty(i, input.value));
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); setQty(i, input.value); input.blur(); } });
@@ -90,49 +92,63 @@
     $("cart-empty").hidden = cart.lines.length > 0;
     $("total").textContent = taka(cartTotal());
     $("line-count").textContent = cart.lines.length ? cart.lines.length + " " + t("lines") : "";
+    $("hold-label").textContent = cart.lines.length ? t("hold") : t("held_carts", { n: heldCount });
     renderChange();
   }
 
+  // The quantity is checked by the server with the sale's own rule (pieces whole, weighed goods
+  // up to 3 decimals, "1,5" refused with a hint), so the till and the command line agree.
+  let qtyChecks = Promise.resolve();
   function setQty(i, text) {
     const l = cart.lines[i];
-    if (!l) return;
-    let v = parseMilli(text);
-    if (v !== null && !l.weighed && v % 1000) v = null;
-    if (v === null) { say(t("qty") + ": " + text + " ✗", "bad"); }
-    else { l.milli = v; }
-    renderCart();
+    if (!l || l.code) return qtyChecks;
+    qtyChecks = qtyChecks.then(async () => {
+      const r = await api("GET", "/api/quantity?sku=" + encodeURIComponent(l.sku) + "&q=" + encodeURIComponent(text));
+      if (r.ok) { l.milli = parseMilli(r.data.qty); confirmLarge = false; say("", ""); }
+      else say(r.data.error || t("qty") + ": " + text + " ✗", "bad");
+      renderCart();
+    });
+    return qtyChecks;
   }
 
-  function addProduct(p) {
+  // `found` is what the server's lookup answered: a product, and for a scale label its code,
+  // quantity and printed price. A label is a line of its own; a product scanned again adds one.
+  function addFound(found) {
+    const p = found.product;
     $("done").hidden = true;
-    const found = cart.lines.findIndex((l) => l.sku === p.sku);
-    if (found >= 0) { cart.lines[found].milli += 1000; cart.selected = found; }
+    confirmLarge = false;
+    const same = found.code ? -1 : cart.lines.findIndex((l) => l.sku === p.sku && !l.code);
+    if (same >= 0) { cart.lines[same].milli += found.qty ? parseMilli(found.qty) : 1000; cart.selected = same; }
     else {
-      cart.lines.push({ sku: p.sku, name: p.name, price: p.price, unit: p.unit, weighed: p.weighed, milli: 1000 });
+      cart.lines.push({ sku: p.sku, name: p.name, price: found.price === null || found.price === undefined ? p.price : found.price,
+                        unit: p.unit, weighed: p.weighed, milli: found.qty ? parseMilli(found.qty) : 1000, code: found.code || null });
       cart.selected = cart.lines.length - 1;
     }
     say(t("added", { name: p.name }), "good");
     renderCart();
   }
+  const addProduct = (p) => addFound({ product: p });
 
   function removeLine(i) {
     if (i < 0 || i >= cart.lines.length) return;
+    confirmLarge = false;
     cart.lines.splice(i, 1);
     cart.selected = Math.min(cart.selected, cart.lines.length - 1);
     renderCart();
   }
 
   function clearCart() {
-    cart.lines = []; cart.selected = -1; cart.key = newKey();
+    cart.lines = []; cart.selected = -1; cart.key = newKey(); confirmLarge = false;
     closePayment();
     renderCart();
   }
 
   // --- scan and search -----------------------------------------------------------------------
+  // true: added; false: no product has this code; a string: why the code cannot be sold (a misread label).
   async function lookupCode(code) {
     const r = await api("GET", "/api/products/code/" + encodeURIComponent(code));
-    if (r.ok) { addProduct(r.data.product); return true; }
-    return false;
+    if (r.ok) { addFound(r.data); return true; }
+    return r.status === 400 ? (r.data.error || String(r.status)) : false;
   }
 
   function renderResults() {
@@ -192,7 +208,9 @@
   async function enterCode(q, chosen, picked) {
     if (!q) return;
     if (picked && chosen) { addProduct(chosen); return; }
-    if (await lookupCode(q)) return;
+    const looked = await lookupCode(q);
+    if (looked === true) return;
+    if (typeof looked === "string") { say(looked, "bad"); return; }
     if (/^\d+$/.test(q) || !chosen) { say(/^\d+$/.test(q) ? t("unknown_code", { code: q }) : t("not_found", { q }), "bad"); return; }
     addProduct(chosen);
   }
@@ -248,7 +266,7 @@
 
   async function confirmSale() {
     if (submitting || !paying()) return;
-    await scans;
+    await scans; await qtyChecks;
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
     const total = cartTotal();
     let tendered = null;
@@ -260,8 +278,12 @@
     $("confirm").disabled = true;
     say(t("sending"), "");
     try {
-      const lines = cart.lines.map((l) => ({ sku: l.sku, qty: milliText(l.milli) }));
-      const r = await api("POST", "/api/sales", { key: cart.key, lines, payment: method });
+      const r = await api("POST", "/api/sales", { key: cart.key, lines: cartLines(), payment: method, confirmed: confirmLarge });
+      if (r.status === 409 && r.data.confirm) {  // a very large quantity: Enter again records it as it is
+        confirmLarge = true;
+        say(r.data.error + " · " + t("confirm_again"), "bad");
+        return;
+      }
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       // Only now, with the commit confirmed by the server, does the screen say "recorded".
       lastSale = r.data.sale; lastTendered = tendered;
@@ -277,6 +299,8 @@
       submitting = false; $("confirm").disabled = false;
     }
   }
+
+  const cartLines = () => cart.lines.map((l) => (l.code ? { code: l.code } : { sku: l.sku, qty: milliText(l.milli) }));
 
   function openReceipt(number, tendered) {
     let url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang;
@@ -294,7 +318,14 @@
   // --- sales list, void, reprint ---------------------------------------------------------------
   let sales = [], salePick = 0;
   const salesOpen = () => !$("sales-panel").hidden;
-  const dhaka = new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Dhaka", dateStyle: "short", timeStyle: "medium" });
+  let dhaka = new Intl.DateTimeFormat("en-GB", { timeZone: zone, dateStyle: "short", timeStyle: "medium" });
+  function setZone(name) {
+    if (!name || name === zone) return;
+    try { dhaka = new Intl.DateTimeFormat("en-GB", { timeZone: name, dateStyle: "short", timeStyle: "medium" }); zone = name; }
+    catch (e) { return; }
+    applyZone();
+  }
+  function applyZone() { document.querySelectorAll("[data-zone]").forEach((el) => { el.textContent = t(el.dataset.zone, { zone }); }); }
 
   async function openSales() {
     const r = await api("GET", "/api/sales?limit=30");
@@ -312,7 +343,7 @@
       const tr = document.createElement("tr");
       if (i === salePick) tr.className = "selected";
       const note = s.voids ? t("void_of", { v: s.voids }) : s.voided_by ? t("voided_by", { v: s.voided_by }) + (s.reason ? "" : "") : "";
-      const cells = [String(s.number), dhaka.format(new Date(s.recorded_at)), t("kind_" + s.kind) + (note ? " · " + note : "") + (s.reason ? " (" + s.reason + ")" : ""),
+      const cells = [String(s.number), dhaka.format(new Date(s.recorded_at)), t("kind_" + s.kind) + (note ? " · " + note : "") + (s.reason ? " (" + s.reason + ")" : "") + (s.cashier ? " · " + s.cashier : ""),
         taka(s.total), t(s.payment), t(s.state)];
       cells.forEach((c, j) => { const td = document.createElement("td"); td.textContent = c; if (j === 0 || j === 3) td.className = "num"; tr.appendChild(td); });
       const td = document.createElement("td");
@@ -359,6 +390,7 @@
     if (!r.ok) return;
     const s = r.data;
     $("branch").textContent = s.branch || "-";
+    setZone(s.time_zone);
     const pill = $("sync-state");
     pill.textContent = s.syncing ? t("syncing") : s.online ? t("online") : t("offline");
     pill.className = "pill " + (s.syncing ? "busy" : s.online ? "on" : "off");
@@ -374,11 +406,100 @@
   }
   $("sync-now").addEventListener("click", syncNow);
 
+  // --- held carts: kept in the till's database, so a reload or a restart keeps them ------------------
+  let held = [], heldPick = 0;
+  const heldOpen = () => !$("held-panel").hidden;
+  async function refreshHeld() {
+    const r = await api("GET", "/api/held");
+    held = r.ok ? r.data.held : [];
+    heldCount = held.length;
+    $("hold-label").textContent = cart.lines.length ? t("hold") : t("held_carts", { n: heldCount });
+  }
+  async function holdOrList() {
+    await scans; await qtyChecks;
+    if (!cart.lines.length) { await openHeld(); return; }
+    const r = await api("POST", "/api/held", { lines: cartLines() });
+    if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
+    clearCart();
+    say(t("held_done", { n: r.data.held.line_count }), "good");
+    refreshHeld();
+  }
+  async function openHeld() {
+    await refreshHeld();
+    if (!held.length) { say(t("no_held"), ""); return; }
+    heldPick = 0; $("held-panel").hidden = false; renderHeld();
+  }
+  function closeHeld() { $("held-panel").hidden = true; }
+  function renderHeld() {
+    const body = $("held-rows");
+    body.textContent = "";
+    held.forEach((h, i) => {
+      const tr = document.createElement("tr");
+      if (i === heldPick) tr.className = "selected";
+      const cells = [dhaka.format(new Date(h.held_at)), h.first_name + (h.line_count > 1 ? " +" + (h.line_count - 1) : ""),
+        taka(h.total), h.cashier || ""];
+      cells.forEach((c, j) => { const td = document.createElement("td"); td.textContent = c; if (j === 2) td.className = "num"; tr.appendChild(td); });
+      tr.addEventListener("click", () => { heldPick = i; resumeHeld(); });
+      body.appendChild(tr);
+    });
+  }
+  async function resumeHeld() {
+    const h = held[heldPick];
+    if (!h || submitting) return;
+    submitting = true;
+    try {
+      const r = await api("POST", "/api/held/" + h.id + "/resume");
+      if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
+      closeHeld();
+      clearCart();
+      r.data.lines.forEach((found) => addFound(found));
+      say(t("resumed", { n: r.data.lines.length }), "good");
+    } finally { submitting = false; refreshHeld(); }
+  }
+  $("hold").addEventListener("click", holdOrList);
+
+  // --- cashier: who is signed in; once the manager has made cashiers, the till asks first -------
+  const signInOpen = () => !$("signin-panel").hidden;
+  function renderCashier() {
+    $("cashier-wrap").hidden = !cashier;
+    $("cashier-name").textContent = cashier || "";
+    if (signInRequired && !cashier) showSignIn(); else $("signin-panel").hidden = true;
+  }
+  function showSignIn() {
+    if (signInOpen()) return;
+    $("signin-panel").hidden = false; $("signin-error").textContent = "";
+    $("signin-name").value = ""; $("signin-pin").value = ""; $("signin-name").focus();
+  }
+  async function refreshSession() {
+    const r = await api("GET", "/api/session");
+    if (!r.ok) return;
+    cashier = r.data.cashier; signInRequired = r.data.required;
+    renderCashier();
+  }
+  async function signIn() {
+    const r = await api("POST", "/api/session", { name: $("signin-name").value, pin: $("signin-pin").value });
+    $("signin-pin").value = "";
+    if (!r.ok) { $("signin-error").textContent = r.data.error || String(r.status); $("signin-pin").focus(); return; }
+    cashier = r.data.cashier;
+    $("signin-panel").hidden = true;
+    document.activeElement && document.activeElement.blur();
+    renderCashier();
+    say(t("signed_in", { name: cashier }), "good");
+  }
+  async function signOut() {
+    const r = await api("POST", "/api/session/out");
+    if (r.ok) { cashier = null; signInRequired = r.data.required; renderCashier(); }
+  }
+  $("signin-go").addEventListener("click", signIn);
+  $("signin-name").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); $("signin-pin").focus(); } });
+  $("signin-pin").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); signIn(); } });
+  $("sign-out").addEventListener("click", signOut);
+
   // --- language --------------------------------------------------------------------------------
   function applyLang() {
     document.documentElement.lang = lang;
     document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
-    renderCart(); if (salesOpen()) renderSales(); refreshStatus();
+    applyZone(); renderCart(); if (salesOpen()) renderSales(); if (heldOpen()) renderHeld(); refreshStatus(); refreshHeld();
   }
   $("lang").addEventListener("click", () => { lang = lang === "en" ? "bn" : "en"; localStorage.setItem("till.lang", lang); applyLang(); });
 
@@ -388,6 +509,20 @@
   const inField = (el) => el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA");
   document.addEventListener("keydown", (e) => {
     const k = e.key;
+    if (signInOpen()) {  // the sign-in fields take every key but the language switch
+      if (k === "F1") { e.preventDefault(); $("lang").click(); }
+      return;
+    }
+    if (e.ctrlKey && (k === "q" || k === "Q")) { e.preventDefault(); signOut(); return; }
+    if (heldOpen()) {
+      e.preventDefault();
+      if (k === "Escape" || k === "Insert") closeHeld();
+      else if (k === "ArrowDown") { heldPick = Math.min(held.length - 1, heldPick + 1); renderHeld(); }
+      else if (k === "ArrowUp") { heldPick = Math.max(0, heldPick - 1); renderHeld(); }
+      else if (k === "Enter") resumeHeld();
+      return;
+    }
+    if (k === "Insert" && !paying() && !salesOpen()) { e.preventDefault(); holdOrList(); return; }
     const fkeys = {
       F1: () => $("lang").click(), F2: () => $("search").focus(), F3: () => (salesOpen() ? closeSales() : openSales()),
       F4: () => (paying() ? confirmSale() : openPayment()), F5: syncNow,
@@ -407,6 +542,7 @@
     }
     if (paying()) {
       if (k === "Enter") { e.preventDefault(); confirmSale(); return; }
+      if (k === "Escape" && confirmLarge) { e.preventDefault(); confirmLarge = false; closePayment(); say("", ""); return; }
       if (k === "Escape") { e.preventDefault(); closePayment(); $("tendered").blur(); return; }
       if (e.target === $("tendered")) return;
     }
@@ -433,5 +569,6 @@
   });
 
   applyLang();
+  refreshSession();
   setInterval(refreshStatus, 3000);
 })();

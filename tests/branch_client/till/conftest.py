@@ -25,7 +25,11 @@ CATALOG = (
     product("ATTA", 6500, "আটা (খোলা)", barcode="2000000000015", unit="kg"),
     product("SOAP", 4500, "Lux Soap Bar", barcode="5000001"),
     product("TEA-400", 21000, "চা পাতা ৪০০ গ্রাম", barcode="8941000000400"),
+    # Sold from the scale: its labels are 20 12345 <grams> <check> (the default scale-label rule).
+    product("FISH-RUI", 55000, "রুই মাছ", barcode="2012345000001", unit="kg"),
 )
+# A scale label for 1.250 kg of FISH-RUI: ৳687.50.
+FISH_LABEL = "2012345012509"
 
 
 @dataclass

@@ -78,3 +78,9 @@ def test_online_means_the_last_sync_reached_the_cloud(enrolled):
     assert core.status_view(replace(ok, last_error="cloud unreachable"), syncing=False, sync_message=None)["online"] is False
     assert core.status_view(never, syncing=False, sync_message=None)["online"] is False
     assert "http" not in str(core.status_view(ok, syncing=False, sync_message=None))  # not the cloud's address
+
+
+def test_kiosk_printing_adds_chromiums_flag_before_the_app_address():
+    cmd = core.browser_command(URL, windows=True, env=WIN_ENV, exists=lambda p: p == EDGE_X86, which=lambda n: None,
+                               kiosk_printing=True)
+    assert cmd == [EDGE_X86, "--kiosk-printing", f"--app={URL}"]

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from playwright.sync_api import expect
 
 from branch_client.identity import Identity
+from tests.branch_client.till.conftest import FISH_LABEL, start_till
 
 RICE, DAL = "8901234567890", "8901234567891"
 
@@ -30,6 +31,17 @@ def pay(page, *keys: str) -> None:
     expect(page.locator("#payment")).to_be_visible()
     for key in keys:
         page.keyboard.press(key)
+
+
+def record_and_open_receipt(page):
+    """In the payment step: Enter records the sale, Ctrl+P opens its receipt; wait for it to be filled in."""
+    with page.expect_popup() as popup:
+        page.keyboard.press("Enter")
+        expect(page.locator("#done-title")).to_contain_text("recorded")
+        page.keyboard.press("Control+p")
+    receipt = popup.value
+    expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
+    return receipt
 
 
 def cart(page) -> list[tuple[str, str]]:
@@ -96,12 +108,7 @@ def test_the_receipt_shows_branch_number_dhaka_time_lines_total_payment_and_chan
     scan(page, RICE)
     scan(page, DAL)
     pay(page, "F11")
-    with page.expect_popup() as popup:
-        page.keyboard.press("Enter")
-        expect(page.locator("#done-title")).to_contain_text("recorded")
-        page.keyboard.press("Control+p")
-    receipt = popup.value
-    expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
+    receipt = record_and_open_receipt(page)
     text = receipt.locator("#receipt").inner_text()
     sale = till.store.get_sale(1).sale
     dhaka = sale.recorded_at.astimezone(ZoneInfo("Asia/Dhaka")).strftime("%d/%m/%Y, %H:%M")
@@ -183,3 +190,132 @@ def test_the_sync_line_shows_waiting_sales_and_bangla_switches_the_words(page, t
     expect(page.locator("#sync-state")).to_have_text("অফলাইন")
     expect(page.locator("[data-t=total]")).to_have_text("মোট")
     assert re.match(r"^৳\d", page.locator("#total").inner_text())
+
+
+# --- scale labels, quantities, held carts, cashiers, receipt header ---------------------------------
+
+
+def test_a_scale_label_adds_its_weight_as_a_line_of_its_own_and_a_misread_one_adds_nothing(page, till):
+    scan(page, FISH_LABEL, lines=1)
+    scan(page, FISH_LABEL, lines=2)  # a second fish, weighed on its own
+    assert cart(page) == [("রুই মাছ", "1.25"), ("রুই মাছ", "1.25")]
+    expect(page.locator("#cart-lines input.qty").first).to_have_attribute("readonly", "")
+    expect(page.locator("#total")).to_have_text("৳1,375.00")
+    scan(page, FISH_LABEL[:12] + str((int(FISH_LABEL[12]) + 1) % 10))
+    expect(page.locator("#message")).to_contain_text("wrong check digit")
+    expect(page.locator("#cart-lines tr")).to_have_count(2)
+    pay(page, "Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    assert [str(ln.qty) for ln in till.store.get_sale(1).sale.lines] == ["1.25", "1.25"]
+
+
+def test_a_quantity_is_checked_by_the_sales_rule_with_its_hint(page):
+    scan(page, "2000000000015", lines=1)  # atta, by the kilo
+    page.keyboard.press("*")
+    page.keyboard.type("1,5")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("write 1.5 with a dot")
+    assert cart(page) == [("আটা (খোলা)", "1")]
+    scan(page, DAL, lines=2)  # sold by the piece
+    page.keyboard.press("*")
+    page.keyboard.type("1.5")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("whole number")
+    assert cart(page)[1] == ("মসুর ডাল ১ কেজি", "1")
+
+
+def test_a_very_large_quantity_asks_again_and_enter_records_it(page, till):
+    scan(page, DAL, lines=1)
+    page.keyboard.press("*")
+    page.keyboard.type("500")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cart-lines input.qty")).to_have_value("500")
+    pay(page, "F7")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("is a lot")
+    expect(page.locator("#message")).to_contain_text("Enter: record it anyway")
+    assert till.store.status()["sales_recorded"] == 0
+    page.keyboard.press("Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    assert till.store.get_sale(1).sale.lines[0].qty == 500
+
+
+def test_a_held_cart_survives_a_page_reload_and_a_till_restart_and_is_resumed_with_its_key(page, till, stocked_home):
+    scan(page, RICE, lines=1)
+    scan(page, FISH_LABEL, lines=2)
+    expect(page.locator("#hold")).to_contain_text("Ins")
+    expect(page.locator("#hold")).to_contain_text("Hold cart")
+    page.keyboard.press("Insert")
+    expect(page.locator("#message")).to_contain_text("Cart of 2 lines held")
+    expect(page.locator("#cart-lines tr")).to_have_count(0)
+    expect(page.locator("#hold")).to_contain_text("Held carts (1)")
+    scan(page, DAL, lines=1)  # the next customer is served meanwhile
+    pay(page, "Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    page.reload()
+    expect(page.locator("#hold")).to_contain_text("Held carts (1)")
+
+    # The till is stopped and started again: the held cart is in its database.
+    again, stop = start_till(stocked_home)
+    try:
+        page.goto(again.url + "/")
+        expect(page.locator("#hold")).to_contain_text("Held carts (1)")
+        page.keyboard.press("Insert")
+        expect(page.locator("#held-rows tr")).to_have_count(1)
+        expect(page.locator("#held-rows tr")).to_contain_text("চাল ৫ কেজি +1")
+        page.keyboard.press("Enter")
+        expect(page.locator("#message")).to_contain_text("Held cart resumed: 2 lines")
+        assert cart(page) == [("চাল ৫ কেজি", "1"), ("রুই মাছ", "1.25")]
+        assert again.store.held_carts() == []
+        pay(page, "Enter")
+        expect(page.locator("#done-title")).to_contain_text("Sale 2 recorded")
+        assert again.store.get_sale(2).sale.total == 42000 + 68750
+    finally:
+        stop()
+
+
+def test_a_cashier_signs_in_with_name_and_pin_is_shown_recorded_and_signs_out(page, till):
+    till.store.add_cashier("Rahim", "4821")
+    page.reload()
+    expect(page.locator("#signin-panel")).to_be_visible()
+    expect(page.locator("#signin-name")).to_be_focused()
+    page.keyboard.press("F1")  # Bangla, on the sign-in screen too
+    expect(page.locator("[data-t=sign_in_title]")).to_have_text("ক্যাশ কাউন্টারে সাইন ইন")
+    page.keyboard.press("F1")
+    page.locator("#signin-name").focus()
+    page.keyboard.type("rahim")
+    page.keyboard.press("Enter")
+    page.keyboard.type("1111")
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-error")).to_contain_text("wrong name or PIN")
+    page.keyboard.type("4821")
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-panel")).to_be_hidden()
+    expect(page.locator("#cashier-name")).to_have_text("Rahim")
+    expect(page.locator("#sign-out")).to_contain_text("Ctrl")
+    scan(page, RICE, lines=1)  # the scanner works at once after signing in
+    pay(page, "Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    assert till.store.get_sale(1).cashier == "Rahim"
+    page.reload()  # a reload keeps the cashier signed in
+    expect(page.locator("#cashier-name")).to_have_text("Rahim")
+    page.keyboard.press("Control+q")
+    expect(page.locator("#signin-panel")).to_be_visible()
+    expect(page.locator("#cashier-wrap")).to_be_hidden()
+
+
+def test_the_receipt_shows_the_shop_name_bin_cashier_and_time_zone(page, till):
+    till.store.add_cashier("Rahim", "4821")
+    till.store.set_setting("shop.name", "স্বপ্ন সুপারশপ")
+    till.store.set_setting("shop.bin", "000123456-0101")
+    page.reload()
+    page.fill("#signin-name", "Rahim")
+    page.fill("#signin-pin", "4821")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cashier-name")).to_have_text("Rahim")
+    scan(page, RICE, lines=1)
+    pay(page)
+    receipt = record_and_open_receipt(page)
+    text = receipt.locator("#receipt").inner_text()
+    for part in ("স্বপ্ন সুপারশপ", "BIN: 000123456-0101", "Cashier: Rahim", "Times in Asia/Dhaka"):
+        assert part in text, part

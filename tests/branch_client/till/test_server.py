@@ -12,7 +12,7 @@ import httpx
 
 from branch_client.identity import Identity
 from branch_client.till import server
-from tests.branch_client.till.conftest import start_till
+from tests.branch_client.till.conftest import FISH_LABEL, start_till
 
 
 def _sale(till, key=None, lines=None, payment="cash"):
@@ -236,4 +236,80 @@ def test_search_text_that_looks_like_fts_syntax_is_searched_as_text(till):
             r = c.get("/api/products", params={"q": q})
             assert r.status_code == 200 and r.json()["products"] == [], q
         assert c.get("/api/products", params={"q": "soap", "limit": "many"}).status_code == 400
-    assert till.store.status()["products"] == 5
+    assert till.store.status()["products"] == 6
+
+
+# --- scale labels, quantities, held carts, cashiers ---------------------------------------------------
+
+
+def test_a_scale_label_is_looked_up_by_its_item_code_and_sold_by_its_weight(till):
+    with till.client() as c:
+        got = c.get(f"/api/products/code/{FISH_LABEL}").json()
+        assert (got["product"]["sku"], got["code"], got["qty"], got["price"]) == ("FISH-RUI", FISH_LABEL, "1.25", None)
+        misread = c.get("/api/products/code/2012345012508")
+        assert misread.status_code == 400 and "wrong check digit" in misread.json()["error"]
+    r = _sale(till, lines=[{"code": FISH_LABEL}, {"sku": "RICE-5KG", "qty": "1"}])
+    assert r.status_code == 201 and r.json()["sale"]["total"] == 68750 + 42000
+    # The weight is read from the code again: a page cannot send its own quantity with a label.
+    assert _sale(till, lines=[{"code": FISH_LABEL, "qty": "9"}]).status_code == 400
+
+
+def test_a_quantity_typed_at_the_till_is_checked_by_the_sales_own_rule(till):
+    with till.client() as c:
+        assert c.get("/api/quantity", params={"sku": "ATTA", "q": "1.255"}).json() == {"qty": "1.255"}
+        comma = c.get("/api/quantity", params={"sku": "ATTA", "q": "1,5"})
+        assert comma.status_code == 400 and "write 1.5 with a dot" in comma.json()["error"]
+        piece = c.get("/api/quantity", params={"sku": "SOAP", "q": "1.5"})
+        assert piece.status_code == 400 and "whole number" in piece.json()["error"]
+
+
+def test_a_very_large_quantity_is_recorded_only_once_confirmed(till):
+    lines = [{"sku": "SOAP", "qty": "500"}]
+    key = uuid.uuid4().hex
+    asked = _sale(till, key=key, lines=lines)
+    assert asked.status_code == 409 and asked.json()["confirm"] is True and "is a lot" in asked.json()["error"]
+    assert till.store.status()["sales_recorded"] == 0
+    with till.client() as c:
+        r = c.post("/api/sales", headers=till.headers(), json={"key": key, "lines": lines, "confirmed": True})
+    assert r.status_code == 201 and r.json()["sale"]["total"] == 500 * 4500
+
+
+def test_a_held_cart_is_kept_in_the_database_and_resumed_at_todays_prices_once(till):
+    with till.client() as c:
+        held = c.post("/api/held", headers=till.headers(),
+                      json={"lines": [{"sku": "SOAP", "qty": "2"}, {"code": FISH_LABEL}]})
+        assert held.status_code == 201 and held.json()["held"]["total"] == 9000 + 68750
+        [listed] = c.get("/api/held").json()["held"]
+        assert (listed["line_count"], listed["first_name"]) == (2, "Lux Soap Bar")
+        back = c.post(f"/api/held/{listed['id']}/resume", headers=till.headers()).json()["lines"]
+        assert [(v["product"]["sku"], v["qty"], v["code"]) for v in back] == [("SOAP", "2", None),
+                                                                              ("FISH-RUI", "1.25", FISH_LABEL)]
+        assert c.get("/api/held").json()["held"] == []
+        assert c.post(f"/api/held/{listed['id']}/resume", headers=till.headers()).status_code == 400
+        assert c.post("/api/held", json={"lines": [{"sku": "SOAP", "qty": "1"}]}).status_code == 403  # no token
+
+
+def test_once_cashiers_exist_nothing_is_recorded_until_one_signs_in_and_the_sale_records_who(till):
+    till.store.add_cashier("Rahim", "4821")
+    refused = _sale(till)
+    assert refused.status_code == 401 and refused.json()["sign_in"] is True
+    with till.client() as c:
+        assert c.get("/api/session").json() == {"cashier": None, "required": True}
+        wrong = c.post("/api/session", headers=till.headers(), json={"name": "Rahim", "pin": "0000"})
+        assert wrong.status_code == 401 and "0000" not in wrong.text
+        assert c.post("/api/session", headers=till.headers(), json={"name": "rahim", "pin": "4821"}).json() == {
+            "cashier": "Rahim"}
+        number = _sale(till).json()["sale"]["number"]
+        assert c.get(f"/api/sales/{number}").json()["sale"]["cashier"] == "Rahim"
+        c.post("/api/session/out", headers=till.headers())
+        assert c.get("/api/session").json()["cashier"] is None
+    assert _sale(till).status_code == 401
+
+
+def test_the_receipt_gets_the_shop_name_bin_and_time_zone_from_the_settings(till):
+    till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
+    till.store.set_setting("shop.bin", "000123456-0101")
+    number = _sale(till).json()["sale"]["number"]
+    with till.client() as c:
+        shop = c.get(f"/api/sales/{number}").json()["shop"]
+    assert shop == {"name": "স্বপ্ন Gulshan", "bin": "000123456-0101", "branch": None, "time_zone": "Asia/Dhaka"}

@@ -1,0 +1,85 @@
+"""Every admin table rendered on an 80-column console with long, realistic values."""
+
+import io
+from datetime import datetime, timezone
+
+from rich.cells import cell_len
+from rich.console import Console
+
+from headoffice.admin_tables import branches_table, dead_letters_table, price_differences_table
+from shared.models import BranchInfo, DeadLetterInfo, PriceDifference
+
+WIDTH = 80
+AT = datetime(2026, 11, 28, 6, 15, 42, tzinfo=timezone.utc)
+LONG_BRANCH = "chattogram-agrabad-commercial-area-east1"  # 40 characters, the longest a name may be
+BANGLA = "রূপচাঁদা সয়াবিন তেল পাঁচ লিটার বোতল (পরিবার প্যাক) Rupchanda soybean oil"
+REASON = ("the frame's MAC does not match its body: the message was changed after the branch signed it, "
+          "or it was signed with a secret this branch no longer has; applicationDeadLetterReason=bad_signature")
+
+
+def render(table) -> str:
+    console = Console(width=WIDTH, record=True, file=io.StringIO(), color_system=None)
+    console.print(table)
+    return console.export_text()
+
+
+def columns(text: str) -> list[str]:
+    """Each body column's text, the lines of its cells joined and spaces dropped (so a folded or
+    wrapped value reads whole again). Body rows are the lines between the header rule and the end."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("┡")) + 1
+    body = [line for line in lines[start:] if line.startswith("│")]
+    cells = [line.strip("│").split("│") for line in body]
+    return ["".join(row[c] for row in cells).replace(" ", "") for c in range(len(cells[0]))]
+
+
+def assert_fits_and_whole(text: str, rows: list[list[str]]):
+    assert "…" not in text, text
+    # The console crops what does not fit, so a table too wide shows as a line without its right edge.
+    table = [line.rstrip() for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert all(cell_len(line) <= WIDTH and line[-1] in "┓┃┩│┘" for line in table), text
+    joined = columns(text)
+    for row in rows:
+        for c, value in enumerate(row):
+            assert value.replace(" ", "") in joined[c], f"{value!r} is not whole in column {c}:\n{text}"
+
+
+def branch(name, **fields) -> BranchInfo:
+    return BranchInfo(branch=name, created_at=AT, enrolled=True, applied_through=1_234_567, sales_applied=1_234_567,
+                      total_paisa=98_765_432_10, last_pull=AT, last_push=AT, **fields)
+
+
+def test_the_branches_table_fits_80_columns_with_long_names_and_errors_whole():
+    listing = [branch(LONG_BRANCH, last_error=REASON, rotation_pending=True),
+               branch("dhaka-gulshan", revoked_at=AT), branch("sylhet_zindabazar-2")]
+    text = render(branches_table(listing))
+    assert_fits_and_whole(text, [
+        [LONG_BRANCH, "rotation pending", "1234567", "1234567", "98765432.10",
+         "pull 2026-11-28 06:15:42 push 2026-11-28 06:15:42", REASON],
+        ["dhaka-gulshan", "revoked 2026-11-28 06:15:42"],
+        ["sylhet_zindabazar-2", "enrolled"],
+    ])
+
+
+def test_the_dead_letters_table_fits_80_columns_with_its_reason_and_id_whole():
+    letter = DeadLetterInfo(id="20261128-061542000123-9f8e7d6c", received_at=AT, branch=LONG_BRANCH,
+                            code="bad_signature", reason=REASON, size=65_536, truncated=True, replays=12)
+    text = render(dead_letters_table([letter, letter.model_copy(update={"branch": None, "code": "malformed_message"})]))
+    assert_fits_and_whole(text, [
+        [letter.id, "2026-11-28 06:15:42", LONG_BRANCH, "bad_signature", REASON, "65536 (truncated)", "12"],
+        [letter.id, "2026-11-28 06:15:42", "?", "malformed_message"],
+    ])
+
+
+def test_the_price_differences_table_fits_80_columns_with_bangla_names_whole():
+    sku = "RUPCHANDA-SOYBEAN-OIL-5L-FAMILY-PACK-2026"
+    diff = PriceDifference(branch=LONG_BRANCH, seq=1_234_567, sale_id="ab" * 16, recorded_at=AT, line=12, sku=sku,
+                           name=BANGLA, qty="12.25", sold_price=98_500, list_price=99_000, current_price=105_075,
+                           status="price_differs", difference=-96_670_00)
+    gone = diff.model_copy(update={"status": "deleted", "current_price": None, "difference": None})
+    text = render(price_differences_table([diff, gone]))
+    assert_fits_and_whole(text, [
+        [LONG_BRANCH + "1234567/12" + "2026-11-28 06:15", sku + BANGLA, "12.25", "price differs", "985.00", "1050.75",
+         "-96670.00"],
+        [LONG_BRANCH + "1234567/12" + "2026-11-28 06:15", sku + BANGLA, "12.25", "deleted", "985.00", "-", "-"],
+    ])
