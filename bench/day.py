@@ -53,8 +53,10 @@ class Meter:
     def handler(self, request: httpx.Request) -> httpx.Response:
         if request.url.path != "/api/pull":
             return httpx.Response(404)
-        answer = self.timed("pull", lambda: self.service.pull(request.headers, request.method, request.url.path,
-                                                              dict(request.url.params), b""))
+        from branchsync_cloud.http import pull_answer, read_signed
+
+        signed = read_signed(request.headers, request.method, request.url.path, dict(request.url.params), b"")
+        answer = self.timed("pull", lambda: pull_answer(self.service, signed))
         return httpx.Response(200, content=answer.model_dump_json().encode(), headers={"Content-Type": "application/json"})
 
     def send(self, queue_url: str, sas_token: str, text: str) -> None:
@@ -87,7 +89,6 @@ def simulate(args, work: Path) -> dict:
         meter.counts = {k: type(v)() for k, v in meter.counts.items()}
 
         rng = random.Random(args.seed)
-        skus = [p.sku for p in products]
         syncs = args.day_minutes // args.sync_minutes
         sale_at = sorted(rng.randrange(syncs) for _ in range(args.sales))
         import_at = {syncs * (i + 1) // (args.imports + 1) for i in range(args.imports)}
@@ -96,7 +97,7 @@ def simulate(args, work: Path) -> dict:
         for slot in range(syncs):
             while sale_at and sale_at[0] == slot:
                 sale_at.pop(0)
-                store.record_sale(parse_items(sale_items(rng, skus[:200])), rng.choice(["cash", "card"]))
+                store.record_sale(parse_items(sale_items(rng, products[:200])), rng.choice(["cash", "card"]))
             if slot in import_at:
                 changed = [p.model_copy(update={"price": p.price + rng.randint(1, 500)})
                            for p in rng.sample(products, per_import)]
