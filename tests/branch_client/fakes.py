@@ -181,6 +181,11 @@ class FakeCloud:
         self.down = False                            # every call fails to connect
         self.queue_down_after: int | None = None     # the queue accepts this many messages, then is unreachable
         self.sas_lifetime = SAS_LIFETIME
+        # A cloud slow to apply: accepted messages wait in `held` until the pull numbered
+        # `apply_at_pull` (1 = the first pull answered; never while it is None).
+        self.slow = False
+        self.apply_at_pull: int | None = None
+        self.held: list[str] = []
         # Tokens of enrollment codes head office handed out for this branch (each works once).
         self.enroll_tokens: set[str] = set()
         # Head office creates the branch, and the branch enrolls with its code.
@@ -292,6 +297,11 @@ class FakeCloud:
             raise httpx.ConnectError("network cut", request=request)
         if request.method == "POST" and request.url.path == "/api/enroll":
             self._issue_code(request)
+        if pull and self.held and self.apply_at_pull is not None and len(self.pulls) + 1 >= self.apply_at_pull:
+            held, self.held = self.held, []
+            with self._serving():
+                for text in held:
+                    self._apply(text)
         gateway, _ = _app()
         with self._serving():
             answer = asyncio.run(gateway.handle(_asgi_request(request)))
@@ -359,8 +369,15 @@ class FakeCloud:
             raise refused
 
     def _enqueue(self, text: str) -> None:
-        """Keep the message, and run the queue function on it as the Functions host would (host.json: base64)."""
+        """Keep the message, and run the queue function on it as the Functions host would (unless slow)."""
         self.messages.append(text)
+        if self.slow:
+            self.held.append(text)
+        else:
+            self._apply(text)
+
+    def _apply(self, text: str) -> None:
+        """The queue function on one message, bound as the Functions host binds it (host.json: base64)."""
         _, sales = _app()
         body = devhost.bind_queue_body(base64.b64decode(text, validate=True), sales.data_type)
         message = devhost.DevQueueMessage(id=secrets.token_hex(16), body=body, pop_receipt=secrets.token_hex(8),
