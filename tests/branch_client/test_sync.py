@@ -1,9 +1,9 @@
-"""The sync engine against a fake cloud at the seam.
+"""The sync engine against the real cloud, in memory, behind the branch's seam.
 
-`FakeCloud` (tests/branch_client/fakes.py) stands in for the cloud only at the branch's one
-I/O seam: HTTP through `httpx.MockTransport`, the queue through a fake queue sender. It
-verifies signatures and decodes messages with the shared contract code. The store is a
-real SQLite file. Real Azurite and the dev host are exercised by the end-to-end tests.
+`FakeCloud` (tests/branch_client/fakes.py) is the real Functions app and Service over a
+MemoryStore; only the network (`httpx.MockTransport`) and the queue's transport (a queue
+sender that runs the queue function at once) are stood in. The store is a real SQLite
+file. Real Azurite and the dev host over HTTP are exercised by the end-to-end tests.
 """
 
 import secrets
@@ -63,13 +63,14 @@ def test_an_interrupted_pull_resumes_from_its_stored_cursor_and_ends_with_the_sa
     fake_cloud.pull_failures_after = 2  # the network goes after two pages
     with pytest.raises(CloudUnreachable):
         _engine(enrolled, fake_cloud, page_limit=10).run()
-    # two pages of ten stored (versions 1-21: SKU-03's version 4 was replaced by its tombstone, 26)
-    assert enrolled.catalog_cursor() == 21 and len(_all_products(enrolled)) == 20
+    # two pages of ten stored: versions 1-20 (the cloud keeps SKU-03's version 4 beside its tombstone,
+    # 26, until a compaction drops it)
+    assert enrolled.catalog_cursor() == 20 and len(_all_products(enrolled)) == 20
 
     fake_cloud.pull_failures_after = None
     fake_cloud.pulls.clear()
     _engine(enrolled, fake_cloud, page_limit=10).run()
-    assert [q["cursor"] for q in fake_cloud.pulls] == ["21"]
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["20"]
     assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
     assert enrolled.catalog_cursor() == fake_cloud.version == 26
 
@@ -80,6 +81,7 @@ def test_a_branch_behind_the_tombstone_horizon_resyncs_in_full(enrolled, fake_cl
     fake_cloud.delete("B")
     fake_cloud.put(product("D"))
     fake_cloud.put(product("A", 999))
+    fake_cloud.put(product("C", 777))  # every live product is now newer than B's tombstone, so it may be purged
     fake_cloud.purge_tombstones()  # the branch never hears of B's deletion
     report = _engine(enrolled, fake_cloud).run()
     assert report.full_resync
