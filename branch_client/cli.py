@@ -588,6 +588,8 @@ def till(
     ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = TILL_PORT,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open the till window.")] = False,
+    no_auto_push: Annotated[bool, typer.Option("--no-auto-push", help="Send sales only on 'sync now' and the "
+                                               "scheduled sync, not after each sale.")] = False,
 ) -> None:
     """Open the till: the cashier's screen, in Edge app mode (works offline). Runs until stopped."""
     from .till import server
@@ -599,7 +601,7 @@ def till(
     with _command(ctx) as store:
         try:
             server.serve(store, port=port, open_browser=not no_browser, client_options=client_options,
-                         announce=announce)
+                         announce=announce, auto_push=not no_auto_push)
         except OSError as exc:
             from .errors import BadInput
 
