@@ -18,7 +18,7 @@ from branch_client.sale_entry import parse_items
 from branch_client.store import Store
 from shared.encoding import pack_sales, to_queue_text
 from shared.signing import new_secret
-from tests.processes import cli
+from tests.processes import cli, enrolled_till
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 BIN = Path(sys.executable).parent
@@ -28,12 +28,7 @@ BIN = Path(sys.executable).parent
 def test_messages_reversed_duplicated_and_mixed_with_forgeries_are_applied_exactly_once(tmp_path, admin_env, cloud, storage, branch_name):
     env = {**admin_env, "BRANCHSYNC_URL": cloud.url}
     sku = f"EGG-{branch_name}"
-    (tmp_path / "c.csv").write_text(f"sku,name,price\n{sku},ডিম Egg,13.50\n", encoding="utf-8")
-    cli("branchsync-admin", "catalog", "import", tmp_path / "c.csv", env=env)
-    code = cli("branchsync-admin", "branch", "add", branch_name, env=env).strip()
-    home = tmp_path / "till"
-    cli("branchsync", "--home", home, "enroll", code, env=env)
-    cli("branchsync", "--home", home, "sync", env=env)
+    home = enrolled_till(tmp_path, env, branch_name, sku, "ডিম Egg", "13.50")
 
     store = Store(home)
     for i in range(60):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_queue_delivery import cli
+from tests.processes import cli, enrolled_till
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -14,12 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 def enrolled_till_with_sales(tmp_path, admin_env, cloud, branch_name, sales: int) -> tuple[Path, dict]:
     env = {**admin_env, "BRANCHSYNC_URL": cloud.url}
     sku = f"TEA-{branch_name}"
-    (tmp_path / "c.csv").write_text(f"sku,name,price\n{sku},চা পাতা Tea,120.00\n", encoding="utf-8")
-    cli("branchsync-admin", "catalog", "import", tmp_path / "c.csv", env=env)
-    code = cli("branchsync-admin", "branch", "add", branch_name, env=env).strip()
-    home = tmp_path / "till"
-    cli("branchsync", "--home", home, "enroll", code, env=env)
-    cli("branchsync", "--home", home, "sync", env=env)
+    home = enrolled_till(tmp_path, env, branch_name, sku, "চা পাতা Tea", "120.00")
     for i in range(sales):
         cli("branchsync", "--home", home, "sale", "add", f"{sku}={1 + i}", env=env)
     return home, env
