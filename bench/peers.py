@@ -33,7 +33,7 @@ from bench.bench import machine
 from bench.shaper import Link, Shaper
 from branch_client.cloud_client import CloudClient
 from branch_client.identity import Identity
-from branch_client.sale_entry import parse_items
+from branch_client.sale_entry import is_weighed, parse_items
 from branch_client.store import Store
 from branch_client.sync import SyncEngine
 from demo.sample_catalog import sample_products
@@ -56,9 +56,10 @@ def catalog(count: int) -> list[Product]:
                     unit=r["unit"], vat_rate=Decimal(r["vat_rate"])) for r in rows]
 
 
-def sale_items(rng: random.Random, skus: list[str]) -> list[str]:
-    """1 to 4 lines, some weighed."""
-    return [f"{sku}={rng.choice(['1', '2', '3', '0.750', '1.250'])}" for sku in rng.sample(skus, rng.randint(1, 4))]
+def sale_items(rng: random.Random, products: list[Product]) -> list[str]:
+    """1 to 4 lines: whole pieces, and weights for what is sold by weight or volume."""
+    return [f"{p.sku}={rng.choice(['0.750', '1.250', '2']) if is_weighed(p.unit) else rng.choice(['1', '2', '3'])}"
+            for p in rng.sample(products, rng.randint(1, 4))]
 
 
 def product_doc(p: Product) -> dict:
@@ -178,8 +179,8 @@ class Bench:
         store, client = self.till(name)
         SyncEngine(store, client).run()
         rng = random.Random(n)
-        skus = [p.sku for p in self.sale_catalog]
-        sales = [store.record_sale(parse_items(sale_items(rng, skus)), rng.choice(["cash", "card"])) for _ in range(n)]
+        sales = [store.record_sale(parse_items(sale_items(rng, self.sale_catalog)), rng.choice(["cash", "card"]))
+                 for _ in range(n)]
         docs = [{"_id": s.sale_id, **s.model_dump(mode="json")} for s in sales]
         sales_file = self.node.write(f"sales-{tag}.json", docs)
 

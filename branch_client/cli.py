@@ -200,8 +200,9 @@ def enroll(
                    "with the first sync ('branchsync sync', or the scheduled task)", err=True)
 
 
-def _run_sync(store: "Store", show) -> "SyncReport":
-    """One sync of the open store: the engine `sync` runs, with the rotated secret masked in the log."""
+def _run_sync(store: "Store", show, ack_wait: float = 0.0) -> "SyncReport":
+    """One sync of the open store: the engine `sync` runs, with the rotated secret masked in the log;
+    `ack_wait` seconds at most for the acknowledgement of what it pushed."""
     import logging
 
     from . import logs
@@ -212,7 +213,8 @@ def _run_sync(store: "Store", show) -> "SyncReport":
     identity = store.identity()
     logs.forget_secret(log, identity.secret)
     with CloudClient.for_identity(identity, **client_options) as client:
-        return SyncEngine(store, client, on_progress=show, on_secret=lambda s: logs.forget_secret(log, s)).run()
+        return SyncEngine(store, client, on_progress=show, ack_wait=ack_wait,
+                          on_secret=lambda s: logs.forget_secret(log, s)).run()
 
 
 # --- sales ---------------------------------------------------------------------------------------
@@ -384,9 +386,19 @@ def config_unset(ctx: typer.Context, name: Annotated[str, typer.Argument(help="T
 # --- sync ------------------------------------------------------------------------------------------
 
 
+# How long `sync` waits after a push for the cloud to acknowledge it (the cloud applies a
+# message within a second or two when it keeps up); a slower cloud never fails the sync.
+ACK_WAIT_SECONDS = 5.0
+
+
 @app.command()
-def sync(ctx: typer.Context) -> None:
-    """Pull catalog and acknowledgements, then push new sales."""
+def sync(
+    ctx: typer.Context,
+    ack_wait: Annotated[float, typer.Option("--ack-wait", min=0, max=600, envvar="BRANCHSYNC_ACK_WAIT",
+                                            help="Seconds to wait after pushing for head office to acknowledge the "
+                                                 "sales (0: do not wait; also BRANCHSYNC_ACK_WAIT).")] = ACK_WAIT_SECONDS,
+) -> None:
+    """Pull catalog and acknowledgements, push new sales, then wait briefly for their acknowledgement."""
     import logging
     import time
 
@@ -399,7 +411,7 @@ def sync(ctx: typer.Context) -> None:
             store.identity()  # NotEnrolled (exit 3) before anything else
             enrolled = True
             with _progress_display() as show:
-                report = _run_sync(store, show)
+                report = _run_sync(store, show, ack_wait=ack_wait)
     finally:
         # Also when the cloud is down: a till offline for days still gets its daily backup. Not before
         # enrollment: a copy of an empty database would only count as the day's backup.
@@ -408,7 +420,9 @@ def sync(ctx: typer.Context) -> None:
     logging.getLogger(logs.LOGGER_NAME).info(logs.sync_line(report, time.monotonic() - started))
     typer.echo(f"sync done: catalog version {report.catalog_version} ({report.entries} changes"
                f"{', full resync' if report.full_resync else ''}), pushed {report.pushed} sales in "
-               f"{report.messages} messages, {report.pending} awaiting acknowledgement")
+               f"{report.messages} messages; {report.acknowledged} acknowledged by head office, "
+               f"{report.on_the_way} still on their way"
+               + (f", {report.pending - report.on_the_way} not sent yet" if report.pending > report.on_the_way else ""))
     if report.unsendable:  # the sales behind it went; this one needs a person
         for found in report.unsendable:
             logging.getLogger(logs.LOGGER_NAME).error(f"sync: {found['reason']}")
@@ -452,7 +466,7 @@ def _progress_display():
         tasks: dict[SyncState, int] = {}
 
         def show(p: SyncProgress) -> None:
-            if p.state not in (SyncState.PULLING, SyncState.PUSHING):
+            if p.state not in (SyncState.PULLING, SyncState.PUSHING, SyncState.ACKING):
                 return
             if p.state not in tasks:
                 tasks[p.state] = bar.add_task(p.message, total=p.total)
@@ -574,6 +588,8 @@ def till(
     ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = TILL_PORT,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open the till window.")] = False,
+    no_auto_push: Annotated[bool, typer.Option("--no-auto-push", help="Send sales only on 'sync now' and the "
+                                               "scheduled sync, not after each sale.")] = False,
 ) -> None:
     """Open the till: the cashier's screen, in Edge app mode (works offline). Runs until stopped."""
     from .till import server
@@ -585,7 +601,7 @@ def till(
     with _command(ctx) as store:
         try:
             server.serve(store, port=port, open_browser=not no_browser, client_options=client_options,
-                         announce=announce)
+                         announce=announce, auto_push=not no_auto_push)
         except OSError as exc:
             from .errors import BadInput
 

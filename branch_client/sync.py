@@ -12,7 +12,12 @@ States of one engine, and the only transitions it makes:
                                      A sale that does not fit in a message even alone (recorded
                                      before sale entry refused such sales) is set aside, never
                                      blocking the ones behind it; the store keeps why (`unsendable`).
-    PUSHING ----------> IDLE         done: last_error is cleared, last_sync_ok recorded.
+    PUSHING ----------> ACKING       with `ack_wait` > 0 and sales pushed: ask the cloud again (a pull
+                                     from the stored cursor, whose answer carries the acks) until
+                                     every pushed sale is acknowledged or `ack_wait` seconds passed.
+                                     The push is done by then: a slow or unreachable cloud only
+                                     leaves sales on their way, it never fails the sync.
+    PUSHING, ACKING --> IDLE         done: last_error is cleared, last_sync_ok recorded.
     PULLING, PUSHING -> FAILED       any error: last_error is recorded (one line) and the error
                                      is raised; nothing is lost, unpushed sales stay pending.
     FAILED ---run()---> PULLING      the next run starts over (from the stored cursor).
@@ -28,7 +33,9 @@ left by a dead or orphaned process is taken over. Progress is reported through a
 callback so the CLI can draw it; the engine itself prints nothing.
 """
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -50,13 +57,15 @@ class SyncState(StrEnum):
     IDLE = "idle"
     PULLING = "pulling"
     PUSHING = "pushing"
+    ACKING = "acking"
     FAILED = "failed"
 
 
 TRANSITIONS: dict[SyncState, frozenset[SyncState]] = {
     SyncState.IDLE: frozenset({SyncState.PULLING}),
     SyncState.PULLING: frozenset({SyncState.PUSHING, SyncState.FAILED}),
-    SyncState.PUSHING: frozenset({SyncState.IDLE, SyncState.FAILED}),
+    SyncState.PUSHING: frozenset({SyncState.ACKING, SyncState.IDLE, SyncState.FAILED}),
+    SyncState.ACKING: frozenset({SyncState.IDLE, SyncState.FAILED}),
     SyncState.FAILED: frozenset({SyncState.PULLING}),
 }
 
@@ -64,6 +73,10 @@ TRANSITIONS: dict[SyncState, frozenset[SyncState]] = {
 SAS_MARGIN = timedelta(minutes=2)
 # Sales loaded from the store per round of packing (bounds memory on a long backlog).
 PUSH_CHUNK = 5_000
+# Waits between the pulls that ask for the acknowledgement after a push: the cloud applies a
+# message in well under a second when it is keeping up, so ask soon, then less often.
+ACK_POLL_FIRST = 0.25
+ACK_POLL_MAX = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,9 @@ class SyncReport:
     pushed: int = 0
     messages: int = 0
     pending: int = 0        # events not yet acknowledged after this sync (pushed or not)
+    acknowledged: int = 0   # events the cloud acknowledged during this sync (at the first pull or after the push)
+    on_the_way: int = 0     # events pushed and not yet acknowledged after this sync
+    ack_pulls: int = 0      # pulls made after the push to ask for the acknowledgement
     # Sales that cannot be sent because one alone exceeds a queue message: {seq, sale_id, size, reason}.
     unsendable: list[dict] = field(default_factory=list)
 
@@ -92,7 +108,8 @@ class SyncEngine:
     def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_MAX,
                  resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
                  on_progress: Callable[[Progress], None] | None = None, push_chunk: int = PUSH_CHUNK,
-                 on_secret: Callable[[str], None] | None = None):
+                 on_secret: Callable[[str], None] | None = None, ack_wait: float = 0.0,
+                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.client = client
         self.page_limit = page_limit
@@ -103,6 +120,10 @@ class SyncEngine:
         # Told about a rotated secret once it is stored (the CLI masks it in the log).
         self.on_secret = on_secret or (lambda _s: None)
         self._secret: str | None = None
+        # Seconds to wait after a push for its acknowledgement (0: do not wait).
+        self.ack_wait = max(0.0, ack_wait)
+        self.sleep = sleep
+        self.monotonic = monotonic
         self.state = SyncState.IDLE
         self._cursor = 0
         self._access: PushWay | None = None
@@ -122,9 +143,13 @@ class SyncEngine:
         try:
             identity = self.store.identity()
             self._secret = identity.secret
+            through_before = self.store.status()["applied_through"]
             self._pull(report)
             self._move(SyncState.PUSHING)
             self._push(identity, report)
+            if self.ack_wait and report.pushed:
+                self._move(SyncState.ACKING)
+                self._await_acks(report)
             self.store.record_sync_ok(self.clock())
             self._move(SyncState.IDLE)
         except BaseException as exc:
@@ -134,7 +159,9 @@ class SyncEngine:
             except Exception:  # the original error matters more than the failure to record it
                 pass
             raise
-        report.pending = self.store.pending_count()
+        after = self.store.status()
+        report.pending, report.on_the_way = after["pending"], after["pushed_unacked"]
+        report.acknowledged = max(0, after["applied_through"] - through_before)
         self._emit(SyncState.IDLE, report.pushed, report.pushed, "sync done")
         return report
 
@@ -144,31 +171,72 @@ class SyncEngine:
         self._cursor = self.store.catalog_cursor()
         resynced = False
         self._emit(SyncState.PULLING, 0, None, f"pulling catalog after version {self._cursor}")
-        while True:
-            answer = self.client.pull(self._cursor, self.page_limit, self.store.pending_count())
-            self._adopt(answer)
-            page = answer.catalog
-            if page.full_resync:
-                if resynced or self._cursor == 0:
-                    raise CloudBadAnswer("the cloud keeps asking for a full catalog resync; report this to head office")
-                self.store.reset_catalog()
-                resynced = report.full_resync = True
-                self._cursor = 0
-                self._emit(SyncState.PULLING, report.pages, None, "catalog too old: pulling it again in full")
-                continue
-            if page.more and page.next_cursor <= self._cursor:
-                raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
-                                     "report this to head office")
-            report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer))
-            report.pages += 1
-            self._cursor = report.catalog_version = page.next_cursor
-            report.applied_through = answer.applied_through
-            self._access = PushWay.of(answer)
-            self._emit(SyncState.PULLING, report.pages, None,
-                       f"catalog at version {self._cursor}, {report.entries} changes")
-            if not page.more:
-                self.store.save_refusal(answer.last_refusal)
+        # The next page is fetched while this one is written to SQLite: on a long pull the
+        # cloud's answer and the local write take about as long as each other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead") as ahead:
+            pending = self.store.pending_count()
+            coming = None
+            while True:
+                answer = coming.result() if coming is not None else self.client.pull(self._cursor, self.page_limit, pending)
+                coming = None
+                self._adopt(answer)  # before the next request is signed
+                page = answer.catalog
+                if page.full_resync:
+                    if resynced or self._cursor == 0:
+                        raise CloudBadAnswer("the cloud keeps asking for a full catalog resync; report this to head office")
+                    self.store.reset_catalog()
+                    resynced = report.full_resync = True
+                    self._cursor = 0
+                    self._emit(SyncState.PULLING, report.pages, None, "catalog too old: pulling it again in full")
+                    continue
+                if page.more and page.next_cursor <= self._cursor:
+                    raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
+                                         "report this to head office")
+                if page.more:
+                    coming = ahead.submit(self.client.pull, page.next_cursor, self.page_limit, pending)
+                try:
+                    report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer))
+                except BaseException:
+                    if coming is not None:
+                        coming.cancel()
+                    raise
+                report.pages += 1
+                self._cursor = report.catalog_version = page.next_cursor
+                report.applied_through = answer.applied_through
+                self._access = PushWay.of(answer)
+                self._emit(SyncState.PULLING, report.pages, None,
+                           f"catalog at version {self._cursor}, {report.entries} changes")
+                if not page.more:
+                    self.store.save_refusal(answer.last_refusal)
+                    return
+
+    def _await_acks(self, report: SyncReport) -> None:
+        """Pull again until what was pushed is acknowledged or `ack_wait` has passed; never raises for the cloud."""
+        deadline = self.monotonic() + self.ack_wait
+        pause = ACK_POLL_FIRST
+        waiting = self._on_the_way()
+        self._emit(SyncState.ACKING, 0, None, f"waiting up to {self.ack_wait:g} s for the acknowledgement")
+        while waiting and (left := deadline - self.monotonic()) > 0:
+            self.sleep(min(pause, left))
+            pause = min(pause * 2, ACK_POLL_MAX)
+            try:
+                answer = self.client.pull(self._cursor, self.page_limit, waiting)
+            except BranchSyncError as exc:  # the sales are on the queue; the next sync asks again
+                self._emit(SyncState.ACKING, 0, None, f"could not ask for the acknowledgement: {exc}")
                 return
+            report.ack_pulls += 1
+            self._adopt(answer)
+            if not answer.catalog.full_resync:  # catalog news on the way in is kept; a resync waits for the next sync
+                report.entries += self.store.apply_catalog_page(answer.catalog, answer.applied_through, self.clock(),
+                                                                _acks(answer))
+                self._cursor = report.catalog_version = answer.catalog.next_cursor
+                report.applied_through = answer.applied_through
+            waiting = self._on_the_way()
+            self._emit(SyncState.ACKING, 0, None, f"{waiting} still on their way")
+
+    def _on_the_way(self) -> int:
+        """Pushed and not yet acknowledged (a sale not sent, e.g. set aside, is not waited for)."""
+        return self.store.status()["pushed_unacked"]
 
     def _fresh_access(self) -> PushWay:
         """The way to push from the pull (a SAS is renewed by one more pull when it is about to expire)."""

@@ -20,11 +20,13 @@ import inspect
 import json
 import logging
 import os
+import random
 import re
 import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -349,10 +351,54 @@ def connection_string(name: str, env: Mapping[str, str]) -> str:
     return value
 
 
-class QueuePoller:
-    """Receives batches for one queue trigger and runs the function on each message."""
+# How the Functions host polls a queue (the storage queue extension's QueueListener and its
+# RandomizedExponentialBackoffStrategy, Azure/azure-sdk-for-net, sdk/storage/
+# Microsoft.Azure.WebJobs.Extensions.Storage.Queues): receive batchSize messages; when some
+# came, start them all, wait until no more than newBatchThreshold are still running and
+# receive again at once; when none came, wait, 100 ms if messages were found since the last
+# wait, else 100 ms plus a doubling step (randomised by +-20 %), up to maxPollingInterval.
+MIN_POLLING_INTERVAL = 0.1
+BACKOFF_RANDOMISATION = 0.2
 
-    def __init__(self, target: QueueFunction, options: QueueOptions, conn: str, stop: threading.Event):
+
+class PollBackoff:
+    """The wait before the next receive when the last one found nothing."""
+
+    def __init__(self, maximum: float, rng: random.Random | None = None):
+        self.maximum = max(MIN_POLLING_INTERVAL, maximum)
+        self.rng = rng or random.Random()
+        self.current = 0.0
+        self._exponent = 0
+
+    def next_delay(self, found_since_last_wait: bool) -> float:
+        if found_since_last_wait:
+            self.current, self._exponent = MIN_POLLING_INTERVAL, 1
+        elif self.current != self.maximum:
+            step = 0.0
+            if self._exponent > 0:
+                spread = self.rng.uniform(1 - BACKOFF_RANDOMISATION, 1 + BACKOFF_RANDOMISATION)
+                step = spread * 2 ** (self._exponent - 1) * MIN_POLLING_INTERVAL
+            if MIN_POLLING_INTERVAL + step < self.maximum:
+                self.current = MIN_POLLING_INTERVAL + step
+                self._exponent += 1
+            else:
+                self.current = self.maximum
+        return self.current
+
+
+def worker_threads(env: Mapping[str, str]) -> int | None:
+    """Threads that run a sync Python function at once: PYTHON_THREADPOOL_THREAD_COUNT, else (Python
+    3.9+) ThreadPoolExecutor's default, min(32, cores + 4) (learn.microsoft.com, "Improve throughput
+    performance of Python apps in Azure Functions", max workers within a language worker process)."""
+    value = env.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
+    return max(1, min(32, int(value))) if value.strip().isdigit() else None
+
+
+class QueuePoller:
+    """Receives batches for one queue trigger and runs the function on each message, as the host does."""
+
+    def __init__(self, target: QueueFunction, options: QueueOptions, conn: str, stop: threading.Event,
+                 env: Mapping[str, str] | None = None, rng: random.Random | None = None):
         self.target = target
         self.options = options
         self.stop = stop
@@ -362,10 +408,15 @@ class QueuePoller:
         self.queue = QueueClient.from_connection_string(conn, target.queue, retry_policy=retry, connection_timeout=5)
         self.poison = QueueClient.from_connection_string(conn, f"{target.queue}-poison", retry_policy=retry, connection_timeout=5)
         self.ready = False
+        self.backoff = PollBackoff(options.max_polling_interval, rng)
+        # What the loop did, latest last: ("messages", how many a receive found) or ("idle", the
+        # seconds it then waited).
+        self.history: deque[tuple[str, float]] = deque(maxlen=1000)
         self._in_flight = 0
         self._cond = threading.Condition()
-        # Like the host: up to batchSize running, and a new batch once it drops to newBatchThreshold.
-        self._pool = ThreadPoolExecutor(max_workers=options.batch_size + options.new_batch_threshold,
+        # Up to batchSize + newBatchThreshold invocations are handed over; the worker runs as
+        # many at once as its thread pool has threads.
+        self._pool = ThreadPoolExecutor(max_workers=worker_threads(os.environ if env is None else env),
                                         thread_name_prefix=f"queue-{target.queue}")
         self.thread = threading.Thread(target=self._run, name=f"poller-{target.queue}", daemon=True)
 
@@ -390,16 +441,11 @@ class QueuePoller:
         self._pool.shutdown(wait=True)
 
     def _run(self) -> None:
-        delay = 0.0
+        found_since_wait = False
         while not self.stop.is_set():
             if not self.ready and not self.ensure_queues():
                 self.stop.wait(min(2.0, self.options.max_polling_interval or 2.0))
                 continue
-            with self._cond:
-                while self._in_flight > self.options.new_batch_threshold and not self.stop.is_set():
-                    self._cond.wait(0.2)
-            if self.stop.is_set():
-                break
             try:
                 messages = list(self.queue.receive_messages(messages_per_page=self.options.batch_size,
                                                             max_messages=self.options.batch_size, visibility_timeout=LEASE_SECONDS))
@@ -407,15 +453,21 @@ class QueuePoller:
                 log.warning("receive from %s failed: %s", self.target.queue, type(exc).__name__)
                 messages = []
             if not messages:
-                # Back off while idle, up to maxPollingInterval, as the host does.
-                delay = min(self.options.max_polling_interval, max(0.1, delay * 2))
+                delay = self.backoff.next_delay(found_since_wait)
+                found_since_wait = False
+                self.history.append(("idle", delay))
                 self.stop.wait(delay)
                 continue
-            delay = 0.0
+            self.history.append(("messages", len(messages)))
+            found_since_wait = True
             for message in messages:
                 with self._cond:
                     self._in_flight += 1
                 self._pool.submit(self._process, message).add_done_callback(self._done)
+            # The next batch once no more than newBatchThreshold are still running; then at once.
+            with self._cond:
+                while self._in_flight > self.options.new_batch_threshold and not self.stop.is_set():
+                    self._cond.wait(0.2)
 
     def _done(self, _future) -> None:
         with self._cond:
@@ -638,7 +690,7 @@ class DevHost:
         self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None,
                                              ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
         self.pollers = [
-            QueuePoller(q, self.config.queues, connection_string(q.connection, self.env), self.stop_event)
+            QueuePoller(q, self.config.queues, connection_string(q.connection, self.env), self.stop_event, self.env)
             for q in self.queue_functions
         ]
         self._thread: threading.Thread | None = None

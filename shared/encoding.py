@@ -102,15 +102,6 @@ def open_frame(frame: Frame, secret: str) -> SalesBatch:
     return batch
 
 
-def decode_message(body: bytes, secret_for) -> SalesBatch:
-    """Parse, authenticate and validate one message; `secret_for(branch)` returns the secret or None."""
-    frame = parse_frame(body)
-    secret = secret_for(frame.branch)
-    if secret is None:
-        raise ContractError(ErrorCode.UNKNOWN_BRANCH, f"message from unknown branch {frame.branch}")
-    return open_frame(frame, secret)
-
-
 def pack_sales(branch: str, sales: Sequence[Sale], secret: str, sent_at: datetime,
                budget: int = limits.QUEUE_MESSAGE_BUDGET_CHARS, generation: int = 1) -> list[tuple[list[Sale], str]]:
     """Split ascending sales of one generation into as few messages as fit the size budget.

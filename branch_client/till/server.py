@@ -7,8 +7,11 @@ a Host other than the till's own address (DNS rebinding) and any state-changing 
 without the per-launch token, and sets headers that keep the page out of other sites'
 frames; no CORS headers are ever sent, so no other origin can read an answer.
 
-A sync started from the page runs in a background thread under the same lock as the
-scheduled sync (SyncEngine.run), so the two never run at once and sale entry never waits.
+A sync runs in a background thread under the same lock as the scheduled sync
+(SyncEngine.run), so the two never run at once, and the store's push watermark means
+neither sends a sale the other sent. It starts from the page's "sync now" key and, unless
+the till was opened with --no-auto-push, after each sale or void once SQLite committed it
+(autopush.PushPlan decides when); a sale's answer never waits for it.
 """
 
 import json
@@ -17,6 +20,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,10 +33,10 @@ from starlette.staticfiles import StaticFiles
 
 from .. import logs
 from .. import status as branch_status
-from ..errors import BadInput, BadSaleInput, BranchSyncError
+from ..errors import BadInput, BadSaleInput, BranchSyncError, CloudUnreachable, SyncAlreadyRunning
 from ..sale_entry import QuantityNeedsConfirmation
 from ..store import Store
-from . import core
+from . import autopush, core
 
 # Next to this module, in the source tree, the installed package and the executable's unpack folder.
 STATIC = Path(__file__).resolve().parent / "static"
@@ -84,40 +88,106 @@ class SignInFirst(BadInput):
 
 
 class BackgroundSync:
-    """Runs one sync at a time in a thread; `run_sync` does the work (SyncEngine.run in the till)."""
+    """Runs one sync at a time in a thread; `run_sync` does the work (SyncEngine.run in the till).
 
-    def __init__(self, run_sync: Callable[[], str]):
+    `sale_recorded` asks for a sync after each sale or void and returns at once; when to run
+    is PushPlan's decision (coalesced, backing off while the cloud cannot be reached), and a
+    timer thread starts a sync whose pause is over.
+    """
+
+    def __init__(self, run_sync: Callable[[], str], *, auto_push: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
         self._run_sync = run_sync
+        self.auto_push = auto_push
+        self._clock = clock
+        self._plan = autopush.PushPlan()
         self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
         self._mutex = threading.Lock()
-        self.message: str | None = None
+        self._message: str | None = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._plan.running
+
+    @property
+    def message(self) -> str | None:
+        with self._mutex:
+            return autopush.describe(self._plan, self._message, self._clock())
 
     def start(self) -> bool:
-        """Start a sync unless one of this till's is running; True when one was started."""
+        """The cashier's "sync now": start a sync unless one of this till's is running; True when one was started."""
         with self._mutex:
-            if self.running:
+            if not self._plan.sync_now():
                 return False
-            self.message = "syncing"
-            self._thread = threading.Thread(target=self._work, name="till-sync", daemon=True)
-            self._thread.start()
+            self._spawn()
             return True
 
+    def sale_recorded(self) -> None:
+        """A sale or void committed: push it when the plan allows; never waits for the sync."""
+        if not self.auto_push:
+            return
+        with self._mutex:
+            if self._plan.sale_recorded(self._clock()):
+                self._spawn()
+            else:
+                self._arm()
+
     def wait(self, timeout: float | None = None) -> None:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        """Until no sync of this till's runs (a sync started right after another included)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (thread := self._thread) is not None and thread.is_alive():
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def close(self) -> None:
+        """No more deferred syncs (the till is closing); a running one finishes."""
+        with self._mutex:
+            self.auto_push = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _spawn(self) -> None:  # with the mutex held
+        self._thread = threading.Thread(target=self._work, name="till-sync", daemon=True)
+        self._thread.start()
+
+    def _arm(self) -> None:  # with the mutex held
+        wake = self._plan.wake_at()
+        if not self.auto_push or wake is None or self._timer is not None:
+            return
+        self._timer = threading.Timer(max(0.0, wake - self._clock()), self._wake)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _wake(self) -> None:
+        with self._mutex:
+            self._timer = None
+            if self.auto_push and self._plan.due(self._clock()):
+                self._spawn()
+            else:
+                self._arm()
 
     def _work(self) -> None:
+        outcome = autopush.Outcome.FAILED
         try:
-            self.message = self._run_sync()
+            message = self._run_sync()
+            outcome = autopush.Outcome.DONE
+        except CloudUnreachable as exc:
+            message, outcome = str(exc), autopush.Outcome.UNREACHABLE
+        except SyncAlreadyRunning as exc:
+            message, outcome = str(exc), autopush.Outcome.BUSY
         except BranchSyncError as exc:
-            self.message = str(exc)
+            message = str(exc)
         except Exception as exc:  # shown on the page; the store keeps the error too
-            self.message = f"sync failed: {type(exc).__name__}: {exc}"
+            message = f"sync failed: {type(exc).__name__}: {exc}"
+        with self._mutex:
+            self._message = message
+            if self._plan.finished(self._clock(), outcome):
+                self._spawn()
+            else:
+                self._arm()
 
 
 def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[], str]:
@@ -202,6 +272,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         who = cashier()
         done = await run_in_threadpool(lambda: store.record(items, body.get("payment", "cash"), None, key,
                                                             confirmed=body.get("confirmed") is True, cashier=who))
+        sync.sale_recorded()  # committed: push it in the background, never waiting here
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
 
     async def void(request: Request) -> Response:
@@ -209,6 +280,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         reason = core.void_reason(body.get("reason"))
         who = cashier()
         done = await run_in_threadpool(store.void, request.path_params["number"], None, reason, who)
+        sync.sale_recorded()
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
 
     def held(_request: Request) -> Response:
@@ -342,7 +414,7 @@ def open_window(url: str, kiosk_printing: bool = False) -> None:
 
 
 def serve(store: Store, *, port: int = 0, open_browser: bool = True, client_options: dict | None = None,
-          announce: Callable[[str], None] | None = None) -> None:
+          announce: Callable[[str], None] | None = None, auto_push: bool = True) -> None:
     """Serve the till until stopped (Ctrl+C, or the process is ended)."""
     import uvicorn
 
@@ -350,7 +422,7 @@ def serve(store: Store, *, port: int = 0, open_browser: bool = True, client_opti
     sock = bind(port)
     port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
-    sync = BackgroundSync(engine_sync(store, client_options))
+    sync = BackgroundSync(engine_sync(store, client_options), auto_push=auto_push)
     app = create_app(store, port=port, token=token, sync=sync)
     # log_config=None: uvicorn's own logging writes to sys.stderr, which is None in a
     # windowed executable; errors go to the branch log instead.
@@ -362,4 +434,7 @@ def serve(store: Store, *, port: int = 0, open_browser: bool = True, client_opti
     if open_browser:
         kiosk = store.settings()["till.kiosk_printing"] == "yes"
         threading.Timer(0.3, open_window, args=(url, kiosk)).start()
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sync.close()

@@ -4,9 +4,12 @@ Per branch and numbering generation the cloud keeps `applied_through` (every seq
 is stored) and the inclusive ranges stored above it while a gap waits to be filled. A
 till starts a new generation with every restore, so a restored till never numbers a sale
 the way a lost one was numbered, and the old generation's messages still apply under it.
-Planning a batch says which sales are new, which of its voids are refused, and what the
-state becomes; the store then writes all of it in one transaction, so data and watermark
-can never disagree.
+Planning a batch (`plan_apply`) says which sales are new, which of its voids are refused,
+and what the state becomes. Planning its write (`plan_transactions`) turns that into what
+the store commits: the chunk rows, the marks on stored chunks of the sales voided, and the
+ledger after each transaction, cut to Table Storage's transaction limits (usually one
+transaction); each ledger describes exactly the chunks written with and before it, so
+data and watermark never disagree, and a store only translates the plan into requests.
 
 Voids are checked here because the till's own check can be undone by a restore: a void
 must name a sale of this branch (any generation) that the cloud holds or that comes
@@ -15,11 +18,17 @@ refused void still takes its number (the sequence stays gap-free and the sales b
 apply); it is stored as refused, counts nothing, and is reported.
 """
 
+import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 from shared.errors import ContractError, ErrorCode
 from shared.models import Sale, SaleKind, SalesBatch, sale_number
+
+from .catalog import PROPERTY_MAX_BYTES, TXN_MAX_DATA_BYTES, TXN_MAX_OPS
 
 # (generation, seq): a sale's identity within its branch.
 SaleKey = tuple[int, int]
@@ -28,6 +37,8 @@ SaleKey = tuple[int, int]
 # branch with this many holes in its sequence is broken, and its batch is dead-lettered
 # (the branch re-pushes unacknowledged sales later, so nothing is lost).
 MAX_RANGES = 500
+# A chunk's sales are one binary property.
+CHUNK_MAX_BYTES = PROPERTY_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,30 @@ class ApplyState:
         while out and out[0][0] <= through + 1:
             through = max(through, out.pop(0)[1])
         return ApplyState(through, tuple((lo, hi) for lo, hi in out))
+
+
+@dataclass
+class BranchLedger:
+    """A branch's apply watermarks (one per numbering generation) and running totals.
+
+    One row for all generations: a pull reads every watermark with one operation, and
+    applies of any generation of the branch are serialised by its ETag (None: not stored yet).
+    """
+
+    branch: str
+    watermarks: dict[int, ApplyState] = field(default_factory=dict)
+    sales_applied: int = 0
+    total_paisa: int = 0
+    last_push: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    def apply_of(self, generation: int) -> ApplyState:
+        return self.watermarks.get(generation) or ApplyState()
+
+    @property
+    def apply(self) -> ApplyState:
+        """Generation 1's watermark (every branch has one; later generations follow restores)."""
+        return self.apply_of(1)
 
 
 @dataclass(frozen=True)
@@ -111,20 +146,6 @@ def consecutive_runs(sales: Sequence[Sale]) -> list[list[Sale]]:
     return runs
 
 
-def plan_sales(state: ApplyState, sales: Sequence[Sale]) -> ApplyPlan:
-    """What to store of ascending `sales` given `state`; stored seqs change nothing."""
-    new = [s for s in sales if not state.is_stored(s.seq)]
-    runs = consecutive_runs(new)
-    after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
-    if len(after.ranges) > MAX_RANGES:
-        raise ContractError(
-            ErrorCode.MALFORMED_MESSAGE,
-            f"batch would leave more than {MAX_RANGES} gaps in the branch's sequence; "
-            "the branch must push its sales in order (it re-pushes unacknowledged sales on its next sync)",
-        )
-    return ApplyPlan(new_sales=new, state=after, duplicates=len(sales) - len(new), runs=runs)
-
-
 def void_target(generation: int, void: Sale) -> SaleKey:
     return (void.voids_generation or generation, void.voids)
 
@@ -136,9 +157,17 @@ def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, V
     acknowledged that sale, so a void naming a sale the cloud does not hold is refused: it
     is never left waiting, since the database that could push it again may be gone.
     """
-    plan = plan_sales(state, batch.sales)
-    refused, voided = check_voids(batch.generation, plan.new_sales, targets or {})
-    return ApplyPlan(new_sales=plan.new_sales, state=plan.state, duplicates=plan.duplicates, runs=plan.runs,
+    new = [s for s in batch.sales if not state.is_stored(s.seq)]  # stored seqs change nothing
+    runs = consecutive_runs(new)
+    after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
+    if len(after.ranges) > MAX_RANGES:
+        raise ContractError(
+            ErrorCode.MALFORMED_MESSAGE,
+            f"batch would leave more than {MAX_RANGES} gaps in the branch's sequence; "
+            "the branch must push its sales in order (it re-pushes unacknowledged sales on its next sync)",
+        )
+    refused, voided = check_voids(batch.generation, new, targets or {})
+    return ApplyPlan(new_sales=new, state=after, duplicates=len(batch.sales) - len(new), runs=runs,
                      generation=batch.generation, refused=refused, voided=voided)
 
 
@@ -180,3 +209,171 @@ def _void_problem(void: Sale, key: SaleKey, in_batch: Sale | None, targets: Mapp
                 f"{target.total} paisa; a void carries exactly minus the sale's total, so it is not counted")
     return None
 
+
+
+# --- planning the write ----------------------------------------------------------------------
+
+
+class StoredChunk(Protocol):
+    """Where a stored sale that a void names lives (store.Chunk is one)."""
+
+    generation: int
+    first_seq: int
+    voided: frozenset[int]
+    etag: str | None
+
+
+# A chunk row: (generation, first seq).
+ChunkKey = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ChunkWrite:
+    """A new chunk row: consecutive new events of the plan's generation, compressed."""
+
+    sales: tuple[Sale, ...]
+    data: bytes  # zlib of the sales' JSON, at most CHUNK_MAX_BYTES
+    voided: frozenset[int] = frozenset()  # its sales voided by voids committed with it
+    refused: Mapping[int, str] = field(default_factory=dict)  # its refused voids: seq -> reason code
+
+    @property
+    def first_seq(self) -> int:
+        return self.sales[0].seq
+
+    @property
+    def last_seq(self) -> int:
+        return self.sales[-1].seq
+
+    @property
+    def total_paisa(self) -> int:
+        return sum(s.total for s in self.sales if s.seq not in self.refused)
+
+
+@dataclass(frozen=True)
+class VoidMark:
+    """A chunk row written before this transaction, given the whole set of its voided sales."""
+
+    generation: int
+    first_seq: int
+    voided: frozenset[int]
+    # If-Match as read; None for a chunk this apply wrote in an earlier transaction (the
+    # store then holds the ETag that write returned).
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class ApplyTxn:
+    """One atomic write: new chunk rows, marks on stored ones, and the ledger they lead to.
+
+    The ledger row describes exactly the chunks written up to this transaction, so data and
+    watermark agree after every commit.
+    """
+
+    chunks: tuple[ChunkWrite, ...]
+    marks: tuple[VoidMark, ...]
+    ledger: BranchLedger  # etag None: the store writes it If-Match the previous ledger's
+
+    @property
+    def ops(self) -> int:
+        return len(self.chunks) + len(self.marks) + 1
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(len(c.data) for c in self.chunks)
+
+
+@dataclass(frozen=True)
+class ApplyWrite:
+    """Everything applying a batch writes, as transactions to commit in order."""
+
+    branch: str
+    generation: int
+    applied_at: datetime
+    txns: tuple[ApplyTxn, ...]
+
+    @property
+    def seqs(self) -> str:
+        """The seqs written, for messages: "first-last"."""
+        return f"{self.txns[0].chunks[0].first_seq}-{self.txns[-1].chunks[-1].last_seq}" if self.txns else "-"
+
+
+def encode_run(run: Sequence[Sale]) -> list[tuple[tuple[Sale, ...], bytes]]:
+    """A run of consecutive sales as compressed pieces of at most CHUNK_MAX_BYTES each."""
+    body = json.dumps([s.model_dump(mode="json") for s in run], separators=(",", ":"), ensure_ascii=False)
+    data = zlib.compress(body.encode(), 6)
+    if len(data) <= CHUNK_MAX_BYTES:
+        return [(tuple(run), data)]
+    if len(run) == 1:
+        raise ValueError(f"sale {run[0].seq} compresses to {len(data)} bytes, more than a chunk row holds")
+    mid = len(run) // 2
+    return encode_run(run[:mid]) + encode_run(run[mid:])
+
+
+def _group(pieces: Sequence[tuple[tuple[Sale, ...], bytes]], marks: Sequence[int]) -> list[list[int]]:
+    """Piece indexes per transaction; `marks[i]`: at most how many void marks piece i adds to its transaction.
+
+    One operation of each transaction is the ledger row.
+    """
+    groups: list[list[int]] = []
+    size = ops = 0
+    for i, ((_, data), extra) in enumerate(zip(pieces, marks)):
+        need = 1 + min(extra, TXN_MAX_OPS - 2)
+        if not groups or ops + need > TXN_MAX_OPS - 1 or size + len(data) > TXN_MAX_DATA_BYTES:
+            groups.append([])
+            size = ops = 0
+        groups[-1].append(i)
+        size += len(data)
+        ops += need
+    return groups
+
+
+def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[SaleKey, StoredChunk],
+                      pushed_at: datetime, applied_at: datetime) -> ApplyWrite:
+    """The chunks, void marks and ledger of `plan` against `before`, cut into transactions.
+
+    `targets`: the stored chunks holding the sales its accepted voids name. A void is
+    committed in the transaction of its own chunk, together with the mark on the chunk of
+    the sale it voids (If-Match), so a sale is voided at most once. Usually one transaction;
+    several only when the chunks do not fit one (100 operations, the data limit).
+    """
+    gen = plan.generation
+    accepted = {s.seq for s in plan.counted if s.kind == SaleKind.VOID}
+    refused = {seq: str(r.code) for seq, r in plan.refused.items()}
+    pieces = [piece for run in plan.runs for piece in encode_run(run)]
+    # Where each voided sale is stored: a piece written now, or a chunk already stored.
+    home_of: dict[SaleKey, ChunkKey] = {(gen, s.seq): (gen, sales[0].seq) for sales, _ in pieces for s in sales}
+    voided: dict[ChunkKey, set[int]] = {}
+    etags: dict[ChunkKey, str | None] = {}
+    for key, chunk in targets.items():
+        row = (chunk.generation, chunk.first_seq)
+        home_of.setdefault(key, row)
+        voided.setdefault(row, set(chunk.voided))
+        etags.setdefault(row, chunk.etag)
+    written: set[ChunkKey] = set()
+    ledger = before
+    txns: list[ApplyTxn] = []
+    for group in _group(pieces, [sum(1 for s in sales if s.seq in accepted) for sales, _ in pieces]):
+        rows = {(gen, pieces[i][0][0].seq) for i in group}
+        touched: set[ChunkKey] = set()
+        for i in group:
+            for sale in pieces[i][0]:
+                if sale.seq in accepted:
+                    target = home_of[void_target(gen, sale)]
+                    voided.setdefault(target, set()).add(sale.voids)
+                    touched.add(target)
+        chunks = tuple(
+            ChunkWrite(sales, data, frozenset(voided.get((gen, sales[0].seq), ())),
+                       {seq: code for seq, code in refused.items() if sales[0].seq <= seq <= sales[-1].seq})
+            for sales, data in (pieces[i] for i in group))
+        marks = tuple(VoidMark(g, first, frozenset(voided[(g, first)]), None if (g, first) in written else etags[(g, first)])
+                      for g, first in sorted(touched - rows))
+        ledger = BranchLedger(
+            branch=before.branch,
+            watermarks={**ledger.watermarks, gen: ledger.apply_of(gen).with_stored((c.first_seq, c.last_seq) for c in chunks)},
+            sales_applied=ledger.sales_applied + sum(1 for c in chunks for s in c.sales if s.seq not in refused),
+            total_paisa=ledger.total_paisa + sum(c.total_paisa for c in chunks),
+            last_push=max(filter(None, [ledger.last_push, pushed_at])),
+        )
+        txns.append(ApplyTxn(chunks, marks, ledger))
+        written |= rows | touched
+    return ApplyWrite(before.branch, gen, applied_at, tuple(txns))

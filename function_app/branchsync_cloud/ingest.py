@@ -1,7 +1,8 @@
 """Sales coming in: the push route, applying a queue message exactly once, and its dead letters.
 
 To change how a pushed batch is applied, read this module's `Ingest.apply_message`, then
-apply.py (the pure plan) and table_store.py (`commit_apply`, the plan as transactions).
+apply.py (the pure plan, cut into transactions by `plan_transactions`) and table_store.py
+(`commit_apply`, each planned transaction as entities and requests).
 Bad input is dead-lettered with its reason and the branch's till is told (`last_refusal`
 on its next pull) when the branch signed it; storage errors raise, so the queue retries.
 """
@@ -25,7 +26,7 @@ from shared.models import (
 )
 
 from . import branch_keys, faults, telemetry
-from .apply import ApplyPlan, Refused, VoidTarget, plan_apply, void_target
+from .apply import ApplyPlan, Refused, VoidTarget, plan_apply, plan_transactions, void_target
 from .conflicts import retrying
 from .request_auth import RequestAuth, SignedRequest
 from .store import BranchLedger, BranchRecord, Chunk, DeadLetter, NotFound, Store
@@ -221,7 +222,8 @@ class Ingest:
                 seqs: str) -> BranchLedger:
         """The one place a plan reaches storage (between the failpoints the fault suite fires)."""
         faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
-        after = self.store.commit_apply(before, plan, last_push=batch.sent_at, applied_at=self.clock(), targets=targets)
+        write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock())
+        after = self.store.commit_apply(before, write)
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         return after
 

@@ -6,15 +6,17 @@ a record read with an `etag` is written back only if nobody changed it meanwhile
 otherwise `Conflict` is raised and the caller re-reads and re-plans.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
 from shared.models import Sale
 
-from .apply import ApplyPlan, ApplyState
-from .catalog import CatalogTxn, Counter, IndexEntry, Segment
+# BranchLedger is a store record too; it is defined with the apply, which plans its changes.
+from .apply import ApplyWrite, BranchLedger
+from .catalog import TXN_HARD_MAX_DATA_BYTES, TXN_MAX_OPS, CatalogTxn, Counter, IndexEntry, Segment
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -34,6 +36,61 @@ class Conflict(StorageError):
 
 class NotFound(StorageError):
     """The record to change does not exist."""
+
+
+def check_transaction(ops: int, data_bytes: int, what: str) -> None:
+    """Refuse a transaction Table Storage would refuse: more than 100 operations, or more than 4 MiB.
+
+    Checked before sending: Azurite answers an oversized transaction with a malformed reply.
+    `data_bytes`: its binary properties, which travel as base64 (TXN_HARD_MAX_DATA_BYTES still fits).
+    """
+    if ops > TXN_MAX_OPS:
+        raise StorageError(f"{what}: {ops} operations exceed a transaction's {TXN_MAX_OPS}")
+    if data_bytes > TXN_HARD_MAX_DATA_BYTES:
+        raise StorageError(f"{what}: {data_bytes} bytes of binary data exceed a transaction's 4 MiB")
+
+
+# --- what both stores keep and read alike ------------------------------------------------------
+
+# A dead letter keeps at most this much of the raw message (a binary property holds 64 KiB)
+# and of its reason.
+DEADLETTER_RAW_MAX = 60 * 1024
+REASON_MAX_CHARS = 4000
+# More index buckets than this are read with one range query over all of them.
+INDEX_POINT_READS_MAX = 8
+# A pull reads at most this many query pages of segments; the first asks for a few rows
+# (a bulk-imported segment holds ~1,000 entries), later ones for as many as look needed.
+SEGMENT_READ_MAX_PAGES = 6
+SEGMENT_FIRST_PAGE = 4
+SEGMENT_PAGE_MAX = 64
+
+# One query page of catalog segments: (per_page, token) -> ((segment, entries stored in its row)
+# decoded as iterated, next token or None).
+SegmentPages = Callable[[int, object], tuple[Iterable[tuple[Segment, int]], object]]
+
+
+def read_segments(page: SegmentPages, min_entries: int) -> tuple[list[Segment], bool]:
+    """Store.read_catalog over one store's query pages: segments until `min_entries`, and whether that is the end."""
+    segments: list[Segment] = []
+    entries = read = 0
+    token = None
+    per_page = SEGMENT_FIRST_PAGE
+    for _ in range(SEGMENT_READ_MAX_PAGES):
+        rows, token = page(per_page, token)
+        for segment, stored in rows:
+            if entries >= min_entries:
+                return segments, False  # enough: the rest are left for the next pull
+            segments.append(segment)
+            entries += len(segment.rows)
+            read += stored
+        if token is None:
+            return segments, True
+        if entries >= min_entries:
+            return segments, False
+        # As many rows as the entries still wanted look to need, judged by those read so far.
+        per_row = max(1.0, read / len(segments)) if segments else 1.0
+        per_page = max(SEGMENT_FIRST_PAGE, min(SEGMENT_PAGE_MAX, math.ceil((min_entries - entries) / per_row) + 1))
+    return segments, False
 
 
 # --- records -------------------------------------------------------------------------------
@@ -62,30 +119,6 @@ class BranchRecord:
     last_refusal: str | None = None
     last_refusal_letter: str | None = None  # the dead letter's id
     etag: str | None = field(default=None, compare=False)
-
-
-@dataclass
-class BranchLedger:
-    """A branch's apply watermarks (one per numbering generation) and running totals.
-
-    One row for all generations: a pull reads every watermark with one operation, and
-    applies of any generation of the branch are serialised by its ETag (None: not stored yet).
-    """
-
-    branch: str
-    watermarks: dict[int, ApplyState] = field(default_factory=dict)
-    sales_applied: int = 0
-    total_paisa: int = 0
-    last_push: datetime | None = None
-    etag: str | None = field(default=None, compare=False)
-
-    def apply_of(self, generation: int) -> ApplyState:
-        return self.watermarks.get(generation) or ApplyState()
-
-    @property
-    def apply(self) -> ApplyState:
-        """Generation 1's watermark (every branch has one; later generations follow restores)."""
-        return self.apply_of(1)
 
 
 @dataclass(frozen=True)
@@ -158,10 +191,11 @@ class Store(Protocol):
     # sales
     def get_ledger(self, branch: str) -> BranchLedger: ...
     def init_ledger(self, branch: str) -> None: ...  # no-op when it exists
-    # The plan's chunks, its voids' marks on the chunks in `targets` (If-Match) and the new
-    # state, in one transaction; Conflict if the state or a marked chunk changed meanwhile.
-    def commit_apply(self, before: BranchLedger, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
-                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> BranchLedger: ...
+    # The write planned by apply.plan_transactions, one transaction after another, the
+    # ledger If-Match `before` then each previous one; Conflict if the ledger or a marked
+    # chunk changed meanwhile or a chunk row exists (what committed before stays, and agrees
+    # with its ledger). Returns the ledger after the last.
+    def commit_apply(self, before: BranchLedger, write: ApplyWrite) -> BranchLedger: ...
     def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]: ...
     def find_chunk(self, branch: str, generation: int, seq: int) -> Chunk | None: ...  # the chunk holding seq
 

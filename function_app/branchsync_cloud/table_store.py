@@ -5,13 +5,12 @@ SDK error is mapped at this boundary to the small tree in store.py.
 """
 
 import json
-import math
 import secrets
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 from azure.core import MatchConditions
@@ -28,18 +27,16 @@ from azure.core.exceptions import (
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared import limits
-from shared.models import Sale, SaleKind
+from shared.models import Sale
 
 from . import faults, nonces
-from .apply import ApplyPlan, ApplyState, void_target
+from .apply import ApplyState, ApplyWrite, ChunkWrite
 from .credentials import credential_for
 from .settings import IdentityStorage
 from .catalog import (
     BUCKETS,
     ENCODING,
     PROPERTY_MAX_BYTES,
-    TXN_MAX_DATA_BYTES,
-    TXN_MAX_OPS,
     CatalogTxn,
     Counter,
     Segment,
@@ -58,6 +55,11 @@ from .store import (
     BranchLedger,
     StorageError,
     StoreUnavailable,
+    DEADLETTER_RAW_MAX,
+    INDEX_POINT_READS_MAX,
+    REASON_MAX_CHARS,
+    check_transaction,
+    read_segments,
 )
 
 
@@ -69,17 +71,6 @@ COUNTER_KEY = "counter"
 # Seqs go up to 2**53 (16 digits); zero-padding keeps key order equal to seq order.
 SEQ_DIGITS = 16
 VERSION_DIGITS = 12
-# A binary property holds at most 64 KiB; keep a margin.
-CHUNK_MAX_BYTES = 60 * 1024
-DEADLETTER_RAW_MAX = 60 * 1024
-REASON_MAX_CHARS = 4000
-# More buckets than this are read with one range query over all of them.
-INDEX_POINT_READS_MAX = 8
-# A pull reads at most this many query pages of segments; the first asks for a few rows
-# (a bulk-imported segment holds ~1,000 entries), later ones for as many as look needed.
-SEGMENT_READ_MAX_PAGES = 6
-SEGMENT_FIRST_PAGE = 4
-SEGMENT_PAGE_MAX = 64
 
 
 def chunk_prefix(generation: int = 1) -> str:
@@ -174,26 +165,6 @@ class TableStore:
             except ResourceNotFoundError:
                 return None
 
-    def _pages(self, table: str, query: str, parameters: dict, per_page: int = 1000) -> Iterator[tuple[list[dict], bool]]:
-        """(entities, more) page by page; each page is one request and may be empty yet have more."""
-        client = self._table(table)
-        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page).by_page()
-        while True:
-            self._tick()
-            with _mapped(f"query {table}"):
-                try:
-                    page = list(next(pages))
-                except StopIteration:
-                    return
-            more = pages.continuation_token is not None
-            yield page, more
-            if not more:
-                return
-
-    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000) -> Iterator[dict]:
-        for page, _ in self._pages(table, query, parameters, per_page):
-            yield from page
-
     def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token) -> tuple[list[dict], object]:
         """One query page (one request): its entities and the token for the next, None at the end."""
         client = self._table(table)
@@ -206,9 +177,18 @@ class TableStore:
                 return [], None
         return page, pages.continuation_token
 
+    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000) -> Iterator[dict]:
+        """Every entity the query matches, page by page; a page may be empty yet have more."""
+        token = None
+        while True:
+            page, token = self._query_page(table, query, parameters, per_page, token)
+            yield from page
+            if token is None:
+                return
+
     def _submit(self, table: str, operations: list, what: str) -> list:
-        if len(operations) > TXN_MAX_OPS:
-            raise StorageError(f"{what}: {len(operations)} operations exceed a transaction's {TXN_MAX_OPS}")
+        binary = sum(len(v) for op in operations for v in op[1].values() if isinstance(v, bytes))
+        check_transaction(len(operations), binary, what)
         client = self._table(table)
         self._tick()
         with _mapped(what):
@@ -278,68 +258,25 @@ class TableStore:
             except ResourceExistsError:
                 pass
 
-    def commit_apply(self, before: BranchLedger, plan: ApplyPlan, last_push: datetime, applied_at: datetime,
-                     targets: Mapping[tuple[int, int], Chunk] | None = None) -> BranchLedger:
-        """Chunk rows, void marks and the new state in one transaction (several only if they cannot fit one).
-
-        Each transaction's state row describes exactly the chunks written so far, so data
-        and watermark agree after every commit, and the state ETag makes a concurrent
-        apply of the same branch fail with Conflict instead of double counting. A void is
-        committed in the transaction of its own chunk, together with the mark on the chunk
-        of the sale it voids (If-Match), so a sale is voided at most once.
-        """
-        gen = plan.generation
-        accepted = {s.seq: s for s in plan.counted if s.kind == SaleKind.VOID}
-        pieces = [piece for run in plan.runs for piece in _encode_run(run)]
-        # Where each voided sale is stored: a piece written now, or a chunk already stored.
-        home_of: dict[tuple[int, int], str] = {}
-        for piece in pieces:
-            for sale in piece.sales:
-                home_of[(gen, sale.seq)] = chunk_key(piece.sales[0].seq, gen)
-        marks: dict[str, set[int]] = {}
-        etags: dict[str, str | None] = {}
-        for key, chunk in (targets or {}).items():
-            row = chunk_key(chunk.first_seq, chunk.generation)
-            home_of.setdefault(key, row)
-            marks.setdefault(row, set(chunk.voided))
-            etags.setdefault(row, chunk.etag)
-        state = before
-        weights = [sum(1 for s in p.sales if s.seq in accepted) for p in pieces]
-        for group in _group_pieces(pieces, weights):
-            rows = {chunk_key(p.sales[0].seq, gen) for p in group}
-            touched: set[str] = set()
-            for piece in group:
-                for sale in piece.sales:
-                    if sale.seq in accepted:
-                        target = home_of[void_target(gen, sale)]
-                        marks.setdefault(target, set()).add(sale.voids)
-                        touched.add(target)
-            after = BranchLedger(
-                branch=before.branch,
-                watermarks={**state.watermarks,
-                            gen: state.apply_of(gen).with_stored((p.sales[0].seq, p.sales[-1].seq) for p in group)},
-                sales_applied=state.sales_applied + sum(1 for p in group for s in p.sales if s.seq not in plan.refused),
-                total_paisa=state.total_paisa + sum(s.total for p in group for s in p.sales if s.seq not in plan.refused),
-                last_push=max(filter(None, [state.last_push, last_push])),
-            )
-            ops: list = [("create", _chunk_entity(before.branch, gen, p, applied_at,
-                                                  marks.get(chunk_key(p.sales[0].seq, gen), ()), plan.refused))
-                         for p in group]
-            updated = sorted(touched - rows)
-            ops += [("update", {"PartitionKey": before.branch, "RowKey": row, "voided": _seq_list(marks[row])},
-                     {"mode": UpdateMode.MERGE, "etag": etags[row], "match_condition": MatchConditions.IfNotModified})
-                    for row in updated]
-            ops.append(_write_op(_state_entity(after), state.etag))
-            seqs = f"{group[0].sales[0].seq}-{group[-1].sales[-1].seq}"
-            result = self._submit(SALES, ops, f"apply sales {seqs} of {before.branch}")
-            for i, p in enumerate(group):
-                etags[chunk_key(p.sales[0].seq, gen)] = result[i].get("etag")
-            for i, row in enumerate(updated):
-                etags[row] = result[len(group) + i].get("etag")
-            after.etag = result[-1]["etag"]
-            state = after
-            faults.hit("apply.between_transactions", f"{before.branch}:{seqs}")
-        return state
+    def commit_apply(self, before: BranchLedger, write: ApplyWrite) -> BranchLedger:
+        """Each planned transaction as one request, in order; the ledger row If-Match the previous one's."""
+        branch, ledger = before.branch, before
+        etags: dict[tuple[int, int], str] = {}  # of the chunk rows this apply wrote
+        for txn in write.txns:
+            ops: list = [("create", _chunk_entity(branch, write.generation, c, write.applied_at)) for c in txn.chunks]
+            ops += [("update", {"PartitionKey": branch, "RowKey": chunk_key(m.first_seq, m.generation),
+                                "voided": _seq_list(m.voided)},
+                     {"mode": UpdateMode.MERGE, "etag": etags.get((m.generation, m.first_seq), m.etag),
+                      "match_condition": MatchConditions.IfNotModified})
+                    for m in txn.marks]
+            ops.append(_write_op(_state_entity(txn.ledger), ledger.etag))
+            seqs = f"{txn.chunks[0].first_seq}-{txn.chunks[-1].last_seq}"
+            result = self._submit(SALES, ops, f"apply sales {seqs} of {branch}")
+            rows = [(write.generation, c.first_seq) for c in txn.chunks] + [(m.generation, m.first_seq) for m in txn.marks]
+            etags |= {row: r.get("etag") for row, r in zip(rows, result)}
+            ledger = replace(txn.ledger, etag=result[-1]["etag"])
+            faults.hit("apply.between_transactions", f"{branch}:{seqs}")
+        return ledger
 
     def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]:
         # Chunks are large: read a few per request and stop as soon as the caller has enough.
@@ -408,27 +345,11 @@ class TableStore:
         return CounterRecord(txn.counter, result[0]["etag"]), written
 
     def read_catalog(self, after_version: int, min_entries: int) -> tuple[list[Segment], bool]:
-        segments: list[Segment] = []
-        entries = read = 0
-        token = None
-        per_page = SEGMENT_FIRST_PAGE
-        for _ in range(SEGMENT_READ_MAX_PAGES):
-            page, token = self._query_page(CATALOG, *_segments_after(after_version), per_page, token)
-            for entity in page:
-                if entries >= min_entries:
-                    return segments, False  # enough: the rest are left for the next pull
-                segment = _segment(entity, after_version)
-                segments.append(segment)
-                entries += len(segment.rows)
-                read += _int(entity.get("count"))
-            if token is None:
-                return segments, True
-            if entries >= min_entries:
-                return segments, False
-            # As many rows as the entries still wanted look to need, judged by those read so far.
-            per_row = max(1.0, read / len(segments)) if segments else 1.0
-            per_page = max(SEGMENT_FIRST_PAGE, min(SEGMENT_PAGE_MAX, math.ceil((min_entries - entries) / per_row) + 1))
-        return segments, False
+        def page(per_page: int, token) -> tuple[Iterator[tuple[Segment, int]], object]:
+            entities, token = self._query_page(CATALOG, *_segments_after(after_version), per_page, token)
+            return ((_segment(e, after_version), _int(e.get("count"))) for e in entities), token
+
+        return read_segments(page, min_entries)
 
     def scan_catalog(self) -> Iterator[Segment]:
         for entity in self._query(CATALOG, *_segments_after(0), per_page=32):
@@ -673,50 +594,14 @@ def _chunk(branch: str, generation: int, entity: dict) -> Chunk:
     )
 
 
-@dataclass(frozen=True)
-class _Piece:
-    sales: list[Sale]
-    data: bytes
-
-
-def _encode_run(run: list[Sale]) -> list[_Piece]:
-    """A run of consecutive sales as compressed pieces of at most CHUNK_MAX_BYTES each."""
-    body = json.dumps([s.model_dump(mode="json") for s in run], separators=(",", ":"), ensure_ascii=False)
-    data = zlib.compress(body.encode(), 6)
-    if len(data) <= CHUNK_MAX_BYTES:
-        return [_Piece(run, data)]
-    if len(run) == 1:
-        raise StorageError(f"sale {run[0].seq} compresses to {len(data)} bytes, more than a chunk row holds")
-    mid = len(run) // 2
-    return _encode_run(run[:mid]) + _encode_run(run[mid:])
-
-
-def _group_pieces(pieces: list[_Piece], extra_ops: list[int] | None = None) -> list[list[_Piece]]:
-    """Pieces per transaction; `extra_ops[i]`: at most how many void marks piece i adds to its transaction."""
-    extra_ops = extra_ops or [0] * len(pieces)
-    groups: list[list[_Piece]] = []
-    size = ops = 0
-    for piece, extra in zip(pieces, extra_ops):
-        need = 1 + min(extra, TXN_MAX_OPS - 2)
-        if not groups or ops + need > TXN_MAX_OPS - 1 or size + len(piece.data) > TXN_MAX_DATA_BYTES:
-            groups.append([])
-            size = ops = 0
-        groups[-1].append(piece)
-        size += len(piece.data)
-        ops += need
-    return groups
-
-
-def _chunk_entity(branch: str, generation: int, piece: _Piece, applied_at: datetime, voided=(),
-                  refused: Mapping | None = None) -> dict:
-    mine = {seq: str(r.code) for seq, r in (refused or {}).items() if piece.sales[0].seq <= seq <= piece.sales[-1].seq}
+def _chunk_entity(branch: str, generation: int, chunk: ChunkWrite, applied_at: datetime) -> dict:
     return _props({
-        "PartitionKey": branch, "RowKey": chunk_key(piece.sales[0].seq, generation),
-        "first_seq": piece.sales[0].seq, "last_seq": piece.sales[-1].seq, "count": len(piece.sales),
-        "total_paisa": sum(s.total for s in piece.sales if s.seq not in mine), "applied_at": applied_at,
-        "encoding": "zlib+json", "data": piece.data,
-        "voided": _seq_list(voided) if voided else None,
-        "refused": json.dumps({str(k): v for k, v in sorted(mine.items())}, separators=(",", ":")) if mine else None,
+        "PartitionKey": branch, "RowKey": chunk_key(chunk.first_seq, generation),
+        "first_seq": chunk.first_seq, "last_seq": chunk.last_seq, "count": len(chunk.sales),
+        "total_paisa": chunk.total_paisa, "applied_at": applied_at, "encoding": "zlib+json", "data": chunk.data,
+        "voided": _seq_list(chunk.voided) if chunk.voided else None,
+        "refused": json.dumps({str(k): v for k, v in sorted(chunk.refused.items())}, separators=(",", ":"))
+        if chunk.refused else None,
     })
 
 

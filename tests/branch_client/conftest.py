@@ -1,7 +1,8 @@
-"""Fixtures for the branch tests: real SQLite stores in tmp_path, and a fake cloud at the seam.
+"""Fixtures for the branch tests: real SQLite stores in tmp_path, and the real cloud in memory at the seam.
 
-`fake_cloud` (see tests/branch_client/fakes.py) replaces the cloud only at the branch's one
-I/O seam; the store is always a real SQLite file.
+`fake_cloud` (see tests/branch_client/fakes.py) is the real Functions app over a MemoryStore,
+reached through the branch's one I/O seam with only the network and the queue's transport
+stood in; the store is always a real SQLite file.
 """
 
 import socket
@@ -32,7 +33,7 @@ def enroll_out_of_reach(home, monkeypatch, secret: str = "k" * 43) -> None:
 
 @pytest.fixture
 def plugged(monkeypatch, fake_cloud):
-    """Route the CLI's cloud client to the fake cloud (HTTP transport and queue sender)."""
+    """Route the CLI's cloud client to the in-memory cloud (HTTP transport and queue sender)."""
     monkeypatch.setattr(cli, "client_options", {"transport": httpx.MockTransport(fake_cloud.handler),
                                                 "queue_sender": fake_cloud.send, "backoff": 0})
     return fake_cloud

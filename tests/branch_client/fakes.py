@@ -1,32 +1,76 @@
-"""Test helpers for the branch: catalog builders and a fake cloud at the seam.
+"""Test helpers for the branch: catalog builders, and the real cloud in memory behind the branch's seam.
 
-`FakeCloud` stands in for the cloud only at the branch's one I/O seam
-(`branch_client.cloud_client.CloudClient`): its `handler` is given to
-`httpx.MockTransport` for the HTTP side, and its `send` is the queue sender. It checks
-request signatures with `shared.signing.verify_request` and decodes queue messages
-with `shared.encoding.decode_message`, exactly as the real cloud does, and applies
-sales exactly once by (generation, seq), so tests can assert what the cloud ended up with. Like the
-real cloud it hands a rotated secret out on pulls signed with the current one and makes
-it current on the first request or message signed with it, and refuses a revoked branch.
+`FakeCloud` is the real cloud with two things stood in: the network and the queue's
+transport. What is real: the Functions app of function_app/function_app.py, loaded and
+routed as the dev host does (headoffice/devhost.py: its HttpGateway turns each request into
+an `azure.functions.HttpRequest`, picks the registered function by route and method, and
+answers 404, 413 or a bare 500 as the Functions host would); so request signatures, nonces,
+rotation, revocation, catalog pages, gzip and the JSON error mapping are production code.
+Behind it the real `Service` with real `Settings`, over a fresh `MemoryStore` (the Store
+protocol with Table Storage's semantics). Head office's side (products, deletes, the
+tombstone purge, rotation, revocation) goes through the Service as the admin routes do. The
+push SAS is a real one, signed by the cloud's own account-key signer for an account nobody
+connects to.
+
+Stood in:
+
+- the network: `handler` is given to `httpx.MockTransport`, and a request reaches the
+  dev host's gateway as the ASGI request uvicorn would make of it (no socket, no event loop
+  left running), so the branch tests stay fast and need no Azurite or Node;
+- the queue's transport: `send` is the branch's queue sender, and the push route's queue
+  client is `_SalesQueue`. Either checks what Azure Queue Storage would (the SAS names this
+  queue, may add and has not expired; at most 64 KiB) and then hands the message, base64-
+  decoded and bound as the trigger's dataType says, to the registered queue function
+  `apply_sales` at once, as the Functions host would later.
+
+The fault knobs `down`, `pull_failures_after` and `queue_down_after` act only at those two
+stand-ins (a queue that is down is down for the push route too, as one outage would be);
+`sas_lifetime` makes the real signer's SAS expire sooner. What tests read back (`applied`,
+`secret`, `products()`...) is read from what the cloud stored. Two arrangements write the
+branch's record as the cloud would, for states no route makes: `refusal` (as dead-lettering
+a refused message stores it), and a token in `enroll_tokens` (a further enrollment code for
+the same branch, issued as the branch presents it). A queue function that raises fails the
+send that delivered the message, so a defect shows at once rather than as a retry.
+
+The app's service slot (branchsync_cloud.http, one per worker process) holds this cloud's
+Service only while one of its requests or messages runs and is restored after, so nothing
+of one test's cloud reaches another, and the app's code runs unchanged.
 """
 
-import json
+import asyncio
+import base64
+import hashlib
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import cache
+from urllib.parse import parse_qs
 
 import httpx
+from starlette.requests import Request
 
 from branch_client.cloud_client import CloudClient
 from branch_client.identity import Identity
+from branchsync_cloud import http as cloud_http
+from branchsync_cloud.memory_store import MemoryStore
+from branchsync_cloud.queue_access import SALES_QUEUE, SAS_LIFETIME, AccountKeySigner
+from branchsync_cloud.service import Service
+from branchsync_cloud.settings import Settings
+from branchsync_cloud.store import StoreUnavailable
+from headoffice import devhost
 from shared import limits
-from shared.encoding import decode_message, from_queue_text, parse_frame, signed_by
-from shared.errors import ContractError, ErrorCode
-from shared.models import (CatalogEntry, CatalogPage, EnrollAnswer, EnrollRequest, GenerationAck, Product, PullAnswer,
-                           QueueAccess, Refusal, Sale)
-from shared.signing import new_secret, verify_request
+from shared.enrollment import decode_code
+from shared.models import CatalogEntry, CatalogImport, CatalogPage, EnrollRequest, Product, Refusal, Sale
 
 BRANCH = "dhaka-1"
-QUEUE_URL = "https://fake.queue.core.windows.net/sales"
+CLOUD_URL = "https://cloud.example"
+# An account the push SAS is signed for; nothing ever connects to it.
+ACCOUNT = "branchsyncfake"
+QUEUE_URL = f"https://{ACCOUNT}.queue.core.windows.net/{SALES_QUEUE}"
+ENROLLMENT_CODE_LIFETIME = timedelta(hours=24)
 
 
 def product(sku: str, price: int = 10000, name: str | None = None, **extra) -> Product:
@@ -47,56 +91,182 @@ def tombstone(version: int, sku: str) -> CatalogEntry:
     return CatalogEntry(version=version, sku=sku, deleted=True)
 
 
+# --- the Functions app, loaded once per test process ---------------------------------------------
+
+
+@cache
+def _app() -> tuple[devhost.HttpGateway, devhost.QueueFunction]:
+    """The app's HTTP functions behind the dev host's gateway, and its sales queue function."""
+    http_functions, queue_functions = devhost.discover(devhost.IndexedApp(devhost.load_app(devhost.DEFAULT_APP_DIR)))
+    config = devhost.read_host_json(devhost.DEFAULT_APP_DIR)
+    [sales] = [q for q in queue_functions if q.queue == SALES_QUEUE]
+    return devhost.HttpGateway(http_functions, config.route_prefix), sales
+
+
+# Serialises the use of the app's one service slot (the TLS tests' server answers from threads of its
+# own). Taken by the dispatching thread only: the function itself runs in the gateway's worker thread,
+# and a push route's delivery there reads the slot without taking this again.
+_SLOT = threading.RLock()
+
+
+def _asgi_request(request: httpx.Request) -> Request:
+    """`request` as uvicorn would hand it to the dev host's Starlette app."""
+    body = request.read()
+    url = request.url
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": request.method,
+             "scheme": url.scheme, "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
+             "client": ("127.0.0.1", 50000), "root_path": "", "path": url.path,
+             "raw_path": url.raw_path.split(b"?", 1)[0], "query_string": url.query,
+             "headers": [(name.lower(), value) for name, value in request.headers.raw]}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
+
+
+class _RecordingService(Service):
+    """The real Service, noting each queue message's outcome (the queue function only logs it)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcomes: list = []
+
+    def apply_message(self, body: bytes):
+        outcome = super().apply_message(body)
+        self.outcomes.append(outcome)
+        return outcome
+
+
+class _ShortLivedSigner(AccountKeySigner):
+    """The cloud's own account-key signer, its SAS lasting `sas_lifetime` rather than the cloud's hour."""
+
+    def __init__(self, cloud: "FakeCloud"):
+        super().__init__(cloud.connection_string)
+        self._cloud = cloud
+
+    def access(self, now: datetime):
+        return super().access(now - (SAS_LIFETIME - self._cloud.sas_lifetime))
+
+
+class _SalesQueue:
+    """The push route's queue client (branchsync_cloud.queue_access.SalesQueue) on the stand-in queue."""
+
+    def __init__(self, cloud: "FakeCloud"):
+        self._cloud = cloud
+
+    def send(self, texts: list[str]) -> None:
+        for text in texts:
+            if self._cloud.queue_is_down():
+                raise StoreUnavailable("the sales queue cannot be reached (ServiceRequestError)")
+            self._cloud._enqueue(text)
+
+
 class FakeCloud:
-    """The cloud as the branch sees it through its seam; see the module docstring."""
+    """The real cloud, in memory, with one enrolled branch; see the module docstring."""
 
-    def __init__(self, branch: str = BRANCH, secret: str | None = None):
+    def __init__(self, branch: str = BRANCH):
         self.branch = branch
-        self.secret = secret or new_secret()
-        self.version = 0
-        self.entries: dict[str, CatalogEntry] = {}   # sku -> latest entry (product or tombstone)
-        self.horizon = 0                              # cursors below this must resync in full
-        # Applied sales by generation, then seq; `applied` is generation 1 (every till's first).
-        self.by_generation: dict[int, dict[int, Sale]] = {1: {}}
-        self.copies_ignored = 0
-        self.messages: list[str] = []
-        self.pulls: list[dict] = []
-        self.pull_failures_after: int | None = None  # succeed this many pulls, then fail (connection)
+        self.url = CLOUD_URL
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.connection_string = f"DefaultEndpointsProtocol=https;AccountName={ACCOUNT};AccountKey={key};" \
+                                 "EndpointSuffix=core.windows.net"
+        self.store = MemoryStore()
+        settings = Settings(storage=self.connection_string, admin_key=secrets.token_urlsafe(24), public_url=CLOUD_URL)
+        self.service = _RecordingService(self.store, settings, signer=_ShortLivedSigner(self),
+                                         sales_queue=_SalesQueue(self))
+        self.messages: list[str] = []                # queue messages the queue accepted, in order
+        self.pulls: list[dict] = []                  # the query of each pull the cloud answered
+        self.pull_failures_after: int | None = None  # answer this many pulls, then the network is cut
         self.down = False                            # every call fails to connect
-        self.queue_down_after: int | None = None     # accept this many messages, then fail
-        self.sas_lifetime = timedelta(hours=1)
+        self.queue_down_after: int | None = None     # the queue accepts this many messages, then is unreachable
+        self.sas_lifetime = SAS_LIFETIME
+        # A cloud slow to apply: accepted messages wait in `held` until the pull numbered
+        # `apply_at_pull` (1 = the first pull answered; never while it is None).
+        self.slow = False
+        self.apply_at_pull: int | None = None
+        self.held: list[str] = []
+        # Tokens of enrollment codes head office handed out for this branch (each works once).
         self.enroll_tokens: set[str] = set()
-        self.next_secret: str | None = None         # set by rotate(); handed out on pulls until used
-        self.previous_secret: str | None = None
-        self.revoked = False
-        self.refusal: Refusal | None = None           # what the pull reports as the branch's latest refusal
+        # Head office creates the branch, and the branch enrolls with its code.
+        created = self.service.create_branch(branch, CLOUD_URL)
+        self.service.enroll(EnrollRequest(token=decode_code(created.enrollment_code).token))
 
-    # --- admin side ---------------------------------------------------------------------------
+    # --- head office's side -------------------------------------------------------------------
 
     def put(self, *products: Product) -> None:
-        for p in products:
-            self.version += 1
-            self.entries[p.sku] = CatalogEntry(version=self.version, sku=p.sku, product=p)
+        # In imports of at most CATALOG_IMPORT_MAX products, as head office sends a larger catalog.
+        for start in range(0, len(products), limits.CATALOG_IMPORT_MAX):
+            self.service.import_catalog(CatalogImport(products=list(products[start:start + limits.CATALOG_IMPORT_MAX])))
 
     def delete(self, sku: str) -> None:
-        self.version += 1
-        self.entries[sku] = CatalogEntry(version=self.version, sku=sku, deleted=True)
+        self.service.delete_sku(sku)
 
     def purge_tombstones(self) -> None:
-        """Forget every tombstone; a branch behind them must resync in full."""
-        self.entries = {k: e for k, e in self.entries.items() if not e.deleted}
-        self.horizon = self.version
+        """Compact the catalog as the nightly timer does; a branch behind a purged tombstone must resync in full."""
+        self.service.purge_tombstones()
 
     def rotate(self) -> str:
-        self.next_secret = new_secret()
+        self.service.rotate_branch(self.branch)
         return self.next_secret
 
-    def _promote_if(self, secret: str) -> None:
-        if secret == self.next_secret:
-            self.previous_secret, self.secret, self.next_secret = self.secret, secret, None
+    @property
+    def revoked(self) -> bool:
+        return self._record().revoked_at is not None
+
+    @revoked.setter
+    def revoked(self, value: bool) -> None:
+        if not value:
+            raise ValueError("a revoked branch stays revoked")
+        self.service.revoke_branch(self.branch)
+
+    @property
+    def refusal(self) -> Refusal | None:
+        """The refused message the pull reports to the till (the cloud keeps it on the branch record)."""
+        stored = self._record().last_refusal
+        return Refusal.model_validate_json(stored) if stored else None
+
+    @refusal.setter
+    def refusal(self, value: Refusal | None) -> None:
+        # Stored as the cloud's dead-lettering stores it; None is head office settling it.
+        self.store.merge_branch(self.branch, last_refusal=value.model_dump_json() if value else "")
+
+    # --- what the cloud holds -------------------------------------------------------------------
+
+    def _record(self):
+        return self.store.get_branch(self.branch)
+
+    @property
+    def secret(self) -> str:
+        return self._record().secret
+
+    @property
+    def next_secret(self) -> str | None:
+        return self._record().next_secret
+
+    @property
+    def previous_secret(self) -> str | None:
+        return self._record().previous_secret
+
+    @property
+    def version(self) -> int:
+        return self.store.get_catalog_counter().counter.last_version
 
     def products(self) -> dict[str, Product]:
-        return {k: e.product for k, e in self.entries.items() if not e.deleted}
+        """The live catalog: each SKU's current version, as the catalog index names it."""
+        current = {sku: e.version for bucket in self.store.get_catalog_index().values()
+                   for sku, e in bucket.entries.items() if not e.deleted}
+        return {row.sku: row.product for segment in self.store.scan_catalog() for row in segment.rows
+                if current.get(row.sku) == row.version}
+
+    @property
+    def by_generation(self) -> dict[int, dict[int, Sale]]:
+        """Every sale the cloud stored, by generation, then seq (also above a gap, and refused voids)."""
+        stored: dict[int, dict[int, Sale]] = {1: {}}
+        for generation in sorted(self.store.get_ledger(self.branch).watermarks):
+            stored[generation] = {sale.seq: sale for chunk in self.store.iter_chunks(self.branch, 0, generation)
+                                  for sale in chunk.sales}
+        return stored
 
     @property
     def applied(self) -> dict[int, Sale]:
@@ -107,110 +277,122 @@ class FakeCloud:
         return self.applied_through_of(1)
 
     def applied_through_of(self, generation: int) -> int:
-        n = 0
-        while n + 1 in self.by_generation.get(generation, {}):
-            n += 1
-        return n
+        return self.store.get_ledger(self.branch).apply_of(generation).applied_through
 
     def all_applied(self) -> list[tuple[int, Sale]]:
         return [(g, sale) for g, sales in sorted(self.by_generation.items()) for _, sale in sorted(sales.items())]
 
-    # --- HTTP side (httpx.MockTransport handler) ------------------------------------------------
+    @property
+    def copies_ignored(self) -> int:
+        """Sales that arrived again and were applied only once."""
+        return sum(outcome.duplicates for outcome in self.service.outcomes)
+
+    # --- the network (an httpx.MockTransport handler) -------------------------------------------
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
-        if request.url.path == "/api/enroll":
-            return self._enroll(request)
-        if request.url.path != "/api/pull" or request.method != "GET":
-            return self._error(ContractError(ErrorCode.NOT_FOUND, "no such endpoint"))
-        if self.pull_failures_after is not None and len(self.pulls) >= self.pull_failures_after:
+        pull = request.method == "GET" and request.url.path == "/api/pull"
+        if pull and self.pull_failures_after is not None and len(self.pulls) >= self.pull_failures_after:
             raise httpx.ConnectError("network cut", request=request)
-        query = dict(request.url.params)
-        try:
-            if request.headers.get("X-Branchsync-Branch") != self.branch:
-                raise ContractError(ErrorCode.UNKNOWN_BRANCH, "unknown branch")
-            secret = self._verified_with(request, query)
-            if self.revoked:
-                raise ContractError(ErrorCode.BRANCH_REVOKED, "head office revoked this till (branch dhaka-1)")
-        except ContractError as exc:
-            return self._error(exc)
-        self._promote_if(secret)
-        self.pulls.append(query)
-        cursor, limit = int(query["cursor"]), int(query["limit"])
-        if 0 < cursor < self.horizon:
-            catalog = CatalogPage(entries=[], next_cursor=cursor, more=False, full_resync=True)
-        else:
-            newer = sorted((e for e in self.entries.values() if e.version > cursor), key=lambda e: e.version)
-            chunk = newer[:limit]
-            catalog = CatalogPage(entries=chunk, next_cursor=chunk[-1].version if chunk else cursor,
-                                  more=len(newer) > limit)
-        now = datetime.now(timezone.utc)
-        answer = PullAnswer(branch=self.branch, applied_through=self.applied_through, catalog=catalog, server_time=now,
-                            push=QueueAccess(queue_url=QUEUE_URL, sas_token="se=x&sp=a&sig=" + secrets.token_hex(4),
-                                             expires_at=now + self.sas_lifetime),
-                            rotate_secret=self.next_secret, last_refusal=self.refusal,
-                            acks=[GenerationAck(generation=g, applied_through=self.applied_through_of(g))
-                                  for g in sorted(self.by_generation) if g != 1] or None)
-        return httpx.Response(200, content=answer.model_dump_json().encode(),
-                              headers={"Content-Type": "application/json"})
+        if request.method == "POST" and request.url.path == "/api/enroll":
+            self._issue_code(request)
+        if pull and self.held and self.apply_at_pull is not None and len(self.pulls) + 1 >= self.apply_at_pull:
+            held, self.held = self.held, []
+            with self._serving():
+                for text in held:
+                    self._apply(text)
+        gateway, _ = _app()
+        with self._serving():
+            answer = asyncio.run(gateway.handle(_asgi_request(request)))
+        if pull and answer.status_code == 200:
+            self.pulls.append(dict(request.url.params))
+        # The body as it went over the wire (gzipped when the client accepts it).
+        return httpx.Response(answer.status_code, headers=answer.raw_headers, stream=httpx.ByteStream(answer.body))
 
-    def _verified_with(self, request: httpx.Request, query: dict) -> str:
-        now = datetime.now(timezone.utc).timestamp()
+    def _issue_code(self, request: httpx.Request) -> None:
+        """Head office hands this branch a fresh code carrying a token from `enroll_tokens`, just as it is used."""
         try:
-            verify_request(self.secret, request.headers, "GET", request.url.path, query, request.content, now)
-            return self.secret
-        except ContractError:
-            if not self.next_secret:
-                raise
-        verify_request(self.next_secret, request.headers, "GET", request.url.path, query, request.content, now)
-        return self.next_secret
-
-    def _enroll(self, request: httpx.Request) -> httpx.Response:
-        token = EnrollRequest.model_validate_json(request.content).token
+            token = EnrollRequest.model_validate_json(request.read()).token
+        except ValueError:
+            return
         if token not in self.enroll_tokens:
-            return self._error(ContractError(ErrorCode.ENROLLMENT_INVALID, "enrollment token is unknown, used or expired; "
-                                                                           "ask head office for a new code"))
+            return
         self.enroll_tokens.discard(token)
-        return httpx.Response(200, content=EnrollAnswer(branch=self.branch, secret=self.secret).model_dump_json().encode())
+        # Stored as the cloud stores a code: the token's SHA-256 (branchsync_cloud/branches.py).
+        self.store.replace_branch(replace(self._record(), enrolled=False,
+                                          token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                                          token_expires=datetime.now(timezone.utc) + ENROLLMENT_CODE_LIFETIME))
 
-    @staticmethod
-    def _error(exc: ContractError) -> httpx.Response:
-        return httpx.Response(exc.http_status, content=json.dumps(exc.to_body()).encode(),
-                              headers={"Content-Type": "application/json"})
+    @contextmanager
+    def _serving(self) -> Iterator[None]:
+        """This cloud's Service in the app's service slot while one request or message runs."""
+        with _SLOT:
+            saved = cloud_http._service
+            cloud_http._service = self.service
+            try:
+                yield
+            finally:
+                cloud_http._service = saved
 
-    # --- queue side (the queue sender) -----------------------------------------------------------
+    # --- the queue (the branch's queue sender) --------------------------------------------------
+
+    def queue_is_down(self) -> bool:
+        return self.down or (self.queue_down_after is not None and len(self.messages) >= self.queue_down_after)
 
     def send(self, queue_url: str, sas_token: str, text: str) -> None:
         from azure.core.exceptions import ServiceRequestError
 
-        if self.down or (self.queue_down_after is not None and len(self.messages) >= self.queue_down_after):
+        if self.queue_is_down():
             raise ServiceRequestError("connection refused")
-        assert queue_url == QUEUE_URL and "sp=a" in sas_token
-        assert len(text) <= limits.QUEUE_MESSAGE_MAX_CHARS
-        body = from_queue_text(text)
-        frame = parse_frame(body)
-        secret = next((s for s in (self.secret, self.next_secret, self.previous_secret) if s and signed_by(frame, s)),
-                      self.secret)
-        batch = decode_message(body, lambda b: secret if b == self.branch else None)
-        self._promote_if(secret)
+        self._check_access(queue_url, sas_token, text)
+        with self._serving():
+            self._enqueue(text)
+
+    @staticmethod
+    def _check_access(queue_url: str, sas_token: str, text: str) -> None:
+        """What Azure Queue Storage refuses before it keeps a message."""
+        from azure.core.exceptions import HttpResponseError
+
+        fields = {k: v[0] for k, v in parse_qs(sas_token.lstrip("?")).items()}
+        expiry = datetime.fromisoformat(fields["se"]) if "se" in fields else None
+        problem = None
+        if queue_url != QUEUE_URL or "a" not in fields.get("sp", "") or expiry is None:
+            problem = (403, "AuthorizationPermissionMismatch")
+        elif expiry <= datetime.now(timezone.utc):
+            problem = (403, "AuthenticationFailed")
+        elif len(text) > limits.QUEUE_MESSAGE_MAX_CHARS:
+            problem = (413, "RequestBodyTooLarge")
+        if problem:
+            refused = HttpResponseError(message=problem[1])
+            refused.status_code, refused.error_code = problem
+            raise refused
+
+    def _enqueue(self, text: str) -> None:
+        """Keep the message, and run the queue function on it as the Functions host would (unless slow)."""
         self.messages.append(text)
-        applied = self.by_generation.setdefault(batch.generation, {})
-        for sale in batch.sales:
-            if sale.seq in applied:
-                self.copies_ignored += 1
-            else:
-                applied[sale.seq] = sale
+        if self.slow:
+            self.held.append(text)
+        else:
+            self._apply(text)
+
+    def _apply(self, text: str) -> None:
+        """The queue function on one message, bound as the Functions host binds it (host.json: base64)."""
+        _, sales = _app()
+        body = devhost.bind_queue_body(base64.b64decode(text, validate=True), sales.data_type)
+        message = devhost.DevQueueMessage(id=secrets.token_hex(16), body=body, pop_receipt=secrets.token_hex(8),
+                                          dequeue_count=1, insertion_time=datetime.now(timezone.utc))
+        sales.fn(**{sales.param: message})
+
+    # --- the branch's side ------------------------------------------------------------------------
 
     def client(self, **options) -> CloudClient:
         options.setdefault("backoff", 0)
-        return CloudClient("https://cloud.example", self.branch, self.secret,
+        return CloudClient(self.url, self.branch, self.secret,
                            transport=httpx.MockTransport(self.handler), queue_sender=self.send, **options)
 
     def identity(self) -> Identity:
-        return Identity(branch=self.branch, cloud_url="https://cloud.example", secret=self.secret)
-
-
+        return Identity(branch=self.branch, cloud_url=self.url, secret=self.secret)
 
 
 def bulky_products(count: int = limits.SALE_MAX_LINES, seed: int = 7) -> list[Product]:

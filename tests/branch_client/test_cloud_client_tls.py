@@ -5,7 +5,7 @@ CA made here. The CA is added the way the OS would: on Linux through OpenSSL's d
 verify file, SSL_CERT_FILE, which truststore reads; on the Windows CI runner it is put in
 the machine's Root certificate store with certutil beforehand and named by
 BRANCHSYNC_TEST_PKI (see .github/workflows/branch-exe.yml), where certifi would refuse it.
-Only the cloud's answers are the in-memory FakeCloud; the TLS handshake and the HTTP are real.
+Behind the server is FakeCloud, the real Functions app over a MemoryStore; the TLS handshake and the HTTP are real.
 """
 
 import os

@@ -1,12 +1,13 @@
-"""The sync engine against a fake cloud at the seam.
+"""The sync engine against the real cloud, in memory, behind the branch's seam.
 
-`FakeCloud` (tests/branch_client/fakes.py) stands in for the cloud only at the branch's one
-I/O seam: HTTP through `httpx.MockTransport`, the queue through a fake queue sender. It
-verifies signatures and decodes messages with the shared contract code. The store is a
-real SQLite file. Real Azurite and the dev host are exercised by the end-to-end tests.
+`FakeCloud` (tests/branch_client/fakes.py) is the real Functions app and Service over a
+MemoryStore; only the network (`httpx.MockTransport`) and the queue's transport (a queue
+sender that runs the queue function at once) are stood in. The store is a real SQLite
+file. Real Azurite and the dev host over HTTP are exercised by the end-to-end tests.
 """
 
 import secrets
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -57,19 +58,45 @@ def test_a_pull_asks_page_after_page_until_the_cloud_has_no_more(enrolled, fake_
     assert {sku: p for sku, p in ((p.sku, p) for p in _all_products(enrolled))} == fake_cloud.products()
 
 
+def test_the_next_catalog_page_is_asked_for_while_the_current_one_is_written(enrolled, fake_cloud, monkeypatch):
+    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
+    asked = threading.Event()
+    answer = fake_cloud.handler
+
+    def handler(request):
+        if request.url.params.get("cursor") == "10":
+            asked.set()
+        return answer(request)
+
+    monkeypatch.setattr(fake_cloud, "handler", handler)
+    seen_while_writing = []
+    write = enrolled.apply_catalog_page
+
+    def apply_catalog_page(page, *args, **kwargs):
+        if page.next_cursor == 10:  # writing the first page: the second is already on its way
+            seen_while_writing.append(asked.wait(timeout=30))
+        return write(page, *args, **kwargs)
+
+    monkeypatch.setattr(enrolled, "apply_catalog_page", apply_catalog_page)
+    report = _engine(enrolled, fake_cloud, page_limit=10).run()
+    assert seen_while_writing == [True]
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "10", "20"] and report.entries == 25
+
+
 def test_an_interrupted_pull_resumes_from_its_stored_cursor_and_ends_with_the_same_catalog(enrolled, fake_cloud, tmp_path):
     fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
     fake_cloud.delete("SKU-03")
     fake_cloud.pull_failures_after = 2  # the network goes after two pages
     with pytest.raises(CloudUnreachable):
         _engine(enrolled, fake_cloud, page_limit=10).run()
-    # two pages of ten stored (versions 1-21: SKU-03's version 4 was replaced by its tombstone, 26)
-    assert enrolled.catalog_cursor() == 21 and len(_all_products(enrolled)) == 20
+    # two pages of ten stored: versions 1-20 (the cloud keeps SKU-03's version 4 beside its tombstone,
+    # 26, until a compaction drops it)
+    assert enrolled.catalog_cursor() == 20 and len(_all_products(enrolled)) == 20
 
     fake_cloud.pull_failures_after = None
     fake_cloud.pulls.clear()
     _engine(enrolled, fake_cloud, page_limit=10).run()
-    assert [q["cursor"] for q in fake_cloud.pulls] == ["21"]
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["20"]
     assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
     assert enrolled.catalog_cursor() == fake_cloud.version == 26
 
@@ -80,6 +107,7 @@ def test_a_branch_behind_the_tombstone_horizon_resyncs_in_full(enrolled, fake_cl
     fake_cloud.delete("B")
     fake_cloud.put(product("D"))
     fake_cloud.put(product("A", 999))
+    fake_cloud.put(product("C", 777))  # every live product is now newer than B's tombstone, so it may be purged
     fake_cloud.purge_tombstones()  # the branch never hears of B's deletion
     report = _engine(enrolled, fake_cloud).run()
     assert report.full_resync
@@ -98,6 +126,83 @@ def test_pulls_acknowledge_what_the_cloud_has_applied(enrolled, fake_cloud):
     assert second.applied_through == 3 and second.pushed == 0 and second.pending == 0
     assert {r.state for r in enrolled.recent_sales()} == {SaleState.ACKED}
     assert fake_cloud.pulls[-1]["pending"] == "3"  # the pull reports what still waits for its ack
+
+
+class Waits:
+    """The engine's sleep and monotonic clock: a sleep moves the clock, nothing really waits."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def _waiting_engine(store, fake_cloud, ack_wait=5.0, **options):
+    waits = Waits()
+    return _engine(store, fake_cloud, ack_wait=ack_wait, sleep=waits.sleep, monotonic=waits.monotonic, **options), waits
+
+
+def test_a_sync_asks_once_more_after_its_push_and_ends_acknowledged_when_the_cloud_applies_promptly(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 3)
+    engine, waits = _waiting_engine(enrolled, fake_cloud)
+    report = engine.run()
+    assert (report.pushed, report.ack_pulls, report.acknowledged, report.on_the_way, report.pending) == (3, 1, 3, 0, 0)
+    assert {r.state for r in enrolled.recent_sales()} == {SaleState.ACKED}
+    assert fake_cloud.pulls[-1]["pending"] == "3"
+
+
+def test_the_wait_asks_again_until_a_slower_apply_is_acknowledged(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 2)
+    fake_cloud.slow, fake_cloud.apply_at_pull = True, len(fake_cloud.pulls) + 4  # applied by the third ack pull
+    engine, waits = _waiting_engine(enrolled, fake_cloud)
+    report = engine.run()
+    assert (report.ack_pulls, report.acknowledged, report.pending) == (3, 2, 0)
+    assert waits.slept == sorted(waits.slept)  # asking less often as it waits longer
+
+
+def test_a_cloud_slower_than_the_wait_leaves_the_sales_on_their_way_and_the_sync_succeeds(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 3)
+    fake_cloud.slow = True  # never applies while the till waits
+    engine, waits = _waiting_engine(enrolled, fake_cloud, ack_wait=3.0)
+    report = engine.run()
+    assert (report.acknowledged, report.on_the_way, report.pending) == (0, 3, 3)
+    assert sum(waits.slept) == pytest.approx(3.0) and report.ack_pulls == len(waits.slept)
+    assert engine.state == SyncState.IDLE and enrolled.status()["last_error"] is None
+    fake_cloud.slow, fake_cloud.apply_at_pull = False, 0  # the next sync's first pull brings the acks
+    assert _engine(enrolled, fake_cloud).run().acknowledged == 3
+
+
+def test_a_cloud_unreachable_while_the_till_waits_for_acks_does_not_fail_the_sync(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 2)
+    fake_cloud.slow = True
+    fake_cloud.pull_failures_after = len(fake_cloud.pulls) + 1  # the sync's own pull works, the ack pull does not
+    engine, _ = _waiting_engine(enrolled, fake_cloud, attempts=1)
+    report = engine.run()
+    assert (report.pushed, report.ack_pulls, report.on_the_way) == (2, 0, 2)
+    assert enrolled.status()["last_error"] is None
+
+
+def test_without_an_ack_wait_the_sync_makes_no_pull_after_its_push(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 2)
+    pulls = len(fake_cloud.pulls)
+    report = _engine(enrolled, fake_cloud).run()
+    assert (report.ack_pulls, report.on_the_way, len(fake_cloud.pulls)) == (0, 2, pulls + 1)
 
 
 # --- push ------------------------------------------------------------------------------------------

@@ -62,7 +62,8 @@ def make_pki(folder: Path, common_name: str = "branchsync test CA") -> Pki:
 
 
 class HttpsServer:
-    """A real HTTPS server on 127.0.0.1 that answers through an httpx-style handler (e.g. FakeCloud.handler)."""
+    """A real HTTPS server on 127.0.0.1 that answers through an httpx-style handler (e.g. FakeCloud.handler),
+    passing its answer on as it is (a handler answers with an unread stream)."""
 
     def __init__(self, pki: Pki, handler):
         outer = self
@@ -74,14 +75,14 @@ class HttpsServer:
                 request = httpx.Request(self.command, f"https://127.0.0.1:{outer.port}{self.path}",
                                         headers=list(self.headers.items()), content=body)
                 response = handler(request)
-                response.read()
+                body = b"".join(response.iter_raw())  # as sent: still gzipped if the cloud gzipped it
                 self.send_response(response.status_code)
                 for name, value in response.headers.items():
                     if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(response.content)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(response.content)
+                self.wfile.write(body)
 
             do_GET = do_POST = _serve
 

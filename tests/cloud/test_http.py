@@ -34,6 +34,7 @@ def pull(cloud, name, secret, encoding):
     return httpx.get(f"{cloud.url}/api/pull", params=query, headers=headers, timeout=30)
 
 
+@pytest.mark.azurite
 def test_a_catalog_pull_comes_gzipped_when_accepted_and_decodes_to_the_same_answer(cloud, branch_name):
     secret = enrolled(cloud, branch_name)
     plain, zipped = pull(cloud, branch_name, secret, "identity"), pull(cloud, branch_name, secret, "gzip")

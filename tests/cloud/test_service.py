@@ -214,6 +214,7 @@ def test_a_malformed_message_is_dead_lettered(service, clock, body):
     assert [d.raw for d in letters(service, clock)] == [body]
 
 
+@pytest.mark.azurite
 def test_a_storage_outage_raises_so_the_queue_retries_the_message(storage, clock):
     dead = re.sub(r"TableEndpoint=http://127.0.0.1:\d+", f"TableEndpoint=http://127.0.0.1:{free_port()}", storage)
     service = Service(TableStore(dead, "tdead", retry_total=0), Settings(storage=dead, admin_key="k"), clock)
@@ -239,6 +240,7 @@ def test_a_10000_sale_backlog_in_10_messages_costs_far_fewer_storage_ops_than_sa
 # --- pull ----------------------------------------------------------------------------------
 
 
+@pytest.mark.azurite
 def test_pull_acknowledges_applied_sales_and_hands_out_an_add_only_sas(service, clock, storage):
     secret = enroll(service)
     push(service, make_batch("dhaka-1", range(1, 8)), secret)
@@ -344,6 +346,7 @@ def test_a_branch_that_can_use_the_route_gets_it_as_the_fallback_beside_the_sas(
     assert (answer.push_route.path, answer.push_route.max_messages) == ("/api/push", limits.PUSH_ROUTE_MAX_MESSAGES)
 
 
+@pytest.mark.azurite
 def test_a_route_mode_cloud_hands_out_no_sas_and_tells_an_older_branch_to_upgrade(service, clock, storage):
     routed, _ = route_service(service, storage, "route")
     secret = enroll(routed)
@@ -355,6 +358,7 @@ def test_a_route_mode_cloud_hands_out_no_sas_and_tells_an_older_branch_to_upgrad
     assert err.value.code == ErrorCode.BAD_REQUEST
 
 
+@pytest.mark.azurite
 def test_pushed_messages_are_queued_as_they_are_and_applied_exactly_once(service, clock, storage):
     routed, queue = route_service(service, storage, "route")
     secret = enroll(routed)
@@ -367,6 +371,7 @@ def test_pushed_messages_are_queued_as_they_are_and_applied_exactly_once(service
     assert state(routed, "dhaka-1").apply.applied_through == 3
 
 
+@pytest.mark.azurite
 def test_a_push_of_another_branch_s_message_or_of_junk_is_refused_and_queues_nothing(service, clock, storage):
     routed, queue = route_service(service, storage)
     secret, other = enroll(routed), enroll(routed, "ctg-2")
@@ -387,6 +392,7 @@ def test_a_push_of_another_branch_s_message_or_of_junk_is_refused_and_queues_not
     assert queued(storage, queue) == []
 
 
+@pytest.mark.azurite
 def test_a_push_sent_again_verbatim_is_refused_as_a_replay(service, clock, storage):
     routed, queue = route_service(service, storage)
     secret = enroll(routed)
@@ -398,6 +404,7 @@ def test_a_push_sent_again_verbatim_is_refused_as_a_replay(service, clock, stora
     assert err.value.code == ErrorCode.REPLAYED and len(queued(storage, queue)) == 1
 
 
+@pytest.mark.azurite
 def test_a_push_signed_with_another_secret_is_refused(service, clock, storage):
     routed, queue = route_service(service, storage)
     enroll(routed)

@@ -17,19 +17,12 @@ from shared.encoding import encode_batch
 from shared.enrollment import decode_code
 from shared.signing import sign_request
 from tests.builders import make_batch
+from tests.processes import wait_for
 
 
 def admin(cloud) -> dict:
     return {"X-Branchsync-Admin-Key": cloud.env["BRANCHSYNC_ADMIN_KEY"]}
 
-
-def wait_for(check, timeout=20.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def signed_pull(cloud, name, secret, **query):

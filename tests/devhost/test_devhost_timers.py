@@ -1,7 +1,6 @@
 """The dev host runs timer triggers on their NCRONTAB schedule, read as the Functions host reads it."""
 
 import json
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -10,15 +9,8 @@ import pytest
 from headoffice.devhost import DevHost, next_occurrence, parse_schedule, resolve_settings
 from headoffice.stand_ins import free_port
 from tests.builders import make_product
+from tests.processes import wait_for
 
-
-def wait_for(check, timeout=20.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 # --- pieces --------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ blocks the queue host would.
 """
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,15 +17,11 @@ from branch_client.cloud_client import CloudClient
 from branch_client.store import Store
 from headoffice.stand_ins import start_cloud
 from tests.faults.netcut import Cut, NetCut
+from tests.processes import cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 BIN = Path(sys.executable).parent
 
-
-def cli(*args, env) -> str:
-    proc = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], env=env, text=True, capture_output=True, timeout=120)
-    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 def till_with_sales(tmp_path, env, branch_name, n) -> Path:

@@ -6,7 +6,6 @@ deliver them: reversed, twice, with forged and malformed messages between them.
 """
 
 import json
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -19,26 +18,17 @@ from branch_client.sale_entry import parse_items
 from branch_client.store import Store
 from shared.encoding import pack_sales, to_queue_text
 from shared.signing import new_secret
+from tests.processes import cli, enrolled_till
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 BIN = Path(sys.executable).parent
 
 
-def cli(*args, env) -> str:
-    proc = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], env=env, text=True, capture_output=True, timeout=120)
-    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
 
 def test_messages_reversed_duplicated_and_mixed_with_forgeries_are_applied_exactly_once(tmp_path, admin_env, cloud, storage, branch_name):
     env = {**admin_env, "BRANCHSYNC_URL": cloud.url}
     sku = f"EGG-{branch_name}"
-    (tmp_path / "c.csv").write_text(f"sku,name,price\n{sku},ডিম Egg,13.50\n", encoding="utf-8")
-    cli("branchsync-admin", "catalog", "import", tmp_path / "c.csv", env=env)
-    code = cli("branchsync-admin", "branch", "add", branch_name, env=env).strip()
-    home = tmp_path / "till"
-    cli("branchsync", "--home", home, "enroll", code, env=env)
-    cli("branchsync", "--home", home, "sync", env=env)
+    home = enrolled_till(tmp_path, env, branch_name, sku, "ডিম Egg", "13.50")
 
     store = Store(home)
     for i in range(60):

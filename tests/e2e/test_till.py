@@ -8,7 +8,9 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -28,9 +30,10 @@ def env(admin_env, cloud):
     return {**admin_env, "BRANCHSYNC_URL": cloud.url}
 
 
-def start_till(home: Path, env: dict) -> tuple[subprocess.Popen, str]:
+def start_till(home: Path, env: dict, *options: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([str(BIN / "branchsync"), "--home", str(home), "till", "--port", str(port), "--no-browser"],
+    proc = subprocess.Popen([str(BIN / "branchsync"), "--home", str(home), "till", "--port", str(port), "--no-browser",
+                             *options],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 20
@@ -61,7 +64,9 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
     home = enrolled_branch(tmp_path, branch_name, env)
     cli("branchsync", "--home", home, "sync", env=env)
 
-    proc, url = start_till(home, env)
+    # Without the push after each sale, so the sales wait for "sync now" and the count of
+    # sales waiting is the page's to show.
+    proc, url = start_till(home, env, "--no-auto-push")
     try:
         context = browser.new_context()
         try:
@@ -127,3 +132,96 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
     assert sales[2]["voids"] == 1
     status = json.loads(cli("branchsync", "--home", home, "status", "--json", env=env).stdout)
     assert status["pending"] == 0 and status["last_error"] is None and re.match(r"\d{4}-", status["last_sync_ok"])
+
+
+def pushed_by(syncs: list[subprocess.CompletedProcess]) -> int:
+    """Sales the `branchsync sync` runs say they pushed."""
+    return sum(int(n) for c in list(syncs) for n in re.findall(r"pushed (\d+) sales", c.stdout))
+
+
+def lock_holder(home: Path) -> int | None:
+    """The process holding the branch's sync lock, from the owner file beside it."""
+    try:
+        return json.loads((home / "sync.lock.owner").read_text(encoding="utf-8"))["process"]["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_for_scheduled_holder(home: Path, till_pid: int) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        holder = lock_holder(home)
+        if holder not in (None, till_pid):
+            return holder
+        time.sleep(0.01)
+    raise AssertionError("no scheduled sync took the sync lock within 60 s")
+
+
+def test_the_tills_own_pushes_and_a_scheduled_sync_running_beside_them_apply_every_sale_exactly_once(
+        tmp_path, env, branch_name, cloud):
+    sku = f"TEA-{branch_name}"
+    (tmp_path / "c.csv").write_text(f"sku,name,price,unit\n{sku},চা পাতা ৪০০ গ্রাম,210,pcs\n", encoding="utf-8")
+    cli("branchsync-admin", "catalog", "import", tmp_path / "c.csv", env=env)
+    home = enrolled_branch(tmp_path, branch_name, env)
+    cli("branchsync", "--home", home, "sync", env=env)
+
+    proc, url = start_till(home, env)
+    scheduled: list[subprocess.CompletedProcess] = []
+    stop = threading.Event()
+
+    def scheduled_syncs():  # what Task Scheduler runs, again and again while the cashier sells
+        while not stop.is_set():
+            scheduled.append(cli("branchsync", "--home", home, "sync", env=env, check=False))
+
+    beside = threading.Thread(target=scheduled_syncs, daemon=True)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as till:
+            token = re.search(r'name="till-token" content="([^"]+)"', till.get("/").text).group(1)
+            beside.start()
+            # In each round a sale while nobody holds the sync lock, then two while a scheduled
+            # sync holds it (its owner file names another process than the till's), so each side
+            # finds the other at the lock: the till's push then waits a few seconds, and the
+            # next scheduled sync or the till sends what is left.
+            recorded = 0
+
+            def sell() -> None:
+                nonlocal recorded
+                r = till.post("/api/sales", headers={"X-Till-Token": token}, json={
+                    "key": uuid.uuid4().hex, "payment": "cash", "lines": [{"sku": sku, "qty": "1"}]})
+                assert r.status_code == 201, r.text
+                recorded += 1
+
+            for _ in range(4):
+                while lock_holder(home) is not None:
+                    time.sleep(0.01)
+                sell()
+                holder = wait_for_scheduled_holder(home, proc.pid)
+                sell()
+                sell()
+                while lock_holder(home) == holder:  # this scheduled sync ends before the next round
+                    time.sleep(0.02)
+            stop.set()
+            beside.join(120)
+            sell()  # with the scheduled syncs over, these two only the till can send
+            sell()
+            # No "sync now": the till's own push after the last sale delivers what is left.
+            mine = wait_applied(branch_name, recorded, env, timeout=120)
+    finally:
+        stop.set()
+        proc.terminate()
+        proc.wait(10)
+
+    assert mine["applied_through"] == recorded
+    # 0: the scheduled sync ran; 4: the till's push held the lock, so it left (nothing to do).
+    assert {c.returncode for c in scheduled} <= {0, 4}, [c.stderr for c in scheduled if c.returncode not in (0, 4)]
+    assert any(c.returncode == 0 for c in scheduled)
+    by_schedule = pushed_by(scheduled)
+    assert 0 < by_schedule < recorded  # both sides sent sales; the till sent the rest itself
+    sales = [s["sale"] for s in exported(branch_name, env)]
+    assert [s["seq"] for s in sales] == list(range(1, recorded + 1))
+    assert all(s["total"] == 21000 for s in sales)
+    # Neither side sent a sale the other had sent: the cloud saw no batch twice.
+    log = cloud.log.read_text(encoding="utf-8")
+    applied = re.findall(rf"applied batch branch={re.escape(branch_name)} seqs=\S+ new=(\d+) duplicates=(\d+)", log)
+    assert f"duplicate batch branch={branch_name} " not in log
+    assert sum(int(new) for new, _ in applied) == recorded and all(dup == "0" for _, dup in applied)

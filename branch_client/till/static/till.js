@@ -398,6 +398,7 @@
     $("sync-last").textContent = s.last_sync ? dhaka.format(new Date(s.last_sync)) : t("never");
     $("sync-error").textContent = s.last_error || t("none");
     $("sync-error-wrap").classList.toggle("bad", !!s.last_error);
+    $("sync-message").textContent = s.sync_message || "";  // what the background sync does, in plain words
   }
   async function syncNow() {
     await api("POST", "/api/sync");

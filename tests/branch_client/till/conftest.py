@@ -66,6 +66,7 @@ def start_till(home: Path, run_sync=None):
     def stop():
         uv.should_exit = True
         thread.join(10)
+        sync.close()
         sync.wait(10)
         store.close()
         sock.close()

@@ -340,3 +340,69 @@ def test_the_receipt_gets_the_shop_name_bin_and_time_zone_from_the_settings(till
     with till.client() as c:
         shop = c.get(f"/api/sales/{number}").json()["shop"]
     assert shop == {"name": "স্বপ্ন Gulshan", "bin": "000123456-0101", "branch": None, "time_zone": "Asia/Dhaka"}
+
+
+def test_a_sale_answers_while_the_push_it_started_is_still_running_and_sales_meanwhile_give_one_more_push(stocked_home):
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def blocked_sync():
+        calls.append(1)
+        started.set()
+        release.wait(30)
+        return "sync done: pushed 1 sales"
+
+    till, stop = start_till(stocked_home, run_sync=blocked_sync)
+    try:
+        assert _sale(till).status_code == 201
+        assert started.wait(10)  # the sale started a push, and its answer came back without it
+        assert [_sale(till).status_code for _ in range(3)] == [201] * 3  # answered while the push is blocked
+        assert not release.is_set() and till.sync.running and len(calls) == 1
+        with till.client() as c:
+            assert c.get("/api/status").json()["sync_message"] == "sending sales to head office"
+        release.set()
+        till.sync.wait(10)
+        assert len(calls) == 2  # the three sales during the first push: one more, not three
+        assert till.store.status()["sales_recorded"] == 4
+    finally:
+        release.set()
+        stop()
+
+
+def test_sales_while_head_office_is_unreachable_try_once_then_wait_and_the_page_says_so(stocked_home):
+    from branch_client.errors import CloudUnreachable
+
+    calls = []
+
+    def offline_sync():
+        calls.append(1)
+        raise CloudUnreachable("cannot reach the cloud at example (ConnectError)")
+
+    till, stop = start_till(stocked_home, run_sync=offline_sync)
+    try:
+        assert _sale(till).status_code == 201
+        till.sync.wait(10)
+        assert [_sale(till).status_code for _ in range(5)] == [201] * 5
+        till.sync.wait(10)
+        assert len(calls) == 1  # backing off: no push per sale
+        with till.client() as c:
+            message = c.get("/api/status").json()["sync_message"]
+        assert message.startswith("head office cannot be reached: sales are kept safely on this till")
+        assert "next try in" in message
+    finally:
+        stop()
+
+
+def test_a_till_opened_without_auto_push_sends_only_on_sync_now(stocked_home):
+    calls = []
+    till, stop = start_till(stocked_home, run_sync=lambda: calls.append(1) or "sync done")
+    till.sync.auto_push = False
+    try:
+        assert _sale(till).status_code == 201
+        till.sync.wait(10)
+        assert calls == []
+        with till.client() as c:
+            assert c.post("/api/sync", headers=till.headers()).json()["started"] is True
+        till.sync.wait(10)
+        assert calls == [1]
+    finally:
+        stop()
