@@ -41,7 +41,7 @@ from branch_client.schema import generations
 from branch_client.schema import sales as sales_table
 from branch_client.store import Store, time_text
 from branch_client.till import core
-from branch_client.till.server import BackgroundSync, bind, create_app
+from branch_client.till.server import BackgroundSync, bind, create_app, engine_sync
 from demo.sample_catalog import sample_products
 from headoffice.stand_ins import ROOT
 from shared.models import CatalogEntry, CatalogPage, Product
@@ -93,7 +93,10 @@ class TillServer:
         self.sock = bind(0)
         self.port = self.sock.getsockname()[1]
         self.token = "bench-" + uuid.uuid4().hex
-        app = create_app(store, port=self.port, token=self.token, sync=BackgroundSync(lambda: "no cloud in the bench"))
+        # The real sync engine against a cloud that refuses connections: a till offline, whose
+        # push after each sale fails at once and backs off, as it would in a shop.
+        self.sync = BackgroundSync(engine_sync(store))
+        app = create_app(store, port=self.port, token=self.token, sync=self.sync)
         self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -109,6 +112,7 @@ class TillServer:
         self.client.close()
         self.server.should_exit = True
         self.thread.join(10)
+        self.sync.wait(10)
 
 
 def timed(call, args_list) -> list[float]:
