@@ -5,6 +5,7 @@ the store.
 """
 
 import asyncio
+import concurrent.futures
 import re
 import socket
 import threading
@@ -105,7 +106,9 @@ def test_connections_the_till_accepts_have_nagle_off_so_an_answer_never_waits_fo
             writer.close()
             listening.close()
 
-    assert asyncio.run(accepted_nodelay()) != 0
+    # In a thread of its own: the browser tests' Playwright keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, accepted_nodelay()).result(timeout=30) != 0
 
 
 def test_a_resubmitted_sale_with_the_same_key_records_one_sale(till):
