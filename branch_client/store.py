@@ -636,7 +636,10 @@ class Store:
     # removal: a commit never leaves products and search out of step without the marker
     # saying so, and a Store opened after a pull stopped between pages builds the index
     # before it answers. Later pulls (and a full resync, whose kept products must stay
-    # searchable while it runs) change few rows and keep the triggers.
+    # searchable while it runs) change few rows and keep the triggers. The pages still commit
+    # with synchronous=FULL: 100,000 products are 100 commits, and switching the connection
+    # to NORMAL for them saved at most about 0.1 s of 2 s (store alone, this machine) while
+    # a connection handed back to the pool at NORMAL could commit a sale without its fsync.
 
     @staticmethod
     def _search_deferred(conn: Connection) -> bool:
@@ -666,7 +669,10 @@ class Store:
             SELECT sku, bs_fold(sku), coalesce(bs_fold(barcode), ''), bs_fold(name) FROM products""")
         for stmt in own + dropped:
             conn.exec_driver_sql(stmt)
+        # 'optimize' merges what 'rebuild' wrote into one b-tree now: without it the first price
+        # day after a first pull of 100,000 products took 0.34-0.36 s, with it 0.09-0.19 s.
         conn.exec_driver_sql("INSERT INTO product_search (product_search) VALUES ('rebuild')")
+        conn.exec_driver_sql("INSERT INTO product_search (product_search) VALUES ('optimize')")
         conn.execute(delete(meta).where(meta.c.key == SEARCH_DEFERRED))
 
     @staticmethod
