@@ -27,7 +27,7 @@ from shared.models import (
 
 from . import branch_keys, faults, telemetry
 from .apply import ApplyPlan, Refused, VoidTarget, plan_apply, plan_transactions, void_target
-from .conflicts import retrying
+from .conflicts import one_at_a_time, retrying
 from .request_auth import RequestAuth, SignedRequest
 from .store import BranchLedger, BranchRecord, Chunk, DeadLetter, NotFound, Store
 from .telemetry import dims
@@ -150,7 +150,8 @@ class Ingest:
         """Open the message and apply it, re-planning after a lost race; RefusedMessage if it cannot be."""
         record, batch = self._open(body)
         try:
-            return retrying()(self._apply_once, batch, start, began, body)
+            with one_at_a_time(batch.branch):
+                return retrying()(self._apply_once, batch, start, began, body)
         except ContractError as err:
             raise RefusedMessage(err, batch.branch, record) from err
 

@@ -290,6 +290,52 @@ def test_the_search_index_follows_every_catalog_change_in_the_same_transaction(s
     assert stocked.search_products("ডাল") == []
 
 
+def _schema(store: Store) -> set:
+    with store.engine.connect() as conn:
+        return set(conn.execute(text("SELECT type, name, tbl_name FROM sqlite_master")).all())
+
+
+def _first_pull_page(first: int, count: int, more: bool):
+    return page(*(entry(v, product(f"P{v}", name=f"চাল মিনিকেট {v}", barcode=f"89{v:08d}"))
+                  for v in range(first, first + count)), more=more)
+
+
+def test_a_first_pull_indexes_its_products_for_search_once_with_its_last_page(store, home):
+    with Store(home.parent / "fresh") as fresh:
+        schema = _schema(fresh)
+    store.apply_catalog_page(_first_pull_page(1, 50, more=True), 0)
+    assert _row_count(store, "products") == 50 and _row_count(store, "product_terms") == 0
+    store.apply_catalog_page(_first_pull_page(51, 50, more=False), 0)
+    assert _row_count(store, "product_terms") == 100 and _schema(store) == schema
+    assert all(store.find_by_code(f"89{v:08d}").sku == f"P{v}" for v in range(1, 101))
+    assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P7", "P70"]
+    # later pulls go through the triggers again, in the page's own transaction
+    store.apply_catalog_page(page(entry(101, product("P7", name="Atta 2kg")), tombstone(102, "P70")), 0)
+    assert [p.sku for p in store.search_products("atta")] == ["P7"]
+    assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P71", "P72"]
+
+
+def _pull_one_page_then_die(home):
+    with Store(home) as s:
+        s.apply_catalog_page(_first_pull_page(1, 40, more=True), 0)
+        os.kill(os.getpid(), 9)
+
+
+def test_a_first_pull_killed_between_pages_leaves_every_pulled_product_searchable(home):
+    with Store(home) as s:  # the database exists before the pull starts, as after enrolling
+        schema = _schema(s)
+    killed = multiprocessing.get_context("spawn").Process(target=_pull_one_page_then_die, args=(home,))
+    killed.start()
+    killed.join(60)
+    assert killed.exitcode == -9
+    with Store(home) as s:
+        assert all(s.find_by_code(f"89{v:08d}").sku == f"P{v}" for v in range(1, 41))
+        assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 41)}
+        assert _schema(s) == schema and s.catalog_cursor() == 40
+        s.apply_catalog_page(_first_pull_page(41, 20, more=False), 0)  # the pull resumes, on the triggers
+        assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 61)}
+
+
 def test_composed_and_decomposed_bangla_find_the_same_products(store):
     import unicodedata
 

@@ -187,6 +187,27 @@ def test_concurrent_overlapping_deliveries_apply_each_sale_once(service):
     assert [x.seq for c in service.store.iter_chunks("dhaka-1") for x in c.sales] == list(range(1, 201))
 
 
+def test_one_branchs_messages_applied_at_once_by_one_process_take_turns_instead_of_racing(service):
+    secret = enroll(service)
+    sales = [make_sale(n) for n in range(1, 201)]
+    lost = []
+    commit = service.store.commit_apply
+
+    def counting_commit(before, write):  # the real commit, its lost races counted
+        try:
+            return commit(before, write)
+        except Conflict:
+            lost.append(before)
+            raise
+
+    service.store.commit_apply = counting_commit
+    batches = [make_batch("dhaka-1", sales[lo:lo + 20]) for lo in range(0, 200, 20)]
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda b: push(service, b, secret), batches))
+    assert [o.status for o in outcomes] == ["applied"] * 10 and lost == []
+    assert state(service, "dhaka-1").apply.applied_through == 200
+
+
 def test_a_forged_message_is_dead_lettered_and_the_next_good_one_is_applied(service, clock):
     secret = enroll(service)
     forged = push(service, make_batch("dhaka-1", [1, 2]), "A" * 43)
