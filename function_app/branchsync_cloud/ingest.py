@@ -26,7 +26,7 @@ from shared.models import (
 )
 
 from . import branch_keys, faults, telemetry
-from .apply import ApplyPlan, Refused, VoidTarget, plan_apply, plan_transactions, void_target
+from .apply import REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, plan_apply, plan_transactions, void_target
 from .conflicts import retrying
 from .request_auth import RequestAuth, SignedRequest
 from .store import BranchLedger, BranchRecord, Chunk, DeadLetter, NotFound, Store
@@ -65,7 +65,7 @@ class ClonedTill(SaleRefused):
 
 
 class VoidRefused(SaleRefused):
-    """A void the cloud did not count; the rest of its message was applied. Names the void."""
+    """A void or refund the cloud did not count; the rest of its message was applied. Names it."""
 
     def __init__(self, branch: str, generation: int, refused: Refused):
         super().__init__(refused.code, f"branch {branch}: {refused.reason}. The rest of the message was applied; "
@@ -187,7 +187,7 @@ class Ingest:
         gen = batch.generation
         before = self.store.get_ledger(batch.branch)
         mark = before.apply_of(gen)
-        new_voids = [s for s in batch.sales if s.kind == SaleKind.VOID and not mark.is_stored(s.seq)]
+        new_voids = [s for s in batch.sales if s.kind in REFERRING_KINDS and not mark.is_stored(s.seq)]
         targets = self._void_targets(batch.branch, gen, new_voids, before)
         plan = plan_apply(mark, batch, {k: v for k, (v, _) in targets.items()})
         if plan.duplicates:
@@ -228,9 +228,9 @@ class Ingest:
         return after
 
     def _void_targets(self, branch: str, generation: int, voids: list[Sale], state: BranchLedger) -> dict:
-        """{(generation, seq): (VoidTarget, Chunk)} for the stored sales the new voids name.
+        """{(generation, seq): (ReferencedSale, Chunk)} for the stored sales the new voids and refunds name.
 
-        One chunk read per distinct chunk named, and only for voids: sales cost no read.
+        One chunk read per distinct chunk named, and only for voids and refunds: sales cost no read.
         A target earlier in the same batch, or not stored at all, is left to the planner.
         """
         found: dict = {}
@@ -247,12 +247,12 @@ class Ingest:
                 chunks.append(chunk)
             sale = next((s for s in chunk.sales if s.seq == key[1]), None)
             if sale is not None:
-                found[key] = (VoidTarget(sale.kind, sale.total, voided=sale.seq in chunk.voided,
-                                         refused=sale.seq in chunk.refused), chunk)
+                found[key] = (ReferencedSale.of(sale, voided=sale.seq in chunk.voided, refused=sale.seq in chunk.refused,
+                                                refunded=chunk.refunded.get(sale.seq)), chunk)
         return found
 
     def _report_refused_voids(self, batch: SalesBatch, plan: ApplyPlan, body: bytes) -> None:
-        """Refused voids are stored (counted nowhere) with the batch; each is also dead-lettered for head office.
+        """Refused voids and refunds are stored (counted nowhere) with the batch; each is also dead-lettered for head office.
 
         The dead letter keeps the message and the reason; replaying it changes nothing (its
         numbers are applied), so head office reads it, settles the sale with the shop, and

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from branchsync_cloud.apply import CHUNK_MAX_BYTES, ApplyState, VoidTarget, plan_apply, plan_transactions
+from branchsync_cloud.apply import CHUNK_MAX_BYTES, ApplyState, ReferencedSale, plan_apply, plan_transactions
 from branchsync_cloud.catalog import (
     BUCKETS,
     TXN_HARD_MAX_DATA_BYTES,
@@ -64,9 +64,9 @@ def apply(store, batch):
     return commit(store, before, plan_apply(before.apply_of(batch.generation), batch))
 
 
-def held(sale) -> VoidTarget:
+def held(sale) -> ReferencedSale:
     """The stored, not yet voided `sale` as the planner learns of it."""
-    return VoidTarget(sale.kind, sale.total, voided=False)
+    return ReferencedSale(sale.kind, sale.total, voided=False)
 
 
 def gen2(batch):
