@@ -80,8 +80,8 @@ def make_sale3(seq: int, lines: list[SaleLine] | None = None, *, cashier: str = 
 
 def make_refund(seq: int, sale: Sale, returns: list[tuple[int, str, int]], *, generation: int = 1,
                 cashier: str = "rahim", method: str = "cash") -> Sale:
-    """A refund of `sale`: (line position, qty, paisa) per returned line."""
-    items = [RefundLine(line=pos, sku=sale.lines[pos - 1].sku, qty=Decimal(qty), amount=amount)
+    """A refund of `sale`: (line position, qty, paisa) per returned line (a position past its lines names the last one's SKU)."""
+    items = [RefundLine(line=pos, sku=sale.lines[min(pos, len(sale.lines)) - 1].sku, qty=Decimal(qty), amount=amount)
              for pos, qty, amount in returns]
     total = -sum(r.amount for r in items)
     return Sale(seq=seq, sale_id=uuid.uuid4().hex, kind=SaleKind.REFUND, recorded_at=T0, lines=[], total=total,

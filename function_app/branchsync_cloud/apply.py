@@ -120,6 +120,7 @@ class Refused:
     sale_id: str
     code: ErrorCode
     reason: str
+    kind: SaleKind = SaleKind.VOID
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def check_voids(generation: int, new_sales: Sequence[Sale],
             problem = (_void_problem(sale, key, target) if sale.kind == SaleKind.VOID
                        else _refund_problem(sale, key, target))
             if problem is not None:
-                refused[sale.seq] = Refused(sale.seq, sale.sale_id, *problem)
+                refused[sale.seq] = Refused(sale.seq, sale.sale_id, *problem, kind=sale.kind)
             elif sale.kind == SaleKind.VOID:
                 voided.append(key)
             else:

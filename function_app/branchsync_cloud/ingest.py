@@ -262,9 +262,9 @@ class Ingest:
         for refused in plan.refused.values():
             err = VoidRefused(batch.branch, plan.generation, refused)
             self._dead_letter(body, RefusedMessage(err, batch.branch, record), self._ops())
-            log.warning("void refused branch=%s number=%s code=%s", batch.branch,
+            log.warning("%s refused branch=%s number=%s code=%s", refused.kind, batch.branch,
                         sale_number(plan.generation, refused.seq), refused.code,
-                        extra=dims(event="void_refused", branch=batch.branch, code=str(refused.code)))
+                        extra=dims(event=f"{refused.kind}_refused", branch=batch.branch, code=str(refused.code)))
 
     def _check_one_till(self, batch: SalesBatch, mark) -> None:
         """A number already applied must come back as the very same sale (same sale_id).
