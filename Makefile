@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench bench-peers faults exe package admin-wheel clean browser-deps screenshots
+.PHONY: setup demo test bench bench-till bench-peers faults exe package admin-wheel clean browser-deps screenshots
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -42,6 +42,12 @@ screenshots: setup browser-deps
 
 bench: setup
 	$(PY) -m bench.bench
+	$(PY) -m bench.till
+
+# The till alone: search, scan and sale through its HTTP routes over 100,000 products and
+# 1,000,000 stored events, start-up to a usable page, --version, the executable's size.
+bench-till: setup
+	$(PY) -m bench.till
 
 # branchsync beside tuned PouchDB replication (pinned in package.json), over loopback and a
 # shaped link; prints one table. `$(PY) -m bench.peers --help` for sizes and link settings.
@@ -66,4 +72,4 @@ admin-wheel:
 	$(PYTHON) packaging/admin/build_wheel.py
 
 clean:
-	rm -rf $(VENV) node_modules .demo .bench .bench-peers build dist
+	rm -rf $(VENV) node_modules .demo .bench .bench-peers .bench-till build dist

@@ -385,8 +385,12 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
 
 
 def bind(port: int = 0) -> socket.socket:
-    """A listening socket on 127.0.0.1 only (port 0: any free port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket on 127.0.0.1 only (port 0: any free port).
+
+    Made with proto IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on accepted
+    sockets whose proto says TCP, and with Nagle on, each answer's body waits ~40 ms for the
+    browser's delayed ACK of its headers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     if sys.platform != "win32":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

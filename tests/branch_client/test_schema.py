@@ -125,10 +125,24 @@ def test_a_version_4_database_gains_held_carts_cashiers_and_a_cashier_per_sale_k
                      (old.sale_id, old.total, old.model_dump_json()))
     assert {"held_carts", "cashiers"}.isdisjoint(_tables(home / "branchsync.db"))
     with Store(home) as store:
-        assert store.schema_upgrade == (4, 5)
+        assert store.schema_upgrade == (4, len(MIGRATIONS))
         assert store.get_sale(1).sale == old and store.get_sale(1).cashier is None
         store.add_cashier("Rahim", "1234")
         assert store.record(parse_items(["SOAP=1"]), cashier="Rahim").number == "2"
         assert store.get_sale(2).cashier == "Rahim"
         store.hold_cart(parse_items(["SOAP=2"]), [{"sku": "SOAP", "qty": "2"}])
         assert [c.total for c in store.held_carts()] == [9000]
+
+
+def test_the_status_tallies_over_all_sales_read_a_covering_index_not_the_sale_rows(home):
+    from sqlalchemy import event
+
+    with Store(home) as store:
+        seen = []
+        event.listen(store.engine, "before_cursor_execute",
+                     lambda _c, _cur, statement, params, *_: seen.append((statement, params)))
+        store.status()
+        statement, params = next((s, p) for s, p in seen if "sum(sales.total)" in s)
+        with store.engine.connect() as conn:
+            plan = " ".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
+    assert "COVERING INDEX sales_status" in plan, plan

@@ -4,7 +4,9 @@ Security (Host check, per-launch token, no CORS, no secret) and the routes as ad
 the store.
 """
 
+import asyncio
 import re
+import socket
 import threading
 import uuid
 
@@ -79,6 +81,31 @@ def test_the_server_listens_on_loopback_only(till):
         assert sock.getsockname()[0] == "127.0.0.1"
     finally:
         sock.close()
+
+
+def test_connections_the_till_accepts_have_nagle_off_so_an_answer_never_waits_for_a_delayed_ack():
+    # As uvicorn serves the socket: loop.create_server(sock=...); asyncio sets TCP_NODELAY per
+    # accepted socket only when the listener's proto is TCP.
+    sock = server.bind(0)
+
+    async def accepted_nodelay() -> int:
+        loop = asyncio.get_running_loop()
+        seen = loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                seen.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        listening = await loop.create_server(Probe, sock=sock)
+        _reader, writer = await asyncio.open_connection(*sock.getsockname())
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            listening.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
 
 
 def test_a_resubmitted_sale_with_the_same_key_records_one_sale(till):
