@@ -147,6 +147,11 @@ class ApplyPlan:
         return [s for s in self.new_sales if s.seq not in self.refused]
 
     @property
+    def sales_counted(self) -> int:
+        """How many of the new events count as sales: a shift close is a report, not a sale."""
+        return sum(1 for s in self.counted if s.kind != SaleKind.SHIFT_CLOSE)
+
+    @property
     def total_paisa(self) -> int:
         return sum(s.total for s in self.counted)
 

@@ -212,10 +212,10 @@ class Ingest:
                  batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
                  through, len(after.apply_of(gen).ranges), gen, len(plan.refused), ops, duration_ms, lag_s,
                  extra=dims(event="apply", branch=batch.branch, generation=gen, seq_first=batch.sales[0].seq,
-                            seq_last=batch.sales[-1].seq, sales_applied=len(plan.counted), duplicates=plan.duplicates,
+                            seq_last=batch.sales[-1].seq, sales_applied=plan.sales_counted, duplicates=plan.duplicates,
                             refused_voids=len(plan.refused), applied_through=through, duration_ms=duration_ms,
                             lag_s=lag_s, ops=ops))
-        telemetry.sales_applied(batch.branch, len(plan.counted))
+        telemetry.sales_applied(batch.branch, plan.sales_counted)
         return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, through, ops)
 
     def _commit(self, before: BranchLedger, plan: ApplyPlan, batch: SalesBatch, targets: dict[tuple[int, int], Chunk],
