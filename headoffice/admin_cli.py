@@ -6,7 +6,6 @@ admin key comes from BRANCHSYNC_ADMIN_KEY and is never printed.
 Exit codes: 0 ok, 1 the cloud refused or could not be reached, 2 bad input.
 """
 
-import json
 import os
 import sys
 from enum import StrEnum
@@ -17,11 +16,11 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from shared.models import sale_number
 
 from .admin_client import AdminClient, AdminError
 from .admin_tables import branches_table, dead_letters_table, price_differences_table
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
+from .sales_rows import COLUMNS, sale_rows
 from .spreadsheet import SafeWriter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manage branchsync branches, catalog and sales.")
@@ -173,7 +172,12 @@ def sales_export(
     fmt: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.csv,
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output")] = None,
 ):
-    """Every applied sale with its branch, sale number, time, lines and total in paisa."""
+    """Every applied event with its branch, sale number, time, lines and total in paisa.
+
+    jsonl: one applied event a line, in full. csv: a sale of the complete record one row per
+    line (cashier, discounts, VAT, payments), a refund one row per returned line, older sales,
+    voids and shift closes one row each (docs/protocol.md, "Sales export").
+    """
     out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
     count = 0
     try:
@@ -181,12 +185,8 @@ def sales_export(
         for applied in _run(lambda: list(ctx.obj.sales(branch))):
             s = applied.sale
             if writer:
-                # The sale number as the receipt shows it: 14, or 2-14 for a till restored from a backup.
-                voids = sale_number(s.voids_generation or applied.generation, s.voids) if s.voids else ""
-                writer.writerow([applied.branch, sale_number(applied.generation, s.seq), s.sale_id, s.kind, voids,
-                                 s.recorded_at.isoformat(),
-                                 applied.applied_at.isoformat(), s.payment.method, s.total,
-                                 json.dumps([l.model_dump(mode="json") for l in s.lines], ensure_ascii=False)])
+                for row in sale_rows(applied):
+                    writer.writerow(row)
             else:
                 out.write(applied.model_dump_json() + "\n")
             count += 1
@@ -261,8 +261,7 @@ def deadletter_discard(ctx: typer.Context, letter_id: Annotated[str, typer.Argum
 
 def _csv_writer(out):
     writer = SafeWriter(out)  # sale lines carry names a branch supplied
-    writer.writerow(["branch", "seq", "sale_id", "kind", "voids", "recorded_at", "applied_at", "payment",
-                     "total_paisa", "lines"])
+    writer.writerow(COLUMNS)
     return writer
 
 

@@ -32,6 +32,14 @@ class ErrorCode(StrEnum):
     VOID_UNKNOWN_SALE = "void_unknown_sale"
     VOID_TWICE = "void_twice"
     VOID_WRONG_TOTAL = "void_wrong_total"
+    # A void of a sale already refunded in part (refund the rest instead).
+    VOID_OF_REFUNDED = "void_of_refunded"
+    # A refund the cloud refuses (the rest of its message is applied): it names no sale of
+    # this till the cloud holds, the sale was voided, or it returns more than was sold and
+    # not yet refunded.
+    REFUND_UNKNOWN_SALE = "refund_unknown_sale"
+    REFUND_OF_VOIDED = "refund_of_voided"
+    REFUND_EXCEEDS_SALE = "refund_exceeds_sale"
 
 
 HTTP_STATUS = {
@@ -52,6 +60,10 @@ HTTP_STATUS = {
     ErrorCode.VOID_UNKNOWN_SALE: 409,
     ErrorCode.VOID_TWICE: 409,
     ErrorCode.VOID_WRONG_TOTAL: 422,
+    ErrorCode.VOID_OF_REFUNDED: 409,
+    ErrorCode.REFUND_UNKNOWN_SALE: 409,
+    ErrorCode.REFUND_OF_VOIDED: 409,
+    ErrorCode.REFUND_EXCEEDS_SALE: 422,
     ErrorCode.UNAVAILABLE: 503,
 }
 

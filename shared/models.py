@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from . import limits
-from .money import line_total, parse_quantity
+from .money import line_total, parse_quantity, percent_of, share_out, vat_part
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Use fullmatch: with match, a trailing "$" also accepts a name ending in a newline.
@@ -108,9 +108,21 @@ class PaymentMethod(StrEnum):
     MOBILE = "mobile"
 
 
+class Wallet(StrEnum):
+    BKASH = "bkash"
+    NAGAD = "nagad"
+
+
 class SaleKind(StrEnum):
     SALE = "sale"
     VOID = "void"
+    # The v3 record's events (see SalesBatch):
+    REFUND = "refund"
+    SHIFT_CLOSE = "shift_close"
+
+
+# Event kinds only a v3 batch carries.
+V3_KINDS = frozenset({SaleKind.REFUND, SaleKind.SHIFT_CLOSE})
 
 
 def sale_number(generation: int, seq: int) -> str:
@@ -135,6 +147,43 @@ def parse_sale_number(text: str) -> tuple[int, int]:
     return generation, seq
 
 
+VatRate = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+# A wallet's transaction id as the customer's phone shows it (bKash: 10 letters and digits).
+TxnId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z-]+$")]
+
+
+class DiscountKind(StrEnum):
+    AMOUNT = "amount"
+    PERCENT = "percent"
+
+
+class Discount(Model):
+    """A discount with its reason (v3): `value` paisa off, or `value` percent of what it applies to.
+
+    `amount` is the paisa taken off: the value itself, or percent_of (half up to a whole paisa).
+    """
+
+    kind: DiscountKind
+    value: Annotated[Decimal, Field(gt=0, le=limits.PAISA_MAX, decimal_places=2)]
+    reason: Text
+    amount: Paisa
+
+    @model_validator(mode="after")
+    def _value(self):
+        if self.kind == DiscountKind.PERCENT and self.value > 100:
+            raise ValueError("a percent discount is at most 100")
+        if self.kind == DiscountKind.AMOUNT and self.value != self.value.to_integral_value():
+            raise ValueError("an amount discount is whole paisa")
+        return self
+
+    def check(self, base: int, what: str) -> None:
+        expected = int(self.value) if self.kind == DiscountKind.AMOUNT else percent_of(base, self.value)
+        if self.amount != expected:
+            raise ValueError(f"{what} discount amount {self.amount} != {expected} ({self.kind} {self.value} of {base})")
+        if self.amount > base:
+            raise ValueError(f"{what} discount {self.amount} is more than the {base} paisa it applies to")
+
+
 class SaleLine(Model):
     sku: Sku
     name: Text
@@ -142,27 +191,114 @@ class SaleLine(Model):
     unit_price: Paisa
     # The catalog price when the sale was rung up; differs from unit_price on an override.
     list_price: Paisa
+    # qty x unit_price, before any discount.
     line_total: Paisa
+    # v3 (absent in v1/v2 JSON): the line's discount, what the customer pays for it after
+    # both discounts (`net`), and the VAT inside `net` at the product's rate.
+    discount: Discount | None = None
+    net: Paisa | None = None
+    vat_rate: VatRate | None = None
+    vat: Paisa | None = None
+
+    _v3_fields: ClassVar[tuple[str, ...]] = ("discount", "net", "vat_rate", "vat")
+
+    @property
+    def is_v3(self) -> bool:
+        return any(getattr(self, name) is not None for name in self._v3_fields)
+
+    @property
+    def after_line_discount(self) -> int:
+        return self.line_total - (self.discount.amount if self.discount else 0)
 
     @model_validator(mode="after")
     def _total_matches(self):
         if self.line_total != line_total(self.qty, self.unit_price):
             raise ValueError(f"line_total {self.line_total} != qty x unit_price for {self.sku}")
+        if self.is_v3:
+            if self.net is None or self.vat_rate is None or self.vat is None:
+                raise ValueError(f"a v3 line carries net, vat_rate and vat ({self.sku})")
+            if self.discount is not None:
+                self.discount.check(self.line_total, f"line {self.sku}")
+            if self.vat != vat_part(self.net, self.vat_rate):
+                raise ValueError(f"vat {self.vat} != net x rate / (100 + rate) = {vat_part(self.net, self.vat_rate)} "
+                                 f"for {self.sku}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler):
+        return _omit_none(handler(self), self._v3_fields)
 
 
 class Payment(Model):
     method: PaymentMethod
     amount: SignedPaisa
+    # v3 (absent in v1/v2 JSON): a mobile wallet and the customer's transaction id; for
+    # cash, what the customer handed over and the change given back.
+    wallet: Wallet | None = None
+    txn_id: TxnId | None = None
+    tendered: Paisa | None = None
+    change: Paisa | None = None
+
+    _v3_fields: ClassVar[tuple[str, ...]] = ("wallet", "txn_id", "tendered", "change")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if (self.wallet is not None or self.txn_id is not None) and self.method != PaymentMethod.MOBILE:
+            raise ValueError("wallet and txn_id belong to a mobile payment")
+        if (self.tendered is not None or self.change is not None) and self.method != PaymentMethod.CASH:
+            raise ValueError("tendered and change belong to a cash payment")
+        if (self.tendered is None) != (self.change is None):
+            raise ValueError("a cash payment carries tendered and change together")
+        if self.tendered is not None and self.change != self.tendered - self.amount:
+            raise ValueError(f"change {self.change} != tendered {self.tendered} - amount {self.amount}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler):
+        return _omit_none(handler(self), self._v3_fields)
+
+
+class SaleRef(Model):
+    """Which sale of this till a refund refers to."""
+
+    generation: Generation
+    seq: Seq
+
+
+class RefundLine(Model):
+    """What a refund returns of one line of the sale: `line` is its position there, from 1."""
+
+    line: Annotated[int, Field(ge=1, le=limits.SALE_MAX_LINES)]
+    sku: Sku
+    qty: Quantity
+    amount: Annotated[int, Field(ge=1, le=limits.PAISA_MAX)]
+
+
+class ShiftClose(Model):
+    """A cashier's shift as the till closed it (the Z report's figures), all in paisa."""
+
+    shift_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
+    opened_at: UtcTime
+    opening_float: Paisa
+    counted_cash: Paisa
+    expected_cash: SignedPaisa
+    # Per payment method, the shift's sales less its refunds, as the till computed them.
+    by_method: dict[PaymentMethod, SignedPaisa]
 
 
 class Sale(Model):
-    """One event in a branch's gap-free sequence: a sale, or the void of an earlier one.
+    """One event in a branch's gap-free sequence: a sale, the void of an earlier one, and in v3
+    a refund or a shift close.
 
     A void carries no lines and the negative of the voided total, so that the sum of
     `total` over all events is what the branch took. `voids` names the voided sale's seq
     in the void's own generation, or in `voids_generation` when that is an earlier one
     (a restored till voiding a sale it rang up before the restore).
+
+    The v3 record is told by `payments` (a list) in place of `payment`, and carries who
+    recorded it (`cashier`). A v3 sale's `total` is the sum of its lines' `net`; a refund
+    returns `returns` of the sale `refunds` names for a negative total; a shift close has
+    no lines, a total of 0 and no payments, and counts as no sale.
     """
 
     seq: Seq
@@ -172,11 +308,33 @@ class Sale(Model):
     voids_generation: Generation | None = None
     recorded_at: UtcTime
     lines: Annotated[list[SaleLine], Field(max_length=limits.SALE_MAX_LINES)]
-    payment: Payment
+    # v1/v2: the one payment. v3 carries `payments` instead.
+    payment: Payment | None = None
     total: SignedPaisa
+    # v3 (absent in v1/v2 JSON):
+    cashier: Text | None = None
+    payments: Annotated[list[Payment], Field(max_length=limits.SALE_MAX_PAYMENTS)] | None = None
+    discount: Discount | None = None
+    refunds: SaleRef | None = None
+    returns: Annotated[list[RefundLine], Field(max_length=limits.SALE_MAX_LINES)] | None = None
+    shift: ShiftClose | None = None
+
+    _v3_fields: ClassVar[tuple[str, ...]] = ("cashier", "payments", "discount", "refunds", "returns", "shift")
+
+    @property
+    def is_v3(self) -> bool:
+        return self.payments is not None
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.is_v3:
+            return self._consistent_v3()
+        if self.payment is None:
+            raise ValueError("a sale carries payment (v1/v2) or payments (v3)")
+        if (self.kind in V3_KINDS or any(getattr(self, n) is not None for n in self._v3_fields)
+                or any(line.is_v3 for line in self.lines) or self.payment.model_dump(exclude_none=True).keys() - {"method", "amount"}):
+            raise ValueError("cashier, discounts, VAT, refunds, shift closes and payment details belong to the v3 "
+                             "record, which carries payments (a list) instead of payment")
         if self.kind == SaleKind.SALE:
             if not self.lines:
                 raise ValueError("a sale needs at least one line")
@@ -185,17 +343,72 @@ class Sale(Model):
             if self.total != sum(line.line_total for line in self.lines):
                 raise ValueError("total is not the sum of the line totals")
         else:
-            if self.lines or self.voids is None or (self.voids_generation is None and self.voids >= self.seq):
-                raise ValueError("a void has no lines and refers to an earlier sale")
-            if self.total > 0:
-                raise ValueError("a void's total is the negative of the voided sale")
+            self._check_void()
         if self.payment.amount != self.total:
             raise ValueError("payment amount must equal the total")
         return self
 
+    def _check_void(self) -> None:
+        if self.lines or self.voids is None or (self.voids_generation is None and self.voids >= self.seq):
+            raise ValueError("a void has no lines and refers to an earlier sale")
+        if self.total > 0:
+            raise ValueError("a void's total is the negative of the voided sale")
+
+    def _consistent_v3(self):
+        if self.payment is not None:
+            raise ValueError("a v3 event carries payments, not payment")
+        if self.cashier is None:
+            raise ValueError("a v3 event names its cashier")
+        if self.kind != SaleKind.SALE and self.discount is not None:
+            raise ValueError("only a sale carries a discount")
+        if self.kind != SaleKind.REFUND and (self.refunds is not None or self.returns is not None):
+            raise ValueError("only a refund carries refunds and returns")
+        if self.kind != SaleKind.SHIFT_CLOSE and self.shift is not None:
+            raise ValueError("only a shift close carries shift")
+        if self.kind != SaleKind.VOID and (self.voids is not None or self.voids_generation is not None):
+            raise ValueError("only a void refers to another sale by voids")
+        if self.kind == SaleKind.SALE:
+            self._check_v3_sale()
+        elif self.kind == SaleKind.VOID:
+            self._check_void()
+        elif self.kind == SaleKind.REFUND:
+            if self.lines or not self.returns or self.refunds is None:
+                raise ValueError("a refund has no lines; it names the sale (refunds) and what it returns (returns)")
+            if len({r.line for r in self.returns}) != len(self.returns):
+                raise ValueError("a refund names each line of the sale at most once")
+            if self.total != -sum(r.amount for r in self.returns):
+                raise ValueError("a refund's total is minus the sum of its returns' amounts")
+        else:
+            if self.lines or self.shift is None or self.total != 0 or self.payments:
+                raise ValueError("a shift close has no lines and no payments, a total of 0, and its shift")
+        if sum(p.amount for p in self.payments) != self.total:
+            raise ValueError("the payments add up to the total")
+        for p in self.payments:
+            if p.method == PaymentMethod.MOBILE and (p.wallet is None or p.txn_id is None):
+                raise ValueError("a mobile payment names its wallet and the customer's transaction id")
+            if self.total < 0 < p.amount or p.amount < 0 < self.total:
+                raise ValueError("each payment has the sign of the total")
+        return self
+
+    def _check_v3_sale(self) -> None:
+        if not self.lines:
+            raise ValueError("a sale needs at least one line")
+        if not all(line.is_v3 for line in self.lines):
+            raise ValueError("every line of a v3 sale carries net, vat_rate and vat")
+        bases = [line.after_line_discount for line in self.lines]
+        if self.discount is not None:
+            self.discount.check(sum(bases), "sale")
+        shares = share_out(self.discount.amount if self.discount else 0, bases)
+        for line, base, share in zip(self.lines, bases, shares):
+            if line.net != base - share:
+                raise ValueError(f"net {line.net} of {line.sku} != {base - share} (line total less its discount "
+                                 f"and its share {share} of the sale discount)")
+        if self.total != sum(line.net for line in self.lines):
+            raise ValueError("total is not the sum of the lines' net")
+
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler):
-        return _omit_none(handler(self), ("voids_generation",))
+        return _omit_none(handler(self), ("voids_generation", "payment", *self._v3_fields))
 
 
 class SalesBatch(Model):
@@ -203,9 +416,11 @@ class SalesBatch(Model):
 
     v1 (no `generation`) is generation 1, byte for byte what tills sent before generations
     existed; v2 carries the generation, which only a restored till (generation 2 and up) sends.
+    v3 carries the generation too, and only v3 events (cashier, payments, discounts, VAT,
+    refunds, shift closes); it is 3 because 2 already means "carries a generation".
     """
 
-    v: Literal[1, 2] = 1
+    v: Literal[1, 2, 3] = 1
     branch: BranchName
     generation: Generation = 1
     sent_at: UtcTime
@@ -218,16 +433,24 @@ class SalesBatch(Model):
             raise ValueError("sales must be in strictly ascending seq order")
         if self.v == 1 and self.generation != 1:
             raise ValueError("a batch of generation 2 or later is v2")
+        if any(s.is_v3 != (self.v == 3) for s in self.sales):
+            raise ValueError("a v3 batch carries only v3 events (payments), a v1 or v2 batch none")
         for sale in self.sales:
             if sale.voids_generation is not None and (
                     sale.voids_generation > self.generation
                     or (sale.voids_generation == self.generation and sale.voids >= sale.seq)):
                 raise ValueError(f"void {sale.seq} refers to a sale of a later generation or a later number")
+            ref = sale.refunds
+            if ref is not None and (ref.generation > self.generation
+                                    or (ref.generation == self.generation and ref.seq >= sale.seq)):
+                raise ValueError(f"refund {sale.seq} refers to a sale of a later generation or a later number")
         return self
 
     @classmethod
     def of(cls, branch: str, generation: int, sent_at: datetime, sales: list[Sale]) -> "SalesBatch":
-        return cls(v=1 if generation == 1 else 2, branch=branch, generation=generation, sent_at=sent_at, sales=sales)
+        """The lowest version that carries these events."""
+        v = 3 if any(s.is_v3 for s in sales) else 1 if generation == 1 else 2
+        return cls(v=v, branch=branch, generation=generation, sent_at=sent_at, sales=sales)
 
     @model_serializer(mode="wrap")
     def _omit_generation(self, handler):

@@ -66,3 +66,34 @@ def parse_quantity(text: str) -> Decimal:
 def line_total(qty: Decimal, unit_price: int) -> int:
     """Quantity times unit price in paisa, rounded half up to a whole paisa."""
     return int((qty * unit_price).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def percent_of(base: int, percent: Decimal) -> int:
+    """`percent` % of `base` paisa, rounded half up to a whole paisa (a 10% discount of 1005 is 101)."""
+    return _half_up(Decimal(base) * percent / 100)
+
+
+def vat_part(net: int, rate: Decimal) -> int:
+    """The VAT inside a VAT-inclusive `net` at `rate` %: net x rate / (100 + rate), rounded half up."""
+    return _half_up(Decimal(net) * rate / (100 + rate))
+
+
+def share_out(amount: int, weights: list[int]) -> list[int]:
+    """`amount` paisa split over `weights` in proportion, whole paisa that add up to `amount`.
+
+    Each share is rounded down; the paisa left over go one each to the first weights above
+    0 (a sale discount of 100 over lines of 1, 1, 1 is 34, 33, 33). All weights 0: all to the first.
+    """
+    whole = sum(weights)
+    if not weights:
+        return []
+    if whole == 0:
+        return [amount] + [0] * (len(weights) - 1)
+    shares = [amount * w // whole for w in weights]
+    for i in [i for i, w in enumerate(weights) if w > 0][:amount - sum(shares)]:
+        shares[i] += 1
+    return shares

@@ -11,11 +11,14 @@ ledger after each transaction, cut to Table Storage's transaction limits (usuall
 transaction); each ledger describes exactly the chunks written with and before it, so
 data and watermark never disagree, and a store only translates the plan into requests.
 
-Voids are checked here because the till's own check can be undone by a restore: a void
-must name a sale of this branch (any generation) that the cloud holds or that comes
-earlier in the same batch, void it at most once, and carry exactly minus its total. A
-refused void still takes its number (the sequence stays gap-free and the sales behind it
-apply); it is stored as refused, counts nothing, and is reported.
+Voids and refunds are checked here because the till's own check can be undone by a
+restore: each must name a sale of this branch (any generation) that the cloud holds or that
+comes earlier in the same batch. A void voids it at most once and carries exactly minus its
+total; a refund returns per line at most the quantity and the amount sold and not yet
+refunded (earlier refunds stored or in the same batch). A voided sale cannot be refunded,
+nor a refunded one voided (the refund already settled part of it; what is left is refunded
+too). A refused event still takes its number (the sequence stays gap-free and the sales
+behind it apply); it is stored as refused, counts nothing, and is reported.
 """
 
 import json
@@ -23,10 +26,11 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from shared.errors import ContractError, ErrorCode
-from shared.models import Sale, SaleKind, SalesBatch, sale_number
+from shared.models import Sale, SaleKind, SaleLine, SalesBatch, sale_number
 
 from .catalog import PROPERTY_MAX_BYTES, TXN_MAX_DATA_BYTES, TXN_MAX_OPS
 
@@ -90,14 +94,24 @@ class BranchLedger:
         return self.apply_of(1)
 
 
+# Per line position (from 1) of a sale: the quantity and paisa refunded so far.
+Refunded = Mapping[int, tuple[Decimal, int]]
+
+
 @dataclass(frozen=True)
-class VoidTarget:
-    """What the cloud holds of a sale a void refers to (read from the chunk that stores it)."""
+class ReferencedSale:
+    """What the cloud holds of a sale a void or refund refers to (read from the chunk that stores it)."""
 
     kind: SaleKind
     total: int
     voided: bool  # already voided by an applied void
-    refused: bool = False  # itself a refused void
+    refused: bool = False  # itself a refused event
+    lines: tuple[SaleLine, ...] = ()
+    refunded: Refunded = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, sale: Sale, voided: bool = False, refused: bool = False, refunded: Refunded | None = None):
+        return cls(sale.kind, sale.total, voided, refused, tuple(sale.lines), dict(refunded or {}))
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,7 @@ class Refused:
     sale_id: str
     code: ErrorCode
     reason: str
+    kind: SaleKind = SaleKind.VOID
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,7 @@ class ApplyPlan:
     # rows never interleave and reading them in key order is reading in seq order.
     runs: list[list[Sale]] = field(default_factory=list)
     generation: int = 1
-    # New void events refused (stored under their number, counted nowhere), by seq.
+    # New void and refund events refused (stored under their number, counted nowhere), by seq.
     refused: dict[int, Refused] = field(default_factory=dict)
     # Sales voided by this batch's accepted voids.
     voided: list[SaleKey] = field(default_factory=list)
@@ -128,8 +143,13 @@ class ApplyPlan:
 
     @property
     def counted(self) -> list[Sale]:
-        """The new events that count: every new one except refused voids."""
+        """The new events that count: every new one except refused voids and refunds."""
         return [s for s in self.new_sales if s.seq not in self.refused]
+
+    @property
+    def sales_counted(self) -> int:
+        """How many of the new events count as sales: a shift close is a report, not a sale."""
+        return sum(1 for s in self.counted if s.kind != SaleKind.SHIFT_CLOSE)
 
     @property
     def total_paisa(self) -> int:
@@ -147,15 +167,21 @@ def consecutive_runs(sales: Sequence[Sale]) -> list[list[Sale]]:
 
 
 def void_target(generation: int, void: Sale) -> SaleKey:
+    """The sale a void or a refund refers to."""
+    if void.kind == SaleKind.REFUND:
+        return (void.refunds.generation, void.refunds.seq)
     return (void.voids_generation or generation, void.voids)
 
 
-def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, VoidTarget] | None = None) -> ApplyPlan:
-    """Plan `batch` against its generation's `state`; `targets` holds the stored sales its new voids name.
+REFERRING_KINDS = frozenset({SaleKind.VOID, SaleKind.REFUND})
 
-    A till pushes a void only in the message of the sale it voids or once the cloud has
-    acknowledged that sale, so a void naming a sale the cloud does not hold is refused: it
-    is never left waiting, since the database that could push it again may be gone.
+
+def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, ReferencedSale] | None = None) -> ApplyPlan:
+    """Plan `batch` against its generation's `state`; `targets` holds the stored sales its new voids and refunds name.
+
+    A till pushes a void or refund only in the message of the sale it refers to or once the
+    cloud has acknowledged that sale, so one naming a sale the cloud does not hold is
+    refused: it is never left waiting, since the database that could push it again may be gone.
     """
     new = [s for s in batch.sales if not state.is_stored(s.seq)]  # stored seqs change nothing
     runs = consecutive_runs(new)
@@ -172,41 +198,90 @@ def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, V
 
 
 def check_voids(generation: int, new_sales: Sequence[Sale],
-                targets: Mapping[SaleKey, VoidTarget]) -> tuple[dict[int, Refused], list[SaleKey]]:
-    """Which of the new voids are refused, and which sales the others void, in seq order."""
+                targets: Mapping[SaleKey, ReferencedSale]) -> tuple[dict[int, Refused], list[SaleKey]]:
+    """Which of the new voids and refunds are refused, and which sales the accepted voids void, in seq order."""
     earlier: dict[int, Sale] = {}
     voided: list[SaleKey] = []
+    refunded: dict[SaleKey, dict[int, tuple[Decimal, int]]] = {}  # this batch's accepted refunds so far
     refused: dict[int, Refused] = {}
     for sale in new_sales:
-        if sale.kind == SaleKind.VOID:
+        if sale.kind in REFERRING_KINDS:
             key = void_target(generation, sale)
             in_batch = earlier.get(key[1]) if key[0] == generation else None
-            problem = _void_problem(sale, key, in_batch, targets, set(voided))
-            if problem is None:
+            target = ReferencedSale.of(in_batch) if in_batch is not None else targets.get(key)
+            if target is not None:
+                target = ReferencedSale(target.kind, target.total, target.voided or key in voided, target.refused,
+                                        target.lines, add_refunds(target.refunded, refunded.get(key, {})))
+            problem = (_void_problem(sale, key, target) if sale.kind == SaleKind.VOID
+                       else _refund_problem(sale, key, target))
+            if problem is not None:
+                refused[sale.seq] = Refused(sale.seq, sale.sale_id, *problem, kind=sale.kind)
+            elif sale.kind == SaleKind.VOID:
                 voided.append(key)
             else:
-                refused[sale.seq] = Refused(sale.seq, sale.sale_id, *problem)
+                refunded[key] = add_refunds(refunded.get(key, {}), returned(sale))
         earlier[sale.seq] = sale
     return refused, voided
 
 
-def _void_problem(void: Sale, key: SaleKey, in_batch: Sale | None, targets: Mapping[SaleKey, VoidTarget],
-                  voided_here: set[SaleKey]) -> tuple[ErrorCode, str] | None:
+def returned(refund: Sale) -> dict[int, tuple[Decimal, int]]:
+    return {r.line: (r.qty, r.amount) for r in refund.returns or ()}
+
+
+def add_refunds(a: Refunded, b: Refunded) -> dict[int, tuple[Decimal, int]]:
+    out = dict(a)
+    for line, (qty, amount) in b.items():
+        had_qty, had_amount = out.get(line, (Decimal(0), 0))
+        out[line] = (had_qty + qty, had_amount + amount)
+    return out
+
+
+def _target_problem(event: Sale, what: str, key: SaleKey, target: ReferencedSale | None) -> tuple[ErrorCode, str] | None:
     name = sale_number(*key)
-    target = VoidTarget(in_batch.kind, in_batch.total, voided=False) if in_batch is not None else targets.get(key)
+    code = ErrorCode.VOID_UNKNOWN_SALE if event.kind == SaleKind.VOID else ErrorCode.REFUND_UNKNOWN_SALE
     if target is None:
-        return (ErrorCode.VOID_UNKNOWN_SALE, f"void {void.seq} refers to sale {name}, which the cloud does not hold "
-                "(a till pushes a void only with its sale or once the cloud has acknowledged the sale), so this "
-                "void is not counted")
+        return (code, f"{what} {event.seq} refers to sale {name}, which the cloud does not hold (a till pushes a "
+                f"{what} only with its sale or once the cloud has acknowledged the sale), so this {what} is not counted")
     if target.kind != SaleKind.SALE or target.refused:
-        return (ErrorCode.VOID_UNKNOWN_SALE, f"void {void.seq} refers to number {name}, which is itself a void, "
+        return (code, f"{what} {event.seq} refers to number {name}, which is a {target.kind.replace('_', ' ')}, "
                 "not a sale; it is not counted")
-    if target.voided or key in voided_here:
+    return None
+
+
+def _void_problem(void: Sale, key: SaleKey, target: ReferencedSale | None) -> tuple[ErrorCode, str] | None:
+    name = sale_number(*key)
+    if (problem := _target_problem(void, "void", key, target)) is not None:
+        return problem
+    if target.voided:
         return (ErrorCode.VOID_TWICE, f"void {void.seq} voids sale {name} a second time (a restored till's database "
                 "no longer knew the first void); the first void counts, this one does not")
+    if target.refunded:
+        return (ErrorCode.VOID_OF_REFUNDED, f"void {void.seq} voids sale {name}, which was refunded in part already; "
+                "a refunded sale is not voided (refund what is left of it instead), so this void is not counted")
     if void.total != -target.total:
         return (ErrorCode.VOID_WRONG_TOTAL, f"void {void.seq} carries {void.total} paisa but sale {name} was "
                 f"{target.total} paisa; a void carries exactly minus the sale's total, so it is not counted")
+    return None
+
+
+def _refund_problem(refund: Sale, key: SaleKey, target: ReferencedSale | None) -> tuple[ErrorCode, str] | None:
+    name = sale_number(*key)
+    if (problem := _target_problem(refund, "refund", key, target)) is not None:
+        return problem
+    if target.voided:
+        return (ErrorCode.REFUND_OF_VOIDED, f"refund {refund.seq} refunds sale {name}, which was voided; a voided "
+                "sale has nothing left to refund, so this refund is not counted")
+    for r in refund.returns:
+        line = target.lines[r.line - 1] if r.line <= len(target.lines) else None
+        if line is None or line.sku != r.sku:
+            return (ErrorCode.REFUND_EXCEEDS_SALE, f"refund {refund.seq} returns {r.sku} as line {r.line} of sale "
+                    f"{name}, which has no such line; it is not counted")
+        qty, amount = target.refunded.get(r.line, (Decimal(0), 0))
+        paid = line.net if line.net is not None else line.line_total
+        if qty + r.qty > line.qty or amount + r.amount > paid:
+            return (ErrorCode.REFUND_EXCEEDS_SALE, f"refund {refund.seq} returns {r.qty} of {r.sku} for {r.amount} "
+                    f"paisa, but sale {name} sold {line.qty} for {paid} paisa of which {qty} for {amount} paisa are "
+                    "refunded already; it is not counted")
     return None
 
 
@@ -215,11 +290,12 @@ def _void_problem(void: Sale, key: SaleKey, in_batch: Sale | None, targets: Mapp
 
 
 class StoredChunk(Protocol):
-    """Where a stored sale that a void names lives (store.Chunk is one)."""
+    """Where a stored sale that a void or refund names lives (store.Chunk is one)."""
 
     generation: int
     first_seq: int
     voided: frozenset[int]
+    refunded: Mapping[int, Refunded]
     etag: str | None
 
 
@@ -234,7 +310,8 @@ class ChunkWrite:
     sales: tuple[Sale, ...]
     data: bytes  # zlib of the sales' JSON, at most CHUNK_MAX_BYTES
     voided: frozenset[int] = frozenset()  # its sales voided by voids committed with it
-    refused: Mapping[int, str] = field(default_factory=dict)  # its refused voids: seq -> reason code
+    refused: Mapping[int, str] = field(default_factory=dict)  # its refused voids and refunds: seq -> reason code
+    refunded: Mapping[int, Refunded] = field(default_factory=dict)  # its sales refunded by refunds committed with it
 
     @property
     def first_seq(self) -> int:
@@ -251,7 +328,7 @@ class ChunkWrite:
 
 @dataclass(frozen=True)
 class VoidMark:
-    """A chunk row written before this transaction, given the whole set of its voided sales."""
+    """A chunk row written before this transaction, given the whole set of its voided and refunded sales."""
 
     generation: int
     first_seq: int
@@ -259,6 +336,7 @@ class VoidMark:
     # If-Match as read; None for a chunk this apply wrote in an earlier transaction (the
     # store then holds the ETag that write returned).
     etag: str | None
+    refunded: Mapping[int, Refunded] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -331,23 +409,26 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
                       pushed_at: datetime, applied_at: datetime) -> ApplyWrite:
     """The chunks, void marks and ledger of `plan` against `before`, cut into transactions.
 
-    `targets`: the stored chunks holding the sales its accepted voids name. A void is
-    committed in the transaction of its own chunk, together with the mark on the chunk of
-    the sale it voids (If-Match), so a sale is voided at most once. Usually one transaction;
-    several only when the chunks do not fit one (100 operations, the data limit).
+    `targets`: the stored chunks holding the sales its accepted voids and refunds name. A
+    void or refund is committed in the transaction of its own chunk, together with the mark
+    on the chunk of the sale it refers to (If-Match), so a sale is voided at most once and
+    refunded at most what it sold. Usually one transaction; several only when the chunks do
+    not fit one (100 operations, the data limit).
     """
     gen = plan.generation
-    accepted = {s.seq for s in plan.counted if s.kind == SaleKind.VOID}
+    accepted = {s.seq for s in plan.counted if s.kind in REFERRING_KINDS}
     refused = {seq: str(r.code) for seq, r in plan.refused.items()}
     pieces = [piece for run in plan.runs for piece in encode_run(run)]
     # Where each voided sale is stored: a piece written now, or a chunk already stored.
     home_of: dict[SaleKey, ChunkKey] = {(gen, s.seq): (gen, sales[0].seq) for sales, _ in pieces for s in sales}
     voided: dict[ChunkKey, set[int]] = {}
+    refunded: dict[ChunkKey, dict[int, Refunded]] = {}
     etags: dict[ChunkKey, str | None] = {}
     for key, chunk in targets.items():
         row = (chunk.generation, chunk.first_seq)
         home_of.setdefault(key, row)
         voided.setdefault(row, set(chunk.voided))
+        refunded.setdefault(row, dict(chunk.refunded))
         etags.setdefault(row, chunk.etag)
     written: set[ChunkKey] = set()
     ledger = before
@@ -358,19 +439,28 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
         for i in group:
             for sale in pieces[i][0]:
                 if sale.seq in accepted:
-                    target = home_of[void_target(gen, sale)]
-                    voided.setdefault(target, set()).add(sale.voids)
+                    key = void_target(gen, sale)
+                    target = home_of[key]
+                    if sale.kind == SaleKind.VOID:
+                        voided.setdefault(target, set()).add(key[1])
+                    else:
+                        marks_of = refunded.setdefault(target, {})
+                        marks_of[key[1]] = add_refunds(marks_of.get(key[1], {}), returned(sale))
                     touched.add(target)
         chunks = tuple(
             ChunkWrite(sales, data, frozenset(voided.get((gen, sales[0].seq), ())),
-                       {seq: code for seq, code in refused.items() if sales[0].seq <= seq <= sales[-1].seq})
+                       {seq: code for seq, code in refused.items() if sales[0].seq <= seq <= sales[-1].seq},
+                       dict(refunded.get((gen, sales[0].seq), {})))
             for sales, data in (pieces[i] for i in group))
-        marks = tuple(VoidMark(g, first, frozenset(voided[(g, first)]), None if (g, first) in written else etags[(g, first)])
+        marks = tuple(VoidMark(g, first, frozenset(voided.get((g, first), ())),
+                               None if (g, first) in written else etags[(g, first)], dict(refunded.get((g, first), {})))
                       for g, first in sorted(touched - rows))
         ledger = BranchLedger(
             branch=before.branch,
             watermarks={**ledger.watermarks, gen: ledger.apply_of(gen).with_stored((c.first_seq, c.last_seq) for c in chunks)},
-            sales_applied=ledger.sales_applied + sum(1 for c in chunks for s in c.sales if s.seq not in refused),
+            # A shift close is a report the till made, not a sale: it takes its number and counts nowhere.
+            sales_applied=ledger.sales_applied + sum(1 for c in chunks for s in c.sales
+                                                     if s.seq not in refused and s.kind != SaleKind.SHIFT_CLOSE),
             total_paisa=ledger.total_paisa + sum(c.total_paisa for c in chunks),
             last_push=max(filter(None, [ledger.last_push, pushed_at])),
         )

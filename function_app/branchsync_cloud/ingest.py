@@ -22,11 +22,11 @@ from shared.encoding import from_queue_text, open_frame, parse_frame, signed_by
 from shared.errors import ContractError, ErrorCode, shown
 from shared.models import (
     BRANCH_RE, DeadLetterDetail, DeadLetterInfo, DeadLetterList, PushAccepted, PushRequest, Refusal, ReplayResult, Sale,
-    SaleKind, SalesBatch, sale_number,
+    SalesBatch, sale_number,
 )
 
 from . import branch_keys, faults, telemetry
-from .apply import ApplyPlan, Refused, VoidTarget, plan_apply, plan_transactions, void_target
+from .apply import REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, plan_apply, plan_transactions, void_target
 from .conflicts import one_at_a_time, retrying
 from .request_auth import RequestAuth, SignedRequest
 from .store import BranchLedger, BranchRecord, Chunk, DeadLetter, NotFound, Store
@@ -65,7 +65,7 @@ class ClonedTill(SaleRefused):
 
 
 class VoidRefused(SaleRefused):
-    """A void the cloud did not count; the rest of its message was applied. Names the void."""
+    """A void or refund the cloud did not count; the rest of its message was applied. Names it."""
 
     def __init__(self, branch: str, generation: int, refused: Refused):
         super().__init__(refused.code, f"branch {branch}: {refused.reason}. The rest of the message was applied; "
@@ -188,7 +188,7 @@ class Ingest:
         gen = batch.generation
         before = self.store.get_ledger(batch.branch)
         mark = before.apply_of(gen)
-        new_voids = [s for s in batch.sales if s.kind == SaleKind.VOID and not mark.is_stored(s.seq)]
+        new_voids = [s for s in batch.sales if s.kind in REFERRING_KINDS and not mark.is_stored(s.seq)]
         targets = self._void_targets(batch.branch, gen, new_voids, before)
         plan = plan_apply(mark, batch, {k: v for k, (v, _) in targets.items()})
         if plan.duplicates:
@@ -213,10 +213,10 @@ class Ingest:
                  batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
                  through, len(after.apply_of(gen).ranges), gen, len(plan.refused), ops, duration_ms, lag_s,
                  extra=dims(event="apply", branch=batch.branch, generation=gen, seq_first=batch.sales[0].seq,
-                            seq_last=batch.sales[-1].seq, sales_applied=len(plan.counted), duplicates=plan.duplicates,
+                            seq_last=batch.sales[-1].seq, sales_applied=plan.sales_counted, duplicates=plan.duplicates,
                             refused_voids=len(plan.refused), applied_through=through, duration_ms=duration_ms,
                             lag_s=lag_s, ops=ops))
-        telemetry.sales_applied(batch.branch, len(plan.counted))
+        telemetry.sales_applied(batch.branch, plan.sales_counted)
         return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, through, ops)
 
     def _commit(self, before: BranchLedger, plan: ApplyPlan, batch: SalesBatch, targets: dict[tuple[int, int], Chunk],
@@ -229,9 +229,9 @@ class Ingest:
         return after
 
     def _void_targets(self, branch: str, generation: int, voids: list[Sale], state: BranchLedger) -> dict:
-        """{(generation, seq): (VoidTarget, Chunk)} for the stored sales the new voids name.
+        """{(generation, seq): (ReferencedSale, Chunk)} for the stored sales the new voids and refunds name.
 
-        One chunk read per distinct chunk named, and only for voids: sales cost no read.
+        One chunk read per distinct chunk named, and only for voids and refunds: sales cost no read.
         A target earlier in the same batch, or not stored at all, is left to the planner.
         """
         found: dict = {}
@@ -248,12 +248,12 @@ class Ingest:
                 chunks.append(chunk)
             sale = next((s for s in chunk.sales if s.seq == key[1]), None)
             if sale is not None:
-                found[key] = (VoidTarget(sale.kind, sale.total, voided=sale.seq in chunk.voided,
-                                         refused=sale.seq in chunk.refused), chunk)
+                found[key] = (ReferencedSale.of(sale, voided=sale.seq in chunk.voided, refused=sale.seq in chunk.refused,
+                                                refunded=chunk.refunded.get(sale.seq)), chunk)
         return found
 
     def _report_refused_voids(self, batch: SalesBatch, plan: ApplyPlan, body: bytes) -> None:
-        """Refused voids are stored (counted nowhere) with the batch; each is also dead-lettered for head office.
+        """Refused voids and refunds are stored (counted nowhere) with the batch; each is also dead-lettered for head office.
 
         The dead letter keeps the message and the reason; replaying it changes nothing (its
         numbers are applied), so head office reads it, settles the sale with the shop, and
@@ -263,9 +263,9 @@ class Ingest:
         for refused in plan.refused.values():
             err = VoidRefused(batch.branch, plan.generation, refused)
             self._dead_letter(body, RefusedMessage(err, batch.branch, record), self._ops())
-            log.warning("void refused branch=%s number=%s code=%s", batch.branch,
+            log.warning("%s refused branch=%s number=%s code=%s", refused.kind, batch.branch,
                         sale_number(plan.generation, refused.seq), refused.code,
-                        extra=dims(event="void_refused", branch=batch.branch, code=str(refused.code)))
+                        extra=dims(event=f"{refused.kind}_refused", branch=batch.branch, code=str(refused.code)))
 
     def _check_one_till(self, batch: SalesBatch, mark) -> None:
         """A number already applied must come back as the very same sale (same sale_id).

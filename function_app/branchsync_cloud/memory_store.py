@@ -201,12 +201,12 @@ class MemoryStore:
                     stored = self._chunks.get((branch, mark.generation), {}).get(mark.first_seq)
                     if stored is None or stored[1] != written.get(key, mark.etag):
                         raise Conflict(f"{what}: changed concurrently (chunk {mark.generation}-{mark.first_seq})")
-                    marked.append((key, replace(stored[0], voided=mark.voided)))
+                    marked.append((key, replace(stored[0], voided=mark.voided, refunded=dict(mark.refunded))))
                 # Checked whole: now written whole.
                 for c in txn.chunks:
                     etag = written[(gen, c.first_seq)] = self._etag()
                     rows[c.first_seq] = (Chunk(branch, c.first_seq, c.last_seq, write.applied_at, list(c.sales), gen,
-                                               c.voided, dict(c.refused)), etag)
+                                               c.voided, dict(c.refused), refunded=dict(c.refunded)), etag)
                 for key, chunk in marked:
                     etag = written[key] = self._etag()
                     self._chunks[(branch, key[0])][key[1]] = (chunk, etag)

@@ -15,7 +15,7 @@ from typing import Protocol
 from shared.models import Sale
 
 # BranchLedger is a store record too; it is defined with the apply, which plans its changes.
-from .apply import ApplyWrite, BranchLedger
+from .apply import ApplyWrite, BranchLedger, Refunded
 from .catalog import TXN_HARD_MAX_DATA_BYTES, TXN_MAX_OPS, CatalogTxn, Counter, IndexEntry, Segment
 
 
@@ -125,9 +125,10 @@ class BranchRecord:
 class Chunk:
     """A run of consecutive applied events of one generation as stored together.
 
-    `voided`: seqs of its sales that an applied void has voided; `refused`: seqs of its
-    void events the cloud refused (stored to keep the sequence whole, counted nowhere),
-    with the reason code. `etag` lets an apply mark a sale voided atomically.
+    `voided`: seqs of its sales that an applied void has voided; `refunded`: per seq of its
+    sales, per line, the quantity and paisa applied refunds returned; `refused`: seqs of its
+    void and refund events the cloud refused (stored to keep the sequence whole, counted
+    nowhere), with the reason code. `etag` lets an apply mark a sale voided or refunded atomically.
     """
 
     branch: str
@@ -139,6 +140,7 @@ class Chunk:
     voided: frozenset[int] = frozenset()
     refused: Mapping[int, str] = field(default_factory=dict)
     etag: str | None = field(default=None, compare=False)
+    refunded: Mapping[int, Refunded] = field(default_factory=dict)
 
     @property
     def counted(self) -> list[Sale]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime, timezone
+from decimal import Decimal
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -265,7 +266,8 @@ class TableStore:
         for txn in write.txns:
             ops: list = [("create", _chunk_entity(branch, write.generation, c, write.applied_at)) for c in txn.chunks]
             ops += [("update", {"PartitionKey": branch, "RowKey": chunk_key(m.first_seq, m.generation),
-                                "voided": _seq_list(m.voided)},
+                                "voided": _seq_list(m.voided),
+                                **({"refunded": _refunded_text(m.refunded)} if m.refunded else {})},
                      {"mode": UpdateMode.MERGE, "etag": etags.get((m.generation, m.first_seq), m.etag),
                       "match_condition": MatchConditions.IfNotModified})
                     for m in txn.marks]
@@ -591,7 +593,17 @@ def _chunk(branch: str, generation: int, entity: dict) -> Chunk:
         voided=frozenset(json.loads(entity.get("voided") or "[]")),
         refused={int(k): v for k, v in json.loads(entity.get("refused") or "{}").items()},
         etag=entity.metadata.get("etag"),
+        refunded={int(seq): {int(line): (Decimal(qty), amount) for line, (qty, amount) in lines.items()}
+                  for seq, lines in json.loads(entity.get("refunded") or "{}").items()},
     )
+
+
+def _refunded_text(refunded) -> str | None:
+    """Per sale, per line: [quantity, paisa] refunded, e.g. {"14":{"2":["1.5",3000]}}; None when nothing is."""
+    if not refunded:
+        return None
+    return json.dumps({str(seq): {str(line): [str(qty), amount] for line, (qty, amount) in sorted(lines.items())}
+                       for seq, lines in sorted(refunded.items())}, separators=(",", ":"))
 
 
 def _chunk_entity(branch: str, generation: int, chunk: ChunkWrite, applied_at: datetime) -> dict:
@@ -602,6 +614,7 @@ def _chunk_entity(branch: str, generation: int, chunk: ChunkWrite, applied_at: d
         "voided": _seq_list(chunk.voided) if chunk.voided else None,
         "refused": json.dumps({str(k): v for k, v in sorted(chunk.refused.items())}, separators=(",", ":"))
         if chunk.refused else None,
+        "refunded": _refunded_text(chunk.refunded),
     })
 
 

@@ -1,11 +1,16 @@
 """Exactly-once planning: which sales of a batch are new, and what the state becomes."""
 
+import random
+import string
+from decimal import Decimal
+
 import pytest
-from tests.builders import make_batch
+from tests.builders import T0, make_batch, make_line3, make_refund, make_sale3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from branchsync_cloud.apply import MAX_RANGES, ApplyState, plan_apply
+from branchsync_cloud.apply import MAX_RANGES, ApplyState, BranchLedger, ReferencedSale, plan_apply, plan_transactions
+from branchsync_cloud.store import Chunk
 from shared.errors import ContractError, ErrorCode
 
 
@@ -94,3 +99,21 @@ def test_any_order_and_duplication_of_batches_stores_each_sale_exactly_once(data
         state = plan.state
     assert sorted(stored) == list(range(1, n + 1))
     assert state == ApplyState(n, ())
+
+
+def test_refund_marks_cut_into_several_transactions_carry_only_the_refunds_committed_so_far():
+    rng = random.Random(5)
+    sold = make_sale3(1, [make_line3(qty="10", unit_price=1000)])
+    stored = Chunk("b1", 1, 1, T0, [sold], etag="e1")
+    before = BranchLedger("b1", {1: ApplyState(1)})
+    # Incompressible names make the batch more than one transaction holds.
+    noisy = [make_sale3(n, [make_line3(f"S{n}-{i}").model_copy(
+        update={"name": "".join(rng.choices(string.ascii_letters, k=200))}) for i in range(14)]) for n in range(3, 1000)]
+    sales = [make_refund(2, sold, [(1, "1", 1000)]), *noisy, make_refund(1000, sold, [(1, "2", 2000)])]
+    plan = plan_apply(before.apply, make_batch("b1", sales), {(1, 1): ReferencedSale.of(sold)})
+    assert not plan.refused
+    write = plan_transactions(before, plan, {(1, 1): stored}, T0, T0)
+    marks = [m.refunded for t in write.txns for m in t.marks]
+    assert len(write.txns) > 1 and len(marks) == 2
+    # Should the apply stop after the first transaction, the mark holds only the refund committed with it.
+    assert marks == [{1: {1: (Decimal(1), 1000)}}, {1: {1: (Decimal(3), 3000)}}]

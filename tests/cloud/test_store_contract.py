@@ -10,10 +10,11 @@ import string
 import threading
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
-from branchsync_cloud.apply import CHUNK_MAX_BYTES, ApplyState, VoidTarget, plan_apply, plan_transactions
+from branchsync_cloud.apply import CHUNK_MAX_BYTES, ApplyState, ReferencedSale, plan_apply, plan_transactions
 from branchsync_cloud.catalog import (
     BUCKETS,
     TXN_HARD_MAX_DATA_BYTES,
@@ -38,7 +39,7 @@ from branchsync_cloud.store import (
     StorageError,
 )
 from branchsync_cloud.table_store import TableStore
-from tests.builders import make_batch, make_line, make_product, make_sale, make_void
+from tests.builders import make_batch, make_line, make_line3, make_product, make_refund, make_sale, make_sale3, make_void
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
 
@@ -64,9 +65,9 @@ def apply(store, batch):
     return commit(store, before, plan_apply(before.apply_of(batch.generation), batch))
 
 
-def held(sale) -> VoidTarget:
+def held(sale) -> ReferencedSale:
     """The stored, not yet voided `sale` as the planner learns of it."""
-    return VoidTarget(sale.kind, sale.total, voided=False)
+    return ReferencedSale(sale.kind, sale.total, voided=False)
 
 
 def gen2(batch):
@@ -270,6 +271,20 @@ def test_a_void_marks_the_stored_chunk_of_its_sale_in_the_same_transaction(store
     after = commit(store, before, plan, {(1, 1): target})
     assert store.ops - ops == 1 and after.total_paisa == before.total_paisa - 500
     assert store.find_chunk("b1", 1, 1).voided == {1}
+
+
+def test_a_refund_adds_what_it_returned_to_the_stored_chunk_of_its_sale_and_reads_back_exactly(store):
+    sale = make_sale3(1, [make_line3(qty="1.5"), make_line3("OIL-1L", qty="2", unit_price=18000)])
+    apply(store, make_batch("b1", [sale]))
+    for seq, returns in ((2, [(1, "0.5", 21000)]), (3, [(1, "0.25", 10500), (2, "1", 18000)])):
+        before = store.get_ledger("b1")
+        target = store.find_chunk("b1", 1, 1)
+        known = ReferencedSale.of(sale, refunded=target.refunded.get(1))
+        plan = plan_apply(before.apply, make_batch("b1", [make_refund(seq, sale, returns)]), {(1, 1): known})
+        assert not plan.refused
+        commit(store, before, plan, {(1, 1): target})
+    assert store.find_chunk("b1", 1, 1).refunded == {1: {1: (Decimal("0.75"), 31500), 2: (Decimal("1"), 18000)}}
+    assert store.get_ledger("b1").total_paisa == sale.total - 31500 - 18000
 
 
 def test_a_void_whose_sale_was_marked_meanwhile_is_a_conflict_and_writes_nothing(store):

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.models import CatalogEntry, CatalogImport, Payment, Product, Sale, SaleLine, SalesBatch, describe_errors
+from tests.builders import make_discount, make_line3, make_refund, make_sale, make_sale3, make_shift_close
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
 
@@ -86,3 +87,101 @@ def test_a_validation_error_echoes_a_hostile_field_name_or_value_only_shortened_
     text = describe_errors(err.value, 3)
     assert len(text) < 600 and "\n" not in text
     assert text.startswith("products.0.k\\nyyy") and "products.1.vat_rate" in text
+
+
+# --- the complete sale record (v3) and the older versions beside it ---------------------------
+
+# Batches exactly as tills sent them before the v3 record existed.
+V1_MESSAGE = ('{"v":1,"branch":"dhaka-1","sent_at":"2026-11-28T07:00:00Z","sales":[{"seq":7,"sale_id":"3f0c3f0c3f0c3f0c'
+              '3f0c3f0c3f0c3f0c","kind":"sale","voids":null,"recorded_at":"2026-11-28T07:00:00Z","lines":[{"sku":"RICE-5KG",'
+              '"name":"চাল ৫ কেজি","qty":"1.5","unit_price":42000,"list_price":43000,"line_total":63000}],"payment":'
+              '{"method":"mobile","amount":63000},"total":63000},{"seq":8,"sale_id":"4a1d4a1d4a1d4a1d4a1d4a1d4a1d4a1d",'
+              '"kind":"void","voids":7,"recorded_at":"2026-11-28T07:00:00Z","lines":[],"payment":{"method":"mobile",'
+              '"amount":-63000},"total":-63000}]}')
+V2_MESSAGE = ('{"v":2,"branch":"dhaka-1","generation":2,"sent_at":"2026-11-28T07:00:00Z","sales":[{"seq":3,"sale_id":'
+              '"5b2e5b2e5b2e5b2e5b2e5b2e5b2e5b2e","kind":"void","voids":9,"voids_generation":1,"recorded_at":'
+              '"2026-11-28T07:00:00Z","lines":[],"payment":{"method":"cash","amount":-100},"total":-100}]}')
+
+
+@pytest.mark.parametrize("text", [V1_MESSAGE, V2_MESSAGE], ids=["v1", "v2"])
+def test_an_old_batch_still_validates_and_serialises_byte_for_byte_as_it_was_sent(text):
+    batch = SalesBatch.model_validate_json(text)
+    assert batch.model_dump_json() == text
+    assert SalesBatch.of(batch.branch, batch.generation, batch.sent_at, batch.sales).v == batch.v
+
+
+def test_a_v3_sale_round_trips_with_discounts_vat_split_payments_and_its_cashier():
+    sale = make_sale3(1, [make_line3(qty="2", unit_price=42000, discount=("percent", "10")),
+                          make_line3("OIL-1L", unit_price=18000, vat_rate="15")],
+                      discount=("amount", 1000),
+                      payments=None)
+    batch = SalesBatch.of("dhaka-1", 1, NOW, [sale])
+    assert batch.v == 3 and '"generation":1' in batch.model_dump_json()
+    again = SalesBatch.model_validate_json(batch.model_dump_json())
+    assert again == batch
+    first, second = again.sales[0].lines
+    # 84000 less 10% = 75600 and 18000; the 1000 off the sale is shared 808 / 192.
+    assert (first.discount.amount, first.net, second.net) == (8400, 75600 - 808, 18000 - 192)
+    assert first.vat == round(Decimal(first.net) * 5 / 105) and again.sales[0].total == first.net + second.net
+
+
+def test_payments_must_add_up_to_the_total_and_change_is_tendered_less_the_amount():
+    sale = make_sale3(1)
+    with pytest.raises(ValidationError, match="add up"):
+        Sale.model_validate({**sale.model_dump(), "payments": [{"method": "cash", "amount": sale.total - 1}]})
+    with pytest.raises(ValidationError, match="change"):
+        Payment(method="cash", amount=900, tendered=1000, change=50)
+    with pytest.raises(ValidationError, match="wallet"):
+        Sale.model_validate({**sale.model_dump(), "payments": [{"method": "mobile", "amount": sale.total}]})
+    split = [{"method": "cash", "amount": 20000, "tendered": 50000, "change": 30000},
+             {"method": "mobile", "amount": sale.total - 20000, "wallet": "bkash", "txn_id": "9C7D2XK41Q"}]
+    assert len(Sale.model_validate({**sale.model_dump(), "payments": split}).payments) == 2
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("vat", 1, "vat"),
+    ("net", 1, "net"),
+])
+def test_a_v3_line_whose_vat_or_net_does_not_follow_the_rounding_rules_is_refused(field, value, problem):
+    sale = make_sale3(1)
+    data = sale.model_dump()
+    data["lines"][0][field] += value
+    with pytest.raises(ValidationError, match=problem):
+        Sale.model_validate(data)
+
+
+def test_a_discount_amount_must_be_what_its_percent_gives_and_no_more_than_it_applies_to():
+    data = make_sale3(1, [make_line3(unit_price=1005, discount=("percent", "10"))]).model_dump()
+    assert data["lines"][0]["discount"]["amount"] == 101  # 100.5 rounds half up
+    data["lines"][0]["discount"]["amount"] = 100
+    with pytest.raises(ValidationError, match="discount amount"):
+        Sale.model_validate(data)
+    with pytest.raises(ValueError, match="more than"):
+        make_discount("amount", 501, 500).check(500, "line")
+
+
+def test_old_and_new_records_do_not_mix_in_one_batch_and_v3_fields_need_the_v3_record():
+    with pytest.raises(ValidationError, match="v3 batch"):
+        SalesBatch(v=1, branch="dhaka-1", sent_at=NOW, sales=[make_sale(1), make_sale3(2)])
+    with pytest.raises(ValidationError, match="v3 batch"):
+        SalesBatch(v=3, branch="dhaka-1", sent_at=NOW, sales=[make_sale(1)])
+    old = make_sale(1).model_dump()
+    with pytest.raises(ValidationError, match="v3 record"):
+        Sale.model_validate({**old, "cashier": "rahim"})
+
+
+def test_a_refund_names_its_sale_returns_lines_for_a_negative_total_and_comes_after_the_sale():
+    sale = make_sale3(1, [make_line3(qty="2")])
+    refund = make_refund(2, sale, [(1, "1", sale.total // 2)])
+    assert refund.total == -(sale.total // 2) and SalesBatch.of("dhaka-1", 1, NOW, [sale, refund]).v == 3
+    with pytest.raises(ValidationError, match="later number"):
+        SalesBatch.of("dhaka-1", 1, NOW, [make_refund(1, sale.model_copy(update={"seq": 5}), [(1, "1", 100)])])
+    with pytest.raises(ValidationError, match="minus the sum"):
+        Sale.model_validate({**refund.model_dump(), "total": -1, "payments": [{"method": "cash", "amount": -1}]})
+
+
+def test_a_shift_close_has_no_lines_no_payments_and_a_total_of_zero():
+    close = make_shift_close(3)
+    assert close.total == 0 and close.shift.by_method == {"cash": 74600}
+    with pytest.raises(ValidationError, match="shift close"):
+        Sale.model_validate({**close.model_dump(), "total": 5, "payments": [{"method": "cash", "amount": 5}]})

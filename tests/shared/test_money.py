@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from shared import money
 from shared.money import format_taka, line_total, parse_quantity, parse_taka
 
 
@@ -56,3 +57,19 @@ def test_scientific_notation_is_refused_with_a_hint_to_write_plain_digits(parse,
 def test_amounts_far_too_large_are_refused_as_values_not_arithmetic_errors(parse, text):
     with pytest.raises(ValueError, match="too large|larger than"):
         parse(text)
+
+
+def test_a_percent_discount_and_the_vat_part_round_half_up_to_a_whole_paisa():
+    assert money.percent_of(1005, Decimal("10")) == 101   # 100.5
+    assert money.percent_of(1004, Decimal("10")) == 100   # 100.4
+    assert money.vat_part(10500, Decimal("5")) == 500
+    assert money.vat_part(74600, Decimal("5")) == 3552     # 3552.38
+    assert money.vat_part(21, Decimal("5")) == 1           # exactly 1.0
+    assert money.vat_part(1000, Decimal("0")) == 0
+
+
+def test_a_shared_out_discount_adds_up_and_gives_the_leftover_paisa_to_the_first_lines():
+    assert money.share_out(100, [1, 1, 1]) == [34, 33, 33]
+    assert money.share_out(1000, [75600, 18000]) == [808, 192]
+    assert money.share_out(2, [0, 5, 5]) == [0, 1, 1]
+    assert money.share_out(7, [0, 0]) == [7, 0]
