@@ -183,7 +183,6 @@ def sales_export(
     try:
         writer = _csv_writer(out) if fmt == ExportFormat.csv else None
         for applied in _run(lambda: list(ctx.obj.sales(branch))):
-            s = applied.sale
             if writer:
                 for row in sale_rows(applied):
                     writer.writerow(row)
