@@ -103,15 +103,18 @@ def open_frame(frame: Frame, secret: str) -> SalesBatch:
 
 
 def pack_sales(branch: str, sales: Sequence[Sale], secret: str, sent_at: datetime,
-               budget: int = limits.QUEUE_MESSAGE_BUDGET_CHARS, generation: int = 1) -> list[tuple[list[Sale], str]]:
+               budget: int = limits.QUEUE_MESSAGE_BUDGET_CHARS, generation: int = 1,
+               guess: int = 1000) -> list[tuple[list[Sale], str]]:
     """Split ascending sales of one generation into as few messages as fit the size budget.
 
     Returns (sales, message text) pairs in seq order. Each message is grown from an
     estimate and shrunk until it fits, so the cost is a few compressions per message.
+    `guess`: how many sales the first message is tried with (a caller packing round after
+    round passes what filled the last message, so most messages are compressed once).
     """
     out: list[tuple[list[Sale], str]] = []
     start = 0
-    guess = 1000
+    guess = max(1, guess)
     while start < len(sales):
         count = min(guess, limits.BATCH_MAX_SALES, len(sales) - start)
         while True:

@@ -21,13 +21,14 @@ too). A refused event still takes its number (the sequence stays gap-free and th
 behind it apply); it is stored as refused, counts nothing, and is reported.
 """
 
-import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
+
+from pydantic import TypeAdapter
 
 from shared.errors import ContractError, ErrorCode
 from shared.models import Sale, SaleKind, SaleLine, SalesBatch, sale_number
@@ -375,10 +376,14 @@ class ApplyWrite:
         return f"{self.txns[0].chunks[0].first_seq}-{self.txns[-1].chunks[-1].last_seq}" if self.txns else "-"
 
 
+_SALE_LIST = TypeAdapter(list[Sale])
+
+
 def encode_run(run: Sequence[Sale]) -> list[tuple[tuple[Sale, ...], bytes]]:
     """A run of consecutive sales as compressed pieces of at most CHUNK_MAX_BYTES each."""
-    body = json.dumps([s.model_dump(mode="json") for s in run], separators=(",", ":"), ensure_ascii=False)
-    data = zlib.compress(body.encode(), 6)
+    # Compact UTF-8 JSON, byte for byte what json.dumps of model_dump gave, in half the time:
+    # it runs while the branch's turn is held, once per message.
+    data = zlib.compress(_SALE_LIST.dump_json(list(run)), 6)
     if len(data) <= CHUNK_MAX_BYTES:
         return [(tuple(run), data)]
     if len(run) == 1:

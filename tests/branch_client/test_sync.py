@@ -19,6 +19,7 @@ from branch_client.sale_entry import parse_items
 from branch_client.store import SaleState, Store
 from branch_client.sync import TRANSITIONS, SyncEngine, SyncState
 from shared import limits
+from shared.encoding import pack_sales
 from tests.branch_client.fakes import bulky_sale, insert_as_an_older_version, product
 
 
@@ -248,6 +249,22 @@ def test_a_pushed_sale_without_an_ack_is_pushed_again_after_ten_minutes_and_appl
     clock.now += timedelta(minutes=6)
     assert _engine(enrolled, fake_cloud, clock=clock).run().pushed == 2
     assert sorted(fake_cloud.applied) == [1, 2] and enrolled.get_sale(1).push_count == 2
+
+
+def test_a_backlog_read_in_rounds_travels_in_about_as_few_messages_as_if_it_were_packed_at_once(enrolled, fake_cloud):
+    fake_cloud.put(*[product(f"P{i}", 100, secrets.token_hex(90)) for i in range(1500)])
+    _engine(enrolled, fake_cloud).run()
+    for i in range(1500):
+        enrolled.record_sale(parse_items([f"P{i}=1"]))
+    me, due, now = enrolled.identity(), enrolled.sales_to_push(), datetime.now(timezone.utc)
+    at_once = len(pack_sales(me.branch, due, me.secret, now))
+    # Rounds of one and a half messages: each would end in a half-filled one, were it sent as it is.
+    chunk = len(pack_sales(me.branch, due, me.secret, now)[0][0]) * 3 // 2
+    rounds_alone = sum(len(pack_sales(me.branch, due[i:i + chunk], me.secret, now)) for i in range(0, len(due), chunk))
+    report = _engine(enrolled, fake_cloud, push_chunk=chunk).run()
+    assert report.pushed == 1500 and report.messages == len(fake_cloud.messages)
+    assert at_once >= 4 and report.messages <= at_once + 1 < rounds_alone
+    assert sorted(fake_cloud.applied) == list(range(1, 1501)) and enrolled.count_to_push() == 0
 
 
 def test_when_the_queue_fails_mid_push_accepted_messages_stay_pushed_and_the_rest_wait(enrolled, fake_cloud):
