@@ -45,6 +45,7 @@ from shared.models import CatalogEntry, CatalogPage, Product
 BIN = Path(sys.executable).parent
 
 
+SALE_ADD_GOAL_MS = 5.0
 # Sales seeded per transaction before `sale add` is timed (bounds memory at a million).
 SEED_CHUNK = 50_000
 
@@ -159,11 +160,15 @@ def bench_sale_add(work: Path, stored: int, samples: int, process_samples: int) 
                                  body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None))
             conn.execute(insert(sales_table), rows)
     items = parse_items(["TL000010=1", "TL000020=2.5", "TL000030=1@99.50"])
-    calls = []
-    for _ in range(samples):
+    # The disk's floor is measured in turn with the store calls, so both see the same load.
+    floor_db = floor_connection(work)
+    calls, floor = [], []
+    for n in range(samples):
         t = time.perf_counter()
         store.record_sale(items, "card")
         calls.append((time.perf_counter() - t) * 1000)
+        floor.append(one_row_commit(floor_db, n))
+    floor_db.close()
     procs = []
     for _ in range(process_samples):
         t = time.perf_counter()
@@ -173,26 +178,31 @@ def bench_sale_add(work: Path, stored: int, samples: int, process_samples: int) 
     print(f"\n## sale add with {store.status()['sales_recorded']:,} sales stored (SQLite WAL, synchronous=FULL)")
     print(f"  store call:  p50 {pct(calls, 50):.2f} ms, p99 {pct(calls, 99):.2f} ms over {samples} sales")
     print(f"  whole `branchsync sale add` process: p50 {pct(procs, 50):.0f} ms, p99 {pct(procs, 99):.0f} ms over {process_samples} runs")
-    floor = commit_floor(work, samples)
-    print(f"  the disk's floor, one-row commits beside it (WAL, synchronous=FULL): p50 {pct(floor, 50):.2f} ms, "
+    print(f"  the disk's floor, a one-row commit after each sale (WAL, synchronous=FULL): p50 {pct(floor, 50):.2f} ms, "
           f"p99 {pct(floor, 99):.2f} ms over {samples}")
+    # synchronous=FULL syncs the WAL at every commit, so "recorded" survives a power cut;
+    # NORMAL syncs it only at checkpoints and may lose the last sales. That sync is the floor.
+    print(f"  goal p99 <= {SALE_ADD_GOAL_MS:g} ms: {'met' if pct(calls, 99) <= SALE_ADD_GOAL_MS else 'MISSED'}; "
+          f"the store call's p99 is {pct(calls, 99) - pct(floor, 99):+.2f} ms from the floor's, "
+          f"its p50 {pct(calls, 50) - pct(floor, 50):+.2f} ms (pricing, numbering and the sale row's indexes)")
 
 
-def commit_floor(work: Path, samples: int) -> list[float]:
-    """Milliseconds per committed one-row write with the till's settings: what the disk's flush costs alone."""
+def floor_connection(work: Path) -> sqlite3.Connection:
+    """A one-table database beside the till's, with the till's settings: what the disk's flush costs alone."""
     db = sqlite3.connect(work / "floor.db", isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     db.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
-    took = []
-    for n in range(samples):
-        t = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t VALUES (?)", (n,))
-        db.execute("COMMIT")
-        took.append((time.perf_counter() - t) * 1000)
-    db.close()
-    return took
+    return db
+
+
+def one_row_commit(db: sqlite3.Connection, n: int) -> float:
+    """Milliseconds to commit one one-row write."""
+    t = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO t VALUES (?)", (n,))
+    db.execute("COMMIT")
+    return (time.perf_counter() - t) * 1000
 
 
 def bench_search(work: Path, n_products: int, samples: int) -> None:
