@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from shared import limits
 from shared.encoding import from_queue_text, open_frame, parse_frame, signed_by
@@ -26,10 +27,13 @@ from shared.models import (
 )
 
 from . import branch_keys, faults, telemetry
-from .apply import REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, plan_apply, plan_transactions, void_target
+from .apply import (
+    REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, SummaryInput, plan_apply, plan_transactions, void_target,
+)
 from .conflicts import one_at_a_time, retrying
 from .request_auth import RequestAuth, SignedRequest
 from .store import BranchLedger, BranchRecord, Chunk, DeadLetter, NotFound, Store
+from .summaries import DEFAULT_ZONE, days_of
 from .telemetry import dims
 
 log = logging.getLogger("branchsync.cloud")
@@ -94,8 +98,10 @@ class ApplyOutcome:
 
 
 class Ingest:
-    def __init__(self, store: Store, clock: Callable[[], datetime], auth: RequestAuth, sales_queue: Callable[[], object]):
+    def __init__(self, store: Store, clock: Callable[[], datetime], auth: RequestAuth, sales_queue: Callable[[], object],
+                 zone: ZoneInfo = ZoneInfo(DEFAULT_ZONE)):
         self.store = store
+        self.zone = zone  # the business day of the summaries
         self.clock = clock
         self.auth = auth
         # Where POST /api/push puts the branches' messages; built on first use (the app's own identity).
@@ -221,9 +227,18 @@ class Ingest:
 
     def _commit(self, before: BranchLedger, plan: ApplyPlan, batch: SalesBatch, targets: dict[tuple[int, int], Chunk],
                 seqs: str) -> BranchLedger:
-        """The one place a plan reaches storage (between the failpoints the fault suite fires)."""
+        """The one place a plan reaches storage (between the failpoints the fault suite fires).
+
+        The day summaries of the days the plan's events fall on are read here (one read per
+        day) and written with the sales and the ledger, If-Match as read.
+        """
         faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
-        write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock())
+        counted = plan.counted
+        stored = self.store.get_summaries(batch.branch, days_of(counted, self.zone))
+        originals = {(c.generation, s.seq): s for c in targets.values() for s in c.sales}
+        summaries = SummaryInput(stored, originals, self.zone)
+        write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock(),
+                                  summaries=summaries)
         after = self.store.commit_apply(before, write)
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         return after

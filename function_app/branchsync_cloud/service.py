@@ -48,7 +48,7 @@ class Service:
         self.auth = RequestAuth(store, clock)
         self.branches = Branches(store, clock)
         self.pulls = Pulls(store, settings, clock, signer)
-        self.ingest = Ingest(store, clock, self.auth, lambda: self.sales_queue)
+        self.ingest = Ingest(store, clock, self.auth, lambda: self.sales_queue, settings.business_zone)
         self.catalog = CatalogWrites(store)
         self.reports = Reports(store)
 

@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 ADMIN_KEY_SETTING = "BRANCHSYNC_ADMIN_KEY"
@@ -70,6 +71,9 @@ class Settings:
     # BRANCHSYNC_QUEUE_PUBLIC_URL: the queue service URL put into push SAS URLs when branches
     # reach the queue through another address than the app does (a proxy); None: the app's own.
     queue_public_url: str | None = None
+    # BRANCHSYNC_BUSINESS_TIMEZONE: the zone whose date is a sale's business day in the head-office
+    # summaries (an IANA name). Changing it later leaves days already summed as they were.
+    business_timezone: str = "Asia/Dhaka"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -83,7 +87,17 @@ class Settings:
             # A connection string, when there is one, wins: the same rule as the Functions host.
             identity=None if connection else identity_from_env(env),
             queue_public_url=_endpoint(env.get("BRANCHSYNC_QUEUE_PUBLIC_URL", "").strip() or None),
+            business_timezone=env.get("BRANCHSYNC_BUSINESS_TIMEZONE", "").strip() or "Asia/Dhaka",
         )
+
+    @property
+    def business_zone(self) -> ZoneInfo:
+        """The business day's zone; a name that is no IANA zone stops the app with a message saying so."""
+        try:
+            return ZoneInfo(self.business_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"BRANCHSYNC_BUSINESS_TIMEZONE {self.business_timezone!r} is not a time zone; give an "
+                             "IANA name such as Asia/Dhaka") from exc
 
     @property
     def push_mode(self) -> str:

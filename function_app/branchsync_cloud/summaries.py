@@ -21,6 +21,8 @@ close counts no sale; it is kept for `report shifts`. Refused voids and refunds 
 nowhere: callers pass counted events only.
 """
 
+import json
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -219,3 +221,32 @@ def _add_vat(day: DaySummary, rate: str, net: int, vat: int) -> None:
     held = day.vat.setdefault(rate, [0, 0])
     held[0] += net
     held[1] += vat
+
+
+# --- the stored form: one row per branch and day, its products packed in it ---------------------
+
+# A binary property holds 64 KiB; an entity 1 MiB. The whole day (figures and every product
+# sold) is one zlib JSON cut into parts of PART_MAX_BYTES, so a day of any number of products
+# is one entity: one read and one write per day an apply touches, whatever it sold.
+PART_MAX_BYTES = 60 * 1024
+PARTS_MAX = 15
+
+
+def pack(summary: DaySummary) -> tuple[bytes, ...]:
+    """The day as stored: zlib of {"f": figures, "p": product rows}, in parts of at most PART_MAX_BYTES."""
+    body = json.dumps({"f": summary.figures(), "p": summary.product_rows()}, separators=(",", ":"), ensure_ascii=False)
+    data = zlib.compress(body.encode(), 6)
+    parts = tuple(data[i:i + PART_MAX_BYTES] for i in range(0, len(data), PART_MAX_BYTES)) or (data,)
+    if len(parts) > PARTS_MAX:
+        raise ValueError(f"the summary of {summary.branch} on {summary.day} packs to {len(data)} bytes, more than "
+                         f"one row holds ({PARTS_MAX} x {PART_MAX_BYTES})")
+    return parts
+
+
+def unpack(branch: str, day: date, parts: Iterable[bytes], etag: str | None = None) -> DaySummary:
+    held = json.loads(zlib.decompress(b"".join(parts)))
+    return DaySummary.from_stored(branch, day, held["f"], held["p"], etag)
+
+
+def days_of(events: Iterable[Sale], zone: ZoneInfo) -> set[date]:
+    return {business_day(e.recorded_at, zone) for e in events}

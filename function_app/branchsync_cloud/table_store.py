@@ -32,12 +32,14 @@ from shared.models import Sale
 
 from . import faults, nonces
 from .apply import ApplyState, ApplyWrite, ChunkWrite
+from .summaries import PARTS_MAX, DaySummary, pack, unpack
 from .credentials import credential_for
 from .settings import IdentityStorage
 from .catalog import (
     BUCKETS,
     ENCODING,
     PROPERTY_MAX_BYTES,
+    TXN_MAX_OPS,
     CatalogTxn,
     Counter,
     Segment,
@@ -89,6 +91,11 @@ def chunk_key(first_seq: int, generation: int = 1) -> str:
 def chunks_end(generation: int = 1) -> str:
     """The key just above every chunk key of `generation` ("c..." < "d", "g002c..." < "g002d")."""
     return chunk_prefix(generation)[:-1] + "d"
+
+
+def summary_key(day: date) -> str:
+    """A day summary's row: `day-YYYYMMDD`, between the chunk keys ("c...") and the state row, in day order."""
+    return f"day-{day:%Y%m%d}"
 
 
 def version_key(version: int) -> str:
@@ -263,6 +270,7 @@ class TableStore:
         """Each planned transaction as one request, in order; the ledger row If-Match the previous one's."""
         branch, ledger = before.branch, before
         etags: dict[tuple[int, int], str] = {}  # of the chunk rows this apply wrote
+        day_etags: dict = {}  # and of the day summaries
         for txn in write.txns:
             ops: list = [("create", _chunk_entity(branch, write.generation, c, write.applied_at)) for c in txn.chunks]
             ops += [("update", {"PartitionKey": branch, "RowKey": chunk_key(m.first_seq, m.generation),
@@ -271,11 +279,14 @@ class TableStore:
                      {"mode": UpdateMode.MERGE, "etag": etags.get((m.generation, m.first_seq), m.etag),
                       "match_condition": MatchConditions.IfNotModified})
                     for m in txn.marks]
+            ops += [_write_op(_summary_entity(branch, s.summary.day, s.parts), day_etags.get(s.summary.day, s.summary.etag))
+                    for s in txn.summaries]
             ops.append(_write_op(_state_entity(txn.ledger), ledger.etag))
             seqs = f"{txn.chunks[0].first_seq}-{txn.chunks[-1].last_seq}"
             result = self._submit(SALES, ops, f"apply sales {seqs} of {branch}")
             rows = [(write.generation, c.first_seq) for c in txn.chunks] + [(m.generation, m.first_seq) for m in txn.marks]
             etags |= {row: r.get("etag") for row, r in zip(rows, result)}
+            day_etags |= {s.summary.day: r.get("etag") for s, r in zip(txn.summaries, result[len(rows):])}
             ledger = replace(txn.ledger, etag=result[-1]["etag"])
             faults.hit("apply.between_transactions", f"{branch}:{seqs}")
         return ledger
@@ -300,6 +311,29 @@ class TableStore:
             if chunk.first_seq <= seq <= chunk.last_seq:
                 return chunk
         return None
+
+    def get_summaries(self, branch: str, days: Iterable[date]) -> dict[date, DaySummary]:
+        found = {}
+        for day in sorted(set(days)):
+            entity = self._get(SALES, branch, summary_key(day))
+            if entity is not None:
+                found[day] = _summary(branch, entity)
+        return found
+
+    def read_summaries(self, branch: str, first: date, last: date) -> list[DaySummary]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        params = {"pk": branch, "lo": summary_key(first), "hi": summary_key(last)}
+        return [_summary(branch, e) for e in self._query(SALES, query, params, per_page=100)]
+
+    def replace_summaries(self, ledger: BranchLedger, summaries) -> BranchLedger:
+        branch = ledger.branch
+        for at in range(0, len(summaries), TXN_MAX_OPS - 1):
+            ops: list = [("upsert", _summary_entity(branch, s.day, pack(s)), {"mode": UpdateMode.REPLACE})
+                         for s in summaries[at:at + TXN_MAX_OPS - 1]]
+            ops.append(_write_op(_state_entity(ledger), ledger.etag))
+            result = self._submit(SALES, ops, f"rebuild the summaries of {branch}")
+            ledger = replace(ledger, etag=result[-1]["etag"])
+        return ledger
 
     # --- catalog -------------------------------------------------------------------------
 
@@ -575,6 +609,16 @@ def _state_entity(s: BranchLedger) -> dict:
         "total_paisa": s.total_paisa, "last_push": s.last_push,
         "generations": json.dumps(later, separators=(",", ":")) if later else None,
     })
+
+
+def _summary_entity(branch: str, day: date, parts: tuple[bytes, ...]) -> dict:
+    return _props({"PartitionKey": branch, "RowKey": summary_key(day), "day": day.isoformat(), "encoding": "zlib+json",
+                   "parts": len(parts), **{f"data{i}": p for i, p in enumerate(parts)}})
+
+
+def _summary(branch: str, e: dict) -> DaySummary:
+    parts = [e[f"data{i}"] for i in range(min(_int(e.get("parts")), PARTS_MAX))]
+    return unpack(branch, date.fromisoformat(e["day"]), parts, e.metadata.get("etag"))
 
 
 def _seq_list(seqs) -> str:
