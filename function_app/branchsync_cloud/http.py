@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -143,6 +143,17 @@ def time_param(name: str, raw: str | None) -> datetime | None:
     except OverflowError:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} lies outside the years 1 to 9999 once "
                             "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
+
+
+def date_param(query: Mapping[str, str], name: str) -> date:
+    """A required date query parameter (a business day): YYYY-MM-DD."""
+    raw = query.get(name) or ""
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date such as 2026-11-28") from None
 
 
 def push_ways_param(query: Mapping[str, str]) -> frozenset[str]:
