@@ -224,3 +224,23 @@ def test_the_business_day_follows_the_configured_zone(service):
     push(service, SalesBatch.of("dhaka-1", 1, T0, [make_sale(1, recorded_at=late)]), enroll(service))
     assert [s.day for s in summaries(service)] == [business_day(late, service.settings.business_zone)] == \
         [date(2026, 11, 29)]
+
+
+@pytest.mark.azurite
+def test_on_table_storage_the_days_commit_with_the_sales_and_a_redelivery_and_rebuild_change_nothing(
+        storage, table_prefix, clock):
+    from branchsync_cloud.service import Service
+    from branchsync_cloud.settings import Settings
+    from branchsync_cloud.table_store import TableStore
+
+    table = TableStore(storage, table_prefix)
+    service = Service(table, Settings(storage=storage, admin_key="k", table_prefix=table_prefix), clock)
+    secret = enroll(service)
+    batch = v3_batch("dhaka-1", mixed_events())
+    assert push(service, batch, secret).ops == 1 + 1 + 3 + 1  # branch, ledger, its 3 days, 1 transaction
+    once = summaries(service)
+    assert push(service, batch, secret).status == "duplicate"
+    service.rebuild_summaries("dhaka-1")
+    again = summaries(service)
+    assert len(once) == len(again) == 3 and all(a.same_figures(b) for a, b in zip(once, again))
+    assert sum(d.net for d in again) == table.get_ledger("dhaka-1").total_paisa
