@@ -88,6 +88,8 @@ def report_table(report: ReportTable) -> Table:
         title = "\n".join(cols[i][0].replace("_", " ") for i in group)
         if all(cols[i][1] in ("int", "paisa", "qty") for i in group):
             columns.append(_number(title))
+        elif any(cols[i][1] in ("date", "time") for i in group):
+            columns.append(_text(title, ratio=1, min_width=10))  # a date never folds; a time wraps at its space
         else:
             columns.append(_text(title, ratio=1))
     caption = "money in taka; times UTC" + ("" if report.complete else "; INCOMPLETE: a branch has not synced since")
