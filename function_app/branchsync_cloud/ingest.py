@@ -192,7 +192,8 @@ class Ingest:
 
     def _apply_once(self, batch: SalesBatch, start: int, began: float, body: bytes) -> ApplyOutcome:
         gen = batch.generation
-        before = self.store.get_ledger(batch.branch)
+        # The ledger and the day summaries the batch may touch, in one query.
+        before, days = self.store.get_ledger_and_days(batch.branch, min(days_of(batch.sales, self.zone)))
         mark = before.apply_of(gen)
         new_voids = [s for s in batch.sales if s.kind in REFERRING_KINDS and not mark.is_stored(s.seq)]
         targets = self._void_targets(batch.branch, gen, new_voids, before)
@@ -204,7 +205,7 @@ class Ingest:
             log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d generation=%d",
                      batch.branch, seqs, len(batch.sales), mark.applied_through, self._ops() - start, gen)
             return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, mark.applied_through, self._ops() - start)
-        after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs)
+        after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs, days)
         if plan.refused:
             self._report_refused_voids(batch, plan, body)
         through = after.apply_of(gen).applied_through
@@ -226,15 +227,15 @@ class Ingest:
         return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, through, ops)
 
     def _commit(self, before: BranchLedger, plan: ApplyPlan, batch: SalesBatch, targets: dict[tuple[int, int], Chunk],
-                seqs: str) -> BranchLedger:
+                seqs: str, days: dict) -> BranchLedger:
         """The one place a plan reaches storage (between the failpoints the fault suite fires).
 
-        The day summaries of the days the plan's events fall on are read here (one read per
-        day) and written with the sales and the ledger, If-Match as read.
+        The summaries of the days the plan's events fall on (`days`, read with the ledger) are
+        written with the sales and the ledger, If-Match as read.
         """
         faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
-        counted = plan.counted
-        stored = self.store.get_summaries(batch.branch, days_of(counted, self.zone))
+        wanted = days_of(plan.counted, self.zone)
+        stored = {day: summary for day, summary in days.items() if day in wanted}
         originals = {(c.generation, s.seq): s for c in targets.values() for s in c.sales}
         summaries = SummaryInput(stored, originals, self.zone)
         write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock(),

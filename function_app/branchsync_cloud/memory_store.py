@@ -169,6 +169,10 @@ class MemoryStore:
         self._tick(SALES)
         with self._lock:
             stored = self._ledgers.get(branch)
+        return self._ledger(branch, stored)
+
+    @staticmethod
+    def _ledger(branch: str, stored: tuple[BranchLedger, str] | None) -> BranchLedger:
         if stored is None:
             return BranchLedger(branch)
         ledger, etag = stored
@@ -227,15 +231,14 @@ class MemoryStore:
                 self._ledgers[branch] = (replace(ledger, etag=None), ledger_etag)
         return ledger
 
-    def get_summaries(self, branch: str, days: Iterable[date]) -> dict[date, DaySummary]:
-        found = {}
-        for day in sorted(set(days)):
-            self._tick(SALES)
-            with self._lock:
-                stored = self._days.get((branch, day))
-            if stored is not None:
-                found[day] = unpack(branch, day, stored[0], stored[1])
-        return found
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]:
+        with self._lock:  # one query: the day rows from `first` on, then the ledger row (it sorts last)
+            rows = [(day, parts, etag) for (b, day), (parts, etag) in sorted(self._days.items())
+                    if b == branch and day >= first]
+            rows.append(self._ledgers.get(branch))
+        read = list(self._query(SALES, rows, per_page=100))
+        days = {day: unpack(branch, day, parts, etag) for day, parts, etag in read[:-1]}
+        return self._ledger(branch, read[-1]), days
 
     def read_summaries(self, branch: str, first: date, last: date) -> list[DaySummary]:
         with self._lock:

@@ -204,7 +204,9 @@ class Store(Protocol):
 
     # day summaries (summaries.py), kept in the branch's partition beside its chunks and ledger;
     # commit_apply writes them with the sales (If-Match as read, created when new)
-    def get_summaries(self, branch: str, days: Iterable[date]) -> dict[date, DaySummary]: ...  # one read per day; absent left out
+    # The ledger and the stored summaries of the days from `first` on, with one query (their
+    # rows sort just below the ledger's): what an apply reads, at the cost of the ledger alone.
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]: ...
     def read_summaries(self, branch: str, first: date, last: date) -> list[DaySummary]: ...  # the days first..last, in order
     # Replace the given days' rows whatever they hold (a rebuild), in transactions of at most
     # 99 rows, each with the ledger If-Match `ledger` then each previous one (unchanged), so an

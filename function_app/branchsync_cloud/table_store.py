@@ -94,8 +94,8 @@ def chunks_end(generation: int = 1) -> str:
 
 
 def summary_key(day: date) -> str:
-    """A day summary's row: `day-YYYYMMDD`, between the chunk keys ("c...") and the state row, in day order."""
-    return f"day-{day:%Y%m%d}"
+    """A day summary's row: `sday-YYYYMMDD`, in day order just below the state row (nothing else sorts between)."""
+    return f"sday-{day:%Y%m%d}"
 
 
 def version_key(version: int) -> str:
@@ -244,18 +244,7 @@ class TableStore:
         entity = self._get(SALES, branch, STATE_KEY)
         if entity is None:
             return BranchLedger(branch)
-        ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
-        watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
-        for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
-            watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
-        return BranchLedger(
-            branch=branch,
-            watermarks=watermarks,
-            sales_applied=_int(entity.get("sales_applied")),
-            total_paisa=_int(entity.get("total_paisa")),
-            last_push=_dt(entity.get("last_push")),
-            etag=entity.metadata["etag"],
-        )
+        return _ledger(branch, entity)
 
     def init_ledger(self, branch: str) -> None:
         client = self._table(SALES)
@@ -312,13 +301,16 @@ class TableStore:
                 return chunk
         return None
 
-    def get_summaries(self, branch: str, days: Iterable[date]) -> dict[date, DaySummary]:
-        found = {}
-        for day in sorted(set(days)):
-            entity = self._get(SALES, branch, summary_key(day))
-            if entity is not None:
-                found[day] = _summary(branch, entity)
-        return found
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        days, ledger = {}, BranchLedger(branch)
+        for entity in self._query(SALES, query, {"pk": branch, "lo": summary_key(first), "hi": STATE_KEY}, per_page=100):
+            if entity["RowKey"] == STATE_KEY:
+                ledger = _ledger(branch, entity)
+            else:
+                summary = _summary(branch, entity)
+                days[summary.day] = summary
+        return ledger, days
 
     def read_summaries(self, branch: str, first: date, last: date) -> list[DaySummary]:
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
@@ -597,6 +589,21 @@ def _branch_record(e: dict) -> BranchRecord:
         rotated_at=_dt(e.get("rotated_at")), revoked_at=_dt(e.get("revoked_at")),
         last_refusal=e.get("last_refusal") or None, last_refusal_letter=e.get("last_refusal_letter") or None,
         etag=e.metadata["etag"],
+    )
+
+
+def _ledger(branch: str, entity: dict) -> BranchLedger:
+    ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
+    watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
+    for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
+        watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
+    return BranchLedger(
+        branch=branch,
+        watermarks=watermarks,
+        sales_applied=_int(entity.get("sales_applied")),
+        total_paisa=_int(entity.get("total_paisa")),
+        last_push=_dt(entity.get("last_push")),
+        etag=entity.metadata["etag"],
     )
 
 
