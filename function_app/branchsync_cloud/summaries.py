@@ -165,32 +165,34 @@ def fold_event(day: DaySummary, event: Sale, original: Sale | None = None) -> No
             if line.unit_price != line.list_price:
                 cashier["overrides"] += 1
                 cashier["overridden"] += line_total(line.qty, line.list_price) - line.line_total
-    elif event.kind == SaleKind.VOID:
-        day.voids += 1
-        day.voided -= event.total
-        cashier["voids"] += 1
-        cashier["voided"] -= event.total
-        for line in original.lines:
-            net, rate, vat = _line_net_vat(line)
-            _add_product(day, line.sku, line.name, -line.qty, -net, -vat)
+    elif event.kind in (SaleKind.VOID, SaleKind.REFUND):
+        count, paisa = ("voids", "voided") if event.kind == SaleKind.VOID else ("refunds", "refunded")
+        setattr(day, count, getattr(day, count) + 1)
+        setattr(day, paisa, getattr(day, paisa) - event.total)
+        cashier[count] += 1
+        cashier[paisa] -= event.total
+        for sku, name, qty, net, rate, vat in _taken_back(event, original):
+            _add_product(day, sku, name, -qty, -net, -vat)
             _add_vat(day, rate, -net, -vat)
-    elif event.kind == SaleKind.REFUND:
-        day.refunds += 1
-        day.refunded -= event.total
-        cashier["refunds"] += 1
-        cashier["refunded"] -= event.total
-        for r in event.returns:
-            line = original.lines[r.line - 1]
-            _, rate, _ = _line_net_vat(line)
-            vat = vat_part(r.amount, Decimal(rate))
-            _add_product(day, line.sku, line.name, -r.qty, -r.amount, -vat)
-            _add_vat(day, rate, -r.amount, -vat)
     elif event.kind == SaleKind.SHIFT_CLOSE:
         s = event.shift
         day.shifts.append({"cashier": event.cashier or UNKNOWN_CASHIER, "shift_id": s.shift_id,
                            "opened_at": s.opened_at.isoformat(), "closed_at": event.recorded_at.isoformat(),
                            "opening_float": s.opening_float, "expected_cash": s.expected_cash,
                            "counted_cash": s.counted_cash, "difference": s.counted_cash - s.expected_cash})
+        day.shifts.sort(key=lambda shift: (shift["closed_at"], shift["shift_id"]))  # whatever order messages came in
+
+
+def _taken_back(event: Sale, original: Sale) -> list[tuple[str, str, Decimal, int, str, int]]:
+    """What a void or refund takes back of the sale it names: (sku, name, qty, net, VAT rate, VAT) per line."""
+    if event.kind == SaleKind.VOID:
+        return [(line.sku, line.name, line.qty, *_line_net_vat(line)) for line in original.lines]
+    out = []
+    for r in event.returns:
+        line = original.lines[r.line - 1]
+        rate = _line_net_vat(line)[1]
+        out.append((line.sku, line.name, r.qty, r.amount, rate, vat_part(r.amount, Decimal(rate))))
+    return out
 
 
 def _cashier_of(day: DaySummary, name: str) -> dict[str, int]:
