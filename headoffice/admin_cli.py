@@ -19,7 +19,10 @@ from rich.progress import Progress
 
 
 from .admin_client import AdminClient, AdminError
-from shared.access import Role
+from pydantic import ValidationError
+
+from shared.access import PersonCreate, Role
+from shared.models import describe_errors
 
 from .admin_tables import audit_table, branches_table, dead_letters_table, people_table, price_differences_table
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
@@ -279,7 +282,12 @@ def people_add(
                                              + ", ".join(Role) + "; every role can also read")],
 ):
     """Issue a credential to a person; it is printed once, and the cloud keeps only its hash."""
-    created = _run(ctx.obj.add_person, name, role)
+    try:
+        request = PersonCreate(name=name, roles=role)
+    except ValidationError as exc:
+        err.print(f"[red]cannot add {name!r}[/]: {describe_errors(exc, 3)}; nothing was stored")
+        raise typer.Exit(2)
+    created = _run(ctx.obj.add_person, request.name, request.roles)
     err.print(f"Credential for [bold]{created.person.name}[/] (roles {', '.join(created.person.roles)}) created. "
               "Give it to them privately; it is shown only now. They set it as BRANCHSYNC_CREDENTIAL.")
     print(created.credential)
