@@ -1,6 +1,8 @@
 """Roles over the real dev host and its own Azurite: a reports credential changes nothing, every
 refusal names the role needed, revoked and wrong credentials are refused, and the audit says who did what."""
 
+import base64
+import json
 from datetime import datetime, timezone
 
 import httpx
@@ -152,3 +154,15 @@ def test_the_stored_person_holds_a_salted_hash_and_never_the_secret(host, world)
     assert set(stored) == {"PartitionKey", "RowKey", "roles", "salt", "secret_hash", "created_at", "created_by"}
     assert len(bytes.fromhex(stored["salt"])) == 16 and len(bytes.fromhex(stored["secret_hash"])) == 32
     assert secret not in repr(dict(stored)) and credential not in repr(dict(stored))
+
+
+def test_a_client_principal_header_naming_an_admin_grants_nothing(host, world):
+    # The header App Service Authentication would set; the cloud never trusts it (SECURITY.md).
+    principal = base64.b64encode(json.dumps({"auth_typ": "aad", "claims": [{"typ": "roles", "val": "admin"}],
+                                             "name_typ": "name", "role_typ": "roles"}).encode()).decode()
+    cloud, _ = host
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal, "X-MS-CLIENT-PRINCIPAL-NAME": "mallory@example.com"}
+    resp = httpx.post(f"{cloud.url}/api/manage/branches/{BRANCH}/revoke", headers=headers, timeout=30)
+    assert resp.status_code == 401
+    reader = {**headers, "X-Branchsync-Admin-Key": world["people"]["rahima"]}
+    assert httpx.post(f"{cloud.url}/api/manage/branches/{BRANCH}/revoke", headers=reader, timeout=30).status_code == 403
