@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from shared.access import AuditEntry, AuditPage
+from shared.access import BOOTSTRAP_NAME, PERSON_NAME_RE, AuditEntry, AuditPage
 from shared.errors import ContractError, ErrorCode
 
 from .roles import Principal
@@ -28,10 +28,10 @@ AUDIT_DEFAULT_DAYS = 7
 
 def describe(route_params: Mapping[str, str], query: Mapping[str, str], body: bytes) -> str:
     """`name=b1 products=[500]`: a request's route and query parameters and its JSON body, summarised."""
-    parts = [f"{k}={_short(v)}" for k, v in {**route_params, **query}.items() if v]
+    parts = [f"{_short(k)}={_short(v)}" for k, v in {**route_params, **query}.items() if v]
     try:
         data = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         data = None
         parts.append(f"body=[{len(body)} bytes, not JSON]")
     if isinstance(data, dict):
@@ -75,6 +75,9 @@ class AuditTrail:
             since = self.clock() - timedelta(days=AUDIT_DEFAULT_DAYS)
         if after is not None and not _is_audit_id(after):
             raise ContractError(ErrorCode.BAD_REQUEST, "query parameter after must be the `next` of an audit page")
+        if who and who != BOOTSTRAP_NAME and not PERSON_NAME_RE.fullmatch(who):
+            raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter who must be a person's name (as "
+                                f"'branchsync-admin people list' shows it) or {BOOTSTRAP_NAME}")
         found, more = self.store.list_audit(since, after, who or None, limit)
         return AuditPage(entries=found, next=more)
 

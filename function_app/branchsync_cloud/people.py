@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.access import CREDENTIAL_PREFIX, VIA_CREDENTIAL, PersonCreate, PersonCreated, PersonInfo, PersonRevocation, PeopleList, Role, credential_parts
-from shared.errors import ContractError, ErrorCode
+from shared.access import (CREDENTIAL_PREFIX, PERSON_NAME_RE, VIA_CREDENTIAL, PeopleList, PersonCreate, PersonCreated,
+                           PersonInfo, PersonRevocation, Role, credential_parts)
+from shared.errors import ContractError, ErrorCode, shown
 
 from .roles import Principal
 from .store import Conflict, PersonRecord, Store
@@ -60,9 +61,9 @@ class People:
         return PeopleList(people=[info(r) for r in self.store.list_people()])
 
     def revoke(self, name: str, by: Principal) -> PersonRevocation:
-        record = self.store.get_person(name)
+        record = self.store.get_person(name) if PERSON_NAME_RE.fullmatch(name) else None
         if record is None:
-            raise ContractError(ErrorCode.NOT_FOUND, f"nobody named {name!r} has a credential; "
+            raise ContractError(ErrorCode.NOT_FOUND, f"nobody named {shown(name)} has a credential; "
                                 "'branchsync-admin people list' shows who has")
         if record.revoked_at is not None:
             return PersonRevocation(name=name, revoked_at=record.revoked_at, already_revoked=True)

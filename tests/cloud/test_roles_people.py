@@ -95,4 +95,11 @@ def test_what_a_request_asked_summarises_its_body_and_never_echoes_much_of_it():
     body = b'{"name": "rahima", "roles": ["reports", "catalog"], "products": [{"sku": "A"}, {"sku": "B"}]}'
     assert describe({"id": "x1"}, {"branch": "b1"}, body) == "id=x1 branch=b1 name=rahima roles=reports,catalog products=[2]"
     assert describe({}, {}, b"\xff not json") == "body=[10 bytes, not JSON]"
+    assert describe({}, {}, b"[" * 100_000) == "body=[100000 bytes, not JSON]"
     assert len(describe({}, {"branch": "b" * 10_000}, b"")) <= 500
+
+
+def test_what_a_request_asked_escapes_text_that_is_not_printable_in_names_and_values():
+    said = describe({"name": "a\udfffb"}, {"x\udfff\n": "v\u2028"}, b'{"k\\udfff": "\\u0000"}')
+    said.encode("utf-8")  # a lone surrogate would fail here, and in the audit's JSON
+    assert "\n" not in said and "\u2028" not in said and "\\udfff" in said
