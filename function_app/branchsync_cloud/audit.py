@@ -61,14 +61,15 @@ class AuditTrail:
         logged with the whole entry (it reaches Application Insights) rather than answered."""
         entry = AuditEntry(at=self.clock(), who=who.name, via=who.via, role=role, method=method, route=route,
                            what=what, status=status, result=result)
-        fields = dims(event="audit", who=entry.who, via=entry.via, role=role, route=f"{method} {route}",
-                      status=status, result=result)
         try:
             self.store.add_audit(entry)
         except StorageError as exc:
-            log.error("audit entry not stored (%s): %s", exc, entry.model_dump_json(), extra=fields)
+            log.error("audit entry not stored (%s): %s", exc, entry.model_dump_json(),
+                      extra=dims(event="audit_lost", who=who.name, route=f"{method} {route}", status=status))
             return
-        log.info("audit who=%s %s %s %s -> %d %s", entry.who, method, route, what, status, result, extra=fields)
+        log.info("audit who=%s %s %s %s -> %d %s", entry.who, method, route, what, status, result,
+                 extra=dims(event="audit", who=entry.who, via=entry.via, role=role, route=f"{method} {route}",
+                            status=status, result=result))
 
     def entries(self, since: datetime | None, who: str | None, after: str | None, limit: int) -> AuditPage:
         if since is None:

@@ -166,3 +166,13 @@ def test_a_client_principal_header_naming_an_admin_grants_nothing(host, world):
     assert resp.status_code == 401
     reader = {**headers, "X-Branchsync-Admin-Key": world["people"]["rahima"]}
     assert httpx.post(f"{cloud.url}/api/manage/branches/{BRANCH}/revoke", headers=reader, timeout=30).status_code == 403
+
+
+def test_no_issued_secret_and_not_the_admin_key_appear_in_the_cloud_log(host, world):
+    cloud, _ = host
+    call(host, "GET", "manage/whoami", world["people"]["karim"])
+    logged = cloud.log.read_text()
+    assert "audit who=karim GET manage/whoami" in logged  # the log holds the audit's second copy
+    for credential in world["people"].values():
+        assert credential.rsplit(".", 1)[1] not in logged
+    assert ADMIN_KEY not in logged
