@@ -5,19 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from branchsync_cloud.memory_store import MemoryStore
 from branchsync_cloud.store import Conflict, PersonRecord
-from branchsync_cloud.table_store import TableStore
 from shared.access import AuditEntry
-
-NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=[pytest.param("table", marks=pytest.mark.azurite), "memory", "memory, empty pages"])
-def store(request):
-    if request.param == "table":
-        return TableStore(request.getfixturevalue("storage"), request.getfixturevalue("table_prefix"))
-    return MemoryStore(empty_pages=1 if "empty" in request.param else 0)
+# The contract's `store` fixture: each test runs against TableStore on Azurite and both MemoryStores.
+from tests.cloud.test_store_contract import NOW, store  # noqa: F401
 
 
 def person(name: str, *roles: str) -> PersonRecord:
