@@ -17,7 +17,7 @@ from itertools import count
 from shared import limits
 from shared.access import AuditEntry
 
-from . import nonces
+from . import faults, nonces
 from .apply import ApplyWrite, BranchLedger
 from .summaries import DaySummary, pack, unpack
 from .catalog import BUCKETS, TXN_MAX_OPS, CatalogTxn, Counter, Segment, decode_bucket, decode_rows
@@ -237,6 +237,7 @@ class MemoryStore:
                 ledger_etag = self._etag()
                 ledger = replace(txn.ledger, watermarks=dict(txn.ledger.watermarks), etag=ledger_etag)
                 self._ledgers[branch] = (replace(ledger, etag=None), ledger_etag)
+            faults.hit("apply.between_transactions", f"{branch}:{seqs}")  # where TableStore has it
         return ledger
 
     def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]:

@@ -244,3 +244,26 @@ def test_on_table_storage_the_days_commit_with_the_sales_and_a_redelivery_and_re
     again = summaries(service)
     assert len(once) == len(again) == 3 and all(a.same_figures(b) for a, b in zip(once, again))
     assert sum(d.net for d in again) == table.get_ledger("dhaka-1").total_paisa
+
+
+def test_an_apply_that_crashes_between_its_transactions_and_is_redelivered_counts_each_sale_once(service, monkeypatch):
+    from branchsync_cloud import faults
+
+    secret = enroll(service)
+    # A sale a day for 200 days: each transaction holds at most 99 rows, so the apply takes several.
+    sales = [make_sale(n, recorded_at=T0 + timedelta(days=n)) for n in range(1, 201)]
+    batch = SalesBatch.of("dhaka-1", 1, T0, sales)
+    # The first transaction commits, then the process dies (the queue will deliver the message again).
+    monkeypatch.setattr(faults, "_registry", faults.Registry("apply.between_transactions=raise:1:1"))
+    with pytest.raises(faults.FailpointError):
+        push(service, batch, secret)
+    monkeypatch.setattr(faults, "_registry", None)
+    partly = service.store.get_ledger("dhaka-1")
+    assert 0 < partly.apply.applied_through < 200
+    assert sum(d.net for d in summaries(service)) == partly.total_paisa  # figures agree with what was stored
+    push(service, batch, secret)  # redelivered
+    assert service.store.get_ledger("dhaka-1").apply.applied_through == 200
+    days = summaries(service)
+    assert sum(d.sales for d in days) == 200 and sum(d.net for d in days) == sum(s.total for s in sales)
+    service.rebuild_summaries()
+    assert all(a.same_figures(b) for a, b in zip(days, summaries(service)))
