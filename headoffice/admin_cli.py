@@ -280,12 +280,18 @@ def report_shifts(ctx: typer.Context, first: FromDay, last: ToDay, branch: OnlyB
 
 @report_app.command("exceptions")
 def report_exceptions(ctx: typer.Context, first: FromDay, last: ToDay, branch: OnlyBranch = None,
-                      fmt: Format = TableFormat.table, output: Output = None):
+                      fmt: Format = TableFormat.table, output: Output = None,
+                      price_differences: Annotated[bool, typer.Option(
+                          "--with-price-differences",
+                          help="Join the lines sold at another price than the catalog holds now (reads the sales)")] = False):
     """Voids, refunds, discounts and price overrides per branch and cashier, largest amount first.
 
-    Lines sold at another price than the catalog holds now are in `report price-differences`.
+    With --with-price-differences, the lines `report price-differences` finds since --from
+    join them (per branch, cashier `-`); that part reads the sales themselves, so it is slower.
     """
-    _report(ctx, "exceptions", first, last, branch, None, fmt, output)
+    join = (lambda table: report_files.with_price_differences(
+        table, list(ctx.obj.price_differences(branch, report_files.day_start(table))))) if price_differences else None
+    _report(ctx, "exceptions", first, last, branch, None, fmt, output, join)
 
 
 @report_app.command("rebuild")
@@ -301,7 +307,7 @@ def report_rebuild(ctx: typer.Context, branch: OnlyBranch = None):
 
 
 def _report(ctx, name: str, first: str, last: str, branch: str | None, by: str | None, fmt: TableFormat,
-            output: Path | None) -> None:
+            output: Path | None, join=None) -> None:
     if fmt == TableFormat.xlsx and output is None:
         err.print("[red]--format xlsx writes a file[/]: give --output FILE.xlsx")
         raise typer.Exit(2)
@@ -312,6 +318,8 @@ def _report(ctx, name: str, first: str, last: str, branch: str | None, by: str |
             err.print(f"[red]{option} {value!r} is not a date[/]: write it as 2026-11-28")
             raise typer.Exit(2)
     table = _run(ctx.obj.report, name, first, last, branch, by)
+    if join is not None:
+        table = _run(join, table)
     if fmt == TableFormat.xlsx:
         report_files.write_xlsx(table, output)
     elif fmt == TableFormat.table and output is None:

@@ -8,11 +8,12 @@ where each branch stood: its last sync, the pending count then, complete through
 """
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import IO
+from zoneinfo import ZoneInfo
 
-from shared.models import ReportTable
+from shared.models import PriceDifference, ReportTable
 from shared.money import format_taka
 
 from .spreadsheet import SafeWriter
@@ -101,3 +102,29 @@ def completeness_lines(table: ReportTable) -> list[str]:
         lines.append(f"{b.branch}: {synced}; " + ("complete" if done else
                      f"complete through {b.complete_through}" if b.complete_through else "not complete for any day"))
     return lines
+
+
+def day_start(table: ReportTable) -> str:
+    """When the report's first business day began, as a time with its zone (what `since` takes)."""
+    return datetime.combine(table.first, time.min, ZoneInfo(table.zone)).isoformat()
+
+
+def with_price_differences(table: ReportTable, found: list[PriceDifference]) -> ReportTable:
+    """The exceptions report joined by the lines sold at another price than the catalog holds now.
+
+    Per branch and kind (`catalog_price`, `catalog_deleted`, `catalog_unknown`): how many lines
+    and by how much they differ (0 where the catalog has no price any more); the till does
+    not say which cashier, so the cashier is `-`. Largest amount first, as the report is.
+    """
+    zone = ZoneInfo(table.zone)
+    held: dict[tuple[str, str], list[int]] = {}
+    for d in found:
+        if d.recorded_at.astimezone(zone).date() > table.last:
+            continue
+        kind = {"price_differs": "catalog_price", "deleted": "catalog_deleted"}.get(d.status, "catalog_unknown")
+        figures = held.setdefault((d.branch, kind), [0, 0])
+        figures[0] += 1
+        figures[1] += d.difference or 0
+    rows = [*table.rows, *([branch, "-", kind, n, amount] for (branch, kind), (n, amount) in held.items())]
+    rows.sort(key=lambda r: -abs(r[4]))
+    return table.model_copy(update={"rows": rows})

@@ -9,6 +9,7 @@ import io
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
@@ -138,3 +139,24 @@ def test_report_rebuild_rewrites_the_days_and_the_report_stays_the_same(env, bra
     out = admin(env, "report", "rebuild", "--branch", name).stdout
     assert f"{name}: 3 days" in out and "from 6 applied events" in out
     assert sales(env, name, "--format", "jsonl").stdout == before
+
+
+def test_the_exceptions_report_joins_the_lines_sold_at_another_price_than_the_catalog_holds_now(env, branch):
+    name, _ = branch
+    admin(env, "catalog", "import", str(_catalog_of(env, "RICE", "120")))  # RICE was sold at 100 taka
+    args = ("report", "exceptions", "--from", "2026-11-28", "--to", "2026-11-30", "--branch", name,
+            "--with-price-differences", "--format", "jsonl")
+    rows = [json.loads(x) for x in admin(env, *args).stdout.splitlines()]
+    [joined] = [r for r in rows if r["kind"] == "catalog_price"]
+    # Sale 1 sold 2 RICE at 100 taka; sale 2's RICE was voided, so it differs from nothing.
+    assert (joined["cashier"], joined["count"], joined["amount_paisa"]) == ("-", 1, (10000 - 12000) * 2)
+    assert {r["kind"] for r in rows} >= {"void", "refund", "discount", "catalog_unknown"}  # OIL and DAL: not in it
+    assert [abs(r["amount_paisa"]) for r in rows] == sorted((abs(r["amount_paisa"]) for r in rows), reverse=True)
+
+
+def _catalog_of(env, sku, price):
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "catalog.csv"
+    path.write_text(f"sku,name,price\n{sku},Rice,{price}\n", encoding="utf-8")
+    return path
