@@ -45,8 +45,10 @@
   }
 
   // --- state ---------------------------------------------------------------------------------
-  const cart = { lines: [], selected: -1, key: newKey() };
-  let method = "cash", submitting = false, lastSale = null, lastTendered = null, confirmLarge = false;
+  // A line: {sku, name, price (catalog or label), unit, weighed, milli, code, override: {price, reason}|null,
+  // discount: {kind, value, reason}|null}; the cart's own discount likewise.
+  const cart = { lines: [], selected: -1, key: newKey(), discount: null };
+  let method = "cash", wallet = "bkash", parts = [], submitting = false, lastSale = null, confirmLarge = false;
   let zone = "Asia/Dhaka", cashier = null, signInRequired = false, heldCount = 0;
   let results = [], highlighted = -1, searchTimer = null, searchSeq = 0;
 
@@ -56,12 +58,50 @@
     m.className = kind || "";
   }
 
-  function cartTotal() { return cart.lines.reduce((s, l) => s + lineTotal(l.milli, l.price), 0); }
+  // --- the priced cart: the server prices it with the sale's own core (discounts, VAT, rounding),
+  // so what the screen shows is what the sale records. Until its answer comes, the last one shows.
+  let quote = null, quoteSeq = 0, quoting = Promise.resolve();
+  const lineBody = (l) => {
+    if (l.code) return { code: l.code };
+    const b = { sku: l.sku, qty: milliText(l.milli) };
+    if (l.override) { b.price = l.override.price; b.price_reason = l.override.reason; }
+    if (l.discount) b.discount = l.discount;
+    return b;
+  };
+  const cartLines = () => cart.lines.map(lineBody);
+  function cartBody() {
+    const b = { lines: cartLines() };
+    if (cart.discount) b.discount = cart.discount;
+    return b;
+  }
+  function requote() {
+    const seq = ++quoteSeq;
+    if (!cart.lines.length) { quote = null; quoting = Promise.resolve(); renderCart(); return quoting; }
+    quote = null;  // until the answer: the lines as they are now, at catalog prices
+    renderCart();
+    quoting = (async () => {
+      const r = await api("POST", "/api/quote", cartBody());
+      if (seq !== quoteSeq) return;
+      quote = r.ok ? r.data : null;
+      if (!r.ok && r.status !== 404) say(t("failed", { e: r.data.error || r.status }), "bad");
+      renderCart();
+    })();
+    return quoting;
+  }
+  // Until the latest quote has come back (a quote asked while waiting included).
+  async function priced() { let q; do { q = quoting; await q; } while (q !== quoting); }
+  function cartTotal() {
+    if (quote) return quote.total;
+    return cart.lines.reduce((s, l) => s + lineTotal(l.milli, l.override ? l.override.price : l.price), 0);
+  }
+  const quoted = (i) => (quote && quote.lines && quote.lines[i]) || null;
+  const pct = (rate) => String(rate).replace(/\.0+$|(\.\d*?)0+$/, "$1") + "%";
 
   function renderCart() {
     const body = $("cart-lines");
     body.textContent = "";
     cart.lines.forEach((l, i) => {
+      const q = quoted(i);
       const tr = document.createElement("tr");
       if (i === cart.selected) tr.className = "selected";
       const name = document.createElement("td");
@@ -69,6 +109,23 @@
       const sku = document.createElement("div");
       sku.className = "muted"; sku.textContent = l.sku + (l.weighed ? " · " + l.unit : "") + (l.code ? " · " + t("scale_label") : "");
       name.appendChild(sku);
+      if (q && q.vat !== undefined && q.vat !== null) {
+        const vat = document.createElement("div");
+        vat.className = "muted vat"; vat.textContent = t("vat_part", { rate: pct(q.vat_rate), v: taka(q.vat) });
+        name.appendChild(vat);
+      }
+      if (l.discount) {
+        const d = document.createElement("div");
+        d.className = "adjust disc";
+        d.textContent = t("line_discount") + " " + (q && q.discount ? "−" + taka(q.discount.amount) : l.discount.value + (l.discount.kind === "percent" ? "%" : ""))
+          + " · " + l.discount.reason;
+        name.appendChild(d);
+      }
+      if (l.override) {
+        const o = document.createElement("div");
+        o.className = "adjust"; o.textContent = t("price_was", { p: taka(l.price) }) + " · " + l.override.reason;
+        name.appendChild(o);
+      }
       const qty = document.createElement("td");
       qty.className = "num";
       const input = document.createElement("input");
@@ -78,12 +135,14 @@
       input.addEventListener("change", () => setQty(i, input.value));
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); setQty(i, input.value); input.blur(); } });
       qty.appendChild(input);
-      const price = document.createElement("td"); price.className = "num"; price.textContent = taka(l.price);
-      const amount = document.createElement("td"); amount.className = "num"; amount.textContent = taka(lineTotal(l.milli, l.price));
+      const price = document.createElement("td"); price.className = "num";
+      price.textContent = taka(q ? q.unit_price : l.override ? l.override.price : l.price);
+      const amount = document.createElement("td"); amount.className = "num line-amount";
+      amount.textContent = taka(q ? (q.net !== undefined && q.net !== null ? q.net : q.line_total) : lineTotal(l.milli, l.override ? l.override.price : l.price));
       const rm = document.createElement("td");
       const btn = document.createElement("button");
       btn.type = "button"; btn.className = "remove"; btn.textContent = "✕"; btn.title = t("hint_remove");
-      btn.addEventListener("click", () => removeLine(i));
+      btn.addEventListener("click", (e) => { e.stopPropagation(); removeLine(i); });
       rm.appendChild(btn);
       tr.append(name, qty, price, amount, rm);
       tr.addEventListener("click", () => { cart.selected = i; renderCart(); });
@@ -92,8 +151,15 @@
     $("cart-empty").hidden = cart.lines.length > 0;
     $("total").textContent = taka(cartTotal());
     $("line-count").textContent = cart.lines.length ? cart.lines.length + " " + t("lines") : "";
+    const sd = $("sale-discount");
+    sd.hidden = !cart.discount;
+    if (cart.discount) {
+      sd.textContent = t("sale_discount") + " " + (quote && quote.discount ? "−" + taka(quote.discount.amount)
+        : cart.discount.value + (cart.discount.kind === "percent" ? "%" : "")) + " · " + cart.discount.reason;
+    }
+    $("vat-total").textContent = quote && quote.vat !== undefined && quote.vat !== null ? t("vat_total", { v: taka(quote.vat) }) : "";
     $("hold-label").textContent = cart.lines.length ? t("hold") : t("held_carts", { n: heldCount });
-    renderChange();
+    if (paying()) renderPayment();
   }
 
   // The quantity is checked by the server with the sale's own rule (pieces whole, weighed goods
@@ -104,9 +170,8 @@
     if (!l || l.code) return qtyChecks;
     qtyChecks = qtyChecks.then(async () => {
       const r = await api("GET", "/api/quantity?sku=" + encodeURIComponent(l.sku) + "&q=" + encodeURIComponent(text));
-      if (r.ok) { l.milli = parseMilli(r.data.qty); confirmLarge = false; say("", ""); }
-      else say(r.data.error || t("qty") + ": " + text + " ✗", "bad");
-      renderCart();
+      if (r.ok) { l.milli = parseMilli(r.data.qty); confirmLarge = false; say("", ""); requote(); }
+      else { say(r.data.error || t("qty") + ": " + text + " ✗", "bad"); renderCart(); }
     });
     return qtyChecks;
   }
@@ -121,11 +186,12 @@
     if (same >= 0) { cart.lines[same].milli += found.qty ? parseMilli(found.qty) : 1000; cart.selected = same; }
     else {
       cart.lines.push({ sku: p.sku, name: p.name, price: found.price === null || found.price === undefined ? p.price : found.price,
-                        unit: p.unit, weighed: p.weighed, milli: found.qty ? parseMilli(found.qty) : 1000, code: found.code || null });
+                        unit: p.unit, weighed: p.weighed, milli: found.qty ? parseMilli(found.qty) : 1000, code: found.code || null,
+                        override: null, discount: null });
       cart.selected = cart.lines.length - 1;
     }
     say(t("added", { name: p.name }), "good");
-    renderCart();
+    requote();
   }
   const addProduct = (p) => addFound({ product: p });
 
@@ -134,14 +200,75 @@
     confirmLarge = false;
     cart.lines.splice(i, 1);
     cart.selected = Math.min(cart.selected, cart.lines.length - 1);
-    renderCart();
+    if (!cart.lines.length) cart.discount = null;
+    requote();
   }
 
   function clearCart() {
-    cart.lines = []; cart.selected = -1; cart.key = newKey(); confirmLarge = false;
+    cart.lines = []; cart.selected = -1; cart.key = newKey(); cart.discount = null; confirmLarge = false;
     closePayment();
-    renderCart();
+    requote();
   }
+
+  // --- price override, line and sale discounts: each asks a reason; the server prices them -------
+  // kind "price": a new unit price for the selected line; "line": its discount; "sale": the cart's.
+  let adjusting = null;
+  const adjustOpen = () => !$("adjust-panel").hidden;
+  function openAdjust(kind) {
+    if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
+    const l = cart.lines[cart.selected];
+    if (kind !== "sale" && !l) return;
+    if (kind !== "sale" && l.code) { say(t("label_fixed"), "bad"); return; }
+    adjusting = kind;
+    const now = kind === "price" ? l.override : kind === "line" ? l.discount : cart.discount;
+    $("adjust-title").textContent = kind === "sale" ? t("sale_discount") : (kind === "price" ? t("price_override") : t("line_discount")) + ": " + l.name;
+    $("adjust-value-label").textContent = kind === "price" ? t("new_price") : t("discount_value");
+    $("adjust-hint").textContent = kind === "price" ? t("price_hint") : t("discount_hint");
+    $("adjust-value").value = now ? (kind === "price" ? (now.price / 100).toFixed(2) : now.value + (now.kind === "percent" ? "%" : "")) : "";
+    $("adjust-reason").value = now ? now.reason : "";
+    $("adjust-error").textContent = "";
+    $("adjust-panel").hidden = false;
+    $("adjust-value").focus(); $("adjust-value").select();
+  }
+  function closeAdjust() {
+    $("adjust-panel").hidden = true; adjusting = null;
+    if (document.activeElement) document.activeElement.blur();
+  }
+  async function applyAdjust() {
+    const kind = adjusting, text = $("adjust-value").value.trim(), reason = $("adjust-reason").value.trim();
+    const l = cart.lines[cart.selected];
+    const before = { override: l && l.override, discount: l && l.discount, sale: cart.discount };
+    let change = null;  // null: take it off
+    if (text) {
+      if (!reason) { $("adjust-error").textContent = t("reason_needed"); $("adjust-reason").focus(); return; }
+      if (kind === "price") {
+        const p = parsePaisa(text);
+        if (p === null) { $("adjust-error").textContent = t("bad_amount"); $("adjust-value").focus(); return; }
+        change = { price: p, reason };
+      } else {
+        const m = /^(\d+(?:\.\d{1,2})?)\s*(%?)$/.exec(text);
+        if (!m) { $("adjust-error").textContent = t("bad_amount"); $("adjust-value").focus(); return; }
+        change = { kind: m[2] ? "percent" : "amount", value: m[1], reason };
+      }
+    }
+    if (kind === "price") l.override = change; else if (kind === "line") l.discount = change; else cart.discount = change;
+    await requote(); await priced();
+    if (!quote && cart.lines.length && change) {  // refused: say why, keep the dialog open, put it back
+      if (l) { l.override = before.override; l.discount = before.discount; }
+      cart.discount = before.sale;
+      $("adjust-error").textContent = $("message").textContent;
+      requote();
+      return;
+    }
+    closeAdjust();
+    say(change ? t("adjusted") : t("adjust_removed"), "good");
+  }
+  $("adjust-go").addEventListener("click", applyAdjust);
+  $("adjust-value").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); if ($("adjust-value").value.trim() && !$("adjust-reason").value.trim()) $("adjust-reason").focus(); else applyAdjust(); }
+  });
+  $("adjust-reason").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); applyAdjust(); } });
+  document.querySelectorAll("[data-adjust]").forEach((b) => b.addEventListener("click", () => openAdjust(b.dataset.adjust)));
 
   // --- scan and search -----------------------------------------------------------------------
   // true: added; false: no product has this code; a string: why the code cannot be sold (a misread label).
@@ -227,58 +354,153 @@
     else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); resetSearch(); $("search").blur(); }
   });
 
-  // --- payment -------------------------------------------------------------------------------
+  // --- payment: one or more parts (cash, card, bKash or Nagad) that must add up to the total ------
+  // The part being typed: cash takes what the customer hands over (the change is what is over the
+  // amount still to pay); card and wallet take an amount, the amount still to pay unless typed.
   async function openPayment() {
-    await scans;
+    await scans; await qtyChecks; await priced();
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
+    parts = [];
     $("payment").hidden = false; $("done").hidden = true;
     document.body.classList.add("paying");
-    choose(method);
+    choose("cash");
   }
   function closePayment() {
-    $("payment").hidden = true; $("tendered").value = "";
+    $("payment").hidden = true; $("tendered").value = ""; $("pay-amount").value = ""; $("txn-id").value = "";
+    $("pay-error").textContent = ""; parts = [];
     document.body.classList.remove("paying");
     // Focus back on the page, so the scanner's next digits start the next line.
     if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   }
   const paying = () => !$("payment").hidden;
+  const paidSoFar = () => parts.reduce((s, p) => s + p.amount, 0);
+  const stillToPay = () => cartTotal() - paidSoFar();
 
   function choose(m) {
     method = m;
     document.querySelectorAll(".method").forEach((b) => b.classList.toggle("on", b.dataset.method === m));
+    document.querySelectorAll(".wallet").forEach((b) => b.classList.toggle("on", b.dataset.wallet === wallet));
     $("cash-box").hidden = m !== "cash";
-    if (m === "cash") $("tendered").focus(); else $("tendered").blur();
-    renderChange();
+    $("amount-box").hidden = m === "cash";
+    $("wallet-box").hidden = $("txn-box").hidden = m !== "mobile";
+    $("pay-error").textContent = "";
+    if (m === "cash") $("tendered").focus();
+    else {
+      $("pay-amount").value = (stillToPay() / 100).toFixed(2);
+      if (m === "mobile") $("txn-id").focus(); else { $("pay-amount").focus(); $("pay-amount").select(); }
+    }
+    renderPayment();
+  }
+  // F8 chooses the mobile wallet; F8 again switches between bKash and Nagad.
+  function chooseMobile() {
+    if (method === "mobile") wallet = wallet === "bkash" ? "nagad" : "bkash";
+    choose("mobile");
   }
 
-  function renderChange() {
-    const tendered = parsePaisa($("tendered").value);
-    const change = tendered === null ? 0 : tendered - cartTotal();
-    $("change").textContent = taka(Math.max(0, change));
-    $("change").classList.toggle("bad", tendered !== null && change < 0);
+  // What the part being typed would pay now: {amount, tendered, change}, or {error}.
+  function currentPart() {
+    const left = stillToPay();
+    if (method === "cash") {
+      const text = $("tendered").value.trim();
+      if (!text) return { amount: left, tendered: null, change: 0 };
+      const tendered = parsePaisa(text);
+      if (tendered === null) return { error: t("bad_amount") };
+      return tendered >= left ? { amount: left, tendered, change: tendered - left } : { amount: tendered, tendered, change: 0 };
+    }
+    const text = $("pay-amount").value.trim();
+    const amount = text ? parsePaisa(text) : left;
+    if (amount === null) return { error: t("bad_amount") };
+    if (amount > left) return { error: t("over_total", { v: taka(left) }) };
+    return { amount, tendered: null, change: 0 };
+  }
+
+  function renderPayment() {
+    const left = stillToPay(), part = currentPart();
+    $("remaining").textContent = taka(left);
+    $("change").textContent = taka(part.change || 0);
+    const list = $("parts");
+    list.textContent = "";
+    parts.forEach((p, i) => {
+      const li = document.createElement("li");
+      const label = document.createElement("span");
+      label.textContent = partLabel(p);
+      const amount = document.createElement("b");
+      amount.textContent = taka(p.amount);
+      const rm = document.createElement("button");
+      rm.type = "button"; rm.className = "remove"; rm.textContent = "✕"; rm.title = t("remove_part");
+      rm.addEventListener("click", () => { parts.splice(i, 1); renderPayment(); });
+      li.append(label, amount, rm);
+      list.appendChild(li);
+    });
+    const covers = !part.error && part.amount === left && left >= 0;
+    $("confirm").disabled = !covers || submitting;
+    $("add-part").hidden = covers || !!part.error || part.amount <= 0;
+    if (part.error) $("pay-error").textContent = part.error;
+    else if ($("pay-error").dataset.sticky !== "1") $("pay-error").textContent = "";
+  }
+  function partLabel(p) {
+    if (p.method === "mobile") return (p.wallet === "nagad" ? "Nagad" : "bKash") + " · " + p.txn_id;
+    if (p.method === "cash" && p.tendered) return t("cash") + " · " + t("tendered_short") + " " + taka(p.tendered);
+    return t(p.method);
+  }
+  function payError(text, field) {
+    $("pay-error").textContent = text; $("pay-error").dataset.sticky = "1";
+    if (field) $(field).focus();
+  }
+
+  // The part being typed, as the sale's payments list takes it; null (and a message) when it cannot be.
+  function takePart() {
+    const part = currentPart();
+    if (part.error) { payError(part.error); return null; }
+    const p = { method, amount: part.amount };
+    if (method === "cash" && part.tendered !== null) p.tendered = part.tendered;
+    if (method === "mobile") {
+      const txn = $("txn-id").value.trim();
+      if (!txn) { payError(t("txn_needed"), "txn-id"); return null; }
+      p.wallet = wallet; p.txn_id = txn;
+    }
+    return p;
+  }
+
+  function addPart() {
+    const p = takePart();
+    if (!p || p.amount <= 0) return;
+    parts.push(p);
+    $("tendered").value = ""; $("txn-id").value = "";
+    $("pay-error").dataset.sticky = "";
+    choose(method === "cash" ? "card" : method);
   }
 
   function addNote(n) {
+    if (method !== "cash") choose("cash");
     const now = parsePaisa($("tendered").value) || 0;
     $("tendered").value = ((now + n * 100) / 100).toFixed(2);
-    renderChange();
+    renderPayment();
   }
 
+  // Enter: records the sale when the payments add up, else adds the part typed so far.
+  function enterPayment() {
+    const part = currentPart();
+    if (!part.error && part.amount !== stillToPay()) { addPart(); return; }
+    confirmSale();
+  }
+
+  // A second Enter or click while the first is on its way does nothing; a retry after a lost
+  // answer sends the same cart key, and the server answers with the sale it recorded first.
   async function confirmSale() {
     if (submitting || !paying()) return;
-    await scans; await qtyChecks;
-    if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
-    const total = cartTotal();
-    let tendered = null;
-    if (method === "cash" && $("tendered").value.trim()) {
-      tendered = parsePaisa($("tendered").value);
-      if (tendered === null || tendered < total) { say(t("short_tender"), "bad"); return; }
-    }
     submitting = true;
     $("confirm").disabled = true;
-    say(t("sending"), "");
     try {
-      const r = await api("POST", "/api/sales", { key: cart.key, lines: cartLines(), payment: method, confirmed: confirmLarge });
+      await scans; await qtyChecks; await priced();
+      if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
+      const last = takePart();
+      if (!last) return;
+      if (last.amount !== stillToPay()) { payError(t("not_adding_up", { v: taka(stillToPay()) })); return; }
+      const payments = last.amount > 0 || !parts.length ? [...parts, last] : [...parts];
+      say(t("sending"), "");
+      const body = { key: cart.key, ...cartBody(), payments, payment: payments[0].method, confirmed: confirmLarge };
+      const r = await api("POST", "/api/sales", body);
       if (r.status === 409 && r.data.confirm) {  // a very large quantity: Enter again records it as it is
         confirmLarge = true;
         say(r.data.error + " · " + t("confirm_again"), "bad");
@@ -286,34 +508,38 @@
       }
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       // Only now, with the commit confirmed by the server, does the screen say "recorded".
-      lastSale = r.data.sale; lastTendered = tendered;
+      lastSale = r.data.sale;
+      const change = lastSale.change !== undefined && lastSale.change !== null ? lastSale.change
+        : payments.reduce((s, p) => s + (p.tendered ? p.tendered - p.amount : 0), 0);
+      lastSale.tendered_cash = payments.reduce((s, p) => s + (p.tendered || 0), 0) || null;
       clearCart();
       $("done").hidden = false;
       $("done-title").textContent = t("recorded", { n: lastSale.number }) + " · " + taka(lastSale.total);
-      $("done-change").textContent = tendered === null ? "-" : taka(tendered - lastSale.total);
+      $("done-change").textContent = taka(change);
       say(t("recorded", { n: lastSale.number }), "good");
       refreshStatus();
     } catch (e) {
       say(t("failed", { e: e.message }), "bad");  // the same key is sent again on a retry
     } finally {
-      submitting = false; $("confirm").disabled = false;
+      submitting = false;
+      if (paying()) renderPayment();
     }
   }
 
-  const cartLines = () => cart.lines.map((l) => (l.code ? { code: l.code } : { sku: l.sku, qty: milliText(l.milli) }));
-
-  function openReceipt(number, tendered) {
+  function openReceipt(number, sale) {
     let url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang;
-    if (tendered !== null && tendered !== undefined) url += "&tendered=" + tendered;
+    if (sale && sale.tendered_cash) url += "&tendered=" + sale.tendered_cash;
     window.open(url, "receipt", "width=420,height=700");
   }
 
   $("pay").addEventListener("click", openPayment);
   $("confirm").addEventListener("click", confirmSale);
-  $("print-last").addEventListener("click", () => lastSale && openReceipt(lastSale.number, lastTendered));
+  $("add-part").addEventListener("click", addPart);
+  $("print-last").addEventListener("click", () => lastSale && openReceipt(lastSale.number, lastSale));
   document.querySelectorAll(".method").forEach((b) => b.addEventListener("click", () => choose(b.dataset.method)));
+  document.querySelectorAll(".wallet").forEach((b) => b.addEventListener("click", () => { wallet = b.dataset.wallet; choose("mobile"); }));
   document.querySelectorAll(".note").forEach((b) => b.addEventListener("click", () => addNote(Number(b.dataset.note))));
-  $("tendered").addEventListener("input", renderChange);
+  ["tendered", "pay-amount", "txn-id"].forEach((id) => $(id).addEventListener("input", () => { $("pay-error").dataset.sticky = ""; renderPayment(); }));
 
   // --- sales list, void, reprint ---------------------------------------------------------------
   let sales = [], salePick = 0;
@@ -523,15 +749,19 @@
       else if (k === "Enter") resumeHeld();
       return;
     }
+    if (adjustOpen()) {  // its fields take Enter themselves; Esc leaves the cart as it was
+      if (k === "Escape") { e.preventDefault(); closeAdjust(); }
+      return;
+    }
     if (k === "Insert" && !paying() && !salesOpen()) { e.preventDefault(); holdOrList(); return; }
     const fkeys = {
       F1: () => $("lang").click(), F2: () => $("search").focus(), F3: () => (salesOpen() ? closeSales() : openSales()),
       F4: () => (paying() ? confirmSale() : openPayment()), F5: syncNow,
-      F6: () => paying() && choose("cash"), F7: () => paying() && choose("card"), F8: () => paying() && choose("mobile"),
+      F6: () => (paying() ? choose("cash") : openAdjust("price")), F7: () => (paying() ? choose("card") : openAdjust("line")), F8: () => (paying() ? chooseMobile() : openAdjust("sale")),
       F9: () => paying() && addNote(100), F10: () => paying() && addNote(500), F11: () => paying() && addNote(1000),
     };
     if (fkeys[k]) { e.preventDefault(); fkeys[k](); return; }
-    if (e.ctrlKey && (k === "p" || k === "P")) { e.preventDefault(); if (lastSale) openReceipt(lastSale.number, lastTendered); return; }
+    if (e.ctrlKey && (k === "p" || k === "P")) { e.preventDefault(); if (lastSale) openReceipt(lastSale.number, lastSale); return; }
     if (salesOpen()) {
       if (inField(e.target)) return;
       if (k === "Escape") { e.preventDefault(); closeSales(); }
@@ -542,10 +772,10 @@
       return;
     }
     if (paying()) {
-      if (k === "Enter") { e.preventDefault(); confirmSale(); return; }
+      if (k === "Enter") { e.preventDefault(); if (!e.repeat) enterPayment(); return; }
       if (k === "Escape" && confirmLarge) { e.preventDefault(); confirmLarge = false; closePayment(); say("", ""); return; }
-      if (k === "Escape") { e.preventDefault(); closePayment(); $("tendered").blur(); return; }
-      if (e.target === $("tendered")) return;
+      if (k === "Escape") { e.preventDefault(); closePayment(); return; }
+      if (inField(e.target)) return;
     }
     if (inField(e.target)) return;
     if (k === "Escape") { e.preventDefault(); if ($("search").value) resetSearch(); else $("done").hidden = true; return; }
