@@ -319,3 +319,63 @@ def test_the_receipt_shows_the_shop_name_bin_cashier_and_time_zone(page, till):
     text = receipt.locator("#receipt").inner_text()
     for part in ("স্বপ্ন সুপারশপ", "BIN: 000123456-0101", "Cashier: Rahim", "Times in Asia/Dhaka"):
         assert part in text, part
+
+
+# --- the payment step: split payments that must add up ---------------------------------------------
+
+
+def test_a_split_payment_of_cash_and_bkash_must_add_up_before_it_records(page, till):
+    scan(page, RICE)
+    scan(page, DAL, lines=2)  # ৳560.50
+    pay(page)
+    expect(page.locator("#remaining")).to_have_text("৳560.50")
+    page.keyboard.type("300")  # the customer has ৳300 in cash
+    expect(page.locator("#add-part")).to_be_visible()
+    expect(page.locator("#confirm")).to_be_disabled()
+    page.keyboard.press("Enter")  # not enough for the whole: the cash is a part of its own
+    expect(page.locator("#parts li")).to_have_count(1)
+    expect(page.locator("#parts li").first).to_contain_text("৳300.00")
+    expect(page.locator("#remaining")).to_have_text("৳260.50")
+    page.keyboard.press("F8")  # the rest by bKash
+    expect(page.locator("#pay-amount")).to_have_value("260.50")
+    expect(page.locator("button.wallet.on")).to_have_text(re.compile("bKash"))
+    page.keyboard.press("Enter")  # no transaction id yet: nothing is sent
+    expect(page.locator("#pay-error")).to_contain_text("transaction id")
+    assert till.store.status()["sales_recorded"] == 0
+    expect(page.locator("#txn-id")).to_be_focused()
+    page.keyboard.type("8N7A6D5C")
+    expect(page.locator("#confirm")).to_be_enabled()
+    with page.expect_request("**/api/sales") as sent:
+        page.keyboard.press("Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    assert sent.value.post_data_json["payments"] == [
+        {"method": "cash", "amount": 30000, "tendered": 30000},
+        {"method": "mobile", "amount": 26050, "wallet": "bkash", "txn_id": "8N7A6D5C"},
+    ]
+
+
+def test_f8_again_switches_the_wallet_to_nagad_and_esc_goes_back_to_the_cart(page):
+    scan(page, RICE, lines=1)
+    pay(page, "F8")
+    expect(page.locator("#wallet-box")).to_be_visible()
+    page.keyboard.press("F8")
+    expect(page.locator("button.wallet.on")).to_have_text(re.compile("Nagad"))
+    page.keyboard.press("Escape")
+    expect(page.locator("#payment")).to_be_hidden()
+    expect(page.locator("#cart-lines tr")).to_have_count(1)
+    scan(page, RICE)  # the scanner works again at once
+    expect(page.locator("#cart-lines input.qty")).to_have_value("2")
+
+
+def test_a_card_amount_over_what_is_left_is_refused_and_the_notes_add_to_the_cash_tendered(page):
+    scan(page, RICE, lines=1)  # ৳420.00
+    pay(page, "F7")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("500")
+    expect(page.locator("#pay-error")).to_contain_text("More than is left to pay (৳420.00)")
+    expect(page.locator("#confirm")).to_be_disabled()
+    page.keyboard.press("F9")  # a ৳100 note: back to cash
+    page.keyboard.press("F10")  # and a ৳500 note
+    expect(page.locator("#tendered")).to_have_value("600.00")
+    expect(page.locator("#change")).to_have_text("৳180.00")
+    expect(page.locator("#confirm")).to_be_enabled()
