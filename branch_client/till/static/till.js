@@ -526,8 +526,8 @@
     }
   }
 
-  function openReceipt(number, sale) {
-    let url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang;
+  function openReceipt(number, sale, reprint) {
+    let url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang + (reprint ? "&reprint=1" : "");
     if (sale && sale.tendered_cash) url += "&tendered=" + sale.tendered_cash;
     window.open(url, "receipt", "width=420,height=700");
   }
@@ -574,7 +574,7 @@
       cells.forEach((c, j) => { const td = document.createElement("td"); td.textContent = c; if (j === 0 || j === 3) td.className = "num"; tr.appendChild(td); });
       const td = document.createElement("td");
       const rp = document.createElement("button"); rp.type = "button"; rp.className = "small"; rp.textContent = t("reprint");
-      rp.addEventListener("click", () => openReceipt(s.number, null));
+      rp.addEventListener("click", () => openReceipt(s.number, null, true));
       td.appendChild(rp);
       tr.appendChild(td);
       tr.addEventListener("click", () => { salePick = i; renderSales(); });
@@ -768,7 +768,7 @@
       else if (k === "ArrowDown") { e.preventDefault(); salePick = Math.min(sales.length - 1, salePick + 1); renderSales(); }
       else if (k === "ArrowUp") { e.preventDefault(); salePick = Math.max(0, salePick - 1); renderSales(); }
       else if (k === "v" || k === "V") { e.preventDefault(); askVoid(); }
-      else if ((k === "r" || k === "R") && sales[salePick]) { e.preventDefault(); openReceipt(sales[salePick].number, null); }
+      else if ((k === "r" || k === "R") && sales[salePick]) { e.preventDefault(); openReceipt(sales[salePick].number, null, true); }
       return;
     }
     if (paying()) {
