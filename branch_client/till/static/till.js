@@ -609,6 +609,198 @@
   });
   $("open-sales").addEventListener("click", openSales);
 
+  // --- refund: lines of an earlier sale come back, at most what is still refundable ------------
+  // The sale is picked in the sales list (T) or by its receipt number, typed or scanned.
+  let refund = null;  // {sale, qty: [milli per line], pick, method, wallet, key}
+  const refundOpen = () => !$("refund-panel").hidden;
+  const refundableMilli = (l) => parseMilli(l.refundable !== undefined && l.refundable !== null ? l.refundable : l.qty) || 0;
+  async function openRefund(number) {
+    const r = await api("GET", "/api/sales/" + encodeURIComponent(String(number).trim()));
+    if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
+    const sale = r.data.sale;
+    if (sale.kind !== "sale" || sale.voided_by) { say(t("not_refundable", { n: sale.number }), "bad"); return; }
+    if (!sale.lines.some((l) => refundableMilli(l) > 0)) { say(t("nothing_refundable", { n: sale.number }), "bad"); return; }
+    closeSales();
+    refund = { sale, qty: sale.lines.map(() => 0), pick: 0, method: "cash", wallet: "bkash", key: newKey() };
+    $("refund-title").textContent = t("refund_of", { n: sale.number });
+    $("refund-reason").value = ""; $("refund-txn").value = ""; $("refund-error").textContent = "";
+    $("refund-panel").hidden = false;
+    if (document.activeElement) document.activeElement.blur();
+    chooseRefundMethod("cash");
+  }
+  function closeRefund() { $("refund-panel").hidden = true; refund = null; if (document.activeElement) document.activeElement.blur(); }
+  function chooseRefundMethod(m) {
+    if (m === "mobile" && refund.method === "mobile") refund.wallet = refund.wallet === "bkash" ? "nagad" : "bkash";
+    refund.method = m;
+    document.querySelectorAll(".refund-method").forEach((b) => b.classList.toggle("on", b.dataset.method === m));
+    $("refund-txn-box").hidden = m !== "mobile";
+    $("refund-wallet").textContent = refund.wallet === "nagad" ? "Nagad" : "bKash";
+    renderRefund();
+  }
+  // What a return pays back, by the store's rule: the line's paid amount in proportion to the
+  // quantity returned so far, rounded half up, less what earlier refunds of it paid back.
+  function refundAmount(l, milli) {
+    if (!milli) return 0;
+    const sold = parseMilli(l.qty), had = sold - refundableMilli(l), paid = BigInt(l.net !== undefined && l.net !== null ? l.net : l.line_total);
+    const back = l.returned_amount || 0;
+    const soFar = had + milli === sold ? paid : (paid * BigInt(had + milli) * 2n + BigInt(sold)) / (2n * BigInt(sold));
+    return Number(soFar) - back;
+  }
+  const refundTotal = () => refund.sale.lines.reduce((s, l, i) => s + refundAmount(l, refund.qty[i]), 0);
+  function renderRefund() {
+    const body = $("refund-rows");
+    body.textContent = "";
+    refund.sale.lines.forEach((l, i) => {
+      const tr = document.createElement("tr");
+      if (i === refund.pick) tr.className = "selected";
+      const cells = [String(i + 1), l.name, l.qty, milliText(refundableMilli(l))];
+      cells.forEach((c, j) => { const td = document.createElement("td"); td.textContent = c; if (j !== 1) td.className = "num"; tr.appendChild(td); });
+      const td = document.createElement("td"); td.className = "num";
+      const input = document.createElement("input");
+      input.className = "qty refund-qty"; input.value = milliText(refund.qty[i]); input.inputMode = "decimal";
+      input.setAttribute("aria-label", t("returning"));
+      input.addEventListener("change", () => setRefundQty(i, parseMilli(input.value)));
+      input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); setRefundQty(i, parseMilli(input.value)); input.blur(); } });
+      td.appendChild(input);
+      tr.appendChild(td);
+      tr.addEventListener("click", () => { refund.pick = i; renderRefund(); });
+      body.appendChild(tr);
+    });
+    $("refund-total").textContent = taka(refundTotal());
+    $("refund-go").disabled = submitting || refundTotal() <= 0;
+  }
+  function setRefundQty(i, milli) {
+    const most = refundableMilli(refund.sale.lines[i]);
+    if (milli === null || milli < 0) { $("refund-error").textContent = t("bad_amount"); renderRefund(); return; }
+    if (milli > most) { $("refund-error").textContent = t("refund_too_many", { n: milliText(most) }); milli = most; }
+    else $("refund-error").textContent = "";
+    refund.qty[i] = milli;
+    renderRefund();
+  }
+  async function confirmRefund() {
+    if (!refund || submitting) return;
+    const amount = refundTotal();
+    if (amount <= 0) { $("refund-error").textContent = t("refund_choose"); return; }
+    const reason = $("refund-reason").value.trim();
+    if (!reason) { $("refund-error").textContent = t("reason_needed"); $("refund-reason").focus(); return; }
+    const payment = { method: refund.method, amount };
+    if (refund.method === "mobile") {
+      const txn = $("refund-txn").value.trim();
+      if (!txn) { $("refund-error").textContent = t("txn_needed"); $("refund-txn").focus(); return; }
+      payment.wallet = refund.wallet; payment.txn_id = txn;
+    }
+    const returns = refund.qty.map((m, i) => ({ line: i + 1, qty: milliText(m) })).filter((x, i) => refund.qty[i] > 0);
+    submitting = true; renderRefund();
+    try {
+      const r = await api("POST", "/api/sales/" + encodeURIComponent(refund.sale.number) + "/refund",
+                          { key: refund.key, returns, payments: [payment], reason });
+      if (!r.ok) { $("refund-error").textContent = t("failed", { e: r.data.error || r.status }); return; }
+      const done = r.data.sale;
+      const of = refund.sale.number;
+      closeRefund();
+      lastSale = done;
+      say(t("refunded", { n: of, v: done.number, a: taka(Math.abs(done.total)) }), "good");
+      refreshStatus();
+    } finally { submitting = false; if (refund) renderRefund(); }
+  }
+  $("refund-go").addEventListener("click", confirmRefund);
+  document.querySelectorAll(".refund-method").forEach((b) => b.addEventListener("click", () => chooseRefundMethod(b.dataset.method)));
+  ["refund-reason", "refund-txn"].forEach((id) => $(id).addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); confirmRefund(); }
+    else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); $(id).blur(); }
+  }));
+  function refundKey(e) {
+    const k = e.key;
+    const fkeys = { F6: () => chooseRefundMethod("cash"), F7: () => chooseRefundMethod("card"), F8: () => chooseRefundMethod("mobile") };
+    if (fkeys[k]) { e.preventDefault(); fkeys[k](); return; }
+    if (k === "Escape") { e.preventDefault(); closeRefund(); return; }
+    if (inField(e.target)) return;
+    const l = refund.sale.lines[refund.pick], step = l && l.unit && /^(kg|g|l|litre|liter|ml)$/i.test(l.unit) ? 100 : 1000;
+    if (k === "ArrowDown") { e.preventDefault(); refund.pick = Math.min(refund.sale.lines.length - 1, refund.pick + 1); renderRefund(); }
+    else if (k === "ArrowUp") { e.preventDefault(); refund.pick = Math.max(0, refund.pick - 1); renderRefund(); }
+    else if (k === "+") { e.preventDefault(); setRefundQty(refund.pick, refund.qty[refund.pick] + step); }
+    else if (k === "-") { e.preventDefault(); setRefundQty(refund.pick, Math.max(0, refund.qty[refund.pick] - step)); }
+    else if (k === "a" || k === "A") { e.preventDefault(); setRefundQty(refund.pick, refundableMilli(l)); }
+    else if (k === "Enter") { e.preventDefault(); if ($("refund-reason").value.trim()) confirmRefund(); else $("refund-reason").focus(); }
+  }
+  $("sale-find").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); const n = $("sale-find").value; $("sale-find").value = ""; if (n.trim()) openRefund(n); }
+    else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); $("sale-find").value = ""; $("sale-find").blur(); }
+  });
+  $("sale-find-go").addEventListener("click", () => { const n = $("sale-find").value; $("sale-find").value = ""; if (n.trim()) openRefund(n); });
+
+  // --- shift: open with the counted float, close with the counted cash: the Z report ------------
+  let shift = null, lastZ = null;
+  const shiftOpen = () => !$("shift-panel").hidden;
+  async function openShiftPanel() {
+    closeSales();
+    const r = await api("GET", "/api/shift");
+    if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
+    shift = r.data.shift || null;
+    $("shift-panel").hidden = false; $("z-report").hidden = true; $("z-print").hidden = true;
+    $("shift-error").textContent = ""; $("shift-cash").value = "";
+    renderShift();
+    $("shift-cash").focus();
+  }
+  function renderShift() {
+    const when = (s) => dhaka.format(new Date(s));
+    $("shift-state").textContent = shift ? t("shift_is_open", { who: shift.cashier || "-", at: when(shift.opened_at), f: taka(shift.opening_float) })
+      : t("shift_closed");
+    $("shift-cash-label").textContent = shift ? t("shift_counted") : t("shift_float");
+    $("shift-go-label").textContent = shift ? t("shift_close") : t("shift_open");
+    $("shift-cash").hidden = $("shift-go").hidden = $("shift-cash-label").hidden = !!lastZ && !shift && !$("z-report").hidden;
+  }
+  function closeShiftPanel() { $("shift-panel").hidden = true; if (document.activeElement) document.activeElement.blur(); }
+  async function shiftGo() {
+    if (submitting) return;
+    const paisa = parsePaisa($("shift-cash").value);
+    if (paisa === null) { $("shift-error").textContent = t("bad_amount"); $("shift-cash").focus(); return; }
+    submitting = true;
+    try {
+      const r = shift ? await api("POST", "/api/shift/close", { counted: paisa }) : await api("POST", "/api/shift/open", { float: paisa });
+      if (!r.ok) { $("shift-error").textContent = t("failed", { e: r.data.error || r.status }); return; }
+      $("shift-error").textContent = "";
+      if (shift) {
+        lastZ = r.data.z || r.data.report || r.data;
+        shift = null;
+        showZ(lastZ);
+        say(t("shift_closed_done"), "good");
+      } else {
+        shift = r.data.shift || r.data;
+        say(t("shift_opened", { f: taka(paisa) }), "good");
+        closeShiftPanel();
+      }
+      refreshStatus();
+    } finally { submitting = false; }
+  }
+  function showZ(z) {
+    const box = $("z-report");
+    box.textContent = "";
+    const table = document.createElement("table");
+    window.zReportRows(z, t, taka, (s) => (s ? dhaka.format(new Date(s)) : "-")).forEach(([label, value]) => {
+      const tr = document.createElement("tr");
+      const a = document.createElement("td"), b = document.createElement("td");
+      a.textContent = label; b.textContent = value; b.className = "num";
+      tr.append(a, b); table.appendChild(tr);
+    });
+    const h = document.createElement("h3"); h.textContent = t("z_title") + (z.number ? " · #" + z.number : "");
+    box.append(h, table);
+    box.hidden = false; $("z-print").hidden = false;
+    $("shift-cash").value = "";
+    if (document.activeElement) document.activeElement.blur();
+    renderShift();
+  }
+  function printZ() { if (lastZ) window.open("/receipt?z=" + encodeURIComponent(lastZ.shift_id) + "&paper=80&lang=" + lang, "receipt", "width=420,height=700"); }
+  $("shift-go").addEventListener("click", shiftGo);
+  $("z-print").addEventListener("click", printZ);
+  $("shift-cash").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); shiftGo(); }
+  });
+  function shiftKey(e) {
+    if (e.key === "Escape") { e.preventDefault(); closeShiftPanel(); return; }
+    if (e.ctrlKey && (e.key === "p" || e.key === "P")) { e.preventDefault(); printZ(); }
+  }
+
   // --- sync line -------------------------------------------------------------------------------
   async function refreshStatus() {
     let r;
@@ -624,7 +816,18 @@
     $("sync-last").textContent = s.last_sync ? dhaka.format(new Date(s.last_sync)) : t("never");
     $("sync-error").textContent = s.last_error || t("none");
     $("sync-error-wrap").classList.toggle("bad", !!s.last_error);
-    $("sync-message").textContent = s.sync_message || "";  // what the background sync does, in plain words
+    $("sync-message").textContent = syncWords(s.sync_message || "");  // what the background sync does, in plain words
+  }
+  // The server says what the background sync does in English; the page says it in the till's
+  // language (a message it does not know is shown as it came).
+  function syncWords(text) {
+    const next = /^(.*) \(next try in (\d+) s\)$/.exec(text);
+    if (/^head office cannot be reached:/.test(text) && next) return t("sync_unreachable", { s: next[2] });
+    if (next) return t("sync_next", { m: syncWords(next[1]), s: next[2] });
+    if (text === "sending sales to head office") return t("sync_sending");
+    const done = /^sync done: pushed (\d+) sales$/.exec(text);
+    if (done) return t("sync_done", { n: done[1] });
+    return text;
   }
   async function syncNow() {
     await api("POST", "/api/sync");
@@ -753,6 +956,8 @@
       if (k === "Escape") { e.preventDefault(); closeAdjust(); }
       return;
     }
+    if (refundOpen()) { refundKey(e); return; }
+    if (shiftOpen()) { shiftKey(e); return; }
     if (k === "Insert" && !paying() && !salesOpen()) { e.preventDefault(); holdOrList(); return; }
     const fkeys = {
       F1: () => $("lang").click(), F2: () => $("search").focus(), F3: () => (salesOpen() ? closeSales() : openSales()),
@@ -769,6 +974,9 @@
       else if (k === "ArrowUp") { e.preventDefault(); salePick = Math.max(0, salePick - 1); renderSales(); }
       else if (k === "v" || k === "V") { e.preventDefault(); askVoid(); }
       else if ((k === "r" || k === "R") && sales[salePick]) { e.preventDefault(); openReceipt(sales[salePick].number, null, true); }
+      else if ((k === "t" || k === "T") && sales[salePick]) { e.preventDefault(); openRefund(sales[salePick].number); }
+      else if (k === "s" || k === "S") { e.preventDefault(); openShiftPanel(); }
+      else if (/^\d$/.test(k)) { e.preventDefault(); $("sale-find").focus(); $("sale-find").value += k; }  // a receipt number, typed or scanned
       return;
     }
     if (paying()) {

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
+from branch_client.errors import CloudUnreachable
 from branch_client.identity import Identity
 from tests.branch_client.till.conftest import FISH_LABEL, start_till
 
@@ -379,3 +380,23 @@ def test_a_card_amount_over_what_is_left_is_refused_and_the_notes_add_to_the_cas
     expect(page.locator("#tendered")).to_have_value("600.00")
     expect(page.locator("#change")).to_have_text("৳180.00")
     expect(page.locator("#confirm")).to_be_enabled()
+
+
+def test_the_background_push_line_says_in_bangla_that_head_office_cannot_be_reached(browser, stocked_home):
+    def unreachable():
+        raise CloudUnreachable("the cloud cannot be reached")
+    offline, stop = start_till(stocked_home, run_sync=unreachable)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Dhaka")
+    try:
+        page = context.new_page()
+        page.goto(offline.url + "/")
+        expect(page.locator("#cart-empty")).to_be_visible()
+        scan(page, RICE, lines=1)
+        pay(page, "Enter")  # recorded: the background push starts and finds head office out of reach
+        expect(page.locator("#sync-message")).to_contain_text("head office cannot be reached", timeout=30_000)
+        page.keyboard.press("F1")
+        expect(page.locator("#sync-message")).to_contain_text("হেড অফিসে পৌঁছানো যাচ্ছে না")
+        expect(page.locator("#sync-message")).to_contain_text("সেকেন্ড পরে আবার চেষ্টা")
+    finally:
+        context.close()
+        stop()
