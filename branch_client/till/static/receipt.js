@@ -32,6 +32,17 @@
     div.append(a, b);
     parent.appendChild(div);
   }
+  function finish() {
+    el("print").addEventListener("click", () => window.print());
+    for (const paper of ["80", "58"]) {
+      const other = new URLSearchParams(q);
+      other.set("paper", paper);
+      el("paper-" + paper).href = "/receipt?" + other.toString();
+    }
+    document.body.dataset.ready = "1";
+    if (q.get("print") === "1") window.print();
+  }
+  if (q.has("z")) { await zReport(q.get("z")); finish(); return; }
   const r = await fetch("/api/sales/" + encodeURIComponent(q.get("number") || ""));
   if (!r.ok) { set("r-title", "no such sale"); return; }
   const { sale, branch, shop } = await r.json();
@@ -93,12 +104,35 @@
   if (has(sale.change)) change = sale.change;
   if (change > 0) { el("r-change-row").hidden = false; set("r-change-label", W.change); set("r-change", taka(change)); }
   set("r-thanks", W.thanks);
-  el("print").addEventListener("click", () => window.print());
-  for (const paper of ["80", "58"]) {
-    const other = new URLSearchParams(q);
-    other.set("paper", paper);
-    el("paper-" + paper).href = "/receipt?" + other.toString();
+  finish();
+
+  // A shift's Z report, as it was when the shift closed (a reprint shows the same figures).
+  async function zReport(id) {
+    el("receipt").hidden = true;
+    el("zprint").hidden = false;
+    const t = (key, vars) => {
+      let s = words[key] || window.TILL_WORDS.en[key] || key;
+      for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", v);
+      return s;
+    };
+    const res = await fetch("/api/shift/" + encodeURIComponent(id) + "/z");
+    if (!res.ok) { set("z-title", "no such Z report"); return; }
+    const data = await res.json();
+    const z = data.z || data.report || data;
+    const shop = data.shop || {};
+    const zone = shop.time_zone || "Asia/Dhaka";
+    const fmt = new Intl.DateTimeFormat("en-GB", { timeZone: zone, dateStyle: "short", timeStyle: "short" });
+    set("z-shop", shop.name || data.branch || "");
+    if (shop.bin) { el("z-bin").hidden = false; set("z-bin", W.bin + ": " + shop.bin); }
+    set("z-branch", shop.name ? data.branch || "" : "");
+    set("z-title", t("z_title") + (z.number ? " · #" + z.number : ""));
+    set("z-zone", W.times + " " + zone);
+    const table = el("z-rows");
+    for (const [label, value] of window.zReportRows(z, t, taka, (s) => (s ? fmt.format(new Date(s)) : "-"))) {
+      const tr = document.createElement("tr");
+      const a = document.createElement("td"), b = document.createElement("td");
+      a.textContent = label; b.textContent = value; b.className = "num";
+      tr.append(a, b); table.appendChild(tr);
+    }
   }
-  document.body.dataset.ready = "1";
-  if (q.get("print") === "1") window.print();
 })();
