@@ -2,8 +2,8 @@
 
 A throwaway data home with a small Bangla/English catalog; the real till server on a
 loopback port; the page driven with the keys a cashier uses: signing in, two scans, a scale
-label, a Bangla search, a weighed quantity (mid-sale), the cash payment step, the sale's
-80 mm receipt, and a held cart in the English list of held carts.
+label, a Bangla search, a weighed quantity (mid-sale), the payment step split between cash
+and bKash, the sale's 80 mm receipt, and a held cart in the English list of held carts.
 """
 
 import secrets
@@ -104,8 +104,12 @@ def shoot(url: str) -> None:
 
         page.keyboard.press("F4")
         expect(page.locator("#payment")).to_be_visible()
-        page.keyboard.press("F11")
-        page.keyboard.press("F11")  # two ৳1000 notes
+        page.keyboard.press("F11")  # a ৳1000 note: a part of the total in cash
+        page.keyboard.press("Enter")
+        expect(page.locator("#parts li")).to_have_count(1)
+        page.keyboard.press("F8")  # the rest by bKash, with the customer's transaction id
+        page.keyboard.type("9C4K7TQ2XA")
+        expect(page.locator("#confirm")).to_be_enabled()
         page.screenshot(path=str(OUT / "till-payment.png"))
         with page.expect_popup() as popup:
             page.keyboard.press("Enter")

@@ -99,6 +99,10 @@
 
   function renderCart() {
     const body = $("cart-lines");
+    // A quote's answer can come while the cashier types a quantity: keep that field as typed.
+    const typing = document.activeElement && document.activeElement.classList.contains("qty") && body.contains(document.activeElement)
+      ? { i: [...body.querySelectorAll("input.qty")].indexOf(document.activeElement), value: document.activeElement.value,
+          start: document.activeElement.selectionStart, end: document.activeElement.selectionEnd } : null;
     body.textContent = "";
     cart.lines.forEach((l, i) => {
       const q = quoted(i);
@@ -148,6 +152,10 @@
       tr.addEventListener("click", () => { cart.selected = i; renderCart(); });
       body.appendChild(tr);
     });
+    if (typing) {
+      const input = body.querySelectorAll("input.qty")[typing.i];
+      if (input) { input.value = typing.value; input.focus(); input.setSelectionRange(typing.start, typing.end); }
+    }
     $("cart-empty").hidden = cart.lines.length > 0;
     $("total").textContent = taka(cartTotal());
     $("line-count").textContent = cart.lines.length ? cart.lines.length + " " + t("lines") : "";
