@@ -228,9 +228,9 @@ def build_lines(items: Sequence[ItemSpec], matches: Sequence[Match], *, confirme
                 f"item {item.label()!r}: {format(qty, 'f')} {product.unit} of {product.name} is a lot; "
                 "check the quantity, and confirm it to record it (--yes at the command line)")
         if item.price is not None and (item.price == 0 or item.price < product.price) and not item.price_reason:
+            hint = f', e.g. {item.text}:"damaged box"' if "@" in item.text else ""
             raise BadSaleInput(f"item {item.label()!r}: a price below the list price {format_taka(product.price)} "
-                               "(or 0) needs a reason: write it after the price, e.g. "
-                               f"{product.sku}=1@{format_taka(item.price)}:\"damaged box\"")
+                               f"(or 0) needs a reason (why it is sold for less){hint}")
         unit_price = product.price if price is None else price
         total = line_total(qty, unit_price)
         if total > limits.PAISA_MAX:
