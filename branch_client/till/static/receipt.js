@@ -86,12 +86,10 @@
   set("r-total-label", W.total); set("r-total", taka(sale.total));
   const vat = has(sale.vat) ? sale.vat : sale.lines.some((l) => has(l.vat)) ? sale.lines.reduce((s, l) => s + (l.vat || 0), 0) : null;
   if (vat !== null) { el("r-vat-row").hidden = false; set("r-vat-label", W.vat_total); set("r-vat", taka(vat)); }
-  // Payments as the sale stored them; a sale from before split payments has one, and the
-  // page passed the cash tendered in the address.
+  // Payments as the sale stored them (a sale from before split payments: its one method).
   const box = el("r-payments");
   let change = 0;
-  const payments = sale.payments && sale.payments.length ? sale.payments
-    : [{ method: sale.payment, amount: sale.total, tendered: q.has("tendered") ? Number(q.get("tendered")) : null }];
+  const payments = sale.payments || [];
   for (const p of payments) {
     const label = p.method === "mobile" ? (p.wallet === "nagad" ? "Nagad" : "bKash") : (words[p.method] || p.method);
     row(box, W.payment + ": " + label, taka(p.amount));
@@ -117,9 +115,12 @@
     };
     const res = await fetch("/api/shift/" + encodeURIComponent(id) + "/z");
     if (!res.ok) { set("z-title", "no such Z report"); return; }
-    const data = await res.json();
-    const z = data.z || data.report || data;
-    const shop = data.shop || {};
+    const z = (await res.json()).report;
+    // The header as on the receipts: the shop from the settings' view of a sale is not at hand
+    // here, so the branch from the status line.
+    const st = await fetch("/api/status");
+    const data = st.ok ? await st.json() : {};
+    const shop = data.shop || { time_zone: data.time_zone };
     const zone = shop.time_zone || "Asia/Dhaka";
     const fmt = new Intl.DateTimeFormat("en-GB", { timeZone: zone, dateStyle: "short", timeStyle: "short" });
     set("z-shop", shop.name || data.branch || "");

@@ -82,18 +82,21 @@
     quoting = (async () => {
       const r = await api("POST", "/api/quote", cartBody());
       if (seq !== quoteSeq) return;
-      quote = r.ok ? r.data : null;
-      if (!r.ok && r.status !== 404) say(t("failed", { e: r.data.error || r.status }), "bad");
+      quote = r.ok ? r.data.quote : null;
+      if (!r.ok) say(t("failed", { e: r.data.error || r.status }), "bad");
       renderCart();
     })();
     return quoting;
   }
   // Until the latest quote has come back (a quote asked while waiting included).
   async function priced() { let q; do { q = quoting; await q; } while (q !== quoting); }
+  // Before the server's answer, the lines at their (overridden) prices: no discount is worked out here.
   function cartTotal() {
     if (quote) return quote.total;
     return cart.lines.reduce((s, l) => s + lineTotal(l.milli, l.override ? l.override.price : l.price), 0);
   }
+  // A discount as the cashier typed it: "10%" or "৳50.00"; an amount travels in whole paisa.
+  const discountText = (d) => (d.kind === "percent" ? d.value + "%" : taka(Number(d.value)));
   const quoted = (i) => (quote && quote.lines && quote.lines[i]) || null;
   const pct = (rate) => String(rate).replace(/\.0+$|(\.\d*?)0+$/, "$1") + "%";
 
@@ -121,7 +124,7 @@
       if (l.discount) {
         const d = document.createElement("div");
         d.className = "adjust disc";
-        d.textContent = t("line_discount") + " " + (q && q.discount ? "−" + taka(q.discount.amount) : l.discount.value + (l.discount.kind === "percent" ? "%" : ""))
+        d.textContent = t("line_discount") + " " + (q && q.discount ? "−" + taka(q.discount.amount) : discountText(l.discount))
           + " · " + l.discount.reason;
         name.appendChild(d);
       }
@@ -163,7 +166,7 @@
     sd.hidden = !cart.discount;
     if (cart.discount) {
       sd.textContent = t("sale_discount") + " " + (quote && quote.discount ? "−" + taka(quote.discount.amount)
-        : cart.discount.value + (cart.discount.kind === "percent" ? "%" : "")) + " · " + cart.discount.reason;
+        : discountText(cart.discount)) + " · " + cart.discount.reason;
     }
     $("vat-total").textContent = quote && quote.vat !== undefined && quote.vat !== null ? t("vat_total", { v: taka(quote.vat) }) : "";
     $("hold-label").textContent = cart.lines.length ? t("hold") : t("held_carts", { n: heldCount });
@@ -232,7 +235,7 @@
     $("adjust-title").textContent = kind === "sale" ? t("sale_discount") : (kind === "price" ? t("price_override") : t("line_discount")) + ": " + l.name;
     $("adjust-value-label").textContent = kind === "price" ? t("new_price") : t("discount_value");
     $("adjust-hint").textContent = kind === "price" ? t("price_hint") : t("discount_hint");
-    $("adjust-value").value = now ? (kind === "price" ? (now.price / 100).toFixed(2) : now.value + (now.kind === "percent" ? "%" : "")) : "";
+    $("adjust-value").value = now ? (kind === "price" ? (now.price / 100).toFixed(2) : now.kind === "percent" ? now.value + "%" : (Number(now.value) / 100).toFixed(2)) : "";
     $("adjust-reason").value = now ? now.reason : "";
     $("adjust-error").textContent = "";
     $("adjust-panel").hidden = false;
@@ -256,7 +259,7 @@
       } else {
         const m = /^(\d+(?:\.\d{1,2})?)\s*(%?)$/.exec(text);
         if (!m) { $("adjust-error").textContent = t("bad_amount"); $("adjust-value").focus(); return; }
-        change = { kind: m[2] ? "percent" : "amount", value: m[1], reason };
+        change = { kind: m[2] ? "percent" : "amount", value: m[2] ? m[1] : String(parsePaisa(m[1])), reason };
       }
     }
     if (kind === "price") l.override = change; else if (kind === "line") l.discount = change; else cart.discount = change;
@@ -507,7 +510,7 @@
       if (last.amount !== stillToPay()) { payError(t("not_adding_up", { v: taka(stillToPay()) })); return; }
       const payments = last.amount > 0 || !parts.length ? [...parts, last] : [...parts];
       say(t("sending"), "");
-      const body = { key: cart.key, ...cartBody(), payments, payment: payments[0].method, confirmed: confirmLarge };
+      const body = { key: cart.key, ...cartBody(), payments, confirmed: confirmLarge };
       const r = await api("POST", "/api/sales", body);
       if (r.status === 409 && r.data.confirm) {  // a very large quantity: Enter again records it as it is
         confirmLarge = true;
@@ -517,9 +520,7 @@
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       // Only now, with the commit confirmed by the server, does the screen say "recorded".
       lastSale = r.data.sale;
-      const change = lastSale.change !== undefined && lastSale.change !== null ? lastSale.change
-        : payments.reduce((s, p) => s + (p.tendered ? p.tendered - p.amount : 0), 0);
-      lastSale.tendered_cash = payments.reduce((s, p) => s + (p.tendered || 0), 0) || null;
+      const change = lastSale.change || 0;
       clearCart();
       $("done").hidden = false;
       $("done-title").textContent = t("recorded", { n: lastSale.number }) + " · " + taka(lastSale.total);
@@ -534,16 +535,15 @@
     }
   }
 
-  function openReceipt(number, sale, reprint) {
-    let url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang + (reprint ? "&reprint=1" : "");
-    if (sale && sale.tendered_cash) url += "&tendered=" + sale.tendered_cash;
+  function openReceipt(number, reprint) {
+    const url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang + (reprint ? "&reprint=1" : "");
     window.open(url, "receipt", "width=420,height=700");
   }
 
   $("pay").addEventListener("click", openPayment);
   $("confirm").addEventListener("click", confirmSale);
   $("add-part").addEventListener("click", addPart);
-  $("print-last").addEventListener("click", () => lastSale && openReceipt(lastSale.number, lastSale));
+  $("print-last").addEventListener("click", () => lastSale && openReceipt(lastSale.number));
   document.querySelectorAll(".method").forEach((b) => b.addEventListener("click", () => choose(b.dataset.method)));
   document.querySelectorAll(".wallet").forEach((b) => b.addEventListener("click", () => { wallet = b.dataset.wallet; choose("mobile"); }));
   document.querySelectorAll(".note").forEach((b) => b.addEventListener("click", () => addNote(Number(b.dataset.note))));
@@ -561,11 +561,12 @@
   }
   function applyZone() { document.querySelectorAll("[data-zone]").forEach((el) => { el.textContent = t(el.dataset.zone, { zone }); }); }
 
+  // The panel opens at once, so its keys (S, a receipt number) work while the list is read.
   async function openSales() {
+    if (!salesOpen()) { salePick = 0; $("sales-panel").hidden = false; $("void-box").hidden = true; }
     const r = await api("GET", "/api/sales?limit=30");
     sales = r.ok ? r.data.sales : [];
-    salePick = 0;
-    $("sales-panel").hidden = false; $("void-box").hidden = true;
+    salePick = Math.max(0, Math.min(salePick, sales.length - 1));
     renderSales();
   }
   function closeSales() { $("sales-panel").hidden = true; $("void-box").hidden = true; }
@@ -576,13 +577,15 @@
     sales.forEach((s, i) => {
       const tr = document.createElement("tr");
       if (i === salePick) tr.className = "selected";
-      const note = s.voids ? t("void_of", { v: s.voids }) : s.voided_by ? t("voided_by", { v: s.voided_by }) + (s.reason ? "" : "") : "";
+      const note = s.voids ? t("void_of", { v: s.voids }) : s.refunds ? t("refund_of_short", { v: s.refunds })
+        : s.voided_by ? t("voided_by", { v: s.voided_by }) : "";
+      const pays = (s.payments || []).map((p) => (p.method === "mobile" ? (p.wallet === "nagad" ? "Nagad" : "bKash") : t(p.method))).join(" + ");
       const cells = [String(s.number), dhaka.format(new Date(s.recorded_at)), t("kind_" + s.kind) + (note ? " · " + note : "") + (s.reason ? " (" + s.reason + ")" : "") + (s.cashier ? " · " + s.cashier : ""),
-        taka(s.total), t(s.payment), t(s.state)];
+        taka(s.total), pays || t(s.payment), t(s.state)];
       cells.forEach((c, j) => { const td = document.createElement("td"); td.textContent = c; if (j === 0 || j === 3) td.className = "num"; tr.appendChild(td); });
       const td = document.createElement("td");
       const rp = document.createElement("button"); rp.type = "button"; rp.className = "small"; rp.textContent = t("reprint");
-      rp.addEventListener("click", () => openReceipt(s.number, null, true));
+      rp.addEventListener("click", () => openReceipt(s.number, true));
       td.appendChild(rp);
       tr.appendChild(td);
       tr.addEventListener("click", () => { salePick = i; renderSales(); });
@@ -605,7 +608,7 @@
       const r = await api("POST", "/api/sales/" + encodeURIComponent(s.number) + "/void", { reason: $("void-reason").value });
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       say(t("voided", { n: s.number, v: r.data.sale.number }), "good");
-      $("void-reason").blur();
+      $("void-reason").blur(); $("void-box").hidden = true;
       await openSales();
       refreshStatus();
     } finally { submitting = false; }
@@ -691,7 +694,7 @@
     if (amount <= 0) { $("refund-error").textContent = t("refund_choose"); return; }
     const reason = $("refund-reason").value.trim();
     if (!reason) { $("refund-error").textContent = t("reason_needed"); $("refund-reason").focus(); return; }
-    const payment = { method: refund.method, amount };
+    const payment = { method: refund.method };  // its amount: what the server works out for the returns
     if (refund.method === "mobile") {
       const txn = $("refund-txn").value.trim();
       if (!txn) { $("refund-error").textContent = t("txn_needed"); $("refund-txn").focus(); return; }
@@ -769,12 +772,12 @@
       if (!r.ok) { $("shift-error").textContent = t("failed", { e: r.data.error || r.status }); return; }
       $("shift-error").textContent = "";
       if (shift) {
-        lastZ = r.data.z || r.data.report || r.data;
+        lastZ = r.data.report;
         shift = null;
         showZ(lastZ);
         say(t("shift_closed_done"), "good");
       } else {
-        shift = r.data.shift || r.data;
+        shift = r.data.shift;
         say(t("shift_opened", { f: taka(paisa) }), "good");
         closeShiftPanel();
       }
@@ -974,14 +977,14 @@
       F9: () => paying() && addNote(100), F10: () => paying() && addNote(500), F11: () => paying() && addNote(1000),
     };
     if (fkeys[k]) { e.preventDefault(); fkeys[k](); return; }
-    if (e.ctrlKey && (k === "p" || k === "P")) { e.preventDefault(); if (lastSale) openReceipt(lastSale.number, lastSale); return; }
+    if (e.ctrlKey && (k === "p" || k === "P")) { e.preventDefault(); if (lastSale) openReceipt(lastSale.number); return; }
     if (salesOpen()) {
       if (inField(e.target)) return;
       if (k === "Escape") { e.preventDefault(); closeSales(); }
       else if (k === "ArrowDown") { e.preventDefault(); salePick = Math.min(sales.length - 1, salePick + 1); renderSales(); }
       else if (k === "ArrowUp") { e.preventDefault(); salePick = Math.max(0, salePick - 1); renderSales(); }
       else if (k === "v" || k === "V") { e.preventDefault(); askVoid(); }
-      else if ((k === "r" || k === "R") && sales[salePick]) { e.preventDefault(); openReceipt(sales[salePick].number, null, true); }
+      else if ((k === "r" || k === "R") && sales[salePick]) { e.preventDefault(); openReceipt(sales[salePick].number, true); }
       else if ((k === "t" || k === "T") && sales[salePick]) { e.preventDefault(); openRefund(sales[salePick].number); }
       else if (k === "s" || k === "S") { e.preventDefault(); openShiftPanel(); }
       else if (/^\d$/.test(k)) { e.preventDefault(); $("sale-find").focus(); $("sale-find").value += k; }  // a receipt number, typed or scanned
