@@ -51,7 +51,7 @@ window.TILL_WORDS = {
     z_counted: "Cash counted", z_over: "Over", z_short: "Short", z_difference: "Difference",
     sync_sending: "sending sales to head office",
     sync_unreachable: "head office cannot be reached: sales are kept safely on this till and sent on their own when it can be reached (next try in {s} s)",
-    sync_done: "sync done: pushed {n} sales", sync_next: "{m} (next try in {s} s)",
+    sync_done: "sync done: pushed {n} sales", sync_done_plain: "sync done", sync_next: "{m} (next try in {s} s)",
   },
   bn: {
     till: "ক্যাশ কাউন্টার", language: "English", sales: "বিক্রয়", search_label: "স্ক্যান বা খুঁজুন (SKU, বারকোড, নাম)",
@@ -103,6 +103,6 @@ window.TILL_WORDS = {
     z_counted: "গোনা নগদ", z_over: "বেশি", z_short: "কম", z_difference: "পার্থক্য",
     sync_sending: "হেড অফিসে বিক্রয় পাঠানো হচ্ছে",
     sync_unreachable: "হেড অফিসে পৌঁছানো যাচ্ছে না: বিক্রয় এই টিলে নিরাপদে আছে, পৌঁছানো গেলে নিজে থেকেই যাবে ({s} সেকেন্ড পরে আবার চেষ্টা)",
-    sync_done: "সিঙ্ক শেষ: {n}টি বিক্রয় পাঠানো হয়েছে", sync_next: "{m} ({s} সেকেন্ড পরে আবার চেষ্টা)",
+    sync_done: "সিঙ্ক শেষ: {n}টি বিক্রয় পাঠানো হয়েছে", sync_done_plain: "সিঙ্ক শেষ", sync_next: "{m} ({s} সেকেন্ড পরে আবার চেষ্টা)",
   },
 };

@@ -116,11 +116,11 @@
     const res = await fetch("/api/shift/" + encodeURIComponent(id) + "/z");
     if (!res.ok) { set("z-title", "no such Z report"); return; }
     const z = (await res.json()).report;
-    // The header as on the receipts: the shop from the settings' view of a sale is not at hand
-    // here, so the branch from the status line.
-    const st = await fetch("/api/status");
-    const data = st.ok ? await st.json() : {};
-    const shop = data.shop || { time_zone: data.time_zone };
+    // The header as on the receipts: the shift-close event is numbered like a sale, and its
+    // view carries the shop and the branch.
+    const ev = z.number ? await fetch("/api/sales/" + encodeURIComponent(z.number)) : null;
+    const data = ev && ev.ok ? await ev.json() : {};
+    const shop = data.shop || {};
     const zone = shop.time_zone || "Asia/Dhaka";
     const fmt = new Intl.DateTimeFormat("en-GB", { timeZone: zone, dateStyle: "short", timeStyle: "short" });
     set("z-shop", shop.name || data.branch || "");
@@ -129,8 +129,13 @@
     set("z-title", t("z_title") + (z.number ? " · #" + z.number : ""));
     set("z-zone", W.times + " " + zone);
     const table = el("z-rows");
-    for (const [label, value] of window.zReportRows(z, t, taka, (s) => (s ? fmt.format(new Date(s)) : "-"))) {
+    for (const row of window.zReportRows(z, t, taka, (s) => (s ? fmt.format(new Date(s)) : "-"))) {
       const tr = document.createElement("tr");
+      if (row === null) {
+        const td = document.createElement("td");
+        td.colSpan = 2; tr.className = "rule"; tr.appendChild(td); table.appendChild(tr); continue;
+      }
+      const [label, value] = row;
       const a = document.createElement("td"), b = document.createElement("td");
       a.textContent = label; b.textContent = value; b.className = "num";
       tr.append(a, b); table.appendChild(tr);

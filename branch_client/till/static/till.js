@@ -749,6 +749,7 @@
     if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
     shift = r.data.shift || null;
     $("shift-panel").hidden = false; $("z-report").hidden = true; $("z-print").hidden = true;
+    $("shift-panel").classList.remove("showing-z");
     $("shift-error").textContent = ""; $("shift-cash").value = "";
     renderShift();
     $("shift-cash").focus();
@@ -759,7 +760,6 @@
       : t("shift_closed");
     $("shift-cash-label").textContent = shift ? t("shift_counted") : t("shift_float");
     $("shift-go-label").textContent = shift ? t("shift_close") : t("shift_open");
-    $("shift-cash").hidden = $("shift-go").hidden = $("shift-cash-label").hidden = !!lastZ && !shift && !$("z-report").hidden;
   }
   function closeShiftPanel() { $("shift-panel").hidden = true; if (document.activeElement) document.activeElement.blur(); }
   async function shiftGo() {
@@ -787,15 +787,19 @@
   function showZ(z) {
     const box = $("z-report");
     box.textContent = "";
-    const table = document.createElement("table");
-    window.zReportRows(z, t, taka, (s) => (s ? dhaka.format(new Date(s)) : "-")).forEach(([label, value]) => {
+    const h = document.createElement("h3"); h.textContent = t("z_title") + (z.number ? " · #" + z.number : "");
+    const cols = document.createElement("div"); cols.className = "z-cols";
+    let table = document.createElement("table");
+    cols.appendChild(table);
+    window.zReportRows(z, t, taka, (s) => (s ? dhaka.format(new Date(s)) : "-")).forEach((row) => {
+      if (row === null) { table = document.createElement("table"); cols.appendChild(table); return; }
       const tr = document.createElement("tr");
       const a = document.createElement("td"), b = document.createElement("td");
-      a.textContent = label; b.textContent = value; b.className = "num";
+      a.textContent = row[0]; b.textContent = row[1]; b.className = "num";
       tr.append(a, b); table.appendChild(tr);
     });
-    const h = document.createElement("h3"); h.textContent = t("z_title") + (z.number ? " · #" + z.number : "");
-    box.append(h, table);
+    box.append(h, cols);
+    $("shift-panel").classList.add("showing-z");
     box.hidden = false; $("z-print").hidden = false;
     $("shift-cash").value = "";
     if (document.activeElement) document.activeElement.blur();
@@ -836,6 +840,7 @@
     if (/^head office cannot be reached:/.test(text) && next) return t("sync_unreachable", { s: next[2] });
     if (next) return t("sync_next", { m: syncWords(next[1]), s: next[2] });
     if (text === "sending sales to head office") return t("sync_sending");
+    if (text === "sync done") return t("sync_done_plain");
     const done = /^sync done: pushed (\d+) sales$/.exec(text);
     if (done) return t("sync_done", { n: done[1] });
     return text;
