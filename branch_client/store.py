@@ -301,11 +301,12 @@ class Store:
 
         The sale is the complete record (v3): `cashier` (DEFAULT_CASHIER when None), the
         items' line discounts and `discount` on the sale, and `payments`, which must add up
-        to the total; without them, one payment by `payment` of the whole total. A sale
+        to the total; without them, one payment of the whole total by `payment` (cash, card,
+        or a wallet with the customer's transaction id: `bkash:TXNID`). A sale
         recorded while a shift is open belongs to it (its Z report).
         """
-        if payments is None:
-            payments = [PaymentSpec(sale_entry.parse_payment(payment))]
+        if payments is None:  # one payment of the whole total: a method, or a wallet with its id (bkash:TXNID)
+            payments = [sale_entry.parse_pay(str(payment))]
         with self._write() as conn:
             if client_key is not None:
                 row = conn.execute(select(sales.c.body, sales.c.generation)
