@@ -227,8 +227,10 @@ def _run_sync(store: "Store", show, ack_wait: float = 0.0) -> "SyncReport":
 # --- sales ---------------------------------------------------------------------------------------
 
 
-CASHIER_HELP = ("Who records it (default: $BRANCHSYNC_CASHIER, else 'manager'); every event of the complete "
-                "record names its cashier.")
+CashierOption = Annotated[Optional[str], typer.Option(
+    "--cashier", envvar="BRANCHSYNC_CASHIER",
+    help="Who records it (default: $BRANCHSYNC_CASHIER, else 'manager'); every event of the complete record names "
+         "its cashier.")]
 
 
 def _taka(text: str, what: str) -> int:
@@ -272,7 +274,7 @@ def sale_add(
     discount: Annotated[Optional[str], typer.Option("--discount", metavar="PERCENT%:REASON|TAKA:REASON",
                                                     help='A discount on the whole sale, e.g. 10%:"loyal customer" '
                                                          'or 50:"damaged box".')] = None,
-    cashier: Annotated[Optional[str], typer.Option("--cashier", envvar="BRANCHSYNC_CASHIER", help=CASHIER_HELP)] = None,
+    cashier: CashierOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Record very large quantities (over 100) as given.")] = False,
 ) -> None:
     """Record a sale (works offline) and print its number, total, payments and change."""
@@ -312,7 +314,7 @@ def sale_void(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="The number of the sale to void, as on the receipt (14, or 2-14).")],
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (kept on this PC, shown by 'sale list').")] = None,
-    cashier: Annotated[Optional[str], typer.Option("--cashier", envvar="BRANCHSYNC_CASHIER", help=CASHIER_HELP)] = None,
+    cashier: CashierOption = None,
 ) -> None:
     """Void a sale: records a void event with minus its total (a sale refunded in part is refunded instead)."""
     from shared.money import format_taka
@@ -333,7 +335,7 @@ def sale_refund(
         "--pay", metavar="METHOD[=TAKA]", help="How the money goes back: cash, card, bkash:TXNID or nagad:TXNID, "
                                                "split with amounts as for 'sale add'. Default: cash.")] = None,
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (kept on this PC).")] = None,
-    cashier: Annotated[Optional[str], typer.Option("--cashier", envvar="BRANCHSYNC_CASHIER", help=CASHIER_HELP)] = None,
+    cashier: CashierOption = None,
 ) -> None:
     """Refund goods of an earlier sale: at most what was sold and not yet returned."""
     from shared.money import format_taka
@@ -462,15 +464,13 @@ def sale_show(
 def shift_open(
     ctx: typer.Context,
     opening_float: Annotated[str, typer.Option("--float", metavar="TAKA", help="The cash counted into the drawer.")],
-    cashier: Annotated[Optional[str], typer.Option("--cashier", envvar="BRANCHSYNC_CASHIER", help=CASHIER_HELP)] = None,
+    cashier: CashierOption = None,
 ) -> None:
     """Open a shift with the float counted into the drawer; sales from now on are in its Z report."""
     from shared.money import format_taka
 
-    with _errors(ctx):
-        paisa = _taka(opening_float, "the float")
     with _command(ctx) as store:
-        shift = store.open_shift(cashier, paisa)
+        shift = store.open_shift(cashier, _taka(opening_float, "the float"))
     typer.echo(f"shift opened for {shift.cashier} with a float of {format_taka(shift.opening_float)} taka")
 
 
@@ -478,13 +478,11 @@ def shift_open(
 def shift_close(
     ctx: typer.Context,
     counted: Annotated[str, typer.Option("--counted", metavar="TAKA", help="The cash counted in the drawer now.")],
-    cashier: Annotated[Optional[str], typer.Option("--cashier", envvar="BRANCHSYNC_CASHIER", help=CASHIER_HELP)] = None,
+    cashier: CashierOption = None,
 ) -> None:
     """Close the open shift with the cash counted: prints the Z report and records it as an event for head office."""
-    with _errors(ctx):
-        paisa = _taka(counted, "the counted cash")
     with _command(ctx) as store:
-        report = store.close_shift(paisa, cashier)
+        report = store.close_shift(_taka(counted, "the counted cash"), cashier)
         settings = store.settings()
     _print_z(report, settings)
 

@@ -326,7 +326,9 @@ def _v7_complete_record(conn: Connection) -> None:
 
     The kind CHECK names the new kinds, which SQLite cannot change in place: the table is
     rebuilt as in version 4, with the refunded sale, the shift and the price-override
-    reasons as new columns.
+    reasons as new columns. The copy is paid once, on the first open after the upgrade:
+    22.3 s for 1,000,000 sales and 1.8 s for 100,000 on the development machine (2 loaded
+    cores; v1 sale bodies inserted straight into a version 6 file, then one Store open).
     """
     conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
     for stmt in (

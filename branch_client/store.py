@@ -301,17 +301,15 @@ class Store:
 
         The sale is the complete record (v3): `cashier` (DEFAULT_CASHIER when None), the
         items' line discounts and `discount` on the sale, and `payments`, which must add up
-        to the total; without them, one payment by `payment` of the whole total. A sale
+        to the total; without them, one payment of the whole total by `payment` (cash, card,
+        or a wallet with the customer's transaction id: `bkash:TXNID`). A sale
         recorded while a shift is open belongs to it (its Z report).
         """
-        if payments is None:
-            payments = [PaymentSpec(sale_entry.parse_payment(payment))]
+        if payments is None:  # one payment of the whole total: a method, or a wallet with its id (bkash:TXNID)
+            payments = [sale_entry.parse_pay(str(payment))]
         with self._write() as conn:
-            if client_key is not None:
-                row = conn.execute(select(sales.c.body, sales.c.generation)
-                                   .where(sales.c.client_key == client_key)).first()
-                if row is not None:
-                    return Recorded(Sale.model_validate_json(row.body), row.generation)
+            if (earlier := self._submitted(conn, client_key)) is not None:
+                return earlier
             priced = self._price(conn, items, discount, confirmed)
             paid = sale_entry.settle(priced.total, payments)
             gen = self._generation(conn)
@@ -430,11 +428,8 @@ class Store:
         """
         target_gen, seq, shown = self._number(number)
         with self._write() as conn:
-            if client_key is not None:
-                row = conn.execute(select(sales.c.body, sales.c.generation)
-                                   .where(sales.c.client_key == client_key)).first()
-                if row is not None:
-                    return Recorded(Sale.model_validate_json(row.body), row.generation)
+            if (earlier := self._submitted(conn, client_key)) is not None:
+                return earlier
             sold = self._target(conn, target_gen, seq, shown, "refunded")
             voider = conn.execute(select(sales.c.generation, sales.c.seq).where(
                 sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
@@ -448,6 +443,14 @@ class Store:
                                            payments or [], cashier or sale_entry.DEFAULT_CASHIER)
             self._insert_sale(conn, gen, refund, client_key=client_key, reason=reason, cashier=refund.cashier)
         return Recorded(refund, gen)
+
+    @staticmethod
+    def _submitted(conn: Connection, client_key: str | None) -> Recorded | None:
+        """The event a submission with this key stored already (a retried or double-clicked submit)."""
+        if client_key is None:
+            return None
+        row = conn.execute(select(sales.c.body, sales.c.generation).where(sales.c.client_key == client_key)).first()
+        return None if row is None else Recorded(Sale.model_validate_json(row.body), row.generation)
 
     @staticmethod
     def _number(number: int | str) -> tuple[int, int, str]:

@@ -357,6 +357,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
             view = core.match_view(match)
             if "qty" in raw:
                 view["qty"] = raw["qty"]
+            view["held"] = raw  # the line as it was held: its price override and discount too
             lines.append(view)
         return JSONResponse({"lines": lines, "held": core.held_view(taken)})
 

@@ -537,3 +537,12 @@ def test_a_shift_opens_with_a_float_and_closes_with_its_z_report_which_can_be_pr
                            ("/api/sales/1/refund", {"key": uuid.uuid4().hex, "returns": [{"line": 1, "qty": "1"}]})):
             assert c.post(path, json=body).status_code == 403  # no token: refused, nothing stored
     assert till.store.current_shift() is None and till.store.status()["sales_recorded"] == 3
+
+
+def test_a_held_line_comes_back_with_its_price_override_and_discount(till):
+    line = {"sku": "SOAP", "qty": "2", "price": 4000, "price_reason": "last pieces",
+            "discount": {"kind": "percent", "value": "5", "reason": "regular"}}
+    held = _post(till, "/api/held", {"lines": [line]})
+    assert held.status_code == 201 and held.json()["held"]["total"] == 8000
+    back = _post(till, f"/api/held/{held.json()['held']['id']}/resume", {}).json()["lines"]
+    assert back[0]["held"] == line
