@@ -83,7 +83,7 @@
       const r = await api("POST", "/api/quote", cartBody());
       if (seq !== quoteSeq) return;
       quote = r.ok ? r.data.quote : null;
-      if (!r.ok) say(t("failed", { e: r.data.error || r.status }), "bad");
+      if (!r.ok) say(r.data.error || String(r.status), "bad");  // nothing is recorded by a quote: just why
       renderCart();
     })();
     return quoting;

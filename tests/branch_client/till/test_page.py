@@ -48,6 +48,15 @@ def record_and_open_receipt(page):
     return receipt
 
 
+def printed(page, key: str, part: str = "#receipt") -> str:
+    """Press `key` (the receipt's or the Z report's print key): the text of the print page it opens."""
+    with page.expect_popup() as popup:
+        page.keyboard.press(key)
+    window = popup.value
+    expect(window.locator("body")).to_have_attribute("data-ready", "1")
+    return window.locator(part).inner_text()
+
+
 def cart(page) -> list[tuple[str, str]]:
     rows = page.locator("#cart-lines tr")
     return [(rows.nth(i).locator("td").nth(0).inner_text().splitlines()[0], rows.nth(i).locator("input.qty").input_value())
@@ -502,11 +511,7 @@ def test_the_change_of_a_cash_payment_is_stored_and_shown_on_a_reprint(page, til
     assert till.store.get_sale(1).sale.payments[0].change == 8000
     page.keyboard.press("F3")
     expect(page.locator("#sales-rows tr")).to_have_count(1)
-    with page.expect_popup() as popup:
-        page.keyboard.press("r")
-    receipt = popup.value
-    expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
-    text = receipt.locator("#receipt").inner_text()
+    text = printed(page, "r")
     for part in ("Reprint", "Tendered", "৳500.00", "Change", "৳80.00"):
         assert part in text, part
 
@@ -572,10 +577,20 @@ def test_a_shift_opens_with_a_float_and_closes_with_the_z_report_of_its_sales_an
     assert rows["Taken by Cash"] == "৳420.00" and rows["Taken by Card"] == "৳140.50"
     assert rows["Cash expected"] == "৳1,420.00" and rows["Cash counted"] == "৳1,400.00"
     assert rows["Short"] == "-৳20.00"
-    with page.expect_popup() as popup:
-        page.keyboard.press("Control+p")
-    printed = popup.value
-    expect(printed.locator("body")).to_have_attribute("data-ready", "1")
-    text = printed.locator("#zprint").inner_text()
+    text = printed(page, "Control+p", "#zprint")
     for part in ("Z report", "Cash expected", "৳1,420.00", "Short", "-৳20.00"):
         assert part in text, part
+
+
+def test_a_discount_the_sale_rules_refuse_keeps_the_dialog_open_with_why_and_the_cart_as_it_was(page):
+    scan(page, RICE, lines=1)
+    page.keyboard.press("F7")
+    page.keyboard.type("150%")
+    page.keyboard.press("Enter")
+    page.keyboard.type("mistake")
+    page.keyboard.press("Enter")
+    expect(page.locator("#adjust-error")).to_contain_text("at most 100")
+    expect(page.locator("#adjust-panel")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#total")).to_have_text("৳420.00")
+    expect(page.locator("#cart-lines .disc")).to_have_count(0)
