@@ -3,8 +3,8 @@
 A throwaway data home with a small Bangla/English catalog; the real till server on a
 loopback port; the page driven with the keys a cashier uses: signing in, two scans, a scale
 label, a Bangla search, a weighed quantity (mid-sale), the payment step split between cash
-and bKash, the sale's 80 mm receipt, a held cart in the English list of held carts, and the
-shift's Z report on screen and on 80 mm paper.
+and bKash, the sale's 80 mm receipt, a held cart in the English list of held carts, a refund
+screen in Bangla, and the shift's Z report on screen and on 80 mm paper.
 """
 
 import secrets
@@ -153,6 +153,20 @@ def shoot(url: str) -> None:
         page.screenshot(path=str(OUT / "till-held.png"))
         page.keyboard.press("Escape")
 
+        page.keyboard.press("F1")  # Bangla: a refund of one packet of dal from sale 1, by its receipt number
+        page.keyboard.press("F3")
+        expect(page.locator("#sales-rows tr")).to_have_count(2)
+        page.keyboard.type("1")
+        page.keyboard.press("Enter")
+        expect(page.locator("#refund-panel")).to_be_visible()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("+")
+        page.locator("#refund-reason").fill("প্যাকেট ফাটা")
+        page.locator("#refund-reason").blur()
+        page.screenshot(path=str(OUT / "till-refund.png"))
+        page.keyboard.press("Escape")
+        page.keyboard.press("F1")
+
         page.keyboard.press("F3")  # the end of the shift: ৳2,990 counted, ৳10 short
         page.keyboard.press("s")
         expect(page.locator("#shift-cash")).to_be_focused()
@@ -168,7 +182,7 @@ def shoot(url: str) -> None:
         z.locator("#zprint").screenshot(path=str(OUT / "till-z-report-80mm.png"))
         browser.close()
     for name in ("till-sale.png", "till-payment.png", "till-recorded.png", "till-receipt-80mm.png", "till-held.png",
-                 "till-z-report.png", "till-z-report-80mm.png"):
+                 "till-refund.png", "till-z-report.png", "till-z-report-80mm.png"):
         print(OUT / name)
 
 
