@@ -60,7 +60,7 @@
 
   // --- the priced cart: the server prices it with the sale's own core (discounts, VAT, rounding),
   // so what the screen shows is what the sale records. Until its answer comes, the last one shows.
-  let quote = null, quoteSeq = 0, quoting = Promise.resolve();
+  let quote = null, quoteError = null, quoteSeq = 0, quoting = Promise.resolve();
   const lineBody = (l) => {
     if (l.code) return { code: l.code };
     const b = { sku: l.sku, qty: milliText(l.milli) };
@@ -83,7 +83,8 @@
       const r = await api("POST", "/api/quote", cartBody());
       if (seq !== quoteSeq) return;
       quote = r.ok ? r.data.quote : null;
-      if (!r.ok) say(r.data.error || String(r.status), "bad");  // nothing is recorded by a quote: just why
+      quoteError = r.ok ? null : r.data.error || String(r.status);
+      if (!r.ok) say(quoteError, "bad");  // nothing is recorded by a quote: just why
       renderCart();
     })();
     return quoting;
@@ -371,6 +372,8 @@
   async function openPayment() {
     await scans; await qtyChecks; await priced();
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
+    // No payment against a total the server has not worked out (the till's server said why).
+    if (!quote) { say(t("not_priced", { e: quoteError || "-" }), "bad"); return; }
     parts = [];
     $("payment").hidden = false; $("done").hidden = true;
     document.body.classList.add("paying");
