@@ -594,3 +594,12 @@ def test_a_discount_the_sale_rules_refuse_keeps_the_dialog_open_with_why_and_the
     page.keyboard.press("Escape")
     expect(page.locator("#total")).to_have_text("৳420.00")
     expect(page.locator("#cart-lines .disc")).to_have_count(0)
+
+
+def test_every_word_of_the_till_has_a_bangla_and_an_english_version(page):
+    missing = page.evaluate("""() => {
+        const w = window.TILL_WORDS, en = Object.keys(w.en), bn = Object.keys(w.bn);
+        return {bn: en.filter((k) => !w.bn[k]), en: bn.filter((k) => !w.en[k]),
+                shown: [...document.querySelectorAll('[data-t]')].map((el) => el.dataset.t).filter((k) => !w.en[k] || !w.bn[k])};
+    }""")
+    assert missing == {"bn": [], "en": [], "shown": []}
