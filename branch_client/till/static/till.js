@@ -197,9 +197,11 @@
     const same = found.code ? -1 : cart.lines.findIndex((l) => l.sku === p.sku && !l.code);
     if (same >= 0) { cart.lines[same].milli += found.qty ? parseMilli(found.qty) : 1000; cart.selected = same; }
     else {
+      const held = found.held || {};  // a resumed held line: its price override and discount as held
       cart.lines.push({ sku: p.sku, name: p.name, price: found.price === null || found.price === undefined ? p.price : found.price,
                         unit: p.unit, weighed: p.weighed, milli: found.qty ? parseMilli(found.qty) : 1000, code: found.code || null,
-                        override: null, discount: null });
+                        override: Number.isInteger(held.price) ? { price: held.price, reason: held.price_reason || "" } : null,
+                        discount: held.discount || null });
       cart.selected = cart.lines.length - 1;
     }
     say(t("added", { name: p.name }), "good");
@@ -867,7 +869,7 @@
   async function holdOrList() {
     await scans; await qtyChecks;
     if (!cart.lines.length) { await openHeld(); return; }
-    const r = await api("POST", "/api/held", { lines: cartLines() });
+    const r = await api("POST", "/api/held", { lines: cartLines() });  // lines with their overrides and discounts
     if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
     clearCart();
     say(t("held_done", { n: r.data.held.line_count }), "good");

@@ -603,3 +603,22 @@ def test_every_word_of_the_till_has_a_bangla_and_an_english_version(page):
                 shown: [...document.querySelectorAll('[data-t]')].map((el) => el.dataset.t).filter((k) => !w.en[k] || !w.bn[k])};
     }""")
     assert missing == {"bn": [], "en": [], "shown": []}
+
+
+def test_a_held_line_comes_back_with_its_discount_and_changed_price(page, till):
+    scan(page, RICE)
+    scan(page, DAL, lines=2)
+    page.keyboard.press("ArrowUp")
+    adjust(page, "F7", "10%", "torn bag")
+    page.keyboard.press("ArrowDown")
+    adjust(page, "F6", "130", "price match")
+    expect(page.locator("#total")).to_have_text("৳508.00")
+    page.keyboard.press("Insert")
+    expect(page.locator("#cart-lines tr")).to_have_count(0)
+    page.keyboard.press("Insert")
+    expect(page.locator("#held-rows tr")).to_have_count(1)
+    page.keyboard.press("Enter")
+    expect(page.locator("#cart-lines tr")).to_have_count(2)
+    expect(page.locator("#total")).to_have_text("৳508.00")
+    expect(page.locator("#cart-lines tr").first.locator(".disc")).to_contain_text("torn bag")
+    expect(page.locator("#cart-lines tr").nth(1)).to_contain_text("price match")
