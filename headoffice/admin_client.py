@@ -29,7 +29,7 @@ KEY_SOURCE = ("check that BRANCHSYNC_ADMIN_KEY holds this deployment's admin key
 CREDENTIAL_SOURCE = ("check BRANCHSYNC_CREDENTIAL: it holds the head-office credential an administrator gave you "
                      "(branchsync-admin people add), whole, beginning " + CREDENTIAL_PREFIX)
 # How the cloud begins its 401 when its own admin key setting is unusable: then no key can be right.
-_CLOUD_KEY_UNUSABLE = "the admin API is disabled"
+_CLOUD_KEY_UNUSABLE = "the admin key is unusable"
 
 
 _transient = retry(
