@@ -31,6 +31,12 @@ PUSH_MODE_SETTING = "BRANCHSYNC_PUSH_MODE"
 PUSH_MODES = ("queue", "route")
 KEY_VAULT_REFERENCE = "@microsoft.keyvault("
 IDENTITY_PREFIX = STORAGE_SETTING + "__"
+# The time zone whose calendar days are head office's business days (an IANA name).
+BUSINESS_TIME_ZONE_SETTING = "BRANCHSYNC_BUSINESS_TIME_ZONE"
+BUSINESS_TIME_ZONE_DEFAULT = "Asia/Dhaka"
+# The blob container of the data lake (docs/reporting.md, "Data lake").
+LAKE_CONTAINER_SETTING = "BRANCHSYNC_LAKE_CONTAINER"
+LAKE_CONTAINER_DEFAULT = "lake"
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class IdentityStorage:
     account_name: str | None = None
     client_id: str | None = None  # user-assigned identity; None: DefaultAzureCredential
     credential_kind: str | None = None  # AzureWebJobsStorage__credential ("managedidentity")
+    blob_uri: str | None = None  # e.g. https://stxyz.blob.core.windows.net (the data lake's container)
 
     @property
     def account(self) -> str | None:
@@ -70,6 +77,8 @@ class Settings:
     # BRANCHSYNC_QUEUE_PUBLIC_URL: the queue service URL put into push SAS URLs when branches
     # reach the queue through another address than the app does (a proxy); None: the app's own.
     queue_public_url: str | None = None
+    business_time_zone: str = BUSINESS_TIME_ZONE_DEFAULT  # BRANCHSYNC_BUSINESS_TIME_ZONE
+    lake_container: str = LAKE_CONTAINER_DEFAULT  # BRANCHSYNC_LAKE_CONTAINER
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -83,6 +92,8 @@ class Settings:
             # A connection string, when there is one, wins: the same rule as the Functions host.
             identity=None if connection else identity_from_env(env),
             queue_public_url=_endpoint(env.get("BRANCHSYNC_QUEUE_PUBLIC_URL", "").strip() or None),
+            business_time_zone=env.get(BUSINESS_TIME_ZONE_SETTING, "").strip() or BUSINESS_TIME_ZONE_DEFAULT,
+            lake_container=env.get(LAKE_CONTAINER_SETTING, "").strip() or LAKE_CONTAINER_DEFAULT,
         )
 
     @property
@@ -148,11 +159,12 @@ def identity_from_env(env: Mapping[str, str]) -> IdentityStorage | None:
     account = values.get("accountname") or None
     table_uri = _endpoint(values.get("tableserviceuri")) or (f"https://{account}.table.core.windows.net" if account else None)
     queue_uri = _endpoint(values.get("queueserviceuri")) or (f"https://{account}.queue.core.windows.net" if account else None)
+    blob_uri = _endpoint(values.get("blobserviceuri")) or (f"https://{account}.blob.core.windows.net" if account else None)
     if table_uri is None and queue_uri is None:
         return None
     client_id = values.get("clientid") or (env.get("AZURE_CLIENT_ID") or "").strip() or None
     return IdentityStorage(table_uri=table_uri, queue_uri=queue_uri, account_name=account,
-                           client_id=client_id, credential_kind=values.get("credential") or None)
+                           client_id=client_id, credential_kind=values.get("credential") or None, blob_uri=blob_uri)
 
 
 def _endpoint(value: str | None) -> str | None:

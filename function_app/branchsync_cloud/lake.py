@@ -1,0 +1,247 @@
+"""The data lake's core (no I/O): which business days to write, the rows of a day, the schema.
+
+The lake holds every applied event once, as Parquet files that BI tools read directly
+(docs/reporting.md, "Data lake"), hive-style per business day and branch:
+
+    sales/date=YYYY-MM-DD/branch=NAME/part-0.parquet     one row per sale line, returned line, void
+    payments/date=YYYY-MM-DD/branch=NAME/part-0.parquet  one row per payment (tender) of an event
+    shifts/date=YYYY-MM-DD/branch=NAME/part-0.parquet    one row per shift close
+    state/NAME.json                                      what the lake holds of that branch
+
+An event's business day is the date of its `recorded_at` in the business time zone. An
+applied event never changes, so a day's files are a function of the events of that day
+alone: rows in (generation, seq, line) order, written with fixed writer options and no
+timestamps, so writing a day again gives the same bytes.
+
+Which days to write: the branch's state keeps, per generation, the applied_through the
+lake has read up to, and per day the lowest and highest seq of that day's events. A run
+reads the events above the state's watermark up to the ledger's applied_through (only
+those are final), and every day one of them falls on is rewritten whole, from the seq
+range the state now keeps for it; a late sale for a closed day so rewrites that day
+only. Refused voids and refunds count nowhere, as in the export.
+"""
+
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shared.models import PaymentMethod, Sale, SaleKind, sale_number
+
+STATE_VERSION = 1
+DATASETS = ("sales", "payments", "shifts")
+PART_NAME = "part-0.parquet"
+TAKA = pa.decimal128(18, 2)
+
+
+# --- where things are ------------------------------------------------------------------------
+
+
+def part_path(dataset: str, day: date, branch: str) -> str:
+    return f"{dataset}/date={day.isoformat()}/branch={branch}/{PART_NAME}"
+
+
+def state_path(branch: str) -> str:
+    return f"state/{branch}.json"
+
+
+def business_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"BRANCHSYNC_BUSINESS_TIME_ZONE {name!r} is not an IANA time zone such as Asia/Dhaka") from exc
+
+
+def business_day(moment: datetime, zone: ZoneInfo) -> date:
+    return moment.astimezone(zone).date()
+
+
+# --- what the lake holds of a branch --------------------------------------------------------------
+
+
+@dataclass
+class LakeState:
+    """Per generation, the applied_through read so far; per day and generation, the seq range of its events."""
+
+    zone: str
+    through: dict[int, int] = field(default_factory=dict)
+    days: dict[date, dict[int, tuple[int, int]]] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        data = {"v": STATE_VERSION, "zone": self.zone,
+                "through": {str(g): t for g, t in sorted(self.through.items())},
+                "days": {d.isoformat(): {str(g): list(r) for g, r in sorted(gens.items())}
+                         for d, gens in sorted(self.days.items())}}
+        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | None, zone: str) -> "LakeState":
+        """The stored state, or an empty one (nothing written yet) for no or empty content."""
+        if not raw:
+            return cls(zone=zone)
+        data = json.loads(raw)
+        return cls(zone=data["zone"], through={int(g): int(t) for g, t in data["through"].items()},
+                   days={date.fromisoformat(d): {int(g): (int(r[0]), int(r[1])) for g, r in gens.items()}
+                         for d, gens in data["days"].items()})
+
+
+def to_read(state: LakeState, applied_through: Mapping[int, int]) -> dict[int, tuple[int, int]]:
+    """Per generation, the seqs (first, last) applied since the lake last read them."""
+    return {g: (state.through.get(g, 0) + 1, t) for g, t in sorted(applied_through.items()) if t > state.through.get(g, 0)}
+
+
+def advance(state: LakeState, generation: int, events: Iterable[Sale], through: int, zone: ZoneInfo) -> set[date]:
+    """Record newly applied events of one generation (up to `through`) in `state`; the days they touch."""
+    touched: set[date] = set()
+    for sale in events:
+        day = business_day(sale.recorded_at, zone)
+        lo, hi = state.days.setdefault(day, {}).get(generation, (sale.seq, sale.seq))
+        state.days[day][generation] = (min(lo, sale.seq), max(hi, sale.seq))
+        touched.add(day)
+    state.through[generation] = max(state.through.get(generation, 0), through)
+    return touched
+
+
+def ranges_of(state: LakeState, days: Iterable[date]) -> dict[int, tuple[int, int]]:
+    """Per generation, one seq range covering the events of all these days (one read per generation)."""
+    out: dict[int, tuple[int, int]] = {}
+    for day in days:
+        for g, (lo, hi) in state.days.get(day, {}).items():
+            a, b = out.get(g, (lo, hi))
+            out[g] = (min(a, lo), max(b, hi))
+    return out
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """An applied event as the lake sees it: whose, which generation, the sale."""
+
+    branch: str
+    generation: int
+    sale: Sale
+
+
+def _taka(paisa: int | None) -> Decimal | None:
+    return None if paisa is None else Decimal(paisa).scaleb(-2)
+
+
+def _head(day: date, e: Event) -> dict:
+    s = e.sale
+    return {"business_date": day, "branch": e.branch, "generation": e.generation, "seq": s.seq,
+            "sale_number": sale_number(e.generation, s.seq), "sale_id": s.sale_id, "kind": str(s.kind),
+            "recorded_at": s.recorded_at.astimezone(timezone.utc), "cashier": s.cashier}
+
+
+def _money(row: dict, **paisa: int | None) -> dict:
+    for name, value in paisa.items():
+        row[f"{name}_paisa"] = value
+        row[f"{name}_taka"] = _taka(value)
+    return row
+
+
+def sales_rows(day: date, e: Event) -> list[dict]:
+    """A sale: a row per line; a refund: a row per returned line (qty and net negative); a void: one row."""
+    s = e.sale
+    if s.kind == SaleKind.SHIFT_CLOSE:
+        return []
+    methods = "+".join(dict.fromkeys(str(p.method) for p in (s.payments if s.is_v3 else [s.payment])))
+    base = {**_head(day, e), "payment_methods": methods, "refers_to": None, "line_no": None, "sku": None, "name": None,
+            "qty": None, "discount_reason": s.discount.reason if s.discount else None, "vat_rate": None}
+    if s.kind == SaleKind.VOID:
+        voided = sale_number(s.voids_generation or e.generation, s.voids)
+        return [_money({**base, "refers_to": voided}, unit_price=None, list_price=None, line_total=None, discount=None,
+                       net=s.total, vat=None)]
+    if s.kind == SaleKind.REFUND:
+        ref = sale_number(s.refunds.generation, s.refunds.seq)
+        return [_money({**base, "refers_to": ref, "line_no": r.line, "sku": r.sku, "qty": -r.qty},
+                       unit_price=None, list_price=None, line_total=None, discount=None, net=-r.amount, vat=None)
+                for r in s.returns]
+    rows = []
+    for i, line in enumerate(s.lines, 1):
+        net = line.net if line.net is not None else line.line_total  # v1/v2 lines carry no discounts
+        reason = line.discount.reason if line.discount else base["discount_reason"]
+        rows.append(_money({**base, "line_no": i, "sku": line.sku, "name": line.name, "qty": line.qty,
+                            "discount_reason": reason, "vat_rate": line.vat_rate},
+                           unit_price=line.unit_price, list_price=line.list_price, line_total=line.line_total,
+                           discount=line.line_total - net, net=net, vat=line.vat))
+    return rows
+
+
+def payment_rows(day: date, e: Event) -> list[dict]:
+    s = e.sale
+    payments = s.payments if s.is_v3 else [s.payment]
+    return [_money({**_head(day, e), "payment_no": i, "method": str(p.method), "wallet": str(p.wallet) if p.wallet else None,
+                    "txn_id": p.txn_id}, amount=p.amount, tendered=p.tendered, change=p.change)
+            for i, p in enumerate(payments, 1)]
+
+
+def shift_rows(day: date, e: Event) -> list[dict]:
+    shift = e.sale.shift
+    if shift is None:
+        return []
+    by = {m: shift.by_method.get(m, 0) for m in PaymentMethod}
+    return [_money({**_head(day, e), "shift_id": shift.shift_id, "opened_at": shift.opened_at.astimezone(timezone.utc)},
+                   opening_float=shift.opening_float, counted_cash=shift.counted_cash, expected_cash=shift.expected_cash,
+                   over_short=shift.counted_cash - shift.expected_cash,
+                   **{f"by_{m}": v for m, v in by.items()})]
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+# Money twice: integer paisa (exact, what every total is checked against) and decimal(18,2)
+# taka, which Power BI loads as a fixed decimal number so reports need no divide-by-100 step.
+_HEAD = [("business_date", pa.date32()), ("branch", pa.string()), ("generation", pa.int32()), ("seq", pa.int64()),
+         ("sale_number", pa.string()), ("sale_id", pa.string()), ("kind", pa.string()),
+         ("recorded_at", pa.timestamp("us", tz="UTC")), ("cashier", pa.string())]
+
+
+def _money_fields(*names: str) -> list[tuple[str, pa.DataType]]:
+    return [f for n in names for f in ((f"{n}_paisa", pa.int64()), (f"{n}_taka", TAKA))]
+
+
+SCHEMAS = {
+    "sales": pa.schema(_HEAD + [("payment_methods", pa.string()), ("refers_to", pa.string()), ("line_no", pa.int32()),
+                                ("sku", pa.string()), ("name", pa.string()), ("qty", pa.decimal128(12, 3))]
+                       + _money_fields("unit_price", "list_price", "line_total", "discount", "net")
+                       + [("discount_reason", pa.string()), ("vat_rate", pa.decimal128(5, 2))] + _money_fields("vat")),
+    "payments": pa.schema(_HEAD + [("payment_no", pa.int32()), ("method", pa.string()), ("wallet", pa.string()),
+                                   ("txn_id", pa.string())] + _money_fields("amount", "tendered", "change")),
+    "shifts": pa.schema(_HEAD + [("shift_id", pa.string()), ("opened_at", pa.timestamp("us", tz="UTC"))]
+                        + _money_fields("opening_float", "counted_cash", "expected_cash", "over_short",
+                                        *(f"by_{m}" for m in PaymentMethod))),
+}
+_ROWS = {"sales": sales_rows, "payments": payment_rows, "shifts": shift_rows}
+
+
+def day_files(day: date, branch: str, events: Iterable[Event]) -> dict[str, bytes]:
+    """The Parquet files of one branch's business day, per dataset (a dataset with no rows has no file).
+
+    `events`: at least every counted event of that day (others are left out by the caller's
+    range; any of another day is an error in the caller). Rows sort by (generation, seq,
+    line) whatever order the events came in.
+    """
+    ordered = sorted(events, key=lambda e: (e.generation, e.sale.seq))
+    out = {}
+    for dataset, rows_of in _ROWS.items():
+        rows = [r for e in ordered if e.branch == branch for r in rows_of(day, e)]
+        if rows:
+            out[dataset] = parquet_bytes(pa.Table.from_pylist(rows, schema=SCHEMAS[dataset]))
+    return out
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Deterministic Parquet: one row group, fixed options; the writer puts no timestamp in the file."""
+    buf = io.BytesIO()
+    # snappy: the codec every reader in docs/reporting.md reads (Synapse serverless, Power BI, Fabric, DuckDB).
+    pq.write_table(table, buf, compression="snappy", row_group_size=max(1, table.num_rows), write_statistics=True,
+                   use_dictionary=True, store_schema=True)
+    return buf.getvalue()
