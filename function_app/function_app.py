@@ -118,7 +118,7 @@ def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="manage/lake/write", methods=["POST"])
 def admin_write_lake(req: func.HttpRequest) -> func.HttpResponse:
     # What the timer write_lake does, now; each `day` (YYYY-MM-DD) is written again even if unchanged.
-    return handle(req, lambda svc: get_lake_writer().run(rewrite=day_params(req.params)).summary(), admin=True)
+    return handle(req, lambda svc: get_lake_writer().run(rewrite=day_params(req.params)).answer(), admin=True)
 
 
 @app.route(route="manage/deadletters", methods=["GET"])

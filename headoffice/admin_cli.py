@@ -8,6 +8,7 @@ Exit codes: 0 ok, 1 the cloud refused or could not be reached, 2 bad input.
 
 import os
 import sys
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -29,11 +30,13 @@ catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog every b
 sales_app = typer.Typer(no_args_is_help=True, help="Read the sales the cloud has applied.")
 deadletter_app = typer.Typer(no_args_is_help=True, help="Queue messages the cloud refused: see why, replay or discard.")
 report_app = typer.Typer(no_args_is_help=True, help="Reports on the applied sales.")
+lake_app = typer.Typer(no_args_is_help=True, help="The data lake: the applied sales as Parquet files for BI tools.")
 app.add_typer(branch_app, name="branch")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sales_app, name="sales")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(report_app, name="report")
+app.add_typer(lake_app, name="lake")
 
 err = Console(stderr=True)
 IMPORT_CHUNK = 500
@@ -163,6 +166,34 @@ def catalog_compact(ctx: typer.Context):
     print(f"compacted the catalog: purged {result.purged} tombstones; a fresh pull now reads "
           f"{result.entries_after} entries (was {result.entries_before}) in {result.segments_after} segments "
           f"(was {result.segments_before}); catalog version {result.last_version}")
+
+
+@lake_app.command("write")
+def lake_write(
+    ctx: typer.Context,
+    day: Annotated[Optional[list[str]], typer.Option(help="Write this business day (YYYY-MM-DD) again even if "
+                                                          "nothing changed; repeat for more days")] = None,
+):
+    """Write the business days that got sales since the last write now (the timer does it on its schedule).
+
+    Safe at any time: a branch the timer is writing is left to it, and a day written again
+    gives the same files.
+    """
+    for d in day or []:
+        try:
+            date.fromisoformat(d)
+        except ValueError:
+            err.print(f"[red]--day {d!r} is not a date[/]: give it as YYYY-MM-DD, e.g. --day 2026-11-28")
+            raise typer.Exit(2)
+    result = _run(ctx.obj.write_lake, day)
+    print(f"lake written: {len(result.days)} business days of {result.branches} branches ({result.events} new events, "
+          f"{result.files} files, {result.bytes} bytes)")
+    for d in result.days:
+        print(f"  {d.day} {d.branch}")
+    if result.busy:
+        print(f"being written by another run, left to it: {', '.join(result.busy)}")
+    if result.more:
+        print(f"more events than one write reads, run again for the rest: {', '.join(result.more)}")
 
 
 @sales_app.command("export")

@@ -9,7 +9,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
                            CatalogCompaction, CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
-                           PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
+                           LakeWriteResult, PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
 from shared.signing import HEADER_ADMIN_KEY
 
 
@@ -66,6 +66,11 @@ class AdminClient:
     def compact_catalog(self) -> CatalogCompaction:
         return self._call("POST", "/manage/catalog/compact", CatalogCompaction)
 
+    def write_lake(self, days: list[str] | None = None) -> LakeWriteResult:
+        # Up to the Functions host's HTTP limit (230 s): a write of many branches' days takes a while.
+        return self._call("POST", "/manage/lake/write", LakeWriteResult, params={"day": ",".join(days)} if days else None,
+                          timeout=230)
+
     def dead_letters(self) -> DeadLetterList:
         return self._call("GET", "/manage/deadletters", DeadLetterList)
 
@@ -101,9 +106,9 @@ class AdminClient:
             after = page.next
 
     def _call(self, method: str, path: str, answer: type[BaseModel], body: BaseModel | None = None,
-              params: dict | None = None):
+              params: dict | None = None, timeout: float | None = None):
         try:
-            resp = self._send(method, path, body, params)
+            resp = self._send(method, path, body, params, timeout)
         except httpx.TransportError as exc:
             raise AdminError(f"cannot reach the cloud at {self.url} ({type(exc).__name__}); check the URL and that it is running") from exc
         if resp.status_code == 401:
@@ -116,10 +121,11 @@ class AdminClient:
             raise AdminError(f"the cloud sent an answer this CLI does not understand ({exc.error_count()} problems); upgrade branchsync-admin") from exc
 
     @_transient
-    def _send(self, method, path, body, params) -> httpx.Response:
+    def _send(self, method, path, body, params, timeout=None) -> httpx.Response:
         content = body.model_dump_json().encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
-        return self._http.request(method, path, content=content, params=params, headers=headers)
+        return self._http.request(method, path, content=content, params=params, headers=headers,
+                                  timeout=timeout or self._http.timeout)
 
 
 def _refusal_message(resp: httpx.Response) -> str:

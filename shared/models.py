@@ -6,7 +6,7 @@ rather than silently dropped.
 """
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
@@ -680,6 +680,27 @@ class CatalogWriteResult(Model):
     written: int
     first_version: int
     last_version: int
+
+
+class LakeDay(Model):
+    branch: BranchName
+    day: date
+
+
+class LakeWriteResult(Model):
+    """What one write of the data lake did (docs/reporting.md, "Data lake").
+
+    `events`: applied events read since the last write; `days`: the business days rewritten;
+    `busy`: branches another write was doing; `more`: branches with events left for the next write.
+    """
+
+    branches: Annotated[int, Field(ge=0)]
+    events: Annotated[int, Field(ge=0)]
+    days: list[LakeDay]
+    files: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+    busy: list[BranchName]
+    more: list[BranchName]
 
 
 class CatalogCompaction(Model):

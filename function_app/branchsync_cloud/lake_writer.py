@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
+from shared.models import LakeDay, LakeWriteResult
+
 from . import lake
 from .lake import Event, LakeState
 from .store import Store
@@ -52,9 +54,9 @@ class LakeRun:
     busy: list[str] = field(default_factory=list)  # branches another writer held
     more: list[str] = field(default_factory=list)  # branches with events left for the next run
 
-    def summary(self) -> dict:
-        return {"branches": self.branches, "events": self.events, "days": len(self.days), "files": self.files,
-                "bytes": self.bytes, "busy": self.busy, "more": self.more}
+    def answer(self) -> LakeWriteResult:
+        return LakeWriteResult(branches=self.branches, events=self.events, files=self.files, bytes=self.bytes,
+                               days=[LakeDay(branch=b, day=d) for b, d in self.days], busy=self.busy, more=self.more)
 
 
 class LakeWriter:
