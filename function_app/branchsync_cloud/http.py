@@ -93,7 +93,7 @@ def get_lake_writer():
         with _service_lock:
             if _lake_writer is None:
                 s = svc.settings
-                _lake_writer = LakeWriter(svc.store, BlobLake(s.storage_source, s.lake_container), s.business_time_zone)
+                _lake_writer = LakeWriter(svc.store, BlobLake(s.storage_source, s.lake_container), s.business_timezone)
     return _lake_writer
 
 

@@ -6,7 +6,12 @@ The lake holds every applied event once, as Parquet files that BI tools read dir
     sales/date=YYYY-MM-DD/branch=NAME/part-0.parquet     one row per sale line, returned line, void
     payments/date=YYYY-MM-DD/branch=NAME/part-0.parquet  one row per payment (tender) of an event
     shifts/date=YYYY-MM-DD/branch=NAME/part-0.parquet    one row per shift close
+    events/date=YYYY-MM-DD/branch=NAME/part-0.parquet    one row per applied event, its full record as JSON
     state/NAME.json                                      what the lake holds of that branch
+
+`events` makes the lake a copy of record outside Table Storage: every event as the till
+sent it (refused voids and refunds too, with their code), from which the figures can be
+folded again. The other datasets are for BI and count what the export counts.
 
 An event's business day is the date of its `recorded_at` in the business time zone. An
 applied event never changes, so a day's files are a function of the events of that day
@@ -35,7 +40,7 @@ import pyarrow.parquet as pq
 from shared.models import PaymentMethod, Sale, SaleKind, sale_number
 
 STATE_VERSION = 1
-DATASETS = ("sales", "payments", "shifts")
+DATASETS = ("sales", "payments", "shifts", "events")
 PART_NAME = "part-0.parquet"
 TAKA = pa.decimal128(18, 2)
 
@@ -55,7 +60,7 @@ def business_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"BRANCHSYNC_BUSINESS_TIME_ZONE {name!r} is not an IANA time zone such as Asia/Dhaka") from exc
+        raise ValueError(f"BRANCHSYNC_BUSINESS_TIMEZONE {name!r} is not an IANA time zone such as Asia/Dhaka") from exc
 
 
 def business_day(moment: datetime, zone: ZoneInfo) -> date:
@@ -128,6 +133,8 @@ class Event:
     branch: str
     generation: int
     sale: Sale
+    applied_at: datetime | None = None
+    refused: str | None = None  # the refusal's code: kept for the record, counted nowhere
 
 
 def _taka(paisa: int | None) -> Decimal | None:
@@ -151,7 +158,7 @@ def _money(row: dict, **paisa: int | None) -> dict:
 def sales_rows(day: date, e: Event) -> list[dict]:
     """A sale: a row per line; a refund: a row per returned line (qty and net negative); a void: one row."""
     s = e.sale
-    if s.kind == SaleKind.SHIFT_CLOSE:
+    if s.kind == SaleKind.SHIFT_CLOSE or e.refused:
         return []
     methods = "+".join(dict.fromkeys(str(p.method) for p in (s.payments if s.is_v3 else [s.payment])))
     base = {**_head(day, e), "payment_methods": methods, "refers_to": None, "line_no": None, "sku": None, "name": None,
@@ -178,6 +185,8 @@ def sales_rows(day: date, e: Event) -> list[dict]:
 
 def payment_rows(day: date, e: Event) -> list[dict]:
     s = e.sale
+    if e.refused:
+        return []
     payments = s.payments if s.is_v3 else [s.payment]
     return [_money({**_head(day, e), "payment_no": i, "method": str(p.method), "wallet": str(p.wallet) if p.wallet else None,
                     "txn_id": p.txn_id}, amount=p.amount, tendered=p.tendered, change=p.change)
@@ -186,13 +195,24 @@ def payment_rows(day: date, e: Event) -> list[dict]:
 
 def shift_rows(day: date, e: Event) -> list[dict]:
     shift = e.sale.shift
-    if shift is None:
+    if shift is None or e.refused:
         return []
     by = {m: shift.by_method.get(m, 0) for m in PaymentMethod}
     return [_money({**_head(day, e), "shift_id": shift.shift_id, "opened_at": shift.opened_at.astimezone(timezone.utc)},
                    opening_float=shift.opening_float, counted_cash=shift.counted_cash, expected_cash=shift.expected_cash,
                    over_short=shift.counted_cash - shift.expected_cash,
                    **{f"by_{m}": v for m, v in by.items()})]
+
+
+def event_rows(day: date, e: Event) -> list[dict]:
+    return [{**_head(day, e), "applied_at": e.applied_at.astimezone(timezone.utc) if e.applied_at else None,
+             "refused": e.refused, "record": e.sale.model_dump_json()}]
+
+
+def events_of(data: bytes) -> list[Event]:
+    """The events of one `events` file, as they were applied (the copy of record read back)."""
+    return [Event(r["branch"], r["generation"], Sale.model_validate_json(r["record"]), r["applied_at"], r["refused"])
+            for r in pq.read_table(io.BytesIO(data)).to_pylist()]
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -218,16 +238,17 @@ SCHEMAS = {
     "shifts": pa.schema(_HEAD + [("shift_id", pa.string()), ("opened_at", pa.timestamp("us", tz="UTC"))]
                         + _money_fields("opening_float", "counted_cash", "expected_cash", "over_short",
                                         *(f"by_{m}" for m in PaymentMethod))),
+    "events": pa.schema(_HEAD + [("applied_at", pa.timestamp("us", tz="UTC")), ("refused", pa.string()),
+                                 ("record", pa.string())]),
 }
-_ROWS = {"sales": sales_rows, "payments": payment_rows, "shifts": shift_rows}
+_ROWS = {"sales": sales_rows, "payments": payment_rows, "shifts": shift_rows, "events": event_rows}
 
 
 def day_files(day: date, branch: str, events: Iterable[Event]) -> dict[str, bytes]:
     """The Parquet files of one branch's business day, per dataset (a dataset with no rows has no file).
 
-    `events`: at least every counted event of that day (others are left out by the caller's
-    range; any of another day is an error in the caller). Rows sort by (generation, seq,
-    line) whatever order the events came in.
+    `events`: every applied event of that day, refused ones marked. Rows sort by
+    (generation, seq, line) whatever order the events came in.
     """
     ordered = sorted(events, key=lambda e: (e.generation, e.sale.seq))
     out = {}

@@ -122,11 +122,11 @@ class LakeWriter:
                 files.save_state(state.to_json())
 
     def _events(self, branch: str, generation: int, lo: int, hi: int) -> Iterator[Event]:
-        """The counted events lo..hi of one generation, in seq order (refused voids and refunds left out)."""
+        """The applied events lo..hi of one generation in seq order, refused voids and refunds marked."""
         first = self.store.find_chunk(branch, generation, lo)
         for chunk in self.store.iter_chunks(branch, first.first_seq if first else lo, generation):
             if chunk.first_seq > hi:
                 return
             for sale in chunk.sales:
-                if lo <= sale.seq <= hi and sale.seq not in chunk.refused:
-                    yield Event(branch, generation, sale)
+                if lo <= sale.seq <= hi:
+                    yield Event(branch, generation, sale, chunk.applied_at, chunk.refused.get(sale.seq))

@@ -31,9 +31,6 @@ PUSH_MODE_SETTING = "BRANCHSYNC_PUSH_MODE"
 PUSH_MODES = ("queue", "route")
 KEY_VAULT_REFERENCE = "@microsoft.keyvault("
 IDENTITY_PREFIX = STORAGE_SETTING + "__"
-# The time zone whose calendar days are head office's business days (an IANA name).
-BUSINESS_TIME_ZONE_SETTING = "BRANCHSYNC_BUSINESS_TIME_ZONE"
-BUSINESS_TIME_ZONE_DEFAULT = "Asia/Dhaka"
 # The blob container of the data lake (docs/reporting.md, "Data lake").
 LAKE_CONTAINER_SETTING = "BRANCHSYNC_LAKE_CONTAINER"
 LAKE_CONTAINER_DEFAULT = "lake"
@@ -77,7 +74,9 @@ class Settings:
     # BRANCHSYNC_QUEUE_PUBLIC_URL: the queue service URL put into push SAS URLs when branches
     # reach the queue through another address than the app does (a proxy); None: the app's own.
     queue_public_url: str | None = None
-    business_time_zone: str = BUSINESS_TIME_ZONE_DEFAULT  # BRANCHSYNC_BUSINESS_TIME_ZONE
+    # BRANCHSYNC_BUSINESS_TIMEZONE: the zone whose date is a sale's business day in the head-office
+    # summaries (an IANA name). Changing it later leaves days already summed as they were.
+    business_timezone: str = "Asia/Dhaka"
     lake_container: str = LAKE_CONTAINER_DEFAULT  # BRANCHSYNC_LAKE_CONTAINER
 
     @classmethod
@@ -92,7 +91,7 @@ class Settings:
             # A connection string, when there is one, wins: the same rule as the Functions host.
             identity=None if connection else identity_from_env(env),
             queue_public_url=_endpoint(env.get("BRANCHSYNC_QUEUE_PUBLIC_URL", "").strip() or None),
-            business_time_zone=env.get(BUSINESS_TIME_ZONE_SETTING, "").strip() or BUSINESS_TIME_ZONE_DEFAULT,
+            business_timezone=env.get("BRANCHSYNC_BUSINESS_TIMEZONE", "").strip() or "Asia/Dhaka",
             lake_container=env.get(LAKE_CONTAINER_SETTING, "").strip() or LAKE_CONTAINER_DEFAULT,
         )
 

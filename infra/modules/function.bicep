@@ -54,7 +54,7 @@ param lakeWriteSchedule string = '0 5 * * * *'
 @description('BRANCHSYNC_LAKE_CONTAINER: the data lake\'s blob container.')
 param lakeContainerName string
 
-@description('BRANCHSYNC_BUSINESS_TIME_ZONE: the IANA time zone whose days are business days.')
+@description('BRANCHSYNC_BUSINESS_TIMEZONE: the IANA time zone whose days are business days.')
 param businessTimeZone string = 'Asia/Dhaka'
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -125,7 +125,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         // The data lake (function write_lake reads %LAKE_WRITE_SCHEDULE%; docs/reporting.md).
         { name: 'LAKE_WRITE_SCHEDULE', value: lakeWriteSchedule }
         { name: 'BRANCHSYNC_LAKE_CONTAINER', value: lakeContainerName }
-        { name: 'BRANCHSYNC_BUSINESS_TIME_ZONE', value: businessTimeZone }
+        { name: 'BRANCHSYNC_BUSINESS_TIMEZONE', value: businessTimeZone }
       ]
     }
     functionAppConfig: {

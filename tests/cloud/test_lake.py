@@ -29,7 +29,7 @@ def at(sale, moment: datetime):
 def test_a_business_day_ends_at_midnight_in_dhaka_not_in_utc():
     assert lake.business_day(datetime(2026, 11, 28, 17, 59, 59, tzinfo=timezone.utc), DHAKA) == date(2026, 11, 28)
     assert lake.business_day(datetime(2026, 11, 28, 18, 0, tzinfo=timezone.utc), DHAKA) == date(2026, 11, 29)
-    with pytest.raises(ValueError, match="BRANCHSYNC_BUSINESS_TIME_ZONE"):
+    with pytest.raises(ValueError, match="BRANCHSYNC_BUSINESS_TIMEZONE"):
         lake.business_zone("Dhaka")
 
 
@@ -95,3 +95,13 @@ def test_the_state_remembers_each_days_seq_range_so_a_late_sale_touches_only_its
     assert lake.ranges_of(state, [DAY - timedelta(days=1)]) == {1: (6, 6)}
     assert LakeState.from_json(state.to_json(), "Asia/Dhaka") == state
     assert LakeState.from_json(None, "Asia/Dhaka") == LakeState(zone="Asia/Dhaka")
+
+
+def test_the_events_dataset_keeps_every_event_as_applied_refused_ones_too_and_reads_back_exactly():
+    sale = make_sale3(1, [make_line3(qty="2")], discount=("percent", "5"))
+    refused = Event("dhaka-1", 1, make_refund(2, sale, [(1, "3", 1)]), T0, "refund_exceeds_sale")
+    events = [Event("dhaka-1", 1, sale, T0), refused, Event("dhaka-1", 1, make_shift_close(3), T0)]
+    files = lake.day_files(DAY, "dhaka-1", events)
+    assert [r["seq"] for r in rows(files["sales"])] == [1]  # the refused refund counts nowhere
+    assert [r["seq"] for r in rows(files["payments"])] == [1]
+    assert lake.events_of(files["events"]) == events

@@ -177,7 +177,7 @@ def test_the_app_writes_the_lake_and_the_bi_group_only_reads_it_both_on_the_lake
     condition = doc["resources"]["lakeReaderAssignment"]["config"]["condition"]
     assert condition["operator"]["type"] == "not" and "lakeReaderGroupId" in str(condition)
     settings = app_settings(parse(MODULES / "function.bicep"))
-    assert (settings["BRANCHSYNC_LAKE_CONTAINER"], settings["BRANCHSYNC_BUSINESS_TIME_ZONE"]) == (
+    assert (settings["BRANCHSYNC_LAKE_CONTAINER"], settings["BRANCHSYNC_BUSINESS_TIMEZONE"]) == (
         "lakeContainerName", "businessTimeZone")
     assert parse(INFRA / "main.bicep")["parameters"]["lakeReaderGroupId"]["default"] == ""
 
