@@ -97,6 +97,10 @@ class BlobLake:
                 self._tick()
                 lease.release()
 
+    def peek_state(self, name: str) -> bytes | None:
+        self.ensure_container()
+        return self.read(lake.state_path(name)) or None
+
     def read(self, path: str) -> bytes | None:
         with _mapped(f"read {path}"):
             self._tick()

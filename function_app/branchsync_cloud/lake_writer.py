@@ -40,6 +40,8 @@ class BranchFiles(Protocol):
 class LakeBlobs(Protocol):
     ops: int  # storage operations issued so far
 
+    def peek_state(self, name: str) -> bytes | None: ...  # the branch's state without holding it; None: none yet
+
     # The branch's files, held until the block ends; None when another writer holds them.
     def branch(self, name: str) -> AbstractContextManager["BranchFiles | None"]: ...
 
@@ -79,6 +81,10 @@ class LakeWriter:
     def write_branch(self, name: str, rewrite: set[date], out: LakeRun) -> None:
         ledger = self.store.get_ledger(name)
         applied = {g: ledger.apply_of(g).applied_through for g in ledger.watermarks}
+        # One read for a branch with nothing new (most of them, most runs); the hold is taken only to write.
+        seen = LakeState.from_json(self.blobs.peek_state(name), self.zone_name)
+        if not lake.to_read(seen, applied) and not rewrite & seen.days.keys():
+            return
         with self.blobs.branch(name) as files:
             if files is None:
                 out.busy.append(name)
