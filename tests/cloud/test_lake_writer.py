@@ -38,7 +38,8 @@ DAY1 = date(2026, 11, 28)  # T0 is 12:00 in Dhaka
 DAY2 = DAY1 + timedelta(days=1)
 EVENING = T0 + timedelta(hours=11, minutes=59)  # 23:59 in Dhaka, still DAY1
 NEXT = T0 + timedelta(hours=12)  # 00:00 in Dhaka: DAY2
-AZURE_EXTENSION = Path(duckdb_ext.__path__[0]) / f"extensions/v{duckdb.__version__}/linux_amd64/azure.duckdb_extension"
+# duckdb-ext-azure ships the extension built for this DuckDB version, one folder per platform.
+[AZURE_EXTENSION] = Path(duckdb_ext.__path__[0]).glob(f"extensions/v{duckdb.__version__}/*/azure.duckdb_extension")
 
 
 @pytest.fixture
