@@ -18,6 +18,8 @@ from branchsync_cloud.http import (
 from branchsync_cloud.queue_access import SALES_QUEUE
 from branchsync_cloud.reports import EXPORT_LIMIT_DEFAULT
 from shared.limits import EXPORT_PAGE_MAX
+from branchsync_cloud.audit import AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX
+from shared.access import PersonCreate
 from shared.models import BranchCreate, CatalogImport, EnrollRequest
 
 # Once per worker process, at import and so before any function runs: export logs with
@@ -139,6 +141,38 @@ def admin_replay_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="manage/deadletters/{id}", methods=["DELETE"])
 def admin_discard_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.discard_dead_letter(req.route_params.get("id", "")), admin=True)
+
+
+@app.route(route="manage/whoami", methods=["GET"])
+def admin_whoami(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc, who: svc.whoami(who), admin=True, caller=True)
+
+
+@app.route(route="manage/people", methods=["GET"])
+def admin_list_people(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.list_people(), admin=True)
+
+
+@app.route(route="manage/people", methods=["POST"])
+def admin_add_person(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc, who: svc.create_person(parse_body(req, PersonCreate), who), admin=True, caller=True,
+                  status=201)
+
+
+@app.route(route="manage/people/{name}/revoke", methods=["POST"])
+def admin_revoke_person(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc, who: svc.revoke_person(req.route_params.get("name", ""), who), admin=True,
+                  caller=True)
+
+
+@app.route(route="manage/audit", methods=["GET"])
+def admin_audit(req: func.HttpRequest) -> func.HttpResponse:
+    def entries(svc):
+        limit = int_param(req.params, "limit", AUDIT_PAGE_DEFAULT, 1, AUDIT_PAGE_MAX)
+        return svc.audit_entries(time_param("since", req.params.get("since")), req.params.get("who") or None,
+                                 req.params.get("after") or None, limit)
+
+    return handle(req, entries, admin=True)
 
 
 # Binary: a frame (magic + HMAC + zlib) is not UTF-8, and a string binding (also what an

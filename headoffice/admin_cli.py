@@ -1,7 +1,8 @@
 """branchsync-admin: head office's command line for branches, catalog and sales.
 
-Each command opens an AdminClient and makes one call (or one paged walk). The
-admin key comes from BRANCHSYNC_ADMIN_KEY and is never printed.
+Each command opens an AdminClient and makes one call (or one paged walk). The credential
+is a person's, from BRANCHSYNC_CREDENTIAL (`people add` issues them), else the deployment's
+admin key from BRANCHSYNC_ADMIN_KEY; neither is ever printed (`whoami` names who it is).
 
 Exit codes: 0 ok, 1 the cloud refused or could not be reached, 2 bad input.
 """
@@ -19,7 +20,12 @@ from rich.progress import Progress
 
 
 from .admin_client import AdminClient, AdminError
-from .admin_tables import branches_table, dead_letters_table, price_differences_table
+from pydantic import ValidationError
+
+from shared.access import PersonCreate, Role
+from shared.models import describe_errors
+
+from .admin_tables import audit_table, branches_table, dead_letters_table, people_table, price_differences_table
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
 from .sales_rows import COLUMNS, sale_rows
 from .spreadsheet import SafeWriter
@@ -37,6 +43,8 @@ app.add_typer(sales_app, name="sales")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(report_app, name="report")
 app.add_typer(lake_app, name="lake")
+people_app = typer.Typer(no_args_is_help=True, help="Head-office people's credentials and their roles (admin only).")
+app.add_typer(people_app, name="people")
 
 err = Console(stderr=True)
 IMPORT_CHUNK = 500
@@ -62,9 +70,10 @@ def main_options(
     ctx: typer.Context,
     url: Annotated[str, typer.Option(envvar="BRANCHSYNC_URL", help="Base URL of the cloud, e.g. https://app.azurewebsites.net")],
 ):
-    key = os.environ.get("BRANCHSYNC_ADMIN_KEY", "")
+    key = os.environ.get("BRANCHSYNC_CREDENTIAL", "").strip() or os.environ.get("BRANCHSYNC_ADMIN_KEY", "")
     if not key.strip():
-        err.print("[red]BRANCHSYNC_ADMIN_KEY is not set[/]: export the admin key of this deployment and try again")
+        err.print("[red]BRANCHSYNC_ADMIN_KEY is not set[/] (nor BRANCHSYNC_CREDENTIAL): export your head-office "
+                  "credential as BRANCHSYNC_CREDENTIAL, or the admin key of this deployment, and try again")
         raise typer.Exit(2)
     ctx.obj = AdminClient(url, key)
     ctx.call_on_close(ctx.obj.close)
@@ -287,6 +296,70 @@ def deadletter_discard(ctx: typer.Context, letter_id: Annotated[str, typer.Argum
     """Delete a dead letter for good (the branch pushes unacknowledged sales again by itself)."""
     info = _run(ctx.obj.discard_dead_letter, letter_id)
     print(f"discarded {info.id} ({info.code} from {info.branch or 'unknown branch'})")
+
+
+@app.command("whoami")
+def whoami(ctx: typer.Context):
+    """Which credential this CLI uses: its name, its roles, and how the cloud recognised it."""
+    me = _run(ctx.obj.whoami)
+    print(f"{me.name} ({me.via}): roles {', '.join(me.roles)}")
+
+
+@people_app.command("add")
+def people_add(
+    ctx: typer.Context,
+    name: str,
+    role: Annotated[list[Role], typer.Option("--role", help="A role to give (repeat for more): "
+                                             + ", ".join(Role) + "; every role can also read")],
+):
+    """Issue a credential to a person; it is printed once, and the cloud keeps only its hash."""
+    try:
+        request = PersonCreate(name=name, roles=role)
+    except ValidationError as exc:
+        err.print(f"[red]cannot add {name!r}[/]: {describe_errors(exc, 3)}; nothing was stored")
+        raise typer.Exit(2)
+    created = _run(ctx.obj.add_person, request.name, request.roles)
+    err.print(f"Credential for [bold]{created.person.name}[/] (roles {', '.join(created.person.roles)}) created. "
+              "Give it to them privately; it is shown only now. They set it as BRANCHSYNC_CREDENTIAL.")
+    print(created.credential)
+
+
+@people_app.command("list")
+def people_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Everyone who has been issued a credential, with roles and whether it is revoked."""
+    listing = _run(ctx.obj.people)
+    if as_json:
+        print(listing.model_dump_json(indent=2))
+    elif not listing.people:
+        print("no credentials issued yet (the deployment's admin key is the only way in)")
+    else:
+        Console().print(people_table(listing.people))
+
+
+@people_app.command("revoke")
+def people_revoke(ctx: typer.Context, name: str):
+    """Refuse a person's credential from now on (their past actions stay in the audit)."""
+    revocation = _run(ctx.obj.revoke_person, name)
+    when = f"{revocation.revoked_at:%Y-%m-%d %H:%M} UTC"
+    print(f"{name}'s credential was already revoked on {when}" if revocation.already_revoked else
+          f"revoked {name}'s credential ({when}); it is refused from now on")
+
+
+@app.command("audit")
+def audit(
+    ctx: typer.Context,
+    since: Annotated[Optional[str], typer.Option(help="From then on: 2026-11-28 or 2026-11-28T06:00:00Z (default: the last 7 days)")] = None,
+    who: Annotated[Optional[str], typer.Option(help="Only this person's requests (admin-key for the deployment's key)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One entry a line (JSON Lines)")] = False,
+):
+    """Every head-office request: when, who, the route and what it asked, the result (admin only)."""
+    entries = _run(lambda: list(ctx.obj.audit(since, who)))
+    if as_json:
+        for e in entries:
+            print(e.model_dump_json())
+    elif entries:
+        Console().print(audit_table(entries))
+    err.print(f"{len(entries)} audit entries")
 
 
 def _csv_writer(out):

@@ -10,6 +10,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
                            CatalogCompaction, CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
                            LakeWriteResult, PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
+from shared.access import (AuditPage, CREDENTIAL_PREFIX, PeopleList, PersonCreate, PersonCreated, PersonRevocation,
+                           Role, Whoami)
 from shared.signing import HEADER_ADMIN_KEY
 
 
@@ -24,6 +26,8 @@ class AdminKeyRefused(AdminError):
 KEY_SOURCE = ("check that BRANCHSYNC_ADMIN_KEY holds this deployment's admin key: the Key Vault secret "
               "branchsync-admin-key, which `azd env get-value BRANCHSYNC_ADMIN_KEY` prints on the PC that "
               "deployed it (or, on a dev host, the key it was started with)")
+CREDENTIAL_SOURCE = ("check BRANCHSYNC_CREDENTIAL: it holds the head-office credential an administrator gave you "
+                     "(branchsync-admin people add), whole, beginning " + CREDENTIAL_PREFIX)
 # How the cloud begins its 401 when its own admin key setting is unusable: then no key can be right.
 _CLOUD_KEY_UNUSABLE = "the admin API is disabled"
 
@@ -41,6 +45,7 @@ class AdminClient:
         self._http = httpx.Client(base_url=url.rstrip("/") + "/api", headers={HEADER_ADMIN_KEY: key},
                                   timeout=timeout, transport=transport)
         self.url = url
+        self.named = key.startswith(CREDENTIAL_PREFIX)  # a person's credential, not the deployment's admin key
 
     def close(self) -> None:
         self._http.close()
@@ -83,6 +88,22 @@ class AdminClient:
     def discard_dead_letter(self, letter_id: str) -> DeadLetterInfo:
         return self._call("DELETE", f"/manage/deadletters/{quote(letter_id, safe='')}", DeadLetterInfo)
 
+    def whoami(self) -> Whoami:
+        return self._call("GET", "/manage/whoami", Whoami)
+
+    def people(self) -> PeopleList:
+        return self._call("GET", "/manage/people", PeopleList)
+
+    def add_person(self, name: str, roles: list[Role]) -> PersonCreated:
+        return self._call("POST", "/manage/people", PersonCreated, body=PersonCreate(name=name, roles=roles))
+
+    def revoke_person(self, name: str) -> PersonRevocation:
+        return self._call("POST", f"/manage/people/{quote(name, safe='')}/revoke", PersonRevocation)
+
+    def audit(self, since: str | None = None, who: str | None = None, page_size: int = 1000) -> Iterator:
+        for page in self._pages("/manage/audit", AuditPage, {"since": since, "who": who}, page_size):
+            yield from page.entries
+
     def sales(self, branch: str | None = None, page_size: int = 1000) -> Iterator[AppliedSale]:
         for page in self._pages("/manage/sales", SalesExportPage, {"branch": branch}, page_size):
             yield from page.sales
@@ -112,7 +133,7 @@ class AdminClient:
         except httpx.TransportError as exc:
             raise AdminError(f"cannot reach the cloud at {self.url} ({type(exc).__name__}); check the URL and that it is running") from exc
         if resp.status_code == 401:
-            raise AdminKeyRefused(_refusal_message(resp))
+            raise AdminKeyRefused(_refusal_message(resp, self.named))
         if resp.status_code >= 400:
             raise AdminError(_error_message(resp))
         try:
@@ -128,13 +149,15 @@ class AdminClient:
                                   timeout=timeout or self._http.timeout)
 
 
-def _refusal_message(resp: httpx.Response) -> str:
+def _refusal_message(resp: httpx.Response, named: bool = False) -> str:
     """A 401 to an admin call. The client always sends a key (the CLI stops before when none is
     set), so the cloud's generic "need the header with the admin key" would mislead here."""
     try:
         message = resp.json()["error"]["message"]
     except (ValueError, KeyError, TypeError):
         message = ""
+    if named:
+        return f"{message or 'the cloud refused this head-office credential'} (HTTP 401): {CREDENTIAL_SOURCE}"
     if message.startswith(_CLOUD_KEY_UNUSABLE):
         return f"the cloud cannot check any admin key: {message} (HTTP 401)"
     return f"the cloud refused the admin key (HTTP 401): {KEY_SOURCE}, and try again"

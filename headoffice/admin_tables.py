@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from rich.table import Column, Table
 
+from shared.access import AuditEntry, PersonInfo
 from shared.models import BranchInfo, DeadLetterInfo, PriceDifference
 from shared.money import format_taka
 
@@ -58,6 +59,25 @@ def price_differences_table(found: Iterable[PriceDifference]) -> Table:
                       str(d.qty), d.status.replace("_", " "), format_taka(d.sold_price),
                       "-" if d.current_price is None else format_taka(d.current_price),
                       "-" if d.difference is None else format_taka(d.difference))
+    return table
+
+
+def people_table(people: Iterable[PersonInfo]) -> Table:
+    table = Table(_text("name", ratio=2), _text("roles", ratio=2), _time("created (UTC)", ratio=2),
+                  _text("state", ratio=2), expand=True)
+    for p in people:
+        state = f"revoked {when(p.revoked_at)} by {p.revoked_by}" if p.revoked_at else "active"
+        table.add_row(p.name, ", ".join(p.roles), f"{when(p.created_at)} by {p.created_by}", state)
+    return table
+
+
+def audit_table(entries: Iterable[AuditEntry]) -> Table:
+    """The request's route over what it asked for; the result over the role the route needs."""
+    table = Table(_time("when (UTC)", ratio=2), _text("who", ratio=2), _text("request", ratio=4),
+                  _text("result", ratio=2), expand=True)
+    for e in entries:
+        table.add_row(when(e.at), f"{e.who}\n({e.via})", f"{e.method} {e.route}" + (f"\n{e.what}" if e.what else ""),
+                      f"{e.status} {e.result}\nneeds {e.role}")
     return table
 
 

@@ -1,4 +1,5 @@
-"""What every HTTP handler shares: read the request, check the admin key, map errors to JSON.
+"""What every HTTP handler shares: read the request, check who head office's caller is and
+their role (roles.py), record head-office requests in the audit, map errors to JSON.
 
 Everything that reads HTTP is here (headers, query parameters, the body), so the jobs
 behind the facade (service.py) take typed arguments. Every failure a caller can cause
@@ -25,10 +26,12 @@ from shared.models import PUSH_WAYS, describe_errors
 from shared.signing import HEADER_ADMIN_KEY, HEADER_BRANCH, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME
 
 from .pull import PullQuery
-from .request_auth import SignedRequest, check_admin
+from .audit import describe
+from .request_auth import SignedRequest, head_office_principal
+from .roles import Principal, check_role, required_role
 from .service import Service
 from .settings import Settings
-from .store import Conflict, StoreUnavailable
+from .store import Conflict, StorageError, StoreUnavailable
 from .table_store import TableStore
 
 log = logging.getLogger("branchsync.cloud.http")
@@ -237,21 +240,43 @@ def error_response(err: ContractError) -> func.HttpResponse:
     return json_response(err.to_body(), err.http_status)
 
 
-def handle(req: func.HttpRequest, action: Callable[[Service], BaseModel | dict], *, admin: bool = False,
-           status: int = 200) -> func.HttpResponse:
+def handle(req: func.HttpRequest, action: Callable[..., BaseModel | dict], *, admin: bool = False,
+           status: int = 200, caller: bool = False) -> func.HttpResponse:
+    """`admin`: a head-office route, checked against its role in roles.ROUTE_ROLES and audited.
+    `caller`: the action is called with the Principal too (who creates or revokes a credential)."""
+    principal: Principal | None = None
+    route, role, result = "", "", "ok"
     try:
         if len(req.get_body() or b"") > MAX_BODY_BYTES:
             raise ContractError(ErrorCode.OVERSIZED_MESSAGE, f"request body is larger than {MAX_BODY_BYTES} bytes")
         if admin:
-            check_admin(get_settings(), req.headers.get(HEADER_ADMIN_KEY))
-        return compressed(req, json_response(action(get_service()), status))
+            route, role = required_role(req.method, request_path(req))
+            principal = head_office_principal(get_settings(), req.headers.get(HEADER_ADMIN_KEY),
+                                              lambda presented: get_service().people.recognise(presented))
+            check_role(principal, req.method, route, role)
+        svc = get_service()
+        resp = compressed(req, json_response(action(svc, principal) if caller else action(svc), status))
     except ContractError as err:
         log.info("refused %s %s: %s %s", req.method, request_path(req), err.code, err.message)
-        return error_response(err)
+        resp, result = error_response(err), str(err.code)
     except ValidationError as exc:
         err = ContractError(ErrorCode.BAD_REQUEST, describe_errors(exc, 3))
         log.info("refused %s %s: %s", req.method, request_path(req), err.message)
-        return error_response(err)
+        resp, result = error_response(err), str(err.code)
     except (StoreUnavailable, Conflict) as exc:
         log.warning("unavailable %s %s: %s", req.method, request_path(req), exc)
-        return error_response(ContractError(ErrorCode.UNAVAILABLE, "storage is unavailable or busy; try again in a minute"))
+        resp, result = error_response(ContractError(ErrorCode.UNAVAILABLE, "storage is unavailable or busy; try again in a minute")), "unavailable"
+    if principal is not None:
+        _audit(req, principal, route, str(role), resp.status_code, result)
+    return resp
+
+
+def _audit(req: func.HttpRequest, principal: Principal, route: str, role: str, status: int, result: str) -> None:
+    what = describe(dict(req.route_params), dict(req.params), req.get_body() or b"")
+    try:
+        trail = get_service().audit
+    except StorageError as exc:  # no store to write to (its settings are wrong): the log keeps it
+        log.error("audit entry not stored (%s): %s %s %s %s -> %d %s", exc, principal.name, req.method, route, what,
+                  status, result)
+        return
+    trail.record(principal, role, req.method, route, what, status, result)

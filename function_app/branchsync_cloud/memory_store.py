@@ -11,10 +11,11 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import date, timezone
+from datetime import date, datetime, timezone
 from itertools import count
 
 from shared import limits
+from shared.access import AuditEntry
 
 from . import nonces
 from .apply import ApplyWrite, BranchLedger
@@ -30,13 +31,18 @@ from .store import (
     CounterRecord,
     DeadLetter,
     NotFound,
+    PersonRecord,
     StoreUnavailable,
+    audit_id,
+    audit_page,
+    audit_since_key,
     check_transaction,
     read_segments,
 )
 
 # Table names, only to count the one request TableStore spends creating each on first use.
 SALES, BRANCHES, CATALOG, DEADLETTERS = "sales", "branches", "catalog", "deadletters"
+PEOPLE, AUDIT = "people", "audit"
 
 
 class MemoryStore:
@@ -58,6 +64,8 @@ class MemoryStore:
         self._segments: dict[int, tuple[int, bytes, int]] = {}  # last_version -> (first_version, data, entries)
         self._letters: dict[str, DeadLetter] = {}
         self._nonces: dict[int, set[tuple[str, str]]] = {}
+        self._people: dict[str, tuple[PersonRecord, str]] = {}
+        self._audit: dict[str, AuditEntry] = {}
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -359,3 +367,50 @@ class MemoryStore:
             self._tables.discard(name)
             self._nonces.pop(bucket, None)
         self._tick()
+
+    # --- head-office people and the audit trail ----------------------------------------------
+
+    def create_person(self, record: PersonRecord) -> None:
+        self._tick(PEOPLE)
+        with self._lock:
+            if record.name in self._people:
+                raise Conflict(f"create person {record.name}: changed concurrently (409 EntityAlreadyExists)")
+            record.etag = self._etag()
+            self._people[record.name] = (replace(record, etag=None), record.etag)
+
+    def get_person(self, name: str) -> PersonRecord | None:
+        self._tick(PEOPLE)
+        with self._lock:
+            stored = self._people.get(name)
+        return replace(stored[0], etag=stored[1]) if stored else None
+
+    def list_people(self) -> list[PersonRecord]:
+        with self._lock:
+            rows = [replace(r, etag=e) for _, (r, e) in sorted(self._people.items())]
+        return list(self._query(PEOPLE, rows))
+
+    def replace_person(self, record: PersonRecord) -> None:
+        self._tick(PEOPLE)
+        with self._lock:
+            stored = self._people.get(record.name)
+            if stored is None:
+                raise NotFound(f"update person {record.name}: not found")
+            if record.etag is not None and record.etag != stored[1]:
+                raise Conflict(f"update person {record.name}: changed concurrently (412 UpdateConditionNotSatisfied)")
+            record.etag = self._etag()
+            self._people[record.name] = (replace(record, etag=None), record.etag)
+
+    def add_audit(self, entry: AuditEntry) -> str:
+        entry_id = audit_id(entry)
+        self._tick(AUDIT)
+        with self._lock:
+            self._audit[entry_id] = entry
+        return entry_id
+
+    def list_audit(self, since: datetime, after: str | None, who: str | None,
+                   limit: int) -> tuple[list[AuditEntry], str | None]:
+        lo = after or audit_since_key(since)
+        with self._lock:
+            rows = [(i, e) for i, e in sorted(self._audit.items())
+                    if (i > lo if after else i >= lo) and (who is None or e.who == who)]
+        return audit_page(self._query(AUDIT, rows), limit)

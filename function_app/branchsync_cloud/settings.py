@@ -117,16 +117,16 @@ class Settings:
 
     @property
     def admin_key_problem(self) -> str | None:
-        """Why the admin API refuses every request, with what to check; None when the key is usable."""
+        """Why the admin key is refused (named head-office credentials still work), with what to check; None when usable."""
         state = self.admin_key_state
         if state == "unresolved_reference":
-            return (f"the admin API is disabled: the app setting {ADMIN_KEY_SETTING} is still a Key Vault reference, "
+            return (f"the admin key is unusable (named head-office credentials still work): the app setting {ADMIN_KEY_SETTING} is still a Key Vault reference, "
                     "so the reference did not resolve. Check that the secret branchsync-admin-key exists and is enabled "
                     "in the vault, that the app's managed identity has Key Vault Secrets User on it and is the app's "
                     "keyVaultReferenceIdentity, and that the vault accepts the app's network; then restart the app "
                     "(the portal shows the reference's status under Environment variables)")
         if state == "empty":
-            return (f"the admin API is disabled: the app setting {ADMIN_KEY_SETTING} is empty. Set it (in Azure, to the "
+            return (f"the admin key is unusable (named head-office credentials still work): the app setting {ADMIN_KEY_SETTING} is empty. Set it (in Azure, to the "
                     "Key Vault reference infra/ deploys, and check that the reference resolves); then restart the app")
         return None
 

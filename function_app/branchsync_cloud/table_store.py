@@ -28,6 +28,7 @@ from azure.core.exceptions import (
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared import limits
+from shared.access import AuditEntry
 from shared.models import Sale
 
 from . import faults, nonces
@@ -54,17 +55,23 @@ from .store import (
     DeadLetter,
     NotFound,
     BranchLedger,
+    PersonRecord,
     StorageError,
     StoreUnavailable,
     DEADLETTER_RAW_MAX,
     INDEX_POINT_READS_MAX,
     REASON_MAX_CHARS,
+    audit_id,
+    audit_page,
+    audit_since_key,
     check_transaction,
     read_segments,
 )
 
 
 SALES, BRANCHES, CATALOG, DEADLETTERS = "sales", "branches", "catalog", "deadletters"
+PEOPLE, AUDIT = "people", "audit"
+PERSON_PK = "person"
 BRANCH_PK = "branch"
 CATALOG_PK = "catalog"
 STATE_KEY = "state"
@@ -444,6 +451,50 @@ class TableStore:
         with _mapped(f"drop table {name}"):
             self._service.delete_table(self._prefix + name)  # absent: the SDK returns quietly
 
+    # --- head-office people and the audit trail ----------------------------------------------
+
+    def create_person(self, record: PersonRecord) -> None:
+        client = self._table(PEOPLE)
+        self._tick()
+        with _mapped(f"create person {record.name}"):
+            result = client.create_entity(_person_entity(record))
+        record.etag = result.get("etag")
+
+    def get_person(self, name: str) -> PersonRecord | None:
+        entity = self._get(PEOPLE, PERSON_PK, name)
+        return _person_record(entity) if entity else None
+
+    def list_people(self) -> list[PersonRecord]:
+        return [_person_record(e) for e in self._query(PEOPLE, "PartitionKey eq @pk", {"pk": PERSON_PK})]
+
+    def replace_person(self, record: PersonRecord) -> None:
+        client = self._table(PEOPLE)
+        self._tick()
+        condition = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified} if record.etag else {}
+        with _mapped(f"update person {record.name}"):
+            result = client.update_entity(_person_entity(record), mode=UpdateMode.REPLACE, **condition)
+        record.etag = result.get("etag")
+
+    def add_audit(self, entry: AuditEntry) -> str:
+        entry_id = audit_id(entry)
+        client = self._table(AUDIT)
+        self._tick()
+        with _mapped("write audit entry"):  # an insert: an entry is never replaced
+            client.create_entity(_props({"PartitionKey": entry_id[:6], "RowKey": entry_id, **entry.model_dump()}))
+        return entry_id
+
+    def list_audit(self, since: datetime, after: str | None, who: str | None,
+                   limit: int) -> tuple[list[AuditEntry], str | None]:
+        # One partition per month, RowKeys begin with the time: a range from the month of `since` on.
+        lo = after or audit_since_key(since)
+        query = "PartitionKey ge @pk and RowKey " + ("gt" if after else "ge") + " @lo"
+        params = {"pk": lo[:6], "lo": lo}
+        if who is not None:
+            query += " and who eq @who"
+            params["who"] = who
+        rows = ((e["RowKey"], _audit_entry(e)) for e in self._query(AUDIT, query, params, per_page=min(1000, limit + 1)))
+        return audit_page(rows, limit)
+
 
 def _dead_letter_key(letter_id: str) -> tuple[str, str]:
     pk, _, rk = letter_id.partition("-")
@@ -645,3 +696,24 @@ def _bucket_entity(number: int, data: bytes, count: int) -> dict:
 def _bucket_record(e: dict) -> BucketRecord:
     data = b"".join(e[f"data{i}"] for i in range(_int(e.get("parts"))))
     return BucketRecord(_int(e["bucket"]), decode_bucket(data), e.metadata["etag"])
+
+
+def _person_entity(r: PersonRecord) -> dict:
+    return _props({
+        "PartitionKey": PERSON_PK, "RowKey": r.name, "roles": ",".join(r.roles), "salt": r.salt,
+        "secret_hash": r.secret_hash, "created_at": r.created_at, "created_by": r.created_by,
+        "revoked_at": r.revoked_at, "revoked_by": r.revoked_by,
+    })
+
+
+def _person_record(e: dict) -> PersonRecord:
+    return PersonRecord(
+        name=e["RowKey"], roles=tuple(e["roles"].split(",")), salt=e["salt"], secret_hash=e["secret_hash"],
+        created_at=_dt(e["created_at"]), created_by=e["created_by"], revoked_at=_dt(e.get("revoked_at")),
+        revoked_by=e.get("revoked_by"), etag=e.metadata.get("etag"),
+    )
+
+
+def _audit_entry(e: dict) -> AuditEntry:
+    return AuditEntry(at=_dt(e["at"]), who=e["who"], via=e["via"], role=e["role"], method=e["method"],
+                      route=e["route"], what=e["what"], status=_int(e["status"]), result=e["result"])

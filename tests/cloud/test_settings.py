@@ -26,7 +26,7 @@ def test_an_unresolved_or_empty_key_refuses_every_admin_request_even_one_present
     with pytest.raises(ContractError) as err:
         check_admin(settings, raw)  # the literal is guessable: the vault's name is in the public host name
     assert err.value.code == ErrorCode.UNAUTHENTICATED
-    assert "disabled" in err.value.message and "restart the app" in err.value.message
+    assert "unusable" in err.value.message and "restart the app" in err.value.message
 
 
 def test_an_unresolved_reference_is_reported_as_such_with_what_to_check():

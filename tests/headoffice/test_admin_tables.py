@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 from rich.cells import cell_len
 from rich.console import Console
 
-from headoffice.admin_tables import branches_table, dead_letters_table, price_differences_table
+from headoffice.admin_tables import audit_table, branches_table, dead_letters_table, people_table, price_differences_table
+from shared.access import AuditEntry, PersonInfo
 from shared.models import BranchInfo, DeadLetterInfo, PriceDifference
 
 WIDTH = 80
@@ -82,4 +83,29 @@ def test_the_price_differences_table_fits_80_columns_with_bangla_names_whole():
         [LONG_BRANCH + "1234567/12" + "2026-11-28 06:15", sku + BANGLA, "12.25", "price differs", "985.00", "1050.75",
          "-96670.00"],
         [LONG_BRANCH + "1234567/12" + "2026-11-28 06:15", sku + BANGLA, "12.25", "deleted", "985.00", "-", "-"],
+    ])
+
+
+def test_the_people_table_fits_80_columns_with_every_role_and_a_revocation_whole():
+    name = "rahima-khatun-accounts-chattogram-office"  # 40 characters, the longest a name may be
+    everyone = PersonInfo(name=name, roles=["reports", "catalog", "branches", "deadletters", "admin"], created_at=AT,
+                          created_by="admin-key", revoked_at=AT, revoked_by=name)
+    text = render(people_table([everyone, everyone.model_copy(update={"revoked_at": None, "roles": ["reports"]})]))
+    assert_fits_and_whole(text, [
+        [name, "reports, catalog, branches, deadletters, admin", "2026-11-28 06:15:42 by admin-key",
+         f"revoked 2026-11-28 06:15:42 by {name}"],
+        [name, "reports", "2026-11-28 06:15:42 by admin-key", "active"],
+    ])
+
+
+def test_the_audit_table_fits_80_columns_with_the_route_what_and_result_whole():
+    who = "rahima-khatun-accounts-chattogram-office"
+    what = f"name={LONG_BRANCH} products=[500] reason={REASON[:57]}..."
+    entry = AuditEntry(at=AT, who=who, via="credential", role="deadletters", method="POST",
+                       route="manage/deadletters/{id}/replay", what=what, status=403, result="forbidden")
+    text = render(audit_table([entry, entry.model_copy(update={"what": "", "status": 200, "result": "ok"})]))
+    assert_fits_and_whole(text, [
+        ["2026-11-28 06:15:42", who + "(credential)", "POST manage/deadletters/{id}/replay" + what,
+         "403 forbidden" + "needs deadletters"],
+        ["2026-11-28 06:15:42", who + "(credential)", "POST manage/deadletters/{id}/replay", "200 ok"],
     ])
