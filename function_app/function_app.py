@@ -12,8 +12,8 @@ import azure.functions as func
 
 from branchsync_cloud import faults, telemetry
 from branchsync_cloud.http import (
-    day_params, get_lake_writer, get_service, get_settings, handle, int_param, json_response, parse_body, pull_answer,
-    signed_request, time_param,
+    date_param, day_params, get_lake_writer, get_service, get_settings, handle, int_param, json_response, parse_body,
+    pull_answer, signed_request, time_param,
 )
 from branchsync_cloud.queue_access import SALES_QUEUE
 from branchsync_cloud.reports import EXPORT_LIMIT_DEFAULT
@@ -121,6 +121,31 @@ def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
 def admin_write_lake(req: func.HttpRequest) -> func.HttpResponse:
     # What the timer write_lake does, now; each `day` (YYYY-MM-DD) is written again even if unchanged.
     return handle(req, lambda svc: get_lake_writer().run(rewrite=day_params(req.params)).answer(), admin=True)
+
+
+# Reports from the day summaries (read only; a reports role may read them). from/to: business days.
+@app.route(route="manage/reports/sales", methods=["GET"])
+def admin_sales_report(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.sales_report(date_param(req.params, "from"), date_param(req.params, "to"),
+                                                    req.params.get("branch") or None, req.params.get("by") or "day"),
+                  admin=True)
+
+
+@app.route(route="manage/reports/shifts", methods=["GET"])
+def admin_shifts_report(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.shifts_report(date_param(req.params, "from"), date_param(req.params, "to"),
+                                                     req.params.get("branch") or None), admin=True)
+
+
+@app.route(route="manage/reports/exceptions", methods=["GET"])
+def admin_exceptions_report(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.exceptions_report(date_param(req.params, "from"), date_param(req.params, "to"),
+                                                         req.params.get("branch") or None), admin=True)
+
+
+@app.route(route="manage/reports/rebuild", methods=["POST"])
+def admin_rebuild_summaries(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.rebuild_summaries(req.params.get("branch") or None), admin=True)
 
 
 @app.route(route="manage/deadletters", methods=["GET"])

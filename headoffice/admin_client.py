@@ -9,7 +9,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
                            CatalogCompaction, CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
-                           LakeWriteResult, PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
+                           LakeWriteResult, PriceDifference, PriceDifferencePage, Product, ReplayResult, ReportTable,
+                           SalesExportPage, SummaryRebuild)
 from shared.access import (AuditPage, CREDENTIAL_PREFIX, PeopleList, PersonCreate, PersonCreated, PersonRevocation,
                            Role, Whoami)
 from shared.signing import HEADER_ADMIN_KEY
@@ -114,6 +115,14 @@ class AdminClient:
         for page in self._pages("/manage/reports/price-differences", PriceDifferencePage,
                                 {"branch": branch, "since": since}, page_size):
             yield from page.differences
+
+    def report(self, name: str, first: str, last: str, branch: str | None = None, by: str | None = None) -> ReportTable:
+        """A report from the day summaries: "sales" (grouped `by`), "shifts" or "exceptions"."""
+        query = {k: v for k, v in {"from": first, "to": last, "branch": branch, "by": by}.items() if v}
+        return self._call("GET", f"/manage/reports/{quote(name, safe='')}", ReportTable, params=query)
+
+    def rebuild_summaries(self, branch: str | None = None) -> SummaryRebuild:
+        return self._call("POST", "/manage/reports/rebuild", SummaryRebuild, params={"branch": branch} if branch else None)
 
     def _pages(self, path: str, answer: type[BaseModel], params: dict, page_size: int) -> Iterator:
         """Follow `next` until it is null; None-valued params are left out."""

@@ -180,6 +180,17 @@ def time_param(name: str, raw: str | None) -> datetime | None:
                             "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
 
 
+def date_param(query: Mapping[str, str], name: str) -> date:
+    """A required date query parameter (a business day): YYYY-MM-DD."""
+    raw = query.get(name) or ""
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date such as 2026-11-28") from None
+
+
 def push_ways_param(query: Mapping[str, str]) -> frozenset[str]:
     """The optional `push` of a pull: the ways this branch can push ("queue,route"); the queue if absent."""
     raw = query.get("push")

@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 ADMIN_KEY_SETTING = "BRANCHSYNC_ADMIN_KEY"
@@ -94,6 +95,15 @@ class Settings:
             business_timezone=env.get("BRANCHSYNC_BUSINESS_TIMEZONE", "").strip() or "Asia/Dhaka",
             lake_container=env.get(LAKE_CONTAINER_SETTING, "").strip() or LAKE_CONTAINER_DEFAULT,
         )
+
+    @property
+    def business_zone(self) -> ZoneInfo:
+        """The business day's zone; a name that is no IANA zone stops the app with a message saying so."""
+        try:
+            return ZoneInfo(self.business_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"BRANCHSYNC_BUSINESS_TIMEZONE {self.business_timezone!r} is not a time zone; give an "
+                             "IANA name such as Asia/Dhaka") from exc
 
     @property
     def push_mode(self) -> str:

@@ -23,7 +23,8 @@ EXPECTED_ROUTES = {
     ("health", "GET"), ("enroll", "POST"), ("pull", "GET"), ("push", "POST"),
     ("manage/branches", "POST"), ("manage/branches", "GET"), ("manage/catalog", "POST"),
     ("manage/catalog/{sku}", "DELETE"), ("manage/sales", "GET"), ("manage/reports/price-differences", "GET"),
-    ("manage/catalog/compact", "POST"),
+    ("manage/catalog/compact", "POST"), ("manage/reports/sales", "GET"), ("manage/reports/shifts", "GET"),
+    ("manage/reports/exceptions", "GET"), ("manage/reports/rebuild", "POST"),
 }
 
 # Runs inside the package's own virtual environment, with only the unpacked folder on sys.path
