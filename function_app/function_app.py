@@ -13,7 +13,7 @@ import azure.functions as func
 from branchsync_cloud import faults, telemetry
 from branchsync_cloud.http import (
     date_param, day_params, get_lake_writer, get_service, get_settings, handle, int_param, json_response, parse_body,
-    pull_answer, signed_request, time_param,
+    pull_answer, rebuild_source, signed_request, time_param,
 )
 from branchsync_cloud.queue_access import SALES_QUEUE
 from branchsync_cloud.reports import EXPORT_LIMIT_DEFAULT
@@ -145,7 +145,14 @@ def admin_exceptions_report(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="manage/reports/rebuild", methods=["POST"])
 def admin_rebuild_summaries(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, lambda svc: svc.rebuild_summaries(req.params.get("branch") or None), admin=True)
+    # from=lake: fold the data lake's events instead of the stored sales (docs/reporting.md, "Data lake").
+    def rebuild(svc):
+        branch = req.params.get("branch") or None
+        if rebuild_source(req.params) == "lake":
+            return get_lake_writer().rebuild_summaries(branch)
+        return svc.rebuild_summaries(branch)
+
+    return handle(req, rebuild, admin=True)
 
 
 @app.route(route="manage/deadletters", methods=["GET"])

@@ -325,15 +325,20 @@ def report_exceptions(ctx: typer.Context, first: FromDay, last: ToDay, branch: O
 
 
 @report_app.command("rebuild")
-def report_rebuild(ctx: typer.Context, branch: OnlyBranch = None):
+def report_rebuild(ctx: typer.Context, branch: OnlyBranch = None,
+                   from_lake: Annotated[bool, typer.Option("--from-lake", help="Fold the data lake's copy of every "
+                                                           "event instead of the stored sales")] = False):
     """Write the day summaries again from the stored sales (once, for sales applied before the cloud kept them).
 
     Safe to repeat and to run while branches sync: a branch whose sales change meanwhile is read again.
+    --from-lake folds the lake's events (docs/reporting.md, "Data lake"); a branch whose lake is
+    behind its applied sales is refused until `lake write` has run.
     """
-    result = _run(ctx.obj.rebuild_summaries, branch)
+    result = _run(ctx.obj.rebuild_summaries, branch, from_lake)
     for name, days in sorted(result.branches.items()):
         print(f"{name}: {days} days")
-    print(f"rebuilt the summaries of {len(result.branches)} branches from {result.events} applied events")
+    source = "the data lake's" if from_lake else "applied"
+    print(f"rebuilt the summaries of {len(result.branches)} branches from {result.events} {source} events")
 
 
 def _report(ctx, name: str, first: str, last: str, branch: str | None, by: str | None, fmt: TableFormat,

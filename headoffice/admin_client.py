@@ -121,8 +121,9 @@ class AdminClient:
         query = {k: v for k, v in {"from": first, "to": last, "branch": branch, "by": by}.items() if v}
         return self._call("GET", f"/manage/reports/{quote(name, safe='')}", ReportTable, params=query)
 
-    def rebuild_summaries(self, branch: str | None = None) -> SummaryRebuild:
-        return self._call("POST", "/manage/reports/rebuild", SummaryRebuild, params={"branch": branch} if branch else None)
+    def rebuild_summaries(self, branch: str | None = None, from_lake: bool = False) -> SummaryRebuild:
+        params = {k: v for k, v in {"branch": branch, "from": "lake" if from_lake else None}.items() if v}
+        return self._call("POST", "/manage/reports/rebuild", SummaryRebuild, params=params or None, timeout=230)
 
     def _pages(self, path: str, answer: type[BaseModel], params: dict, page_size: int) -> Iterator:
         """Follow `next` until it is null; None-valued params are left out."""

@@ -160,6 +160,15 @@ def day_params(query: Mapping[str, str], name: str = "day") -> list[date]:
     return days
 
 
+def rebuild_source(query: Mapping[str, str]) -> str:
+    """Where `report rebuild` folds from: the stored sales (default) or the data lake's events."""
+    source = (query.get("from") or "sales").strip().lower()
+    if source not in ("sales", "lake"):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter from must be sales (the stored sales) or lake "
+                            "(the data lake's events)")
+    return source
+
+
 def time_param(name: str, raw: str | None) -> datetime | None:
     """An optional time query parameter: ISO 8601 with a zone, or a date (midnight UTC)."""
     if raw is None or raw == "":

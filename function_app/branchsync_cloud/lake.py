@@ -39,6 +39,10 @@ import pyarrow.parquet as pq
 
 from shared.models import PaymentMethod, Sale, SaleKind, sale_number
 
+# The summaries' own rule for what a void or refund takes back, so the lake's rows and the
+# day summaries agree line by line.
+from .summaries import DaySummary, _taken_back as taken_back, fold_events
+
 STATE_VERSION = 1
 DATASETS = ("sales", "payments", "shifts", "events")
 PART_NAME = "part-0.parquet"
@@ -155,23 +159,28 @@ def _money(row: dict, **paisa: int | None) -> dict:
     return row
 
 
-def sales_rows(day: date, e: Event) -> list[dict]:
-    """A sale: a row per line; a refund: a row per returned line (qty and net negative); a void: one row."""
+def sales_rows(day: date, e: Event, original: Sale | None = None) -> list[dict]:
+    """A sale: a row per line. A void or refund: a row per line it takes back of `original` (the sale it
+    names), qty, net and VAT negative, as the day summaries count it; one row with its total if not given."""
     s = e.sale
     if s.kind == SaleKind.SHIFT_CLOSE or e.refused:
         return []
     methods = "+".join(dict.fromkeys(str(p.method) for p in (s.payments if s.is_v3 else [s.payment])))
     base = {**_head(day, e), "payment_methods": methods, "refers_to": None, "line_no": None, "sku": None, "name": None,
             "qty": None, "discount_reason": s.discount.reason if s.discount else None, "vat_rate": None}
-    if s.kind == SaleKind.VOID:
-        voided = sale_number(s.voids_generation or e.generation, s.voids)
-        return [_money({**base, "refers_to": voided}, unit_price=None, list_price=None, line_total=None, discount=None,
-                       net=s.total, vat=None)]
-    if s.kind == SaleKind.REFUND:
-        ref = sale_number(s.refunds.generation, s.refunds.seq)
-        return [_money({**base, "refers_to": ref, "line_no": r.line, "sku": r.sku, "qty": -r.qty},
-                       unit_price=None, list_price=None, line_total=None, discount=None, net=-r.amount, vat=None)
-                for r in s.returns]
+    if s.kind in (SaleKind.VOID, SaleKind.REFUND):
+        ref = sale_number(s.voids_generation or e.generation, s.voids) if s.kind == SaleKind.VOID else \
+            sale_number(s.refunds.generation, s.refunds.seq)
+        base["refers_to"] = ref
+        if original is None:
+            return [_money(base, unit_price=None, list_price=None, line_total=None, discount=None, net=s.total, vat=None)]
+        positions = range(1, len(original.lines) + 1) if s.kind == SaleKind.VOID else [r.line for r in s.returns]
+        rows = []
+        for pos, (sku, name, qty, net, rate, vat) in zip(positions, taken_back(s, original)):
+            gross = original.lines[pos - 1].line_total if s.kind == SaleKind.VOID else net
+            rows.append(_money({**base, "line_no": pos, "sku": sku, "name": name, "qty": -qty, "vat_rate": Decimal(rate)},
+                               unit_price=None, list_price=None, line_total=-gross, discount=net - gross, net=-net, vat=-vat))
+        return rows
     rows = []
     for i, line in enumerate(s.lines, 1):
         net = line.net if line.net is not None else line.line_total  # v1/v2 lines carry no discounts
@@ -202,6 +211,16 @@ def shift_rows(day: date, e: Event) -> list[dict]:
                    opening_float=shift.opening_float, counted_cash=shift.counted_cash, expected_cash=shift.expected_cash,
                    over_short=shift.counted_cash - shift.expected_cash,
                    **{f"by_{m}": v for m, v in by.items()})]
+
+
+def named(e: Event) -> tuple[int, int] | None:
+    """(generation, seq) of the sale a void or refund takes back from; None for other events."""
+    s = e.sale
+    if s.kind == SaleKind.VOID:
+        return (s.voids_generation or e.generation, s.voids)
+    if s.kind == SaleKind.REFUND:
+        return (s.refunds.generation, s.refunds.seq)
+    return None
 
 
 def event_rows(day: date, e: Event) -> list[dict]:
@@ -244,16 +263,20 @@ SCHEMAS = {
 _ROWS = {"sales": sales_rows, "payments": payment_rows, "shifts": shift_rows, "events": event_rows}
 
 
-def day_files(day: date, branch: str, events: Iterable[Event]) -> dict[str, bytes]:
+def day_files(day: date, branch: str, events: Iterable[Event],
+              originals: Mapping[tuple[int, int], Sale] | None = None) -> dict[str, bytes]:
     """The Parquet files of one branch's business day, per dataset (a dataset with no rows has no file).
 
-    `events`: every applied event of that day, refused ones marked. Rows sort by
+    `events`: every applied event of that day, refused ones marked; `originals`: by
+    (generation, seq), the sales its voids and refunds name (see `named`). Rows sort by
     (generation, seq, line) whatever order the events came in.
     """
     ordered = sorted(events, key=lambda e: (e.generation, e.sale.seq))
+    originals = originals or {}
     out = {}
     for dataset, rows_of in _ROWS.items():
-        rows = [r for e in ordered if e.branch == branch for r in rows_of(day, e)]
+        rows = [r for e in ordered if e.branch == branch
+                for r in (sales_rows(day, e, originals.get(named(e))) if dataset == "sales" else rows_of(day, e))]
         if rows:
             out[dataset] = parquet_bytes(pa.Table.from_pylist(rows, schema=SCHEMAS[dataset]))
     return out
@@ -266,3 +289,27 @@ def parquet_bytes(table: pa.Table) -> bytes:
     pq.write_table(table, buf, compression="snappy", row_group_size=max(1, table.num_rows), write_statistics=True,
                    use_dictionary=True, store_schema=True)
     return buf.getvalue()
+
+
+# --- the summaries again, from the lake ---------------------------------------------------------
+
+
+def fold_summaries(branch: str, events: Iterable[Event], zone: ZoneInfo) -> tuple[dict[date, DaySummary], int]:
+    """The branch's day summaries folded from the lake's events (its `events` dataset), and how many were counted.
+
+    The same fold as the apply's and `report rebuild`'s (summaries.fold_events): generation
+    by generation, in seq order, each sale the original of the voids and refunds after it.
+    """
+    by_generation: dict[int, list[Sale]] = {}
+    for e in events:
+        if e.branch == branch and not e.refused:
+            by_generation.setdefault(e.generation, []).append(e.sale)
+    days: dict[date, DaySummary] = {}
+    originals: dict[tuple[int, int], Sale] = {}
+    counted = 0
+    for generation in sorted(by_generation):
+        sales = sorted(by_generation[generation], key=lambda s: s.seq)
+        fold_events(branch, generation, sales, originals, zone, into=days)
+        originals.update({(generation, s.seq): s for s in sales if s.kind == SaleKind.SALE})
+        counted += len(sales)
+    return days, counted

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
-from shared.models import LakeDay, LakeWriteResult
+from shared.errors import ContractError, ErrorCode
+from shared.models import LakeDay, LakeWriteResult, SummaryRebuild
 
 from . import lake
+from .branches import existing_branch
 from .lake import Event, LakeState
 from .store import Store
+from .summaries import DaySummary
 
 log = logging.getLogger("branchsync.lake")
 
@@ -44,6 +47,8 @@ class LakeBlobs(Protocol):
 
     # The branch's files, held until the block ends; None when another writer holds them.
     def branch(self, name: str) -> AbstractContextManager["BranchFiles | None"]: ...
+    def list(self, prefix: str = "") -> list[str]: ...  # file names under prefix, sorted
+    def read(self, path: str) -> bytes | None: ...
 
 
 @dataclass
@@ -118,14 +123,56 @@ class LakeWriter:
                 day = lake.business_day(e.sale.recorded_at, self.zone)
                 if day in days:
                     by_day[day].append(e)
+            originals = self._originals(name, [e for d in days for e in by_day[d]], events)
             for day in sorted(days):
-                for dataset, data in lake.day_files(day, name, by_day[day]).items():
+                for dataset, data in lake.day_files(day, name, by_day[day], originals).items():
                     files.put(lake.part_path(dataset, day, name), data)
                     out.files += 1
                     out.bytes += len(data)
                 out.days.append((name, day))
             if reads:
                 files.save_state(state.to_json())
+
+    def rebuild_summaries(self, branch: str | None = None) -> SummaryRebuild:
+        """Write every day summary again from the lake's events, not from the stored sales.
+
+        The lake is the copy of record outside Table Storage: this is how the figures come
+        back when the summaries are lost or doubted. A branch whose lake is behind its applied
+        sales is refused (write the lake first); days summarised before but holding no event
+        now are written empty; an apply that commits meanwhile makes the replace Conflict
+        (the store's ledger If-Match), so try again.
+        """
+        names = [existing_branch(self.store, branch).name] if branch is not None else \
+            sorted(b.name for b in self.store.list_branches())
+        out: dict[str, int] = {}
+        counted = 0
+        files = self.blobs.list("events/")
+        for name in names:
+            ledger = self.store.get_ledger(name)
+            state = LakeState.from_json(self.blobs.peek_state(name), self.zone_name)
+            behind = {g: t for g in ledger.watermarks if state.through.get(g, 0) < (t := ledger.apply_of(g).applied_through)}
+            if behind:
+                g, t = min(behind.items())
+                raise ContractError(ErrorCode.CONFLICT, f"the lake of branch {name} is behind its applied sales (generation "
+                                    f"{g}: {state.through.get(g, 0)} of {t}): run `branchsync-admin lake write` first")
+            mine = [p for p in files if f"/branch={name}/" in p]
+            days, n = lake.fold_summaries(name, (e for p in mine for e in lake.events_of(self.blobs.read(p))), self.zone)
+            for stale in self.store.read_summaries(name, date.min, date.max):
+                days.setdefault(stale.day, DaySummary(name, stale.day))
+            self.store.replace_summaries(ledger, [days[d] for d in sorted(days)])
+            out[name] = len(days)
+            counted += n
+        return SummaryRebuild(branches=out, events=counted)
+
+    def _originals(self, branch: str, day_events: list[Event], read: dict[tuple[int, int], Event]) -> dict:
+        """The sales these days' counted voids and refunds name: from what was read, else one lookup each (rare)."""
+        out = {}
+        for key in {lake.named(e) for e in day_events if not e.refused} - {None}:
+            if key in read:
+                out[key] = read[key].sale
+            elif (chunk := self.store.find_chunk(branch, *key)) is not None:
+                out[key] = next(s for s in chunk.sales if s.seq == key[1])
+        return out
 
     def _events(self, branch: str, generation: int, lo: int, hi: int) -> Iterator[Event]:
         """The applied events lo..hi of one generation in seq order, refused voids and refunds marked."""

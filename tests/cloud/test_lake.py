@@ -52,14 +52,20 @@ def test_a_v3_sale_is_a_row_per_line_with_its_discounts_vat_and_money_in_paisa_a
     assert lines[0]["recorded_at"] == T0 and lines[0]["cashier"] == "rahim" and lines[0]["business_date"] == DAY
 
 
-def test_refunds_voids_and_old_sales_carry_signed_amounts_that_add_up_to_the_takings():
-    sale, old = make_sale3(1, [make_line3(qty="2")]), make_sale(2, total=7_000)
-    events = [sale, old, make_refund(3, sale, [(1, "1", 42_000)]), make_void(4, old), make_void3(5, sale)]
-    lines = rows(lake.day_files(DAY, "dhaka-1", [Event("dhaka-1", 1, s) for s in events])["sales"])
-    assert [(r["kind"], r["qty"], r["net_paisa"], r["refers_to"]) for r in lines] == [
-        ("sale", Decimal("2"), 84_000, None), ("sale", Decimal("1"), 7_000, None),
-        ("refund", Decimal("-1"), -42_000, "1"), ("void", None, -7_000, "2"), ("void", None, -84_000, "1")]
+def test_refunds_and_voids_take_back_the_lines_of_the_sale_they_name_and_all_adds_up_to_the_takings():
+    sale = make_sale3(1, [make_line3(qty="2"), make_line3("OIL-1L", unit_price=18_000, vat_rate="15")])
+    old = make_sale(2, total=7_000)
+    events = [sale, old, make_refund(3, sale, [(2, "1", 18_000)]), make_void(4, old), make_void3(5, sale)]
+    originals = {(1, 1): sale, (1, 2): old}
+    lines = rows(lake.day_files(DAY, "dhaka-1", [Event("dhaka-1", 1, s) for s in events], originals)["sales"])
+    assert [(r["kind"], r["sku"], r["qty"], r["net_paisa"], r["vat_paisa"], r["refers_to"]) for r in lines] == [
+        ("sale", "RICE-5KG", Decimal("2"), 84_000, 4_000, None), ("sale", "OIL-1L", Decimal("1"), 18_000, 2_348, None),
+        ("sale", "SKU-2", Decimal("1"), 7_000, None, None),
+        ("refund", "OIL-1L", Decimal("-1"), -18_000, -2_348, "1"),
+        ("void", "SKU-2", Decimal("-1"), -7_000, 0, "2"),
+        ("void", "RICE-5KG", Decimal("-2"), -84_000, -4_000, "1"), ("void", "OIL-1L", Decimal("-1"), -18_000, -2_348, "1")]
     assert sum(r["net_paisa"] for r in lines) == sum(s.total for s in events)
+    assert all(r["line_total_paisa"] - r["discount_paisa"] == r["net_paisa"] for r in lines)
 
 
 def test_every_tender_is_a_payment_row_and_a_shift_close_a_shift_row_not_a_sale():
