@@ -3,7 +3,7 @@
 The lake holds every applied event once, as Parquet files that BI tools read directly
 (docs/reporting.md, "Data lake"), hive-style per business day and branch:
 
-    sales/date=YYYY-MM-DD/branch=NAME/part-0.parquet     one row per sale line, returned line, void
+    sales/date=YYYY-MM-DD/branch=NAME/part-0.parquet     a row per sale line, and per line a void or refund takes back
     payments/date=YYYY-MM-DD/branch=NAME/part-0.parquet  one row per payment (tender) of an event
     shifts/date=YYYY-MM-DD/branch=NAME/part-0.parquet    one row per shift close
     events/date=YYYY-MM-DD/branch=NAME/part-0.parquet    one row per applied event, its full record as JSON
@@ -14,8 +14,8 @@ sent it (refused voids and refunds too, with their code), from which the figures
 folded again. The other datasets are for BI and count what the export counts.
 
 An event's business day is the date of its `recorded_at` in the business time zone. An
-applied event never changes, so a day's files are a function of the events of that day
-alone: rows in (generation, seq, line) order, written with fixed writer options and no
+applied event never changes, so a day's files are a function of that day's events (and of
+the sales its voids and refunds name, which never change either): rows in (generation, seq, line) order, written with fixed writer options and no
 timestamps, so writing a day again gives the same bytes.
 
 Which days to write: the branch's state keeps, per generation, the applied_through the
@@ -41,10 +41,9 @@ from shared.models import PaymentMethod, Sale, SaleKind, sale_number
 
 # The summaries' own rule for what a void or refund takes back, so the lake's rows and the
 # day summaries agree line by line.
-from .summaries import DaySummary, _taken_back as taken_back, fold_events
+from .summaries import DaySummary, _taken_back as taken_back, business_day, fold_events
 
 STATE_VERSION = 1
-DATASETS = ("sales", "payments", "shifts", "events")
 PART_NAME = "part-0.parquet"
 TAKA = pa.decimal128(18, 2)
 
@@ -65,10 +64,6 @@ def business_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"BRANCHSYNC_BUSINESS_TIMEZONE {name!r} is not an IANA time zone such as Asia/Dhaka") from exc
-
-
-def business_day(moment: datetime, zone: ZoneInfo) -> date:
-    return moment.astimezone(zone).date()
 
 
 # --- what the lake holds of a branch --------------------------------------------------------------
