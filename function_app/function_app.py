@@ -12,8 +12,8 @@ import azure.functions as func
 
 from branchsync_cloud import faults, telemetry
 from branchsync_cloud.http import (
-    date_param, get_service, get_settings, handle, int_param, json_response, parse_body, pull_answer, signed_request,
-    time_param,
+    date_param, day_params, get_lake_writer, get_service, get_settings, handle, int_param, json_response, parse_body,
+    pull_answer, rebuild_source, signed_request, time_param,
 )
 from branchsync_cloud.queue_access import SALES_QUEUE
 from branchsync_cloud.reports import EXPORT_LIMIT_DEFAULT
@@ -117,6 +117,12 @@ def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, report, admin=True)
 
 
+@app.route(route="manage/lake/write", methods=["POST"])
+def admin_write_lake(req: func.HttpRequest) -> func.HttpResponse:
+    # What the timer write_lake does, now; each `day` (YYYY-MM-DD) is written again even if unchanged.
+    return handle(req, lambda svc: get_lake_writer().run(rewrite=day_params(req.params)).answer(), admin=True)
+
+
 # Reports from the day summaries (read only; a reports role may read them). from/to: business days.
 @app.route(route="manage/reports/sales", methods=["GET"])
 def admin_sales_report(req: func.HttpRequest) -> func.HttpResponse:
@@ -139,7 +145,14 @@ def admin_exceptions_report(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="manage/reports/rebuild", methods=["POST"])
 def admin_rebuild_summaries(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, lambda svc: svc.rebuild_summaries(req.params.get("branch") or None), admin=True)
+    # from=lake: fold the data lake's events instead of the stored sales (docs/reporting.md, "Data lake").
+    def rebuild(svc):
+        branch = req.params.get("branch") or None
+        if rebuild_source(req.params) == "lake":
+            return get_lake_writer().rebuild_summaries(branch)
+        return svc.rebuild_summaries(branch)
+
+    return handle(req, rebuild, admin=True)
 
 
 @app.route(route="manage/deadletters", methods=["GET"])
@@ -214,3 +227,15 @@ def compact_catalog(timer: func.TimerRequest) -> None:
     log.info("catalog compacted on schedule past_due=%s purged=%d entries=%d->%d segments=%d->%d",
              timer.past_due, result.purged, result.entries_before, result.entries_after,
              result.segments_before, result.segments_after)
+
+
+# The data lake (docs/reporting.md, "Data lake"): schedule in LAKE_WRITE_SCHEDULE (NCRONTAB, UTC).
+# Each run writes the business days that got applied events since the last one; with the
+# monitor, a run missed while the app was down runs once when it is back.
+@app.timer_trigger(arg_name="timer", schedule="%LAKE_WRITE_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def write_lake(timer: func.TimerRequest) -> None:
+    # Storage errors raise: the run is logged as failed; the next one reads the same events again.
+    result = get_lake_writer().run()
+    log.info("lake written past_due=%s branches=%d events=%d days=%d files=%d bytes=%d busy=%s more=%s",
+             timer.past_due, result.branches, result.events, len(result.days), result.files, result.bytes,
+             ",".join(result.busy) or "-", ",".join(result.more) or "-")

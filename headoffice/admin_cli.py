@@ -39,11 +39,13 @@ catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog every b
 sales_app = typer.Typer(no_args_is_help=True, help="Read the sales the cloud has applied.")
 deadletter_app = typer.Typer(no_args_is_help=True, help="Queue messages the cloud refused: see why, replay or discard.")
 report_app = typer.Typer(no_args_is_help=True, help="Reports on the applied sales.")
+lake_app = typer.Typer(no_args_is_help=True, help="The data lake: the applied sales as Parquet files for BI tools.")
 app.add_typer(branch_app, name="branch")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sales_app, name="sales")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(report_app, name="report")
+app.add_typer(lake_app, name="lake")
 people_app = typer.Typer(no_args_is_help=True, help="Head-office people's credentials and their roles (admin only).")
 app.add_typer(people_app, name="people")
 
@@ -194,6 +196,34 @@ def catalog_compact(ctx: typer.Context):
           f"(was {result.segments_before}); catalog version {result.last_version}")
 
 
+@lake_app.command("write")
+def lake_write(
+    ctx: typer.Context,
+    day: Annotated[Optional[list[str]], typer.Option(help="Write this business day (YYYY-MM-DD) again even if "
+                                                          "nothing changed; repeat for more days")] = None,
+):
+    """Write the business days that got sales since the last write now (the timer does it on its schedule).
+
+    Safe at any time: a branch the timer is writing is left to it, and a day written again
+    gives the same files.
+    """
+    for d in day or []:
+        try:
+            date.fromisoformat(d)
+        except ValueError:
+            err.print(f"[red]--day {d!r} is not a date[/]: give it as YYYY-MM-DD, e.g. --day 2026-11-28")
+            raise typer.Exit(2)
+    result = _run(ctx.obj.write_lake, day)
+    print(f"lake written: {len(result.days)} business days of {result.branches} branches ({result.events} new events, "
+          f"{result.files} files, {result.bytes} bytes)")
+    for d in result.days:
+        print(f"  {d.day} {d.branch}")
+    if result.busy:
+        print(f"being written by another run, left to it: {', '.join(result.busy)}")
+    if result.more:
+        print(f"more events than one write reads, run again for the rest: {', '.join(result.more)}")
+
+
 @sales_app.command("export")
 def sales_export(
     ctx: typer.Context,
@@ -295,15 +325,20 @@ def report_exceptions(ctx: typer.Context, first: FromDay, last: ToDay, branch: O
 
 
 @report_app.command("rebuild")
-def report_rebuild(ctx: typer.Context, branch: OnlyBranch = None):
+def report_rebuild(ctx: typer.Context, branch: OnlyBranch = None,
+                   from_lake: Annotated[bool, typer.Option("--from-lake", help="Fold the data lake's copy of every "
+                                                           "event instead of the stored sales")] = False):
     """Write the day summaries again from the stored sales (once, for sales applied before the cloud kept them).
 
     Safe to repeat and to run while branches sync: a branch whose sales change meanwhile is read again.
+    --from-lake folds the lake's events (docs/reporting.md, "Data lake"); a branch whose lake is
+    behind its applied sales is refused until `lake write` has run.
     """
-    result = _run(ctx.obj.rebuild_summaries, branch)
+    result = _run(ctx.obj.rebuild_summaries, branch, from_lake)
     for name, days in sorted(result.branches.items()):
         print(f"{name}: {days} days")
-    print(f"rebuilt the summaries of {len(result.branches)} branches from {result.events} applied events")
+    source = "the data lake's" if from_lake else "applied"
+    print(f"rebuilt the summaries of {len(result.branches)} branches from {result.events} {source} events")
 
 
 def _report(ctx, name: str, first: str, last: str, branch: str | None, by: str | None, fmt: TableFormat,

@@ -682,6 +682,27 @@ class CatalogWriteResult(Model):
     last_version: int
 
 
+class LakeDay(Model):
+    branch: BranchName
+    day: date
+
+
+class LakeWriteResult(Model):
+    """What one write of the data lake did (docs/reporting.md, "Data lake").
+
+    `events`: applied events read since the last write; `days`: the business days rewritten;
+    `busy`: branches another write was doing; `more`: branches with events left for the next write.
+    """
+
+    branches: Annotated[int, Field(ge=0)]
+    events: Annotated[int, Field(ge=0)]
+    days: list[LakeDay]
+    files: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+    busy: list[BranchName]
+    more: list[BranchName]
+
+
 class CatalogCompaction(Model):
     """What a compaction did: tombstones purged, and the stored segments and entries before and after.
 

@@ -29,6 +29,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "manage/reports/exceptions"): Role.REPORTS,
     # Rewrites every branch's day summaries from its sales: not for a read-only credential.
     ("POST", "manage/reports/rebuild"): Role.ADMIN,
+    # Writes the lake's files (the same bytes again at worst): an operator's action, not a read.
+    ("POST", "manage/lake/write"): Role.ADMIN,
     ("GET", "manage/deadletters"): Role.REPORTS,
     ("GET", "manage/deadletters/{id}"): Role.REPORTS,
     ("POST", "manage/deadletters/{id}/replay"): Role.DEADLETTERS,

@@ -160,4 +160,4 @@ def test_unpacked_package_installs_and_registers_every_function(package, tmp_pat
     queue = [f for f in functions if f["type"] == "queueTrigger"]
     assert [(f["name"], f["queue"], f["connection"]) for f in queue] == [("apply_sales", "sales", "AzureWebJobsStorage")]
     timers = [(f["name"], f["schedule"]) for f in functions if f["type"] == "timerTrigger"]
-    assert timers == [("compact_catalog", "%CATALOG_COMPACT_SCHEDULE%")]
+    assert timers == [("compact_catalog", "%CATALOG_COMPACT_SCHEDULE%"), ("write_lake", "%LAKE_WRITE_SCHEDULE%")]
