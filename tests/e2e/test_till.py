@@ -98,7 +98,10 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
             page.keyboard.press("Enter")
             expect(page.locator("#cart-lines tr")).to_have_count(1)
             page.keyboard.press("F4")
-            page.keyboard.press("F8")
+            expect(page.locator("#payment")).to_be_visible()
+            page.keyboard.press("F8")  # bKash, with the customer's transaction id
+            expect(page.locator("#txn-id")).to_be_focused()
+            page.keyboard.type("8N7A6D5C")
             page.locator("#confirm").dblclick()
             expect(page.locator("#done-title")).to_contain_text("Sale 2 recorded")
 
@@ -126,8 +129,9 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
 
     sales = [s["sale"] for s in exported(branch_name, env)]
     first = 42000 + 2 * 14050 + 68750
-    assert [(s["seq"], s["kind"], s["total"], s["payment"]["method"]) for s in sales] == [
-        (1, "sale", first, "cash"), (2, "sale", 14050, "mobile"), (3, "void", -first, "cash")]
+    assert [(s["seq"], s["kind"], s["total"], [p["method"] for p in s["payments"]], s["cashier"]) for s in sales] == [
+        (1, "sale", first, ["cash"], "manager"), (2, "sale", 14050, ["mobile"], "manager"),
+        (3, "void", -first, ["cash"], "manager")]
     assert [(line["sku"], line["qty"]) for line in sales[0]["lines"]] == [(rice, "1"), (dal, "2"), (fish, "1.25")]
     assert sales[2]["voids"] == 1
     status = json.loads(cli("branchsync", "--home", home, "status", "--json", env=env).stdout)
