@@ -21,8 +21,9 @@ import pytest
 from playwright.sync_api import expect
 
 from branch_client.barcodes import check_digit
-from tests.e2e.test_console_scripts import cli, enrolled_branch, env, exported, wait_applied  # noqa: F401 (env: a fixture)
-from tests.e2e.test_till import BIN, start_till
+from tests.branch_client.till.test_page import adjust, scan
+from tests.e2e.test_console_scripts import cli, enrolled_branch, env, exported  # noqa: F401 (env: a fixture)
+from tests.e2e.test_till import BIN, sync_now, till_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -40,25 +41,6 @@ def add_cashier(home: Path, name: str, pin: str, env: dict) -> None:
     proc = subprocess.run([str(BIN / "branchsync"), "--home", str(home), "cashier", "add", name], env=env, text=True,
                           input=f"{pin}\n{pin}\n", capture_output=True, timeout=60, start_new_session=True)
     assert proc.returncode == 0, f"cashier add exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-
-
-def scan(page, code: str, lines: int) -> None:
-    """A keyboard-wedge scanner: digits a few ms apart, then Enter; wait for the cart to show `lines`."""
-    page.keyboard.type(code, delay=4)
-    page.keyboard.press("Enter")
-    expect(page.locator("#cart-lines tr")).to_have_count(lines)
-
-
-def adjust(page, key: str, value: str, reason: str) -> None:
-    """F6 (price), F7 (line discount) or F8 (sale discount): the value, Enter, the reason, Enter."""
-    page.keyboard.press(key)
-    expect(page.locator("#adjust-value")).to_be_focused()
-    page.keyboard.type(value)
-    page.keyboard.press("Enter")
-    expect(page.locator("#adjust-reason")).to_be_focused()
-    page.keyboard.type(reason)
-    page.keyboard.press("Enter")
-    expect(page.locator("#adjust-panel")).to_be_hidden()
 
 
 def shift_key(page, cash: str) -> None:
@@ -98,22 +80,9 @@ def test_a_cashiers_whole_shift_at_the_till_reaches_head_offices_export_to_the_p
     cli("branchsync", "--home", home, "config", "set", "shop.bin", SHOP_BIN, env=env)
 
     # Without the push after each sale, so every event waits for "sync now".
-    proc, url = start_till(home, env, "--no-auto-push")
-    try:
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.goto(url)
-            receipt_time = ring_up_the_day(page, fish_label=fish_label, codes=(rice_code, oil_code), dal_name=dal_name)
-            page.keyboard.press("F5")  # sync now
-            wait_applied(branch_name, 6, env)
-            page.keyboard.press("F5")  # the pull after the apply carries the acks
-            expect(page.locator("#sync-pending")).to_have_text("0", timeout=30_000)
-        finally:
-            context.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with till_page(browser, home, env, "--no-auto-push") as page:
+        receipt_time = ring_up_the_day(page, fish_label=fish_label, codes=(rice_code, oil_code), dal_name=dal_name)
+        sync_now(page, branch_name, 6, env)
 
     events = [e["sale"] for e in exported(branch_name, env)]
     check_the_jsonl_export(events, rice=rice, oil=oil, dal=dal, fish=fish)
@@ -257,6 +226,14 @@ def ring_up_the_day(page, *, fish_label: str, codes: tuple[str, str], dal_name: 
         "Cash counted": "৳1,170.00",
         "Short": "-৳4.50",
     }
+    with page.expect_popup() as popup:
+        page.keyboard.press("Control+p")  # the Z report's print page
+    printed = popup.value
+    expect(printed.locator("body")).to_have_attribute("data-ready", "1")
+    text = printed.locator("#zprint").inner_text()
+    for part in (SHOP, f"BIN: {SHOP_BIN}", "Z report", "Times in Asia/Dhaka", "৳1,174.50", "৳1,170.00", "-৳4.50"):
+        assert part in text, part
+    printed.close()
     page.keyboard.press("Escape")
     expect(page.locator("#sync-pending")).to_have_text("6")
     return receipt_time
