@@ -43,6 +43,7 @@ screenshots: setup browser-deps
 bench: setup
 	$(PY) -m bench.bench
 	$(PY) -m bench.till
+	$(PY) -m bench.month
 
 # The till alone: search, scan and sale through its HTTP routes over 100,000 products and
 # 1,000,000 stored events, start-up to a usable page, --version, the executable's size.
@@ -72,4 +73,4 @@ admin-wheel:
 	$(PYTHON) packaging/admin/build_wheel.py
 
 clean:
-	rm -rf $(VENV) node_modules .demo .bench .bench-peers .bench-till build dist
+	rm -rf $(VENV) node_modules .demo .bench .bench-peers .bench-till .bench-month build dist

@@ -5,9 +5,13 @@ Each command opens the store in the data home and calls one function of the bran
 with no network at all; only `enroll` and `sync` talk to the cloud.
 
     branchsync [--home DIR] enroll CODE [--force] [--no-catalog]
-    branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE | BARCODE ...] [--payment cash|card|mobile] [--yes]
-    branchsync [--home DIR] sale void NUMBER [--reason TEXT]
-    branchsync [--home DIR] sale list [--limit N]
+    branchsync [--home DIR] sale add SKU=QTY [SKU=QTY@PRICE[:REASON] | BARCODE ...]
+                                     [--pay METHOD[=TAKA] ... | --payment cash|card] [--discount 10%:REASON]
+                                     [--cashier NAME] [--yes]
+    branchsync [--home DIR] sale void NUMBER [--reason TEXT] [--cashier NAME]
+    branchsync [--home DIR] sale refund NUMBER LINE=QTY ... [--pay METHOD[=TAKA] ...] [--reason TEXT]
+    branchsync [--home DIR] sale list [--limit N] | show NUMBER
+    branchsync [--home DIR] shift open --float TAKA | close --counted TAKA | z SHIFT_ID
     branchsync [--home DIR] cashier add NAME [--new-pin] | list | remove NAME
     branchsync [--home DIR] config show | set NAME VALUE | unset NAME
     branchsync [--home DIR] sync
@@ -69,13 +73,16 @@ client_options: dict = {}
 
 app = typer.Typer(name="branchsync", no_args_is_help=True, add_completion=False,
                   help="Branch side of branchsync: record sales offline, sync them with head office.")
-sale_app = typer.Typer(no_args_is_help=True, help="Record, void and list sales (works offline).")
+sale_app = typer.Typer(no_args_is_help=True, help="Record, void, refund and list sales (works offline).")
 catalog_app = typer.Typer(no_args_is_help=True, help="Look up products in the local catalog.")
 schedule_app = typer.Typer(no_args_is_help=True, help="The Windows scheduled task that runs 'branchsync sync' "
                                                         "every few minutes.")
 cashier_app = typer.Typer(no_args_is_help=True, help="The till's cashiers and their PINs (kept on this PC only).")
 config_app = typer.Typer(no_args_is_help=True, help="This branch's settings: receipt header, time zone, scale labels.")
+shift_app = typer.Typer(no_args_is_help=True, help="Cashiers' shifts: open with a float, close with the counted "
+                                                   "cash and print the Z report.")
 app.add_typer(sale_app, name="sale")
+app.add_typer(shift_app, name="shift")
 app.add_typer(cashier_app, name="cashier")
 app.add_typer(config_app, name="config")
 app.add_typer(catalog_app, name="catalog")
@@ -220,30 +227,86 @@ def _run_sync(store: "Store", show, ack_wait: float = 0.0) -> "SyncReport":
 # --- sales ---------------------------------------------------------------------------------------
 
 
+CashierOption = Annotated[Optional[str], typer.Option(
+    "--cashier", envvar="BRANCHSYNC_CASHIER",
+    help="Who records it (default: $BRANCHSYNC_CASHIER, else 'manager'); every event of the complete record names "
+         "its cashier.")]
+
+
+def _taka(text: str, what: str) -> int:
+    from shared.money import parse_taka
+
+    from .errors import BadSaleInput
+
+    try:
+        return parse_taka(text)
+    except ValueError as exc:
+        raise BadSaleInput(f"{what}: {exc}; give it in taka, e.g. 2000 or 5430.50") from None
+
+
+def _payments(pay: list[str] | None, payment: str | None) -> "list | None":
+    """--pay (repeatable) or the older --payment METHOD (one payment of the whole total)."""
+    from . import sale_entry
+    from .errors import BadSaleInput
+
+    if pay and payment:
+        raise BadSaleInput("give either --pay (one or more) or --payment, not both")
+    if pay:
+        return [sale_entry.parse_pay(p) for p in pay]
+    return [sale_entry.parse_pay(payment)] if payment else None
+
+
 @sale_app.command("add")
 def sale_add(
     ctx: typer.Context,
-    items: Annotated[list[str], typer.Argument(metavar="SKU=QTY[@PRICE]...",
-                                               help="Items: SKU=QTY, or SKU=QTY@PRICE to override the price (taka); "
-                                                    "a barcode works as well as a SKU, in any case; a SKU or barcode "
-                                                    "alone is one piece, or what a scale label says.")],
-    payment: Annotated[str, typer.Option("--payment", "-p", help="cash, card or mobile.")] = "cash",
+    items: Annotated[list[str], typer.Argument(metavar="SKU=QTY[@PRICE[:REASON]]...",
+                                               help="Items: SKU=QTY, or SKU=QTY@PRICE to override the price (taka; "
+                                                    "below the list price add :REASON); a barcode works as well as "
+                                                    "a SKU, in any case; a SKU or barcode alone is one piece, or what "
+                                                    "a scale label says.")],
+    pay: Annotated[Optional[list[str]], typer.Option(
+        "--pay", metavar="METHOD[=TAKA]",
+        help="A payment; repeat to split: cash=1000 (what the customer handed over; the change is given back), "
+             "card=250.50, bkash:TXNID=200, nagad:TXNID=200. One payment may leave out its amount: it pays the "
+             "rest. Default: cash, the whole total.")] = None,
+    payment: Annotated[Optional[str], typer.Option("--payment", "-p", help="One payment of the whole total: cash or "
+                                                                           "card (for a wallet use --pay).")] = None,
+    discount: Annotated[Optional[str], typer.Option("--discount", metavar="PERCENT%:REASON|TAKA:REASON",
+                                                    help='A discount on the whole sale, e.g. 10%:"loyal customer" '
+                                                         'or 50:"damaged box".')] = None,
+    cashier: CashierOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Record very large quantities (over 100) as given.")] = False,
 ) -> None:
-    """Record a sale (works offline) and print its number and total."""
+    """Record a sale (works offline) and print its number, total, payments and change."""
     from shared.money import format_taka
 
     from . import sale_entry
     from .errors import NotEnrolled
 
     with _command(ctx) as store:
+        payments = _payments(pay, payment)
+        sale_discount = sale_entry.parse_discount(discount, "the sale discount") if discount else None
         if not store.is_enrolled():  # its catalog is empty: say why, rather than "no such product"
             raise NotEnrolled("this till is not enrolled, so it has no catalog to sell from: ask head office for an "
                               "enrollment code and run 'branchsync enroll CODE'")
-        recorded = store.record(sale_entry.parse_items(items), payment, confirmed=yes)
+        recorded = store.record(sale_entry.parse_items(items), confirmed=yes, payments=payments,
+                                discount=sale_discount, cashier=cashier)
     sale = recorded.sale
+    change = sum(p.change or 0 for p in sale.payments)
     typer.echo(f"sale {recorded.number} recorded: total {format_taka(sale.total)} taka, "
-               f"{len(sale.lines)} line{'s' if len(sale.lines) != 1 else ''}, paid by {sale.payment.method.value}")
+               f"{len(sale.lines)} line{'s' if len(sale.lines) != 1 else ''}, paid by {_paid_by(sale)}"
+               + (f", change {format_taka(change)} taka" if change else ""))
+
+
+def _paid_by(sale) -> str:
+    from shared.money import format_taka
+
+    from .sale_entry import payments_of
+
+    pays = payments_of(sale)
+    if len(pays) == 1:
+        return pays[0].method.value
+    return " + ".join(f"{p.wallet.value if p.wallet else p.method.value} {format_taka(abs(p.amount))}" for p in pays)
 
 
 @sale_app.command("void")
@@ -251,13 +314,50 @@ def sale_void(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="The number of the sale to void, as on the receipt (14, or 2-14).")],
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (kept on this PC, shown by 'sale list').")] = None,
+    cashier: CashierOption = None,
 ) -> None:
-    """Void a sale: records a void event with minus its total."""
+    """Void a sale: records a void event with minus its total (a sale refunded in part is refunded instead)."""
     from shared.money import format_taka
 
     with _command(ctx) as store:
-        void = store.void(number, reason=" ".join(reason.split()) or None if reason else None)
+        void = store.void(number, reason=" ".join(reason.split()) or None if reason else None, cashier=cashier)
     typer.echo(f"sale {number.strip()} voided by number {void.number}: {format_taka(void.sale.total)} taka")
+
+
+@sale_app.command("refund")
+def sale_refund(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The number of the sale, as on the receipt (14, or 2-14).")],
+    returns: Annotated[list[str], typer.Argument(metavar="LINE=QTY...",
+                                                 help="What comes back: the line's number on the receipt (from 1) "
+                                                      "and the quantity, e.g. 1=2 3=0.5.")],
+    pay: Annotated[Optional[list[str]], typer.Option(
+        "--pay", metavar="METHOD[=TAKA]", help="How the money goes back: cash, card, bkash:TXNID or nagad:TXNID, "
+                                               "split with amounts as for 'sale add'. Default: cash.")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (kept on this PC).")] = None,
+    cashier: CashierOption = None,
+) -> None:
+    """Refund goods of an earlier sale: at most what was sold and not yet returned."""
+    from shared.money import format_taka
+
+    with _command(ctx) as store:
+        done = store.refund(number, _returns(returns), _payments(pay, None), cashier=cashier,
+                            reason=" ".join(reason.split()) or None if reason else None)
+    typer.echo(f"sale {number.strip()} refunded by number {done.number}: {format_taka(-done.sale.total)} taka back "
+               f"by {_paid_by(done.sale)}")
+
+
+def _returns(texts: list[str]) -> list[tuple[int, str]]:
+    from .errors import BadSaleInput
+
+    pairs = []
+    for text in texts:
+        line, sep, qty = text.partition("=")
+        if not sep or not line.strip().isdigit():
+            raise BadSaleInput(f"{text!r} is not LINE=QTY; give the line's number on the receipt and the "
+                               "quantity, e.g. 1=2")
+        pairs.append((int(line), qty.strip()))
+    return pairs
 
 
 @sale_app.command("list")
@@ -265,7 +365,7 @@ def sale_list(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many recent events to show.")] = 20,
 ) -> None:
-    """Recent sales and voids with their sync state (pending, pushed, acked)."""
+    """Recent sales, voids, refunds and shift closes with their sync state (pending, pushed, acked)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -287,15 +387,144 @@ def sale_list(
     colours = {SaleState.PENDING: "yellow", SaleState.PUSHED: "cyan", SaleState.ACKED: "green"}
     for rec in records:
         sale = rec.sale
-        note = f"void of {rec.voids_number}" if sale.voids else (f"voided by {rec.voided_by}" if rec.voided_by else
-                                                                 f"{len(sale.lines)} lines")
+        note = (f"void of {rec.voids_number}" if sale.voids else f"refund of {rec.refunds_number}" if sale.refunds
+                else "shift close" if sale.shift else
+                f"voided by {rec.voided_by}" if rec.voided_by else f"{len(sale.lines)} lines")
+        if sale.discount:
+            note += f", discount {format_taka(sale.discount.amount)}"
         if rec.reason:
             note += f": {rec.reason}"
         if rec.cashier:
             note += f" ({rec.cashier})"
         table.add_row(rec.number, _local(sale.recorded_at, zone), sale.kind.value, format_taka(sale.total),
-                      sale.payment.method.value, f"[{colours[rec.state]}]{rec.state.value}[/]", escape(note))
+                      _paid_by(sale) if sale.kind != "shift_close" else "-",
+                      f"[{colours[rec.state]}]{rec.state.value}[/]", escape(note))
     _out().print(table)
+
+
+@sale_app.command("show")
+def sale_show(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The number, as on the receipt (14, or 2-14).")],
+) -> None:
+    """One event in full: its lines with VAT and discounts, payments and change, and what was refunded."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from shared.money import format_taka
+
+    from .errors import BadSaleInput
+
+    with _command(ctx) as store:
+        rec = store.get_sale(number)
+        settings = store.settings()
+        if rec is None:
+            raise BadSaleInput(f"there is no sale number {number.strip()}; see 'branchsync sale list'")
+    sale = rec.sale
+    head = f"{sale.kind.value} {rec.number}, {_local(sale.recorded_at, settings.zone)} ({settings['time_zone']})"
+    if rec.cashier or sale.cashier:
+        head += f", cashier {rec.cashier or sale.cashier}"
+    table = Table(title=escape(head))
+    for name, justify in (("Line", "right"), ("Item", "left"), ("Qty", "right"), ("Price", "right"),
+                          ("Discount", "right"), ("Net (Tk)", "right"), ("VAT", "right"), ("Returned", "right")):
+        table.add_column(name, justify=justify)
+    returned = rec.returned or {}
+    for n, line in enumerate(sale.lines, 1):
+        why = rec.price_reasons[n - 1] if n <= len(rec.price_reasons) else None
+        price = format_taka(line.unit_price) + (f" ({why})" if why else "")
+        off = f"{format_taka(line.discount.amount)} {line.discount.reason}" if line.discount else ""
+        vat = f"{format_taka(line.vat)} @{line.vat_rate}%" if line.vat is not None else ""
+        back = format(returned[n][0], "f") if n in returned else ""
+        table.add_row(str(n), escape(f"{line.sku} {line.name}"), format(line.qty, "f"), escape(price), escape(off),
+                      format_taka(line.net if line.net is not None else line.line_total), vat, back)
+    for r in sale.returns or ():
+        table.add_row(str(r.line), escape(r.sku), format(r.qty, "f"), "", "", format_taka(-r.amount), "", "")
+    _out().print(table)
+    if sale.discount:
+        typer.echo(f"sale discount: {format_taka(sale.discount.amount)} taka ({sale.discount.reason})")
+    typer.echo(f"total: {format_taka(sale.total)} taka")
+    if sale.kind != "shift_close":
+        for p in (sale.payments if sale.payments is not None else [sale.payment]):
+            extra = (f" tendered {format_taka(p.tendered)} change {format_taka(p.change)}" if p.tendered is not None
+                     else f" {p.wallet.value} txn {p.txn_id}" if p.wallet else "")
+            typer.echo(f"paid: {p.method.value} {format_taka(p.amount)}{extra}")
+    for label, value in (("voids", rec.voids_number), ("refunds", rec.refunds_number), ("voided by", rec.voided_by),
+                         ("refunded by", ", ".join(rec.refunded_by)), ("reason", rec.reason)):
+        if value:
+            typer.echo(f"{label}: {value}")
+    if sale.shift:
+        typer.echo(f"shift {sale.shift.shift_id}: expected cash {format_taka(sale.shift.expected_cash)}, "
+                   f"counted {format_taka(sale.shift.counted_cash)}")
+
+
+# --- shifts ----------------------------------------------------------------------------------------
+
+
+@shift_app.command("open")
+def shift_open(
+    ctx: typer.Context,
+    opening_float: Annotated[str, typer.Option("--float", metavar="TAKA", help="The cash counted into the drawer.")],
+    cashier: CashierOption = None,
+) -> None:
+    """Open a shift with the float counted into the drawer; sales from now on are in its Z report."""
+    from shared.money import format_taka
+
+    with _command(ctx) as store:
+        shift = store.open_shift(cashier, _taka(opening_float, "the float"))
+    typer.echo(f"shift opened for {shift.cashier} with a float of {format_taka(shift.opening_float)} taka")
+
+
+@shift_app.command("close")
+def shift_close(
+    ctx: typer.Context,
+    counted: Annotated[str, typer.Option("--counted", metavar="TAKA", help="The cash counted in the drawer now.")],
+    cashier: CashierOption = None,
+) -> None:
+    """Close the open shift with the cash counted: prints the Z report and records it as an event for head office."""
+    with _command(ctx) as store:
+        report = store.close_shift(_taka(counted, "the counted cash"), cashier)
+        settings = store.settings()
+    _print_z(report, settings)
+
+
+@shift_app.command("z")
+def shift_z(ctx: typer.Context, shift_id: Annotated[str, typer.Argument(help="The shift's id (see 'sale show' of "
+                                                                              "its shift close).")]) -> None:
+    """Print a closed shift's Z report again."""
+    from .errors import BadSaleInput
+
+    with _command(ctx) as store:
+        report = store.shift_report(shift_id)
+        settings = store.settings()
+        if report is None:
+            raise BadSaleInput(f"no closed shift {shift_id}")
+    _print_z(report, settings)
+
+
+def _print_z(report, settings) -> None:
+    from datetime import datetime
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from shared.money import format_taka
+
+    opened, closed = (_local(datetime.fromisoformat(t), settings.zone) for t in (report.opened_at, report.closed_at))
+    table = Table(title=escape(f"Z report: {report.cashier}"),
+                  caption=escape(f"{opened} to {closed} ({settings['time_zone']})"))
+    table.add_column("", justify="left")
+    table.add_column("Tk", justify="right")
+    rows = [(f"sales ({report.sales})", report.net), ("  gross", report.gross), ("  discounts", -report.discounts),
+            (f"refunds ({report.refunds})", -report.refunded), (f"voids ({report.voids})", -report.voided)]
+    rows += [(f"{method.value}", amount) for method, amount in report.by_method.items()]
+    rows += [("opening float", report.opening_float), ("cash in", report.cash_in), ("cash out", -report.cash_out),
+             ("expected cash", report.expected_cash), ("counted cash", report.counted_cash),
+             ("over" if report.difference > 0 else "short" if report.difference < 0 else "difference",
+              report.difference)]
+    for label, amount in rows:
+        table.add_row(label, format_taka(amount))
+    _out().print(table)
+    typer.echo(f"shift {report.shift_id} closed by number {report.number}")
 
 
 # --- cashiers -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ take the same number, and a number is only used if its sale is stored with it.
 Reads use a deferred BEGIN and so see one consistent snapshot.
 """
 
+import dataclasses
 import json
 import unicodedata
 import uuid
@@ -27,16 +28,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from shared.models import CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind, parse_sale_number, sale_number
+from shared.models import (CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind, SaleRef, ShiftClose,
+                           parse_sale_number, sale_number)
 
 from . import cashiers as cashier_rules
-from . import paths, sale_entry, settings as branch_settings
+from . import paths, sale_entry, settings as branch_settings, shifts as shift_rules
 from .barcodes import BadLabel, parse_embedded
 from .errors import BadInput, BadSaleInput, NotEnrolled, StoreError
 from .identity import Identity, read_secret, write_secret
-from .sale_entry import ItemSpec, Match
+from .sale_entry import DiscountSpec, ItemSpec, Match, PaymentSpec
 from .schema import (GENERATION_KEY, MIGRATIONS, Migration, cashiers, generations, held_carts, meta, products, sales,
-                     sync_state, upgrade)
+                     shifts, sync_state, upgrade)
 from .settings import Settings
 
 RESEND_AFTER = timedelta(minutes=10)
@@ -74,8 +76,13 @@ class SaleRecord:
     acked_at: str | None
     voided_by: str | None  # the printed number of the void that voided this sale
     generation: int = 1
-    reason: str | None = None       # why a void was recorded (local only)
-    cashier: str | None = None      # who was signed in at the till (local only)
+    reason: str | None = None       # why a void or refund was recorded (local only)
+    cashier: str | None = None      # who was signed in at the till
+    price_reasons: tuple = ()       # per line, why its price was overridden (local only)
+    # Filled by get_sale: the refunds of this sale (printed numbers) and, per line position,
+    # the quantity and paisa they returned.
+    refunded_by: tuple[str, ...] = ()
+    returned: dict | None = None
 
     @property
     def number(self) -> str:
@@ -87,6 +94,11 @@ class SaleRecord:
         if self.sale.voids is None:
             return None
         return sale_number(self.sale.voids_generation or self.generation, self.sale.voids)
+
+    @property
+    def refunds_number(self) -> str | None:
+        ref = self.sale.refunds
+        return None if ref is None else sale_number(ref.generation, ref.seq)
 
 
 @dataclass(frozen=True)
@@ -275,7 +287,8 @@ class Store:
 
     def record(self, items: Sequence[ItemSpec], payment: PaymentMethod | str = PaymentMethod.CASH,
                now: datetime | None = None, client_key: str | None = None, *, confirmed: bool = False,
-               cashier: str | None = None) -> Recorded:
+               cashier: str | None = None, payments: Sequence[PaymentSpec] | None = None,
+               discount: DiscountSpec | None = None) -> Recorded:
         """Price `items` from the catalog and store the sale under the next number, atomically.
 
         Any problem raises BadSaleInput and stores nothing (the number is not used up); an item
@@ -284,20 +297,40 @@ class Store:
         a sale is recorded either before it (and kept in the safety copy) or after it.
         `client_key` is the submitter's id for this sale (the till page makes one per cart): it is
         stored with the sale, and a second submission with the same key returns the sale stored
-        by the first instead of recording another one. `cashier` is kept with it on this PC.
+        by the first instead of recording another one.
+
+        The sale is the complete record (v3): `cashier` (DEFAULT_CASHIER when None), the
+        items' line discounts and `discount` on the sale, and `payments`, which must add up
+        to the total; without them, one payment of the whole total by `payment` (cash, card,
+        or a wallet with the customer's transaction id: `bkash:TXNID`). A sale
+        recorded while a shift is open belongs to it (its Z report).
         """
-        method = sale_entry.parse_payment(payment)
+        if payments is None:  # one payment of the whole total: a method, or a wallet with its id (bkash:TXNID)
+            payments = [sale_entry.parse_pay(str(payment))]
         with self._write() as conn:
-            if client_key is not None:
-                row = conn.execute(select(sales.c.body, sales.c.generation)
-                                   .where(sales.c.client_key == client_key)).first()
-                if row is not None:
-                    return Recorded(Sale.model_validate_json(row.body), row.generation)
-            lines = sale_entry.build_lines(items, self._matches(conn, items), confirmed=confirmed)
+            if (earlier := self._submitted(conn, client_key)) is not None:
+                return earlier
+            priced = self._price(conn, items, discount, confirmed)
+            paid = sale_entry.settle(priced.total, payments)
             gen = self._generation(conn)
-            sale = sale_entry.new_sale(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), lines, method)
-            self._insert_sale(conn, gen, sale, client_key=client_key, cashier=cashier)
+            sale = sale_entry.new_sale(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), priced, paid,
+                                       cashier or sale_entry.DEFAULT_CASHIER)
+            reasons = [i.price_reason if i.price is not None else None for i in items]
+            self._insert_sale(conn, gen, sale, client_key=client_key, cashier=sale.cashier,
+                              price_reasons=reasons if any(reasons) else None)
         return Recorded(sale, gen)
+
+    def quote(self, items: Sequence[ItemSpec], discount: DiscountSpec | None = None,
+              confirmed: bool = True) -> sale_entry.Priced:
+        """The cart priced as `record` would price it now (lines, discounts, VAT, total); stores nothing."""
+        with self._read() as conn:
+            return self._price(conn, items, discount, confirmed)
+
+    def _price(self, conn: Connection, items: Sequence[ItemSpec], discount: DiscountSpec | None,
+               confirmed: bool) -> sale_entry.Priced:
+        matches = self._matches(conn, items)
+        lines = sale_entry.build_lines(items, matches, confirmed=confirmed)
+        return sale_entry.price(lines, [m.product for m in matches], [i.discount for i in items], discount)
 
     def _matches(self, conn: Connection, items: Sequence[ItemSpec]) -> list[Match]:
         rule = self._settings(conn).embedded_rule
@@ -359,31 +392,155 @@ class Store:
              cashier: str | None = None) -> Recorded:
         """Record the void of sale `number` (as printed: 14, 2-14) as a new event of the current generation.
 
-        Refused for an unknown, void or already voided number. The cloud checks it again:
-        this database may be a restored backup that does not know an earlier void.
-        `reason` is kept with the void on this PC (the sales batch does not carry it yet).
+        Refused for an unknown, void or already voided number, and for a sale refunded in part
+        (refund the rest instead; the cloud refuses such a void too). The cloud checks it
+        again: this database may be a restored backup that does not know an earlier void.
+        `reason` is kept with the void on this PC (the sales batch does not carry it).
         """
-        try:
-            target_gen, seq = parse_sale_number(str(number))
-        except ValueError as exc:
-            raise BadSaleInput(str(exc)) from None
-        shown = sale_number(target_gen, seq)
+        target_gen, seq, shown = self._number(number)
         with self._write() as conn:
-            row = conn.execute(select(sales.c.body).where(sales.c.generation == target_gen, sales.c.seq == seq)).first()
-            if row is None:
-                raise BadSaleInput(f"there is no sale number {shown}; see 'branchsync sale list'")
-            voided = Sale.model_validate_json(row.body)
-            if voided.kind != SaleKind.SALE:
-                raise BadSaleInput(f"number {shown} is itself a void; only a sale can be voided")
+            voided = self._target(conn, target_gen, seq, shown, "voided")
             earlier = conn.execute(select(sales.c.generation, sales.c.seq).where(
                 sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
             if earlier is not None:
                 raise BadSaleInput(f"sale {shown} was already voided by number {sale_number(*earlier)}; nothing to do")
+            refund = conn.execute(select(sales.c.generation, sales.c.seq).where(
+                sales.c.refunds_generation == target_gen, sales.c.refunds == seq)).first()
+            if refund is not None:
+                raise BadSaleInput(f"sale {shown} was refunded in part by number {sale_number(*refund)}, so it cannot "
+                                   f"be voided; refund what is left of it instead ('branchsync sale refund {shown} ...')")
             gen = self._generation(conn)
             void = sale_entry.new_void(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), voided,
-                                       voided_generation=None if target_gen == gen else target_gen)
-            self._insert_sale(conn, gen, void, reason=reason, cashier=cashier)
+                                       voided_generation=None if target_gen == gen else target_gen,
+                                       cashier=cashier or sale_entry.DEFAULT_CASHIER)
+            self._insert_sale(conn, gen, void, reason=reason, cashier=cashier or void.cashier)
         return Recorded(void, gen)
+
+    def refund(self, number: int | str, returns: Sequence[tuple[int, str]],
+               payments: Sequence[PaymentSpec] | None = None, *, cashier: str | None = None,
+               reason: str | None = None, now: datetime | None = None, client_key: str | None = None) -> Recorded:
+        """Record a refund of sale `number`: `returns` are (line position from 1, quantity) pairs.
+
+        At most what was sold less what earlier refunds of it returned; amounts by
+        sale_entry.refund_lines; paid back by `payments` (default: cash). Refused for a voided
+        sale or a number that is not a sale. `reason` is kept on this PC. `client_key`, as
+        for a sale, makes a retried submission return the refund the first one stored.
+        """
+        target_gen, seq, shown = self._number(number)
+        with self._write() as conn:
+            if (earlier := self._submitted(conn, client_key)) is not None:
+                return earlier
+            sold = self._target(conn, target_gen, seq, shown, "refunded")
+            voider = conn.execute(select(sales.c.generation, sales.c.seq).where(
+                sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
+            if voider is not None:
+                raise BadSaleInput(f"sale {shown} was voided by number {sale_number(*voider)}; "
+                                   "there is nothing left to refund")
+            lines = sale_entry.refund_lines(sold, returns, self._returned(conn, target_gen, seq))
+            gen = self._generation(conn)
+            refund = sale_entry.new_refund(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(),
+                                           SaleRef(generation=target_gen, seq=seq), lines,
+                                           payments or [], cashier or sale_entry.DEFAULT_CASHIER)
+            self._insert_sale(conn, gen, refund, client_key=client_key, reason=reason, cashier=refund.cashier)
+        return Recorded(refund, gen)
+
+    @staticmethod
+    def _submitted(conn: Connection, client_key: str | None) -> Recorded | None:
+        """The event a submission with this key stored already (a retried or double-clicked submit)."""
+        if client_key is None:
+            return None
+        row = conn.execute(select(sales.c.body, sales.c.generation).where(sales.c.client_key == client_key)).first()
+        return None if row is None else Recorded(Sale.model_validate_json(row.body), row.generation)
+
+    @staticmethod
+    def _number(number: int | str) -> tuple[int, int, str]:
+        try:
+            gen, seq = parse_sale_number(str(number))
+        except ValueError as exc:
+            raise BadSaleInput(str(exc)) from None
+        return gen, seq, sale_number(gen, seq)
+
+    @staticmethod
+    def _target(conn: Connection, generation: int, seq: int, shown: str, what: str) -> Sale:
+        row = conn.execute(select(sales.c.body).where(sales.c.generation == generation, sales.c.seq == seq)).first()
+        if row is None:
+            raise BadSaleInput(f"there is no sale number {shown}; see 'branchsync sale list'")
+        found = Sale.model_validate_json(row.body)
+        if found.kind != SaleKind.SALE:
+            raise BadSaleInput(f"number {shown} is a {found.kind.value.replace('_', ' ')}; only a sale can be {what}")
+        return found
+
+    @staticmethod
+    def _returned(conn: Connection, generation: int, seq: int) -> dict[int, tuple[Decimal, int]]:
+        """Per line position of sale (generation, seq): the quantity and paisa its refunds returned."""
+        out: dict[int, tuple[Decimal, int]] = {}
+        for body in conn.execute(select(sales.c.body).where(sales.c.refunds_generation == generation,
+                                                            sales.c.refunds == seq)).scalars():
+            for r in Sale.model_validate_json(body).returns:
+                qty, amount = out.get(r.line, (Decimal(0), 0))
+                out[r.line] = (qty + r.qty, amount + r.amount)
+        return out
+
+    # --- shifts ----------------------------------------------------------------------------------
+
+    def open_shift(self, cashier: str | None, opening_float: int, now: datetime | None = None) -> shift_rules.Shift:
+        """Open a shift with the float counted into the drawer; refused while one is open."""
+        if not isinstance(opening_float, int) or isinstance(opening_float, bool) or opening_float < 0:
+            raise BadSaleInput("the opening float is a whole number of paisa, 0 or more")
+        with self._write() as conn:
+            found = self._open_shift(conn)
+            if found is not None:
+                raise BadSaleInput(f"a shift is open already ({found.cashier}'s, since {found.opened_at}); "
+                                   "close it first ('branchsync shift close --counted TAKA')")
+            shift = shift_rules.Shift(id=uuid.uuid4().hex, cashier=cashier or sale_entry.DEFAULT_CASHIER,
+                                      opened_at=time_text(now or utcnow()), opening_float=opening_float)
+            conn.execute(insert(shifts).values(id=shift.id, cashier=shift.cashier, opened_at=shift.opened_at,
+                                               opening_float=opening_float))
+        return shift
+
+    def current_shift(self) -> shift_rules.Shift | None:
+        with self._read() as conn:
+            return self._open_shift(conn)
+
+    @staticmethod
+    def _open_shift(conn: Connection) -> shift_rules.Shift | None:
+        row = conn.execute(select(shifts).where(shifts.c.closed_at.is_(None))).first()
+        return None if row is None else shift_rules.Shift(row.id, row.cashier, row.opened_at, row.opening_float)
+
+    def close_shift(self, counted_cash: int, cashier: str | None = None,
+                    now: datetime | None = None) -> shift_rules.ZReport:
+        """Close the open shift with the cash counted in the drawer: its Z report, and a
+        shift_close event carrying its figures, in one transaction."""
+        if not isinstance(counted_cash, int) or isinstance(counted_cash, bool) or counted_cash < 0:
+            raise BadSaleInput("the counted cash is a whole number of paisa, 0 or more")
+        moment = now or utcnow()
+        with self._write() as conn:
+            shift = self._open_shift(conn)
+            if shift is None:
+                raise BadSaleInput("no shift is open; open one with 'branchsync shift open --float TAKA'")
+            events = [Sale.model_validate_json(b) for b in conn.execute(
+                select(sales.c.body).where(sales.c.shift_id == shift.id).order_by(sales.c.generation, sales.c.seq))
+                .scalars()]
+            report = shift_rules.z_report(shift, events, counted_cash, time_text(moment))
+            gen = self._generation(conn)
+            close = sale_entry.new_shift_close(
+                self._next_seq(conn, gen), uuid.uuid4().hex, moment,
+                ShiftClose(shift_id=shift.id, opened_at=datetime.fromisoformat(shift.opened_at),
+                           opening_float=shift.opening_float, counted_cash=counted_cash,
+                           expected_cash=report.expected_cash, by_method=report.by_method),
+                cashier or shift.cashier)
+            report = report.numbered(sale_number(gen, close.seq))
+            self._insert_sale(conn, gen, close, cashier=close.cashier)
+            conn.execute(update(shifts).where(shifts.c.id == shift.id).values(
+                closed_at=report.closed_at, counted_cash=counted_cash, close_generation=gen, close_seq=close.seq,
+                report=json.dumps(report.as_json(), ensure_ascii=False)))
+        return report
+
+    def shift_report(self, shift_id: str) -> shift_rules.ZReport | None:
+        """The Z report of a closed shift, as it was printed (for a reprint); None if unknown or still open."""
+        with self._read() as conn:
+            stored = conn.execute(select(shifts.c.report).where(shifts.c.id == shift_id)).scalar()
+        return None if stored is None else shift_rules.ZReport.from_json(json.loads(stored))
 
     @staticmethod
     def _generation(conn: Connection) -> int:
@@ -402,15 +559,20 @@ class Store:
         return last + 1
 
     @staticmethod
-    def _insert_sale(conn: Connection, generation: int, sale: Sale,
-                     client_key: str | None = None, reason: str | None = None, cashier: str | None = None) -> None:
+    def _insert_sale(conn: Connection, generation: int, sale: Sale, client_key: str | None = None,
+                     reason: str | None = None, cashier: str | None = None,
+                     price_reasons: list | None = None) -> None:
         voids_gen = None if sale.voids is None else (sale.voids_generation or generation)
+        shift = Store._open_shift(conn)
         conn.execute(insert(sales).values(
             generation=generation, seq=sale.seq, sale_id=sale.sale_id, kind=sale.kind.value,
             voids_generation=voids_gen, voids=sale.voids,
-            recorded_at=time_text(sale.recorded_at), total=sale.total, payment_method=sale.payment.method.value,
+            refunds_generation=sale.refunds.generation if sale.refunds else None,
+            refunds=sale.refunds.seq if sale.refunds else None,
+            recorded_at=time_text(sale.recorded_at), total=sale.total, payment_method=sale_entry.method_text(sale),
             body=sale.model_dump_json(), pushed_at=None, push_count=0, acked_at=None,
-            client_key=client_key, reason=reason, cashier=cashier))
+            client_key=client_key, reason=reason, cashier=cashier, shift_id=shift.id if shift else None,
+            price_reasons=json.dumps(price_reasons, ensure_ascii=False) if price_reasons else None))
 
     def get_sale(self, number: int | str) -> SaleRecord | None:
         """The sale with this printed number (`14` is generation 1, `2-14` generation 2)."""
@@ -420,7 +582,12 @@ class Store:
             return None
         with self._read() as conn:
             rows = self._sale_records(conn, and_(sales.c.generation == gen, sales.c.seq == seq), limit=1)
-        return rows[0] if rows else None
+            if not rows:
+                return None
+            refunds = conn.execute(select(sales.c.generation, sales.c.seq).where(
+                sales.c.refunds_generation == gen, sales.c.refunds == seq).order_by(sales.c.generation, sales.c.seq)).all()
+            returned = self._returned(conn, gen, seq)
+        return dataclasses.replace(rows[0], refunded_by=tuple(sale_number(g, s) for g, s in refunds), returned=returned)
 
     def recent_sales(self, limit: int = 20) -> list[SaleRecord]:
         """The newest `limit` events, newest first, with their sync state."""
@@ -439,7 +606,7 @@ class Store:
                  else (sales.c.generation.desc(), sales.c.seq.desc()))
         query = (select(sales.c.generation, sales.c.body, sales.c.pushed_at, sales.c.push_count, sales.c.acked_at,
                         voider.c.generation.label("voider_generation"), voider.c.seq.label("voided_by"), sales.c.reason,
-                        sales.c.cashier)
+                        sales.c.cashier, sales.c.price_reasons)
                  .outerjoin(voider, and_(voider.c.voids_generation == sales.c.generation,
                                          voider.c.voids == sales.c.seq))
                  .order_by(*order).limit(limit))
@@ -450,7 +617,8 @@ class Store:
             state = (SaleState.ACKED if row.acked_at else SaleState.PUSHED if row.pushed_at else SaleState.PENDING)
             voided_by = sale_number(row.voider_generation, row.voided_by) if row.voided_by is not None else None
             out.append(SaleRecord(Sale.model_validate_json(row.body), state, row.pushed_at, row.push_count,
-                                  row.acked_at, voided_by, row.generation, row.reason, row.cashier))
+                                  row.acked_at, voided_by, row.generation, row.reason, row.cashier,
+                                  price_reasons=tuple(json.loads(row.price_reasons)) if row.price_reasons else ()))
         return out
 
     # --- settings ------------------------------------------------------------------------------
@@ -758,18 +926,22 @@ class Store:
     def _due(now: datetime | None, resend_after: timedelta):
         """Unacknowledged, never pushed or pushed `resend_after` ago.
 
-        A void goes only with the sale it voids (that sale due in the same push; the engine
-        keeps the two in one message) or once that sale is acknowledged: the cloud counts a
+        A void or refund goes only with the sale it refers to (that sale due in the same push;
+        the engine keeps the two in one message) or once that sale is acknowledged: the cloud counts a
         void only against a sale it holds, and the queue is unordered.
         """
         cutoff = time_text((now or utcnow()) - resend_after)
         due = and_(sales.c.acked_at.is_(None), or_(sales.c.pushed_at.is_(None), sales.c.pushed_at <= cutoff))
-        target = sales.alias("voided")
-        target_waits = (select(target.c.seq).where(
-            target.c.generation == sales.c.voids_generation, target.c.seq == sales.c.voids, target.c.acked_at.is_(None),
-            or_(target.c.generation != sales.c.generation,  # another generation: never in the same message
-                and_(target.c.pushed_at.is_not(None), target.c.pushed_at > cutoff))).exists())
-        return and_(due, or_(sales.c.voids.is_(None), ~target_waits))
+
+        def waits(gen_col, seq_col):  # the sale it refers to is not acknowledged and will not go with it
+            target = sales.alias("referred")
+            return (select(target.c.seq).where(
+                target.c.generation == gen_col, target.c.seq == seq_col, target.c.acked_at.is_(None),
+                or_(target.c.generation != sales.c.generation,  # another generation: never in the same message
+                    and_(target.c.pushed_at.is_not(None), target.c.pushed_at > cutoff))).exists())
+
+        return and_(due, or_(sales.c.voids.is_(None), ~waits(sales.c.voids_generation, sales.c.voids)),
+                    or_(sales.c.refunds.is_(None), ~waits(sales.c.refunds_generation, sales.c.refunds)))
 
     def acknowledged(self, generation: int, seqs: Iterable[int]) -> set[int]:
         """Which of these sales of `generation` the cloud has acknowledged."""

@@ -336,20 +336,30 @@ class SyncEngine:
                    f"pushed {report.pushed} of {max(total, report.pushed)} sales")
 
     def _with_their_sales(self, branch: str, messages: list, generation: int) -> list:
-        """Messages whose voids each travel with the sale they void, or after the cloud acknowledged it.
+        """Messages whose voids and refunds each travel with the sale they refer to, or after the
+        cloud acknowledged it.
 
-        Packing may cut a void from its sale; such a void is left for the next sync (by then
-        the sale is acknowledged), since the cloud refuses a void of a sale it does not hold.
+        Packing may cut a void or refund from its sale (the message is full, or the two are of
+        different record versions: a v3 refund of a v1 sale); such an event is left for the
+        next sync (by then the sale is acknowledged), since the cloud refuses a void or refund
+        of a sale it does not hold.
         """
-        def earlier(s) -> bool:  # a void of an earlier generation's sale: due only once that sale was acknowledged
-            return s.voids_generation not in (None, generation)
+        def target(s) -> tuple[int, int] | None:
+            if s.voids is not None:
+                return (s.voids_generation or generation, s.voids)
+            if s.refunds is not None:
+                return (s.refunds.generation, s.refunds.seq)
+            return None
+
+        def earlier(s) -> bool:  # refers to an earlier generation's sale: due only once that sale was acknowledged
+            return target(s)[0] != generation
 
         out = []
         for chunk, text in messages:
             here = {s.seq for s in chunk}
-            named = {s.voids for s in chunk if s.voids is not None and not earlier(s) and s.voids not in here}
+            named = {target(s)[1] for s in chunk if target(s) is not None and not earlier(s) and target(s)[1] not in here}
             acked = self.store.acknowledged(generation, named) if named else set()
-            keep = [s for s in chunk if s.voids is None or earlier(s) or s.voids in here or s.voids in acked]
+            keep = [s for s in chunk if target(s) is None or earlier(s) or target(s)[1] in here or target(s)[1] in acked]
             if len(keep) == len(chunk):
                 out.append((chunk, text))
             elif keep:
@@ -369,7 +379,7 @@ class SyncEngine:
                 raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
             problem = exc
         budget = limits.QUEUE_MESSAGE_BUDGET_CHARS
-        sizes = {s.seq: sale_entry.encoded_alone(s, branch, sent_at) for s in todo}
+        sizes = {s.seq: sale_entry.encoded_alone(s, branch, sent_at, generation) for s in todo}
         aside = [s for s in todo if sizes[s.seq] > budget]
         if not aside:
             raise BranchSyncError(f"cannot pack sales for the queue: {problem.message}") from problem

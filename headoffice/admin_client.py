@@ -9,7 +9,10 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
                            CatalogCompaction, CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
-                           PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
+                           LakeWriteResult, PriceDifference, PriceDifferencePage, Product, ReplayResult, ReportTable,
+                           SalesExportPage, SummaryRebuild)
+from shared.access import (AuditPage, CREDENTIAL_PREFIX, PeopleList, PersonCreate, PersonCreated, PersonRevocation,
+                           Role, Whoami)
 from shared.signing import HEADER_ADMIN_KEY
 
 
@@ -24,8 +27,10 @@ class AdminKeyRefused(AdminError):
 KEY_SOURCE = ("check that BRANCHSYNC_ADMIN_KEY holds this deployment's admin key: the Key Vault secret "
               "branchsync-admin-key, which `azd env get-value BRANCHSYNC_ADMIN_KEY` prints on the PC that "
               "deployed it (or, on a dev host, the key it was started with)")
+CREDENTIAL_SOURCE = ("check BRANCHSYNC_CREDENTIAL: it holds the head-office credential an administrator gave you "
+                     "(branchsync-admin people add), whole, beginning " + CREDENTIAL_PREFIX)
 # How the cloud begins its 401 when its own admin key setting is unusable: then no key can be right.
-_CLOUD_KEY_UNUSABLE = "the admin API is disabled"
+_CLOUD_KEY_UNUSABLE = "the admin key is unusable"
 
 
 _transient = retry(
@@ -41,6 +46,7 @@ class AdminClient:
         self._http = httpx.Client(base_url=url.rstrip("/") + "/api", headers={HEADER_ADMIN_KEY: key},
                                   timeout=timeout, transport=transport)
         self.url = url
+        self.named = key.startswith(CREDENTIAL_PREFIX)  # a person's credential, not the deployment's admin key
 
     def close(self) -> None:
         self._http.close()
@@ -66,6 +72,11 @@ class AdminClient:
     def compact_catalog(self) -> CatalogCompaction:
         return self._call("POST", "/manage/catalog/compact", CatalogCompaction)
 
+    def write_lake(self, days: list[str] | None = None) -> LakeWriteResult:
+        # Up to the Functions host's HTTP limit (230 s): a write of many branches' days takes a while.
+        return self._call("POST", "/manage/lake/write", LakeWriteResult, params={"day": ",".join(days)} if days else None,
+                          timeout=230)
+
     def dead_letters(self) -> DeadLetterList:
         return self._call("GET", "/manage/deadletters", DeadLetterList)
 
@@ -78,6 +89,22 @@ class AdminClient:
     def discard_dead_letter(self, letter_id: str) -> DeadLetterInfo:
         return self._call("DELETE", f"/manage/deadletters/{quote(letter_id, safe='')}", DeadLetterInfo)
 
+    def whoami(self) -> Whoami:
+        return self._call("GET", "/manage/whoami", Whoami)
+
+    def people(self) -> PeopleList:
+        return self._call("GET", "/manage/people", PeopleList)
+
+    def add_person(self, name: str, roles: list[Role]) -> PersonCreated:
+        return self._call("POST", "/manage/people", PersonCreated, body=PersonCreate(name=name, roles=roles))
+
+    def revoke_person(self, name: str) -> PersonRevocation:
+        return self._call("POST", f"/manage/people/{quote(name, safe='')}/revoke", PersonRevocation)
+
+    def audit(self, since: str | None = None, who: str | None = None, page_size: int = 1000) -> Iterator:
+        for page in self._pages("/manage/audit", AuditPage, {"since": since, "who": who}, page_size):
+            yield from page.entries
+
     def sales(self, branch: str | None = None, page_size: int = 1000) -> Iterator[AppliedSale]:
         for page in self._pages("/manage/sales", SalesExportPage, {"branch": branch}, page_size):
             yield from page.sales
@@ -88,6 +115,15 @@ class AdminClient:
         for page in self._pages("/manage/reports/price-differences", PriceDifferencePage,
                                 {"branch": branch, "since": since}, page_size):
             yield from page.differences
+
+    def report(self, name: str, first: str, last: str, branch: str | None = None, by: str | None = None) -> ReportTable:
+        """A report from the day summaries: "sales" (grouped `by`), "shifts" or "exceptions"."""
+        query = {k: v for k, v in {"from": first, "to": last, "branch": branch, "by": by}.items() if v}
+        return self._call("GET", f"/manage/reports/{quote(name, safe='')}", ReportTable, params=query)
+
+    def rebuild_summaries(self, branch: str | None = None, from_lake: bool = False) -> SummaryRebuild:
+        params = {k: v for k, v in {"branch": branch, "from": "lake" if from_lake else None}.items() if v}
+        return self._call("POST", "/manage/reports/rebuild", SummaryRebuild, params=params or None, timeout=230)
 
     def _pages(self, path: str, answer: type[BaseModel], params: dict, page_size: int) -> Iterator:
         """Follow `next` until it is null; None-valued params are left out."""
@@ -101,13 +137,13 @@ class AdminClient:
             after = page.next
 
     def _call(self, method: str, path: str, answer: type[BaseModel], body: BaseModel | None = None,
-              params: dict | None = None):
+              params: dict | None = None, timeout: float | None = None):
         try:
-            resp = self._send(method, path, body, params)
+            resp = self._send(method, path, body, params, timeout)
         except httpx.TransportError as exc:
             raise AdminError(f"cannot reach the cloud at {self.url} ({type(exc).__name__}); check the URL and that it is running") from exc
         if resp.status_code == 401:
-            raise AdminKeyRefused(_refusal_message(resp))
+            raise AdminKeyRefused(_refusal_message(resp, self.named))
         if resp.status_code >= 400:
             raise AdminError(_error_message(resp))
         try:
@@ -116,19 +152,22 @@ class AdminClient:
             raise AdminError(f"the cloud sent an answer this CLI does not understand ({exc.error_count()} problems); upgrade branchsync-admin") from exc
 
     @_transient
-    def _send(self, method, path, body, params) -> httpx.Response:
+    def _send(self, method, path, body, params, timeout=None) -> httpx.Response:
         content = body.model_dump_json().encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
-        return self._http.request(method, path, content=content, params=params, headers=headers)
+        return self._http.request(method, path, content=content, params=params, headers=headers,
+                                  timeout=timeout or self._http.timeout)
 
 
-def _refusal_message(resp: httpx.Response) -> str:
+def _refusal_message(resp: httpx.Response, named: bool = False) -> str:
     """A 401 to an admin call. The client always sends a key (the CLI stops before when none is
     set), so the cloud's generic "need the header with the admin key" would mislead here."""
     try:
         message = resp.json()["error"]["message"]
     except (ValueError, KeyError, TypeError):
         message = ""
+    if named:
+        return f"{message or 'the cloud refused this head-office credential'} (HTTP 401): {CREDENTIAL_SOURCE}"
     if message.startswith(_CLOUD_KEY_UNUSABLE):
         return f"the cloud cannot check any admin key: {message} (HTTP 401)"
     return f"the cloud refused the admin key (HTTP 401): {KEY_SOURCE}, and try again"

@@ -10,8 +10,10 @@ columns with the most to say (names, reasons).
 from collections.abc import Iterable
 
 from rich.table import Column, Table
+from rich.text import Text
 
-from shared.models import BranchInfo, DeadLetterInfo, PriceDifference
+from shared.access import AuditEntry, PersonInfo
+from shared.models import BranchInfo, DeadLetterInfo, PriceDifference, ReportTable
 from shared.money import format_taka
 
 
@@ -61,6 +63,25 @@ def price_differences_table(found: Iterable[PriceDifference]) -> Table:
     return table
 
 
+def people_table(people: Iterable[PersonInfo]) -> Table:
+    table = Table(_text("name", ratio=2), _text("roles", ratio=2), _time("created (UTC)", ratio=2),
+                  _text("state", ratio=2), expand=True)
+    for p in people:
+        state = f"revoked {when(p.revoked_at)} by {p.revoked_by}" if p.revoked_at else "active"
+        table.add_row(p.name, ", ".join(p.roles), f"{when(p.created_at)} by {p.created_by}", state)
+    return table
+
+
+def audit_table(entries: Iterable[AuditEntry]) -> Table:
+    """The request's route over what it asked for; the result over the role the route needs."""
+    table = Table(_time("when (UTC)", ratio=2), _text("who", ratio=2), _text("request", ratio=4),
+                  _text("result", ratio=2), expand=True)
+    for e in entries:
+        table.add_row(when(e.at), f"{e.who}\n({e.via})", f"{e.method} {e.route}" + (f"\n{e.what}" if e.what else ""),
+                      f"{e.status} {e.result}\nneeds {e.role}")
+    return table
+
+
 def branch_state(b: BranchInfo) -> str:
     if b.revoked_at:
         return f"revoked {when(b.revoked_at)}"
@@ -71,3 +92,40 @@ def branch_state(b: BranchInfo) -> str:
 
 def when(t) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") if t else "never"
+
+
+# A report with more columns than this shows two of them stacked in each cell, so it fits 80 columns.
+REPORT_MAX_COLUMNS = 6
+
+
+def report_table(report: ReportTable) -> Table:
+    """Any report of the day summaries: money in taka, figures right-aligned, neighbours stacked in pairs when many."""
+    cols = list(zip(report.columns, report.kinds))
+    groups = [[i] for i in range(len(cols))]
+    if len(cols) > REPORT_MAX_COLUMNS:
+        groups = [list(range(i, min(i + 2, len(cols)))) for i in range(0, len(cols), 2)]
+    columns = []
+    for group in groups:
+        title = "\n".join(cols[i][0].replace("_", " ") for i in group)
+        if all(cols[i][1] in ("int", "paisa", "qty") for i in group):
+            columns.append(_number(title))
+        elif any(cols[i][1] in ("date", "time") for i in group):
+            columns.append(_text(title, ratio=1, min_width=10))  # a date never folds; a time wraps at its space
+        else:
+            columns.append(_text(title, ratio=1))
+    caption = "money in taka; times UTC" + ("" if report.complete else "; INCOMPLETE: a branch has not synced since")
+    table = Table(*columns, caption=caption, expand=True)
+    for row in report.rows:
+        # Text, not markup: names and cashiers come from branches ("[red]" stays as typed).
+        table.add_row(*(Text("\n".join(_shown(row[i], cols[i][1]) for i in group)) for group in groups))
+    return table
+
+
+def _shown(value, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "paisa":
+        return format_taka(value)
+    if kind == "time":
+        return value[:16].replace("T", " ")
+    return str(value)

@@ -108,10 +108,23 @@ def pack_sales(branch: str, sales: Sequence[Sale], secret: str, sent_at: datetim
     """Split ascending sales of one generation into as few messages as fit the size budget.
 
     Returns (sales, message text) pairs in seq order. Each message is grown from an
-    estimate and shrunk until it fits, so the cost is a few compressions per message.
-    `guess`: how many sales the first message is tried with (a caller packing round after
-    round passes what filled the last message, so most messages are compressed once).
+    estimate and shrunk until it fits, so the cost is a few compressions per message. A
+    message carries one record version (a batch is v3 or not, `SalesBatch.of`): where the
+    version changes along the sales (a till upgraded with older events still pending), a
+    new message starts. `guess`: how many sales the first message is tried with (a caller
+    packing round after round passes what filled the last message, so most messages are
+    compressed once).
     """
+    out: list[tuple[list[Sale], str]] = []
+    start = 0
+    for end in [i for i in range(1, len(sales)) if sales[i].is_v3 != sales[i - 1].is_v3] + [len(sales)]:
+        out += _pack_run(branch, sales[start:end], secret, sent_at, budget, generation, guess)
+        start = end
+    return out
+
+
+def _pack_run(branch: str, sales: Sequence[Sale], secret: str, sent_at: datetime, budget: int,
+              generation: int, guess: int) -> list[tuple[list[Sale], str]]:
     out: list[tuple[list[Sale], str]] = []
     start = 0
     guess = max(1, guess)

@@ -6,7 +6,7 @@ rather than silently dropped.
 """
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
@@ -682,6 +682,27 @@ class CatalogWriteResult(Model):
     last_version: int
 
 
+class LakeDay(Model):
+    branch: BranchName
+    day: date
+
+
+class LakeWriteResult(Model):
+    """What one write of the data lake did (docs/reporting.md, "Data lake").
+
+    `events`: applied events read since the last write; `days`: the business days rewritten;
+    `busy`: branches another write was doing; `more`: branches with events left for the next write.
+    """
+
+    branches: Annotated[int, Field(ge=0)]
+    events: Annotated[int, Field(ge=0)]
+    days: list[LakeDay]
+    files: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+    busy: list[BranchName]
+    more: list[BranchName]
+
+
 class CatalogCompaction(Model):
     """What a compaction did: tombstones purged, and the stored segments and entries before and after.
 
@@ -789,3 +810,49 @@ class ReplayResult(Model):
     applied_through: int | None = None
     code: str | None = None
     reason: str | None = None
+
+
+# --- head office's reports from the day summaries ---------------------------------------------
+
+# What a report column holds, so a reader formats it: text, a whole number, integer paisa
+# (shown as taka with two decimals), an exact quantity (text), a date, or a time (ISO 8601).
+ReportKind = Literal["text", "int", "paisa", "qty", "date", "time"]
+ReportCell = str | int | None
+
+
+class BranchSync(Model):
+    """How far a branch's figures are known: its last sync and what it still held then."""
+
+    branch: BranchName
+    last_pull: UtcTime | None = None
+    pending: int | None = None  # unacknowledged events the branch reported on that pull
+    # The last business day whose figures are complete: the branch synced after that day
+    # ended with nothing pending. None: no such day yet.
+    complete_through: date | None = None
+
+
+class ReportTable(Model):
+    """A report as a table: typed columns, rows of cells (money in integer paisa), and how complete it is.
+
+    `complete` is false when a branch the report covers has not synced, with nothing
+    pending, since the end of the report's last day; `branches` says where each stands.
+    """
+
+    report: str
+    first: date
+    last: date
+    by: str | None = None
+    branch: BranchName | None = None
+    zone: str
+    columns: list[str]
+    kinds: list[ReportKind]
+    rows: list[list[ReportCell]]
+    complete: bool
+    branches: list[BranchSync]
+
+
+class SummaryRebuild(Model):
+    """What `report rebuild` did, per branch: the days rewritten from the stored sales."""
+
+    branches: dict[str, int]
+    events: int

@@ -1,7 +1,8 @@
 """The till's HTTP server: a Starlette app over the branch store, served by uvicorn on 127.0.0.1.
 
 Routes are thin adapters: each parses the request, calls the store (the same methods the
-CLI's `sale add`, `sale void`, `sale list`, `catalog search` and `status` call) and turns
+CLI's `sale add`, `sale void`, `sale refund`, `sale list`, `shift`, `catalog search` and
+`status` call) and turns
 the answer or a BadSaleInput into JSON. An ASGI middleware in front of everything refuses
 a Host other than the till's own address (DNS rebinding) and any state-changing request
 without the per-launch token, and sets headers that keep the page out of other sites'
@@ -269,11 +270,21 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         body = _json_body(await request.body())
         key = core.client_key(body.get("key"))
         items = core.cart_items(body.get("lines"))
+        discount = core.discount_of(body.get("discount"), "the sale discount")
+        payments = core.cart_payments(body)
         who = cashier()
-        done = await run_in_threadpool(lambda: store.record(items, body.get("payment", "cash"), None, key,
+        done = await run_in_threadpool(lambda: store.record(items, None, None, key, payments=payments, discount=discount,
                                                             confirmed=body.get("confirmed") is True, cashier=who))
         sync.sale_recorded()  # committed: push it in the background, never waiting here
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
+
+    async def quote(request: Request) -> Response:
+        """The cart priced by the sale's own rules (discounts, VAT, total); records nothing."""
+        body = _json_body(await request.body())
+        items = core.cart_items(body.get("lines"))
+        discount = core.discount_of(body.get("discount"), "the sale discount")
+        priced = await run_in_threadpool(store.quote, items, discount)
+        return JSONResponse({"quote": core.quote_view(priced)})
 
     async def void(request: Request) -> Response:
         body = _json_body(await request.body())
@@ -282,6 +293,42 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         done = await run_in_threadpool(store.void, request.path_params["number"], None, reason, who)
         sync.sale_recorded()
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
+
+    async def refund(request: Request) -> Response:
+        body = _json_body(await request.body())
+        key = core.client_key(body.get("key"))
+        returns = core.refund_returns(body.get("returns"))
+        payments = core.cart_payments({"payments": body.get("payments", [])})
+        reason = core.optional_reason(body.get("reason"))
+        who = cashier()
+        done = await run_in_threadpool(lambda: store.refund(request.path_params["number"], returns, payments,
+                                                            cashier=who, reason=reason, client_key=key))
+        sync.sale_recorded()
+        return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
+
+    def current_shift(_request: Request) -> Response:
+        return JSONResponse({"shift": core.shift_view(store.current_shift())})
+
+    async def open_shift(request: Request) -> Response:
+        body = _json_body(await request.body())
+        opening = core.money(body.get("float"), "the opening float")
+        who = cashier()
+        shift = await run_in_threadpool(store.open_shift, who, opening)
+        return JSONResponse({"shift": core.shift_view(shift)}, status_code=201)
+
+    async def close_shift(request: Request) -> Response:
+        body = _json_body(await request.body())
+        counted = core.money(body.get("counted"), "the counted cash")
+        who = cashier()
+        report = await run_in_threadpool(store.close_shift, counted, who)
+        sync.sale_recorded()
+        return JSONResponse({"report": core.z_view(report)})
+
+    def z_report(request: Request) -> Response:
+        report = store.shift_report(request.path_params["id"])
+        if report is None:
+            return JSONResponse({"error": "no closed shift with that id"}, status_code=404)
+        return JSONResponse({"report": core.z_view(report)})
 
     def held(_request: Request) -> Response:
         return JSONResponse({"held": [core.held_view(h) for h in store.held_carts()]})
@@ -310,6 +357,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
             view = core.match_view(match)
             if "qty" in raw:
                 view["qty"] = raw["qty"]
+            view["held"] = raw  # the line as it was held: its price override and discount too
             lines.append(view)
         return JSONResponse({"lines": lines, "held": core.held_view(taken)})
 
@@ -369,6 +417,12 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         Route("/api/sales", record, methods=["POST"]),
         Route("/api/sales/{number}", one_sale),
         Route("/api/sales/{number}/void", void, methods=["POST"]),
+        Route("/api/sales/{number}/refund", refund, methods=["POST"]),
+        Route("/api/quote", quote, methods=["POST"]),
+        Route("/api/shift", current_shift, methods=["GET"]),
+        Route("/api/shift/open", open_shift, methods=["POST"]),
+        Route("/api/shift/close", close_shift, methods=["POST"]),
+        Route("/api/shift/{id}/z", z_report, methods=["GET"]),
         Route("/api/held", held, methods=["GET"]),
         Route("/api/held", hold, methods=["POST"]),
         Route("/api/held/{id}/resume", resume, methods=["POST"]),

@@ -1,4 +1,5 @@
-"""What every HTTP handler shares: read the request, check the admin key, map errors to JSON.
+"""What every HTTP handler shares: read the request, check who head office's caller is and
+their role (roles.py), record head-office requests in the audit, map errors to JSON.
 
 Everything that reads HTTP is here (headers, query parameters, the body), so the jobs
 behind the facade (service.py) take typed arguments. Every failure a caller can cause
@@ -12,7 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -25,10 +26,12 @@ from shared.models import PUSH_WAYS, describe_errors
 from shared.signing import HEADER_ADMIN_KEY, HEADER_BRANCH, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME
 
 from .pull import PullQuery
-from .request_auth import SignedRequest, check_admin
+from .audit import describe
+from .request_auth import SignedRequest, head_office_principal
+from .roles import Principal, check_role, required_role
 from .service import Service
 from .settings import Settings
-from .store import Conflict, StoreUnavailable
+from .store import Conflict, StorageError, StoreUnavailable
 from .table_store import TableStore
 
 log = logging.getLogger("branchsync.cloud.http")
@@ -49,6 +52,7 @@ CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
 _service: Service | None = None
 _settings: Settings | None = None
 _service_lock = threading.Lock()
+_lake_writer = None
 
 
 def get_settings() -> Settings:
@@ -76,6 +80,24 @@ def get_service() -> Service:
                 # A connection string (Azurite, tests) or, in production, the managed identity.
                 _service = Service(TableStore(settings.storage_source, settings.table_prefix), settings)
     return _service
+
+
+def get_lake_writer():
+    """One LakeWriter per worker process, over the Service's store and the lake's container.
+
+    Imported here, not at module level: pyarrow is loaded only by the functions that write the lake.
+    """
+    global _lake_writer
+    svc = get_service()
+    if _lake_writer is None:
+        from .lake_blob import BlobLake
+        from .lake_writer import LakeWriter
+
+        with _service_lock:
+            if _lake_writer is None:
+                s = svc.settings
+                _lake_writer = LakeWriter(svc.store, BlobLake(s.storage_source, s.lake_container), s.business_timezone)
+    return _lake_writer
 
 
 def parse_body(req: func.HttpRequest, model: type[M]) -> M:
@@ -125,6 +147,28 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     return int(raw)
 
 
+def day_params(query: Mapping[str, str], name: str = "day") -> list[date]:
+    """Dates (YYYY-MM-DD) in one query parameter, comma-separated; none when absent."""
+    raw = query.get(name) or ""
+    try:
+        days = [date.fromisoformat(part.strip()) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        days = None
+    if days is None or len(days) > 366:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be dates like 2026-11-28, "
+                            "comma-separated, at most 366")
+    return days
+
+
+def rebuild_source(query: Mapping[str, str]) -> str:
+    """Where `report rebuild` folds from: the stored sales (default) or the data lake's events."""
+    source = (query.get("from") or "sales").strip().lower()
+    if source not in ("sales", "lake"):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter from must be sales (the stored sales) or lake "
+                            "(the data lake's events)")
+    return source
+
+
 def time_param(name: str, raw: str | None) -> datetime | None:
     """An optional time query parameter: ISO 8601 with a zone, or a date (midnight UTC)."""
     if raw is None or raw == "":
@@ -143,6 +187,17 @@ def time_param(name: str, raw: str | None) -> datetime | None:
     except OverflowError:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} lies outside the years 1 to 9999 once "
                             "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
+
+
+def date_param(query: Mapping[str, str], name: str) -> date:
+    """A required date query parameter (a business day): YYYY-MM-DD."""
+    raw = query.get(name) or ""
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date such as 2026-11-28") from None
 
 
 def push_ways_param(query: Mapping[str, str]) -> frozenset[str]:
@@ -205,21 +260,43 @@ def error_response(err: ContractError) -> func.HttpResponse:
     return json_response(err.to_body(), err.http_status)
 
 
-def handle(req: func.HttpRequest, action: Callable[[Service], BaseModel | dict], *, admin: bool = False,
-           status: int = 200) -> func.HttpResponse:
+def handle(req: func.HttpRequest, action: Callable[..., BaseModel | dict], *, admin: bool = False,
+           status: int = 200, caller: bool = False) -> func.HttpResponse:
+    """`admin`: a head-office route, checked against its role in roles.ROUTE_ROLES and audited.
+    `caller`: the action is called with the Principal too (who creates or revokes a credential)."""
+    principal: Principal | None = None
+    route, role, result = "", "", "ok"
     try:
         if len(req.get_body() or b"") > MAX_BODY_BYTES:
             raise ContractError(ErrorCode.OVERSIZED_MESSAGE, f"request body is larger than {MAX_BODY_BYTES} bytes")
         if admin:
-            check_admin(get_settings(), req.headers.get(HEADER_ADMIN_KEY))
-        return compressed(req, json_response(action(get_service()), status))
+            route, role = required_role(req.method, request_path(req))
+            principal = head_office_principal(get_settings(), req.headers.get(HEADER_ADMIN_KEY),
+                                              lambda presented: get_service().people.recognise(presented))
+            check_role(principal, req.method, route, role)
+        svc = get_service()
+        resp = compressed(req, json_response(action(svc, principal) if caller else action(svc), status))
     except ContractError as err:
         log.info("refused %s %s: %s %s", req.method, request_path(req), err.code, err.message)
-        return error_response(err)
+        resp, result = error_response(err), str(err.code)
     except ValidationError as exc:
         err = ContractError(ErrorCode.BAD_REQUEST, describe_errors(exc, 3))
         log.info("refused %s %s: %s", req.method, request_path(req), err.message)
-        return error_response(err)
+        resp, result = error_response(err), str(err.code)
     except (StoreUnavailable, Conflict) as exc:
         log.warning("unavailable %s %s: %s", req.method, request_path(req), exc)
-        return error_response(ContractError(ErrorCode.UNAVAILABLE, "storage is unavailable or busy; try again in a minute"))
+        resp, result = error_response(ContractError(ErrorCode.UNAVAILABLE, "storage is unavailable or busy; try again in a minute")), "unavailable"
+    if principal is not None:
+        _audit(req, principal, route, str(role), resp.status_code, result)
+    return resp
+
+
+def _audit(req: func.HttpRequest, principal: Principal, route: str, role: str, status: int, result: str) -> None:
+    what = describe(dict(req.route_params), dict(req.params), req.get_body() or b"")
+    try:
+        trail = get_service().audit
+    except StorageError as exc:  # no store to write to (its settings are wrong): the log keeps it
+        log.error("audit entry not stored (%s): %s %s %s %s -> %d %s", exc, principal.name, req.method, route, what,
+                  status, result)
+        return
+    trail.record(principal, role, req.method, route, what, status, result)

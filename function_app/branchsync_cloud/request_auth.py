@@ -1,4 +1,5 @@
-"""Who sent a request: a branch's signed request (signature, revocation, nonce) or the admin key.
+"""Who sent a request: a branch's signed request (signature, revocation, nonce), or head office
+(the admin key, or a person's named credential: people.py).
 
 The HTTP adapter reads the signature headers into a `SignedRequest`; `RequestAuth`
 answers with the branch's record, or raises ContractError (401/403). A request signed
@@ -13,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared import limits
+from shared.access import BOOTSTRAP_NAME, VIA_ADMIN_KEY, Role, credential_parts
 from shared.errors import ContractError, ErrorCode
 from shared.models import BRANCH_RE
 from shared.signing import verify_signature
 
 from . import branch_keys, nonces
 from .conflicts import retrying
+from .roles import Principal
 from .settings import Settings
 from .store import BranchRecord, Conflict, Store
 from .telemetry import dims
@@ -47,7 +50,17 @@ def check_admin(settings: Settings, presented: str | None) -> None:
     # Bounded and encoded leniently: a header that is not text (a lone surrogate) is simply wrong.
     if (not presented or len(presented) > limits.AUTH_HEADER_MAX_CHARS
             or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), key.encode())):
-        raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with the admin key")
+        raise ContractError(ErrorCode.UNAUTHENTICATED, "admin requests need the header X-Branchsync-Admin-Key with "
+                            "the admin key or a head-office credential")
+
+
+def head_office_principal(settings: Settings, presented: str | None, recognise: Callable[[str], Principal]) -> Principal:
+    """Who a head-office request comes from: a named credential (`recognise` looks it up: people.py)
+    or the deployment's admin key, the bootstrap administrator. 401 otherwise."""
+    if presented and len(presented) <= limits.AUTH_HEADER_MAX_CHARS and credential_parts(presented) is not None:
+        return recognise(presented)
+    check_admin(settings, presented)
+    return Principal(BOOTSTRAP_NAME, frozenset({Role.ADMIN}), VIA_ADMIN_KEY)
 
 
 def revoked_message(record: BranchRecord) -> str:

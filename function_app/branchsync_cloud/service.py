@@ -8,28 +8,34 @@ settings and clock and names every operation a handler calls:
 - pull.py: what a branch pulls (catalog page, acks, how to push)
 - ingest.py: the push route, applying a queue message, dead letters
 - catalog_writes.py: catalog import, delete, compaction
-- reports.py: the sales export and the price-differences report
+- reports.py: the sales export, the price-differences report, the reports from the day summaries
+- people.py, audit.py: head office's named credentials, and the audit of their requests
 
 Input that breaks the contract raises shared.errors.ContractError; storage trouble raises
 store.StoreUnavailable (HTTP 503, or a queue retry).
 """
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from shared.models import (
     BranchCreated, BranchList, BranchRevocation, BranchRotation, CatalogCompaction, CatalogImport, CatalogWriteResult,
     DeadLetterDetail, DeadLetterInfo, DeadLetterList, EnrollAnswer, EnrollRequest, PriceDifferencePage, PullAnswer,
-    PushAccepted, ReplayResult, SalesExportPage,
+    PushAccepted, ReplayResult, ReportTable, SalesExportPage, SummaryRebuild,
 )
 
+from shared.access import AuditPage, PeopleList, PersonCreate, PersonCreated, PersonRevocation, Role, Whoami
+
+from .audit import AuditTrail
 from .branches import Branches
 from .catalog_writes import CatalogWrites
 from .ingest import ApplyOutcome, Ingest
 from .pull import PullQuery, Pulls
 from .queue_access import SalesQueue
+from .people import People
 from .reports import EXPORT_LIMIT_DEFAULT, Reports
 from .request_auth import RequestAuth, SignedRequest
+from .roles import Principal
 from .settings import Settings
 from .store import BranchRecord, Store
 
@@ -48,9 +54,11 @@ class Service:
         self.auth = RequestAuth(store, clock)
         self.branches = Branches(store, clock)
         self.pulls = Pulls(store, settings, clock, signer)
-        self.ingest = Ingest(store, clock, self.auth, lambda: self.sales_queue)
+        self.ingest = Ingest(store, clock, self.auth, lambda: self.sales_queue, settings.business_zone)
         self.catalog = CatalogWrites(store)
-        self.reports = Reports(store)
+        self.reports = Reports(store, settings.business_zone)
+        self.people = People(store, clock)
+        self.audit = AuditTrail(store, clock)
 
     @property
     def signer(self):
@@ -127,3 +135,32 @@ class Service:
     def price_differences(self, branch: str | None = None, since: datetime | None = None, after: str | None = None,
                           limit: int = EXPORT_LIMIT_DEFAULT) -> PriceDifferencePage:
         return self.reports.price_differences(branch, since, after, limit)
+
+    # head office: people and the audit
+    @staticmethod
+    def whoami(caller: Principal) -> Whoami:
+        return Whoami(name=caller.name, roles=sorted(caller.roles, key=list(Role).index), via=caller.via)
+
+    def create_person(self, request: PersonCreate, caller: Principal) -> PersonCreated:
+        return self.people.create(request, caller)
+
+    def list_people(self) -> PeopleList:
+        return self.people.list_all()
+
+    def revoke_person(self, name: str, caller: Principal) -> PersonRevocation:
+        return self.people.revoke(name, caller)
+
+    def audit_entries(self, since: datetime | None, who: str | None, after: str | None, limit: int) -> AuditPage:
+        return self.audit.entries(since, who, after, limit)
+
+    def sales_report(self, first: date, last: date, branch: str | None = None, by: str = "day") -> ReportTable:
+        return self.reports.sales_report(first, last, branch, by)
+
+    def shifts_report(self, first: date, last: date, branch: str | None = None) -> ReportTable:
+        return self.reports.shifts_report(first, last, branch)
+
+    def exceptions_report(self, first: date, last: date, branch: str | None = None) -> ReportTable:
+        return self.reports.exceptions_report(first, last, branch)
+
+    def rebuild_summaries(self, branch: str | None = None) -> SummaryRebuild:
+        return self.reports.rebuild_summaries(branch)

@@ -7,16 +7,19 @@ otherwise `Conflict` is raised and the caller re-reads and re-plans.
 """
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Protocol
 
+from shared.access import AuditEntry
 from shared.models import Sale
 
 # BranchLedger is a store record too; it is defined with the apply, which plans its changes.
 from .apply import ApplyWrite, BranchLedger, Refunded
 from .catalog import TXN_HARD_MAX_DATA_BYTES, TXN_MAX_OPS, CatalogTxn, Counter, IndexEntry, Segment
+from .summaries import DaySummary
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -91,6 +94,26 @@ def read_segments(page: SegmentPages, min_entries: int) -> tuple[list[Segment], 
         per_row = max(1.0, read / len(segments)) if segments else 1.0
         per_page = max(SEGMENT_FIRST_PAGE, min(SEGMENT_PAGE_MAX, math.ceil((min_entries - entries) / per_row) + 1))
     return segments, False
+
+
+def audit_since_key(since: datetime) -> str:
+    """The lowest audit id at or after `since`: ids begin with their entry's UTC time."""
+    return since.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+
+
+def audit_id(entry: AuditEntry) -> str:
+    """A new audit entry's id (its RowKey): its time, then randomness so two in one microsecond differ."""
+    return audit_since_key(entry.at) + "-" + secrets.token_hex(4)
+
+
+def audit_page(rows: Iterable[tuple[str, AuditEntry]], limit: int) -> tuple[list[AuditEntry], str | None]:
+    """Store.list_audit over one store's (id, entry) rows in id order: the first `limit`, and the id to go on after."""
+    page: list[tuple[str, AuditEntry]] = []
+    for row in rows:
+        if len(page) == limit:
+            return [e for _, e in page], page[-1][0]
+        page.append(row)
+    return [e for _, e in page], None
 
 
 # --- records -------------------------------------------------------------------------------
@@ -175,6 +198,21 @@ class DeadLetter:
     replays: int = 0
 
 
+@dataclass
+class PersonRecord:
+    """A head-office person's credential: its roles and the salted hash of its secret (never the secret)."""
+
+    name: str
+    roles: tuple[str, ...]
+    salt: str  # hex
+    secret_hash: str  # hex HMAC-SHA256(salt, secret); people.py
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    etag: str | None = field(default=None, compare=False)
+
+
 # --- the interface -------------------------------------------------------------------------
 
 
@@ -201,6 +239,18 @@ class Store(Protocol):
     def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]: ...
     def find_chunk(self, branch: str, generation: int, seq: int) -> Chunk | None: ...  # the chunk holding seq
 
+    # day summaries (summaries.py), kept in the branch's partition beside its chunks and ledger;
+    # commit_apply writes them with the sales (If-Match as read, created when new)
+    # The ledger and the stored summaries of the days from `first` on, with one query (their
+    # rows sort just below the ledger's): what an apply reads, at the cost of the ledger alone.
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]: ...
+    # The days first..last, in order; products=False: their figures only (products left empty, less read).
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]: ...
+    # Replace the given days' rows whatever they hold (a rebuild), in transactions of at most
+    # 99 rows, each with the ledger If-Match `ledger` then each previous one (unchanged), so an
+    # apply that committed meanwhile makes it Conflict. Returns the ledger after the last.
+    def replace_summaries(self, ledger: BranchLedger, summaries: Sequence[DaySummary]) -> BranchLedger: ...
+
     # catalog
     def get_catalog_counter(self) -> CounterRecord: ...
     # The index buckets asked for (None: all of them); an absent bucket comes back empty.
@@ -226,3 +276,14 @@ class Store(Protocol):
     def claim_nonce(self, branch: str, nonce: str, bucket: int) -> bool: ...  # False: already seen
     def nonce_buckets(self) -> list[int]: ...
     def drop_nonce_bucket(self, bucket: int) -> None: ...  # a bucket already gone is fine
+
+    # head-office people and the audit trail (people.py, audit.py); the audit is only ever added to
+    def create_person(self, record: PersonRecord) -> None: ...  # Conflict if the name exists
+    def get_person(self, name: str) -> PersonRecord | None: ...
+    def list_people(self) -> list[PersonRecord]: ...  # in name order
+    def replace_person(self, record: PersonRecord) -> None: ...  # Conflict if record.etag is stale
+    def add_audit(self, entry: AuditEntry) -> str: ...  # returns its id; ids sort as the entries' times
+    # Entries at or after `since` (after the id `after` when given), oldest first, of `who` only
+    # when given; at most `limit`, and the id to pass as `after` for more (None: no more).
+    def list_audit(self, since: datetime, after: str | None, who: str | None,
+                   limit: int) -> tuple[list[AuditEntry], str | None]: ...

@@ -28,16 +28,19 @@ from azure.core.exceptions import (
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared import limits
+from shared.access import AuditEntry
 from shared.models import Sale
 
 from . import faults, nonces
 from .apply import ApplyState, ApplyWrite, ChunkWrite
+from .summaries import PARTS_MAX, DaySummary, pack, unpack
 from .credentials import credential_for
 from .settings import IdentityStorage
 from .catalog import (
     BUCKETS,
     ENCODING,
     PROPERTY_MAX_BYTES,
+    TXN_MAX_OPS,
     CatalogTxn,
     Counter,
     Segment,
@@ -54,17 +57,23 @@ from .store import (
     DeadLetter,
     NotFound,
     BranchLedger,
+    PersonRecord,
     StorageError,
     StoreUnavailable,
     DEADLETTER_RAW_MAX,
     INDEX_POINT_READS_MAX,
     REASON_MAX_CHARS,
+    audit_id,
+    audit_page,
+    audit_since_key,
     check_transaction,
     read_segments,
 )
 
 
 SALES, BRANCHES, CATALOG, DEADLETTERS = "sales", "branches", "catalog", "deadletters"
+PEOPLE, AUDIT = "people", "audit"
+PERSON_PK = "person"
 BRANCH_PK = "branch"
 CATALOG_PK = "catalog"
 STATE_KEY = "state"
@@ -89,6 +98,11 @@ def chunk_key(first_seq: int, generation: int = 1) -> str:
 def chunks_end(generation: int = 1) -> str:
     """The key just above every chunk key of `generation` ("c..." < "d", "g002c..." < "g002d")."""
     return chunk_prefix(generation)[:-1] + "d"
+
+
+def summary_key(day: date) -> str:
+    """A day summary's row: `sday-YYYYMMDD`, in day order just below the state row (nothing else sorts between)."""
+    return f"sday-{day:%Y%m%d}"
 
 
 def version_key(version: int) -> str:
@@ -166,10 +180,12 @@ class TableStore:
             except ResourceNotFoundError:
                 return None
 
-    def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token) -> tuple[list[dict], object]:
+    def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token,
+                    select: list[str] | None = None) -> tuple[list[dict], object]:
         """One query page (one request): its entities and the token for the next, None at the end."""
         client = self._table(table)
-        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page).by_page(continuation_token=token)
+        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page,
+                                      select=select).by_page(continuation_token=token)
         self._tick()
         with _mapped(f"query {table}"):
             try:
@@ -178,11 +194,12 @@ class TableStore:
                 return [], None
         return page, pages.continuation_token
 
-    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000) -> Iterator[dict]:
+    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000,
+               select: list[str] | None = None) -> Iterator[dict]:
         """Every entity the query matches, page by page; a page may be empty yet have more."""
         token = None
         while True:
-            page, token = self._query_page(table, query, parameters, per_page, token)
+            page, token = self._query_page(table, query, parameters, per_page, token, select)
             yield from page
             if token is None:
                 return
@@ -237,18 +254,7 @@ class TableStore:
         entity = self._get(SALES, branch, STATE_KEY)
         if entity is None:
             return BranchLedger(branch)
-        ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
-        watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
-        for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
-            watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
-        return BranchLedger(
-            branch=branch,
-            watermarks=watermarks,
-            sales_applied=_int(entity.get("sales_applied")),
-            total_paisa=_int(entity.get("total_paisa")),
-            last_push=_dt(entity.get("last_push")),
-            etag=entity.metadata["etag"],
-        )
+        return _ledger(branch, entity)
 
     def init_ledger(self, branch: str) -> None:
         client = self._table(SALES)
@@ -263,6 +269,7 @@ class TableStore:
         """Each planned transaction as one request, in order; the ledger row If-Match the previous one's."""
         branch, ledger = before.branch, before
         etags: dict[tuple[int, int], str] = {}  # of the chunk rows this apply wrote
+        day_etags: dict = {}  # and of the day summaries
         for txn in write.txns:
             ops: list = [("create", _chunk_entity(branch, write.generation, c, write.applied_at)) for c in txn.chunks]
             ops += [("update", {"PartitionKey": branch, "RowKey": chunk_key(m.first_seq, m.generation),
@@ -271,11 +278,14 @@ class TableStore:
                      {"mode": UpdateMode.MERGE, "etag": etags.get((m.generation, m.first_seq), m.etag),
                       "match_condition": MatchConditions.IfNotModified})
                     for m in txn.marks]
+            ops += [_write_op(_summary_entity(branch, s.summary.day, s.parts), day_etags.get(s.summary.day, s.summary.etag))
+                    for s in txn.summaries]
             ops.append(_write_op(_state_entity(txn.ledger), ledger.etag))
             seqs = f"{txn.chunks[0].first_seq}-{txn.chunks[-1].last_seq}"
             result = self._submit(SALES, ops, f"apply sales {seqs} of {branch}")
             rows = [(write.generation, c.first_seq) for c in txn.chunks] + [(m.generation, m.first_seq) for m in txn.marks]
             etags |= {row: r.get("etag") for row, r in zip(rows, result)}
+            day_etags |= {s.summary.day: r.get("etag") for s, r in zip(txn.summaries, result[len(rows):])}
             ledger = replace(txn.ledger, etag=result[-1]["etag"])
             faults.hit("apply.between_transactions", f"{branch}:{seqs}")
         return ledger
@@ -300,6 +310,33 @@ class TableStore:
             if chunk.first_seq <= seq <= chunk.last_seq:
                 return chunk
         return None
+
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        days, ledger = {}, BranchLedger(branch)
+        for entity in self._query(SALES, query, {"pk": branch, "lo": summary_key(first), "hi": STATE_KEY}, per_page=100):
+            if entity["RowKey"] == STATE_KEY:
+                ledger = _ledger(branch, entity)
+            else:
+                summary = _summary(branch, entity)
+                days[summary.day] = summary
+        return ledger, days
+
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        params = {"pk": branch, "lo": summary_key(first), "hi": summary_key(last)}
+        select = None if products else ["RowKey", "day", "parts", "data0"]  # the figures alone: part 0
+        return [_summary(branch, e, products) for e in self._query(SALES, query, params, per_page=100, select=select)]
+
+    def replace_summaries(self, ledger: BranchLedger, summaries) -> BranchLedger:
+        branch = ledger.branch
+        for at in range(0, len(summaries), TXN_MAX_OPS - 1):
+            ops: list = [("upsert", _summary_entity(branch, s.day, pack(s)), {"mode": UpdateMode.REPLACE})
+                         for s in summaries[at:at + TXN_MAX_OPS - 1]]
+            ops.append(_write_op(_state_entity(ledger), ledger.etag))
+            result = self._submit(SALES, ops, f"rebuild the summaries of {branch}")
+            ledger = replace(ledger, etag=result[-1]["etag"])
+        return ledger
 
     # --- catalog -------------------------------------------------------------------------
 
@@ -444,6 +481,50 @@ class TableStore:
         with _mapped(f"drop table {name}"):
             self._service.delete_table(self._prefix + name)  # absent: the SDK returns quietly
 
+    # --- head-office people and the audit trail ----------------------------------------------
+
+    def create_person(self, record: PersonRecord) -> None:
+        client = self._table(PEOPLE)
+        self._tick()
+        with _mapped(f"create person {record.name}"):
+            result = client.create_entity(_person_entity(record))
+        record.etag = result.get("etag")
+
+    def get_person(self, name: str) -> PersonRecord | None:
+        entity = self._get(PEOPLE, PERSON_PK, name)
+        return _person_record(entity) if entity else None
+
+    def list_people(self) -> list[PersonRecord]:
+        return [_person_record(e) for e in self._query(PEOPLE, "PartitionKey eq @pk", {"pk": PERSON_PK})]
+
+    def replace_person(self, record: PersonRecord) -> None:
+        client = self._table(PEOPLE)
+        self._tick()
+        condition = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified} if record.etag else {}
+        with _mapped(f"update person {record.name}"):
+            result = client.update_entity(_person_entity(record), mode=UpdateMode.REPLACE, **condition)
+        record.etag = result.get("etag")
+
+    def add_audit(self, entry: AuditEntry) -> str:
+        entry_id = audit_id(entry)
+        client = self._table(AUDIT)
+        self._tick()
+        with _mapped("write audit entry"):  # an insert: an entry is never replaced
+            client.create_entity(_props({"PartitionKey": entry_id[:6], "RowKey": entry_id, **entry.model_dump()}))
+        return entry_id
+
+    def list_audit(self, since: datetime, after: str | None, who: str | None,
+                   limit: int) -> tuple[list[AuditEntry], str | None]:
+        # One partition per month, RowKeys begin with the time: a range from the month of `since` on.
+        lo = after or audit_since_key(since)
+        query = "PartitionKey ge @pk and RowKey " + ("gt" if after else "ge") + " @lo"
+        params = {"pk": lo[:6], "lo": lo}
+        if who is not None:
+            query += " and who eq @who"
+            params["who"] = who
+        rows = ((e["RowKey"], _audit_entry(e)) for e in self._query(AUDIT, query, params, per_page=min(1000, limit + 1)))
+        return audit_page(rows, limit)
+
 
 def _dead_letter_key(letter_id: str) -> tuple[str, str]:
     pk, _, rk = letter_id.partition("-")
@@ -566,6 +647,21 @@ def _branch_record(e: dict) -> BranchRecord:
     )
 
 
+def _ledger(branch: str, entity: dict) -> BranchLedger:
+    ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
+    watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
+    for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
+        watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
+    return BranchLedger(
+        branch=branch,
+        watermarks=watermarks,
+        sales_applied=_int(entity.get("sales_applied")),
+        total_paisa=_int(entity.get("total_paisa")),
+        last_push=_dt(entity.get("last_push")),
+        etag=entity.metadata["etag"],
+    )
+
+
 def _state_entity(s: BranchLedger) -> dict:
     # Generation 1 in the original properties; later generations (after restores) in one JSON property.
     later = {str(g): [w.applied_through, [list(r) for r in w.ranges]] for g, w in sorted(s.watermarks.items()) if g != 1}
@@ -575,6 +671,17 @@ def _state_entity(s: BranchLedger) -> dict:
         "total_paisa": s.total_paisa, "last_push": s.last_push,
         "generations": json.dumps(later, separators=(",", ":")) if later else None,
     })
+
+
+def _summary_entity(branch: str, day: date, parts: tuple[bytes, ...]) -> dict:
+    return _props({"PartitionKey": branch, "RowKey": summary_key(day), "day": day.isoformat(), "encoding": "zlib+json",
+                   "parts": len(parts), **{f"data{i}": p for i, p in enumerate(parts)}})
+
+
+def _summary(branch: str, e: dict, products: bool = True) -> DaySummary:
+    count = min(_int(e.get("parts")), PARTS_MAX) if products else 1
+    parts = [e[f"data{i}"] for i in range(count)]
+    return unpack(branch, date.fromisoformat(e["day"]), parts, e.metadata.get("etag"), products)
 
 
 def _seq_list(seqs) -> str:
@@ -645,3 +752,24 @@ def _bucket_entity(number: int, data: bytes, count: int) -> dict:
 def _bucket_record(e: dict) -> BucketRecord:
     data = b"".join(e[f"data{i}"] for i in range(_int(e.get("parts"))))
     return BucketRecord(_int(e["bucket"]), decode_bucket(data), e.metadata["etag"])
+
+
+def _person_entity(r: PersonRecord) -> dict:
+    return _props({
+        "PartitionKey": PERSON_PK, "RowKey": r.name, "roles": ",".join(r.roles), "salt": r.salt,
+        "secret_hash": r.secret_hash, "created_at": r.created_at, "created_by": r.created_by,
+        "revoked_at": r.revoked_at, "revoked_by": r.revoked_by,
+    })
+
+
+def _person_record(e: dict) -> PersonRecord:
+    return PersonRecord(
+        name=e["RowKey"], roles=tuple(e["roles"].split(",")), salt=e["salt"], secret_hash=e["secret_hash"],
+        created_at=_dt(e["created_at"]), created_by=e["created_by"], revoked_at=_dt(e.get("revoked_at")),
+        revoked_by=e.get("revoked_by"), etag=e.metadata.get("etag"),
+    )
+
+
+def _audit_entry(e: dict) -> AuditEntry:
+    return AuditEntry(at=_dt(e["at"]), who=e["who"], via=e["via"], role=e["role"], method=e["method"],
+                      route=e["route"], what=e["what"], status=_int(e["status"]), result=e["result"])

@@ -57,7 +57,7 @@ def _status(home) -> dict:
 
 
 def test_sale_add_records_offline_and_prints_the_number_and_total_in_taka(shop):
-    result = run(shop, "sale", "add", "RICE-5KG=2", "DAL-1KG=1.5@120.50", "--payment", "card")
+    result = run(shop, "sale", "add", "RICE-5KG=2", "DAL-1KG=1.5@120.50:end of day", "--payment", "card")
     assert result.exit_code == 0, result.output
     assert "sale 1 recorded: total 1020.75 taka, 2 lines, paid by card" in result.stdout
     assert _status(shop)["pending"] == 1
@@ -461,3 +461,72 @@ def test_enroll_still_succeeds_and_warns_when_the_folder_cannot_be_restricted(ho
     result = run(home, "enroll", encode_code("https://cloud.example", "a" * 24))
     assert result.exit_code == 0
     assert "could not restrict who may open" in result.stderr and "branchsync doctor" in result.stderr
+
+
+# --- the complete record at the command line ----------------------------------------------------------------
+
+
+def test_sale_add_splits_payments_gives_change_and_takes_a_sale_discount_with_its_reason(shop):
+    result = run(shop, "sale", "add", "RICE-5KG=1", "SOAP=2", "--discount", "10%:loyal customer",
+                 "--pay", "bkash:9C7D2XK41Q=100", "--pay", "cash=500", "--cashier", "Rahim")
+    assert result.exit_code == 0, result.output
+    assert "total 459.00 taka" in result.stdout and "bkash 100.00 + cash 359.00" in result.stdout
+    assert "change 141.00 taka" in result.stdout
+    with Store(shop) as store:
+        sale = store.get_sale("1").sale
+    assert sale.cashier == "Rahim" and sale.discount.reason == "loyal customer"
+    assert [(p.method, p.amount, p.txn_id) for p in sale.payments] == [("mobile", 10000, "9C7D2XK41Q"),
+                                                                       ("cash", 35900, None)]
+
+
+def test_without_cashier_a_sale_names_the_environments_cashier_or_manager(shop):
+    assert run(shop, "sale", "add", "SOAP=1").exit_code == 0
+    assert run(shop, "sale", "add", "SOAP=1", env={"BRANCHSYNC_CASHIER": "Karim"}).exit_code == 0
+    with Store(shop) as store:
+        assert [store.get_sale(n).sale.cashier for n in ("1", "2")] == ["manager", "Karim"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--pay", "card=100"], "add up exactly"),
+    (["--pay", "bkash=420"], "transaction id"),
+    (["--pay", "cash=100"], "less than"),
+    (["--pay", "card", "--payment", "cash"], "not both"),
+    (["--payment", "mobile"], "name the wallet"),
+    (["--discount", "10%"], "PERCENT%:REASON"),
+])
+def test_payments_or_discounts_that_do_not_work_exit_2_saying_why_and_store_nothing(shop, args, says):
+    result = run(shop, "sale", "add", "RICE-5KG=1", *args)
+    assert result.exit_code == 2 and says in result.stderr, result.output
+    assert _status(shop)["sales_recorded"] == 0
+
+
+def test_sale_refund_returns_lines_and_sale_show_lists_payments_discounts_and_what_came_back(shop):
+    run(shop, "sale", "add", "SOAP=3", "RICE-5KG=1@400:torn bag", "--pay", "card")
+    result = run(shop, "sale", "refund", "1", "1=2", "--pay", "card", "--reason", "wrong scent")
+    assert result.exit_code == 0, result.output
+    assert "sale 1 refunded by number 2: 90.00 taka back by card" in result.stdout
+    bad = run(shop, "sale", "refund", "1", "1=2")
+    assert bad.exit_code == 2 and "not yet returned" in bad.stderr
+    assert run(shop, "sale", "refund", "1", "one=2").exit_code == 2
+    shown = run(shop, "sale", "show", "1")
+    assert shown.exit_code == 0, shown.output
+    assert "400.00 (torn bag)" in shown.stdout and "refunded by: 2" in shown.stdout and "paid: card 535.00" in shown.stdout
+    listed = run(shop, "sale", "list").stdout
+    assert "refund of 1: wrong scent" in listed
+    assert run(shop, "sale", "void", "1").exit_code == 2  # refunded in part: refund the rest instead
+
+
+def test_a_shift_opens_with_a_float_and_closing_prints_the_z_report_with_the_difference(shop):
+    assert run(shop, "shift", "open", "--float", "2000").exit_code == 0
+    run(shop, "sale", "add", "RICE-5KG=1", "--pay", "cash=500")
+    run(shop, "sale", "add", "SOAP=1", "--pay", "card")
+    result = run(shop, "shift", "close", "--counted", "2419.50")
+    assert result.exit_code == 0, result.output
+    assert "Z report" in result.stdout and "expected cash" in result.stdout
+    assert "2420.00" in result.stdout and "short" in result.stdout and "-0.50" in result.stdout
+    assert run(shop, "shift", "close", "--counted", "0").exit_code == 2  # no shift open now
+    assert run(shop, "shift", "open", "--float", "lots").exit_code == 2
+    with Store(shop) as store:
+        close = store.recent_sales(1)[0].sale
+    again = run(shop, "shift", "z", close.shift.shift_id)
+    assert again.exit_code == 0 and "2420.00" in again.stdout

@@ -347,7 +347,7 @@ def test_existing_database_and_wal_files_are_probed_for_writing_without_changing
 
     with Store(home) as store:
         store.apply_catalog_page(page(entry(1, product("X"))), 0)
-        store.record_sale(parse_items(["X=1@10"]), "cash")
+        store.record_sale(parse_items(["X=1@10:test"]), "cash")
         db, wal = home / "branchsync.db", home / "branchsync.db-wal"
         assert wal.exists()
         before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (db, wal)}

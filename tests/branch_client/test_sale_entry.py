@@ -6,12 +6,13 @@ import pytest
 from branch_client.errors import BadSaleInput
 from branch_client import sale_entry
 from branch_client.barcodes import Embedded, Value
-from branch_client.sale_entry import (ItemSpec, Match, QuantityNeedsConfirmation, build_lines, new_sale, new_void,
-                                      parse_item, parse_items, parse_payment, quantity_of)
+from branch_client.sale_entry import (ItemSpec, Match, PaymentSpec, QuantityNeedsConfirmation, build_lines, new_refund,
+                                      new_sale, new_void, parse_discount, parse_item, parse_items, parse_pay,
+                                      parse_payment, payment_spec, price, quantity_of, refund_lines, settle)
 from shared import limits
 from shared.encoding import pack_sales
 from shared.errors import ContractError
-from shared.models import Payment, PaymentMethod, Sale, SaleKind
+from shared.models import Payment, PaymentMethod, Sale, SaleKind, SaleRef
 from tests.branch_client.fakes import bulky_products, product
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
@@ -70,7 +71,7 @@ def test_a_sale_needs_at_least_one_item():
 
 
 def test_lines_carry_the_catalog_price_as_list_price_and_the_override_as_unit_price():
-    lines = lines_of(["RICE-5KG=2", "DAL-1KG=1.5@120.50"])
+    lines = lines_of(["RICE-5KG=2", "DAL-1KG=1.5@120.50:end of day"])
     assert [(ln.sku, ln.name, ln.unit_price, ln.list_price, ln.line_total) for ln in lines] == [
         ("RICE-5KG", "চাল ৫ কেজি", 42000, 42000, 84000),
         ("DAL-1KG", "মসুর ডাল ১ কেজি", 12050, 14050, 18075),
@@ -138,22 +139,148 @@ def test_payment_methods_are_read_in_any_case_and_unknown_ones_list_the_choices(
         parse_payment("cheque")
 
 
-def test_a_sale_totals_its_lines_and_is_paid_in_full():
-    sale = new_sale(1, "a" * 32, NOW, lines_of(["RICE-5KG=2", "DAL-1KG=1"]), PaymentMethod.CASH)
-    assert sale.total == 84000 + 14050 == sale.payment.amount
+def sale_of(texts, payments=(), discount=None, cashier="rahim", line_discounts=None):
+    """A v3 sale of CATALOG items, priced and paid as the store does it."""
+    items = parse_items(texts)
+    products = [CATALOG[i.sku] for i in items]
+    priced = price(build_lines(items, [Match(p) for p in products]), products,
+                   line_discounts or [None] * len(items), discount)
+    return new_sale(1, "a" * 32, NOW, priced, settle(priced.total, list(payments)), cashier)
 
 
-def test_a_void_has_no_lines_and_minus_the_voided_total_paid_back_the_same_way():
-    sale = new_sale(1, "a" * 32, NOW, lines_of(["RICE-5KG=1"]), PaymentMethod.MOBILE)
-    void = new_void(2, "b" * 32, NOW, sale)
-    assert (void.kind, void.voids, void.lines, void.total) == (SaleKind.VOID, 1, [], -42000)
-    assert void.payment.method == PaymentMethod.MOBILE and void.payment.amount == -42000
+def test_a_sale_totals_its_lines_and_is_paid_in_full_in_cash_by_default():
+    sale = sale_of(["RICE-5KG=2", "DAL-1KG=1"])
+    assert sale.is_v3 and sale.cashier == "rahim"
+    assert sale.total == 84000 + 14050 == sum(p.amount for p in sale.payments)
+    assert [p.method for p in sale.payments] == [PaymentMethod.CASH]
+
+
+def test_each_line_carries_its_products_vat_rate_its_net_and_the_vat_inside_it():
+    rice = product("RICE", 10500, vat_rate=Decimal(5))
+    [line] = price(build_lines([ItemSpec("RICE", Decimal(1))], [Match(rice)]), [rice], [None]).lines
+    assert (line.vat_rate, line.net, line.vat) == (Decimal(5), 10500, 500)
+
+
+def test_a_percent_discount_rounds_half_up_and_a_sale_discount_is_shared_out_over_the_lines():
+    ten = parse_discount("10%:damaged bag")
+    sale = sale_of(["RICE-5KG=1", "DAL-1KG=1"], line_discounts=[None, ten], discount=parse_discount("1:loyal customer"))
+    rice, dal = sale.lines
+    assert dal.discount.amount == 1405  # 10% of 14050
+    # 100 paisa over 42000 and 12645: rounded down 76 and 23, the paisa left over to the first line.
+    assert (rice.net, dal.net) == (42000 - 77, 12645 - 23)
+    assert sale.discount.reason == "loyal customer" and sale.total == rice.net + dal.net
+
+
+@pytest.mark.parametrize("text, says", [
+    ("10%", "PERCENT%:REASON"),
+    ("10%:", "needs a reason"),
+    ("0%:x", "above 0 and at most 100"),
+    ("101%:x", "above 0 and at most 100"),
+    ("1e2:x", "scientific notation"),
+    ("five:x", "not a number"),
+])
+def test_a_malformed_discount_is_refused_saying_how_to_write_it(text, says):
+    with pytest.raises(BadSaleInput, match=says):
+        parse_discount(text)
+
+
+def test_a_discount_larger_than_what_it_applies_to_is_refused():
+    with pytest.raises(BadSaleInput, match="more than the 420.00 taka"):
+        sale_of(["RICE-5KG=1"], discount=parse_discount("500:too much"))
+
+
+def test_a_price_below_the_list_price_needs_a_reason_and_the_reason_is_kept_on_the_item():
+    with pytest.raises(BadSaleInput, match="needs a reason"):
+        lines_of(["RICE-5KG=1@0"])
+    item = parse_item('RICE-5KG=1@300:"torn bag"')
+    assert (item.price, item.price_reason) == (30000, '"torn bag"')
+    assert parse_item("RICE-5KG=1@300:torn bag: second hand").price_reason == "torn bag: second hand"
+    assert lines_of(["RICE-5KG=1@500"])[0].unit_price == 50000  # above the list price: no reason needed
+
+
+def test_split_payments_add_up_exactly_and_cash_tendered_over_the_rest_gives_change():
+    sale = sale_of(["RICE-5KG=2"], [parse_pay("bkash:9C7D2XK41Q=340"), parse_pay("cash=1000")])
+    mobile, cash = sale.payments
+    assert (mobile.wallet, mobile.txn_id, mobile.amount) == ("bkash", "9C7D2XK41Q", 34000)
+    assert (cash.amount, cash.tendered, cash.change) == (50000, 100000, 50000)
+
+
+@pytest.mark.parametrize("pays, says", [
+    (["card=100"], "make 100.00 taka but 420.00 taka is due"),
+    (["card=500"], "make 500.00 taka but 420.00 taka is due"),
+    (["card", "nagad:TX1"], "only one payment may leave out its amount"),
+    (["cash=100"], "cash tendered 100.00 taka is less than the 420.00"),
+    (["card=420", "cash=10"], "nothing left to pay"),
+    (["mobile=420"], "name the wallet"),
+    (["bkash=420"], "transaction id"),
+    (["cash", "cash"], "give cash once"),
+    (["cheque"], "cash, card, mobile"),
+    (["bkash:bad id!=420"], "letters, digits"),
+])
+def test_payments_that_do_not_make_the_total_are_refused_saying_what_is_wrong(pays, says):
+    with pytest.raises(BadSaleInput, match=says):
+        sale_of(["RICE-5KG=1"], [parse_pay(p) for p in pays])
+
+
+def test_a_till_payment_is_read_from_its_json_in_paisa():
+    assert payment_spec({"method": "cash", "amount": 42000, "tendered": 50000}) == PaymentSpec(
+        PaymentMethod.CASH, 42000, 50000)
+    for bad, says in (({"method": "cash", "amount": 1.5}, "whole number of paisa"),
+                      ({"method": "mobile", "wallet": "rocket"}, "not bkash or nagad"),
+                      ({"method": "card", "extra": 1}, "not a payment")):
+        with pytest.raises(BadSaleInput, match=says):
+            payment_spec(bad)
+
+
+def test_a_void_of_a_v3_sale_pays_back_each_payment_and_names_its_cashier():
+    sale = sale_of(["RICE-5KG=1"], [parse_pay("bkash:TX1=20"), parse_pay("cash=500")])
+    void = new_void(2, "b" * 32, NOW, sale, cashier="karim")
+    assert (void.kind, void.voids, void.lines, void.total, void.cashier) == (SaleKind.VOID, 1, [], -42000, "karim")
+    assert [(p.method, p.amount, p.wallet) for p in void.payments] == [
+        (PaymentMethod.MOBILE, -2000, "bkash"), (PaymentMethod.CASH, -40000, None)]
+
+
+def test_a_void_of_an_older_sale_keeps_the_older_record_so_both_travel_in_one_message():
+    line = lines_of(["RICE-5KG=1"])[0]
+    old = Sale(seq=1, sale_id="a" * 32, recorded_at=NOW, lines=[line],
+               payment=Payment(method=PaymentMethod.MOBILE, amount=42000), total=42000)
+    void = new_void(2, "b" * 32, NOW, old)
+    assert not void.is_v3 and void.payment.method == PaymentMethod.MOBILE and void.payment.amount == -42000
 
 
 def test_a_void_cannot_itself_be_voided():
-    sale = new_sale(1, "a" * 32, NOW, lines_of(["RICE-5KG=1"]), PaymentMethod.CASH)
-    with pytest.raises(BadSaleInput, match="itself a void"):
-        new_void(3, "c" * 32, NOW, new_void(2, "b" * 32, NOW, sale))
+    with pytest.raises(BadSaleInput, match="is a void"):
+        new_void(3, "c" * 32, NOW, new_void(2, "b" * 32, NOW, sale_of(["RICE-5KG=1"])))
+
+
+def test_a_full_line_return_pays_back_exactly_its_net_and_parts_add_up_to_it():
+    sale = sale_of(["DAL-1KG=3"], line_discounts=[parse_discount("10%:x")])  # net 42150 - 4215 = 37935
+    assert refund_lines(sale, [(1, "3")], {})[0].amount == 37935
+    first = refund_lines(sale, [(1, "1")], {})[0]
+    assert first.amount == 12645  # 37935 / 3
+    second = refund_lines(sale, [(1, "2")], {1: (Decimal(1), first.amount)})[0]
+    assert first.amount + second.amount == 37935
+
+
+@pytest.mark.parametrize("returns, earlier, says", [
+    ([(2, "1")], {}, "lines 1 to 1; there is no line 2"),
+    ([(1, "4")], {}, "more than the 3 sold"),
+    ([(1, "2")], {1: (Decimal(2), 28100)}, "more than the 1 sold and not yet returned"),
+    ([(1, "1"), (1, "1")], {}, "named twice"),
+    ([(1, "1,5")], {}, "with a dot"),
+    ([], {}, "LINE=QTY"),
+])
+def test_a_refund_returns_at_most_what_was_sold_and_not_yet_returned(returns, earlier, says):
+    with pytest.raises(BadSaleInput, match=says):
+        refund_lines(sale_of(["DAL-1KG=3"]), returns, earlier)
+
+
+def test_a_refund_is_paid_back_negative_and_refuses_an_amount_tendered():
+    returns = refund_lines(sale_of(["RICE-5KG=1"]), [(1, "1")], {})
+    refund = new_refund(2, "b" * 32, NOW, SaleRef(generation=1, seq=1), returns, [], "rahim")
+    assert (refund.kind, refund.total, [p.amount for p in refund.payments]) == (SaleKind.REFUND, -42000, [-42000])
+    with pytest.raises(BadSaleInput, match="no amount tendered"):
+        new_refund(2, "b" * 32, NOW, SaleRef(generation=1, seq=1), returns, [parse_pay("cash=500")], "rahim")
 
 
 # --- a sale must fit in a queue message ---------------------------------------------------------------
@@ -161,24 +288,29 @@ def test_a_void_cannot_itself_be_voided():
 
 def _bulky_lines(count: int):
     found = {p.sku: p for p in bulky_products(count)}
-    return build_lines([ItemSpec(sku, Decimal(1)) for sku in found], [Match(p) for p in found.values()])
+    lines = build_lines([ItemSpec(sku, Decimal(1)) for sku in found], [Match(p) for p in found.values()])
+    return price(lines, list(found.values()), [None] * len(lines))
+
+
+def _bulky_sale(count: int):
+    priced = _bulky_lines(count)
+    return new_sale(1, "a" * 32, NOW, priced, settle(priced.total, []), "rahim")
 
 
 def test_a_sale_too_large_for_one_queue_message_is_refused_saying_to_split_it():
-    lines = _bulky_lines(limits.SALE_MAX_LINES)
+    priced = _bulky_lines(limits.SALE_MAX_LINES)
     with pytest.raises(BadSaleInput, match="too large to send") as refused:
-        new_sale(1, "a" * 32, NOW, lines, PaymentMethod.CASH)
+        new_sale(1, "a" * 32, NOW, priced, settle(priced.total, []), "rahim")
     assert "split it into two sales" in str(refused.value)
     # The push could indeed never send it: alone, it is over the message budget.
-    total = sum(line.line_total for line in lines)
-    whole = Sale(seq=1, sale_id="a" * 32, kind=SaleKind.SALE, recorded_at=NOW, lines=lines,
-                 payment=Payment(method=PaymentMethod.CASH, amount=total), total=total)
+    whole = Sale(seq=1, sale_id="a" * 32, kind=SaleKind.SALE, recorded_at=NOW, lines=priced.lines,
+                 payments=[Payment(method=PaymentMethod.CASH, amount=priced.total)], total=priced.total, cashier="r")
     with pytest.raises(ContractError, match="alone does not fit"):
         pack_sales("dhaka-1", [whole], "k" * 43, NOW)
 
 
 def test_half_of_that_sale_fits_and_is_measured_as_the_push_encodes_it():
-    sale = new_sale(1, "a" * 32, NOW, _bulky_lines(limits.SALE_MAX_LINES // 2), PaymentMethod.CASH)
+    sale = _bulky_sale(limits.SALE_MAX_LINES // 2)
     [(_, text)] = pack_sales("dhaka-1", [sale], "k" * 43, NOW)
     assert sale_entry.encoded_alone(sale, "dhaka-1", NOW) == len(text)
     assert sale_entry.encoded_alone(sale) < limits.QUEUE_MESSAGE_BUDGET_CHARS - sale_entry.SEND_MARGIN_CHARS

@@ -134,6 +134,30 @@ def test_a_version_4_database_gains_held_carts_cashiers_and_a_cashier_per_sale_k
         assert [c.total for c in store.held_carts()] == [9000]
 
 
+def test_a_version_6_database_gains_refunds_and_shifts_keeping_its_sales_their_numbers_and_voids(home):
+    from tests.builders import make_line, make_sale, make_void
+
+    with Store(home, migrations=MIGRATIONS[:6]) as store:
+        store.apply_catalog_page(page(entry(1, product("SOAP", 4500))), 0)
+    first, second = make_sale(1), make_sale(2, [make_line("SOAP", "2", 4500)])
+    void = make_void(3, first)
+    with sqlite3.connect(home / "branchsync.db") as conn:
+        for event, voids, cashier in ((first, None, None), (second, None, "Rahim"), (void, 1, None)):
+            conn.execute("INSERT INTO sales (generation, seq, sale_id, kind, voids_generation, voids, recorded_at, "
+                         "total, payment_method, body, cashier) VALUES (1, ?, ?, ?, ?, ?, "
+                         "'2026-11-28T06:00:00.000000+00:00', ?, 'cash', ?, ?)",
+                         (event.seq, event.sale_id, event.kind.value, voids and 1, voids, event.total,
+                          event.model_dump_json(), cashier))
+    assert "shifts" not in _tables(home / "branchsync.db")
+    with Store(home) as store:
+        assert store.schema_upgrade == (6, len(MIGRATIONS)) == (6, 7)
+        assert store.get_sale(1).voided_by == "3" and store.get_sale(2).sale == second
+        assert store.get_sale(2).cashier == "Rahim"
+        assert store.refund("2", [(1, "1")]).sale.total == -4500
+        store.open_shift("Rahim", 0)
+        assert store.close_shift(0).number == "5"
+
+
 def test_the_status_tallies_over_all_sales_read_a_covering_index_not_the_sale_rows(home):
     from sqlalchemy import event
 

@@ -69,7 +69,7 @@ def test_a_sale_recorded_offline_reaches_the_cloud_exactly_once(tmp_path, env, b
     cli("branchsync", "--home", home, "sync", env=env)
 
     first = cli("branchsync", "--home", home, "sale", "add", f"{sku}=1.250", "--payment", "cash", env=env)
-    cli("branchsync", "--home", home, "sale", "add", f"{sku}=2@130", "--payment", "mobile", env=env)
+    cli("branchsync", "--home", home, "sale", "add", f"{sku}=2@130:end of day", "--pay", "bkash:9C7D2XK41Q", env=env)
     cli("branchsync", "--home", home, "sale", "void", "1", env=env)
     assert "1" in first.stdout
     assert status(home, env)["pending"] == 3

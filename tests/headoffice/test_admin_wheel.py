@@ -41,7 +41,7 @@ def outside_the_repository(env: dict, tmp_path) -> dict:
 
 def test_the_wheel_holds_the_admin_cli_and_the_wire_contract_and_nothing_of_the_branch_or_the_cloud(wheel):
     names = build_wheel.modules(wheel)
-    assert "headoffice/admin_cli.py" in names and "shared/models.py" in names
+    assert "headoffice/admin_cli.py" in names and "shared/models.py" in names and "shared/access.py" in names
     assert all(n.startswith(("headoffice/", "shared/")) for n in names), names
     assert not {"headoffice/devhost.py", "headoffice/stand_ins.py"} & set(names)
 
@@ -60,3 +60,12 @@ def test_the_installed_wheel_runs_help_and_adds_and_lists_a_branch_on_the_dev_ho
     probe = "import importlib.util as u; print([m for m in ('branch_client', 'branchsync_cloud', 'azure') if u.find_spec(m)])"
     left_out = subprocess.run([str(installed / "python"), "-c", probe], **run)
     assert left_out.stdout.strip() == "[]", left_out.stderr
+
+    me = subprocess.run([str(installed / "branchsync-admin"), "whoami"], **run)
+    assert me.returncode == 0 and me.stdout.strip() == "admin-key (admin key): roles admin", me.stderr
+
+    # The morning report as a workbook: openpyxl came with the wheel.
+    book = tmp_path / "morning.xlsx"
+    report = subprocess.run([str(installed / "branchsync-admin"), "report", "sales", "--from", "2026-11-01", "--to",
+                             "2026-11-30", "--branch", branch_name, "--format", "xlsx", "--output", str(book)], **run)
+    assert report.returncode == 0 and book.stat().st_size > 0, report.stderr

@@ -90,3 +90,13 @@ def test_a_dead_letter_reason_quotes_a_hostile_field_name_only_shortened():
     with pytest.raises(ContractError) as err:
         open_frame(parse_frame(head + mac(secret, head + compressed) + compressed), secret)
     assert err.value.code == ErrorCode.MALFORMED_MESSAGE and len(err.value.message) < 400
+
+
+def test_pack_sales_starts_a_new_message_where_the_record_version_changes():
+    from tests.builders import make_sale, make_sale3
+
+    sales = [make_sale(1), make_sale(2), make_sale3(3), make_sale3(4), make_sale(5)]
+    packed = pack_sales("dhaka-1", sales, "k" * 43, datetime(2026, 11, 28, tzinfo=timezone.utc))
+    assert [[s.seq for s in chunk] for chunk, _ in packed] == [[1, 2], [3, 4], [5]]
+    versions = [open_frame(parse_frame(from_queue_text(text)), "k" * 43).v for _, text in packed]
+    assert versions == [1, 3, 1]

@@ -45,8 +45,10 @@
   }
 
   // --- state ---------------------------------------------------------------------------------
-  const cart = { lines: [], selected: -1, key: newKey() };
-  let method = "cash", submitting = false, lastSale = null, lastTendered = null, confirmLarge = false;
+  // A line: {sku, name, price (catalog or label), unit, weighed, milli, code, override: {price, reason}|null,
+  // discount: {kind, value, reason}|null}; the cart's own discount likewise.
+  const cart = { lines: [], selected: -1, key: newKey(), discount: null };
+  let method = "cash", wallet = "bkash", parts = [], submitting = false, lastSale = null, confirmLarge = false;
   let zone = "Asia/Dhaka", cashier = null, signInRequired = false, heldCount = 0;
   let results = [], highlighted = -1, searchTimer = null, searchSeq = 0;
 
@@ -56,12 +58,58 @@
     m.className = kind || "";
   }
 
-  function cartTotal() { return cart.lines.reduce((s, l) => s + lineTotal(l.milli, l.price), 0); }
+  // --- the priced cart: the server prices it with the sale's own core (discounts, VAT, rounding),
+  // so what the screen shows is what the sale records. Until its answer comes, the last one shows.
+  let quote = null, quoteError = null, quoteSeq = 0, quoting = Promise.resolve();
+  const lineBody = (l) => {
+    if (l.code) return { code: l.code };
+    const b = { sku: l.sku, qty: milliText(l.milli) };
+    if (l.override) { b.price = l.override.price; b.price_reason = l.override.reason; }
+    if (l.discount) b.discount = l.discount;
+    return b;
+  };
+  const cartLines = () => cart.lines.map(lineBody);
+  function cartBody() {
+    const b = { lines: cartLines() };
+    if (cart.discount) b.discount = cart.discount;
+    return b;
+  }
+  function requote() {
+    const seq = ++quoteSeq;
+    if (!cart.lines.length) { quote = null; quoting = Promise.resolve(); renderCart(); return quoting; }
+    quote = null;  // until the answer: the lines as they are now, at catalog prices
+    renderCart();
+    quoting = (async () => {
+      const r = await api("POST", "/api/quote", cartBody());
+      if (seq !== quoteSeq) return;
+      quote = r.ok ? r.data.quote : null;
+      quoteError = r.ok ? null : r.data.error || String(r.status);
+      if (!r.ok) say(quoteError, "bad");  // nothing is recorded by a quote: just why
+      renderCart();
+    })();
+    return quoting;
+  }
+  // Until the latest quote has come back (a quote asked while waiting included).
+  async function priced() { let q; do { q = quoting; await q; } while (q !== quoting); }
+  // Before the server's answer, the lines at their (overridden) prices: no discount is worked out here.
+  function cartTotal() {
+    if (quote) return quote.total;
+    return cart.lines.reduce((s, l) => s + lineTotal(l.milli, l.override ? l.override.price : l.price), 0);
+  }
+  // A discount as the cashier typed it: "10%" or "৳50.00"; an amount travels in whole paisa.
+  const discountText = (d) => (d.kind === "percent" ? d.value + "%" : taka(Number(d.value)));
+  const quoted = (i) => (quote && quote.lines && quote.lines[i]) || null;
+  const pct = (rate) => String(rate).replace(/\.0+$|(\.\d*?)0+$/, "$1") + "%";
 
   function renderCart() {
     const body = $("cart-lines");
+    // A quote's answer can come while the cashier types a quantity: keep that field as typed.
+    const typing = document.activeElement && document.activeElement.classList.contains("qty") && body.contains(document.activeElement)
+      ? { i: [...body.querySelectorAll("input.qty")].indexOf(document.activeElement), value: document.activeElement.value,
+          start: document.activeElement.selectionStart, end: document.activeElement.selectionEnd } : null;
     body.textContent = "";
     cart.lines.forEach((l, i) => {
+      const q = quoted(i);
       const tr = document.createElement("tr");
       if (i === cart.selected) tr.className = "selected";
       const name = document.createElement("td");
@@ -69,6 +117,23 @@
       const sku = document.createElement("div");
       sku.className = "muted"; sku.textContent = l.sku + (l.weighed ? " · " + l.unit : "") + (l.code ? " · " + t("scale_label") : "");
       name.appendChild(sku);
+      if (q && q.vat !== undefined && q.vat !== null) {
+        const vat = document.createElement("div");
+        vat.className = "muted vat"; vat.textContent = t("vat_part", { rate: pct(q.vat_rate), v: taka(q.vat) });
+        name.appendChild(vat);
+      }
+      if (l.discount) {
+        const d = document.createElement("div");
+        d.className = "adjust disc";
+        d.textContent = t("line_discount") + " " + (q && q.discount ? "−" + taka(q.discount.amount) : discountText(l.discount))
+          + " · " + l.discount.reason;
+        name.appendChild(d);
+      }
+      if (l.override) {
+        const o = document.createElement("div");
+        o.className = "adjust"; o.textContent = t("price_was", { p: taka(l.price) }) + " · " + l.override.reason;
+        name.appendChild(o);
+      }
       const qty = document.createElement("td");
       qty.className = "num";
       const input = document.createElement("input");
@@ -78,22 +143,35 @@
       input.addEventListener("change", () => setQty(i, input.value));
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); setQty(i, input.value); input.blur(); } });
       qty.appendChild(input);
-      const price = document.createElement("td"); price.className = "num"; price.textContent = taka(l.price);
-      const amount = document.createElement("td"); amount.className = "num"; amount.textContent = taka(lineTotal(l.milli, l.price));
+      const price = document.createElement("td"); price.className = "num";
+      price.textContent = taka(q ? q.unit_price : l.override ? l.override.price : l.price);
+      const amount = document.createElement("td"); amount.className = "num line-amount";
+      amount.textContent = taka(q ? (q.net !== undefined && q.net !== null ? q.net : q.line_total) : lineTotal(l.milli, l.override ? l.override.price : l.price));
       const rm = document.createElement("td");
       const btn = document.createElement("button");
       btn.type = "button"; btn.className = "remove"; btn.textContent = "✕"; btn.title = t("hint_remove");
-      btn.addEventListener("click", () => removeLine(i));
+      btn.addEventListener("click", (e) => { e.stopPropagation(); removeLine(i); });
       rm.appendChild(btn);
       tr.append(name, qty, price, amount, rm);
       tr.addEventListener("click", () => { cart.selected = i; renderCart(); });
       body.appendChild(tr);
     });
+    if (typing) {
+      const input = body.querySelectorAll("input.qty")[typing.i];
+      if (input) { input.value = typing.value; input.focus(); input.setSelectionRange(typing.start, typing.end); }
+    }
     $("cart-empty").hidden = cart.lines.length > 0;
     $("total").textContent = taka(cartTotal());
     $("line-count").textContent = cart.lines.length ? cart.lines.length + " " + t("lines") : "";
+    const sd = $("sale-discount");
+    sd.hidden = !cart.discount;
+    if (cart.discount) {
+      sd.textContent = t("sale_discount") + " " + (quote && quote.discount ? "−" + taka(quote.discount.amount)
+        : discountText(cart.discount)) + " · " + cart.discount.reason;
+    }
+    $("vat-total").textContent = quote && quote.vat !== undefined && quote.vat !== null ? t("vat_total", { v: taka(quote.vat) }) : "";
     $("hold-label").textContent = cart.lines.length ? t("hold") : t("held_carts", { n: heldCount });
-    renderChange();
+    if (paying()) renderPayment();
   }
 
   // The quantity is checked by the server with the sale's own rule (pieces whole, weighed goods
@@ -104,9 +182,8 @@
     if (!l || l.code) return qtyChecks;
     qtyChecks = qtyChecks.then(async () => {
       const r = await api("GET", "/api/quantity?sku=" + encodeURIComponent(l.sku) + "&q=" + encodeURIComponent(text));
-      if (r.ok) { l.milli = parseMilli(r.data.qty); confirmLarge = false; say("", ""); }
-      else say(r.data.error || t("qty") + ": " + text + " ✗", "bad");
-      renderCart();
+      if (r.ok) { l.milli = parseMilli(r.data.qty); confirmLarge = false; say("", ""); requote(); }
+      else { say(r.data.error || t("qty") + ": " + text + " ✗", "bad"); renderCart(); }
     });
     return qtyChecks;
   }
@@ -120,12 +197,15 @@
     const same = found.code ? -1 : cart.lines.findIndex((l) => l.sku === p.sku && !l.code);
     if (same >= 0) { cart.lines[same].milli += found.qty ? parseMilli(found.qty) : 1000; cart.selected = same; }
     else {
+      const held = found.held || {};  // a resumed held line: its price override and discount as held
       cart.lines.push({ sku: p.sku, name: p.name, price: found.price === null || found.price === undefined ? p.price : found.price,
-                        unit: p.unit, weighed: p.weighed, milli: found.qty ? parseMilli(found.qty) : 1000, code: found.code || null });
+                        unit: p.unit, weighed: p.weighed, milli: found.qty ? parseMilli(found.qty) : 1000, code: found.code || null,
+                        override: Number.isInteger(held.price) ? { price: held.price, reason: held.price_reason || "" } : null,
+                        discount: held.discount || null });
       cart.selected = cart.lines.length - 1;
     }
     say(t("added", { name: p.name }), "good");
-    renderCart();
+    requote();
   }
   const addProduct = (p) => addFound({ product: p });
 
@@ -134,14 +214,75 @@
     confirmLarge = false;
     cart.lines.splice(i, 1);
     cart.selected = Math.min(cart.selected, cart.lines.length - 1);
-    renderCart();
+    if (!cart.lines.length) cart.discount = null;
+    requote();
   }
 
   function clearCart() {
-    cart.lines = []; cart.selected = -1; cart.key = newKey(); confirmLarge = false;
+    cart.lines = []; cart.selected = -1; cart.key = newKey(); cart.discount = null; confirmLarge = false;
     closePayment();
-    renderCart();
+    requote();
   }
+
+  // --- price override, line and sale discounts: each asks a reason; the server prices them -------
+  // kind "price": a new unit price for the selected line; "line": its discount; "sale": the cart's.
+  let adjusting = null;
+  const adjustOpen = () => !$("adjust-panel").hidden;
+  function openAdjust(kind) {
+    if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
+    const l = cart.lines[cart.selected];
+    if (kind !== "sale" && !l) return;
+    if (kind !== "sale" && l.code) { say(t("label_fixed"), "bad"); return; }
+    adjusting = kind;
+    const now = kind === "price" ? l.override : kind === "line" ? l.discount : cart.discount;
+    $("adjust-title").textContent = kind === "sale" ? t("sale_discount") : (kind === "price" ? t("price_override") : t("line_discount")) + ": " + l.name;
+    $("adjust-value-label").textContent = kind === "price" ? t("new_price") : t("discount_value");
+    $("adjust-hint").textContent = kind === "price" ? t("price_hint") : t("discount_hint");
+    $("adjust-value").value = now ? (kind === "price" ? (now.price / 100).toFixed(2) : now.kind === "percent" ? now.value + "%" : (Number(now.value) / 100).toFixed(2)) : "";
+    $("adjust-reason").value = now ? now.reason : "";
+    $("adjust-error").textContent = "";
+    $("adjust-panel").hidden = false;
+    $("adjust-value").focus(); $("adjust-value").select();
+  }
+  function closeAdjust() {
+    $("adjust-panel").hidden = true; adjusting = null;
+    if (document.activeElement) document.activeElement.blur();
+  }
+  async function applyAdjust() {
+    const kind = adjusting, text = $("adjust-value").value.trim(), reason = $("adjust-reason").value.trim();
+    const l = cart.lines[cart.selected];
+    const before = { override: l && l.override, discount: l && l.discount, sale: cart.discount };
+    let change = null;  // null: take it off
+    if (text) {
+      if (!reason) { $("adjust-error").textContent = t("reason_needed"); $("adjust-reason").focus(); return; }
+      if (kind === "price") {
+        const p = parsePaisa(text);
+        if (p === null) { $("adjust-error").textContent = t("bad_amount"); $("adjust-value").focus(); return; }
+        change = { price: p, reason };
+      } else {
+        const m = /^(\d+(?:\.\d{1,2})?)\s*(%?)$/.exec(text);
+        if (!m) { $("adjust-error").textContent = t("bad_amount"); $("adjust-value").focus(); return; }
+        change = { kind: m[2] ? "percent" : "amount", value: m[2] ? m[1] : String(parsePaisa(m[1])), reason };
+      }
+    }
+    if (kind === "price") l.override = change; else if (kind === "line") l.discount = change; else cart.discount = change;
+    await requote(); await priced();
+    if (!quote && cart.lines.length && change) {  // refused: say why, keep the dialog open, put it back
+      if (l) { l.override = before.override; l.discount = before.discount; }
+      cart.discount = before.sale;
+      $("adjust-error").textContent = $("message").textContent;
+      requote();
+      return;
+    }
+    closeAdjust();
+    say(change ? t("adjusted") : t("adjust_removed"), "good");
+  }
+  $("adjust-go").addEventListener("click", applyAdjust);
+  $("adjust-value").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); if ($("adjust-value").value.trim() && !$("adjust-reason").value.trim()) $("adjust-reason").focus(); else applyAdjust(); }
+  });
+  $("adjust-reason").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); applyAdjust(); } });
+  document.querySelectorAll("[data-adjust]").forEach((b) => b.addEventListener("click", () => openAdjust(b.dataset.adjust)));
 
   // --- scan and search -----------------------------------------------------------------------
   // true: added; false: no product has this code; a string: why the code cannot be sold (a misread label).
@@ -227,58 +368,155 @@
     else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); resetSearch(); $("search").blur(); }
   });
 
-  // --- payment -------------------------------------------------------------------------------
+  // --- payment: one or more parts (cash, card, bKash or Nagad) that must add up to the total ------
+  // The part being typed: cash takes what the customer hands over (the change is what is over the
+  // amount still to pay); card and wallet take an amount, the amount still to pay unless typed.
   async function openPayment() {
-    await scans;
+    await scans; await qtyChecks; await priced();
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
+    // No payment against a total the server has not worked out (the till's server said why).
+    if (!quote) { say(t("not_priced", { e: quoteError || "-" }), "bad"); return; }
+    parts = [];
     $("payment").hidden = false; $("done").hidden = true;
     document.body.classList.add("paying");
-    choose(method);
+    choose("cash");
   }
   function closePayment() {
-    $("payment").hidden = true; $("tendered").value = "";
+    $("payment").hidden = true; $("tendered").value = ""; $("pay-amount").value = ""; $("txn-id").value = "";
+    $("pay-error").textContent = ""; parts = [];
     document.body.classList.remove("paying");
     // Focus back on the page, so the scanner's next digits start the next line.
     if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   }
   const paying = () => !$("payment").hidden;
+  const paidSoFar = () => parts.reduce((s, p) => s + p.amount, 0);
+  const stillToPay = () => cartTotal() - paidSoFar();
 
   function choose(m) {
     method = m;
     document.querySelectorAll(".method").forEach((b) => b.classList.toggle("on", b.dataset.method === m));
+    document.querySelectorAll(".wallet").forEach((b) => b.classList.toggle("on", b.dataset.wallet === wallet));
     $("cash-box").hidden = m !== "cash";
-    if (m === "cash") $("tendered").focus(); else $("tendered").blur();
-    renderChange();
+    $("amount-box").hidden = m === "cash";
+    $("wallet-box").hidden = $("txn-box").hidden = m !== "mobile";
+    $("pay-error").textContent = "";
+    if (m === "cash") $("tendered").focus();
+    else {
+      $("pay-amount").value = (stillToPay() / 100).toFixed(2);
+      if (m === "mobile") $("txn-id").focus(); else { $("pay-amount").focus(); $("pay-amount").select(); }
+    }
+    renderPayment();
+  }
+  // F8 chooses the mobile wallet; F8 again switches between bKash and Nagad.
+  function chooseMobile() {
+    if (method === "mobile") wallet = wallet === "bkash" ? "nagad" : "bkash";
+    choose("mobile");
   }
 
-  function renderChange() {
-    const tendered = parsePaisa($("tendered").value);
-    const change = tendered === null ? 0 : tendered - cartTotal();
-    $("change").textContent = taka(Math.max(0, change));
-    $("change").classList.toggle("bad", tendered !== null && change < 0);
+  // What the part being typed would pay now: {amount, tendered, change}, or {error}.
+  function currentPart() {
+    const left = stillToPay();
+    if (method === "cash") {
+      const text = $("tendered").value.trim();
+      if (!text) return { amount: left, tendered: null, change: 0 };
+      const tendered = parsePaisa(text);
+      if (tendered === null) return { error: t("bad_amount") };
+      return tendered >= left ? { amount: left, tendered, change: tendered - left } : { amount: tendered, tendered, change: 0 };
+    }
+    const text = $("pay-amount").value.trim();
+    const amount = text ? parsePaisa(text) : left;
+    if (amount === null) return { error: t("bad_amount") };
+    if (amount > left) return { error: t("over_total", { v: taka(left) }) };
+    return { amount, tendered: null, change: 0 };
+  }
+
+  function renderPayment() {
+    const left = stillToPay(), part = currentPart();
+    $("remaining").textContent = taka(left);
+    $("change").textContent = taka(part.change || 0);
+    const list = $("parts");
+    list.textContent = "";
+    parts.forEach((p, i) => {
+      const li = document.createElement("li");
+      const label = document.createElement("span");
+      label.textContent = partLabel(p);
+      const amount = document.createElement("b");
+      amount.textContent = taka(p.amount);
+      const rm = document.createElement("button");
+      rm.type = "button"; rm.className = "remove"; rm.textContent = "✕"; rm.title = t("remove_part");
+      rm.addEventListener("click", () => { parts.splice(i, 1); renderPayment(); });
+      li.append(label, amount, rm);
+      list.appendChild(li);
+    });
+    const covers = !part.error && part.amount === left && left >= 0;
+    $("confirm").disabled = !covers || submitting;
+    $("add-part").hidden = covers || !!part.error || part.amount <= 0;
+    if (part.error) $("pay-error").textContent = part.error;
+    else if ($("pay-error").dataset.sticky !== "1") $("pay-error").textContent = "";
+  }
+  function partLabel(p) {
+    if (p.method === "mobile") return (p.wallet === "nagad" ? "Nagad" : "bKash") + " · " + p.txn_id;
+    if (p.method === "cash" && p.tendered) return t("cash") + " · " + t("tendered_short") + " " + taka(p.tendered);
+    return t(p.method);
+  }
+  function payError(text, field) {
+    $("pay-error").textContent = text; $("pay-error").dataset.sticky = "1";
+    if (field) $(field).focus();
+  }
+
+  // The part being typed, as the sale's payments list takes it; null (and a message) when it cannot be.
+  function takePart() {
+    const part = currentPart();
+    if (part.error) { payError(part.error); return null; }
+    const p = { method, amount: part.amount };
+    if (method === "cash" && part.tendered !== null) p.tendered = part.tendered;
+    if (method === "mobile") {
+      const txn = $("txn-id").value.trim();
+      if (!txn) { payError(t("txn_needed"), "txn-id"); return null; }
+      p.wallet = wallet; p.txn_id = txn;
+    }
+    return p;
+  }
+
+  function addPart() {
+    const p = takePart();
+    if (!p || p.amount <= 0) return;
+    parts.push(p);
+    $("tendered").value = ""; $("txn-id").value = "";
+    $("pay-error").dataset.sticky = "";
+    choose(method === "cash" ? "card" : method);
   }
 
   function addNote(n) {
+    if (method !== "cash") choose("cash");
     const now = parsePaisa($("tendered").value) || 0;
     $("tendered").value = ((now + n * 100) / 100).toFixed(2);
-    renderChange();
+    renderPayment();
   }
 
+  // Enter: records the sale when the payments add up, else adds the part typed so far.
+  function enterPayment() {
+    const part = currentPart();
+    if (!part.error && part.amount !== stillToPay()) { addPart(); return; }
+    confirmSale();
+  }
+
+  // A second Enter or click while the first is on its way does nothing; a retry after a lost
+  // answer sends the same cart key, and the server answers with the sale it recorded first.
   async function confirmSale() {
     if (submitting || !paying()) return;
-    await scans; await qtyChecks;
-    if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
-    const total = cartTotal();
-    let tendered = null;
-    if (method === "cash" && $("tendered").value.trim()) {
-      tendered = parsePaisa($("tendered").value);
-      if (tendered === null || tendered < total) { say(t("short_tender"), "bad"); return; }
-    }
     submitting = true;
     $("confirm").disabled = true;
-    say(t("sending"), "");
     try {
-      const r = await api("POST", "/api/sales", { key: cart.key, lines: cartLines(), payment: method, confirmed: confirmLarge });
+      await scans; await qtyChecks; await priced();
+      if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
+      const last = takePart();
+      if (!last) return;
+      if (last.amount !== stillToPay()) { payError(t("not_adding_up", { v: taka(stillToPay()) })); return; }
+      const payments = last.amount > 0 || !parts.length ? [...parts, last] : [...parts];
+      say(t("sending"), "");
+      const body = { key: cart.key, ...cartBody(), payments, confirmed: confirmLarge };
+      const r = await api("POST", "/api/sales", body);
       if (r.status === 409 && r.data.confirm) {  // a very large quantity: Enter again records it as it is
         confirmLarge = true;
         say(r.data.error + " · " + t("confirm_again"), "bad");
@@ -286,34 +524,35 @@
       }
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       // Only now, with the commit confirmed by the server, does the screen say "recorded".
-      lastSale = r.data.sale; lastTendered = tendered;
+      lastSale = r.data.sale;
+      const change = lastSale.change || 0;
       clearCart();
       $("done").hidden = false;
       $("done-title").textContent = t("recorded", { n: lastSale.number }) + " · " + taka(lastSale.total);
-      $("done-change").textContent = tendered === null ? "-" : taka(tendered - lastSale.total);
+      $("done-change").textContent = taka(change);
       say(t("recorded", { n: lastSale.number }), "good");
       refreshStatus();
     } catch (e) {
       say(t("failed", { e: e.message }), "bad");  // the same key is sent again on a retry
     } finally {
-      submitting = false; $("confirm").disabled = false;
+      submitting = false;
+      if (paying()) renderPayment();
     }
   }
 
-  const cartLines = () => cart.lines.map((l) => (l.code ? { code: l.code } : { sku: l.sku, qty: milliText(l.milli) }));
-
-  function openReceipt(number, tendered) {
-    let url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang;
-    if (tendered !== null && tendered !== undefined) url += "&tendered=" + tendered;
+  function openReceipt(number, reprint) {
+    const url = "/receipt?number=" + encodeURIComponent(number) + "&paper=80&lang=" + lang + (reprint ? "&reprint=1" : "");
     window.open(url, "receipt", "width=420,height=700");
   }
 
   $("pay").addEventListener("click", openPayment);
   $("confirm").addEventListener("click", confirmSale);
-  $("print-last").addEventListener("click", () => lastSale && openReceipt(lastSale.number, lastTendered));
+  $("add-part").addEventListener("click", addPart);
+  $("print-last").addEventListener("click", () => lastSale && openReceipt(lastSale.number));
   document.querySelectorAll(".method").forEach((b) => b.addEventListener("click", () => choose(b.dataset.method)));
+  document.querySelectorAll(".wallet").forEach((b) => b.addEventListener("click", () => { wallet = b.dataset.wallet; choose("mobile"); }));
   document.querySelectorAll(".note").forEach((b) => b.addEventListener("click", () => addNote(Number(b.dataset.note))));
-  $("tendered").addEventListener("input", renderChange);
+  ["tendered", "pay-amount", "txn-id"].forEach((id) => $(id).addEventListener("input", () => { $("pay-error").dataset.sticky = ""; renderPayment(); }));
 
   // --- sales list, void, reprint ---------------------------------------------------------------
   let sales = [], salePick = 0;
@@ -327,11 +566,12 @@
   }
   function applyZone() { document.querySelectorAll("[data-zone]").forEach((el) => { el.textContent = t(el.dataset.zone, { zone }); }); }
 
+  // The panel opens at once, so its keys (S, a receipt number) work while the list is read.
   async function openSales() {
+    if (!salesOpen()) { salePick = 0; $("sales-panel").hidden = false; $("void-box").hidden = true; }
     const r = await api("GET", "/api/sales?limit=30");
     sales = r.ok ? r.data.sales : [];
-    salePick = 0;
-    $("sales-panel").hidden = false; $("void-box").hidden = true;
+    salePick = Math.max(0, Math.min(salePick, sales.length - 1));
     renderSales();
   }
   function closeSales() { $("sales-panel").hidden = true; $("void-box").hidden = true; }
@@ -342,13 +582,15 @@
     sales.forEach((s, i) => {
       const tr = document.createElement("tr");
       if (i === salePick) tr.className = "selected";
-      const note = s.voids ? t("void_of", { v: s.voids }) : s.voided_by ? t("voided_by", { v: s.voided_by }) + (s.reason ? "" : "") : "";
+      const note = s.voids ? t("void_of", { v: s.voids }) : s.refunds ? t("refund_of_short", { v: s.refunds })
+        : s.voided_by ? t("voided_by", { v: s.voided_by }) : "";
+      const pays = (s.payments || []).map((p) => (p.method === "mobile" ? (p.wallet === "nagad" ? "Nagad" : "bKash") : t(p.method))).join(" + ");
       const cells = [String(s.number), dhaka.format(new Date(s.recorded_at)), t("kind_" + s.kind) + (note ? " · " + note : "") + (s.reason ? " (" + s.reason + ")" : "") + (s.cashier ? " · " + s.cashier : ""),
-        taka(s.total), t(s.payment), t(s.state)];
+        taka(s.total), pays || t(s.payment), t(s.state)];
       cells.forEach((c, j) => { const td = document.createElement("td"); td.textContent = c; if (j === 0 || j === 3) td.className = "num"; tr.appendChild(td); });
       const td = document.createElement("td");
       const rp = document.createElement("button"); rp.type = "button"; rp.className = "small"; rp.textContent = t("reprint");
-      rp.addEventListener("click", () => openReceipt(s.number, null));
+      rp.addEventListener("click", () => openReceipt(s.number, true));
       td.appendChild(rp);
       tr.appendChild(td);
       tr.addEventListener("click", () => { salePick = i; renderSales(); });
@@ -371,7 +613,7 @@
       const r = await api("POST", "/api/sales/" + encodeURIComponent(s.number) + "/void", { reason: $("void-reason").value });
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       say(t("voided", { n: s.number, v: r.data.sale.number }), "good");
-      $("void-reason").blur();
+      $("void-reason").blur(); $("void-box").hidden = true;
       await openSales();
       refreshStatus();
     } finally { submitting = false; }
@@ -382,6 +624,202 @@
     else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); $("void-box").hidden = true; $("void-reason").blur(); }
   });
   $("open-sales").addEventListener("click", openSales);
+
+  // --- refund: lines of an earlier sale come back, at most what is still refundable ------------
+  // The sale is picked in the sales list (T) or by its receipt number, typed or scanned.
+  let refund = null;  // {sale, qty: [milli per line], pick, method, wallet, key}
+  const refundOpen = () => !$("refund-panel").hidden;
+  const refundableMilli = (l) => parseMilli(l.refundable !== undefined && l.refundable !== null ? l.refundable : l.qty) || 0;
+  async function openRefund(number) {
+    const r = await api("GET", "/api/sales/" + encodeURIComponent(String(number).trim()));
+    if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
+    const sale = r.data.sale;
+    if (sale.kind !== "sale" || sale.voided_by) { say(t("not_refundable", { n: sale.number }), "bad"); return; }
+    if (!sale.lines.some((l) => refundableMilli(l) > 0)) { say(t("nothing_refundable", { n: sale.number }), "bad"); return; }
+    closeSales();
+    refund = { sale, qty: sale.lines.map(() => 0), pick: 0, method: "cash", wallet: "bkash", key: newKey() };
+    $("refund-title").textContent = t("refund_of", { n: sale.number });
+    $("refund-reason").value = ""; $("refund-txn").value = ""; $("refund-error").textContent = "";
+    $("refund-panel").hidden = false;
+    if (document.activeElement) document.activeElement.blur();
+    chooseRefundMethod("cash");
+  }
+  function closeRefund() { $("refund-panel").hidden = true; refund = null; if (document.activeElement) document.activeElement.blur(); }
+  function chooseRefundMethod(m) {
+    if (m === "mobile" && refund.method === "mobile") refund.wallet = refund.wallet === "bkash" ? "nagad" : "bkash";
+    refund.method = m;
+    document.querySelectorAll(".refund-method").forEach((b) => b.classList.toggle("on", b.dataset.method === m));
+    $("refund-txn-box").hidden = m !== "mobile";
+    $("refund-wallet").textContent = refund.wallet === "nagad" ? "Nagad" : "bKash";
+    renderRefund();
+  }
+  // What a return pays back, by the store's rule: the line's paid amount in proportion to the
+  // quantity returned so far, rounded half up, less what earlier refunds of it paid back.
+  function refundAmount(l, milli) {
+    if (!milli) return 0;
+    const sold = parseMilli(l.qty), had = sold - refundableMilli(l), paid = BigInt(l.net !== undefined && l.net !== null ? l.net : l.line_total);
+    const back = l.returned_amount || 0;
+    const soFar = had + milli === sold ? paid : (paid * BigInt(had + milli) * 2n + BigInt(sold)) / (2n * BigInt(sold));
+    return Number(soFar) - back;
+  }
+  const refundTotal = () => refund.sale.lines.reduce((s, l, i) => s + refundAmount(l, refund.qty[i]), 0);
+  function renderRefund() {
+    const body = $("refund-rows");
+    body.textContent = "";
+    refund.sale.lines.forEach((l, i) => {
+      const tr = document.createElement("tr");
+      if (i === refund.pick) tr.className = "selected";
+      const cells = [String(i + 1), l.name, l.qty, milliText(refundableMilli(l))];
+      cells.forEach((c, j) => { const td = document.createElement("td"); td.textContent = c; if (j !== 1) td.className = "num"; tr.appendChild(td); });
+      const td = document.createElement("td"); td.className = "num";
+      const input = document.createElement("input");
+      input.className = "qty refund-qty"; input.value = milliText(refund.qty[i]); input.inputMode = "decimal";
+      input.setAttribute("aria-label", t("returning"));
+      input.addEventListener("change", () => setRefundQty(i, parseMilli(input.value)));
+      input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); setRefundQty(i, parseMilli(input.value)); input.blur(); } });
+      td.appendChild(input);
+      tr.appendChild(td);
+      tr.addEventListener("click", () => { refund.pick = i; renderRefund(); });
+      body.appendChild(tr);
+    });
+    $("refund-total").textContent = taka(refundTotal());
+    $("refund-go").disabled = submitting || refundTotal() <= 0;
+  }
+  function setRefundQty(i, milli) {
+    const most = refundableMilli(refund.sale.lines[i]);
+    if (milli === null || milli < 0) { $("refund-error").textContent = t("bad_amount"); renderRefund(); return; }
+    if (milli > most) { $("refund-error").textContent = t("refund_too_many", { n: milliText(most) }); milli = most; }
+    else $("refund-error").textContent = "";
+    refund.qty[i] = milli;
+    renderRefund();
+  }
+  async function confirmRefund() {
+    if (!refund || submitting) return;
+    const amount = refundTotal();
+    if (amount <= 0) { $("refund-error").textContent = t("refund_choose"); return; }
+    const reason = $("refund-reason").value.trim();
+    if (!reason) { $("refund-error").textContent = t("reason_needed"); $("refund-reason").focus(); return; }
+    const payment = { method: refund.method };  // its amount: what the server works out for the returns
+    if (refund.method === "mobile") {
+      const txn = $("refund-txn").value.trim();
+      if (!txn) { $("refund-error").textContent = t("txn_needed"); $("refund-txn").focus(); return; }
+      payment.wallet = refund.wallet; payment.txn_id = txn;
+    }
+    const returns = refund.qty.map((m, i) => ({ line: i + 1, qty: milliText(m) })).filter((x, i) => refund.qty[i] > 0);
+    submitting = true; renderRefund();
+    try {
+      const r = await api("POST", "/api/sales/" + encodeURIComponent(refund.sale.number) + "/refund",
+                          { key: refund.key, returns, payments: [payment], reason });
+      if (!r.ok) { $("refund-error").textContent = t("failed", { e: r.data.error || r.status }); return; }
+      const done = r.data.sale;
+      const of = refund.sale.number;
+      closeRefund();
+      lastSale = done;
+      say(t("refunded", { n: of, v: done.number, a: taka(Math.abs(done.total)) }), "good");
+      refreshStatus();
+    } finally { submitting = false; if (refund) renderRefund(); }
+  }
+  $("refund-go").addEventListener("click", confirmRefund);
+  document.querySelectorAll(".refund-method").forEach((b) => b.addEventListener("click", () => chooseRefundMethod(b.dataset.method)));
+  ["refund-reason", "refund-txn"].forEach((id) => $(id).addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); confirmRefund(); }
+    else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); $(id).blur(); }
+  }));
+  function refundKey(e) {
+    const k = e.key;
+    const fkeys = { F6: () => chooseRefundMethod("cash"), F7: () => chooseRefundMethod("card"), F8: () => chooseRefundMethod("mobile") };
+    if (fkeys[k]) { e.preventDefault(); fkeys[k](); return; }
+    if (k === "Escape") { e.preventDefault(); closeRefund(); return; }
+    if (inField(e.target)) return;
+    const l = refund.sale.lines[refund.pick], step = l && l.unit && /^(kg|g|l|litre|liter|ml)$/i.test(l.unit) ? 100 : 1000;
+    if (k === "ArrowDown") { e.preventDefault(); refund.pick = Math.min(refund.sale.lines.length - 1, refund.pick + 1); renderRefund(); }
+    else if (k === "ArrowUp") { e.preventDefault(); refund.pick = Math.max(0, refund.pick - 1); renderRefund(); }
+    else if (k === "+") { e.preventDefault(); setRefundQty(refund.pick, refund.qty[refund.pick] + step); }
+    else if (k === "-") { e.preventDefault(); setRefundQty(refund.pick, Math.max(0, refund.qty[refund.pick] - step)); }
+    else if (k === "a" || k === "A") { e.preventDefault(); setRefundQty(refund.pick, refundableMilli(l)); }
+    else if (k === "Enter") { e.preventDefault(); if ($("refund-reason").value.trim()) confirmRefund(); else $("refund-reason").focus(); }
+  }
+  $("sale-find").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); const n = $("sale-find").value; $("sale-find").value = ""; if (n.trim()) openRefund(n); }
+    else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); $("sale-find").value = ""; $("sale-find").blur(); }
+  });
+  $("sale-find-go").addEventListener("click", () => { const n = $("sale-find").value; $("sale-find").value = ""; if (n.trim()) openRefund(n); });
+
+  // --- shift: open with the counted float, close with the counted cash: the Z report ------------
+  let shift = null, lastZ = null;
+  const shiftOpen = () => !$("shift-panel").hidden;
+  async function openShiftPanel() {
+    closeSales();
+    const r = await api("GET", "/api/shift");
+    if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
+    shift = r.data.shift || null;
+    $("shift-panel").hidden = false; $("z-report").hidden = true; $("z-print").hidden = true;
+    $("shift-panel").classList.remove("showing-z");
+    $("shift-error").textContent = ""; $("shift-cash").value = "";
+    renderShift();
+    $("shift-cash").focus();
+  }
+  function renderShift() {
+    const when = (s) => dhaka.format(new Date(s));
+    $("shift-state").textContent = shift ? t("shift_is_open", { who: shift.cashier || "-", at: when(shift.opened_at), f: taka(shift.opening_float) })
+      : t("shift_closed");
+    $("shift-cash-label").textContent = shift ? t("shift_counted") : t("shift_float");
+    $("shift-go-label").textContent = shift ? t("shift_close") : t("shift_open");
+  }
+  function closeShiftPanel() { $("shift-panel").hidden = true; if (document.activeElement) document.activeElement.blur(); }
+  async function shiftGo() {
+    if (submitting) return;
+    const paisa = parsePaisa($("shift-cash").value);
+    if (paisa === null) { $("shift-error").textContent = t("bad_amount"); $("shift-cash").focus(); return; }
+    submitting = true;
+    try {
+      const r = shift ? await api("POST", "/api/shift/close", { counted: paisa }) : await api("POST", "/api/shift/open", { float: paisa });
+      if (!r.ok) { $("shift-error").textContent = t("failed", { e: r.data.error || r.status }); return; }
+      $("shift-error").textContent = "";
+      if (shift) {
+        lastZ = r.data.report;
+        shift = null;
+        showZ(lastZ);
+        say(t("shift_closed_done"), "good");
+      } else {
+        shift = r.data.shift;
+        say(t("shift_opened", { f: taka(paisa) }), "good");
+        closeShiftPanel();
+      }
+      refreshStatus();
+    } finally { submitting = false; }
+  }
+  function showZ(z) {
+    const box = $("z-report");
+    box.textContent = "";
+    const h = document.createElement("h3"); h.textContent = t("z_title") + (z.number ? " · #" + z.number : "");
+    const cols = document.createElement("div"); cols.className = "z-cols";
+    let table = document.createElement("table");
+    cols.appendChild(table);
+    window.zReportRows(z, t, taka, (s) => (s ? dhaka.format(new Date(s)) : "-")).forEach((row) => {
+      if (row === null) { table = document.createElement("table"); cols.appendChild(table); return; }
+      const tr = document.createElement("tr");
+      const a = document.createElement("td"), b = document.createElement("td");
+      a.textContent = row[0]; b.textContent = row[1]; b.className = "num";
+      tr.append(a, b); table.appendChild(tr);
+    });
+    box.append(h, cols);
+    $("shift-panel").classList.add("showing-z");
+    box.hidden = false; $("z-print").hidden = false;
+    $("shift-cash").value = "";
+    if (document.activeElement) document.activeElement.blur();
+    renderShift();
+  }
+  function printZ() { if (lastZ) window.open("/receipt?z=" + encodeURIComponent(lastZ.shift_id) + "&paper=80&lang=" + lang, "receipt", "width=420,height=700"); }
+  $("shift-go").addEventListener("click", shiftGo);
+  $("z-print").addEventListener("click", printZ);
+  $("shift-cash").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); shiftGo(); }
+  });
+  function shiftKey(e) {
+    if (e.key === "Escape") { e.preventDefault(); closeShiftPanel(); return; }
+    if (e.ctrlKey && (e.key === "p" || e.key === "P")) { e.preventDefault(); printZ(); }
+  }
 
   // --- sync line -------------------------------------------------------------------------------
   async function refreshStatus() {
@@ -398,7 +836,19 @@
     $("sync-last").textContent = s.last_sync ? dhaka.format(new Date(s.last_sync)) : t("never");
     $("sync-error").textContent = s.last_error || t("none");
     $("sync-error-wrap").classList.toggle("bad", !!s.last_error);
-    $("sync-message").textContent = s.sync_message || "";  // what the background sync does, in plain words
+    $("sync-message").textContent = syncWords(s.sync_message || "");  // what the background sync does, in plain words
+  }
+  // The server says what the background sync does in English; the page says it in the till's
+  // language (a message it does not know is shown as it came).
+  function syncWords(text) {
+    const next = /^(.*) \(next try in (\d+) s\)$/.exec(text);
+    if (/^head office cannot be reached:/.test(text) && next) return t("sync_unreachable", { s: next[2] });
+    if (next) return t("sync_next", { m: syncWords(next[1]), s: next[2] });
+    if (text === "sending sales to head office") return t("sync_sending");
+    if (text === "sync done") return t("sync_done_plain");
+    const done = /^sync done: pushed (\d+) sales$/.exec(text);
+    if (done) return t("sync_done", { n: done[1] });
+    return text;
   }
   async function syncNow() {
     await api("POST", "/api/sync");
@@ -419,7 +869,7 @@
   async function holdOrList() {
     await scans; await qtyChecks;
     if (!cart.lines.length) { await openHeld(); return; }
-    const r = await api("POST", "/api/held", { lines: cartLines() });
+    const r = await api("POST", "/api/held", { lines: cartLines() });  // lines with their overrides and discounts
     if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
     clearCart();
     say(t("held_done", { n: r.data.held.line_count }), "good");
@@ -523,29 +973,38 @@
       else if (k === "Enter") resumeHeld();
       return;
     }
+    if (adjustOpen()) {  // its fields take Enter themselves; Esc leaves the cart as it was
+      if (k === "Escape") { e.preventDefault(); closeAdjust(); }
+      return;
+    }
+    if (refundOpen()) { refundKey(e); return; }
+    if (shiftOpen()) { shiftKey(e); return; }
     if (k === "Insert" && !paying() && !salesOpen()) { e.preventDefault(); holdOrList(); return; }
     const fkeys = {
       F1: () => $("lang").click(), F2: () => $("search").focus(), F3: () => (salesOpen() ? closeSales() : openSales()),
       F4: () => (paying() ? confirmSale() : openPayment()), F5: syncNow,
-      F6: () => paying() && choose("cash"), F7: () => paying() && choose("card"), F8: () => paying() && choose("mobile"),
+      F6: () => (paying() ? choose("cash") : openAdjust("price")), F7: () => (paying() ? choose("card") : openAdjust("line")), F8: () => (paying() ? chooseMobile() : openAdjust("sale")),
       F9: () => paying() && addNote(100), F10: () => paying() && addNote(500), F11: () => paying() && addNote(1000),
     };
     if (fkeys[k]) { e.preventDefault(); fkeys[k](); return; }
-    if (e.ctrlKey && (k === "p" || k === "P")) { e.preventDefault(); if (lastSale) openReceipt(lastSale.number, lastTendered); return; }
+    if (e.ctrlKey && (k === "p" || k === "P")) { e.preventDefault(); if (lastSale) openReceipt(lastSale.number); return; }
     if (salesOpen()) {
       if (inField(e.target)) return;
       if (k === "Escape") { e.preventDefault(); closeSales(); }
       else if (k === "ArrowDown") { e.preventDefault(); salePick = Math.min(sales.length - 1, salePick + 1); renderSales(); }
       else if (k === "ArrowUp") { e.preventDefault(); salePick = Math.max(0, salePick - 1); renderSales(); }
       else if (k === "v" || k === "V") { e.preventDefault(); askVoid(); }
-      else if ((k === "r" || k === "R") && sales[salePick]) { e.preventDefault(); openReceipt(sales[salePick].number, null); }
+      else if ((k === "r" || k === "R") && sales[salePick]) { e.preventDefault(); openReceipt(sales[salePick].number, true); }
+      else if ((k === "t" || k === "T") && sales[salePick]) { e.preventDefault(); openRefund(sales[salePick].number); }
+      else if (k === "s" || k === "S") { e.preventDefault(); openShiftPanel(); }
+      else if (/^\d$/.test(k)) { e.preventDefault(); $("sale-find").focus(); $("sale-find").value += k; }  // a receipt number, typed or scanned
       return;
     }
     if (paying()) {
-      if (k === "Enter") { e.preventDefault(); confirmSale(); return; }
+      if (k === "Enter") { e.preventDefault(); if (!e.repeat) enterPayment(); return; }
       if (k === "Escape" && confirmLarge) { e.preventDefault(); confirmLarge = false; closePayment(); say("", ""); return; }
-      if (k === "Escape") { e.preventDefault(); closePayment(); $("tendered").blur(); return; }
-      if (e.target === $("tendered")) return;
+      if (k === "Escape") { e.preventDefault(); closePayment(); return; }
+      if (inField(e.target)) return;
     }
     if (inField(e.target)) return;
     if (k === "Escape") { e.preventDefault(); if ($("search").value) resetSearch(); else $("done").hidden = true; return; }

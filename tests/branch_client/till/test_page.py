@@ -7,11 +7,15 @@ few milliseconds apart and Enter, sent to the page without any click first.
 import re
 import uuid
 from datetime import timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
+from branch_client.errors import CloudUnreachable
 from branch_client.identity import Identity
+from tests.branch_client.fakes import entry, product
+from tests.branch_client.fakes import page as catalog_page
 from tests.branch_client.till.conftest import FISH_LABEL, start_till
 
 RICE, DAL = "8901234567890", "8901234567891"
@@ -42,6 +46,15 @@ def record_and_open_receipt(page):
     receipt = popup.value
     expect(receipt.locator("body")).to_have_attribute("data-ready", "1")
     return receipt
+
+
+def printed(page, key: str, part: str = "#receipt") -> str:
+    """Press `key` (the receipt's or the Z report's print key): the text of the print page it opens."""
+    with page.expect_popup() as popup:
+        page.keyboard.press(key)
+    window = popup.value
+    expect(window.locator("body")).to_have_attribute("data-ready", "1")
+    return window.locator(part).inner_text()
 
 
 def cart(page) -> list[tuple[str, str]]:
@@ -97,7 +110,7 @@ def test_cash_payment_shows_the_change_and_says_recorded_only_after_the_server_c
     expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
     expect(page.locator("#done-change")).to_have_text("৳80.00")
     sale = till.store.get_sale(1).sale
-    assert sale.total == 42000 and sale.payment.method == "cash"
+    assert sale.total == 42000 and [p.method.value for p in sale.payments] == ["cash"]
     expect(page.locator("#cart-lines tr")).to_have_count(0)
     scan(page, DAL)  # the next customer's first scan, without a click
     expect(page.locator("#cart-lines tr")).to_have_count(1)
@@ -319,3 +332,293 @@ def test_the_receipt_shows_the_shop_name_bin_cashier_and_time_zone(page, till):
     text = receipt.locator("#receipt").inner_text()
     for part in ("স্বপ্ন সুপারশপ", "BIN: 000123456-0101", "Cashier: Rahim", "Times in Asia/Dhaka"):
         assert part in text, part
+
+
+# --- the payment step: split payments that must add up ---------------------------------------------
+
+
+def test_a_split_payment_of_cash_and_bkash_must_add_up_before_it_records(page, till):
+    scan(page, RICE)
+    scan(page, DAL, lines=2)  # ৳560.50
+    pay(page)
+    expect(page.locator("#remaining")).to_have_text("৳560.50")
+    page.keyboard.type("300")  # the customer has ৳300 in cash
+    expect(page.locator("#add-part")).to_be_visible()
+    expect(page.locator("#confirm")).to_be_disabled()
+    page.keyboard.press("Enter")  # not enough for the whole: the cash is a part of its own
+    expect(page.locator("#parts li")).to_have_count(1)
+    expect(page.locator("#parts li").first).to_contain_text("৳300.00")
+    expect(page.locator("#remaining")).to_have_text("৳260.50")
+    page.keyboard.press("F8")  # the rest by bKash
+    expect(page.locator("#pay-amount")).to_have_value("260.50")
+    expect(page.locator("button.wallet.on")).to_have_text(re.compile("bKash"))
+    page.keyboard.press("Enter")  # no transaction id yet: nothing is sent
+    expect(page.locator("#pay-error")).to_contain_text("transaction id")
+    assert till.store.status()["sales_recorded"] == 0
+    expect(page.locator("#txn-id")).to_be_focused()
+    page.keyboard.type("8N7A6D5C")
+    expect(page.locator("#confirm")).to_be_enabled()
+    with page.expect_request("**/api/sales") as sent:
+        page.keyboard.press("Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    assert sent.value.post_data_json["payments"] == [
+        {"method": "cash", "amount": 30000, "tendered": 30000},
+        {"method": "mobile", "amount": 26050, "wallet": "bkash", "txn_id": "8N7A6D5C"},
+    ]
+
+
+def test_f8_again_switches_the_wallet_to_nagad_and_esc_goes_back_to_the_cart(page):
+    scan(page, RICE, lines=1)
+    pay(page, "F8")
+    expect(page.locator("#wallet-box")).to_be_visible()
+    page.keyboard.press("F8")
+    expect(page.locator("button.wallet.on")).to_have_text(re.compile("Nagad"))
+    page.keyboard.press("Escape")
+    expect(page.locator("#payment")).to_be_hidden()
+    expect(page.locator("#cart-lines tr")).to_have_count(1)
+    scan(page, RICE)  # the scanner works again at once
+    expect(page.locator("#cart-lines input.qty")).to_have_value("2")
+
+
+def test_a_card_amount_over_what_is_left_is_refused_and_the_notes_add_to_the_cash_tendered(page):
+    scan(page, RICE, lines=1)  # ৳420.00
+    pay(page, "F7")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("500")
+    expect(page.locator("#pay-error")).to_contain_text("More than is left to pay (৳420.00)")
+    expect(page.locator("#confirm")).to_be_disabled()
+    page.keyboard.press("F9")  # a ৳100 note: back to cash
+    page.keyboard.press("F10")  # and a ৳500 note
+    expect(page.locator("#tendered")).to_have_value("600.00")
+    expect(page.locator("#change")).to_have_text("৳180.00")
+    expect(page.locator("#confirm")).to_be_enabled()
+
+
+def test_the_background_push_line_says_in_bangla_that_head_office_cannot_be_reached(browser, stocked_home):
+    def unreachable():
+        raise CloudUnreachable("the cloud cannot be reached")
+    offline, stop = start_till(stocked_home, run_sync=unreachable)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Dhaka")
+    try:
+        page = context.new_page()
+        page.goto(offline.url + "/")
+        expect(page.locator("#cart-empty")).to_be_visible()
+        scan(page, RICE, lines=1)
+        pay(page, "Enter")  # recorded: the background push starts and finds head office out of reach
+        expect(page.locator("#sync-message")).to_contain_text("head office cannot be reached", timeout=30_000)
+        page.keyboard.press("F1")
+        expect(page.locator("#sync-message")).to_contain_text("হেড অফিসে পৌঁছানো যাচ্ছে না")
+        expect(page.locator("#sync-message")).to_contain_text("সেকেন্ড পরে আবার চেষ্টা")
+    finally:
+        context.close()
+        stop()
+
+
+# --- the cart priced by the server: VAT per line, discounts and price overrides with reasons -------
+
+OIL = "8941100500217"
+
+
+def stock_vat_product(store) -> None:
+    """A product with VAT at 15% (prices include VAT): ৳385.00, of which ৳50.22 is VAT."""
+    store.apply_catalog_page(catalog_page(entry(100, product("OIL-2L", 38500, "সয়াবিন তেল ২ লিটার", barcode=OIL,
+                                                             vat_rate=Decimal("15")))), applied_through=0)
+
+
+def adjust(page, key: str, value: str, reason: str) -> None:
+    """F6 (price), F7 (line discount) or F8 (sale discount): the value, Enter, the reason, Enter."""
+    page.keyboard.press(key)
+    expect(page.locator("#adjust-value")).to_be_focused()
+    page.keyboard.type(value)
+    page.keyboard.press("Enter")
+    expect(page.locator("#adjust-reason")).to_be_focused()
+    page.keyboard.type(reason)
+    page.keyboard.press("Enter")
+    expect(page.locator("#adjust-panel")).to_be_hidden()
+
+
+def test_each_cart_line_shows_its_vat_part_and_the_total_the_vat_it_includes(page, till):
+    stock_vat_product(till.store)
+    scan(page, OIL, lines=1)
+    scan(page, RICE, lines=2)
+    expect(page.locator("#cart-lines tr").first.locator(".vat")).to_have_text("incl. VAT 15%: ৳50.22")
+    expect(page.locator("#cart-lines tr").nth(1).locator(".vat")).to_have_text("incl. VAT 0%: ৳0.00")
+    expect(page.locator("#vat-total")).to_have_text("incl. VAT ৳50.22")
+    expect(page.locator("#total")).to_have_text("৳805.00")
+
+
+def test_a_line_discount_in_percent_and_a_price_override_ask_a_reason_and_are_recorded(page, till):
+    scan(page, RICE)
+    scan(page, DAL, lines=2)
+    page.keyboard.press("ArrowUp")  # the rice
+    page.keyboard.press("F7")
+    page.keyboard.type("10%")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # no reason: refused, and the dialog stays
+    expect(page.locator("#adjust-error")).to_contain_text("reason")
+    page.keyboard.type("torn bag")
+    page.keyboard.press("Enter")
+    expect(page.locator("#adjust-panel")).to_be_hidden()
+    expect(page.locator("#cart-lines tr").first.locator(".disc")).to_contain_text("−৳42.00 · torn bag")
+    page.keyboard.press("ArrowDown")  # the dal
+    adjust(page, "F6", "130", "price match")
+    expect(page.locator("#cart-lines tr").nth(1)).to_contain_text("price changed, list ৳140.50 · price match")
+    expect(page.locator("#total")).to_have_text("৳508.00")  # 420 - 42 + 130
+    pay(page, "Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    sale = till.store.get_sale(1).sale
+    assert sale.total == 50800
+    assert (sale.lines[0].discount.kind.value, sale.lines[0].discount.amount, sale.lines[0].discount.reason) == ("percent", 4200, "torn bag")
+    assert (sale.lines[1].unit_price, sale.lines[1].list_price) == (13000, 14050)
+
+
+def test_a_sale_discount_is_taken_off_the_total_and_esc_leaves_the_cart_as_it_was(page, till):
+    scan(page, RICE, lines=1)
+    page.keyboard.press("F8")
+    page.keyboard.type("50")
+    page.keyboard.press("Escape")
+    expect(page.locator("#total")).to_have_text("৳420.00")
+    adjust(page, "F8", "20", "regular customer")
+    expect(page.locator("#sale-discount")).to_contain_text("−৳20.00 · regular customer")
+    expect(page.locator("#total")).to_have_text("৳400.00")
+    pay(page, "Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    sale = till.store.get_sale(1).sale
+    assert (sale.total, sale.discount.amount, sale.discount.reason) == (40000, 2000, "regular customer")
+
+
+def test_a_split_cash_and_bkash_sale_is_stored_with_tendered_change_and_transaction_id_and_printed(page, till):
+    stock_vat_product(till.store)
+    scan(page, OIL, lines=1)  # ৳385.00
+    pay(page, "F9", "F9")  # ৳200 in cash
+    page.keyboard.press("Enter")
+    page.keyboard.press("F8")
+    page.keyboard.type("8N7A6D5C")
+    receipt = record_and_open_receipt(page)
+    payments = till.store.get_sale(1).sale.payments
+    assert [(p.method.value, p.amount, p.tendered, p.wallet and p.wallet.value, p.txn_id) for p in payments] == [
+        ("cash", 20000, 20000, None, None), ("mobile", 18500, None, "bkash", "8N7A6D5C")]
+    text = receipt.locator("#receipt").inner_text()
+    for part in ("VAT 15% ৳50.22", "VAT included", "Payment: Cash", "৳200.00", "Payment: bKash", "৳185.00", "8N7A6D5C"):
+        assert part in text, part
+
+
+def test_the_change_of_a_cash_payment_is_stored_and_shown_on_a_reprint(page, till):
+    scan(page, RICE, lines=1)
+    pay(page, "F10")  # ৳500 for ৳420
+    page.keyboard.press("Enter")
+    expect(page.locator("#done-change")).to_have_text("৳80.00")
+    assert till.store.get_sale(1).sale.payments[0].change == 8000
+    page.keyboard.press("F3")
+    expect(page.locator("#sales-rows tr")).to_have_count(1)
+    text = printed(page, "r")
+    for part in ("Reprint", "Tendered", "৳500.00", "Change", "৳80.00"):
+        assert part in text, part
+
+
+# --- refund and shift --------------------------------------------------------------------------------
+
+
+def test_a_refund_of_one_line_by_its_scanned_receipt_number_at_most_what_is_refundable(page, till):
+    scan(page, RICE)
+    scan(page, RICE)
+    scan(page, DAL, lines=2)
+    pay(page, "Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    page.keyboard.press("F3")
+    scan(page, "1")  # the receipt's number, typed or scanned
+    expect(page.locator("#refund-panel")).to_be_visible()
+    expect(page.locator("#refund-title")).to_have_text("Refund of sale 1")
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    page.keyboard.press("+")  # only 2 were sold
+    expect(page.locator("#refund-error")).to_contain_text("At most 2")
+    page.keyboard.press("-")
+    expect(page.locator("#refund-rows input.refund-qty").first).to_have_value("1")
+    expect(page.locator("#refund-total")).to_have_text("৳420.00")
+    page.keyboard.press("Enter")  # to the reason
+    expect(page.locator("#refund-reason")).to_be_focused()
+    page.keyboard.type("wrong rice")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("Sale 1 refunded by number 2: pay back ৳420.00")
+    refund = till.store.get_sale(2).sale
+    assert [(r.line, r.qty, r.amount) for r in refund.returns] == [(1, 1, 42000)]
+    assert refund.payments[0].method.value == "cash" and refund.payments[0].amount == -42000
+    page.keyboard.press("F3")
+    expect(page.locator("#sales-rows tr")).to_have_count(2)
+    page.keyboard.press("ArrowDown")  # sale 1, under its refund
+    page.keyboard.press("t")
+    expect(page.locator("#refund-rows tr").first.locator("td").nth(3)).to_have_text("1")  # one rice can still come back
+
+
+def test_a_shift_opens_with_a_float_and_closes_with_the_z_report_of_its_sales_and_cash(page, till):
+    page.keyboard.press("F3")
+    page.keyboard.press("s")
+    expect(page.locator("#shift-state")).to_have_text("No shift is open.")
+    page.keyboard.type("1000")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("Shift open with a float of ৳1,000.00")
+    scan(page, RICE, lines=1)
+    pay(page, "F10")
+    page.keyboard.press("Enter")
+    expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+    scan(page, DAL, lines=1)
+    pay(page, "F7", "Enter")  # by card
+    expect(page.locator("#done-title")).to_contain_text("Sale 2 recorded")
+    page.keyboard.press("F3")
+    page.keyboard.press("s")
+    expect(page.locator("#shift-state")).to_contain_text("float ৳1,000.00")
+    page.keyboard.type("1400")  # ৳20 short
+    page.keyboard.press("Enter")
+    z = page.locator("#z-report")
+    expect(z).to_be_visible()
+    rows = {r.split("\t")[0]: r.split("\t")[1] for r in z.locator("tr").all_inner_texts()}
+    assert rows["Sales (2), before discounts"] == "৳560.50"
+    assert rows["Taken by Cash"] == "৳420.00" and rows["Taken by Card"] == "৳140.50"
+    assert rows["Cash expected"] == "৳1,420.00" and rows["Cash counted"] == "৳1,400.00"
+    assert rows["Short"] == "-৳20.00"
+    text = printed(page, "Control+p", "#zprint")
+    for part in ("Z report", "Cash expected", "৳1,420.00", "Short", "-৳20.00"):
+        assert part in text, part
+
+
+def test_a_discount_the_sale_rules_refuse_keeps_the_dialog_open_with_why_and_the_cart_as_it_was(page):
+    scan(page, RICE, lines=1)
+    page.keyboard.press("F7")
+    page.keyboard.type("150%")
+    page.keyboard.press("Enter")
+    page.keyboard.type("mistake")
+    page.keyboard.press("Enter")
+    expect(page.locator("#adjust-error")).to_contain_text("at most 100")
+    expect(page.locator("#adjust-panel")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#total")).to_have_text("৳420.00")
+    expect(page.locator("#cart-lines .disc")).to_have_count(0)
+
+
+def test_every_word_of_the_till_has_a_bangla_and_an_english_version(page):
+    missing = page.evaluate("""() => {
+        const w = window.TILL_WORDS, en = Object.keys(w.en), bn = Object.keys(w.bn);
+        return {bn: en.filter((k) => !w.bn[k]), en: bn.filter((k) => !w.en[k]),
+                shown: [...document.querySelectorAll('[data-t]')].map((el) => el.dataset.t).filter((k) => !w.en[k] || !w.bn[k])};
+    }""")
+    assert missing == {"bn": [], "en": [], "shown": []}
+
+
+def test_a_held_line_comes_back_with_its_discount_and_changed_price(page, till):
+    scan(page, RICE)
+    scan(page, DAL, lines=2)
+    page.keyboard.press("ArrowUp")
+    adjust(page, "F7", "10%", "torn bag")
+    page.keyboard.press("ArrowDown")
+    adjust(page, "F6", "130", "price match")
+    expect(page.locator("#total")).to_have_text("৳508.00")
+    page.keyboard.press("Insert")
+    expect(page.locator("#cart-lines tr")).to_have_count(0)
+    page.keyboard.press("Insert")
+    expect(page.locator("#held-rows tr")).to_have_count(1)
+    page.keyboard.press("Enter")
+    expect(page.locator("#cart-lines tr")).to_have_count(2)
+    expect(page.locator("#total")).to_have_text("৳508.00")
+    expect(page.locator("#cart-lines tr").first.locator(".disc")).to_contain_text("torn bag")
+    expect(page.locator("#cart-lines tr").nth(1)).to_contain_text("price match")

@@ -409,3 +409,140 @@ def test_a_till_opened_without_auto_push_sends_only_on_sync_now(stocked_home):
         assert calls == [1]
     finally:
         stop()
+
+
+# --- the complete record: discounts, split payments, quotes, refunds, shifts ----------------------------------
+
+
+def _post(till, path, body):
+    with till.client() as c:
+        return c.post(path, headers=till.headers(), json=body)
+
+
+def test_a_split_sale_with_discounts_and_an_override_records_the_complete_record_and_shows_change_and_vat(till):
+    from decimal import Decimal
+
+    from tests.branch_client.fakes import entry, page, product
+    till.store.apply_catalog_page(page(entry(100, product("OIL-1L", 21000, "সয়াবিন তেল", vat_rate=Decimal(5)))), 0)
+    r = _post(till, "/api/sales", {
+        "key": uuid.uuid4().hex,
+        "lines": [{"sku": "OIL-1L", "qty": "2", "discount": {"kind": "percent", "value": "10", "reason": "dented"}},
+                  {"sku": "SOAP", "qty": "1", "price": 4000, "price_reason": "last piece"}],
+        "discount": {"kind": "amount", "value": "1000", "reason": "loyal customer"},
+        "payments": [{"method": "mobile", "amount": 20000, "wallet": "bkash", "txn_id": "9C7D2XK41Q"},
+                     {"method": "cash", "amount": 20800, "tendered": 50000}]})
+    assert r.status_code == 201, r.text
+    sale = r.json()["sale"]
+    oil, soap = sale["lines"]
+    assert (oil["line_total"], oil["discount"]["amount"], oil["vat_rate"]) == (42000, 4200, "5")
+    # The 1000 paisa sale discount over 37800 and 4000: 904 and 95, the paisa left over to the first line.
+    assert (oil["net"], soap["net"], sale["total"]) == (37800 - 905, 4000 - 95, 40800)
+    assert oil["vat"] == 1757 and sale["vat"] == 1757 and soap["vat"] == 0
+    assert sale["change"] == 29200 and sale["payment"] == "mobile+cash"
+    assert sale["payments"][0] == {"method": "mobile", "amount": 20000, "tendered": None, "change": None,
+                                   "wallet": "bkash", "txn_id": "9C7D2XK41Q"}
+    stored = till.store.get_sale(sale["number"])
+    assert stored.sale.is_v3 and stored.sale.cashier == "manager" and stored.price_reasons == (None, "last piece")
+    with till.client() as c:
+        shown = c.get(f"/api/sales/{sale['number']}").json()["sale"]
+    assert shown["lines"][1]["price_reason"] == "last piece" and shown["discount"]["reason"] == "loyal customer"
+
+
+def test_the_older_body_with_one_payment_method_records_one_payment_of_the_total(till):
+    r = _sale(till, payment="card")
+    assert r.status_code == 201
+    assert r.json()["sale"]["payments"] == [{"method": "card", "amount": 42000, "tendered": None, "change": None,
+                                             "wallet": None, "txn_id": None}]
+    r = _sale(till, payment="mobile")
+    assert r.status_code == 400 and "wallet" in r.json()["error"]
+
+
+def test_payments_that_do_not_make_the_total_or_a_discount_without_a_reason_get_a_400_and_store_nothing(till):
+    bad = [
+        ({"payments": [{"method": "card", "amount": 40000}]}, "add up exactly"),
+        ({"payments": [{"method": "cash", "amount": 42000, "tendered": 40000}]}, "less than"),
+        ({"payments": [{"method": "mobile", "amount": 42000, "wallet": "bkash"}]}, "transaction id"),
+        ({"payments": "cash"}, "a list"),
+        ({"discount": {"kind": "percent", "value": "10", "reason": " "}}, "needs a reason"),
+        ({"discount": {"kind": "amount", "value": "50000", "reason": "x"}}, "more than"),
+        ({"lines": [{"sku": "RICE-5KG", "qty": "1", "price": 0}]}, "needs a reason"),
+    ]
+    for extra, says in bad:
+        body = {"key": uuid.uuid4().hex, "lines": [{"sku": "RICE-5KG", "qty": "1"}], **extra}
+        r = _post(till, "/api/sales", body)
+        assert r.status_code == 400 and says in r.json()["error"], (extra, r.text)
+    assert till.store.status()["sales_recorded"] == 0
+
+
+def test_a_quote_prices_the_cart_by_the_sales_own_rules_and_records_nothing(till):
+    cart = {"lines": [{"sku": "RICE-5KG", "qty": "1"}, {"sku": "SOAP", "qty": "2"}],
+            "discount": {"kind": "percent", "value": "10", "reason": "eid offer"}}
+    r = _post(till, "/api/quote", cart)
+    assert r.status_code == 200, r.text
+    quote = r.json()["quote"]
+    assert quote["discount"]["amount"] == 5100 and quote["total"] == 51000 - 5100
+    assert [line["net"] for line in quote["lines"]] == [42000 - 4200, 9000 - 900]
+    sold = _post(till, "/api/sales", {"key": uuid.uuid4().hex, **cart}).json()["sale"]
+    assert sold["total"] == quote["total"] and [x["net"] for x in sold["lines"]] == [x["net"] for x in quote["lines"]]
+    with till.client() as c:
+        assert c.post("/api/quote", json=cart).status_code == 403  # the token, as for every POST
+    assert till.store.status()["sales_recorded"] == 1
+
+
+def test_a_refund_returns_part_of_a_sale_once_per_key_and_the_sale_then_shows_what_is_still_refundable(till):
+    number = _sale(till, lines=[{"sku": "SOAP", "qty": "3"}, {"sku": "RICE-5KG", "qty": "1"}]).json()["sale"]["number"]
+    body = {"key": uuid.uuid4().hex, "returns": [{"line": 1, "qty": "2"}],
+            "payments": [{"method": "cash", "amount": 9000}], "reason": "wrong scent"}
+    first, again = _post(till, f"/api/sales/{number}/refund", body), _post(till, f"/api/sales/{number}/refund", body)
+    assert first.status_code == 201, first.text
+    refund = first.json()["sale"]
+    assert again.json()["sale"]["number"] == refund["number"] == "2"
+    assert (refund["kind"], refund["refunds"], refund["total"]) == ("refund", number, -9000)
+    assert refund["returns"] == [{"line": 1, "sku": "SOAP", "qty": "2", "amount": 9000}]
+    with till.client() as c:
+        shown = c.get(f"/api/sales/{number}").json()["sale"]
+    assert [(x["returned"], x["refundable"]) for x in shown["lines"]] == [("2", "1"), ("0", "1")]
+    assert shown["refunded_by"] == ["2"]
+    too_much = _post(till, f"/api/sales/{number}/refund", {**body, "key": uuid.uuid4().hex})
+    assert too_much.status_code == 400 and "not yet returned" in too_much.json()["error"]
+    void = _post(till, f"/api/sales/{number}/void", {"reason": "changed mind"})
+    assert void.status_code == 400 and "refund what is left" in void.json()["error"]
+    assert till.store.status()["sales_recorded"] == 2
+
+
+def test_a_shift_opens_with_a_float_and_closes_with_its_z_report_which_can_be_printed_again(till):
+    with till.client() as c:
+        assert c.get("/api/shift").json() == {"shift": None}
+    opened = _post(till, "/api/shift/open", {"float": 200000})
+    assert opened.status_code == 201 and opened.json()["shift"]["opening_float"] == 200000
+    assert _post(till, "/api/shift/open", {"float": 0}).status_code == 400
+    _post(till, "/api/sales", {"key": uuid.uuid4().hex, "lines": [{"sku": "RICE-5KG", "qty": "1"}],
+                               "payments": [{"method": "cash", "amount": 42000, "tendered": 50000}]})
+    _sale(till, payment="card")
+    with till.client() as c:
+        assert c.get("/api/shift").json()["shift"]["id"] == opened.json()["shift"]["id"]
+    assert _post(till, "/api/shift/close", {"counted": "lots"}).status_code == 400
+    closed = _post(till, "/api/shift/close", {"counted": 241000})
+    assert closed.status_code == 200, closed.text
+    report = closed.json()["report"]
+    assert (report["sales"], report["net"], report["by_method"]) == (2, 84000, {"cash": 42000, "card": 42000,
+                                                                                  "mobile": 0})
+    assert (report["expected_cash"], report["counted_cash"], report["difference"]) == (242000, 241000, -1000)
+    assert till.store.get_sale(report["number"]).sale.kind == "shift_close"
+    with till.client() as c:
+        assert c.get(f"/api/shift/{report['shift_id']}/z").json() == {"report": report}
+        assert c.get("/api/shift/nosuch/z").status_code == 404
+        assert c.get("/api/shift").json() == {"shift": None}
+        for path, body in (("/api/shift/open", {"float": 0}), ("/api/shift/close", {"counted": 0}),
+                           ("/api/sales/1/refund", {"key": uuid.uuid4().hex, "returns": [{"line": 1, "qty": "1"}]})):
+            assert c.post(path, json=body).status_code == 403  # no token: refused, nothing stored
+    assert till.store.current_shift() is None and till.store.status()["sales_recorded"] == 3
+
+
+def test_a_held_line_comes_back_with_its_price_override_and_discount(till):
+    line = {"sku": "SOAP", "qty": "2", "price": 4000, "price_reason": "last pieces",
+            "discount": {"kind": "percent", "value": "5", "reason": "regular"}}
+    held = _post(till, "/api/held", {"lines": [line]})
+    assert held.status_code == 201 and held.json()["held"]["total"] == 8000
+    back = _post(till, f"/api/held/{held.json()['held']['id']}/resume", {}).json()["lines"]
+    assert back[0]["held"] == line
