@@ -5,6 +5,7 @@ through a queue-sender callable. Both stand in only for the network.
 """
 
 import json
+import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -13,7 +14,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from pydantic import ValidationError
 
-from branch_client.cloud_client import CloudClient, PushWay, enroll
+from branch_client.cloud_client import AzureQueueSender, CloudClient, PushWay, enroll
 from branch_client.errors import BadEnrollmentCode, CloudBadAnswer, CloudRefused, CloudUnreachable
 from branch_client.version import version
 from shared.models import CatalogPage, PullAnswer, PushRoute, QueueAccess
@@ -253,3 +254,28 @@ def test_a_pull_answer_from_a_route_mode_cloud_reads_and_one_naming_no_way_to_pu
     assert PushWay.of(answer) == PushWay(queue=None, route=ROUTE) and PushWay.of(answer).expires_at.year == 9999
     with pytest.raises(ValidationError, match="a way to push"):
         PullAnswer.model_validate(base)
+
+
+@pytest.mark.azurite
+def test_a_backlogs_messages_reach_the_queue_over_one_kept_alive_connection(azurite):
+    from azure.storage.queue import QueueClient, QueueSasPermissions, generate_queue_sas
+
+    from bench.shaper import Link, Shaper
+    from headoffice.stand_ins import DEV_ACCOUNT, DEV_KEY
+
+    name = "keepalive-" + secrets.token_hex(4)
+    QueueClient.from_connection_string(azurite.connection_string, name).create_queue()
+    sas = generate_queue_sas(DEV_ACCOUNT, name, DEV_KEY, permission=QueueSasPermissions(add=True),
+                             expiry=datetime.now(timezone.utc) + timedelta(minutes=10))
+    shaper = Shaper(Link.loopback())  # a loopback proxy in front of Azurite that counts connections
+    try:
+        port = shaper.forward("127.0.0.1", azurite.queue_port)
+        sender = AzureQueueSender()
+        for i in range(5):
+            sender(f"http://127.0.0.1:{port}/{DEV_ACCOUNT}/{name}", sas, f"bWVzc2FnZS0{i}")
+        sender.close()
+        assert shaper.link.connections == 1
+    finally:
+        shaper.close()
+    got = QueueClient.from_connection_string(azurite.connection_string, name).receive_messages(max_messages=32)
+    assert sorted(m.content for m in got) == [f"bWVzc2FnZS0{i}" for i in range(5)]
