@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from shared.models import (CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind, SaleRef, ShiftClose,
+from shared.models import (CatalogPage, PaymentMethod, Product, RefundLine, Refusal, Sale, SaleKind, SaleRef, ShiftClose,
                            parse_sale_number, sale_number)
 
 from . import cashiers as cashier_rules
@@ -112,6 +112,7 @@ class HeldCart:
     total: int
     line_count: int
     first_name: str
+    discount: dict | None = None  # the sale discount as submitted: {"kind", "value", "reason"}
 
 
 @dataclass(frozen=True)
@@ -430,19 +431,29 @@ class Store:
         with self._write() as conn:
             if (earlier := self._submitted(conn, client_key)) is not None:
                 return earlier
-            sold = self._target(conn, target_gen, seq, shown, "refunded")
-            voider = conn.execute(select(sales.c.generation, sales.c.seq).where(
-                sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
-            if voider is not None:
-                raise BadSaleInput(f"sale {shown} was voided by number {sale_number(*voider)}; "
-                                   "there is nothing left to refund")
-            lines = sale_entry.refund_lines(sold, returns, self._returned(conn, target_gen, seq))
+            lines = self._refund_lines(conn, target_gen, seq, shown, returns)
             gen = self._generation(conn)
             refund = sale_entry.new_refund(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(),
                                            SaleRef(generation=target_gen, seq=seq), lines,
                                            payments or [], cashier or sale_entry.DEFAULT_CASHIER)
             self._insert_sale(conn, gen, refund, client_key=client_key, reason=reason, cashier=refund.cashier)
         return Recorded(refund, gen)
+
+    def refund_quote(self, number: int | str, returns: Sequence[tuple[int, str]]) -> list[RefundLine]:
+        """What `refund` with these returns would pay back now, per line (stores nothing)."""
+        target_gen, seq, shown = self._number(number)
+        with self._read() as conn:
+            return self._refund_lines(conn, target_gen, seq, shown, returns)
+
+    def _refund_lines(self, conn: Connection, target_gen: int, seq: int, shown: str,
+                      returns: Sequence[tuple[int, str]]) -> list[RefundLine]:
+        sold = self._target(conn, target_gen, seq, shown, "refunded")
+        voider = conn.execute(select(sales.c.generation, sales.c.seq).where(
+            sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
+        if voider is not None:
+            raise BadSaleInput(f"sale {shown} was voided by number {sale_number(*voider)}; "
+                               "there is nothing left to refund")
+        return sale_entry.refund_lines(sold, returns, self._returned(conn, target_gen, seq))
 
     @staticmethod
     def _submitted(conn: Connection, client_key: str | None) -> Recorded | None:
@@ -656,20 +667,30 @@ class Store:
     # --- held carts ------------------------------------------------------------------------------
 
     def hold_cart(self, items: Sequence[ItemSpec], raw: list[dict], cashier: str | None = None,
-                  now: datetime | None = None) -> HeldCart:
-        """Put a cart aside: its items as submitted (`raw`), priced now for the list of held carts."""
+                  now: datetime | None = None, discount: DiscountSpec | None = None,
+                  raw_discount: dict | None = None) -> HeldCart:
+        """Put a cart aside: its items as submitted (`raw`) and the sale discount as submitted
+        (`raw_discount`), priced now (`discount` included) for the list of held carts."""
         with self._write() as conn:
-            lines = sale_entry.build_lines(items, self._matches(conn, items), confirmed=True)
-            values = dict(held_at=time_text(now or utcnow()), cashier=cashier, items=json.dumps(raw, ensure_ascii=False),
-                          total=sum(line.line_total for line in lines), line_count=len(lines), first_name=lines[0].name)
+            priced = self._price(conn, items, discount, confirmed=True)
+            kept = {"lines": raw, "discount": raw_discount} if raw_discount is not None else raw
+            values = dict(held_at=time_text(now or utcnow()), cashier=cashier, items=json.dumps(kept, ensure_ascii=False),
+                          total=priced.total, line_count=len(priced.lines), first_name=priced.lines[0].name)
             held_id = conn.execute(insert(held_carts).values(**values)).inserted_primary_key[0]
-        return HeldCart(id=held_id, **{**values, "items": raw})
+        return HeldCart(id=held_id, **{**values, "items": raw, "discount": raw_discount})
+
+    @staticmethod
+    def _held(row) -> HeldCart:
+        # The items column holds the lines' list, or {"lines", "discount"} when the cart had a sale discount.
+        kept = json.loads(row.items)
+        lines, discount = (kept["lines"], kept["discount"]) if isinstance(kept, dict) else (kept, None)
+        return HeldCart(id=row.id, held_at=row.held_at, cashier=row.cashier, items=lines, total=row.total,
+                        line_count=row.line_count, first_name=row.first_name, discount=discount)
 
     def held_carts(self) -> list[HeldCart]:
         with self._read() as conn:
             rows = conn.execute(select(held_carts).order_by(held_carts.c.id)).all()
-        return [HeldCart(id=r.id, held_at=r.held_at, cashier=r.cashier, items=json.loads(r.items), total=r.total,
-                         line_count=r.line_count, first_name=r.first_name) for r in rows]
+        return [self._held(r) for r in rows]
 
     def take_held_cart(self, held_id: int) -> HeldCart:
         """Take a held cart back to ring it up: it leaves the held list in the same transaction."""
@@ -678,8 +699,7 @@ class Store:
             if row is None:
                 raise BadSaleInput("that held cart is gone (resumed already, perhaps at another till window)")
             conn.execute(delete(held_carts).where(held_carts.c.id == held_id))
-        return HeldCart(id=row.id, held_at=row.held_at, cashier=row.cashier, items=json.loads(row.items),
-                        total=row.total, line_count=row.line_count, first_name=row.first_name)
+        return self._held(row)
 
     # --- cashiers --------------------------------------------------------------------------------
 

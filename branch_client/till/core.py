@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared import limits
-from shared.models import Discount, Payment, Product, Sale, SaleLine, sale_number
+from shared.models import Discount, Payment, Product, RefundLine, Sale, SaleLine, sale_number
 
 from ..errors import BadSaleInput
 from ..sale_entry import (DiscountSpec, ItemSpec, Match, PaymentSpec, Priced, discount_spec, is_weighed, method_text,
@@ -149,6 +149,12 @@ def refund_returns(body: Any) -> list[tuple[int, str]]:
             raise BadSaleInput(f"return {n} is not a line and a quantity; reload the page")
         out.append((r["line"], r["qty"]))
     return out
+
+
+def refund_quote_view(lines: list[RefundLine]) -> dict:
+    """What a refund pays back, per returned line and in all (paisa, positive)."""
+    return {"lines": [{"line": r.line, "sku": r.sku, "qty": _qty(r.qty), "amount": r.amount} for r in lines],
+            "total": sum(r.amount for r in lines)}
 
 
 def money(value: Any, what: str) -> int:

@@ -306,6 +306,12 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         sync.sale_recorded()
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
 
+    async def refund_quote(request: Request) -> Response:
+        """What a refund with these returns pays back, by the refund's own rule; records nothing."""
+        returns = core.refund_returns(_json_body(await request.body()).get("returns"))
+        lines = await run_in_threadpool(store.refund_quote, request.path_params["number"], returns)
+        return JSONResponse({"quote": core.refund_quote_view(lines)})
+
     def current_shift(_request: Request) -> Response:
         return JSONResponse({"shift": core.shift_view(store.current_shift())})
 
@@ -328,7 +334,9 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         report = store.shift_report(request.path_params["id"])
         if report is None:
             return JSONResponse({"error": "no closed shift with that id"}, status_code=404)
-        return JSONResponse({"report": core.z_view(report)})
+        branch = branch_status.read(store).branch
+        return JSONResponse({"report": core.z_view(report), "branch": branch,
+                             "shop": core.shop_view(store.settings(), branch)})
 
     def held(_request: Request) -> Response:
         return JSONResponse({"held": [core.held_view(h) for h in store.held_carts()]})
@@ -337,12 +345,15 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         body = _json_body(await request.body())
         raw = core.cart_lines(body.get("lines"))
         items = core.cart_items(raw)
+        discount = core.discount_of(body.get("discount"), "the sale discount")
         who = cashier()
-        done = await run_in_threadpool(store.hold_cart, items, raw, who)
+        done = await run_in_threadpool(lambda: store.hold_cart(items, raw, who, discount=discount,
+                                                               raw_discount=body.get("discount")))
         return JSONResponse({"held": core.held_view(done)}, status_code=201)
 
     async def resume(request: Request) -> Response:
-        """Take a held cart back: its lines as a scan would add them, at today's catalog prices."""
+        """Take a held cart back: its lines as a scan would add them, at today's catalog prices,
+        and the sale discount it was held with."""
         try:
             held_id = int(request.path_params["id"])
         except ValueError:
@@ -359,7 +370,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
                 view["qty"] = raw["qty"]
             view["held"] = raw  # the line as it was held: its price override and discount too
             lines.append(view)
-        return JSONResponse({"lines": lines, "held": core.held_view(taken)})
+        return JSONResponse({"lines": lines, "discount": taken.discount, "held": core.held_view(taken)})
 
     def who_is_in(_request: Request) -> Response:
         return JSONResponse({"cashier": session.cashier, "required": bool(store.cashier_names())})
@@ -418,6 +429,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         Route("/api/sales/{number}", one_sale),
         Route("/api/sales/{number}/void", void, methods=["POST"]),
         Route("/api/sales/{number}/refund", refund, methods=["POST"]),
+        Route("/api/sales/{number}/refund/quote", refund_quote, methods=["POST"]),
         Route("/api/quote", quote, methods=["POST"]),
         Route("/api/shift", current_shift, methods=["GET"]),
         Route("/api/shift/open", open_shift, methods=["POST"]),

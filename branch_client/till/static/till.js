@@ -637,7 +637,7 @@
     if (sale.kind !== "sale" || sale.voided_by) { say(t("not_refundable", { n: sale.number }), "bad"); return; }
     if (!sale.lines.some((l) => refundableMilli(l) > 0)) { say(t("nothing_refundable", { n: sale.number }), "bad"); return; }
     closeSales();
-    refund = { sale, qty: sale.lines.map(() => 0), pick: 0, method: "cash", wallet: "bkash", key: newKey() };
+    refund = { sale, qty: sale.lines.map(() => 0), total: 0, quoting: Promise.resolve(), pick: 0, method: "cash", wallet: "bkash", key: newKey() };
     $("refund-title").textContent = t("refund_of", { n: sale.number });
     $("refund-reason").value = ""; $("refund-txn").value = ""; $("refund-error").textContent = "";
     $("refund-panel").hidden = false;
@@ -653,16 +653,21 @@
     $("refund-wallet").textContent = refund.wallet === "nagad" ? "Nagad" : "bKash";
     renderRefund();
   }
-  // What a return pays back, by the store's rule: the line's paid amount in proportion to the
-  // quantity returned so far, rounded half up, less what earlier refunds of it paid back.
-  function refundAmount(l, milli) {
-    if (!milli) return 0;
-    const sold = parseMilli(l.qty), had = sold - refundableMilli(l), paid = BigInt(l.net !== undefined && l.net !== null ? l.net : l.line_total);
-    const back = l.returned_amount || 0;
-    const soFar = had + milli === sold ? paid : (paid * BigInt(had + milli) * 2n + BigInt(sold)) / (2n * BigInt(sold));
-    return Number(soFar) - back;
+  // What the returns pay back: the server works it out by the refund's own rule (POST
+  // .../refund/quote), so the amount shown is the amount the refund records.
+  let refundQuoteSeq = 0;
+  async function requoteRefund() {
+    const seq = ++refundQuoteSeq, r0 = refund;
+    const returns = refundReturns();
+    if (!returns.length) { refund.total = 0; renderRefund(); return; }
+    refund.total = null; renderRefund();
+    const r = await api("POST", "/api/sales/" + encodeURIComponent(r0.sale.number) + "/refund/quote", { returns });
+    if (seq !== refundQuoteSeq || refund !== r0) return;  // a later change asked again
+    refund.total = r.ok ? r.data.quote.total : null;
+    if (!r.ok) $("refund-error").textContent = r.data.error || String(r.status);
+    renderRefund();
   }
-  const refundTotal = () => refund.sale.lines.reduce((s, l, i) => s + refundAmount(l, refund.qty[i]), 0);
+  const refundReturns = () => refund.qty.map((m, i) => ({ line: i + 1, qty: milliText(m) })).filter((x, i) => refund.qty[i] > 0);
   function renderRefund() {
     const body = $("refund-rows");
     body.textContent = "";
@@ -682,8 +687,8 @@
       tr.addEventListener("click", () => { refund.pick = i; renderRefund(); });
       body.appendChild(tr);
     });
-    $("refund-total").textContent = taka(refundTotal());
-    $("refund-go").disabled = submitting || refundTotal() <= 0;
+    $("refund-total").textContent = refund.total === null ? "…" : taka(refund.total);
+    $("refund-go").disabled = submitting || !(refund.total > 0);
   }
   function setRefundQty(i, milli) {
     const most = refundableMilli(refund.sale.lines[i]);
@@ -691,12 +696,13 @@
     if (milli > most) { $("refund-error").textContent = t("refund_too_many", { n: milliText(most) }); milli = most; }
     else $("refund-error").textContent = "";
     refund.qty[i] = milli;
-    renderRefund();
+    refund.quoting = requoteRefund();
   }
   async function confirmRefund() {
     if (!refund || submitting) return;
-    const amount = refundTotal();
-    if (amount <= 0) { $("refund-error").textContent = t("refund_choose"); return; }
+    await refund.quoting;  // the amount for the quantities as typed
+    if (!refund || submitting) return;
+    if (!(refund.total > 0)) { $("refund-error").textContent = t("refund_choose"); return; }
     const reason = $("refund-reason").value.trim();
     if (!reason) { $("refund-error").textContent = t("reason_needed"); $("refund-reason").focus(); return; }
     const payment = { method: refund.method };  // its amount: what the server works out for the returns
@@ -705,7 +711,7 @@
       if (!txn) { $("refund-error").textContent = t("txn_needed"); $("refund-txn").focus(); return; }
       payment.wallet = refund.wallet; payment.txn_id = txn;
     }
-    const returns = refund.qty.map((m, i) => ({ line: i + 1, qty: milliText(m) })).filter((x, i) => refund.qty[i] > 0);
+    const returns = refundReturns();
     submitting = true; renderRefund();
     try {
       const r = await api("POST", "/api/sales/" + encodeURIComponent(refund.sale.number) + "/refund",
@@ -869,7 +875,7 @@
   async function holdOrList() {
     await scans; await qtyChecks;
     if (!cart.lines.length) { await openHeld(); return; }
-    const r = await api("POST", "/api/held", { lines: cartLines() });  // lines with their overrides and discounts
+    const r = await api("POST", "/api/held", cartBody());  // lines with their overrides and discounts, and the sale's
     if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
     clearCart();
     say(t("held_done", { n: r.data.held.line_count }), "good");
@@ -903,6 +909,7 @@
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       closeHeld();
       clearCart();
+      cart.discount = r.data.discount || null;  // the sale discount as held, priced again with the lines
       r.data.lines.forEach((found) => addFound(found));
       say(t("resumed", { n: r.data.lines.length }), "good");
     } finally { submitting = false; refreshHeld(); }

@@ -622,3 +622,61 @@ def test_a_held_line_comes_back_with_its_discount_and_changed_price(page, till):
     expect(page.locator("#total")).to_have_text("৳508.00")
     expect(page.locator("#cart-lines tr").first.locator(".disc")).to_contain_text("torn bag")
     expect(page.locator("#cart-lines tr").nth(1)).to_contain_text("price match")
+
+
+def test_a_held_cart_comes_back_with_its_sale_discount_and_the_list_shows_its_discounted_total(page):
+    scan(page, RICE, lines=1)
+    adjust(page, "F8", "20", "regular customer")
+    expect(page.locator("#total")).to_have_text("৳400.00")
+    page.keyboard.press("Insert")
+    expect(page.locator("#cart-lines tr")).to_have_count(0)
+    page.keyboard.press("Insert")
+    expect(page.locator("#held-rows tr").first).to_contain_text("৳400.00")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cart-lines tr")).to_have_count(1)
+    expect(page.locator("#total")).to_have_text("৳400.00")
+    expect(page.locator("#sale-discount")).to_contain_text("regular customer")
+
+
+def test_the_refund_amount_is_the_servers_quote_and_its_refusal_shows_before_confirming(page, till):
+    # 3 kg of ATTA at a changed price of ৳1/kg: a gram of it pays back less than a paisa.
+    with till.client() as c:
+        c.post("/api/sales", headers=till.headers(), json={
+            "key": uuid.uuid4().hex, "payment": "cash",
+            "lines": [{"sku": "ATTA", "qty": "3", "price": 100, "price_reason": "end of sack"}]})
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/refund/quote") else None)
+    page.keyboard.press("F3")
+    scan(page, "1")
+    expect(page.locator("#refund-panel")).to_be_visible()
+    qty = page.locator("#refund-rows input.refund-qty").first
+    qty.fill("0.001")
+    qty.press("Enter")
+    expect(page.locator("#refund-error")).to_contain_text("too little to pay back")
+    expect(page.locator("#refund-go")).to_be_disabled()
+    qty.fill("1.5")
+    qty.press("Enter")
+    expect(page.locator("#refund-total")).to_have_text("৳1.50")
+    expect(page.locator("#refund-go")).to_be_enabled()
+    assert asked  # the amounts came from the quote route
+
+
+def test_the_printed_z_report_takes_its_shop_header_from_the_z_answer_alone(page, till):
+    till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
+    till.store.set_setting("shop.bin", "000123456-0101")
+    page.keyboard.press("F3")
+    page.keyboard.press("s")
+    expect(page.locator("#shift-state")).to_have_text("No shift is open.")
+    page.keyboard.type("0")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("Shift open")
+    expect(page.locator("#shift-panel")).to_be_hidden()
+    page.context.route(re.compile(r"/api/sales/"), lambda route: route.abort())  # the print page must not need them
+    page.keyboard.press("F3")
+    page.keyboard.press("s")
+    expect(page.locator("#shift-state")).to_contain_text("float")
+    page.keyboard.type("0")
+    page.keyboard.press("Enter")
+    expect(page.locator("#z-report")).to_be_visible()
+    text = printed(page, "Control+p", "#zprint")
+    assert "স্বপ্ন Gulshan" in text and "000123456-0101" in text

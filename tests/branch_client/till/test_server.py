@@ -530,7 +530,7 @@ def test_a_shift_opens_with_a_float_and_closes_with_its_z_report_which_can_be_pr
     assert (report["expected_cash"], report["counted_cash"], report["difference"]) == (242000, 241000, -1000)
     assert till.store.get_sale(report["number"]).sale.kind == "shift_close"
     with till.client() as c:
-        assert c.get(f"/api/shift/{report['shift_id']}/z").json() == {"report": report}
+        assert c.get(f"/api/shift/{report['shift_id']}/z").json()["report"] == report
         assert c.get("/api/shift/nosuch/z").status_code == 404
         assert c.get("/api/shift").json() == {"shift": None}
         for path, body in (("/api/shift/open", {"float": 0}), ("/api/shift/close", {"counted": 0}),
@@ -543,6 +543,48 @@ def test_a_held_line_comes_back_with_its_price_override_and_discount(till):
     line = {"sku": "SOAP", "qty": "2", "price": 4000, "price_reason": "last pieces",
             "discount": {"kind": "percent", "value": "5", "reason": "regular"}}
     held = _post(till, "/api/held", {"lines": [line]})
-    assert held.status_code == 201 and held.json()["held"]["total"] == 8000
-    back = _post(till, f"/api/held/{held.json()['held']['id']}/resume", {}).json()["lines"]
-    assert back[0]["held"] == line
+    assert held.status_code == 201 and held.json()["held"]["total"] == 7600  # 2 x ৳40, 5% off
+    back = _post(till, f"/api/held/{held.json()['held']['id']}/resume", {}).json()
+    assert back["lines"][0]["held"] == line and back["discount"] is None
+
+
+def test_a_held_cart_keeps_its_sale_discount_and_its_total_in_the_list_counts_it(till):
+    discount = {"kind": "amount", "value": "1000", "reason": "regular customer"}
+    held = _post(till, "/api/held", {"lines": [{"sku": "SOAP", "qty": "2"}], "discount": discount})
+    assert held.status_code == 201, held.text
+    with till.client() as c:
+        [listed] = c.get("/api/held").json()["held"]
+    assert listed["total"] == 9000 - 1000
+    back = _post(till, f"/api/held/{listed['id']}/resume", {}).json()
+    assert back["discount"] == discount and [v["qty"] for v in back["lines"]] == ["2"]
+    refused = _post(till, "/api/held", {"lines": [{"sku": "SOAP", "qty": "1"}],
+                                        "discount": {"kind": "amount", "value": "500", "reason": ""}})
+    assert refused.status_code == 400 and till.store.held_carts() == []
+
+
+def test_a_refund_quote_says_what_each_returned_line_pays_back_by_the_refunds_own_rule_and_records_nothing(till):
+    number = _sale(till, lines=[{"sku": "SOAP", "qty": "3"}, {"sku": "ATTA", "qty": "3", "price": 100,
+                                                              "price_reason": "end of sack"}]).json()["sale"]["number"]
+    quote = _post(till, f"/api/sales/{number}/refund/quote", {"returns": [{"line": 1, "qty": "2"},
+                                                                          {"line": 2, "qty": "1.5"}]})
+    assert quote.status_code == 200, quote.text
+    assert quote.json()["quote"] == {"total": 9000 + 150, "lines": [
+        {"line": 1, "sku": "SOAP", "qty": "2", "amount": 9000}, {"line": 2, "sku": "ATTA", "qty": "1.5", "amount": 150}]}
+    tiny = _post(till, f"/api/sales/{number}/refund/quote", {"returns": [{"line": 2, "qty": "0.001"}]})
+    assert tiny.status_code == 400 and "too little to pay back" in tiny.json()["error"]
+    too_many = _post(till, f"/api/sales/{number}/refund/quote", {"returns": [{"line": 1, "qty": "4"}]})
+    assert too_many.status_code == 400 and "not yet returned" in too_many.json()["error"]
+    with till.client() as c:
+        assert c.post(f"/api/sales/{number}/refund/quote", json={"returns": [{"line": 1, "qty": "1"}]}).status_code == 403
+    assert till.store.status()["sales_recorded"] == 1
+
+
+def test_the_z_report_answer_carries_the_shop_and_the_branch_for_its_header(till):
+    till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
+    till.store.set_setting("shop.bin", "000123456-0101")
+    _post(till, "/api/shift/open", {"float": 0})
+    report = _post(till, "/api/shift/close", {"counted": 0}).json()["report"]
+    with till.client() as c:
+        z = c.get(f"/api/shift/{report['shift_id']}/z").json()
+    assert z["shop"] == {"name": "স্বপ্ন Gulshan", "bin": "000123456-0101", "branch": None, "time_zone": "Asia/Dhaka"}
+    assert "branch" in z and z["branch"] is None  # not enrolled in this test
