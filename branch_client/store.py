@@ -57,6 +57,8 @@ _SCHEMA_SQL = text("SELECT name, sql FROM sqlite_master WHERE tbl_name = :table 
                    "AND sql IS NOT NULL ORDER BY type DESC, name")
 # meta key: JSON list of sales the push set aside because one alone exceeds a queue message.
 UNSENDABLE = "unsendable"
+# meta key: the code of the last sync error (beside its words in sync_state), when it has one.
+LAST_ERROR_CODE = "last_error_code"
 
 
 class SaleState(StrEnum):
@@ -1006,20 +1008,27 @@ class Store:
 
     # --- sync state ------------------------------------------------------------------------------
 
-    def record_error(self, text: str, now: datetime | None = None) -> None:
+    def record_error(self, text: str, now: datetime | None = None, code: str | None = None) -> None:
+        """The last sync's error in words, and its code (branch_client.errors, the cloud's ErrorCode)
+        when it has one, so the till can say it in its own language."""
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(
                 last_error=one_line(text) or "unknown error", last_error_at=time_text(now or utcnow())))
+            conn.execute(delete(meta).where(meta.c.key == LAST_ERROR_CODE))
+            if code:
+                conn.execute(insert(meta).values(key=LAST_ERROR_CODE, value=code))
 
     def clear_error(self) -> None:
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
+            conn.execute(delete(meta).where(meta.c.key == LAST_ERROR_CODE))
 
     def record_sync_ok(self, now: datetime | None = None) -> None:
         """A sync finished: clear the last error and remember when (meta `last_sync_ok`), in one transaction."""
         value = time_text(now or utcnow())
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
+            conn.execute(delete(meta).where(meta.c.key == LAST_ERROR_CODE))
             conn.execute(sqlite_insert(meta).values(key="last_sync_ok", value=value)
                          .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
@@ -1092,6 +1101,7 @@ class Store:
             "last_push": state.last_push,
             "last_error": state.last_error,
             "last_error_at": state.last_error_at,
+            "last_error_code": info.get(LAST_ERROR_CODE) if state.last_error else None,
             # The cloud's latest refusal of sales sent as this branch: {at, code, reason, seq, sale_id, this_till}.
             "last_refusal": refusal,
             "last_sync_ok": info.get("last_sync_ok"),

@@ -289,10 +289,14 @@ def z_view(report: ZReport) -> dict:
     return report.as_json()
 
 
-def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None,
+def status_view(status: BranchStatus, *, syncing: bool, sync_note: dict | None,
                 time_zone: str = "Asia/Dhaka") -> dict:
     """What the page's sync line shows (the same status `branchsync status` prints), and the
-    time zone the page shows times in; never the secret or the cloud's address."""
+    time zone the page shows times in; never the secret or the cloud's address.
+
+    The page words the background sync's `sync_note` ({"code", and its numbers}, see
+    autopush.describe) and `last_error_code` in its own language; `sync_message` and
+    `last_error` are the English words, shown as they are when the page has no words for a code."""
     return {
         "branch": status.branch,
         "enrolled": status.enrolled,
@@ -300,8 +304,10 @@ def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None
         "pending": status.pending,
         "last_sync": status.last_sync_ok,
         "last_error": status.last_error,
+        "last_error_code": status.last_error_code,
         "syncing": syncing,
-        "sync_message": sync_message,
+        "sync_message": None if sync_note is None else sync_note["text"],
+        "sync_note": None if sync_note is None else {k: v for k, v in sync_note.items() if k != "text"},
         "products": status.products,
         "time_zone": time_zone,
     }

@@ -96,7 +96,7 @@ class BackgroundSync:
     timer thread starts a sync whose pause is over.
     """
 
-    def __init__(self, run_sync: Callable[[], str], *, auto_push: bool = True,
+    def __init__(self, run_sync: Callable[[], "str | autopush.Note"], *, auto_push: bool = True,
                  clock: Callable[[], float] = time.monotonic):
         self._run_sync = run_sync
         self.auto_push = auto_push
@@ -105,16 +105,23 @@ class BackgroundSync:
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self._mutex = threading.Lock()
-        self._message: str | None = None
+        self._note: autopush.Note | None = None
 
     @property
     def running(self) -> bool:
         return self._plan.running
 
     @property
-    def message(self) -> str | None:
+    def note(self) -> dict | None:
+        """The status line's {"code", "text", ...} (see autopush.describe)."""
         with self._mutex:
-            return autopush.describe(self._plan, self._message, self._clock())
+            return autopush.describe(self._plan, self._note, self._clock())
+
+    @property
+    def message(self) -> str | None:
+        """The status line in English (as the command line says it)."""
+        note = self.note
+        return None if note is None else note["text"]
 
     def start(self) -> bool:
         """The cashier's "sync now": start a sync unless one of this till's is running; True when one was started."""
@@ -173,28 +180,29 @@ class BackgroundSync:
     def _work(self) -> None:
         outcome = autopush.Outcome.FAILED
         try:
-            message = self._run_sync()
+            done = self._run_sync()
+            note = done if isinstance(done, autopush.Note) else autopush.Note("done", done)
             outcome = autopush.Outcome.DONE
         except CloudUnreachable as exc:
-            message, outcome = str(exc), autopush.Outcome.UNREACHABLE
+            note, outcome = autopush.Note("unreachable", str(exc), error=exc.code), autopush.Outcome.UNREACHABLE
         except SyncAlreadyRunning as exc:
-            message, outcome = str(exc), autopush.Outcome.BUSY
+            note, outcome = autopush.Note("busy", str(exc), error=exc.code), autopush.Outcome.BUSY
         except BranchSyncError as exc:
-            message = str(exc)
+            note = autopush.Note("failed", str(exc), error=exc.code)
         except Exception as exc:  # shown on the page; the store keeps the error too
-            message = f"sync failed: {type(exc).__name__}: {exc}"
+            note = autopush.Note("failed", f"sync failed: {type(exc).__name__}: {exc}")
         with self._mutex:
-            self._message = message
+            self._note = note
             if self._plan.finished(self._clock(), outcome):
                 self._spawn()
             else:
                 self._arm()
 
 
-def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[], str]:
+def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[], autopush.Note]:
     """A sync of `store` through the real engine: takes the sync lock, so never concurrent
     with a scheduled `branchsync sync`."""
-    def run() -> str:
+    def run() -> autopush.Note:
         from ..cloud_client import CloudClient
         from ..sync import SyncEngine
 
@@ -203,7 +211,7 @@ def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[]
         logs.forget_secret(log, identity.secret)
         with CloudClient.for_identity(identity, **(client_options or {})) as client:
             report = SyncEngine(store, client, on_secret=lambda s: logs.forget_secret(log, s)).run()
-        return f"sync done: pushed {report.pushed} sales"
+        return autopush.Note("pushed", f"sync done: pushed {report.pushed} sales", count=report.pushed)
     return run
 
 
@@ -400,7 +408,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
                              "shop": core.shop_view(store.settings(), branch)})
 
     def status(_request: Request) -> Response:
-        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_message=sync.message,
+        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_note=sync.note,
                                              time_zone=store.settings()["time_zone"]))
 
     def sync_now(_request: Request) -> Response:

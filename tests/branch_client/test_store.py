@@ -327,6 +327,16 @@ def test_a_sync_error_is_kept_as_one_line_until_cleared(store):
     assert store.status()["last_error"] is None
 
 
+def test_a_sync_errors_code_is_kept_beside_its_words_and_goes_with_them(store):
+    store.record_error("cloud refused (branch_revoked): head office revoked this branch", T0, code="branch_revoked")
+    assert store.status()["last_error_code"] == "branch_revoked"
+    store.record_error("something new", T0)  # no code: the old one does not stay
+    assert (store.status()["last_error"], store.status()["last_error_code"]) == ("something new", None)
+    store.record_error("cannot reach the cloud", T0, code="cloud_unreachable")
+    store.record_sync_ok(T0)
+    assert (store.status()["last_error"], store.status()["last_error_code"]) == (None, None)
+
+
 # --- status and identity -----------------------------------------------------------------------------
 
 

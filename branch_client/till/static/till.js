@@ -840,21 +840,24 @@
     pill.className = "pill " + (s.syncing ? "busy" : s.online ? "on" : "off");
     $("sync-pending").textContent = s.pending;
     $("sync-last").textContent = s.last_sync ? dhaka.format(new Date(s.last_sync)) : t("never");
-    $("sync-error").textContent = s.last_error || t("none");
+    $("sync-error").textContent = s.last_error ? errorWords(s.last_error_code, s.last_error) : t("none");
     $("sync-error-wrap").classList.toggle("bad", !!s.last_error);
-    $("sync-message").textContent = syncWords(s.sync_message || "");  // what the background sync does, in plain words
+    $("sync-message").textContent = syncWords(s.sync_note, s.sync_message || "");  // what the background sync does
   }
-  // The server says what the background sync does in English; the page says it in the till's
-  // language (a message it does not know is shown as it came).
-  function syncWords(text) {
-    const next = /^(.*) \(next try in (\d+) s\)$/.exec(text);
-    if (/^head office cannot be reached:/.test(text) && next) return t("sync_unreachable", { s: next[2] });
-    if (next) return t("sync_next", { m: syncWords(next[1]), s: next[2] });
-    if (text === "sending sales to head office") return t("sync_sending");
-    if (text === "sync done") return t("sync_done_plain");
-    const done = /^sync done: pushed (\d+) sales$/.exec(text);
-    if (done) return t("sync_done", { n: done[1] });
-    return text;
+  // The server gives a code and its numbers; the page words them in the till's language. An
+  // error whose code has no words here is shown as the server wrote it (in English).
+  const errorWords = (code, text) => (code && window.TILL_WORDS.en["err_" + code] ? t("err_" + code) : text);
+  function syncWords(note, text) {
+    if (!note) return text;
+    let words;
+    if (note.code === "sending") return t("sync_sending");
+    if (note.code === "unreachable") return t("sync_unreachable", { s: note.retry_in });
+    if (note.code === "pushed") words = t("sync_done", { n: note.count });
+    else if (note.code === "done") words = t("sync_done_plain");
+    else if (note.code === "busy") words = t("sync_busy");
+    else if (note.error && window.TILL_WORDS.en["err_" + note.error]) words = t("err_" + note.error);
+    else return text;  // in English, as the server said it
+    return note.retry_in !== undefined && note.retry_in !== null ? t("sync_next", { m: words, s: note.retry_in }) : words;
   }
   async function syncNow() {
     await api("POST", "/api/sync");

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
-from branch_client.errors import CloudUnreachable
+from branch_client.errors import CloudRefused, CloudUnreachable
 from branch_client.identity import Identity
 from tests.branch_client.fakes import entry, product
 from tests.branch_client.fakes import page as catalog_page
@@ -409,6 +409,30 @@ def test_the_background_push_line_says_in_bangla_that_head_office_cannot_be_reac
         page.keyboard.press("F1")
         expect(page.locator("#sync-message")).to_contain_text("হেড অফিসে পৌঁছানো যাচ্ছে না")
         expect(page.locator("#sync-message")).to_contain_text("সেকেন্ড পরে আবার চেষ্টা")
+    finally:
+        context.close()
+        stop()
+
+
+
+def test_a_refused_push_and_the_last_error_are_worded_in_bangla_by_their_codes(browser, stocked_home):
+    def revoked():
+        raise CloudRefused("branch_revoked", "head office revoked this branch", 403)
+    refused, stop = start_till(stocked_home, run_sync=revoked)
+    refused.store.record_error("cloud refused (branch_revoked): head office revoked this branch", code="branch_revoked")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Dhaka")
+    try:
+        page = context.new_page()
+        page.goto(refused.url + "/")
+        expect(page.locator("#cart-empty")).to_be_visible()
+        page.keyboard.press("F1")
+        expect(page.locator("#sync-error")).to_have_text("হেড অফিস এই শাখার পাঠানো বন্ধ করেছে: হেড অফিসে ফোন করুন")
+        scan(page, RICE, lines=1)
+        pay(page, "Enter")  # recorded: the background push is refused
+        expect(page.locator("#sync-message")).to_contain_text("হেড অফিস এই শাখার পাঠানো বন্ধ করেছে", timeout=30_000)
+        expect(page.locator("#sync-message")).to_contain_text("সেকেন্ড পরে আবার চেষ্টা")
+        page.keyboard.press("F1")
+        expect(page.locator("#sync-error")).to_have_text("head office has stopped this branch from sending: call head office")
     finally:
         context.close()
         stop()

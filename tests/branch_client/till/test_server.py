@@ -210,6 +210,24 @@ def test_sync_now_runs_in_the_background_and_reports_in_the_status(stocked_home)
         stop()
 
 
+def test_the_status_gives_the_sync_and_its_last_error_as_codes_with_their_numbers_beside_the_english(stocked_home):
+    from branch_client.till.autopush import Note
+
+    till, stop = start_till(stocked_home, run_sync=lambda: Note("pushed", "sync done: pushed 3 sales", count=3))
+    try:
+        till.store.record_error("cloud refused (branch_revoked): this branch was revoked", code="branch_revoked")
+        with till.client() as c:
+            c.post("/api/sync", headers=till.headers())
+            till.sync.wait(10)
+            status = c.get("/api/status").json()
+        assert status["sync_note"] == {"code": "pushed", "count": 3}
+        assert status["sync_message"] == "sync done: pushed 3 sales"
+        assert (status["last_error_code"], status["last_error"]) == (
+            "branch_revoked", "cloud refused (branch_revoked): this branch was revoked")
+    finally:
+        stop()
+
+
 def test_sync_now_while_a_scheduled_sync_holds_the_lock_says_so_and_does_not_sync(stocked_home):
     from filelock import FileLock
 
@@ -224,7 +242,10 @@ def test_sync_now_while_a_scheduled_sync_holds_the_lock_says_so_and_does_not_syn
         with till.client() as c:
             c.post("/api/sync", headers=till.headers())
             till.sync.wait(10)
-            assert "already running" in c.get("/api/status").json()["sync_message"]
+            status = c.get("/api/status").json()
+            assert "already running" in status["sync_message"]
+            assert (status["sync_note"]["code"], status["sync_note"]["error"]) == ("busy", "sync_running")
+            assert status["sync_note"]["retry_in"] > 0
     finally:
         lock.release()
         stop()
@@ -388,7 +409,9 @@ def test_sales_while_head_office_is_unreachable_try_once_then_wait_and_the_page_
         till.sync.wait(10)
         assert len(calls) == 1  # backing off: no push per sale
         with till.client() as c:
-            message = c.get("/api/status").json()["sync_message"]
+            status = c.get("/api/status").json()
+        message = status["sync_message"]
+        assert status["sync_note"]["code"] == "unreachable" and status["sync_note"]["retry_in"] > 0
         assert message.startswith("head office cannot be reached: sales are kept safely on this till")
         assert "next try in" in message
     finally:
