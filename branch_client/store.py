@@ -38,7 +38,7 @@ from .errors import BadInput, BadSaleInput, NotEnrolled, StoreError
 from .identity import Identity, read_secret, write_secret
 from .sale_entry import DiscountSpec, ItemSpec, Match, PaymentSpec
 from .schema import (GENERATION_KEY, MIGRATIONS, Migration, cashiers, generations, held_carts, meta, products, sales,
-                     shifts, sync_state, upgrade)
+                     shifts, sign_in_lockouts, sync_state, upgrade)
 from .settings import Settings
 
 RESEND_AFTER = timedelta(minutes=10)
@@ -730,15 +730,52 @@ class Store:
         with self._read() as conn:
             return list(conn.execute(select(cashiers.c.name).order_by(cashiers.c.name)).scalars())
 
-    def sign_in(self, name: str, pin: str) -> str | None:
-        """The cashier's name as stored when `pin` is theirs, else None."""
+    def sign_in(self, name: str, pin: str, now: datetime | None = None) -> str | None:
+        """The cashier's name as stored when `pin` is theirs, else None (a wrong PIN counted).
+
+        Raises CashierLocked while the name is locked after too many wrong PINs (cashiers.Tries),
+        the right PIN included; a name nobody has is counted and locked the same way."""
+        now = now or utcnow()
+        typed = " ".join(str(name).split())
         with self._read() as conn:
-            row = conn.execute(select(cashiers.c.name, cashiers.c.pin_hash)
-                               .where(cashiers.c.name == " ".join(str(name).split()))).first()
+            row = conn.execute(select(cashiers.c.name, cashiers.c.pin_hash).where(cashiers.c.name == typed)).first()
+            tries = self._tries(conn, typed)
+        if tries.locked(now):
+            raise cashier_rules.CashierLocked(row.name if row else typed, tries.locked_until)
+        # A name nobody has is checked against a dummy hash: as slow as a real check.
+        ok = cashier_rules.pin_matches(pin, row.pin_hash if row else cashier_rules.DUMMY_HASH) and row is not None
+        with self._write() as conn:
+            if ok:
+                conn.execute(delete(sign_in_lockouts).where(sign_in_lockouts.c.name == typed))
+            else:
+                after = self._tries(conn, typed).after_wrong_pin(now)
+                values = dict(wrong=after.wrong, locked_until=time_text(after.locked_until) if after.locked_until else None)
+                conn.execute(sqlite_insert(sign_in_lockouts).values(name=typed, **values)
+                             .on_conflict_do_update(index_elements=[sign_in_lockouts.c.name], set_=values))
+        return row.name if ok else None
+
+    def sign_in_tries(self, name: str) -> cashier_rules.Tries:
+        """Wrong PINs in a row for `name`, and until when it is locked."""
+        with self._read() as conn:
+            return self._tries(conn, " ".join(str(name).split()))
+
+    @staticmethod
+    def _tries(conn: Connection, name: str) -> cashier_rules.Tries:
+        row = conn.execute(select(sign_in_lockouts).where(sign_in_lockouts.c.name == name)).first()
         if row is None:
-            cashier_rules.pin_matches(pin, cashier_rules.DUMMY_HASH)  # as slow as a real check
-            return None
-        return row.name if cashier_rules.pin_matches(pin, row.pin_hash) else None
+            return cashier_rules.Tries()
+        return cashier_rules.Tries(row.wrong, datetime.fromisoformat(row.locked_until) if row.locked_until else None)
+
+    def unlock_cashier(self, name: str, now: datetime | None = None) -> datetime | None:
+        """The manager's unlock: the name's wrong PINs are forgotten; returns until when it was locked (None: it was not)."""
+        typed = " ".join(str(name).split())
+        with self._write() as conn:
+            found = conn.execute(select(cashiers.c.name).where(cashiers.c.name == typed)).scalar()
+            if found is None:
+                raise BadInput(f"there is no cashier {typed}; see 'branchsync cashier list'")
+            tries = self._tries(conn, typed)
+            conn.execute(delete(sign_in_lockouts).where(sign_in_lockouts.c.name == typed))
+        return tries.locked_until if tries.locked(now or utcnow()) else None
 
     # --- catalog -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 from shared import limits
 from shared.models import Discount, Payment, Product, RefundLine, Sale, SaleLine, sale_number
 
+from ..cashiers import CashierLocked
 from ..errors import BadSaleInput
 from ..sale_entry import (DiscountSpec, ItemSpec, Match, PaymentSpec, Priced, discount_spec, is_weighed, method_text,
                           parse_payment, parse_qty, payment_spec, payments_of, quantity_of)
@@ -182,6 +183,11 @@ def sign_in_fields(body: Mapping[str, Any]) -> tuple[str, str]:
     if not isinstance(name, str) or not isinstance(pin, str) or not name.strip() or not pin:
         raise BadSaleInput("type your name and your PIN")
     return name, pin
+
+
+def locked_view(exc: CashierLocked) -> dict:
+    """A sign-in refused because the name is locked: the words, and when it unlocks (UTC, ISO)."""
+    return {"error": str(exc), "locked": True, "name": exc.name, "locked_until": exc.until.isoformat()}
 
 
 def held_view(held: HeldCart) -> dict:

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -36,7 +37,8 @@ from .. import logs
 from .. import status as branch_status
 from ..errors import BadInput, BadSaleInput, BranchSyncError, CloudUnreachable, SyncAlreadyRunning
 from ..sale_entry import QuantityNeedsConfirmation
-from ..store import Store
+from ..cashiers import LOCKED_FOR, CashierLocked
+from ..store import Store, utcnow
 from . import autopush, core
 
 # Next to this module, in the source tree, the installed package and the executable's unpack folder.
@@ -240,7 +242,9 @@ class Session:
         self.cashier: str | None = None
 
 
-def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> Starlette:
+def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync,
+               clock: Callable[[], datetime] = utcnow) -> Starlette:
+    """The till's routes; `clock` tells the time where a rule needs it (the PIN lock)."""
     index_html = (STATIC / "index.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, token)
 
     def page(_request: Request) -> Response:
@@ -385,9 +389,18 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
 
     async def sign_in(request: Request) -> Response:
         name, pin = core.sign_in_fields(_json_body(await request.body()))
-        found = await run_in_threadpool(store.sign_in, name, pin)
+        try:
+            found = await run_in_threadpool(store.sign_in, name, pin, clock())
+        except CashierLocked as exc:
+            return JSONResponse(core.locked_view(exc), status_code=423)
         if found is None:
-            return JSONResponse({"error": "wrong name or PIN; try again"}, status_code=401)
+            tries = store.sign_in_tries(name)
+            if tries.locked(clock()):  # this wrong PIN was the last one allowed
+                return JSONResponse(core.locked_view(CashierLocked(" ".join(name.split()), tries.locked_until)),
+                                    status_code=423)
+            left = tries.left
+            return JSONResponse({"error": f"wrong name or PIN; try again ({left} more before this name is locked "
+                                          f"for {LOCKED_FOR.seconds // 60} minutes)", "left": left}, status_code=401)
         session.cashier = found
         return JSONResponse({"cashier": found})
 

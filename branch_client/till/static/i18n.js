@@ -64,7 +64,7 @@ window.TILL_WORDS = {
     err_clock_skew: "this PC's clock is wrong: set the date and time, then sync again",
     err_cloned_till: "another PC is sending as this branch (a copied database): call head office",
     err_unavailable: "head office is busy right now; the till tries again on its own",
-    signin_wrong: "Wrong name or PIN; try again",
+    signin_wrong: "wrong name or PIN; try again ({n} more before this name is locked for 5 minutes)",
     signin_locked: "{name} is locked after too many wrong PINs: try again at {at}, or ask the manager to unlock",
   },
   bn: {
@@ -130,7 +130,7 @@ window.TILL_WORDS = {
     err_clock_skew: "এই পিসির ঘড়ি ভুল: তারিখ ও সময় ঠিক করে আবার সিঙ্ক করুন",
     err_cloned_till: "আরেকটি পিসি এই শাখা হিসেবে পাঠাচ্ছে (কপি করা ডেটাবেস): হেড অফিসে ফোন করুন",
     err_unavailable: "হেড অফিস এখন ব্যস্ত; টিল নিজে থেকেই আবার চেষ্টা করবে",
-    signin_wrong: "নাম বা পিন ভুল; আবার চেষ্টা করুন",
+    signin_wrong: "নাম বা পিন ভুল; আবার চেষ্টা করুন (আর {n} বার ভুল হলে এই নাম ৫ মিনিটের জন্য লক হবে)",
     signin_locked: "অনেকবার ভুল পিনের জন্য {name} লক করা হয়েছে: {at}-এ আবার চেষ্টা করুন, অথবা ম্যানেজারকে আনলক করতে বলুন",
   },
 };

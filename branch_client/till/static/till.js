@@ -940,7 +940,13 @@
   async function signIn() {
     const r = await api("POST", "/api/session", { name: $("signin-name").value, pin: $("signin-pin").value });
     $("signin-pin").value = "";
-    if (!r.ok) { $("signin-error").textContent = r.data.error || String(r.status); $("signin-pin").focus(); return; }
+    if (!r.ok) {
+      const d = r.data;
+      $("signin-error").textContent = d.locked ? t("signin_locked", { name: d.name, at: dhaka.format(new Date(d.locked_until)) })
+        : Number.isInteger(d.left) ? t("signin_wrong", { n: d.left }) : d.error || String(r.status);
+      $("signin-pin").focus();
+      return;
+    }
     cashier = r.data.cashier;
     $("signin-panel").hidden = true;
     document.activeElement && document.activeElement.blur();

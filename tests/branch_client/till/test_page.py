@@ -287,6 +287,30 @@ def test_a_held_cart_survives_a_page_reload_and_a_till_restart_and_is_resumed_wi
         stop()
 
 
+def test_five_wrong_pins_lock_the_name_and_the_page_says_until_when_in_dhaka_time(page, till):
+    till.store.add_cashier("Rahim", "4821")
+    page.reload()
+    page.fill("#signin-name", "Rahim")
+    for left in (4, 3, 2, 1):
+        page.fill("#signin-pin", "1111")
+        page.keyboard.press("Enter")
+        expect(page.locator("#signin-error")).to_have_text(
+            f"wrong name or PIN; try again ({left} more before this name is locked for 5 minutes)")
+    page.fill("#signin-pin", "1111")
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-error")).to_contain_text("Rahim is locked after too many wrong PINs: try again at ")
+    until = till.store.sign_in_tries("Rahim").locked_until.astimezone(ZoneInfo("Asia/Dhaka"))
+    expect(page.locator("#signin-error")).to_contain_text(until.strftime("%H:%M:%S"))
+    page.fill("#signin-pin", "4821")  # the right PIN waits for the lock too
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-error")).to_contain_text("ask the manager to unlock")
+    expect(page.locator("#signin-panel")).to_be_visible()
+    till.store.unlock_cashier("Rahim")
+    page.fill("#signin-pin", "4821")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cashier-name")).to_have_text("Rahim")
+
+
 def test_a_cashier_signs_in_with_name_and_pin_is_shown_recorded_and_signs_out(page, till):
     till.store.add_cashier("Rahim", "4821")
     page.reload()

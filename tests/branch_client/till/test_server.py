@@ -357,6 +357,31 @@ def test_once_cashiers_exist_nothing_is_recorded_until_one_signs_in_and_the_sale
     assert _sale(till).status_code == 401
 
 
+def test_five_wrong_pins_lock_the_name_for_five_minutes_and_the_answer_says_until_when(stocked_home):
+    from datetime import datetime, timedelta, timezone
+
+    now = [datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)]
+    till, stop = start_till(stocked_home, clock=lambda: now[0])
+    try:
+        till.store.add_cashier("Rahim", "4821")
+        answers = [_post(till, "/api/session", {"name": "Rahim", "pin": "0000"}) for _ in range(5)]
+        assert [a.status_code for a in answers] == [401, 401, 401, 401, 423]
+        assert [a.json().get("left") for a in answers[:4]] == [4, 3, 2, 1]
+        assert "wrong name or PIN" in answers[0].json()["error"]
+        unknown = _post(till, "/api/session", {"name": "Nobody", "pin": "0000"})
+        assert unknown.json() == answers[0].json() | {"left": 4} and unknown.status_code == 401  # the same words
+        now[0] += timedelta(minutes=4)
+        locked = _post(till, "/api/session", {"name": "rahim", "pin": "4821"})  # even the right PIN
+        assert locked.status_code == 423
+        assert (locked.json()["locked"], locked.json()["name"], locked.json()["locked_until"]) == (
+            True, "Rahim", "2026-12-01T08:05:00+00:00")
+        assert "branchsync cashier unlock Rahim" in locked.json()["error"]
+        now[0] += timedelta(minutes=1)
+        assert _post(till, "/api/session", {"name": "Rahim", "pin": "4821"}).json() == {"cashier": "Rahim"}
+    finally:
+        stop()
+
+
 def test_the_receipt_gets_the_shop_name_bin_and_time_zone_from_the_settings(till):
     till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
     till.store.set_setting("shop.bin", "000123456-0101")
