@@ -728,3 +728,23 @@ def test_the_printed_z_report_takes_its_shop_header_from_the_z_answer_alone(page
     expect(page.locator("#z-report")).to_be_visible()
     text = printed(page, "Control+p", "#zprint")
     assert "স্বপ্ন Gulshan" in text and "000123456-0101" in text
+
+
+def test_the_payment_steps_esc_hint_is_in_sight_at_the_foot_of_a_split_payment_on_a_1366_by_768_screen(browser, till):
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="Asia/Dhaka")
+    try:
+        page = context.new_page()
+        page.goto(till.url + "/")
+        expect(page.locator("#cart-empty")).to_be_visible()
+        page.keyboard.press("F1")  # Bangla: the longer words
+        for n, code in enumerate((RICE, DAL, FISH_LABEL, "2000000000015"), 1):
+            scan(page, code, lines=n)
+        pay(page, "F11", "Enter")  # a part in cash
+        expect(page.locator("#parts li")).to_have_count(1)
+        page.keyboard.press("F8")  # the rest by bKash, with its transaction id
+        expect(page.locator("#txn-box")).to_be_visible()
+        hint, panel = page.locator("#payment .hint").bounding_box(), page.locator("section.right").bounding_box()
+        assert hint["y"] + hint["height"] <= panel["y"] + panel["height"]
+        assert page.locator("section.right").evaluate("(el) => el.scrollHeight <= el.clientHeight")  # nothing to scroll to
+    finally:
+        context.close()
