@@ -35,9 +35,9 @@ from starlette.staticfiles import StaticFiles
 
 from .. import logs
 from .. import status as branch_status
+from ..cashiers import LOCKED_FOR, CashierLocked
 from ..errors import BadInput, BadSaleInput, BranchSyncError, CloudUnreachable, SyncAlreadyRunning
 from ..sale_entry import QuantityNeedsConfirmation
-from ..cashiers import LOCKED_FOR, CashierLocked
 from ..store import Store, utcnow
 from . import autopush, core
 
@@ -118,12 +118,6 @@ class BackgroundSync:
         """The status line's {"code", "text", ...} (see autopush.describe)."""
         with self._mutex:
             return autopush.describe(self._plan, self._note, self._clock())
-
-    @property
-    def message(self) -> str | None:
-        """The status line in English (as the command line says it)."""
-        note = self.note
-        return None if note is None else note["text"]
 
     def start(self) -> bool:
         """The cashier's "sync now": start a sync unless one of this till's is running; True when one was started."""

@@ -599,12 +599,17 @@ def test_a_refund_of_one_line_by_its_scanned_receipt_number_at_most_what_is_refu
     expect(page.locator("#refund-rows tr").first.locator("td").nth(3)).to_have_text("1")  # one rice can still come back
 
 
-def test_a_shift_opens_with_a_float_and_closes_with_the_z_report_of_its_sales_and_cash(page, till):
+def shift_key(page, state: str, amount: str) -> None:
+    """Sales list, S (the shift), wait for it to say `state`, type the float or counted cash, Enter."""
     page.keyboard.press("F3")
     page.keyboard.press("s")
-    expect(page.locator("#shift-state")).to_have_text("No shift is open.")
-    page.keyboard.type("1000")
+    expect(page.locator("#shift-state")).to_contain_text(state)
+    page.keyboard.type(amount)
     page.keyboard.press("Enter")
+
+
+def test_a_shift_opens_with_a_float_and_closes_with_the_z_report_of_its_sales_and_cash(page, till):
+    shift_key(page, "No shift is open.", "1000")
     expect(page.locator("#message")).to_contain_text("Shift open with a float of ৳1,000.00")
     scan(page, RICE, lines=1)
     pay(page, "F10")
@@ -712,19 +717,11 @@ def test_the_refund_amount_is_the_servers_quote_and_its_refusal_shows_before_con
 def test_the_printed_z_report_takes_its_shop_header_from_the_z_answer_alone(page, till):
     till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
     till.store.set_setting("shop.bin", "000123456-0101")
-    page.keyboard.press("F3")
-    page.keyboard.press("s")
-    expect(page.locator("#shift-state")).to_have_text("No shift is open.")
-    page.keyboard.type("0")
-    page.keyboard.press("Enter")
+    shift_key(page, "No shift is open.", "0")
     expect(page.locator("#message")).to_contain_text("Shift open")
     expect(page.locator("#shift-panel")).to_be_hidden()
     page.context.route(re.compile(r"/api/sales/"), lambda route: route.abort())  # the print page must not need them
-    page.keyboard.press("F3")
-    page.keyboard.press("s")
-    expect(page.locator("#shift-state")).to_contain_text("float")
-    page.keyboard.type("0")
-    page.keyboard.press("Enter")
+    shift_key(page, "float", "0")
     expect(page.locator("#z-report")).to_be_visible()
     text = printed(page, "Control+p", "#zprint")
     assert "স্বপ্ন Gulshan" in text and "000123456-0101" in text
