@@ -10,6 +10,7 @@ columns with the most to say (names, reasons).
 from collections.abc import Iterable
 
 from rich.table import Column, Table
+from rich.text import Text
 
 from shared.access import AuditEntry, PersonInfo
 from shared.models import BranchInfo, DeadLetterInfo, PriceDifference, ReportTable
@@ -115,7 +116,8 @@ def report_table(report: ReportTable) -> Table:
     caption = "money in taka; times UTC" + ("" if report.complete else "; INCOMPLETE: a branch has not synced since")
     table = Table(*columns, caption=caption, expand=True)
     for row in report.rows:
-        table.add_row(*("\n".join(_shown(row[i], cols[i][1]) for i in group) for group in groups))
+        # Text, not markup: names and cashiers come from branches ("[red]" stays as typed).
+        table.add_row(*(Text("\n".join(_shown(row[i], cols[i][1]) for i in group)) for group in groups))
     return table
 
 

@@ -249,11 +249,11 @@ class MemoryStore:
         days = {day: unpack(branch, day, parts, etag) for day, parts, etag in read[:-1]}
         return self._ledger(branch, read[-1]), days
 
-    def read_summaries(self, branch: str, first: date, last: date) -> list[DaySummary]:
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]:
         with self._lock:
             rows = [(day, parts, etag) for (b, day), (parts, etag) in sorted(self._days.items())
                     if b == branch and first <= day <= last]
-        return [unpack(branch, day, parts, etag) for day, parts, etag in self._query(SALES, rows)]
+        return [unpack(branch, day, parts, etag, products) for day, parts, etag in self._query(SALES, rows, per_page=100)]
 
     def replace_summaries(self, ledger: BranchLedger, summaries: Sequence[DaySummary]) -> BranchLedger:
         branch, ledger_etag = ledger.branch, ledger.etag

@@ -43,16 +43,16 @@ class Reports:
         """The sales figures of the business days first..last, grouped `by` (sales_report.BY)."""
         if by not in sales_report.BY:
             raise ContractError(ErrorCode.BAD_REQUEST, f"by must be one of {', '.join(sales_report.BY)}")
-        summaries, syncs = self._read(first, last, branch)
+        summaries, syncs = self._read(first, last, branch, products=by == "product")
         columns, kinds, rows = sales_report.sales_table(summaries, by, first, last, syncs)
         return self._table("sales", first, last, branch, by, columns, kinds, rows, syncs)
 
     def shifts_report(self, first: date, last: date, branch: str | None = None) -> ReportTable:
-        summaries, syncs = self._read(first, last, branch)
+        summaries, syncs = self._read(first, last, branch, products=False)
         return self._table("shifts", first, last, branch, None, *sales_report.shifts_table(summaries, syncs), syncs)
 
     def exceptions_report(self, first: date, last: date, branch: str | None = None) -> ReportTable:
-        summaries, syncs = self._read(first, last, branch)
+        summaries, syncs = self._read(first, last, branch, products=False)
         return self._table("exceptions", first, last, branch, None, *sales_report.exceptions_table(summaries), syncs)
 
     def _table(self, report, first, last, branch, by, columns, kinds, rows, syncs) -> ReportTable:
@@ -61,7 +61,8 @@ class Reports:
                            complete=all(sales_report.is_complete(s, last) for s in syncs.values()),
                            branches=sorted(syncs.values(), key=lambda s: s.branch))
 
-    def _read(self, first: date, last: date, branch: str | None) -> tuple[list[DaySummary], dict[str, BranchSync]]:
+    def _read(self, first: date, last: date, branch: str | None,
+              products: bool) -> tuple[list[DaySummary], dict[str, BranchSync]]:
         """The day summaries of the range (one range query per branch) and where each branch stands.
 
         Branches not enrolled yet or revoked sell nothing more, so they never make a report incomplete.
@@ -73,7 +74,7 @@ class Reports:
                                 "shorter range")
         records = [existing_branch(self.store, branch)] if branch is not None else self.store.list_branches()
         summaries = [s for r in sorted(records, key=lambda r: r.name)
-                     for s in self.store.read_summaries(r.name, first, last)]
+                     for s in self.store.read_summaries(r.name, first, last, products)]
         syncs = {r.name: self._sync(r) for r in records if r.enrolled and r.revoked_at is None}
         return summaries, syncs
 
@@ -112,7 +113,7 @@ class Reports:
                 fold_events(name, gen, counted, originals, self.zone, into=days)
                 originals.update({(gen, s.seq): s for s in counted if s.kind == SaleKind.SALE})
                 events += len(counted)
-        for stale in self.store.read_summaries(name, date.min, date.max):
+        for stale in self.store.read_summaries(name, date.min, date.max, products=False):
             days.setdefault(stale.day, DaySummary(name, stale.day))
         self.store.replace_summaries(ledger, [days[d] for d in sorted(days)])
         return len(days), events

@@ -244,7 +244,8 @@ class Store(Protocol):
     # The ledger and the stored summaries of the days from `first` on, with one query (their
     # rows sort just below the ledger's): what an apply reads, at the cost of the ledger alone.
     def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]: ...
-    def read_summaries(self, branch: str, first: date, last: date) -> list[DaySummary]: ...  # the days first..last, in order
+    # The days first..last, in order; products=False: their figures only (products left empty, less read).
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]: ...
     # Replace the given days' rows whatever they hold (a rebuild), in transactions of at most
     # 99 rows, each with the ledger If-Match `ledger` then each previous one (unchanged), so an
     # apply that committed meanwhile makes it Conflict. Returns the ledger after the last.

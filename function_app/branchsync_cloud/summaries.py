@@ -23,7 +23,7 @@ nowhere: callers pass counted events only.
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -227,27 +227,34 @@ def _add_vat(day: DaySummary, rate: str, net: int, vat: int) -> None:
 
 # --- the stored form: one row per branch and day, its products packed in it ---------------------
 
-# A binary property holds 64 KiB; an entity 1 MiB. The whole day (figures and every product
-# sold) is one zlib JSON cut into parts of PART_MAX_BYTES, so a day of any number of products
-# is one entity: one read and one write per day an apply touches, whatever it sold.
+# A binary property holds 64 KiB; an entity 1 MiB. A day (its figures and every product sold)
+# is one entity, so an apply writes one row per day it touches, whatever it sold. Part 0 is
+# the zlib JSON of the figures alone, the parts after it the zlib JSON of the product rows, so
+# a report that needs no products reads (and decodes) part 0 only.
 PART_MAX_BYTES = 60 * 1024
 PARTS_MAX = 15
 
 
+def _zjson(value) -> bytes:
+    return zlib.compress(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), 6)
+
+
 def pack(summary: DaySummary) -> tuple[bytes, ...]:
-    """The day as stored: zlib of {"f": figures, "p": product rows}, in parts of at most PART_MAX_BYTES."""
-    body = json.dumps({"f": summary.figures(), "p": summary.product_rows()}, separators=(",", ":"), ensure_ascii=False)
-    data = zlib.compress(body.encode(), 6)
-    parts = tuple(data[i:i + PART_MAX_BYTES] for i in range(0, len(data), PART_MAX_BYTES)) or (data,)
-    if len(parts) > PARTS_MAX:
-        raise ValueError(f"the summary of {summary.branch} on {summary.day} packs to {len(data)} bytes, more than "
-                         f"one row holds ({PARTS_MAX} x {PART_MAX_BYTES})")
+    """The day as stored: (zlib of the figures, zlib of the product rows cut into PART_MAX_BYTES pieces...)."""
+    figures, products = _zjson(summary.figures()), _zjson(summary.product_rows())
+    parts = (figures, *(products[i:i + PART_MAX_BYTES] for i in range(0, len(products), PART_MAX_BYTES)))
+    if len(figures) > PART_MAX_BYTES or len(parts) > PARTS_MAX:
+        raise ValueError(f"the summary of {summary.branch} on {summary.day} packs to {len(figures) + len(products)} "
+                         f"bytes, more than one row holds ({PARTS_MAX} x {PART_MAX_BYTES})")
     return parts
 
 
-def unpack(branch: str, day: date, parts: Iterable[bytes], etag: str | None = None) -> DaySummary:
-    held = json.loads(zlib.decompress(b"".join(parts)))
-    return DaySummary.from_stored(branch, day, held["f"], held["p"], etag)
+def unpack(branch: str, day: date, parts: Sequence[bytes], etag: str | None = None,
+           products: bool = True) -> DaySummary:
+    """A stored day; `products=False`: its figures only (part 0), the products left empty."""
+    figures = json.loads(zlib.decompress(parts[0]))
+    rows = json.loads(zlib.decompress(b"".join(parts[1:]))) if products and len(parts) > 1 else []
+    return DaySummary.from_stored(branch, day, figures, rows, etag)
 
 
 def days_of(events: Iterable[Sale], zone: ZoneInfo) -> set[date]:

@@ -180,10 +180,12 @@ class TableStore:
             except ResourceNotFoundError:
                 return None
 
-    def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token) -> tuple[list[dict], object]:
+    def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token,
+                    select: list[str] | None = None) -> tuple[list[dict], object]:
         """One query page (one request): its entities and the token for the next, None at the end."""
         client = self._table(table)
-        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page).by_page(continuation_token=token)
+        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page,
+                                      select=select).by_page(continuation_token=token)
         self._tick()
         with _mapped(f"query {table}"):
             try:
@@ -192,11 +194,12 @@ class TableStore:
                 return [], None
         return page, pages.continuation_token
 
-    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000) -> Iterator[dict]:
+    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000,
+               select: list[str] | None = None) -> Iterator[dict]:
         """Every entity the query matches, page by page; a page may be empty yet have more."""
         token = None
         while True:
-            page, token = self._query_page(table, query, parameters, per_page, token)
+            page, token = self._query_page(table, query, parameters, per_page, token, select)
             yield from page
             if token is None:
                 return
@@ -319,10 +322,11 @@ class TableStore:
                 days[summary.day] = summary
         return ledger, days
 
-    def read_summaries(self, branch: str, first: date, last: date) -> list[DaySummary]:
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]:
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
         params = {"pk": branch, "lo": summary_key(first), "hi": summary_key(last)}
-        return [_summary(branch, e) for e in self._query(SALES, query, params, per_page=100)]
+        select = None if products else ["RowKey", "day", "parts", "data0"]  # the figures alone: part 0
+        return [_summary(branch, e, products) for e in self._query(SALES, query, params, per_page=100, select=select)]
 
     def replace_summaries(self, ledger: BranchLedger, summaries) -> BranchLedger:
         branch = ledger.branch
@@ -674,9 +678,10 @@ def _summary_entity(branch: str, day: date, parts: tuple[bytes, ...]) -> dict:
                    "parts": len(parts), **{f"data{i}": p for i, p in enumerate(parts)}})
 
 
-def _summary(branch: str, e: dict) -> DaySummary:
-    parts = [e[f"data{i}"] for i in range(min(_int(e.get("parts")), PARTS_MAX))]
-    return unpack(branch, date.fromisoformat(e["day"]), parts, e.metadata.get("etag"))
+def _summary(branch: str, e: dict, products: bool = True) -> DaySummary:
+    count = min(_int(e.get("parts")), PARTS_MAX) if products else 1
+    parts = [e[f"data{i}"] for i in range(count)]
+    return unpack(branch, date.fromisoformat(e["day"]), parts, e.metadata.get("etag"), products)
 
 
 def _seq_list(seqs) -> str:

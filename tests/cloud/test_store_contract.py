@@ -376,6 +376,9 @@ def test_day_summaries_are_written_in_the_apply_transaction_and_read_back_by_day
     assert [d.day for d in store.read_summaries("b1", first + timedelta(days=1), first + timedelta(days=1))] == \
         [first + timedelta(days=1)]
     assert store.read_summaries("b2", first, first) == []
+    figures_only = store.read_summaries("b1", first, first + timedelta(days=2), products=False)
+    assert [d.products for d in figures_only] == [{}, {}, {}] and all(d.products for d in days)
+    assert [(d.day, d.net, d.sales, d.payments) for d in figures_only] == [(d.day, d.net, d.sales, d.payments) for d in days]
 
 
 def test_summaries_do_not_show_among_the_chunks_of_any_generation(store):
