@@ -52,6 +52,7 @@ def week() -> tuple[list[DaySummary], dict[str, BranchSync]]:
             s.discounts = s.gross // 40
             s.payments["cash"] -= s.discounts
             s.net = s.gross - s.discounts
+            s.vat = {"5": [s.net, s.net * 5 // 105]}
             summaries.append(s)
     synced = datetime(2026, 12, 1, 2, 30, tzinfo=timezone.utc)
     syncs = {"dhaka-gulshan": BranchSync(branch="dhaka-gulshan", last_pull=synced, pending=0, complete_through=LAST),

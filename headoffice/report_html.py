@@ -30,7 +30,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 METHODS = {"cash": "Cash", "card": "Card", "mobile": "bKash / Nagad", "bkash": "bKash", "nagad": "Nagad"}
 TOP_PRODUCTS = 10
 # A branch name or product name in a chart is cut here (whole in its tooltip and the tables).
-LABEL_CHARS = 26
+LABEL_CHARS = 36
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,10 @@ def _length(value: int, most: int, room: int) -> int:
 
 # --- charts ------------------------------------------------------------------------------
 
-def hbars(chart: str, items: Sequence[tuple[str, int, str]], colour: str = PALETTE[0], label_width: int = 200) -> str:
+def hbars(chart: str, items: Sequence[tuple[str, int, str]], colour: str = PALETTE[0], label_width: int = 200,
+          room: int = 230) -> str:
     """Horizontal bars, one per (label, paisa, note), the exact amount (and the note) written after each bar."""
-    row, room, value_width = 30, 230, 170
+    row, value_width = 30, 170
     width = label_width + room + value_width
     most = max((v for _, v, _ in items), default=0)
     parts = [f'<svg class="chart" data-chart="{_e(chart)}" role="img" width="{width}" height="{row * len(items) + 8}" '
@@ -176,7 +177,7 @@ def _payment_mix(views: SalesViews) -> str:
 def _top_products(views: SalesViews) -> str:
     rows = records(views.product)[:TOP_PRODUCTS]
     items = [(r["name"] or r["sku"], r["net"], "") for r in rows]
-    return hbars("products", items, PALETTE[1], label_width=200) if items else '<p class="none">No products sold.</p>'
+    return hbars("products", items, PALETTE[1], label_width=290, room=180) if items else '<p class="none">No products sold.</p>'
 
 
 def _sync_table(views: SalesViews) -> str:
