@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from shared import limits
