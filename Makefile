@@ -36,13 +36,16 @@ browser-deps:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-beng-extra; \
 	fi
 
-# PNGs of the till (mid-sale, payment, 80 mm receipt) in docs/img/, through the same browser.
+# PNGs of the till (mid-sale, payment, 80 mm receipt) and of the HTML sales report in docs/img/,
+# through the same browser.
 screenshots: setup browser-deps
 	$(PY) -m demo.till_screenshots
+	$(PY) -m demo.report_screenshot
 
 bench: setup
 	$(PY) -m bench.bench
 	$(PY) -m bench.till
+	$(PY) -m bench.month
 
 # The till alone: search, scan and sale through its HTTP routes over 100,000 products and
 # 1,000,000 stored events, start-up to a usable page, --version, the executable's size.
@@ -72,4 +75,4 @@ admin-wheel:
 	$(PYTHON) packaging/admin/build_wheel.py
 
 clean:
-	rm -rf $(VENV) node_modules .demo .bench .bench-peers .bench-till build dist
+	rm -rf $(VENV) node_modules .demo .bench .bench-peers .bench-till .bench-month build dist

@@ -78,9 +78,9 @@ class SaleRecord:
     acked_at: str | None
     voided_by: str | None  # the printed number of the void that voided this sale
     generation: int = 1
-    reason: str | None = None       # why a void or refund was recorded (local only)
+    reason: str | None = None       # why a void or refund was recorded (also on a v3 event)
     cashier: str | None = None      # who was signed in at the till
-    price_reasons: tuple = ()       # per line, why its price was overridden (local only)
+    price_reasons: tuple = ()       # per line, why its price was overridden (also on a v3 line)
     # Filled by get_sale: the refunds of this sale (printed numbers) and, per line position,
     # the quantity and paisa they returned.
     refunded_by: tuple[str, ...] = ()
@@ -333,7 +333,8 @@ class Store:
                confirmed: bool) -> sale_entry.Priced:
         matches = self._matches(conn, items)
         lines = sale_entry.build_lines(items, matches, confirmed=confirmed)
-        return sale_entry.price(lines, [m.product for m in matches], [i.discount for i in items], discount)
+        return sale_entry.price(lines, [m.product for m in matches], [i.discount for i in items], discount,
+                                [i.price_reason for i in items])
 
     def _matches(self, conn: Connection, items: Sequence[ItemSpec]) -> list[Match]:
         rule = self._settings(conn).embedded_rule
@@ -398,7 +399,7 @@ class Store:
         Refused for an unknown, void or already voided number, and for a sale refunded in part
         (refund the rest instead; the cloud refuses such a void too). The cloud checks it
         again: this database may be a restored backup that does not know an earlier void.
-        `reason` is kept with the void on this PC (the sales batch does not carry it).
+        `reason` is kept with the void on this PC and sent with a v3 void (a v1/v2 one has no field for it).
         """
         target_gen, seq, shown = self._number(number)
         with self._write() as conn:
@@ -415,7 +416,7 @@ class Store:
             gen = self._generation(conn)
             void = sale_entry.new_void(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), voided,
                                        voided_generation=None if target_gen == gen else target_gen,
-                                       cashier=cashier or sale_entry.DEFAULT_CASHIER)
+                                       cashier=cashier or sale_entry.DEFAULT_CASHIER, reason=reason)
             self._insert_sale(conn, gen, void, reason=reason, cashier=cashier or void.cashier)
         return Recorded(void, gen)
 
@@ -426,7 +427,7 @@ class Store:
 
         At most what was sold less what earlier refunds of it returned; amounts by
         sale_entry.refund_lines; paid back by `payments` (default: cash). Refused for a voided
-        sale or a number that is not a sale. `reason` is kept on this PC. `client_key`, as
+        sale or a number that is not a sale. `reason` is kept on this PC and sent. `client_key`, as
         for a sale, makes a retried submission return the refund the first one stored.
         """
         target_gen, seq, shown = self._number(number)
@@ -437,7 +438,7 @@ class Store:
             gen = self._generation(conn)
             refund = sale_entry.new_refund(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(),
                                            SaleRef(generation=target_gen, seq=seq), lines,
-                                           payments or [], cashier or sale_entry.DEFAULT_CASHIER)
+                                           payments or [], cashier or sale_entry.DEFAULT_CASHIER, reason)
             self._insert_sale(conn, gen, refund, client_key=client_key, reason=reason, cashier=refund.cashier)
         return Recorded(refund, gen)
 

@@ -12,7 +12,8 @@ import azure.functions as func
 
 from branchsync_cloud import faults, telemetry
 from branchsync_cloud.http import (
-    get_service, get_settings, handle, int_param, json_response, parse_body, pull_answer, signed_request, time_param,
+    date_param, day_params, get_lake_writer, get_service, get_settings, handle, int_param, json_response, parse_body,
+    pull_answer, rebuild_source, signed_request, time_param,
 )
 from branchsync_cloud.queue_access import SALES_QUEUE
 from branchsync_cloud.reports import EXPORT_LIMIT_DEFAULT
@@ -116,6 +117,44 @@ def admin_price_differences(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, report, admin=True)
 
 
+@app.route(route="manage/lake/write", methods=["POST"])
+def admin_write_lake(req: func.HttpRequest) -> func.HttpResponse:
+    # What the timer write_lake does, now; each `day` (YYYY-MM-DD) is written again even if unchanged.
+    return handle(req, lambda svc: get_lake_writer().run(rewrite=day_params(req.params)).answer(), admin=True)
+
+
+# Reports from the day summaries (read only; a reports role may read them). from/to: business days.
+@app.route(route="manage/reports/sales", methods=["GET"])
+def admin_sales_report(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.sales_report(date_param(req.params, "from"), date_param(req.params, "to"),
+                                                    req.params.get("branch") or None, req.params.get("by") or "day"),
+                  admin=True)
+
+
+@app.route(route="manage/reports/shifts", methods=["GET"])
+def admin_shifts_report(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.shifts_report(date_param(req.params, "from"), date_param(req.params, "to"),
+                                                     req.params.get("branch") or None), admin=True)
+
+
+@app.route(route="manage/reports/exceptions", methods=["GET"])
+def admin_exceptions_report(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda svc: svc.exceptions_report(date_param(req.params, "from"), date_param(req.params, "to"),
+                                                         req.params.get("branch") or None), admin=True)
+
+
+@app.route(route="manage/reports/rebuild", methods=["POST"])
+def admin_rebuild_summaries(req: func.HttpRequest) -> func.HttpResponse:
+    # from=lake: fold the data lake's events instead of the stored sales (docs/reporting.md, "Data lake").
+    def rebuild(svc):
+        branch = req.params.get("branch") or None
+        if rebuild_source(req.params) == "lake":
+            return get_lake_writer().rebuild_summaries(branch)
+        return svc.rebuild_summaries(branch)
+
+    return handle(req, rebuild, admin=True)
+
+
 @app.route(route="manage/deadletters", methods=["GET"])
 def admin_list_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda svc: svc.list_dead_letters(), admin=True)
@@ -188,3 +227,15 @@ def compact_catalog(timer: func.TimerRequest) -> None:
     log.info("catalog compacted on schedule past_due=%s purged=%d entries=%d->%d segments=%d->%d",
              timer.past_due, result.purged, result.entries_before, result.entries_after,
              result.segments_before, result.segments_after)
+
+
+# The data lake (docs/reporting.md, "Data lake"): schedule in LAKE_WRITE_SCHEDULE (NCRONTAB, UTC).
+# Each run writes the business days that got applied events since the last one; with the
+# monitor, a run missed while the app was down runs once when it is back.
+@app.timer_trigger(arg_name="timer", schedule="%LAKE_WRITE_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def write_lake(timer: func.TimerRequest) -> None:
+    # Storage errors raise: the run is logged as failed; the next one reads the same events again.
+    result = get_lake_writer().run()
+    log.info("lake written past_due=%s branches=%d events=%d days=%d files=%d bytes=%d busy=%s more=%s",
+             timer.past_due, result.branches, result.events, len(result.days), result.files, result.bytes,
+             ",".join(result.busy) or "-", ",".join(result.more) or "-")

@@ -9,6 +9,7 @@ Exit codes: 0 ok, 1 the cloud refused or could not be reached, 2 bad input.
 
 import os
 import sys
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,8 +25,11 @@ from pydantic import ValidationError
 from shared.access import PersonCreate, Role
 from shared.models import describe_errors
 
-from .admin_tables import audit_table, branches_table, dead_letters_table, people_table, price_differences_table
+from .admin_tables import (
+    audit_table, branches_table, dead_letters_table, people_table, price_differences_table, report_table,
+)
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
+from . import report_files, report_html
 from .sales_rows import COLUMNS, sale_rows
 from .spreadsheet import SafeWriter
 
@@ -35,11 +39,13 @@ catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog every b
 sales_app = typer.Typer(no_args_is_help=True, help="Read the sales the cloud has applied.")
 deadletter_app = typer.Typer(no_args_is_help=True, help="Queue messages the cloud refused: see why, replay or discard.")
 report_app = typer.Typer(no_args_is_help=True, help="Reports on the applied sales.")
+lake_app = typer.Typer(no_args_is_help=True, help="The data lake: the applied sales as Parquet files for BI tools.")
 app.add_typer(branch_app, name="branch")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sales_app, name="sales")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(report_app, name="report")
+app.add_typer(lake_app, name="lake")
 people_app = typer.Typer(no_args_is_help=True, help="Head-office people's credentials and their roles (admin only).")
 app.add_typer(people_app, name="people")
 
@@ -56,6 +62,22 @@ class ReportFormat(StrEnum):
     table = "table"
     csv = "csv"
     jsonl = "jsonl"
+
+
+class TableFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+    xlsx = "xlsx"
+
+
+class SalesBy(StrEnum):
+    day = "day"
+    branch = "branch"
+    product = "product"
+    payment = "payment"
+    cashier = "cashier"
+    vat = "vat"
 
 
 DIFFERENCE_COLUMNS = ["branch", "seq", "line", "recorded_at", "sku", "name", "qty", "status", "sold_paisa",
@@ -174,6 +196,34 @@ def catalog_compact(ctx: typer.Context):
           f"(was {result.segments_before}); catalog version {result.last_version}")
 
 
+@lake_app.command("write")
+def lake_write(
+    ctx: typer.Context,
+    day: Annotated[Optional[list[str]], typer.Option(help="Write this business day (YYYY-MM-DD) again even if "
+                                                          "nothing changed; repeat for more days")] = None,
+):
+    """Write the business days that got sales since the last write now (the timer does it on its schedule).
+
+    Safe at any time: a branch the timer is writing is left to it, and a day written again
+    gives the same files.
+    """
+    for d in day or []:
+        try:
+            date.fromisoformat(d)
+        except ValueError:
+            err.print(f"[red]--day {d!r} is not a date[/]: give it as YYYY-MM-DD, e.g. --day 2026-11-28")
+            raise typer.Exit(2)
+    result = _run(ctx.obj.write_lake, day)
+    print(f"lake written: {len(result.days)} business days of {result.branches} branches ({result.events} new events, "
+          f"{result.files} files, {result.bytes} bytes)")
+    for d in result.days:
+        print(f"  {d.day} {d.branch}")
+    if result.busy:
+        print(f"being written by another run, left to it: {', '.join(result.busy)}")
+    if result.more:
+        print(f"more events than one write reads, run again for the rest: {', '.join(result.more)}")
+
+
 @sales_app.command("export")
 def sales_export(
     ctx: typer.Context,
@@ -228,6 +278,107 @@ def report_price_differences(
     elif found:
         Console().print(price_differences_table(found))
     err.print(f"{len(found)} sold lines differ from the current catalog")
+
+
+# Options every report from the day summaries takes.
+FromDay = Annotated[str, typer.Option("--from", help="First business day, e.g. 2026-11-01")]
+ToDay = Annotated[str, typer.Option("--to", help="Last business day, e.g. 2026-11-30")]
+OnlyBranch = Annotated[Optional[str], typer.Option(help="Only this branch")]
+Format = Annotated[TableFormat, typer.Option("--format", help="xlsx needs --output")]
+Output = Annotated[Optional[Path], typer.Option(help="Write here instead of standard output")]
+
+
+@report_app.command("sales")
+def report_sales(ctx: typer.Context, first: FromDay, last: ToDay, branch: OnlyBranch = None,
+                 by: Annotated[SalesBy, typer.Option("--by")] = SalesBy.day, fmt: Format = TableFormat.table,
+                 output: Output = None,
+                 html: Annotated[Optional[Path], typer.Option("--html", help="Also write a page of charts here "
+                                                              "(one self-contained HTML file)")] = None):
+    """Sales, discounts, refunds, voids, net and VAT per day, branch, product, payment method, cashier or VAT rate.
+
+    Read from the day summaries the cloud keeps as it applies sales. Each figure says
+    whether it is complete: a branch that has not synced since the day ended, with nothing
+    pending, is named (--by day), or its last sync shown (--by branch).
+    """
+    _report(ctx, "sales", first, last, branch, by.value, fmt, output,
+            report_html.writing(ctx.obj.report, html) if html else None)
+
+
+@report_app.command("shifts")
+def report_shifts(ctx: typer.Context, first: FromDay, last: ToDay, branch: OnlyBranch = None,
+                  fmt: Format = TableFormat.table, output: Output = None):
+    """Each closed shift: cashier, opening float, expected and counted cash, and the difference (over or short)."""
+    _report(ctx, "shifts", first, last, branch, None, fmt, output)
+
+
+@report_app.command("exceptions")
+def report_exceptions(ctx: typer.Context, first: FromDay, last: ToDay, branch: OnlyBranch = None,
+                      fmt: Format = TableFormat.table, output: Output = None,
+                      price_differences: Annotated[bool, typer.Option(
+                          "--with-price-differences",
+                          help="Join the lines sold at another price than the catalog holds now (reads the sales)")] = False):
+    """Voids, refunds, discounts and price overrides per branch and cashier, largest amount first.
+
+    With --with-price-differences, the lines `report price-differences` finds since --from
+    join them (per branch, cashier `-`); that part reads the sales themselves, so it is slower.
+    """
+    join = (lambda table: report_files.with_price_differences(
+        table, list(ctx.obj.price_differences(branch, report_files.day_start(table))))) if price_differences else None
+    _report(ctx, "exceptions", first, last, branch, None, fmt, output, join)
+
+
+@report_app.command("rebuild")
+def report_rebuild(ctx: typer.Context, branch: OnlyBranch = None,
+                   from_lake: Annotated[bool, typer.Option("--from-lake", help="Fold the data lake's copy of every "
+                                                           "event instead of the stored sales")] = False):
+    """Write the day summaries again from the stored sales (once, for sales applied before the cloud kept them).
+
+    Safe to repeat and to run while branches sync: a branch whose sales change meanwhile is read again.
+    --from-lake folds the lake's events (docs/reporting.md, "Data lake"); a branch whose lake is
+    behind its applied sales is refused until `lake write` has run.
+    """
+    result = _run(ctx.obj.rebuild_summaries, branch, from_lake)
+    for name, days in sorted(result.branches.items()):
+        print(f"{name}: {days} days")
+    source = "the data lake's" if from_lake else "applied"
+    print(f"rebuilt the summaries of {len(result.branches)} branches from {result.events} {source} events")
+
+
+def _report(ctx, name: str, first: str, last: str, branch: str | None, by: str | None, fmt: TableFormat,
+            output: Path | None, join=None) -> None:
+    if fmt == TableFormat.xlsx and output is None:
+        err.print("[red]--format xlsx writes a file[/]: give --output FILE.xlsx")
+        raise typer.Exit(2)
+    for option, value in (("--from", first), ("--to", last)):
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            err.print(f"[red]{option} {value!r} is not a date[/]: write it as 2026-11-28")
+            raise typer.Exit(2)
+    table = _run(ctx.obj.report, name, first, last, branch, by)
+    if join is not None:
+        table = _run(join, table)
+    if fmt == TableFormat.xlsx:
+        report_files.write_xlsx(table, output)
+    elif fmt == TableFormat.table and output is None:
+        Console().print(report_table(table))
+    else:
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            if fmt == TableFormat.csv:
+                report_files.write_csv(table, out)
+            elif fmt == TableFormat.jsonl:
+                report_files.write_jsonl(table, out)
+            else:
+                Console(file=out, width=80).print(report_table(table))
+        finally:
+            if output:
+                out.close()
+    for line in report_files.completeness_lines(table):
+        err.print(line, markup=False, highlight=False)
+    state = "complete" if table.complete else "NOT complete (see the branches above)"
+    err.print(f"{len(table.rows)} rows, {table.first} to {table.last} ({table.zone}), {state}"
+              + (f"; written to {output}" if output else ""), markup=False, highlight=False)
 
 
 @deadletter_app.command("list")

@@ -9,7 +9,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from shared.models import (AppliedSale, BranchCreate, BranchCreated, BranchList, BranchRevocation, BranchRotation,
                            CatalogCompaction, CatalogImport, CatalogWriteResult, DeadLetterDetail, DeadLetterInfo, DeadLetterList,
-                           PriceDifference, PriceDifferencePage, Product, ReplayResult, SalesExportPage)
+                           LakeWriteResult, PriceDifference, PriceDifferencePage, Product, ReplayResult, ReportTable,
+                           SalesExportPage, SummaryRebuild)
 from shared.access import (AuditPage, CREDENTIAL_PREFIX, PeopleList, PersonCreate, PersonCreated, PersonRevocation,
                            Role, Whoami)
 from shared.signing import HEADER_ADMIN_KEY
@@ -29,7 +30,7 @@ KEY_SOURCE = ("check that BRANCHSYNC_ADMIN_KEY holds this deployment's admin key
 CREDENTIAL_SOURCE = ("check BRANCHSYNC_CREDENTIAL: it holds the head-office credential an administrator gave you "
                      "(branchsync-admin people add), whole, beginning " + CREDENTIAL_PREFIX)
 # How the cloud begins its 401 when its own admin key setting is unusable: then no key can be right.
-_CLOUD_KEY_UNUSABLE = "the admin API is disabled"
+_CLOUD_KEY_UNUSABLE = "the admin key is unusable"
 
 
 _transient = retry(
@@ -71,6 +72,11 @@ class AdminClient:
     def compact_catalog(self) -> CatalogCompaction:
         return self._call("POST", "/manage/catalog/compact", CatalogCompaction)
 
+    def write_lake(self, days: list[str] | None = None) -> LakeWriteResult:
+        # Up to the Functions host's HTTP limit (230 s): a write of many branches' days takes a while.
+        return self._call("POST", "/manage/lake/write", LakeWriteResult, params={"day": ",".join(days)} if days else None,
+                          timeout=230)
+
     def dead_letters(self) -> DeadLetterList:
         return self._call("GET", "/manage/deadletters", DeadLetterList)
 
@@ -110,6 +116,15 @@ class AdminClient:
                                 {"branch": branch, "since": since}, page_size):
             yield from page.differences
 
+    def report(self, name: str, first: str, last: str, branch: str | None = None, by: str | None = None) -> ReportTable:
+        """A report from the day summaries: "sales" (grouped `by`), "shifts" or "exceptions"."""
+        query = {k: v for k, v in {"from": first, "to": last, "branch": branch, "by": by}.items() if v}
+        return self._call("GET", f"/manage/reports/{quote(name, safe='')}", ReportTable, params=query)
+
+    def rebuild_summaries(self, branch: str | None = None, from_lake: bool = False) -> SummaryRebuild:
+        params = {k: v for k, v in {"branch": branch, "from": "lake" if from_lake else None}.items() if v}
+        return self._call("POST", "/manage/reports/rebuild", SummaryRebuild, params=params or None, timeout=230)
+
     def _pages(self, path: str, answer: type[BaseModel], params: dict, page_size: int) -> Iterator:
         """Follow `next` until it is null; None-valued params are left out."""
         after = None
@@ -122,9 +137,9 @@ class AdminClient:
             after = page.next
 
     def _call(self, method: str, path: str, answer: type[BaseModel], body: BaseModel | None = None,
-              params: dict | None = None):
+              params: dict | None = None, timeout: float | None = None):
         try:
-            resp = self._send(method, path, body, params)
+            resp = self._send(method, path, body, params, timeout)
         except httpx.TransportError as exc:
             raise AdminError(f"cannot reach the cloud at {self.url} ({type(exc).__name__}); check the URL and that it is running") from exc
         if resp.status_code == 401:
@@ -137,10 +152,11 @@ class AdminClient:
             raise AdminError(f"the cloud sent an answer this CLI does not understand ({exc.error_count()} problems); upgrade branchsync-admin") from exc
 
     @_transient
-    def _send(self, method, path, body, params) -> httpx.Response:
+    def _send(self, method, path, body, params, timeout=None) -> httpx.Response:
         content = body.model_dump_json().encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
-        return self._http.request(method, path, content=content, params=params, headers=headers)
+        return self._http.request(method, path, content=content, params=params, headers=headers,
+                                  timeout=timeout or self._http.timeout)
 
 
 def _refusal_message(resp: httpx.Response, named: bool = False) -> str:

@@ -10,9 +10,10 @@ columns with the most to say (names, reasons).
 from collections.abc import Iterable
 
 from rich.table import Column, Table
+from rich.text import Text
 
 from shared.access import AuditEntry, PersonInfo
-from shared.models import BranchInfo, DeadLetterInfo, PriceDifference
+from shared.models import BranchInfo, DeadLetterInfo, PriceDifference, ReportTable
 from shared.money import format_taka
 
 
@@ -91,3 +92,40 @@ def branch_state(b: BranchInfo) -> str:
 
 def when(t) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") if t else "never"
+
+
+# A report with more columns than this shows two of them stacked in each cell, so it fits 80 columns.
+REPORT_MAX_COLUMNS = 6
+
+
+def report_table(report: ReportTable) -> Table:
+    """Any report of the day summaries: money in taka, figures right-aligned, neighbours stacked in pairs when many."""
+    cols = list(zip(report.columns, report.kinds))
+    groups = [[i] for i in range(len(cols))]
+    if len(cols) > REPORT_MAX_COLUMNS:
+        groups = [list(range(i, min(i + 2, len(cols)))) for i in range(0, len(cols), 2)]
+    columns = []
+    for group in groups:
+        title = "\n".join(cols[i][0].replace("_", " ") for i in group)
+        if all(cols[i][1] in ("int", "paisa", "qty") for i in group):
+            columns.append(_number(title))
+        elif any(cols[i][1] in ("date", "time") for i in group):
+            columns.append(_text(title, ratio=1, min_width=10))  # a date never folds; a time wraps at its space
+        else:
+            columns.append(_text(title, ratio=1))
+    caption = "money in taka; times UTC" + ("" if report.complete else "; INCOMPLETE: a branch has not synced since")
+    table = Table(*columns, caption=caption, expand=True)
+    for row in report.rows:
+        # Text, not markup: names and cashiers come from branches ("[red]" stays as typed).
+        table.add_row(*(Text("\n".join(_shown(row[i], cols[i][1]) for i in group)) for group in groups))
+    return table
+
+
+def _shown(value, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "paisa":
+        return format_taka(value)
+    if kind == "time":
+        return value[:16].replace("T", " ")
+    return str(value)

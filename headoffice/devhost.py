@@ -537,7 +537,8 @@ class QueuePoller:
 # {day} {month} {day-of-week}, in UTC. A schedule that does not resolve or parse leaves that
 # one function in error (logged) while the others run, as on Azure. Unlike the host, the dev
 # host keeps no schedule status in storage, so a run missed while it was down is not caught
-# up; `fire()` runs a timer function at once (tests, or by hand).
+# up; `fire()` runs a timer function at once, and so does `POST /admin/functions/{name}` as on
+# the host (202, the run in the background).
 
 _SETTING_RE = re.compile(r"%([^%]+)%")
 
@@ -634,6 +635,26 @@ class TimerScheduler:
         except Exception:
             log.exception("timer function %s failed", name)
 
+    async def invoke_route(self, request: Request) -> Response:
+        """POST /admin/functions/{name} with a JSON body ({} or {"input": ...}): the host's way to run a
+        non-HTTP function by hand. 202 at once, the run goes on in the background. As under `func start`,
+        no master key is asked for locally; on Azure the x-functions-key header must carry it."""
+        wanted = request.path_params["name"].lower()  # function names are case-insensitive on the host
+        name = next((n for n in self.timers if n.lower() == wanted), None)
+        if name is None or name in self.errors:
+            problem = f"function {name} is in error: {self.errors[name]}" if name else f"no timer function {wanted}"
+            return JSONResponse({"error": {"code": "not_found", "message": problem}}, status_code=404)
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": {"code": "bad_request", "message": 'the body must be a JSON object: {} or {"input": ""}'}},
+                                status_code=400)
+        threading.Thread(target=self.fire, args=(name,), name=f"devhost-invoke-{name}", daemon=True).start()
+        log.info("timer function %s invoked through /admin/functions", name)
+        return Response(status_code=202)
+
     def _run(self) -> None:
         now = datetime.now(timezone.utc)
         due = {name: next_occurrence(s, now) for name, s in self.schedules.items()}
@@ -685,7 +706,8 @@ class DevHost:
         self.stop_event = threading.Event()
         self.timers = TimerScheduler(discover_timers(app), self.env, self.stop_event)
         gateway = HttpGateway(self.http_functions, self.config.route_prefix)
-        asgi = Starlette(routes=[Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
+        asgi = Starlette(routes=[Route("/admin/functions/{name}", self.timers.invoke_route, methods=["POST"]),
+                                 Route("/{path:path}", gateway.handle, methods=HTTP_METHODS)])
         # HTTPS when given a certificate (the branch's TLS tests), as Azure always serves it.
         self.server = _Server(uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False, log_config=None,
                                              ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))

@@ -114,8 +114,8 @@ def start_cloud(workdir: Path, connection_string: str, admin_key: str, port: int
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = workdir / f"cloud-{port}.log"
-    # The compaction timer's schedule, as local.settings.example.json sets it (an app setting on Azure).
-    env = {"CATALOG_COMPACT_SCHEDULE": "0 30 2 * * *", **os.environ, "AzureWebJobsStorage": connection_string,
+    # The timers' schedules, as local.settings.example.json sets them (app settings on Azure).
+    env = {"CATALOG_COMPACT_SCHEDULE": "0 30 2 * * *", "LAKE_WRITE_SCHEDULE": "0 5 * * * *", **os.environ, "AzureWebJobsStorage": connection_string,
            "BRANCHSYNC_ADMIN_KEY": admin_key, **(extra_env or {})}
     exe = Path(sys.executable).parent / "branchsync-cloud"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "headoffice.devhost"]

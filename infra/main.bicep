@@ -57,6 +57,15 @@ param pushMode string = 'queue'
 @description('When the nightly catalog compaction runs: NCRONTAB with seconds, in UTC (default 02:30 every day).')
 param catalogCompactSchedule string = '0 30 2 * * *'
 
+@description('When the data lake is written: NCRONTAB with seconds, in UTC (default: every hour at five past).')
+param lakeWriteSchedule string = '0 5 * * * *'
+
+@description('The IANA time zone whose calendar days are business days (the lake\'s date= folders).')
+param businessTimeZone string = 'Asia/Dhaka'
+
+@description('Object id of the Entra ID group that reads the data lake from BI tools (Storage Blob Data Reader on the lake container); empty: none yet.')
+param lakeReaderGroupId string = ''
+
 // One short hash keeps names unique per resource group + environment and stable across deploys.
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = {
@@ -84,6 +93,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     deploymentContainerName: deploymentContainerName
     principalId: identity.outputs.principalId
+    lakeReaderGroupId: lakeReaderGroupId
   }
 }
 
@@ -130,6 +140,9 @@ module functionApp 'modules/function.bicep' = {
     zoneRedundant: zoneRedundant
     pushMode: pushMode
     catalogCompactSchedule: catalogCompactSchedule
+    lakeWriteSchedule: lakeWriteSchedule
+    lakeContainerName: storage.outputs.lakeContainerName
+    businessTimeZone: businessTimeZone
   }
 }
 
@@ -152,6 +165,8 @@ output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTIONAPP_NAME string = functionApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
+// Where BI tools read the lake (docs/reporting.md, "Data lake").
+output BRANCHSYNC_LAKE_URL string = '${storage.outputs.blobEndpoint}${storage.outputs.lakeContainerName}'
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId

@@ -25,14 +25,16 @@ import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from shared.errors import ContractError, ErrorCode
 from shared.models import Sale, SaleKind, SaleLine, SalesBatch, sale_number
 
 from .catalog import PROPERTY_MAX_BYTES, TXN_MAX_DATA_BYTES, TXN_MAX_OPS
+from .summaries import DaySummary, business_day, fold_events, pack
 
 # (generation, seq): a sale's identity within its branch.
 SaleKey = tuple[int, int]
@@ -340,24 +342,54 @@ class VoidMark:
 
 
 @dataclass(frozen=True)
-class ApplyTxn:
-    """One atomic write: new chunk rows, marks on stored ones, and the ledger they lead to.
+class SummaryWrite:
+    """A day summary row as it stands after its transaction (summaries.py), packed.
 
-    The ledger row describes exactly the chunks written up to this transaction, so data and
-    watermark agree after every commit.
+    `summary.etag`: If-Match as read; None for a day not stored yet (create) or, when this
+    apply wrote it in an earlier transaction, the ETag that write returned (the store holds it).
+    """
+
+    summary: DaySummary
+    parts: tuple[bytes, ...]
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class SummaryInput:
+    """What folding an apply into the day summaries needs besides the plan."""
+
+    stored: Mapping[date, DaySummary]  # the summaries of the days the plan touches, as read (absent: none yet)
+    originals: Mapping[SaleKey, Sale]  # the stored sales its voids and refunds name
+    zone: ZoneInfo  # the business day's time zone
+
+
+# A chunk piece spans at most this many business days, so its day rows fit its transaction.
+PIECE_MAX_DAYS = 16
+
+
+@dataclass(frozen=True)
+class ApplyTxn:
+    """One atomic write: new chunk rows, marks on stored ones, the day summaries and the ledger they lead to.
+
+    The ledger row and the summary rows describe exactly the chunks written up to this
+    transaction, so data, figures and watermark agree after every commit.
     """
 
     chunks: tuple[ChunkWrite, ...]
     marks: tuple[VoidMark, ...]
     ledger: BranchLedger  # etag None: the store writes it If-Match the previous ledger's
+    summaries: tuple[SummaryWrite, ...] = ()
 
     @property
     def ops(self) -> int:
-        return len(self.chunks) + len(self.marks) + 1
+        return len(self.chunks) + len(self.marks) + len(self.summaries) + 1
 
     @property
     def data_bytes(self) -> int:
-        return sum(len(c.data) for c in self.chunks)
+        return sum(len(c.data) for c in self.chunks) + sum(s.data_bytes for s in self.summaries)
 
 
 @dataclass(frozen=True)
@@ -387,26 +419,55 @@ def encode_run(run: Sequence[Sale]) -> list[tuple[tuple[Sale, ...], bytes]]:
     return encode_run(run[:mid]) + encode_run(run[mid:])
 
 
-def _group(pieces: Sequence[tuple[tuple[Sale, ...], bytes]], marks: Sequence[int]) -> list[list[int]]:
+def _group(pieces: Sequence[tuple[tuple[Sale, ...], bytes]], marks: Sequence[int],
+           days: Sequence[set[date]] = (), reserve: Mapping[date, int] | None = None) -> list[list[int]]:
     """Piece indexes per transaction; `marks[i]`: at most how many void marks piece i adds to its transaction.
 
-    One operation of each transaction is the ledger row.
+    `days[i]`: the business days piece i's events fall on; each day first met in a
+    transaction adds its summary row, of at most `reserve[day]` bytes. One operation of each
+    transaction is the ledger row.
     """
     groups: list[list[int]] = []
     size = ops = 0
+    held: set[date] = set()
+
+    def cost(data: bytes, extra: int, new_days: set[date]) -> tuple[int, int]:
+        return (1 + min(extra, TXN_MAX_OPS - 2) + len(new_days),
+                len(data) + sum((reserve or {}).get(d, 0) for d in new_days))
+
     for i, ((_, data), extra) in enumerate(zip(pieces, marks)):
-        need = 1 + min(extra, TXN_MAX_OPS - 2)
-        if not groups or ops + need > TXN_MAX_OPS - 1 or size + len(data) > TXN_MAX_DATA_BYTES:
+        piece_days = days[i] if days else set()
+        need, grows = cost(data, extra, piece_days - held)
+        if not groups or ops + need > TXN_MAX_OPS - 1 or size + grows > TXN_MAX_DATA_BYTES:
             groups.append([])
             size = ops = 0
+            held = set()
+            need, grows = cost(data, extra, piece_days)
         groups[-1].append(i)
-        size += len(data)
+        size += grows
         ops += need
+        held |= piece_days
     return groups
 
 
+def _split_by_days(sales: tuple[Sale, ...], data: bytes, zone: ZoneInfo) -> list[tuple[tuple[Sale, ...], bytes]]:
+    """A piece whose events span more than PIECE_MAX_DAYS business days, cut so each piece's day rows fit."""
+    if len({business_day(s.recorded_at, zone) for s in sales}) <= PIECE_MAX_DAYS:
+        return [(sales, data)]
+    out: list[list[Sale]] = [[]]
+    seen: set[date] = set()
+    for sale in sales:
+        day = business_day(sale.recorded_at, zone)
+        if day not in seen and len(seen) == PIECE_MAX_DAYS:
+            out.append([])
+            seen = set()
+        seen.add(day)
+        out[-1].append(sale)
+    return [piece for run in out for piece in encode_run(run)]
+
+
 def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[SaleKey, StoredChunk],
-                      pushed_at: datetime, applied_at: datetime) -> ApplyWrite:
+                      pushed_at: datetime, applied_at: datetime, summaries: SummaryInput | None = None) -> ApplyWrite:
     """The chunks, void marks and ledger of `plan` against `before`, cut into transactions.
 
     `targets`: the stored chunks holding the sales its accepted voids and refunds name. A
@@ -419,6 +480,9 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
     accepted = {s.seq for s in plan.counted if s.kind in REFERRING_KINDS}
     refused = {seq: str(r.code) for seq, r in plan.refused.items()}
     pieces = [piece for run in plan.runs for piece in encode_run(run)]
+    folding = _Folding(before.branch, gen, plan, summaries) if summaries is not None else None
+    if folding is not None:
+        pieces = [cut for sales, data in pieces for cut in _split_by_days(sales, data, summaries.zone)]
     # Where each voided sale is stored: a piece written now, or a chunk already stored.
     home_of: dict[SaleKey, ChunkKey] = {(gen, s.seq): (gen, sales[0].seq) for sales, _ in pieces for s in sales}
     voided: dict[ChunkKey, set[int]] = {}
@@ -433,7 +497,10 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
     written: set[ChunkKey] = set()
     ledger = before
     txns: list[ApplyTxn] = []
-    for group in _group(pieces, [sum(1 for s in sales if s.seq in accepted) for sales, _ in pieces]):
+    marks_per_piece = [sum(1 for s in sales if s.seq in accepted) for sales, _ in pieces]
+    groups = (_group(pieces, marks_per_piece, [folding.days(sales) for sales, _ in pieces], folding.reserve)
+              if folding is not None else _group(pieces, marks_per_piece))
+    for group in groups:
         rows = {(gen, pieces[i][0][0].seq) for i in group}
         touched: set[ChunkKey] = set()
         for i in group:
@@ -464,6 +531,42 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
             total_paisa=ledger.total_paisa + sum(c.total_paisa for c in chunks),
             last_push=max(filter(None, [ledger.last_push, pushed_at])),
         )
-        txns.append(ApplyTxn(chunks, marks, ledger))
+        days = folding.fold([s for c in chunks for s in c.sales]) if folding is not None else ()
+        txns.append(ApplyTxn(chunks, marks, ledger, days))
         written |= rows | touched
     return ApplyWrite(before.branch, gen, applied_at, tuple(txns))
+
+
+class _Folding:
+    """The day summaries of an apply, folded transaction by transaction (summaries.py)."""
+
+    def __init__(self, branch: str, generation: int, plan: ApplyPlan, given: SummaryInput):
+        self.branch, self.generation, self.zone = branch, generation, given.zone
+        self.refused = set(plan.refused)
+        # A void or refund may name a sale of this batch committed in an earlier transaction.
+        self.originals = {**given.originals, **{(generation, s.seq): s for s in plan.new_sales}}
+        self.current = {day: s.copy() for day, s in given.stored.items()}
+        self.written: set[date] = set()  # days this apply wrote already: the store holds their ETags
+        # The most bytes each day's row can take in any transaction: the day with the whole plan folded in.
+        whole = fold_events(branch, generation, self._counted(plan.new_sales), self.originals, self.zone,
+                            into={day: s.copy() for day, s in given.stored.items()})
+        self.reserve = {day: sum(len(p) for p in pack(s)) + 1024 for day, s in whole.items()}
+
+    def _counted(self, sales) -> list[Sale]:
+        return [s for s in sales if s.seq not in self.refused]
+
+    def days(self, sales) -> set[date]:
+        return {business_day(s.recorded_at, self.zone) for s in self._counted(sales)}
+
+    def fold(self, sales) -> tuple[SummaryWrite, ...]:
+        counted = self._counted(sales)
+        days = self.days(counted)
+        fold_events(self.branch, self.generation, counted, self.originals, self.zone, into=self.current)
+        out = []
+        for day in sorted(days):
+            summary = self.current[day]
+            if day in self.written:
+                summary.etag = None
+            out.append(SummaryWrite(summary.copy(), pack(summary)))
+        self.written |= days
+        return tuple(out)

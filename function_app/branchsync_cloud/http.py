@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
 _service: Service | None = None
 _settings: Settings | None = None
 _service_lock = threading.Lock()
+_lake_writer = None
 
 
 def get_settings() -> Settings:
@@ -79,6 +80,24 @@ def get_service() -> Service:
                 # A connection string (Azurite, tests) or, in production, the managed identity.
                 _service = Service(TableStore(settings.storage_source, settings.table_prefix), settings)
     return _service
+
+
+def get_lake_writer():
+    """One LakeWriter per worker process, over the Service's store and the lake's container.
+
+    Imported here, not at module level: pyarrow is loaded only by the functions that write the lake.
+    """
+    global _lake_writer
+    svc = get_service()
+    if _lake_writer is None:
+        from .lake_blob import BlobLake
+        from .lake_writer import LakeWriter
+
+        with _service_lock:
+            if _lake_writer is None:
+                s = svc.settings
+                _lake_writer = LakeWriter(svc.store, BlobLake(s.storage_source, s.lake_container), s.business_timezone)
+    return _lake_writer
 
 
 def parse_body(req: func.HttpRequest, model: type[M]) -> M:
@@ -128,6 +147,28 @@ def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
     return int(raw)
 
 
+def day_params(query: Mapping[str, str], name: str = "day") -> list[date]:
+    """Dates (YYYY-MM-DD) in one query parameter, comma-separated; none when absent."""
+    raw = query.get(name) or ""
+    try:
+        days = [date.fromisoformat(part.strip()) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        days = None
+    if days is None or len(days) > 366:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be dates like 2026-11-28, "
+                            "comma-separated, at most 366")
+    return days
+
+
+def rebuild_source(query: Mapping[str, str]) -> str:
+    """Where `report rebuild` folds from: the stored sales (default) or the data lake's events."""
+    source = (query.get("from") or "sales").strip().lower()
+    if source not in ("sales", "lake"):
+        raise ContractError(ErrorCode.BAD_REQUEST, "query parameter from must be sales (the stored sales) or lake "
+                            "(the data lake's events)")
+    return source
+
+
 def time_param(name: str, raw: str | None) -> datetime | None:
     """An optional time query parameter: ISO 8601 with a zone, or a date (midnight UTC)."""
     if raw is None or raw == "":
@@ -146,6 +187,17 @@ def time_param(name: str, raw: str | None) -> datetime | None:
     except OverflowError:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
         raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} lies outside the years 1 to 9999 once "
                             "converted to UTC; give a time from 0001-01-02 to 9999-12-30") from None
+
+
+def date_param(query: Mapping[str, str], name: str) -> date:
+    """A required date query parameter (a business day): YYYY-MM-DD."""
+    raw = query.get(name) or ""
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"query parameter {name} must be a date such as 2026-11-28") from None
 
 
 def push_ways_param(query: Mapping[str, str]) -> frozenset[str]:

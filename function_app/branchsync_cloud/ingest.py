@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from shared import limits
 from shared.encoding import from_queue_text, open_frame, parse_frame, signed_by
@@ -26,10 +27,13 @@ from shared.models import (
 )
 
 from . import branch_keys, faults, telemetry
-from .apply import REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, plan_apply, plan_transactions, void_target
+from .apply import (
+    REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, SummaryInput, plan_apply, plan_transactions, void_target,
+)
 from .conflicts import one_at_a_time, retrying
 from .request_auth import RequestAuth, SignedRequest
 from .store import BranchLedger, BranchRecord, Chunk, DeadLetter, NotFound, Store
+from .summaries import DEFAULT_ZONE, days_of
 from .telemetry import dims
 
 log = logging.getLogger("branchsync.cloud")
@@ -94,8 +98,10 @@ class ApplyOutcome:
 
 
 class Ingest:
-    def __init__(self, store: Store, clock: Callable[[], datetime], auth: RequestAuth, sales_queue: Callable[[], object]):
+    def __init__(self, store: Store, clock: Callable[[], datetime], auth: RequestAuth, sales_queue: Callable[[], object],
+                 zone: ZoneInfo = ZoneInfo(DEFAULT_ZONE)):
         self.store = store
+        self.zone = zone  # the business day of the summaries
         self.clock = clock
         self.auth = auth
         # Where POST /api/push puts the branches' messages; built on first use (the app's own identity).
@@ -186,7 +192,8 @@ class Ingest:
 
     def _apply_once(self, batch: SalesBatch, start: int, began: float, body: bytes) -> ApplyOutcome:
         gen = batch.generation
-        before = self.store.get_ledger(batch.branch)
+        # The ledger and the day summaries the batch may touch, in one query.
+        before, days = self.store.get_ledger_and_days(batch.branch, min(days_of(batch.sales, self.zone)))
         mark = before.apply_of(gen)
         new_voids = [s for s in batch.sales if s.kind in REFERRING_KINDS and not mark.is_stored(s.seq)]
         targets = self._void_targets(batch.branch, gen, new_voids, before)
@@ -198,7 +205,7 @@ class Ingest:
             log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d generation=%d",
                      batch.branch, seqs, len(batch.sales), mark.applied_through, self._ops() - start, gen)
             return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, mark.applied_through, self._ops() - start)
-        after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs)
+        after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs, days)
         if plan.refused:
             self._report_refused_voids(batch, plan, body)
         through = after.apply_of(gen).applied_through
@@ -220,10 +227,19 @@ class Ingest:
         return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, through, ops)
 
     def _commit(self, before: BranchLedger, plan: ApplyPlan, batch: SalesBatch, targets: dict[tuple[int, int], Chunk],
-                seqs: str) -> BranchLedger:
-        """The one place a plan reaches storage (between the failpoints the fault suite fires)."""
+                seqs: str, days: dict) -> BranchLedger:
+        """The one place a plan reaches storage (between the failpoints the fault suite fires).
+
+        The summaries of the days the plan's events fall on (`days`, read with the ledger) are
+        written with the sales and the ledger, If-Match as read.
+        """
         faults.hit("apply.before_commit", f"{batch.branch}:{seqs}")
-        write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock())
+        wanted = days_of(plan.counted, self.zone)
+        stored = {day: summary for day, summary in days.items() if day in wanted}
+        originals = {(c.generation, s.seq): s for c in targets.values() for s in c.sales}
+        summaries = SummaryInput(stored, originals, self.zone)
+        write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock(),
+                                  summaries=summaries)
         after = self.store.commit_apply(before, write)
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         return after

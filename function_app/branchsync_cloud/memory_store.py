@@ -17,9 +17,10 @@ from itertools import count
 from shared import limits
 from shared.access import AuditEntry
 
-from . import nonces
+from . import faults, nonces
 from .apply import ApplyWrite, BranchLedger
-from .catalog import BUCKETS, CatalogTxn, Counter, Segment, decode_bucket, decode_rows
+from .summaries import DaySummary, pack, unpack
+from .catalog import BUCKETS, TXN_MAX_OPS, CatalogTxn, Counter, Segment, decode_bucket, decode_rows
 from .store import (
     DEADLETTER_RAW_MAX,
     INDEX_POINT_READS_MAX,
@@ -64,6 +65,7 @@ class MemoryStore:
         self._segments: dict[int, tuple[int, bytes, int]] = {}  # last_version -> (first_version, data, entries)
         self._letters: dict[str, DeadLetter] = {}
         self._nonces: dict[int, set[tuple[str, str]]] = {}
+        self._days: dict[tuple[str, date], tuple[tuple[bytes, ...], str]] = {}  # (branch, day) -> (packed, etag)
         self._people: dict[str, tuple[PersonRecord, str]] = {}
         self._audit: dict[str, AuditEntry] = {}
 
@@ -175,6 +177,10 @@ class MemoryStore:
         self._tick(SALES)
         with self._lock:
             stored = self._ledgers.get(branch)
+        return self._ledger(branch, stored)
+
+    @staticmethod
+    def _ledger(branch: str, stored: tuple[BranchLedger, str] | None) -> BranchLedger:
         if stored is None:
             return BranchLedger(branch)
         ledger, etag = stored
@@ -191,6 +197,7 @@ class MemoryStore:
         branch, gen = before.branch, write.generation
         ledger, ledger_etag = before, before.etag
         written: dict[tuple[int, int], str] = {}  # ETags of the chunk rows this apply wrote
+        days_written: dict[date, str] = {}  # and of the day summaries
         for txn in write.txns:
             seqs = f"{txn.chunks[0].first_seq}-{txn.chunks[-1].last_seq}"
             what = f"apply sales {seqs} of {branch}"
@@ -210,6 +217,12 @@ class MemoryStore:
                     if stored is None or stored[1] != written.get(key, mark.etag):
                         raise Conflict(f"{what}: changed concurrently (chunk {mark.generation}-{mark.first_seq})")
                     marked.append((key, replace(stored[0], voided=mark.voided, refunded=dict(mark.refunded))))
+                for row in txn.summaries:
+                    day = row.summary.day
+                    stored = self._days.get((branch, day))
+                    expected = days_written.get(day, row.summary.etag)
+                    if (stored is None) != (expected is None) or (stored and stored[1] != expected):
+                        raise Conflict(f"{what}: changed concurrently (the summary of {day})")
                 # Checked whole: now written whole.
                 for c in txn.chunks:
                     etag = written[(gen, c.first_seq)] = self._etag()
@@ -218,10 +231,47 @@ class MemoryStore:
                 for key, chunk in marked:
                     etag = written[key] = self._etag()
                     self._chunks[(branch, key[0])][key[1]] = (chunk, etag)
+                for row in txn.summaries:
+                    etag = days_written[row.summary.day] = self._etag()
+                    self._days[(branch, row.summary.day)] = (row.parts, etag)
                 ledger_etag = self._etag()
                 ledger = replace(txn.ledger, watermarks=dict(txn.ledger.watermarks), etag=ledger_etag)
                 self._ledgers[branch] = (replace(ledger, etag=None), ledger_etag)
+            faults.hit("apply.between_transactions", f"{branch}:{seqs}")  # where TableStore has it
         return ledger
+
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]:
+        with self._lock:  # one query: the day rows from `first` on, then the ledger row (it sorts last)
+            rows = [(day, parts, etag) for (b, day), (parts, etag) in sorted(self._days.items())
+                    if b == branch and day >= first]
+            rows.append(self._ledgers.get(branch))
+        read = list(self._query(SALES, rows, per_page=100))
+        days = {day: unpack(branch, day, parts, etag) for day, parts, etag in read[:-1]}
+        return self._ledger(branch, read[-1]), days
+
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]:
+        with self._lock:
+            rows = [(day, parts, etag) for (b, day), (parts, etag) in sorted(self._days.items())
+                    if b == branch and first <= day <= last]
+        return [unpack(branch, day, parts, etag, products) for day, parts, etag in self._query(SALES, rows, per_page=100)]
+
+    def replace_summaries(self, ledger: BranchLedger, summaries: Sequence[DaySummary]) -> BranchLedger:
+        branch, ledger_etag = ledger.branch, ledger.etag
+        rows = [(s.day, pack(s)) for s in summaries]
+        for at in range(0, len(rows), TXN_MAX_OPS - 1):
+            part = rows[at:at + TXN_MAX_OPS - 1]
+            what = f"rebuild the summaries of {branch}"
+            check_transaction(len(part) + 1, sum(len(p) for _, parts in part for p in parts), what)
+            self._tick(SALES)
+            with self._lock:
+                current = self._ledgers.get(branch)
+                if current is None or current[1] != ledger_etag:
+                    raise Conflict(f"{what}: changed concurrently (the branch's ledger)")
+                for day, parts in part:
+                    self._days[(branch, day)] = (parts, self._etag())
+                ledger_etag = self._etag()
+                self._ledgers[branch] = (current[0], ledger_etag)
+        return replace(ledger, etag=ledger_etag)
 
     def _chunk_rows(self, branch: str, generation: int, lo: int, hi: int | None = None) -> list[Chunk]:
         with self._lock:

@@ -24,6 +24,13 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("DELETE", "manage/catalog/{sku}"): Role.CATALOG,
     ("GET", "manage/sales"): Role.REPORTS,
     ("GET", "manage/reports/price-differences"): Role.REPORTS,
+    ("GET", "manage/reports/sales"): Role.REPORTS,
+    ("GET", "manage/reports/shifts"): Role.REPORTS,
+    ("GET", "manage/reports/exceptions"): Role.REPORTS,
+    # Rewrites every branch's day summaries from its sales: not for a read-only credential.
+    ("POST", "manage/reports/rebuild"): Role.ADMIN,
+    # Writes the lake's files (the same bytes again at worst): an operator's action, not a read.
+    ("POST", "manage/lake/write"): Role.ADMIN,
     ("GET", "manage/deadletters"): Role.REPORTS,
     ("GET", "manage/deadletters/{id}"): Role.REPORTS,
     ("POST", "manage/deadletters/{id}/replay"): Role.DEADLETTERS,

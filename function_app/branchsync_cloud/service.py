@@ -8,7 +8,7 @@ settings and clock and names every operation a handler calls:
 - pull.py: what a branch pulls (catalog page, acks, how to push)
 - ingest.py: the push route, applying a queue message, dead letters
 - catalog_writes.py: catalog import, delete, compaction
-- reports.py: the sales export and the price-differences report
+- reports.py: the sales export, the price-differences report, the reports from the day summaries
 - people.py, audit.py: head office's named credentials, and the audit of their requests
 
 Input that breaks the contract raises shared.errors.ContractError; storage trouble raises
@@ -16,12 +16,12 @@ store.StoreUnavailable (HTTP 503, or a queue retry).
 """
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from shared.models import (
     BranchCreated, BranchList, BranchRevocation, BranchRotation, CatalogCompaction, CatalogImport, CatalogWriteResult,
     DeadLetterDetail, DeadLetterInfo, DeadLetterList, EnrollAnswer, EnrollRequest, PriceDifferencePage, PullAnswer,
-    PushAccepted, ReplayResult, SalesExportPage,
+    PushAccepted, ReplayResult, ReportTable, SalesExportPage, SummaryRebuild,
 )
 
 from shared.access import AuditPage, PeopleList, PersonCreate, PersonCreated, PersonRevocation, Role, Whoami
@@ -54,9 +54,9 @@ class Service:
         self.auth = RequestAuth(store, clock)
         self.branches = Branches(store, clock)
         self.pulls = Pulls(store, settings, clock, signer)
-        self.ingest = Ingest(store, clock, self.auth, lambda: self.sales_queue)
+        self.ingest = Ingest(store, clock, self.auth, lambda: self.sales_queue, settings.business_zone)
         self.catalog = CatalogWrites(store)
-        self.reports = Reports(store)
+        self.reports = Reports(store, settings.business_zone)
         self.people = People(store, clock)
         self.audit = AuditTrail(store, clock)
 
@@ -152,3 +152,15 @@ class Service:
 
     def audit_entries(self, since: datetime | None, who: str | None, after: str | None, limit: int) -> AuditPage:
         return self.audit.entries(since, who, after, limit)
+
+    def sales_report(self, first: date, last: date, branch: str | None = None, by: str = "day") -> ReportTable:
+        return self.reports.sales_report(first, last, branch, by)
+
+    def shifts_report(self, first: date, last: date, branch: str | None = None) -> ReportTable:
+        return self.reports.shifts_report(first, last, branch)
+
+    def exceptions_report(self, first: date, last: date, branch: str | None = None) -> ReportTable:
+        return self.reports.exceptions_report(first, last, branch)
+
+    def rebuild_summaries(self, branch: str | None = None) -> SummaryRebuild:
+        return self.reports.rebuild_summaries(branch)

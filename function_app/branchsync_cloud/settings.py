@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 ADMIN_KEY_SETTING = "BRANCHSYNC_ADMIN_KEY"
@@ -31,6 +32,9 @@ PUSH_MODE_SETTING = "BRANCHSYNC_PUSH_MODE"
 PUSH_MODES = ("queue", "route")
 KEY_VAULT_REFERENCE = "@microsoft.keyvault("
 IDENTITY_PREFIX = STORAGE_SETTING + "__"
+# The blob container of the data lake (docs/reporting.md, "Data lake").
+LAKE_CONTAINER_SETTING = "BRANCHSYNC_LAKE_CONTAINER"
+LAKE_CONTAINER_DEFAULT = "lake"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class IdentityStorage:
     account_name: str | None = None
     client_id: str | None = None  # user-assigned identity; None: DefaultAzureCredential
     credential_kind: str | None = None  # AzureWebJobsStorage__credential ("managedidentity")
+    blob_uri: str | None = None  # e.g. https://stxyz.blob.core.windows.net (the data lake's container)
 
     @property
     def account(self) -> str | None:
@@ -70,6 +75,10 @@ class Settings:
     # BRANCHSYNC_QUEUE_PUBLIC_URL: the queue service URL put into push SAS URLs when branches
     # reach the queue through another address than the app does (a proxy); None: the app's own.
     queue_public_url: str | None = None
+    # BRANCHSYNC_BUSINESS_TIMEZONE: the zone whose date is a sale's business day in the head-office
+    # summaries (an IANA name). Changing it later leaves days already summed as they were.
+    business_timezone: str = "Asia/Dhaka"
+    lake_container: str = LAKE_CONTAINER_DEFAULT  # BRANCHSYNC_LAKE_CONTAINER
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -83,7 +92,18 @@ class Settings:
             # A connection string, when there is one, wins: the same rule as the Functions host.
             identity=None if connection else identity_from_env(env),
             queue_public_url=_endpoint(env.get("BRANCHSYNC_QUEUE_PUBLIC_URL", "").strip() or None),
+            business_timezone=env.get("BRANCHSYNC_BUSINESS_TIMEZONE", "").strip() or "Asia/Dhaka",
+            lake_container=env.get(LAKE_CONTAINER_SETTING, "").strip() or LAKE_CONTAINER_DEFAULT,
         )
+
+    @property
+    def business_zone(self) -> ZoneInfo:
+        """The business day's zone; a name that is no IANA zone stops the app with a message saying so."""
+        try:
+            return ZoneInfo(self.business_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"BRANCHSYNC_BUSINESS_TIMEZONE {self.business_timezone!r} is not a time zone; give an "
+                             "IANA name such as Asia/Dhaka") from exc
 
     @property
     def push_mode(self) -> str:
@@ -148,11 +168,12 @@ def identity_from_env(env: Mapping[str, str]) -> IdentityStorage | None:
     account = values.get("accountname") or None
     table_uri = _endpoint(values.get("tableserviceuri")) or (f"https://{account}.table.core.windows.net" if account else None)
     queue_uri = _endpoint(values.get("queueserviceuri")) or (f"https://{account}.queue.core.windows.net" if account else None)
+    blob_uri = _endpoint(values.get("blobserviceuri")) or (f"https://{account}.blob.core.windows.net" if account else None)
     if table_uri is None and queue_uri is None:
         return None
     client_id = values.get("clientid") or (env.get("AZURE_CLIENT_ID") or "").strip() or None
     return IdentityStorage(table_uri=table_uri, queue_uri=queue_uri, account_name=account,
-                           client_id=client_id, credential_kind=values.get("credential") or None)
+                           client_id=client_id, credential_kind=values.get("credential") or None, blob_uri=blob_uri)
 
 
 def _endpoint(value: str | None) -> str | None:

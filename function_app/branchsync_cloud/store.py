@@ -8,7 +8,7 @@ otherwise `Conflict` is raised and the caller re-reads and re-plans.
 
 import math
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Protocol
@@ -19,6 +19,7 @@ from shared.models import Sale
 # BranchLedger is a store record too; it is defined with the apply, which plans its changes.
 from .apply import ApplyWrite, BranchLedger, Refunded
 from .catalog import TXN_HARD_MAX_DATA_BYTES, TXN_MAX_OPS, CatalogTxn, Counter, IndexEntry, Segment
+from .summaries import DaySummary
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -237,6 +238,18 @@ class Store(Protocol):
     def commit_apply(self, before: BranchLedger, write: ApplyWrite) -> BranchLedger: ...
     def iter_chunks(self, branch: str, from_first_seq: int = 0, generation: int = 1) -> Iterator[Chunk]: ...
     def find_chunk(self, branch: str, generation: int, seq: int) -> Chunk | None: ...  # the chunk holding seq
+
+    # day summaries (summaries.py), kept in the branch's partition beside its chunks and ledger;
+    # commit_apply writes them with the sales (If-Match as read, created when new)
+    # The ledger and the stored summaries of the days from `first` on, with one query (their
+    # rows sort just below the ledger's): what an apply reads, at the cost of the ledger alone.
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]: ...
+    # The days first..last, in order; products=False: their figures only (products left empty, less read).
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]: ...
+    # Replace the given days' rows whatever they hold (a rebuild), in transactions of at most
+    # 99 rows, each with the ledger If-Match `ledger` then each previous one (unchanged), so an
+    # apply that committed meanwhile makes it Conflict. Returns the ledger after the last.
+    def replace_summaries(self, ledger: BranchLedger, summaries: Sequence[DaySummary]) -> BranchLedger: ...
 
     # catalog
     def get_catalog_counter(self) -> CounterRecord: ...

@@ -33,12 +33,14 @@ from shared.models import Sale
 
 from . import faults, nonces
 from .apply import ApplyState, ApplyWrite, ChunkWrite
+from .summaries import PARTS_MAX, DaySummary, pack, unpack
 from .credentials import credential_for
 from .settings import IdentityStorage
 from .catalog import (
     BUCKETS,
     ENCODING,
     PROPERTY_MAX_BYTES,
+    TXN_MAX_OPS,
     CatalogTxn,
     Counter,
     Segment,
@@ -96,6 +98,11 @@ def chunk_key(first_seq: int, generation: int = 1) -> str:
 def chunks_end(generation: int = 1) -> str:
     """The key just above every chunk key of `generation` ("c..." < "d", "g002c..." < "g002d")."""
     return chunk_prefix(generation)[:-1] + "d"
+
+
+def summary_key(day: date) -> str:
+    """A day summary's row: `sday-YYYYMMDD`, in day order just below the state row (nothing else sorts between)."""
+    return f"sday-{day:%Y%m%d}"
 
 
 def version_key(version: int) -> str:
@@ -173,10 +180,12 @@ class TableStore:
             except ResourceNotFoundError:
                 return None
 
-    def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token) -> tuple[list[dict], object]:
+    def _query_page(self, table: str, query: str, parameters: dict, per_page: int, token,
+                    select: list[str] | None = None) -> tuple[list[dict], object]:
         """One query page (one request): its entities and the token for the next, None at the end."""
         client = self._table(table)
-        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page).by_page(continuation_token=token)
+        pages = client.query_entities(query, parameters=parameters, results_per_page=per_page,
+                                      select=select).by_page(continuation_token=token)
         self._tick()
         with _mapped(f"query {table}"):
             try:
@@ -185,11 +194,12 @@ class TableStore:
                 return [], None
         return page, pages.continuation_token
 
-    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000) -> Iterator[dict]:
+    def _query(self, table: str, query: str, parameters: dict, per_page: int = 1000,
+               select: list[str] | None = None) -> Iterator[dict]:
         """Every entity the query matches, page by page; a page may be empty yet have more."""
         token = None
         while True:
-            page, token = self._query_page(table, query, parameters, per_page, token)
+            page, token = self._query_page(table, query, parameters, per_page, token, select)
             yield from page
             if token is None:
                 return
@@ -244,18 +254,7 @@ class TableStore:
         entity = self._get(SALES, branch, STATE_KEY)
         if entity is None:
             return BranchLedger(branch)
-        ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
-        watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
-        for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
-            watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
-        return BranchLedger(
-            branch=branch,
-            watermarks=watermarks,
-            sales_applied=_int(entity.get("sales_applied")),
-            total_paisa=_int(entity.get("total_paisa")),
-            last_push=_dt(entity.get("last_push")),
-            etag=entity.metadata["etag"],
-        )
+        return _ledger(branch, entity)
 
     def init_ledger(self, branch: str) -> None:
         client = self._table(SALES)
@@ -270,6 +269,7 @@ class TableStore:
         """Each planned transaction as one request, in order; the ledger row If-Match the previous one's."""
         branch, ledger = before.branch, before
         etags: dict[tuple[int, int], str] = {}  # of the chunk rows this apply wrote
+        day_etags: dict = {}  # and of the day summaries
         for txn in write.txns:
             ops: list = [("create", _chunk_entity(branch, write.generation, c, write.applied_at)) for c in txn.chunks]
             ops += [("update", {"PartitionKey": branch, "RowKey": chunk_key(m.first_seq, m.generation),
@@ -278,11 +278,14 @@ class TableStore:
                      {"mode": UpdateMode.MERGE, "etag": etags.get((m.generation, m.first_seq), m.etag),
                       "match_condition": MatchConditions.IfNotModified})
                     for m in txn.marks]
+            ops += [_write_op(_summary_entity(branch, s.summary.day, s.parts), day_etags.get(s.summary.day, s.summary.etag))
+                    for s in txn.summaries]
             ops.append(_write_op(_state_entity(txn.ledger), ledger.etag))
             seqs = f"{txn.chunks[0].first_seq}-{txn.chunks[-1].last_seq}"
             result = self._submit(SALES, ops, f"apply sales {seqs} of {branch}")
             rows = [(write.generation, c.first_seq) for c in txn.chunks] + [(m.generation, m.first_seq) for m in txn.marks]
             etags |= {row: r.get("etag") for row, r in zip(rows, result)}
+            day_etags |= {s.summary.day: r.get("etag") for s, r in zip(txn.summaries, result[len(rows):])}
             ledger = replace(txn.ledger, etag=result[-1]["etag"])
             faults.hit("apply.between_transactions", f"{branch}:{seqs}")
         return ledger
@@ -307,6 +310,33 @@ class TableStore:
             if chunk.first_seq <= seq <= chunk.last_seq:
                 return chunk
         return None
+
+    def get_ledger_and_days(self, branch: str, first: date) -> tuple[BranchLedger, dict[date, DaySummary]]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        days, ledger = {}, BranchLedger(branch)
+        for entity in self._query(SALES, query, {"pk": branch, "lo": summary_key(first), "hi": STATE_KEY}, per_page=100):
+            if entity["RowKey"] == STATE_KEY:
+                ledger = _ledger(branch, entity)
+            else:
+                summary = _summary(branch, entity)
+                days[summary.day] = summary
+        return ledger, days
+
+    def read_summaries(self, branch: str, first: date, last: date, products: bool = True) -> list[DaySummary]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        params = {"pk": branch, "lo": summary_key(first), "hi": summary_key(last)}
+        select = None if products else ["RowKey", "day", "parts", "data0"]  # the figures alone: part 0
+        return [_summary(branch, e, products) for e in self._query(SALES, query, params, per_page=100, select=select)]
+
+    def replace_summaries(self, ledger: BranchLedger, summaries) -> BranchLedger:
+        branch = ledger.branch
+        for at in range(0, len(summaries), TXN_MAX_OPS - 1):
+            ops: list = [("upsert", _summary_entity(branch, s.day, pack(s)), {"mode": UpdateMode.REPLACE})
+                         for s in summaries[at:at + TXN_MAX_OPS - 1]]
+            ops.append(_write_op(_state_entity(ledger), ledger.etag))
+            result = self._submit(SALES, ops, f"rebuild the summaries of {branch}")
+            ledger = replace(ledger, etag=result[-1]["etag"])
+        return ledger
 
     # --- catalog -------------------------------------------------------------------------
 
@@ -617,6 +647,21 @@ def _branch_record(e: dict) -> BranchRecord:
     )
 
 
+def _ledger(branch: str, entity: dict) -> BranchLedger:
+    ranges = tuple((int(lo), int(hi)) for lo, hi in json.loads(entity.get("ranges") or "[]"))
+    watermarks = {1: ApplyState(_int(entity.get("applied_through")), ranges)}
+    for gen, (through, more) in json.loads(entity.get("generations") or "{}").items():
+        watermarks[int(gen)] = ApplyState(int(through), tuple((int(lo), int(hi)) for lo, hi in more))
+    return BranchLedger(
+        branch=branch,
+        watermarks=watermarks,
+        sales_applied=_int(entity.get("sales_applied")),
+        total_paisa=_int(entity.get("total_paisa")),
+        last_push=_dt(entity.get("last_push")),
+        etag=entity.metadata["etag"],
+    )
+
+
 def _state_entity(s: BranchLedger) -> dict:
     # Generation 1 in the original properties; later generations (after restores) in one JSON property.
     later = {str(g): [w.applied_through, [list(r) for r in w.ranges]] for g, w in sorted(s.watermarks.items()) if g != 1}
@@ -626,6 +671,17 @@ def _state_entity(s: BranchLedger) -> dict:
         "total_paisa": s.total_paisa, "last_push": s.last_push,
         "generations": json.dumps(later, separators=(",", ":")) if later else None,
     })
+
+
+def _summary_entity(branch: str, day: date, parts: tuple[bytes, ...]) -> dict:
+    return _props({"PartitionKey": branch, "RowKey": summary_key(day), "day": day.isoformat(), "encoding": "zlib+json",
+                   "parts": len(parts), **{f"data{i}": p for i, p in enumerate(parts)}})
+
+
+def _summary(branch: str, e: dict, products: bool = True) -> DaySummary:
+    count = min(_int(e.get("parts")), PARTS_MAX) if products else 1
+    parts = [e[f"data{i}"] for i in range(count)]
+    return unpack(branch, date.fromisoformat(e["day"]), parts, e.metadata.get("etag"), products)
 
 
 def _seq_list(seqs) -> str:

@@ -48,6 +48,15 @@ param pushMode string = 'queue'
 @description('CATALOG_COMPACT_SCHEDULE: when the catalog compaction runs (NCRONTAB with seconds, UTC).')
 param catalogCompactSchedule string = '0 30 2 * * *'
 
+@description('LAKE_WRITE_SCHEDULE: when the data lake is written (NCRONTAB with seconds, UTC).')
+param lakeWriteSchedule string = '0 5 * * * *'
+
+@description('BRANCHSYNC_LAKE_CONTAINER: the data lake\'s blob container.')
+param lakeContainerName string
+
+@description('BRANCHSYNC_BUSINESS_TIMEZONE: the IANA time zone whose days are business days.')
+param businessTimeZone string = 'Asia/Dhaka'
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions; set zoneRedundant=true where the region offers it
   name: planName
@@ -113,6 +122,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'BRANCHSYNC_PUSH_MODE', value: pushMode }
         // The compaction timer's schedule (function compact_catalog reads %CATALOG_COMPACT_SCHEDULE%).
         { name: 'CATALOG_COMPACT_SCHEDULE', value: catalogCompactSchedule }
+        // The data lake (function write_lake reads %LAKE_WRITE_SCHEDULE%; docs/reporting.md).
+        { name: 'LAKE_WRITE_SCHEDULE', value: lakeWriteSchedule }
+        { name: 'BRANCHSYNC_LAKE_CONTAINER', value: lakeContainerName }
+        { name: 'BRANCHSYNC_BUSINESS_TIMEZONE', value: businessTimeZone }
       ]
     }
     functionAppConfig: {

@@ -1,6 +1,7 @@
 // The storage account: the sales queue (and the poison queue the Functions host moves failed
-// messages to), the tables of docs/storage.md, and the blob container Flex Consumption deploys
-// the app package from. Keys are off: the app and the host reach it with the managed identity.
+// messages to), the tables of docs/storage.md, the blob container Flex Consumption deploys
+// the app package from, and the data lake's container (docs/reporting.md). Keys are off: the
+// app, the host and BI readers reach it with Entra ID.
 param name string
 param location string
 param tags object = {}
@@ -19,6 +20,12 @@ param deploymentContainerName string
 
 @description('Principal (object) id of the Function App\'s user-assigned identity.')
 param principalId string
+
+@description('Blob container of the data lake (BRANCHSYNC_LAKE_CONTAINER): Parquet files of the applied sales.')
+param lakeContainerName string = 'lake'
+
+@description('Object id of the Entra ID group whose members read the lake from BI tools (Storage Blob Data Reader on its container); empty: no reader role.')
+param lakeReaderGroupId string = ''
 
 // Branch PCs push to the sales queue over the public internet with a short-lived add-only SAS;
 // they have no fixed addresses (their lines come and go), so the account cannot sit behind a
@@ -83,6 +90,15 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// The data lake: private like everything here; readers come in with Entra ID and a role on it.
+resource lakeContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: lakeContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: account
   name: 'default'
@@ -131,6 +147,8 @@ var blobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // host leases + the 
 var queueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // queue trigger, poison queue
 var queueDelegator = '7ee386e9-84f0-448e-80a6-f185f6533131' // Get User Delegation Key for the branches' push SAS
 var tableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // the tables above, and the hourly nonce tables the app creates and drops (account scope)
+var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // the app writes the lake (container scope)
+var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1' // BI readers of the lake (container scope)
 
 // Role assignments are named with guid() over scope + principal + role, so a redeploy finds
 // the same assignment instead of failing on a duplicate.
@@ -177,8 +195,32 @@ resource tableContributorAssignment 'Microsoft.Authorization/roleAssignments@202
   }
 }
 
+// The lake's writer, on the lake alone: it keeps writing should the account-wide owner role
+// above ever be narrowed to the host's own containers.
+resource lakeWriterAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: lakeContainer
+  name: guid(lakeContainer.id, principalId, blobDataContributor)
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+  }
+}
+
+// Head office's BI group reads the lake (Power BI, Fabric, Synapse serverless, DuckDB) and nothing else.
+resource lakeReaderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(lakeReaderGroupId)) {
+  scope: lakeContainer
+  name: guid(lakeContainer.id, lakeReaderGroupId, blobDataReader)
+  properties: {
+    principalId: lakeReaderGroupId
+    principalType: 'Group'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataReader)
+  }
+}
+
 output name string = account.name
 output id string = account.id
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output queueEndpoint string = account.properties.primaryEndpoints.queue
 output tableEndpoint string = account.properties.primaryEndpoints.table
+output lakeContainerName string = lakeContainer.name

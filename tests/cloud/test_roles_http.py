@@ -116,6 +116,8 @@ def test_a_reports_credential_reads_listings_and_exports_and_says_who_it_is(host
     assert BRANCH in [b["branch"] for b in ok(call(host, "GET", "manage/branches", reader))["branches"]]
     assert "sales" in ok(call(host, "GET", "manage/sales", reader))
     assert world["id"] in [d["id"] for d in ok(call(host, "GET", "manage/deadletters", reader))["dead_letters"]]
+    report = ok(call(host, "GET", "manage/reports/sales?from=2026-11-01&to=2026-11-30&by=branch", reader))
+    assert [row[0] for row in report["rows"]] == [BRANCH] and report["report"] == "sales"
     assert call(host, "GET", "manage/people", reader).status_code == 403
 
 

@@ -43,3 +43,14 @@ def test_a_usable_key_still_opens_the_admin_api():
 def test_the_push_mode_is_route_only_when_set_so_and_queue_otherwise(raw, mode):
     env = {} if raw is None else {"BRANCHSYNC_PUSH_MODE": raw}
     assert Settings.from_env(env).push_mode == mode
+
+
+@pytest.mark.parametrize("raw, zone", [(None, "Asia/Dhaka"), ("", "Asia/Dhaka"), (" Asia/Kolkata ", "Asia/Kolkata")])
+def test_the_business_day_is_in_asia_dhaka_unless_another_zone_is_set(raw, zone):
+    env = {} if raw is None else {"BRANCHSYNC_BUSINESS_TIMEZONE": raw}
+    assert Settings.from_env(env).business_zone.key == zone
+
+
+def test_a_business_timezone_that_is_no_zone_is_refused_with_what_to_give():
+    with pytest.raises(ValueError, match="BRANCHSYNC_BUSINESS_TIMEZONE 'Dhaka' is not a time zone; give an IANA name"):
+        Settings.from_env({"BRANCHSYNC_BUSINESS_TIMEZONE": "Dhaka"}).business_zone

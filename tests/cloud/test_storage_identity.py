@@ -74,7 +74,8 @@ def test_the_deployed_settings_select_the_managed_identity_and_its_endpoints():
     assert settings.storage_mode == "identity" and settings.storage == ""
     assert settings.storage_source == IdentityStorage(
         table_uri="https://stbranchsync.table.core.windows.net", queue_uri="https://stbranchsync.queue.core.windows.net",
-        account_name="stbranchsync", client_id=CLIENT_ID, credential_kind="managedidentity")
+        account_name="stbranchsync", client_id=CLIENT_ID, credential_kind="managedidentity",
+        blob_uri="https://stbranchsync.blob.core.windows.net")
     assert settings.identity.account == "stbranchsync"
 
 
@@ -82,6 +83,7 @@ def test_an_account_name_alone_gives_the_public_cloud_endpoints():
     identity = Settings.from_env({"AzureWebJobsStorage__accountName": "stx"}).identity
     assert identity.table_uri == "https://stx.table.core.windows.net"
     assert identity.queue_uri == "https://stx.queue.core.windows.net"
+    assert identity.blob_uri == "https://stx.blob.core.windows.net"  # the data lake's container
     assert identity.client_id is None  # DefaultAzureCredential
 
 
@@ -268,3 +270,10 @@ def test_the_account_key_signer_still_signs_with_the_connection_string():
     access = AccountKeySigner(AZURITE).access(NOW)
     assert access.queue_url == "http://127.0.0.1:10001/devstoreaccount1/sales"
     assert "sp=a" in access.sas_token and "skoid" not in access.sas_token
+
+
+def test_the_lake_on_identity_storage_without_a_blob_endpoint_says_which_setting_to_set():
+    from branchsync_cloud.lake_blob import BlobLake
+
+    with pytest.raises(StoreUnavailable, match="AzureWebJobsStorage__blobServiceUri"):
+        BlobLake(IdentityStorage(table_uri="https://x.table.core.windows.net", queue_uri=None), "lake")

@@ -11,10 +11,13 @@ import threading
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from branchsync_cloud.apply import CHUNK_MAX_BYTES, ApplyState, ReferencedSale, plan_apply, plan_transactions
+from branchsync_cloud.apply import (
+    CHUNK_MAX_BYTES, ApplyState, ReferencedSale, SummaryInput, plan_apply, plan_transactions,
+)
 from branchsync_cloud.catalog import (
     BUCKETS,
     TXN_HARD_MAX_DATA_BYTES,
@@ -38,6 +41,7 @@ from branchsync_cloud.store import (
     NotFound,
     StorageError,
 )
+from branchsync_cloud.summaries import DaySummary, days_of
 from branchsync_cloud.table_store import TableStore
 from tests.builders import make_batch, make_line, make_line3, make_product, make_refund, make_sale, make_sale3, make_void
 
@@ -326,6 +330,128 @@ def test_an_apply_cut_into_several_transactions_leaves_each_ledger_agreeing_with
     assert store.ops - ops == len(write.txns) and after.apply.applied_through == 1000
     assert [s.seq for c in store.iter_chunks("b1") for s in c.sales] == list(range(1, 1001))
     assert store.get_ledger("b1") == write.txns[-1].ledger
+
+
+# --- day summaries -------------------------------------------------------------------------------
+
+DHAKA = ZoneInfo("Asia/Dhaka")
+
+
+def commit_with_days(store, before, batch, zone=DHAKA):
+    """An apply as the queue function commits it: its days' summaries read with the ledger, folded and written with it."""
+    before, stored = store.get_ledger_and_days(batch.branch, min(days_of(batch.sales, zone)))
+    plan = plan_apply(before.apply_of(batch.generation), batch)
+    write = plan_transactions(before, plan, {}, NOW, NOW, SummaryInput(stored, {}, zone))
+    return store.commit_apply(before, write), write
+
+
+def days_from(store, branch, first):
+    return store.get_ledger_and_days(branch, first)[1]
+
+
+def three_days(seqs):
+    return make_batch("b1", [make_sale(n, recorded_at=NOW + timedelta(days=n % 3)) for n in seqs])
+
+
+def test_day_summaries_are_written_in_the_apply_transaction_and_read_back_by_day_and_by_range(store):
+    before = store.get_ledger("b1")
+    ops = store.ops
+    after, write = commit_with_days(store, before, three_days(range(1, 31)))
+    assert store.ops - ops == pages(store, 1) + 1  # the ledger and its days in one query, one transaction
+    assert len(write.txns) == 1 and len(write.txns[0].summaries) == 3
+    first = NOW.date()
+    ops = store.ops
+    days = store.read_summaries("b1", first, first + timedelta(days=2))
+    assert store.ops - ops == pages(store, 1)
+    assert [d.day for d in days] == [first + timedelta(days=i) for i in range(3)]
+    assert sum(d.net for d in days) == after.total_paisa and sum(d.sales for d in days) == 30
+    assert all(d.etag for d in days)
+    ops = store.ops
+    ledger, later = store.get_ledger_and_days("b1", first + timedelta(days=1))
+    assert store.ops - ops == pages(store, 1) and ledger == after and ledger.etag == after.etag
+    assert list(later) == [first + timedelta(days=1), first + timedelta(days=2)]
+    assert later[first + timedelta(days=1)].same_figures(days[1])
+    assert store.get_ledger_and_days("b1", first + timedelta(days=9)) == (after, {})
+    assert store.get_ledger_and_days("b9", first) == (store.get_ledger("b9"), {})
+    assert [d.day for d in store.read_summaries("b1", first + timedelta(days=1), first + timedelta(days=1))] == \
+        [first + timedelta(days=1)]
+    assert store.read_summaries("b2", first, first) == []
+    figures_only = store.read_summaries("b1", first, first + timedelta(days=2), products=False)
+    assert [d.products for d in figures_only] == [{}, {}, {}] and all(d.products for d in days)
+    assert [(d.day, d.net, d.sales, d.payments) for d in figures_only] == [(d.day, d.net, d.sales, d.payments) for d in days]
+
+
+def test_summaries_do_not_show_among_the_chunks_of_any_generation(store):
+    commit_with_days(store, store.get_ledger("b1"), three_days(range(1, 4)))
+    before = store.get_ledger("b1")
+    commit_with_days(store, before, gen2(three_days(range(1, 3))))
+    assert [c.first_seq for c in store.iter_chunks("b1")] == [1]
+    assert [c.first_seq for c in store.iter_chunks("b1", 0, 2)] == [1]
+    assert store.find_chunk("b1", 1, 3).first_seq == 1
+
+
+def test_a_later_apply_updates_the_stored_day_if_match_and_a_stale_summary_etag_is_a_conflict(store):
+    commit_with_days(store, store.get_ledger("b1"), three_days([1]))
+    stale = days_from(store, "b1", (NOW + timedelta(days=1)).date())
+    commit_with_days(store, store.get_ledger("b1"), three_days([4]))  # same business day as sale 1
+    [day] = store.read_summaries("b1", date.min, date.max)
+    assert day.sales == 2
+    before = store.get_ledger("b1")
+    plan = plan_apply(before.apply, three_days([7]))
+    with pytest.raises(Conflict):
+        store.commit_apply(before, plan_transactions(before, plan, {}, NOW, NOW, SummaryInput(stale, {}, DHAKA)))
+    assert store.get_ledger("b1") == before and store.read_summaries("b1", date.min, date.max)[0].sales == 2
+
+
+def test_a_day_written_meanwhile_is_a_conflict_for_an_apply_that_read_it_absent(store):
+    before = store.get_ledger("b1")
+    plan = plan_apply(before.apply, three_days([3]))
+    absent = days_from(store, "b1", min(days_of(plan.counted, DHAKA)))
+    assert absent == {}
+    commit_with_days(store, store.get_ledger("b1"), three_days([6]))  # same day, committed first
+    with pytest.raises(Conflict):
+        store.commit_apply(store.get_ledger("b1"),
+                           plan_transactions(store.get_ledger("b1"), plan_apply(store.get_ledger("b1").apply,
+                                                                                 three_days([9])), {}, NOW, NOW,
+                                             SummaryInput(absent, {}, DHAKA)))
+    assert store.read_summaries("b1", date.min, date.max)[0].sales == 1
+
+
+def test_an_apply_cut_into_several_transactions_carries_each_days_rows_with_the_etag_of_the_one_before(store):
+    rng = random.Random(7)
+    noise = lambda: "".join(rng.choices(string.printable[:94], k=200))  # noqa: E731 - incompressible names
+    # A day keeps one row per SKU whatever the names sold under it: 14 SKUs here.
+    sales = [make_sale(n, [make_line(sku=f"S{i}", name=noise()) for i in range(14)],
+                       recorded_at=NOW + timedelta(days=n % 2)) for n in range(1, 1001)]
+    before = store.get_ledger("b1")
+    after, write = commit_with_days(store, before, make_batch("b1", sales))
+    assert len(write.txns) > 1 and all(t.ops <= TXN_MAX_OPS for t in write.txns)
+    days = store.read_summaries("b1", date.min, date.max)
+    assert [d.sales for d in days] == [500, 500] and sum(d.net for d in days) == after.total_paisa
+
+
+def test_rebuilt_summaries_replace_the_stored_days_with_the_ledger_if_match(store):
+    after, _ = commit_with_days(store, store.get_ledger("b1"), three_days(range(1, 4)))
+    days = store.read_summaries("b1", date.min, date.max)
+    emptied = [DaySummary("b1", d.day) for d in days]
+    ledger = store.get_ledger("b1")
+    ops = store.ops
+    written = store.replace_summaries(ledger, emptied)
+    assert store.ops - ops == 1 and written.etag != ledger.etag
+    assert store.get_ledger("b1").etag == written.etag and store.get_ledger("b1").total_paisa == after.total_paisa
+    assert [d.sales for d in store.read_summaries("b1", date.min, date.max)] == [0, 0, 0]
+    with pytest.raises(Conflict):
+        store.replace_summaries(ledger, days)  # the ledger moved since it was read
+    assert [d.sales for d in store.read_summaries("b1", date.min, date.max)] == [0, 0, 0]
+
+
+def test_rebuilding_more_than_99_days_takes_one_transaction_per_99(store):
+    commit_with_days(store, store.get_ledger("b1"), three_days([1]))
+    ledger = store.get_ledger("b1")
+    ops = store.ops
+    store.replace_summaries(ledger, [DaySummary("b1", date(2026, 1, 1) + timedelta(days=d)) for d in range(150)])
+    assert store.ops - ops == 2
+    assert len(store.read_summaries("b1", date.min, date.max)) == 151
 
 
 # --- catalog -------------------------------------------------------------------------------------

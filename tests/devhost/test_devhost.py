@@ -99,6 +99,8 @@ def test_health_answers_ok(cloud):
 @pytest.mark.parametrize("method, path", [
     ("GET", "/api/manage/branches"), ("POST", "/api/manage/branches"), ("POST", "/api/manage/catalog"),
     ("DELETE", "/api/manage/catalog/RICE"), ("GET", "/api/manage/sales"), ("GET", "/api/manage/reports/price-differences"),
+    ("GET", "/api/manage/reports/sales?from=2026-11-01&to=2026-11-30"), ("GET", "/api/manage/reports/shifts"),
+    ("GET", "/api/manage/reports/exceptions"), ("POST", "/api/manage/reports/rebuild"),
 ])
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 def test_admin_endpoints_refuse_a_missing_or_wrong_key_with_401_json(cloud, method, path, key):
@@ -106,6 +108,19 @@ def test_admin_endpoints_refuse_a_missing_or_wrong_key_with_401_json(cloud, meth
     r = httpx.request(method, cloud.url + path, headers=headers, content=b'{"name": "x"}')
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize("query, said", [
+    ({"to": "2026-11-30"}, "query parameter from must be a date"),
+    ({"from": "2026-11-31", "to": "2026-12-01"}, "query parameter from must be a date"),
+    ({"from": "2026-11-30", "to": "2026-11-01"}, "is before from"),
+    ({"from": "2026-11-01", "to": "2026-11-30", "by": "week"}, "by must be one of day, branch"),
+    ({"from": "2026-11-01", "to": "2026-11-30", "branch": "no such branch"}, "is not a valid branch name"),
+])
+def test_a_sales_report_asked_wrongly_gets_a_400_json_answer_saying_what_to_ask(cloud, query, said):
+    r = httpx.get(cloud.url + "/api/manage/reports/sales", params=query, headers=admin(cloud))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_request" and said in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("path, body, field", [

@@ -4,6 +4,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 
+import httpx
 import pytest
 
 from headoffice.devhost import DevHost, next_occurrence, parse_schedule, resolve_settings
@@ -72,9 +73,11 @@ def test_the_catalog_compaction_timer_purges_tombstones_when_it_fires(storage, m
     monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
     monkeypatch.setenv("BRANCHSYNC_TABLE_PREFIX", "t" + uuid.uuid4().hex[:12])
     monkeypatch.setenv("CATALOG_COMPACT_SCHEDULE", "0 30 2 * * *")
+    monkeypatch.setenv("LAKE_WRITE_SCHEDULE", "0 5 * * * *")
     monkeypatch.setattr(branchsync_cloud.http, "_service", None)  # built from this environment on first use
     host = DevHost(port=free_port())
-    assert host.timers.schedules == {"compact_catalog": "0 30 2 * * *"} and host.timers.errors == {}
+    assert host.timers.schedules == {"compact_catalog": "0 30 2 * * *", "write_lake": "0 5 * * * *"}
+    assert host.timers.errors == {}
     from shared.models import CatalogImport
 
     service = branchsync_cloud.http.get_service()
@@ -86,3 +89,53 @@ def test_the_catalog_compaction_timer_purges_tombstones_when_it_fires(storage, m
     assert sorted(rows) == [("P1", 7), ("P2", 8), ("P3", 9), ("P4", 10)]
     assert service.store.get_catalog_counter().counter.tombstone_horizon == 6
     assert json.loads(service.compact_catalog().model_dump_json())["purged"] == 0
+
+
+def test_a_timer_function_runs_by_hand_through_the_hosts_admin_route_and_only_a_timer_that_is_not_in_error(tmp_path):
+    ticks = tmp_path / "ticks.log"
+    (tmp_path / "function_app.py").write_text(TIMER_APP.replace("TICKS", str(ticks)))
+    # A schedule far away: only the admin route runs it.
+    host = DevHost(tmp_path, port=free_port(), env={"TICK_SCHEDULE": "0 0 0 1 1 *"}).start()
+    try:
+        base = f"http://127.0.0.1:{host.server.config.port}/admin/functions"
+        assert httpx.post(f"{base}/Tick", json={"input": ""}).status_code == 202  # names are case-insensitive
+        assert wait_for(lambda: ticks.exists() and ticks.read_text() == "False\n")
+        assert httpx.post(f"{base}/tick", content=b"").status_code == 400  # the host wants a JSON object, {} at least
+        missing, in_error = httpx.post(f"{base}/nope", json={}), httpx.post(f"{base}/never", json={})
+        assert (missing.status_code, in_error.status_code) == (404, 404)
+        assert "UNSET_SCHEDULE" in in_error.json()["error"]["message"]
+    finally:
+        host.stop()
+    assert ticks.read_text() == "False\n"
+
+
+def test_the_lake_timer_run_through_the_admin_route_writes_the_applied_sales_to_blob_storage(storage, monkeypatch):
+    import branchsync_cloud.http
+    from azure.storage.blob import ContainerClient
+
+    from shared.encoding import encode_batch, from_queue_text
+    from tests.builders import make_batch, make_sale3
+    from tests.cloud.test_service import enroll
+
+    container = "lake-" + uuid.uuid4().hex[:12]
+    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    monkeypatch.setenv("BRANCHSYNC_ADMIN_KEY", "k")
+    monkeypatch.setenv("BRANCHSYNC_TABLE_PREFIX", "t" + uuid.uuid4().hex[:12])
+    monkeypatch.setenv("BRANCHSYNC_LAKE_CONTAINER", container)
+    monkeypatch.setenv("CATALOG_COMPACT_SCHEDULE", "0 30 2 * * *")
+    monkeypatch.setenv("LAKE_WRITE_SCHEDULE", "0 0 0 1 1 *")
+    monkeypatch.setattr(branchsync_cloud.http, "_service", None)  # built from this environment on first use
+    monkeypatch.setattr(branchsync_cloud.http, "_settings", None)
+    monkeypatch.setattr(branchsync_cloud.http, "_lake_writer", None)
+    host = DevHost(port=free_port()).start()
+    try:
+        service = branchsync_cloud.http.get_service()
+        secret = enroll(service, "dhaka-1")
+        service.apply_message(from_queue_text(encode_batch(make_batch("dhaka-1", [make_sale3(1), make_sale3(2)]), secret)))
+        answer = httpx.post(f"http://127.0.0.1:{host.server.config.port}/admin/functions/write_lake", json={})
+        assert answer.status_code == 202
+        blobs = ContainerClient.from_connection_string(storage, container)
+        wanted = {"sales/date=2026-11-28/branch=dhaka-1/part-0.parquet", "payments/date=2026-11-28/branch=dhaka-1/part-0.parquet"}
+        assert wait_for(lambda: blobs.exists() and wanted <= {b.name for b in blobs.list_blobs()})
+    finally:
+        host.stop()

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,31 @@ def start_till(home: Path, env: dict, *options: str) -> tuple[subprocess.Popen, 
     raise AssertionError("the till did not answer within 20 s")
 
 
+@contextmanager
+def till_page(browser, home: Path, env: dict, *options: str):
+    """`branchsync till` as a process, and a fresh browser page open on it; both end with the block."""
+    proc, url = start_till(home, env, *options)
+    try:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            context.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def sync_now(page, branch_name: str, through: int, env: dict) -> None:
+    """F5 until head office has applied the branch's events `through` and the page shows none waiting."""
+    page.keyboard.press("F5")
+    wait_applied(branch_name, through, env)
+    page.keyboard.press("F5")  # the pull after the apply carries the acks
+    expect(page.locator("#sync-pending")).to_have_text("0", timeout=30_000)
+
+
 def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_path, env, branch_name, browser):
     rice, dal = f"RICE-{branch_name}", f"DAL-{branch_name}"
     # Every test shares one cloud catalog: this test's barcodes and the Bangla word it searches
@@ -66,68 +92,59 @@ def test_what_the_cashier_rings_up_at_the_till_reaches_head_office_exactly(tmp_p
 
     # Without the push after each sale, so the sales wait for "sync now" and the count of
     # sales waiting is the page's to show.
-    proc, url = start_till(home, env, "--no-auto-push")
-    try:
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.goto(url)
-            expect(page.locator("#branch")).to_have_text(branch_name)
-            expect(page.locator("#sync-state")).to_have_text("Online")
+    with till_page(browser, home, env, "--no-auto-push") as page:
+        expect(page.locator("#branch")).to_have_text(branch_name)
+        expect(page.locator("#sync-state")).to_have_text("Online")
 
-            # sale 1: two scans, a weight label and a Bangla search, cash 2000 -> change
-            for code, lines in ((rice_code, 1), (dal_code, 2), (fish_label, 3)):
-                page.keyboard.type(code, delay=4)
-                page.keyboard.press("Enter")
-                expect(page.locator("#cart-lines tr")).to_have_count(lines)
-            page.keyboard.press("F2")
-            page.keyboard.insert_text("খেসারি")
-            expect(page.locator("#results li.hl")).to_contain_text("খেসারি ডাল")
+        # sale 1: two scans, a weight label and a Bangla search, cash 2000 -> change
+        for code, lines in ((rice_code, 1), (dal_code, 2), (fish_label, 3)):
+            page.keyboard.type(code, delay=4)
             page.keyboard.press("Enter")
-            expect(page.locator("#cart-lines tr").nth(1).locator("input.qty")).to_have_value("2")
-            page.keyboard.press("F4")
-            expect(page.locator("#payment")).to_be_visible()
-            page.keyboard.press("F11")
-            page.keyboard.press("F11")
-            expect(page.locator("#change")).to_have_text("৳611.50")  # 2000 - (420 + 2 x 140.50 + 1.25 x 550)
-            page.keyboard.press("Enter")
-            expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
+            expect(page.locator("#cart-lines tr")).to_have_count(lines)
+        page.keyboard.press("F2")
+        page.keyboard.insert_text("খেসারি")
+        expect(page.locator("#results li.hl")).to_contain_text("খেসারি ডাল")
+        page.keyboard.press("Enter")
+        expect(page.locator("#cart-lines tr").nth(1).locator("input.qty")).to_have_value("2")
+        page.keyboard.press("F4")
+        expect(page.locator("#payment")).to_be_visible()
+        page.keyboard.press("F11")
+        page.keyboard.press("F11")
+        expect(page.locator("#change")).to_have_text("৳611.50")  # 2000 - (420 + 2 x 140.50 + 1.25 x 550)
+        page.keyboard.press("Enter")
+        expect(page.locator("#done-title")).to_contain_text("Sale 1 recorded")
 
-            # sale 2: mobile wallet, submitted with a double click
-            page.keyboard.type(dal_code, delay=4)
-            page.keyboard.press("Enter")
-            expect(page.locator("#cart-lines tr")).to_have_count(1)
-            page.keyboard.press("F4")
-            page.keyboard.press("F8")
-            page.locator("#confirm").dblclick()
-            expect(page.locator("#done-title")).to_contain_text("Sale 2 recorded")
+        # sale 2: mobile wallet, submitted with a double click
+        page.keyboard.type(dal_code, delay=4)
+        page.keyboard.press("Enter")
+        expect(page.locator("#cart-lines tr")).to_have_count(1)
+        page.keyboard.press("F4")
+        expect(page.locator("#payment")).to_be_visible()
+        page.keyboard.press("F8")  # bKash, with the customer's transaction id
+        expect(page.locator("#txn-id")).to_be_focused()
+        page.keyboard.type("8N7A6D5C")
+        page.locator("#confirm").dblclick()
+        expect(page.locator("#done-title")).to_contain_text("Sale 2 recorded")
 
-            # void sale 1 with a reason
-            page.keyboard.press("F3")
-            expect(page.locator("#sales-rows tr")).to_have_count(2)
-            page.keyboard.press("ArrowDown")
-            page.keyboard.press("v")
-            page.keyboard.type("wrong customer")
-            page.keyboard.press("Enter")
-            expect(page.locator("#message")).to_contain_text("Sale 1 voided by number 3")
-            page.keyboard.press("Escape")
-            expect(page.locator("#sync-pending")).to_have_text("3")
+        # void sale 1 with a reason
+        page.keyboard.press("F3")
+        expect(page.locator("#sales-rows tr")).to_have_count(2)
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("v")
+        page.keyboard.type("wrong customer")
+        page.keyboard.press("Enter")
+        expect(page.locator("#message")).to_contain_text("Sale 1 voided by number 3")
+        page.keyboard.press("Escape")
+        expect(page.locator("#sync-pending")).to_have_text("3")
 
-            page.keyboard.press("F5")  # sync now
-            wait_applied(branch_name, 3, env)
-            page.keyboard.press("F5")  # the pull after the apply carries the acks
-            expect(page.locator("#sync-pending")).to_have_text("0", timeout=30_000)
-            expect(page.locator("#sync-state")).to_have_text("Online")
-        finally:
-            context.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        sync_now(page, branch_name, 3, env)
+        expect(page.locator("#sync-state")).to_have_text("Online")
 
     sales = [s["sale"] for s in exported(branch_name, env)]
     first = 42000 + 2 * 14050 + 68750
-    assert [(s["seq"], s["kind"], s["total"], s["payment"]["method"]) for s in sales] == [
-        (1, "sale", first, "cash"), (2, "sale", 14050, "mobile"), (3, "void", -first, "cash")]
+    assert [(s["seq"], s["kind"], s["total"], [p["method"] for p in s["payments"]], s["cashier"]) for s in sales] == [
+        (1, "sale", first, ["cash"], "manager"), (2, "sale", 14050, ["mobile"], "manager"),
+        (3, "void", -first, ["cash"], "manager")]
     assert [(line["sku"], line["qty"]) for line in sales[0]["lines"]] == [(rice, "1"), (dal, "2"), (fish, "1.25")]
     assert sales[2]["voids"] == 1
     status = json.loads(cli("branchsync", "--home", home, "status", "--json", env=env).stdout)

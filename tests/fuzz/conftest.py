@@ -38,6 +38,7 @@ READS = frozenset({
     "get_branch", "find_branch_by_token_hash", "list_branches", "get_ledger", "iter_chunks",
     "get_catalog_counter", "get_catalog_index", "read_catalog", "scan_catalog", "list_dead_letters",
     "get_dead_letter", "get_person", "list_people", "list_audit",
+    "get_ledger_and_days", "read_summaries",
 })
 
 

@@ -6,9 +6,11 @@ from datetime import datetime, timezone
 from rich.cells import cell_len
 from rich.console import Console
 
-from headoffice.admin_tables import audit_table, branches_table, dead_letters_table, people_table, price_differences_table
+from headoffice.admin_tables import (
+    audit_table, branches_table, dead_letters_table, people_table, price_differences_table, report_table,
+)
 from shared.access import AuditEntry, PersonInfo
-from shared.models import BranchInfo, DeadLetterInfo, PriceDifference
+from shared.models import BranchInfo, DeadLetterInfo, PriceDifference, ReportTable
 
 WIDTH = 80
 AT = datetime(2026, 11, 28, 6, 15, 42, tzinfo=timezone.utc)
@@ -109,3 +111,28 @@ def test_the_audit_table_fits_80_columns_with_the_route_what_and_result_whole():
          "403 forbidden" + "needs deadletters"],
         ["2026-11-28 06:15:42", who + "(credential)", "POST manage/deadletters/{id}/replay", "200 ok"],
     ])
+
+
+def test_a_report_table_fits_80_columns_and_shows_branch_text_as_typed_not_as_markup():
+    name = "[red]" + BANGLA
+    report = ReportTable(report="sales", first="2026-11-01", last="2026-11-30", by="product", zone="Asia/Dhaka",
+                         columns=["sku", "name", "qty", "net", "vat", "complete"],
+                         kinds=["text", "text", "qty", "paisa", "paisa", "text"],
+                         rows=[["RUPCHANDA-SOYBEAN-OIL-5L-FAMILY-PACK-2026", name, "1234.5", 123456789012, 5878878, "no"]],
+                         complete=False, branches=[])
+    text = render(report_table(report))
+    assert_fits_and_whole(text, [["RUPCHANDA-SOYBEAN-OIL-5L-FAMILY-PACK-2026", name, "1234.5", "1234567890.12",
+                                  "58788.78", "no"]])
+    assert "INCOMPLETE" in text
+
+
+def test_a_report_table_of_many_columns_stacks_them_in_pairs_and_fits_80_columns():
+    columns = ["day", "sales", "gross", "discounts", "refunds", "voids", "net", "vat", "complete", "waiting_on"]
+    kinds = ["date", "int", "paisa", "paisa", "paisa", "paisa", "paisa", "paisa", "text", "text"]
+    row = ["2026-11-28", 12_345, 99_999_999_999, 1_234_567_89, 9_876_543_21, 5_555_555_55, 88_888_888_888, 7_777_777_77,
+           "no", LONG_BRANCH]
+    report = ReportTable(report="sales", first="2026-11-28", last="2026-11-28", by="day", zone="Asia/Dhaka",
+                         columns=columns, kinds=kinds, rows=[row], complete=False, branches=[])
+    text = render(report_table(report))
+    assert_fits_and_whole(text, [["2026-11-28" + "12345", "999999999.99" + "1234567.89", "9876543.21" + "5555555.55",
+                                  "888888888.88" + "7777777.77", "no" + LONG_BRANCH]])

@@ -63,3 +63,9 @@ def test_the_installed_wheel_runs_help_and_adds_and_lists_a_branch_on_the_dev_ho
 
     me = subprocess.run([str(installed / "branchsync-admin"), "whoami"], **run)
     assert me.returncode == 0 and me.stdout.strip() == "admin-key (admin key): roles admin", me.stderr
+
+    # The morning report as a workbook: openpyxl came with the wheel.
+    book = tmp_path / "morning.xlsx"
+    report = subprocess.run([str(installed / "branchsync-admin"), "report", "sales", "--from", "2026-11-01", "--to",
+                             "2026-11-30", "--branch", branch_name, "--format", "xlsx", "--output", str(book)], **run)
+    assert report.returncode == 0 and book.stat().st_size > 0, report.stderr

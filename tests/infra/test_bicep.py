@@ -27,6 +27,8 @@ QUEUE_DELEGATOR = "7ee386e9-84f0-448e-80a6-f185f6533131"
 TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 
 
 @cache
@@ -36,7 +38,9 @@ def parse(path: Path) -> dict:
 
 
 def resources_of(doc: dict, rtype: str) -> list[dict]:
-    return [r["config"] for r in doc.get("resources", {}).values() if r["type"] == rtype]
+    # A conditional resource (`= if (...) {...}`) parses as {"condition": ..., "config": {...}}.
+    configs = [r["config"] for r in doc.get("resources", {}).values() if r["type"] == rtype]
+    return [c["config"] if "condition" in c else c for c in configs]
 
 
 def only(doc: dict, rtype: str) -> dict:
@@ -130,8 +134,9 @@ def test_storage_declares_the_sales_queues_tables_and_deployment_container():
     tables = {t["name"] for t in resources_of(doc, "Microsoft.Storage/storageAccounts/tableServices/tables")}
     assert queues == {"sales", "sales-poison"}
     assert tables == {"branches", "sales", "catalog", "deadletters"}
-    container = only(doc, "Microsoft.Storage/storageAccounts/blobServices/containers")
-    assert container["properties"]["publicAccess"] == "None"
+    containers = resources_of(doc, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    assert [c["name"] for c in containers] == ["deploymentContainerName", "lakeContainerName"]
+    assert all(c["properties"]["publicAccess"] == "None" for c in containers)
 
 
 def test_queue_name_matches_the_one_the_cloud_code_uses():
@@ -145,16 +150,36 @@ def test_every_role_assignment_is_named_with_guid(bicep_files):
     for path in bicep_files:
         for ra in resources_of(parse(path), "Microsoft.Authorization/roleAssignments"):
             assert ra["name"]["function"]["type"] == "guid", f"{path}: role assignment not named with guid()"
-            assert ra["properties"]["principalType"] == "ServicePrincipal"
+            # Identities are service principals; the one group is the lake's BI readers.
+            assert ra["properties"]["principalType"] == ("Group" if "lakeReaderGroupId" in str(ra["name"]) else "ServicePrincipal")
             count += 1
-    assert count == 6
+    assert count == 8
 
 
 def test_identity_gets_exactly_the_roles_it_needs():
     assert role_ids(parse(MODULES / "storage.bicep")) == {
-        BLOB_DATA_OWNER, QUEUE_DATA_CONTRIBUTOR, QUEUE_DELEGATOR, TABLE_DATA_CONTRIBUTOR}
+        BLOB_DATA_OWNER, QUEUE_DATA_CONTRIBUTOR, QUEUE_DELEGATOR, TABLE_DATA_CONTRIBUTOR, BLOB_DATA_CONTRIBUTOR,
+        BLOB_DATA_READER}
     assert role_ids(parse(MODULES / "keyvault.bicep")) == {KEY_VAULT_SECRETS_USER}
     assert role_ids(parse(MODULES / "monitoring.bicep")) == {MONITORING_METRICS_PUBLISHER}
+
+
+def test_the_app_writes_the_lake_and_the_bi_group_only_reads_it_both_on_the_lake_container_alone():
+    doc = parse(MODULES / "storage.bicep")
+    variables = {name: v["value"] for name, v in doc["variables"].items()}
+    lake = {variables[ra["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]]: ra
+            for ra in resources_of(doc, "Microsoft.Authorization/roleAssignments")
+            if ra["scope"] == "lakeContainer"}
+    assert set(lake) == {BLOB_DATA_CONTRIBUTOR, BLOB_DATA_READER}
+    assert lake[BLOB_DATA_CONTRIBUTOR]["properties"]["principalId"] == "principalId"
+    assert lake[BLOB_DATA_READER]["properties"]["principalId"] == "lakeReaderGroupId"
+    # No group given: no reader assignment (an empty principal id would fail the deployment).
+    condition = doc["resources"]["lakeReaderAssignment"]["config"]["condition"]
+    assert condition["operator"]["type"] == "not" and "lakeReaderGroupId" in str(condition)
+    settings = app_settings(parse(MODULES / "function.bicep"))
+    assert (settings["BRANCHSYNC_LAKE_CONTAINER"], settings["BRANCHSYNC_BUSINESS_TIMEZONE"]) == (
+        "lakeContainerName", "businessTimeZone")
+    assert parse(INFRA / "main.bicep")["parameters"]["lakeReaderGroupId"]["default"] == ""
 
 
 def test_function_app_runs_python_311_on_flex_consumption_over_https():
@@ -252,7 +277,7 @@ def test_every_app_setting_a_function_binding_names_is_set_by_the_deployment():
     # A %SETTING% in a trigger (the compaction timer's schedule) that the app settings lack
     # leaves that function in error on Azure.
     named = set(re.findall(r'"%([A-Za-z_][A-Za-z0-9_]*)%"', (ROOT / "function_app" / "function_app.py").read_text()))
-    assert "CATALOG_COMPACT_SCHEDULE" in named
+    assert {"CATALOG_COMPACT_SCHEDULE", "LAKE_WRITE_SCHEDULE"} <= named
     assert named <= set(app_settings(parse(MODULES / "function.bicep")))
     local = json.loads((ROOT / "function_app" / "local.settings.example.json").read_text())["Values"]
     assert named <= set(local)

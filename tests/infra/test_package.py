@@ -23,7 +23,8 @@ EXPECTED_ROUTES = {
     ("health", "GET"), ("enroll", "POST"), ("pull", "GET"), ("push", "POST"),
     ("manage/branches", "POST"), ("manage/branches", "GET"), ("manage/catalog", "POST"),
     ("manage/catalog/{sku}", "DELETE"), ("manage/sales", "GET"), ("manage/reports/price-differences", "GET"),
-    ("manage/catalog/compact", "POST"),
+    ("manage/catalog/compact", "POST"), ("manage/reports/sales", "GET"), ("manage/reports/shifts", "GET"),
+    ("manage/reports/exceptions", "GET"), ("manage/reports/rebuild", "POST"),
 }
 
 # Runs inside the package's own virtual environment, with only the unpacked folder on sys.path
@@ -159,4 +160,4 @@ def test_unpacked_package_installs_and_registers_every_function(package, tmp_pat
     queue = [f for f in functions if f["type"] == "queueTrigger"]
     assert [(f["name"], f["queue"], f["connection"]) for f in queue] == [("apply_sales", "sales", "AzureWebJobsStorage")]
     timers = [(f["name"], f["schedule"]) for f in functions if f["type"] == "timerTrigger"]
-    assert timers == [("compact_catalog", "%CATALOG_COMPACT_SCHEDULE%")]
+    assert timers == [("compact_catalog", "%CATALOG_COMPACT_SCHEDULE%"), ("write_lake", "%LAKE_WRITE_SCHEDULE%")]

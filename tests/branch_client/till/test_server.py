@@ -491,6 +491,7 @@ def test_a_split_sale_with_discounts_and_an_override_records_the_complete_record
                                    "wallet": "bkash", "txn_id": "9C7D2XK41Q"}
     stored = till.store.get_sale(sale["number"])
     assert stored.sale.is_v3 and stored.sale.cashier == "manager" and stored.price_reasons == (None, "last piece")
+    assert [line.price_reason for line in stored.sale.lines] == [None, "last piece"]  # on the wire too
     with till.client() as c:
         shown = c.get(f"/api/sales/{sale['number']}").json()["sale"]
     assert shown["lines"][1]["price_reason"] == "last piece" and shown["discount"]["reason"] == "loyal customer"
