@@ -36,9 +36,11 @@ browser-deps:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-beng-extra; \
 	fi
 
-# PNGs of the till (mid-sale, payment, 80 mm receipt) in docs/img/, through the same browser.
+# PNGs of the till (mid-sale, payment, 80 mm receipt) and of the HTML sales report in docs/img/,
+# through the same browser.
 screenshots: setup browser-deps
 	$(PY) -m demo.till_screenshots
+	$(PY) -m demo.report_screenshot
 
 bench: setup
 	$(PY) -m bench.bench

@@ -12,7 +12,7 @@ with no network at all; only `enroll` and `sync` talk to the cloud.
     branchsync [--home DIR] sale refund NUMBER LINE=QTY ... [--pay METHOD[=TAKA] ...] [--reason TEXT]
     branchsync [--home DIR] sale list [--limit N] | show NUMBER
     branchsync [--home DIR] shift open --float TAKA | close --counted TAKA | z SHIFT_ID
-    branchsync [--home DIR] cashier add NAME [--new-pin] | list | remove NAME
+    branchsync [--home DIR] cashier add NAME [--new-pin] | list | remove NAME | unlock NAME
     branchsync [--home DIR] config show | set NAME VALUE | unset NAME
     branchsync [--home DIR] sync
     branchsync [--home DIR] status [--json]
@@ -554,10 +554,28 @@ def cashier_add(
 
 @cashier_app.command("list")
 def cashier_list(ctx: typer.Context) -> None:
-    """The cashiers who can sign in at this till."""
+    """The cashiers who can sign in at this till, and which are locked after wrong PINs."""
+    from .store import utcnow
+
     with _command(ctx) as store:
-        names = store.cashier_names()
-    typer.echo("\n".join(names) if names else "no cashiers yet: add one with 'branchsync cashier add NAME'")
+        names, settings, now = store.cashier_names(), store.settings(), utcnow()
+        tries = {name: store.sign_in_tries(name) for name in names}
+    if not names:
+        typer.echo("no cashiers yet: add one with 'branchsync cashier add NAME'")
+    for name in names:
+        locked = tries[name].locked_until if tries[name].locked(now) else None
+        typer.echo(name if locked is None else
+                   f"{name}: locked after too many wrong PINs until {_local(locked, settings.zone)} "
+                   f"({settings['time_zone']}); unlock now with 'branchsync cashier unlock {name}'")
+
+
+@cashier_app.command("unlock")
+def cashier_unlock(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The cashier's name.")]) -> None:
+    """Let a cashier locked after too many wrong PINs sign in again at once (the count starts again)."""
+    with _command(ctx) as store:
+        was = store.unlock_cashier(name)
+    typer.echo(f"cashier {name} was not locked; nothing to do" if was is None else
+               f"cashier {name} unlocked: they can sign in again now")
 
 
 @cashier_app.command("remove")

@@ -14,7 +14,8 @@ with a reason, and a list of payments that add up exactly to the total. Rounding
 whole paisa (shared.money): a percent discount is percent_of (half up); a sale discount is
 shared out over the lines in proportion to what each costs after its own discount
 (share_out); VAT is vat_part of the line's net. A price below the list price (0 included)
-needs a reason; the contract has no field for it, so the store keeps it on this PC.
+needs a reason, which the line carries (`price_reason`) whenever its price differs from
+the list price; a v3 void or refund carries its reason too.
 
 A sale must also fit, alone, in one queue message as the push encodes it
 (`shared.encoding.encode_batch`): one that does not could never reach head office, so it
@@ -73,7 +74,7 @@ class ItemSpec:
     qty: Decimal | None
     price: int | None = None
     text: str = ""
-    # Why the price was overridden (required below the list price); kept on this PC.
+    # Why the price was overridden (required below the list price); sent on the line when it differs.
     price_reason: str | None = None
     discount: "DiscountSpec | None" = None
 
@@ -357,19 +358,26 @@ def _discount(spec: DiscountSpec | None, base: int, what: str) -> Discount | Non
 
 
 def price(lines: Sequence[SaleLine], products: Sequence[Product], line_discounts: Sequence[DiscountSpec | None],
-          sale_discount: DiscountSpec | None = None) -> Priced:
+          sale_discount: DiscountSpec | None = None, price_reasons: Sequence[str | None] = ()) -> Priced:
     """The v3 lines of a cart: each line's discount, its share of the sale discount (share_out
-    over what the lines cost after their own discounts), its net and the VAT inside it."""
+    over what the lines cost after their own discounts), its net and the VAT inside it, and
+    `price_reasons[i]` on a line whose price differs from the list price (the contract
+    allows it nowhere else)."""
+    reasons = list(price_reasons) + [None] * (len(lines) - len(price_reasons))
     discounts = [_discount(spec, line.line_total, f"the discount on {line.sku}")
                  for line, spec in zip(lines, line_discounts, strict=True)]
     bases = [line.line_total - (d.amount if d else 0) for line, d in zip(lines, discounts)]
     whole = _discount(sale_discount, sum(bases), "the sale discount")
     shares = share_out(whole.amount if whole else 0, bases)
     out = []
-    for line, product, d, base, share in zip(lines, products, discounts, bases, shares, strict=True):
+    for line, product, d, base, share, why in zip(lines, products, discounts, bases, shares, reasons, strict=True):
         net = base - share
-        out.append(SaleLine(**{**line.model_dump(), "discount": d, "net": net, "vat_rate": product.vat_rate,
-                               "vat": vat_part(net, product.vat_rate)}))
+        try:
+            out.append(SaleLine(**{**line.model_dump(), "discount": d, "net": net, "vat_rate": product.vat_rate,
+                                   "vat": vat_part(net, product.vat_rate),
+                                   "price_reason": why if line.unit_price != line.list_price else None}))
+        except ValidationError as exc:
+            raise BadSaleInput(f"item {line.sku}: {_first_error(exc)}") from None
     return Priced(out, whole)
 
 
@@ -499,12 +507,13 @@ def new_sale(seq: int, sale_id: str, recorded_at: datetime, priced: Priced, paym
 
 
 def new_void(seq: int, sale_id: str, recorded_at: datetime, voided: Sale, voided_generation: int | None = None,
-             cashier: str = DEFAULT_CASHIER) -> Sale:
+             cashier: str = DEFAULT_CASHIER, reason: str | None = None) -> Sale:
     """The void event of `voided`: no lines, minus its total, paid back the way it was paid.
 
-    A void takes the record version of the sale it voids: a v3 void (with its cashier) of a
-    v3 sale, a v1/v2 void of an older one (whose mobile payment names no wallet, which a v3
-    payment must), so the two can always travel in one message.
+    A void takes the record version of the sale it voids: a v3 void (with its cashier and
+    `reason`) of a v3 sale, a v1/v2 void of an older one (whose mobile payment names no
+    wallet, which a v3 payment must, and which has no field for the reason), so the two can
+    always travel in one message.
     `voided_generation`: the voided sale's generation when it is an earlier one than the void's.
     """
     if voided.kind != SaleKind.SALE:
@@ -515,7 +524,7 @@ def new_void(seq: int, sale_id: str, recorded_at: datetime, voided: Sale, voided
     if not voided.is_v3:
         return Sale(**common, payment=Payment(method=voided.payment.method, amount=-voided.total))
     back = [Payment(method=p.method, amount=-p.amount, wallet=p.wallet, txn_id=p.txn_id) for p in voided.payments]
-    return _event("void", **common, payments=back, cashier=cashier)
+    return _event("void", **common, payments=back, cashier=cashier, reason=reason)
 
 
 def paid_for(line: SaleLine) -> int:
@@ -561,12 +570,12 @@ def refund_lines(sale: Sale, returns: Sequence[tuple[int, str]], earlier: dict[i
 
 
 def new_refund(seq: int, sale_id: str, recorded_at: datetime, ref: SaleRef, returns: Sequence[RefundLine],
-               payments: Sequence[PaymentSpec], cashier: str) -> Sale:
-    """The refund event: no lines, what comes back of which lines, minus their amounts paid back."""
+               payments: Sequence[PaymentSpec], cashier: str, reason: str | None = None) -> Sale:
+    """The refund event: no lines, what comes back of which lines, minus their amounts paid back, and why."""
     total = -sum(r.amount for r in returns)
     return _event("refund", seq=seq, sale_id=sale_id, kind=SaleKind.REFUND, recorded_at=recorded_at, lines=[],
                   total=total, cashier=cashier, payments=settle(total, payments, refund=True), refunds=ref,
-                  returns=list(returns))
+                  returns=list(returns), reason=reason)
 
 
 def new_shift_close(seq: int, sale_id: str, recorded_at: datetime, shift: ShiftClose, cashier: str) -> Sale:

@@ -102,6 +102,14 @@ cashiers = Table(
     Column("created_at", String, nullable=False),
 )
 
+# Wrong PINs in a row per name typed at the till, and until when the name is locked.
+sign_in_lockouts = Table(
+    "sign_in_lockouts", metadata,
+    Column("name", Text, primary_key=True),
+    Column("wrong", Integer, nullable=False),
+    Column("locked_until", String),
+)
+
 # The search keys of each product (NFKC + casefold, see store.fold), kept by triggers on
 # products in the same transaction as every change; an FTS5 trigram index over them.
 product_terms = Table(
@@ -388,10 +396,21 @@ def _v7_complete_record(conn: Connection) -> None:
         conn.exec_driver_sql(stmt)
 
 
+def _v8_sign_in_lockouts(conn: Connection) -> None:
+    # Wrong PINs in a row per name typed at the till (cashiers.Tries), kept so a restart of
+    # the till does not reset a lock; a table of its own, as nothing else reads it.
+    conn.exec_driver_sql("""CREATE TABLE sign_in_lockouts (
+        name TEXT PRIMARY KEY COLLATE NOCASE,
+        wrong INTEGER NOT NULL CHECK (wrong >= 0),
+        locked_until TEXT
+    )""")
+
+
 Migration = Callable[[Connection], None]
 
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_sale_key_and_reason, _v3_product_search, _v4_generations,
-                               _v5_held_carts_and_cashiers, _v6_sales_status_index, _v7_complete_record]
+                               _v5_held_carts_and_cashiers, _v6_sales_status_index, _v7_complete_record,
+                               _v8_sign_in_lockouts]
 
 
 def current_version(conn: Connection) -> int:

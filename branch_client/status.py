@@ -78,6 +78,7 @@ class BranchStatus:
     enrolled: bool
     schema_version: int
     home: str
+    last_error_code: str | None = None  # the code of last_error, when it has one (branch_client.errors, ErrorCode)
 
     @property
     def online(self) -> bool:

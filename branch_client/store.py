@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from shared.models import (CatalogPage, PaymentMethod, Product, Refusal, Sale, SaleKind, SaleRef, ShiftClose,
+from shared.models import (CatalogPage, PaymentMethod, Product, RefundLine, Refusal, Sale, SaleKind, SaleRef, ShiftClose,
                            parse_sale_number, sale_number)
 
 from . import cashiers as cashier_rules
@@ -38,7 +38,7 @@ from .errors import BadInput, BadSaleInput, NotEnrolled, StoreError
 from .identity import Identity, read_secret, write_secret
 from .sale_entry import DiscountSpec, ItemSpec, Match, PaymentSpec
 from .schema import (GENERATION_KEY, MIGRATIONS, Migration, cashiers, generations, held_carts, meta, products, sales,
-                     shifts, sync_state, upgrade)
+                     shifts, sign_in_lockouts, sync_state, upgrade)
 from .settings import Settings
 
 RESEND_AFTER = timedelta(minutes=10)
@@ -57,6 +57,8 @@ _SCHEMA_SQL = text("SELECT name, sql FROM sqlite_master WHERE tbl_name = :table 
                    "AND sql IS NOT NULL ORDER BY type DESC, name")
 # meta key: JSON list of sales the push set aside because one alone exceeds a queue message.
 UNSENDABLE = "unsendable"
+# meta key: the code of the last sync error (beside its words in sync_state), when it has one.
+LAST_ERROR_CODE = "last_error_code"
 
 
 class SaleState(StrEnum):
@@ -76,9 +78,9 @@ class SaleRecord:
     acked_at: str | None
     voided_by: str | None  # the printed number of the void that voided this sale
     generation: int = 1
-    reason: str | None = None       # why a void or refund was recorded (local only)
+    reason: str | None = None       # why a void or refund was recorded (also on a v3 event)
     cashier: str | None = None      # who was signed in at the till
-    price_reasons: tuple = ()       # per line, why its price was overridden (local only)
+    price_reasons: tuple = ()       # per line, why its price was overridden (also on a v3 line)
     # Filled by get_sale: the refunds of this sale (printed numbers) and, per line position,
     # the quantity and paisa they returned.
     refunded_by: tuple[str, ...] = ()
@@ -112,6 +114,7 @@ class HeldCart:
     total: int
     line_count: int
     first_name: str
+    discount: dict | None = None  # the sale discount as submitted: {"kind", "value", "reason"}
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,8 @@ class Store:
                confirmed: bool) -> sale_entry.Priced:
         matches = self._matches(conn, items)
         lines = sale_entry.build_lines(items, matches, confirmed=confirmed)
-        return sale_entry.price(lines, [m.product for m in matches], [i.discount for i in items], discount)
+        return sale_entry.price(lines, [m.product for m in matches], [i.discount for i in items], discount,
+                                [i.price_reason for i in items])
 
     def _matches(self, conn: Connection, items: Sequence[ItemSpec]) -> list[Match]:
         rule = self._settings(conn).embedded_rule
@@ -395,7 +399,7 @@ class Store:
         Refused for an unknown, void or already voided number, and for a sale refunded in part
         (refund the rest instead; the cloud refuses such a void too). The cloud checks it
         again: this database may be a restored backup that does not know an earlier void.
-        `reason` is kept with the void on this PC (the sales batch does not carry it).
+        `reason` is kept with the void on this PC and sent with a v3 void (a v1/v2 one has no field for it).
         """
         target_gen, seq, shown = self._number(number)
         with self._write() as conn:
@@ -412,7 +416,7 @@ class Store:
             gen = self._generation(conn)
             void = sale_entry.new_void(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(), voided,
                                        voided_generation=None if target_gen == gen else target_gen,
-                                       cashier=cashier or sale_entry.DEFAULT_CASHIER)
+                                       cashier=cashier or sale_entry.DEFAULT_CASHIER, reason=reason)
             self._insert_sale(conn, gen, void, reason=reason, cashier=cashier or void.cashier)
         return Recorded(void, gen)
 
@@ -423,26 +427,36 @@ class Store:
 
         At most what was sold less what earlier refunds of it returned; amounts by
         sale_entry.refund_lines; paid back by `payments` (default: cash). Refused for a voided
-        sale or a number that is not a sale. `reason` is kept on this PC. `client_key`, as
+        sale or a number that is not a sale. `reason` is kept on this PC and sent. `client_key`, as
         for a sale, makes a retried submission return the refund the first one stored.
         """
         target_gen, seq, shown = self._number(number)
         with self._write() as conn:
             if (earlier := self._submitted(conn, client_key)) is not None:
                 return earlier
-            sold = self._target(conn, target_gen, seq, shown, "refunded")
-            voider = conn.execute(select(sales.c.generation, sales.c.seq).where(
-                sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
-            if voider is not None:
-                raise BadSaleInput(f"sale {shown} was voided by number {sale_number(*voider)}; "
-                                   "there is nothing left to refund")
-            lines = sale_entry.refund_lines(sold, returns, self._returned(conn, target_gen, seq))
+            lines = self._refund_lines(conn, target_gen, seq, shown, returns)
             gen = self._generation(conn)
             refund = sale_entry.new_refund(self._next_seq(conn, gen), uuid.uuid4().hex, now or utcnow(),
                                            SaleRef(generation=target_gen, seq=seq), lines,
-                                           payments or [], cashier or sale_entry.DEFAULT_CASHIER)
+                                           payments or [], cashier or sale_entry.DEFAULT_CASHIER, reason)
             self._insert_sale(conn, gen, refund, client_key=client_key, reason=reason, cashier=refund.cashier)
         return Recorded(refund, gen)
+
+    def refund_quote(self, number: int | str, returns: Sequence[tuple[int, str]]) -> list[RefundLine]:
+        """What `refund` with these returns would pay back now, per line (stores nothing)."""
+        target_gen, seq, shown = self._number(number)
+        with self._read() as conn:
+            return self._refund_lines(conn, target_gen, seq, shown, returns)
+
+    def _refund_lines(self, conn: Connection, target_gen: int, seq: int, shown: str,
+                      returns: Sequence[tuple[int, str]]) -> list[RefundLine]:
+        sold = self._target(conn, target_gen, seq, shown, "refunded")
+        voider = conn.execute(select(sales.c.generation, sales.c.seq).where(
+            sales.c.voids_generation == target_gen, sales.c.voids == seq)).first()
+        if voider is not None:
+            raise BadSaleInput(f"sale {shown} was voided by number {sale_number(*voider)}; "
+                               "there is nothing left to refund")
+        return sale_entry.refund_lines(sold, returns, self._returned(conn, target_gen, seq))
 
     @staticmethod
     def _submitted(conn: Connection, client_key: str | None) -> Recorded | None:
@@ -656,20 +670,30 @@ class Store:
     # --- held carts ------------------------------------------------------------------------------
 
     def hold_cart(self, items: Sequence[ItemSpec], raw: list[dict], cashier: str | None = None,
-                  now: datetime | None = None) -> HeldCart:
-        """Put a cart aside: its items as submitted (`raw`), priced now for the list of held carts."""
+                  now: datetime | None = None, discount: DiscountSpec | None = None,
+                  raw_discount: dict | None = None) -> HeldCart:
+        """Put a cart aside: its items as submitted (`raw`) and the sale discount as submitted
+        (`raw_discount`), priced now (`discount` included) for the list of held carts."""
         with self._write() as conn:
-            lines = sale_entry.build_lines(items, self._matches(conn, items), confirmed=True)
-            values = dict(held_at=time_text(now or utcnow()), cashier=cashier, items=json.dumps(raw, ensure_ascii=False),
-                          total=sum(line.line_total for line in lines), line_count=len(lines), first_name=lines[0].name)
+            priced = self._price(conn, items, discount, confirmed=True)
+            kept = {"lines": raw, "discount": raw_discount} if raw_discount is not None else raw
+            values = dict(held_at=time_text(now or utcnow()), cashier=cashier, items=json.dumps(kept, ensure_ascii=False),
+                          total=priced.total, line_count=len(priced.lines), first_name=priced.lines[0].name)
             held_id = conn.execute(insert(held_carts).values(**values)).inserted_primary_key[0]
-        return HeldCart(id=held_id, **{**values, "items": raw})
+        return HeldCart(id=held_id, **{**values, "items": raw, "discount": raw_discount})
+
+    @staticmethod
+    def _held(row) -> HeldCart:
+        # The items column holds the lines' list, or {"lines", "discount"} when the cart had a sale discount.
+        kept = json.loads(row.items)
+        lines, discount = (kept["lines"], kept["discount"]) if isinstance(kept, dict) else (kept, None)
+        return HeldCart(id=row.id, held_at=row.held_at, cashier=row.cashier, items=lines, total=row.total,
+                        line_count=row.line_count, first_name=row.first_name, discount=discount)
 
     def held_carts(self) -> list[HeldCart]:
         with self._read() as conn:
             rows = conn.execute(select(held_carts).order_by(held_carts.c.id)).all()
-        return [HeldCart(id=r.id, held_at=r.held_at, cashier=r.cashier, items=json.loads(r.items), total=r.total,
-                         line_count=r.line_count, first_name=r.first_name) for r in rows]
+        return [self._held(r) for r in rows]
 
     def take_held_cart(self, held_id: int) -> HeldCart:
         """Take a held cart back to ring it up: it leaves the held list in the same transaction."""
@@ -678,8 +702,7 @@ class Store:
             if row is None:
                 raise BadSaleInput("that held cart is gone (resumed already, perhaps at another till window)")
             conn.execute(delete(held_carts).where(held_carts.c.id == held_id))
-        return HeldCart(id=row.id, held_at=row.held_at, cashier=row.cashier, items=json.loads(row.items),
-                        total=row.total, line_count=row.line_count, first_name=row.first_name)
+        return self._held(row)
 
     # --- cashiers --------------------------------------------------------------------------------
 
@@ -708,15 +731,52 @@ class Store:
         with self._read() as conn:
             return list(conn.execute(select(cashiers.c.name).order_by(cashiers.c.name)).scalars())
 
-    def sign_in(self, name: str, pin: str) -> str | None:
-        """The cashier's name as stored when `pin` is theirs, else None."""
+    def sign_in(self, name: str, pin: str, now: datetime | None = None) -> str | None:
+        """The cashier's name as stored when `pin` is theirs, else None (a wrong PIN counted).
+
+        Raises CashierLocked while the name is locked after too many wrong PINs (cashiers.Tries),
+        the right PIN included; a name nobody has is counted and locked the same way."""
+        now = now or utcnow()
+        typed = " ".join(str(name).split())
         with self._read() as conn:
-            row = conn.execute(select(cashiers.c.name, cashiers.c.pin_hash)
-                               .where(cashiers.c.name == " ".join(str(name).split()))).first()
+            row = conn.execute(select(cashiers.c.name, cashiers.c.pin_hash).where(cashiers.c.name == typed)).first()
+            tries = self._tries(conn, typed)
+        if tries.locked(now):
+            raise cashier_rules.CashierLocked(row.name if row else typed, tries.locked_until)
+        # A name nobody has is checked against a dummy hash: as slow as a real check.
+        ok = cashier_rules.pin_matches(pin, row.pin_hash if row else cashier_rules.DUMMY_HASH) and row is not None
+        with self._write() as conn:
+            if ok:
+                conn.execute(delete(sign_in_lockouts).where(sign_in_lockouts.c.name == typed))
+            else:
+                after = self._tries(conn, typed).after_wrong_pin(now)
+                values = dict(wrong=after.wrong, locked_until=time_text(after.locked_until) if after.locked_until else None)
+                conn.execute(sqlite_insert(sign_in_lockouts).values(name=typed, **values)
+                             .on_conflict_do_update(index_elements=[sign_in_lockouts.c.name], set_=values))
+        return row.name if ok else None
+
+    def sign_in_tries(self, name: str) -> cashier_rules.Tries:
+        """Wrong PINs in a row for `name`, and until when it is locked."""
+        with self._read() as conn:
+            return self._tries(conn, " ".join(str(name).split()))
+
+    @staticmethod
+    def _tries(conn: Connection, name: str) -> cashier_rules.Tries:
+        row = conn.execute(select(sign_in_lockouts).where(sign_in_lockouts.c.name == name)).first()
         if row is None:
-            cashier_rules.pin_matches(pin, cashier_rules.DUMMY_HASH)  # as slow as a real check
-            return None
-        return row.name if cashier_rules.pin_matches(pin, row.pin_hash) else None
+            return cashier_rules.Tries()
+        return cashier_rules.Tries(row.wrong, datetime.fromisoformat(row.locked_until) if row.locked_until else None)
+
+    def unlock_cashier(self, name: str, now: datetime | None = None) -> datetime | None:
+        """The manager's unlock: the name's wrong PINs are forgotten; returns until when it was locked (None: it was not)."""
+        typed = " ".join(str(name).split())
+        with self._write() as conn:
+            found = conn.execute(select(cashiers.c.name).where(cashiers.c.name == typed)).scalar()
+            if found is None:
+                raise BadInput(f"there is no cashier {typed}; see 'branchsync cashier list'")
+            tries = self._tries(conn, typed)
+            conn.execute(delete(sign_in_lockouts).where(sign_in_lockouts.c.name == typed))
+        return tries.locked_until if tries.locked(now or utcnow()) else None
 
     # --- catalog -----------------------------------------------------------------------------
 
@@ -986,20 +1046,27 @@ class Store:
 
     # --- sync state ------------------------------------------------------------------------------
 
-    def record_error(self, text: str, now: datetime | None = None) -> None:
+    def record_error(self, text: str, now: datetime | None = None, code: str | None = None) -> None:
+        """The last sync's error in words, and its code (branch_client.errors, the cloud's ErrorCode)
+        when it has one, so the till can say it in its own language."""
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(
                 last_error=one_line(text) or "unknown error", last_error_at=time_text(now or utcnow())))
+            conn.execute(delete(meta).where(meta.c.key == LAST_ERROR_CODE))
+            if code:
+                conn.execute(insert(meta).values(key=LAST_ERROR_CODE, value=code))
 
     def clear_error(self) -> None:
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
+            conn.execute(delete(meta).where(meta.c.key == LAST_ERROR_CODE))
 
     def record_sync_ok(self, now: datetime | None = None) -> None:
         """A sync finished: clear the last error and remember when (meta `last_sync_ok`), in one transaction."""
         value = time_text(now or utcnow())
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
+            conn.execute(delete(meta).where(meta.c.key == LAST_ERROR_CODE))
             conn.execute(sqlite_insert(meta).values(key="last_sync_ok", value=value)
                          .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
@@ -1072,6 +1139,7 @@ class Store:
             "last_push": state.last_push,
             "last_error": state.last_error,
             "last_error_at": state.last_error_at,
+            "last_error_code": info.get(LAST_ERROR_CODE) if state.last_error else None,
             # The cloud's latest refusal of sales sent as this branch: {at, code, reason, seq, sale_id, this_till}.
             "last_refusal": refusal,
             "last_sync_ok": info.get("last_sync_ok"),

@@ -165,7 +165,8 @@ class SyncEngine:
         except BaseException as exc:
             self._move(SyncState.FAILED)
             try:
-                self.store.record_error(_describe(exc), self.clock())
+                code = exc.code if isinstance(exc, BranchSyncError) else None
+                self.store.record_error(_describe(exc), self.clock(), code=code)
             except Exception:  # the original error matters more than the failure to record it
                 pass
             raise

@@ -3,9 +3,11 @@
 Starts Azurite and the cloud dev host, registers three branches, imports a sample
 catalog, lets the branches sell while the cloud is down, brings it back; head office
 reprices one product the branches sold, deletes another and rotates a branch's secret;
-every branch syncs. Prints a reconciliation per branch and the price-difference report.
-Stops everything it started; exits non-zero if the books do not balance or the report
-misses a line.
+every branch syncs. Prints a reconciliation per branch and the price-difference report,
+and ends with head office's morning report of the three branches (`report sales --by
+branch`, also written as an HTML page of charts). Stops everything it started; exits
+non-zero if the books do not balance, the report misses a line or the day summaries
+disagree with the applied sales.
 """
 
 import csv
@@ -18,7 +20,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -30,6 +34,7 @@ from shared.money import format_taka
 BRANCHES = ["dhaka-gulshan", "chattogram-gec", "sylhet-zindabazar"]
 SALES_PER_BRANCH = 12
 BIN = Path(sys.executable).parent
+BUSINESS_ZONE = ZoneInfo("Asia/Dhaka")  # the cloud's default business day
 console = Console(width=130)
 
 
@@ -46,6 +51,7 @@ def main() -> int:
     work.mkdir()
     admin_key = uuid.uuid4().hex
     rng = random.Random(2026)
+    first_day = datetime.now(BUSINESS_ZONE).date()
 
     console.rule("[bold]1. Starting Azurite and the cloud")
     azurite = start_azurite(work / "azurite")
@@ -84,8 +90,10 @@ def main() -> int:
                     sold[product["sku"]] += 1
                 if rng.random() < 0.15:
                     items[0] += "@99.50"  # a manager's price override
+                # Mobile money names its wallet and the customer's transaction id.
+                txn = "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", k=10))
                 run("branchsync", "--home", str(homes[name]), "sale", "add", *items,
-                    "--payment", rng.choice(["cash", "card", "mobile"]), env=env)
+                    "--pay", rng.choice(["cash", "cash", "card", f"bkash:{txn}", f"nagad:{txn}"]), env=env)
             run("branchsync", "--home", str(homes[name]), "sale", "void", "2", env=env)
         offline = run("branchsync", "--home", str(homes[BRANCHES[0]]), "sync", env=env, check=False)
         console.print(f"sync while the cloud is down exits {offline.returncode}: {offline.stderr.strip().splitlines()[-1] if offline.stderr.strip() else offline.stdout.strip()}")
@@ -165,7 +173,23 @@ def main() -> int:
         reported = lines[(gone, "deleted")] == sold[gone] and lines[(repriced, "price_differs")] == sold[repriced]
         if not reported:
             console.print("[red]The report misses lines of the changed products.[/]")
-        return 0 if balanced and reported and not rotated["rotation_pending"] else 1
+
+        console.rule("[bold]7. Head office's morning report")
+        day = datetime.now(BUSINESS_ZONE).date()
+        page = work / "report-sales.html"
+        days = ("--from", first_day.isoformat(), "--to", day.isoformat())
+        by_branch = run("branchsync-admin", "report", "sales", *days, "--by", "branch", "--format", "jsonl", env=env)
+        summed = {r["branch"]: r["net_paisa"] for r in map(json.loads, by_branch.stdout.splitlines())}
+        agreed = all(summed.get(n) == sum(e["sale"]["total"] for e in exported if e["branch"] == n) for n in BRANCHES)
+        console.print(f"$ branchsync-admin report sales --from {first_day} --to {day} --by branch --html {page}")
+        sys.stdout.flush()
+        run("branchsync-admin", "report", "sales", *days, "--by", "branch", "--html", str(page),
+            env={**env, "COLUMNS": str(console.width)}, capture=False)
+        console.print(f"the same figures as charts: {page} (one file, opens with no internet); the day is still "
+                      "open, so the report is complete only once each branch syncs after midnight")
+        console.print("[green]The day summaries agree with the applied sales, to the paisa.[/]" if agreed
+                      else "[red]The day summaries disagree with the applied sales.[/]")
+        return 0 if balanced and reported and agreed and not rotated["rotation_pending"] else 1
     finally:
         cloud.stop()
         azurite.stop()

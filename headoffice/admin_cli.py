@@ -29,7 +29,7 @@ from .admin_tables import (
     audit_table, branches_table, dead_letters_table, people_table, price_differences_table, report_table,
 )
 from .catalog_csv import CatalogCsvError, parse_catalog_csv
-from . import report_files
+from . import report_files, report_html
 from .sales_rows import COLUMNS, sale_rows
 from .spreadsheet import SafeWriter
 
@@ -291,14 +291,17 @@ Output = Annotated[Optional[Path], typer.Option(help="Write here instead of stan
 @report_app.command("sales")
 def report_sales(ctx: typer.Context, first: FromDay, last: ToDay, branch: OnlyBranch = None,
                  by: Annotated[SalesBy, typer.Option("--by")] = SalesBy.day, fmt: Format = TableFormat.table,
-                 output: Output = None):
+                 output: Output = None,
+                 html: Annotated[Optional[Path], typer.Option("--html", help="Also write a page of charts here "
+                                                              "(one self-contained HTML file)")] = None):
     """Sales, discounts, refunds, voids, net and VAT per day, branch, product, payment method, cashier or VAT rate.
 
     Read from the day summaries the cloud keeps as it applies sales. Each figure says
     whether it is complete: a branch that has not synced since the day ended, with nothing
     pending, is named (--by day), or its last sync shown (--by branch).
     """
-    _report(ctx, "sales", first, last, branch, by.value, fmt, output)
+    _report(ctx, "sales", first, last, branch, by.value, fmt, output,
+            report_html.writing(ctx.obj.report, html) if html else None)
 
 
 @report_app.command("shifts")

@@ -5,7 +5,8 @@ wrote it; the columns after `lines` are empty for it. A v3 sale is one row per l
 refund one row per returned line (`net_paisa` negative), a void or a shift close one row.
 `total_paisa` is written on an event's first row only, so summing the column over the
 file gives the takings; `payments` reads `method[/wallet]:paisa` with
-` tendered=T change=C` for cash and ` txn=ID` for mobile, joined by `; `.
+` tendered=T change=C` for cash and ` txn=ID` for mobile, joined by `; `. `reason` is a
+void's or refund's reason (on each of its rows), `price_reason` a line's price override's.
 """
 
 import json
@@ -16,7 +17,8 @@ from shared.models import AppliedSale, Payment, Sale, sale_number
 COLUMNS = ["branch", "seq", "sale_id", "kind", "voids", "recorded_at", "applied_at", "payment", "total_paisa", "lines",
            # The complete sale record (v3); empty for older events.
            "cashier", "line", "sku", "qty", "line_total_paisa", "discount_paisa", "discount_reason", "net_paisa",
-           "vat_rate", "vat_paisa", "sale_discount_paisa", "sale_discount_reason", "payments", "refunds", "shift"]
+           "vat_rate", "vat_paisa", "sale_discount_paisa", "sale_discount_reason", "payments", "refunds", "shift",
+           "reason", "price_reason"]
 
 
 def payments_cell(payments: list[Payment]) -> str:
@@ -44,9 +46,11 @@ def sale_rows(applied: AppliedSale) -> Iterator[list]:
     methods = "+".join(dict.fromkeys(p.method for p in s.payments))
     tail = [_text(s.discount.amount if s.discount else None), s.discount.reason if s.discount else "",
             payments_cell(s.payments), sale_number(s.refunds.generation, s.refunds.seq) if s.refunds else "",
-            s.shift.model_dump_json() if s.shift else ""]
+            s.shift.model_dump_json() if s.shift else "", s.reason or ""]
+    price_reasons = [l.price_reason or "" for l in s.lines]  # a refund's rows are returns: none
     for i, cells in enumerate(_line_cells(s) or [[""] * 9]):
-        yield head + [methods, s.total if i == 0 else "", "", s.cashier] + cells + tail
+        yield (head + [methods, s.total if i == 0 else "", "", s.cashier] + cells + tail
+               + [price_reasons[i] if i < len(price_reasons) else ""])
 
 
 def _line_cells(s: Sale) -> list[list]:

@@ -199,8 +199,10 @@ class SaleLine(Model):
     net: Paisa | None = None
     vat_rate: VatRate | None = None
     vat: Paisa | None = None
+    # v3: why the price was overridden; only on a line whose unit_price differs from list_price.
+    price_reason: Text | None = None
 
-    _v3_fields: ClassVar[tuple[str, ...]] = ("discount", "net", "vat_rate", "vat")
+    _v3_fields: ClassVar[tuple[str, ...]] = ("discount", "net", "vat_rate", "vat", "price_reason")
 
     @property
     def is_v3(self) -> bool:
@@ -217,6 +219,8 @@ class SaleLine(Model):
         if self.is_v3:
             if self.net is None or self.vat_rate is None or self.vat is None:
                 raise ValueError(f"a v3 line carries net, vat_rate and vat ({self.sku})")
+            if self.price_reason is not None and self.unit_price == self.list_price:
+                raise ValueError(f"price_reason belongs to a line whose unit_price differs from list_price ({self.sku})")
             if self.discount is not None:
                 self.discount.check(self.line_total, f"line {self.sku}")
             if self.vat != vat_part(self.net, self.vat_rate):
@@ -318,8 +322,11 @@ class Sale(Model):
     refunds: SaleRef | None = None
     returns: Annotated[list[RefundLine], Field(max_length=limits.SALE_MAX_LINES)] | None = None
     shift: ShiftClose | None = None
+    # Why a void or a refund was recorded (optional on the wire; the till always gives a void's).
+    reason: Text | None = None
 
-    _v3_fields: ClassVar[tuple[str, ...]] = ("cashier", "payments", "discount", "refunds", "returns", "shift")
+    _v3_fields: ClassVar[tuple[str, ...]] = ("cashier", "payments", "discount", "refunds", "returns", "shift",
+                                             "reason")
 
     @property
     def is_v3(self) -> bool:
@@ -333,7 +340,7 @@ class Sale(Model):
             raise ValueError("a sale carries payment (v1/v2) or payments (v3)")
         if (self.kind in V3_KINDS or any(getattr(self, n) is not None for n in self._v3_fields)
                 or any(line.is_v3 for line in self.lines) or self.payment.model_dump(exclude_none=True).keys() - {"method", "amount"}):
-            raise ValueError("cashier, discounts, VAT, refunds, shift closes and payment details belong to the v3 "
+            raise ValueError("cashier, discounts, VAT, refunds, shift closes, reasons and payment details belong to the v3 "
                              "record, which carries payments (a list) instead of payment")
         if self.kind == SaleKind.SALE:
             if not self.lines:
@@ -365,6 +372,9 @@ class Sale(Model):
             raise ValueError("only a refund carries refunds and returns")
         if self.kind != SaleKind.SHIFT_CLOSE and self.shift is not None:
             raise ValueError("only a shift close carries shift")
+        if self.kind not in (SaleKind.VOID, SaleKind.REFUND) and self.reason is not None:
+            raise ValueError("only a void or a refund carries a reason (a discount's reason is in the discount, "
+                             "a price override's in its line's price_reason)")
         if self.kind != SaleKind.VOID and (self.voids is not None or self.voids_generation is not None):
             raise ValueError("only a void refers to another sale by voids")
         if self.kind == SaleKind.SALE:

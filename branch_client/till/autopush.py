@@ -78,14 +78,35 @@ class PushPlan:
         return True
 
 
-def describe(plan: PushPlan, message: str | None, now: float) -> str | None:
-    """The status line's words for the last sync's `message` and what happens next."""
+@dataclass(frozen=True)
+class Note:
+    """How a sync ended, for the status line: a code the page words in its language, the
+    numbers it needs, and the English text for logs and the command line."""
+
+    code: str                  # "pushed", "done", "unreachable", "busy" or "failed"
+    text: str
+    count: int | None = None   # "pushed": how many sales went
+    error: str | None = None   # "failed", "unreachable": the error's code (branch_client.errors, ErrorCode)
+
+
+def describe(plan: PushPlan, note: Note | None, now: float) -> dict | None:
+    """The status line for the last sync's `note` and what happens next: {"code", "text"} and
+    the numbers ("count", "retry_in" seconds, "error" code) its words need."""
     if plan.running:
-        return "sending sales to head office"
+        return {"code": "sending", "text": "sending sales to head office"}
     if plan.last is Outcome.UNREACHABLE:
-        return (f"head office cannot be reached: sales are kept safely on this till and sent on their own "
-                f"when it can be reached (next try in {plan.retry_in(now)} s)")
+        wait = plan.retry_in(now)
+        return {"code": "unreachable", "retry_in": wait,
+                "text": f"head office cannot be reached: sales are kept safely on this till and sent on their own "
+                        f"when it can be reached (next try in {wait} s)"}
+    if note is None:
+        return None
+    shown = {"code": note.code, "text": note.text}
+    if note.count is not None:
+        shown["count"] = note.count
+    if note.error is not None:
+        shown["error"] = note.error
     wait = plan.retry_in(now)
-    if wait is not None and message:
-        return f"{message} (next try in {wait} s)"
-    return message
+    if wait is not None and note.text:
+        shown.update(retry_in=wait, text=f"{note.text} (next try in {wait} s)")
+    return shown

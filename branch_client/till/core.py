@@ -11,8 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from shared import limits
-from shared.models import Discount, Payment, Product, Sale, SaleLine, sale_number
+from shared.models import Discount, Payment, Product, RefundLine, Sale, SaleLine, sale_number
 
+from ..cashiers import CashierLocked
 from ..errors import BadSaleInput
 from ..sale_entry import (DiscountSpec, ItemSpec, Match, PaymentSpec, Priced, discount_spec, is_weighed, method_text,
                           parse_payment, parse_qty, payment_spec, payments_of, quantity_of)
@@ -151,6 +152,12 @@ def refund_returns(body: Any) -> list[tuple[int, str]]:
     return out
 
 
+def refund_quote_view(lines: list[RefundLine]) -> dict:
+    """What a refund pays back, per returned line and in all (paisa, positive)."""
+    return {"lines": [{"line": r.line, "sku": r.sku, "qty": _qty(r.qty), "amount": r.amount} for r in lines],
+            "total": sum(r.amount for r in lines)}
+
+
 def money(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limits.PAISA_MAX:
         raise BadSaleInput(f"{what} is a whole number of paisa, 0 or more")
@@ -176,6 +183,11 @@ def sign_in_fields(body: Mapping[str, Any]) -> tuple[str, str]:
     if not isinstance(name, str) or not isinstance(pin, str) or not name.strip() or not pin:
         raise BadSaleInput("type your name and your PIN")
     return name, pin
+
+
+def locked_view(exc: CashierLocked) -> dict:
+    """A sign-in refused because the name is locked: the words, and when it unlocks (UTC, ISO)."""
+    return {"error": str(exc), "locked": True, "name": exc.name, "locked_until": exc.until.isoformat()}
 
 
 def held_view(held: HeldCart) -> dict:
@@ -283,10 +295,14 @@ def z_view(report: ZReport) -> dict:
     return report.as_json()
 
 
-def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None,
+def status_view(status: BranchStatus, *, syncing: bool, sync_note: dict | None,
                 time_zone: str = "Asia/Dhaka") -> dict:
     """What the page's sync line shows (the same status `branchsync status` prints), and the
-    time zone the page shows times in; never the secret or the cloud's address."""
+    time zone the page shows times in; never the secret or the cloud's address.
+
+    The page words the background sync's `sync_note` ({"code", and its numbers}, see
+    autopush.describe) and `last_error_code` in its own language; `sync_message` and
+    `last_error` are the English words, shown as they are when the page has no words for a code."""
     return {
         "branch": status.branch,
         "enrolled": status.enrolled,
@@ -294,8 +310,10 @@ def status_view(status: BranchStatus, *, syncing: bool, sync_message: str | None
         "pending": status.pending,
         "last_sync": status.last_sync_ok,
         "last_error": status.last_error,
+        "last_error_code": status.last_error_code,
         "syncing": syncing,
-        "sync_message": sync_message,
+        "sync_message": None if sync_note is None else sync_note["text"],
+        "sync_note": None if sync_note is None else {k: v for k, v in sync_note.items() if k != "text"},
         "products": status.products,
         "time_zone": time_zone,
     }

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -34,9 +35,10 @@ from starlette.staticfiles import StaticFiles
 
 from .. import logs
 from .. import status as branch_status
+from ..cashiers import LOCKED_FOR, CashierLocked
 from ..errors import BadInput, BadSaleInput, BranchSyncError, CloudUnreachable, SyncAlreadyRunning
 from ..sale_entry import QuantityNeedsConfirmation
-from ..store import Store
+from ..store import Store, utcnow
 from . import autopush, core
 
 # Next to this module, in the source tree, the installed package and the executable's unpack folder.
@@ -96,7 +98,7 @@ class BackgroundSync:
     timer thread starts a sync whose pause is over.
     """
 
-    def __init__(self, run_sync: Callable[[], str], *, auto_push: bool = True,
+    def __init__(self, run_sync: Callable[[], "str | autopush.Note"], *, auto_push: bool = True,
                  clock: Callable[[], float] = time.monotonic):
         self._run_sync = run_sync
         self.auto_push = auto_push
@@ -105,16 +107,17 @@ class BackgroundSync:
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self._mutex = threading.Lock()
-        self._message: str | None = None
+        self._note: autopush.Note | None = None
 
     @property
     def running(self) -> bool:
         return self._plan.running
 
     @property
-    def message(self) -> str | None:
+    def note(self) -> dict | None:
+        """The status line's {"code", "text", ...} (see autopush.describe)."""
         with self._mutex:
-            return autopush.describe(self._plan, self._message, self._clock())
+            return autopush.describe(self._plan, self._note, self._clock())
 
     def start(self) -> bool:
         """The cashier's "sync now": start a sync unless one of this till's is running; True when one was started."""
@@ -173,28 +176,29 @@ class BackgroundSync:
     def _work(self) -> None:
         outcome = autopush.Outcome.FAILED
         try:
-            message = self._run_sync()
+            done = self._run_sync()
+            note = done if isinstance(done, autopush.Note) else autopush.Note("done", done)
             outcome = autopush.Outcome.DONE
         except CloudUnreachable as exc:
-            message, outcome = str(exc), autopush.Outcome.UNREACHABLE
+            note, outcome = autopush.Note("unreachable", str(exc), error=exc.code), autopush.Outcome.UNREACHABLE
         except SyncAlreadyRunning as exc:
-            message, outcome = str(exc), autopush.Outcome.BUSY
+            note, outcome = autopush.Note("busy", str(exc), error=exc.code), autopush.Outcome.BUSY
         except BranchSyncError as exc:
-            message = str(exc)
+            note = autopush.Note("failed", str(exc), error=exc.code)
         except Exception as exc:  # shown on the page; the store keeps the error too
-            message = f"sync failed: {type(exc).__name__}: {exc}"
+            note = autopush.Note("failed", f"sync failed: {type(exc).__name__}: {exc}")
         with self._mutex:
-            self._message = message
+            self._note = note
             if self._plan.finished(self._clock(), outcome):
                 self._spawn()
             else:
                 self._arm()
 
 
-def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[], str]:
+def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[], autopush.Note]:
     """A sync of `store` through the real engine: takes the sync lock, so never concurrent
     with a scheduled `branchsync sync`."""
-    def run() -> str:
+    def run() -> autopush.Note:
         from ..cloud_client import CloudClient
         from ..sync import SyncEngine
 
@@ -203,7 +207,7 @@ def engine_sync(store: Store, client_options: dict | None = None) -> Callable[[]
         logs.forget_secret(log, identity.secret)
         with CloudClient.for_identity(identity, **(client_options or {})) as client:
             report = SyncEngine(store, client, on_secret=lambda s: logs.forget_secret(log, s)).run()
-        return f"sync done: pushed {report.pushed} sales"
+        return autopush.Note("pushed", f"sync done: pushed {report.pushed} sales", count=report.pushed)
     return run
 
 
@@ -232,7 +236,9 @@ class Session:
         self.cashier: str | None = None
 
 
-def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> Starlette:
+def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync,
+               clock: Callable[[], datetime] = utcnow) -> Starlette:
+    """The till's routes; `clock` tells the time where a rule needs it (the PIN lock)."""
     index_html = (STATIC / "index.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, token)
 
     def page(_request: Request) -> Response:
@@ -306,6 +312,12 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         sync.sale_recorded()
         return JSONResponse({"sale": core.sale_view(done.sale, done.generation)}, status_code=201)
 
+    async def refund_quote(request: Request) -> Response:
+        """What a refund with these returns pays back, by the refund's own rule; records nothing."""
+        returns = core.refund_returns(_json_body(await request.body()).get("returns"))
+        lines = await run_in_threadpool(store.refund_quote, request.path_params["number"], returns)
+        return JSONResponse({"quote": core.refund_quote_view(lines)})
+
     def current_shift(_request: Request) -> Response:
         return JSONResponse({"shift": core.shift_view(store.current_shift())})
 
@@ -328,7 +340,9 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         report = store.shift_report(request.path_params["id"])
         if report is None:
             return JSONResponse({"error": "no closed shift with that id"}, status_code=404)
-        return JSONResponse({"report": core.z_view(report)})
+        branch = branch_status.read(store).branch
+        return JSONResponse({"report": core.z_view(report), "branch": branch,
+                             "shop": core.shop_view(store.settings(), branch)})
 
     def held(_request: Request) -> Response:
         return JSONResponse({"held": [core.held_view(h) for h in store.held_carts()]})
@@ -337,12 +351,15 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         body = _json_body(await request.body())
         raw = core.cart_lines(body.get("lines"))
         items = core.cart_items(raw)
+        discount = core.discount_of(body.get("discount"), "the sale discount")
         who = cashier()
-        done = await run_in_threadpool(store.hold_cart, items, raw, who)
+        done = await run_in_threadpool(lambda: store.hold_cart(items, raw, who, discount=discount,
+                                                               raw_discount=body.get("discount")))
         return JSONResponse({"held": core.held_view(done)}, status_code=201)
 
     async def resume(request: Request) -> Response:
-        """Take a held cart back: its lines as a scan would add them, at today's catalog prices."""
+        """Take a held cart back: its lines as a scan would add them, at today's catalog prices,
+        and the sale discount it was held with."""
         try:
             held_id = int(request.path_params["id"])
         except ValueError:
@@ -359,16 +376,25 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
                 view["qty"] = raw["qty"]
             view["held"] = raw  # the line as it was held: its price override and discount too
             lines.append(view)
-        return JSONResponse({"lines": lines, "held": core.held_view(taken)})
+        return JSONResponse({"lines": lines, "discount": taken.discount, "held": core.held_view(taken)})
 
     def who_is_in(_request: Request) -> Response:
         return JSONResponse({"cashier": session.cashier, "required": bool(store.cashier_names())})
 
     async def sign_in(request: Request) -> Response:
         name, pin = core.sign_in_fields(_json_body(await request.body()))
-        found = await run_in_threadpool(store.sign_in, name, pin)
+        try:
+            found = await run_in_threadpool(store.sign_in, name, pin, clock())
+        except CashierLocked as exc:
+            return JSONResponse(core.locked_view(exc), status_code=423)
         if found is None:
-            return JSONResponse({"error": "wrong name or PIN; try again"}, status_code=401)
+            tries = store.sign_in_tries(name)
+            if tries.locked(clock()):  # this wrong PIN was the last one allowed
+                return JSONResponse(core.locked_view(CashierLocked(" ".join(name.split()), tries.locked_until)),
+                                    status_code=423)
+            left = tries.left
+            return JSONResponse({"error": f"wrong name or PIN; try again ({left} more before this name is locked "
+                                          f"for {LOCKED_FOR.seconds // 60} minutes)", "left": left}, status_code=401)
         session.cashier = found
         return JSONResponse({"cashier": found})
 
@@ -389,7 +415,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
                              "shop": core.shop_view(store.settings(), branch)})
 
     def status(_request: Request) -> Response:
-        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_message=sync.message,
+        return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_note=sync.note,
                                              time_zone=store.settings()["time_zone"]))
 
     def sync_now(_request: Request) -> Response:
@@ -418,6 +444,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync) -> 
         Route("/api/sales/{number}", one_sale),
         Route("/api/sales/{number}/void", void, methods=["POST"]),
         Route("/api/sales/{number}/refund", refund, methods=["POST"]),
+        Route("/api/sales/{number}/refund/quote", refund_quote, methods=["POST"]),
         Route("/api/quote", quote, methods=["POST"]),
         Route("/api/shift", current_shift, methods=["GET"]),
         Route("/api/shift/open", open_shift, methods=["POST"]),

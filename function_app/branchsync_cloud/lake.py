@@ -162,7 +162,8 @@ def sales_rows(day: date, e: Event, original: Sale | None = None) -> list[dict]:
         return []
     methods = "+".join(dict.fromkeys(str(p.method) for p in (s.payments if s.is_v3 else [s.payment])))
     base = {**_head(day, e), "payment_methods": methods, "refers_to": None, "line_no": None, "sku": None, "name": None,
-            "qty": None, "discount_reason": s.discount.reason if s.discount else None, "vat_rate": None}
+            "qty": None, "discount_reason": s.discount.reason if s.discount else None, "vat_rate": None,
+            "reason": s.reason, "price_reason": None}
     if s.kind in (SaleKind.VOID, SaleKind.REFUND):
         ref = sale_number(s.voids_generation or e.generation, s.voids) if s.kind == SaleKind.VOID else \
             sale_number(s.refunds.generation, s.refunds.seq)
@@ -181,7 +182,8 @@ def sales_rows(day: date, e: Event, original: Sale | None = None) -> list[dict]:
         net = line.net if line.net is not None else line.line_total  # v1/v2 lines carry no discounts
         reason = line.discount.reason if line.discount else base["discount_reason"]
         rows.append(_money({**base, "line_no": i, "sku": line.sku, "name": line.name, "qty": line.qty,
-                            "discount_reason": reason, "vat_rate": line.vat_rate},
+                            "discount_reason": reason, "vat_rate": line.vat_rate,
+                            "price_reason": line.price_reason},
                            unit_price=line.unit_price, list_price=line.list_price, line_total=line.line_total,
                            discount=line.line_total - net, net=net, vat=line.vat))
     return rows
@@ -246,7 +248,9 @@ SCHEMAS = {
     "sales": pa.schema(_HEAD + [("payment_methods", pa.string()), ("refers_to", pa.string()), ("line_no", pa.int32()),
                                 ("sku", pa.string()), ("name", pa.string()), ("qty", pa.decimal128(12, 3))]
                        + _money_fields("unit_price", "list_price", "line_total", "discount", "net")
-                       + [("discount_reason", pa.string()), ("vat_rate", pa.decimal128(5, 2))] + _money_fields("vat")),
+                       + [("discount_reason", pa.string()), ("vat_rate", pa.decimal128(5, 2))] + _money_fields("vat")
+                       # Why a void or refund was made, and why a line's price was changed (v3).
+                       + [("reason", pa.string()), ("price_reason", pa.string())]),
     "payments": pa.schema(_HEAD + [("payment_no", pa.int32()), ("method", pa.string()), ("wallet", pa.string()),
                                    ("txn_id", pa.string())] + _money_fields("amount", "tendered", "change")),
     "shifts": pa.schema(_HEAD + [("shift_id", pa.string()), ("opened_at", pa.timestamp("us", tz="UTC"))]

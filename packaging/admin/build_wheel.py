@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 STAGE = ROOT / "build" / "admin-wheel"
 # What the admin CLI imports, and nothing else (headoffice/devhost.py imports the cloud).
 HEADOFFICE_MODULES = ["__init__.py", "admin_cli.py", "admin_client.py", "admin_tables.py", "catalog_csv.py", "report_files.py",
-                      "sales_rows.py", "spreadsheet.py"]
+                      "report_html.py", "sales_rows.py", "spreadsheet.py"]
 PACKAGES = ("headoffice/", "shared/")
 
 

@@ -94,6 +94,29 @@ def tombstone(version: int, sku: str) -> CatalogEntry:
 # --- the Functions app, loaded once per test process ---------------------------------------------
 
 
+def _run(coroutine):
+    """asyncio.run, on a thread of its own when this thread already runs a loop (Playwright's
+    sync API keeps one running for the session once a page test has used it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # handed back to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 @cache
 def _app() -> tuple[devhost.HttpGateway, devhost.QueueFunction]:
     """The app's HTTP functions behind the dev host's gateway, and its sales queue function."""
@@ -304,7 +327,7 @@ class FakeCloud:
                     self._apply(text)
         gateway, _ = _app()
         with self._serving():
-            answer = asyncio.run(gateway.handle(_asgi_request(request)))
+            answer = _run(gateway.handle(_asgi_request(request)))
         if pull and answer.status_code == 200:
             self.pulls.append(dict(request.url.params))
         # The body as it went over the wire (gzipped when the client accepts it).

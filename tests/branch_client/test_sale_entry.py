@@ -144,7 +144,7 @@ def sale_of(texts, payments=(), discount=None, cashier="rahim", line_discounts=N
     items = parse_items(texts)
     products = [CATALOG[i.sku] for i in items]
     priced = price(build_lines(items, [Match(p) for p in products]), products,
-                   line_discounts or [None] * len(items), discount)
+                   line_discounts or [None] * len(items), discount, [i.price_reason for i in items])
     return new_sale(1, "a" * 32, NOW, priced, settle(priced.total, list(payments)), cashier)
 
 
@@ -244,8 +244,25 @@ def test_a_void_of_an_older_sale_keeps_the_older_record_so_both_travel_in_one_me
     line = lines_of(["RICE-5KG=1"])[0]
     old = Sale(seq=1, sale_id="a" * 32, recorded_at=NOW, lines=[line],
                payment=Payment(method=PaymentMethod.MOBILE, amount=42000), total=42000)
-    void = new_void(2, "b" * 32, NOW, old)
+    void = new_void(2, "b" * 32, NOW, old, reason="wrong item")
     assert not void.is_v3 and void.payment.method == PaymentMethod.MOBILE and void.payment.amount == -42000
+    assert void.reason is None  # a v1/v2 void has no field for it: the store keeps it
+
+
+def test_a_v3_void_carries_its_reason():
+    void = new_void(2, "b" * 32, NOW, sale_of(["RICE-5KG=1"]), reason="customer changed mind")
+    assert void.reason == "customer changed mind"
+    with pytest.raises(BadSaleInput, match="the void cannot be recorded: reason"):
+        new_void(2, "b" * 32, NOW, sale_of(["RICE-5KG=1"]), reason="x" * (limits.NAME_MAX_CHARS + 1))
+
+
+def test_a_price_override_carries_its_reason_on_its_line_and_a_price_at_the_list_price_none():
+    sale = sale_of(['RICE-5KG=1@300:torn bag', "DAL-1KG=1@140.50:checked", "DAL-1KG=1"])
+    assert [line.price_reason for line in sale.lines] == ["torn bag", None, None]
+    dearer = sale_of(["RICE-5KG=1@500:gift wrapped"]).lines[0]
+    assert (dearer.unit_price, dearer.list_price, dearer.price_reason) == (50000, 42000, "gift wrapped")
+    with pytest.raises(BadSaleInput, match="item RICE-5KG: .*price_reason"):
+        sale_of(["RICE-5KG=1@300:" + "x" * (limits.NAME_MAX_CHARS + 1)])
 
 
 def test_a_void_cannot_itself_be_voided():
@@ -277,8 +294,9 @@ def test_a_refund_returns_at_most_what_was_sold_and_not_yet_returned(returns, ea
 
 def test_a_refund_is_paid_back_negative_and_refuses_an_amount_tendered():
     returns = refund_lines(sale_of(["RICE-5KG=1"]), [(1, "1")], {})
-    refund = new_refund(2, "b" * 32, NOW, SaleRef(generation=1, seq=1), returns, [], "rahim")
+    refund = new_refund(2, "b" * 32, NOW, SaleRef(generation=1, seq=1), returns, [], "rahim", "torn bag")
     assert (refund.kind, refund.total, [p.amount for p in refund.payments]) == (SaleKind.REFUND, -42000, [-42000])
+    assert refund.reason == "torn bag"
     with pytest.raises(BadSaleInput, match="no amount tendered"):
         new_refund(2, "b" * 32, NOW, SaleRef(generation=1, seq=1), returns, [parse_pay("cash=500")], "rahim")
 

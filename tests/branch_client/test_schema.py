@@ -150,7 +150,7 @@ def test_a_version_6_database_gains_refunds_and_shifts_keeping_its_sales_their_n
                           event.model_dump_json(), cashier))
     assert "shifts" not in _tables(home / "branchsync.db")
     with Store(home) as store:
-        assert store.schema_upgrade == (6, len(MIGRATIONS)) == (6, 7)
+        assert store.schema_upgrade == (6, len(MIGRATIONS))
         assert store.get_sale(1).voided_by == "3" and store.get_sale(2).sale == second
         assert store.get_sale(2).cashier == "Rahim"
         assert store.refund("2", [(1, "1")]).sale.total == -4500
@@ -170,3 +170,13 @@ def test_the_status_tallies_over_all_sales_read_a_covering_index_not_the_sale_ro
         with store.engine.connect() as conn:
             plan = " ".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
     assert "COVERING INDEX sales_status" in plan, plan
+
+
+def test_a_version_7_database_gains_the_sign_in_lockouts_keeping_its_cashiers(home):
+    with Store(home, migrations=MIGRATIONS[:7]) as store:
+        store.add_cashier("Rahim", "4821")
+    assert "sign_in_lockouts" not in _tables(home / "branchsync.db")
+    with Store(home) as store:
+        assert store.schema_upgrade == (7, len(MIGRATIONS)) == (7, 8)
+        assert store.sign_in("Rahim", "0000") is None and store.sign_in_tries("Rahim").wrong == 1
+        assert store.sign_in("Rahim", "4821") == "Rahim"

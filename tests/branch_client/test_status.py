@@ -52,6 +52,6 @@ def test_the_cli_and_the_till_show_the_same_status(stocked, fake_cloud):
     stocked.record_sale(parse_items(["SOAP=1"]))
     stocked.record_error("cannot reach the cloud", datetime(2026, 11, 28, 9, tzinfo=timezone.utc))
     printed = json.loads(runner.invoke(cli.app, ["--home", str(stocked.home), "status", "--json"]).stdout)
-    shown = core.status_view(branch_status.read(stocked), syncing=False, sync_message=None)
+    shown = core.status_view(branch_status.read(stocked), syncing=False, sync_note=None)
     assert {k: printed[k] for k in ("branch", "enrolled", "pending", "last_error", "products")} == \
         {k: shown[k] for k in ("branch", "enrolled", "pending", "last_error", "products")}

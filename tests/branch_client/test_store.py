@@ -109,8 +109,8 @@ def test_a_stored_sale_reads_back_as_the_same_contract_sale(stocked):
     (record,) = stocked.recent_sales()
     assert record.sale == sale and record.state == SaleState.PENDING
     assert sale.total == 84000 + 18075 and sale.recorded_at == T0
-    # The override's reason has no field in the sales batch: it is kept on this PC with the sale.
-    assert record.price_reasons == (None, "end of day")
+    # The override's reason travels on its line, and is kept on this PC with the sale too.
+    assert record.price_reasons == (None, "end of day") and sale.lines[1].price_reason == "end of day"
 
 
 def test_every_new_sale_is_the_complete_record_with_its_cashier_discounts_and_split_payments(stocked):
@@ -169,7 +169,7 @@ def test_a_refund_returns_part_of_a_sale_and_a_second_one_at_most_what_is_left(s
     record = stocked.get_sale("1")
     assert record.refunded_by == ("2", "3")
     assert record.returned == {1: (Decimal(3), 13500), 2: (Decimal(1), 42000)}
-    assert stocked.get_sale("2").reason == "broken"
+    assert stocked.get_sale("2").reason == "broken" and first.sale.reason == "broken" and rest.sale.reason is None
 
 
 def test_a_voided_sale_cannot_be_refunded_nor_a_refunded_sale_voided(stocked):
@@ -327,6 +327,16 @@ def test_a_sync_error_is_kept_as_one_line_until_cleared(store):
     assert store.status()["last_error"] is None
 
 
+def test_a_sync_errors_code_is_kept_beside_its_words_and_goes_with_them(store):
+    store.record_error("cloud refused (branch_revoked): head office revoked this branch", T0, code="branch_revoked")
+    assert store.status()["last_error_code"] == "branch_revoked"
+    store.record_error("something new", T0)  # no code: the old one does not stay
+    assert (store.status()["last_error"], store.status()["last_error_code"]) == ("something new", None)
+    store.record_error("cannot reach the cloud", T0, code="cloud_unreachable")
+    store.record_sync_ok(T0)
+    assert (store.status()["last_error"], store.status()["last_error_code"]) == (None, None)
+
+
 # --- status and identity -----------------------------------------------------------------------------
 
 
@@ -367,10 +377,11 @@ def test_a_second_submission_with_the_same_key_returns_the_first_sale_and_record
     assert stocked.status()["sales_recorded"] == 2
 
 
-def test_a_void_keeps_its_reason_on_this_pc(stocked):
+def test_a_void_keeps_its_reason_on_this_pc_and_sends_it_with_the_void(stocked):
     stocked.record_sale(parse_items(["SOAP=1"]))
-    stocked.void_sale(1, reason="wrong item")
+    void = stocked.void_sale(1, reason="wrong item")
     assert stocked.get_sale(2).reason == "wrong item" and stocked.get_sale(1).reason is None
+    assert void.reason == "wrong item" and stocked.get_sale(2).sale.reason == "wrong item"
 
 
 def test_the_search_index_follows_every_catalog_change_in_the_same_transaction(stocked):

@@ -111,3 +111,15 @@ def test_the_events_dataset_keeps_every_event_as_applied_refused_ones_too_and_re
     assert [r["seq"] for r in rows(files["sales"])] == [1]  # the refused refund counts nowhere
     assert [r["seq"] for r in rows(files["payments"])] == [1]
     assert lake.events_of(files["events"]) == events
+
+
+def test_the_reasons_for_a_refund_and_a_price_change_reach_the_lakes_sales_rows():
+    changed = make_line3("OIL-1L", unit_price=17_000, vat_rate="15").model_copy(
+        update={"list_price": 18_000, "price_reason": "dented tin"})
+    sale = make_sale3(1, [make_line3(qty="2"), changed])
+    refund = make_refund(2, sale, [(1, "1", 42_000)]).model_copy(update={"reason": "wrong rice"})
+    lines = rows(lake.day_files(DAY, "dhaka-1", [Event("dhaka-1", 1, s) for s in (sale, refund)],
+                                {(1, 1): sale})["sales"])
+    assert [(r["kind"], r["sku"], r["reason"], r["price_reason"]) for r in lines] == [
+        ("sale", "RICE-5KG", None, None), ("sale", "OIL-1L", None, "dented tin"),
+        ("refund", "RICE-5KG", "wrong rice", None)]

@@ -265,6 +265,10 @@ def check_the_jsonl_export(events: list[dict], *, rice: str, oil: str, dal: str,
     assert refund["refunds"] == {"generation": 1, "seq": 1}
     assert [(r["line"], r["sku"], r["qty"], r["amount"]) for r in refund["returns"]] == [(1, rice, "1", 42000)]
     assert refund["payments"] == [{"method": "cash", "amount": -42000}]
+    # The reasons the cashier typed for the refund and the void reach head office with them.
+    assert (refund["reason"], void["reason"]) == ("wrong rice", "customer changed mind")
+    assert not any("reason" in e for e in (first, held, voided, close))
+    assert not any("price_reason" in l for e in events for l in e["lines"])  # no price was overridden
 
     # The sale discount shared over the lines by their totals, rounded down, the paisa left to
     # the first: 2000 x 42000 / 56050 = 1498.6 -> 1498 + 1, 2000 x 14050 / 56050 = 501.3 -> 501.
@@ -300,4 +304,5 @@ def check_the_csv_export(branch_name: str, env: dict, *, rice: str, oil: str, da
     assert [(r["discount_paisa"], r["discount_reason"]) for r in rows if r["seq"] == "1"][1] == ("3850", "dented bottle")
     assert (by_seq["3"]["sale_discount_paisa"], by_seq["3"]["sale_discount_reason"]) == ("2000", "regular customer")
     assert by_seq["2"]["refunds"] == "1" and by_seq["5"]["voids"] == "4"
+    assert {r["seq"]: r["reason"] for r in rows if r["reason"]} == {"2": "wrong rice", "5": "customer changed mind"}
     assert json.loads(by_seq["6"]["shift"])["expected_cash"] == 117450

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from headoffice.sales_rows import COLUMNS, sale_rows
 from shared.models import AppliedSale, Payment
-from tests.builders import make_line3, make_refund, make_sale, make_sale3, make_shift_close, make_void
+from tests.builders import make_line3, make_refund, make_sale, make_sale3, make_shift_close, make_void, make_void3
 
 APPLIED = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)
 
@@ -53,3 +53,15 @@ def test_a_refund_is_one_row_per_returned_line_and_a_shift_close_one_row_with_it
     [close] = rows(make_shift_close(5))
     assert (close["kind"], close["total_paisa"], close["line"], close["payments"]) == ("shift_close", 0, "", "")
     assert json.loads(close["shift"])["counted_cash"] == 574_600
+
+
+def test_a_voids_and_a_refunds_reason_and_a_lines_price_override_reason_have_their_own_columns():
+    override = make_line3(unit_price=40_000).model_copy(update={"list_price": 42_000, "price_reason": "torn bag"})
+    sale = make_sale3(3, [override, make_line3("OIL-1L", unit_price=18_000)])
+    first, second = rows(sale)
+    assert (first["price_reason"], second["price_reason"], first["reason"]) == ("torn bag", "", "")
+    [void] = rows(make_void3(4, sale).model_copy(update={"reason": "customer changed mind"}))
+    assert (void["reason"], void["price_reason"]) == ("customer changed mind", "")
+    refund = make_refund(5, sale, [(1, "1", 20_000), (2, "1", 18_000)]).model_copy(update={"reason": "torn bag"})
+    assert [(r["reason"], r["price_reason"]) for r in rows(refund)] == [("torn bag", ""), ("torn bag", "")]
+    assert COLUMNS[-2:] == ["reason", "price_reason"]  # after the columns consumers already read by position

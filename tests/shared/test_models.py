@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from shared.models import CatalogEntry, CatalogImport, Payment, Product, Sale, SaleLine, SalesBatch, describe_errors
-from tests.builders import make_discount, make_line3, make_refund, make_sale, make_sale3, make_shift_close
+from tests.builders import (make_discount, make_line3, make_refund, make_sale, make_sale3, make_shift_close, make_void,
+                            make_void3)
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
 
@@ -178,6 +179,51 @@ def test_a_refund_names_its_sale_returns_lines_for_a_negative_total_and_comes_af
         SalesBatch.of("dhaka-1", 1, NOW, [make_refund(1, sale.model_copy(update={"seq": 5}), [(1, "1", 100)])])
     with pytest.raises(ValidationError, match="minus the sum"):
         Sale.model_validate({**refund.model_dump(), "total": -1, "payments": [{"method": "cash", "amount": -1}]})
+
+
+def test_a_v3_void_and_refund_carry_their_reason_and_an_override_its_price_reason_through_json():
+    override = make_line3(unit_price=40000).model_copy(update={"list_price": 42000, "price_reason": "damaged bag"})
+    sale = make_sale3(1, [override])
+    void = make_void3(2, sale).model_copy(update={"reason": "customer changed mind"})
+    refund = make_refund(3, make_sale3(1), [(1, "1", 100)]).model_copy(update={"reason": "torn bag"})
+    again = SalesBatch.model_validate_json(SalesBatch.of("dhaka-1", 1, NOW, [sale, void]).model_dump_json())
+    assert again.sales[0].lines[0].price_reason == "damaged bag" and again.sales[1].reason == "customer changed mind"
+    assert Sale.model_validate_json(refund.model_dump_json()).reason == "torn bag"
+
+
+def test_a_v3_event_without_reasons_serialises_with_neither_field():
+    text = SalesBatch.of("dhaka-1", 1, NOW, [sale := make_sale3(1), make_void3(2, sale)]).model_dump_json()
+    assert '"reason"' not in text and "price_reason" not in text
+
+
+@pytest.mark.parametrize("kind", ["sale", "shift_close"])
+def test_only_a_void_or_a_refund_carries_a_reason(kind):
+    event = make_sale3(1) if kind == "sale" else make_shift_close(1)
+    with pytest.raises(ValidationError, match="only a void or a refund carries a reason"):
+        Sale.model_validate({**event.model_dump(), "reason": "because"})
+
+
+def test_a_price_reason_needs_a_price_that_differs_from_the_list_price_and_the_v3_record():
+    data = make_sale3(1).model_dump()
+    data["lines"][0]["price_reason"] = "damaged bag"
+    with pytest.raises(ValidationError, match="price_reason belongs to a line whose unit_price differs"):
+        Sale.model_validate(data)
+    with pytest.raises(ValidationError, match="v3 line carries net"):
+        line(unit_price=90, line_total=180, price_reason="damaged bag")
+
+
+def test_a_v1_void_with_a_reason_is_refused_as_v3_only():
+    void = make_void(2, make_sale(1)).model_dump()
+    with pytest.raises(ValidationError, match="v3 record"):
+        Sale.model_validate({**void, "reason": "customer changed mind"})
+
+
+@pytest.mark.parametrize("reason", ["", "x" * 201, "bad\x07bell"])
+def test_a_reason_on_the_wire_is_text_like_any_name(reason):
+    void = make_void3(2, make_sale3(1)).model_dump()
+    assert Sale.model_validate({**void, "reason": "x" * 200}).reason == "x" * 200
+    with pytest.raises(ValidationError, match="reason"):
+        Sale.model_validate({**void, "reason": reason})
 
 
 def test_a_shift_close_has_no_lines_no_payments_and_a_total_of_zero():

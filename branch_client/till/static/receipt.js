@@ -115,12 +115,9 @@
     };
     const res = await fetch("/api/shift/" + encodeURIComponent(id) + "/z");
     if (!res.ok) { set("z-title", "no such Z report"); return; }
-    const z = (await res.json()).report;
-    // The header as on the receipts: the shift-close event is numbered like a sale, and its
-    // view carries the shop and the branch.
-    const ev = z.number ? await fetch("/api/sales/" + encodeURIComponent(z.number)) : null;
-    const data = ev && ev.ok ? await ev.json() : {};
-    const shop = data.shop || {};
+    // The header as on the receipts: the Z answer carries the shop and the branch.
+    const data = await res.json();
+    const z = data.report, shop = data.shop || {};
     const zone = shop.time_zone || "Asia/Dhaka";
     const fmt = new Intl.DateTimeFormat("en-GB", { timeZone: zone, dateStyle: "short", timeStyle: "short" });
     set("z-shop", shop.name || data.branch || "");

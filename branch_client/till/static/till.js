@@ -637,7 +637,7 @@
     if (sale.kind !== "sale" || sale.voided_by) { say(t("not_refundable", { n: sale.number }), "bad"); return; }
     if (!sale.lines.some((l) => refundableMilli(l) > 0)) { say(t("nothing_refundable", { n: sale.number }), "bad"); return; }
     closeSales();
-    refund = { sale, qty: sale.lines.map(() => 0), pick: 0, method: "cash", wallet: "bkash", key: newKey() };
+    refund = { sale, qty: sale.lines.map(() => 0), total: 0, quoting: Promise.resolve(), pick: 0, method: "cash", wallet: "bkash", key: newKey() };
     $("refund-title").textContent = t("refund_of", { n: sale.number });
     $("refund-reason").value = ""; $("refund-txn").value = ""; $("refund-error").textContent = "";
     $("refund-panel").hidden = false;
@@ -653,16 +653,21 @@
     $("refund-wallet").textContent = refund.wallet === "nagad" ? "Nagad" : "bKash";
     renderRefund();
   }
-  // What a return pays back, by the store's rule: the line's paid amount in proportion to the
-  // quantity returned so far, rounded half up, less what earlier refunds of it paid back.
-  function refundAmount(l, milli) {
-    if (!milli) return 0;
-    const sold = parseMilli(l.qty), had = sold - refundableMilli(l), paid = BigInt(l.net !== undefined && l.net !== null ? l.net : l.line_total);
-    const back = l.returned_amount || 0;
-    const soFar = had + milli === sold ? paid : (paid * BigInt(had + milli) * 2n + BigInt(sold)) / (2n * BigInt(sold));
-    return Number(soFar) - back;
+  // What the returns pay back: the server works it out by the refund's own rule (POST
+  // .../refund/quote), so the amount shown is the amount the refund records.
+  let refundQuoteSeq = 0;
+  async function requoteRefund() {
+    const seq = ++refundQuoteSeq, r0 = refund;
+    const returns = refundReturns();
+    if (!returns.length) { refund.total = 0; renderRefund(); return; }
+    refund.total = null; renderRefund();
+    const r = await api("POST", "/api/sales/" + encodeURIComponent(r0.sale.number) + "/refund/quote", { returns });
+    if (seq !== refundQuoteSeq || refund !== r0) return;  // a later change asked again
+    refund.total = r.ok ? r.data.quote.total : null;
+    if (!r.ok) $("refund-error").textContent = r.data.error || String(r.status);
+    renderRefund();
   }
-  const refundTotal = () => refund.sale.lines.reduce((s, l, i) => s + refundAmount(l, refund.qty[i]), 0);
+  const refundReturns = () => refund.qty.map((m, i) => ({ line: i + 1, qty: milliText(m) })).filter((x, i) => refund.qty[i] > 0);
   function renderRefund() {
     const body = $("refund-rows");
     body.textContent = "";
@@ -682,8 +687,8 @@
       tr.addEventListener("click", () => { refund.pick = i; renderRefund(); });
       body.appendChild(tr);
     });
-    $("refund-total").textContent = taka(refundTotal());
-    $("refund-go").disabled = submitting || refundTotal() <= 0;
+    $("refund-total").textContent = refund.total === null ? "…" : taka(refund.total);
+    $("refund-go").disabled = submitting || !(refund.total > 0);
   }
   function setRefundQty(i, milli) {
     const most = refundableMilli(refund.sale.lines[i]);
@@ -691,12 +696,13 @@
     if (milli > most) { $("refund-error").textContent = t("refund_too_many", { n: milliText(most) }); milli = most; }
     else $("refund-error").textContent = "";
     refund.qty[i] = milli;
-    renderRefund();
+    refund.quoting = requoteRefund();
   }
   async function confirmRefund() {
     if (!refund || submitting) return;
-    const amount = refundTotal();
-    if (amount <= 0) { $("refund-error").textContent = t("refund_choose"); return; }
+    await refund.quoting;  // the amount for the quantities as typed
+    if (!refund || submitting) return;
+    if (!(refund.total > 0)) { $("refund-error").textContent = t("refund_choose"); return; }
     const reason = $("refund-reason").value.trim();
     if (!reason) { $("refund-error").textContent = t("reason_needed"); $("refund-reason").focus(); return; }
     const payment = { method: refund.method };  // its amount: what the server works out for the returns
@@ -705,7 +711,7 @@
       if (!txn) { $("refund-error").textContent = t("txn_needed"); $("refund-txn").focus(); return; }
       payment.wallet = refund.wallet; payment.txn_id = txn;
     }
-    const returns = refund.qty.map((m, i) => ({ line: i + 1, qty: milliText(m) })).filter((x, i) => refund.qty[i] > 0);
+    const returns = refundReturns();
     submitting = true; renderRefund();
     try {
       const r = await api("POST", "/api/sales/" + encodeURIComponent(refund.sale.number) + "/refund",
@@ -834,21 +840,24 @@
     pill.className = "pill " + (s.syncing ? "busy" : s.online ? "on" : "off");
     $("sync-pending").textContent = s.pending;
     $("sync-last").textContent = s.last_sync ? dhaka.format(new Date(s.last_sync)) : t("never");
-    $("sync-error").textContent = s.last_error || t("none");
+    $("sync-error").textContent = s.last_error ? errorWords(s.last_error_code, s.last_error) : t("none");
     $("sync-error-wrap").classList.toggle("bad", !!s.last_error);
-    $("sync-message").textContent = syncWords(s.sync_message || "");  // what the background sync does, in plain words
+    $("sync-message").textContent = syncWords(s.sync_note, s.sync_message || "");  // what the background sync does
   }
-  // The server says what the background sync does in English; the page says it in the till's
-  // language (a message it does not know is shown as it came).
-  function syncWords(text) {
-    const next = /^(.*) \(next try in (\d+) s\)$/.exec(text);
-    if (/^head office cannot be reached:/.test(text) && next) return t("sync_unreachable", { s: next[2] });
-    if (next) return t("sync_next", { m: syncWords(next[1]), s: next[2] });
-    if (text === "sending sales to head office") return t("sync_sending");
-    if (text === "sync done") return t("sync_done_plain");
-    const done = /^sync done: pushed (\d+) sales$/.exec(text);
-    if (done) return t("sync_done", { n: done[1] });
-    return text;
+  // The server gives a code and its numbers; the page words them in the till's language. An
+  // error whose code has no words here is shown as the server wrote it (in English).
+  const errorWords = (code, text) => (code && window.TILL_WORDS.en["err_" + code] ? t("err_" + code) : text);
+  function syncWords(note, text) {
+    if (!note) return text;
+    let words;
+    if (note.code === "sending") return t("sync_sending");
+    if (note.code === "unreachable") return t("sync_unreachable", { s: note.retry_in });
+    if (note.code === "pushed") words = t("sync_done", { n: note.count });
+    else if (note.code === "done") words = t("sync_done_plain");
+    else if (note.code === "busy") words = t("sync_busy");
+    else if (note.error && window.TILL_WORDS.en["err_" + note.error]) words = t("err_" + note.error);
+    else return text;  // in English, as the server said it
+    return note.retry_in !== undefined && note.retry_in !== null ? t("sync_next", { m: words, s: note.retry_in }) : words;
   }
   async function syncNow() {
     await api("POST", "/api/sync");
@@ -869,7 +878,7 @@
   async function holdOrList() {
     await scans; await qtyChecks;
     if (!cart.lines.length) { await openHeld(); return; }
-    const r = await api("POST", "/api/held", { lines: cartLines() });  // lines with their overrides and discounts
+    const r = await api("POST", "/api/held", cartBody());  // lines with their overrides and discounts, and the sale's
     if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
     clearCart();
     say(t("held_done", { n: r.data.held.line_count }), "good");
@@ -903,6 +912,7 @@
       if (!r.ok) { say(t("failed", { e: r.data.error || r.status }), "bad"); return; }
       closeHeld();
       clearCart();
+      cart.discount = r.data.discount || null;  // the sale discount as held, priced again with the lines
       r.data.lines.forEach((found) => addFound(found));
       say(t("resumed", { n: r.data.lines.length }), "good");
     } finally { submitting = false; refreshHeld(); }
@@ -930,7 +940,13 @@
   async function signIn() {
     const r = await api("POST", "/api/session", { name: $("signin-name").value, pin: $("signin-pin").value });
     $("signin-pin").value = "";
-    if (!r.ok) { $("signin-error").textContent = r.data.error || String(r.status); $("signin-pin").focus(); return; }
+    if (!r.ok) {
+      const d = r.data;
+      $("signin-error").textContent = d.locked ? t("signin_locked", { name: d.name, at: dhaka.format(new Date(d.locked_until)) })
+        : Number.isInteger(d.left) ? t("signin_wrong", { n: d.left }) : d.error || String(r.status);
+      $("signin-pin").focus();
+      return;
+    }
     cashier = r.data.cashier;
     $("signin-panel").hidden = true;
     document.activeElement && document.activeElement.blur();

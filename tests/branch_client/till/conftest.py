@@ -48,13 +48,14 @@ class Till:
         return {"X-Till-Token": self.token}
 
 
-def start_till(home: Path, run_sync=None):
+def start_till(home: Path, run_sync=None, clock=None):
+    """`clock`: what the till takes for now (the PIN lock's time), else the real time."""
     store = Store(home)
     token = secrets.token_urlsafe(32)
     sock = server.bind(0)
     port = sock.getsockname()[1]
     sync = server.BackgroundSync(run_sync or (lambda: "sync done"))
-    app = server.create_app(store, port=port, token=token, sync=sync)
+    app = server.create_app(store, port=port, token=token, sync=sync, **({"clock": clock} if clock else {}))
     uv = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

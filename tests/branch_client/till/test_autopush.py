@@ -1,6 +1,6 @@
 """When the till pushes: PushPlan with the time passed in (no clock, no sleeps)."""
 
-from branch_client.till.autopush import BACKOFF, BUSY_RETRY, Outcome, PushPlan, describe
+from branch_client.till.autopush import BACKOFF, BUSY_RETRY, Note, Outcome, PushPlan, describe
 
 
 def test_a_sale_on_an_idle_till_starts_a_sync_at_once():
@@ -71,18 +71,29 @@ def test_a_sync_blocked_by_the_scheduled_sync_looks_again_soon_without_counting_
 def test_the_status_line_says_in_plain_words_that_sales_are_kept_and_when_the_next_try_is():
     plan = PushPlan()
     plan.sale_recorded(0.0)
-    assert describe(plan, None, 0.0) == "sending sales to head office"
+    assert describe(plan, None, 0.0) == {"code": "sending", "text": "sending sales to head office"}
     plan.finished(10.0, Outcome.UNREACHABLE)
-    words = describe(plan, "cannot reach the cloud at example (ConnectError)", 20.0)
-    assert words == ("head office cannot be reached: sales are kept safely on this till and sent on their own "
-                     "when it can be reached (next try in 5 s)")
+    shown = describe(plan, Note("unreachable", "cannot reach the cloud at example (ConnectError)"), 20.0)
+    assert (shown["code"], shown["retry_in"]) == ("unreachable", 5)
+    assert shown["text"] == ("head office cannot be reached: sales are kept safely on this till and sent on their own "
+                             "when it can be reached (next try in 5 s)")
     plan.due(25.0)
     plan.finished(26.0, Outcome.DONE)
-    assert describe(plan, "sync done: pushed 3 sales", 27.0) == "sync done: pushed 3 sales"
+    assert describe(plan, Note("pushed", "sync done: pushed 3 sales", count=3), 27.0) == {
+        "code": "pushed", "count": 3, "text": "sync done: pushed 3 sales"}
 
 
-def test_a_blocked_sync_keeps_its_message_and_adds_the_next_try():
+def test_a_blocked_sync_keeps_its_code_and_message_and_adds_the_next_try():
     plan = PushPlan()
     plan.sale_recorded(0.0)
     plan.finished(0.0, Outcome.BUSY)
-    assert describe(plan, "a sync is already running", 4.0) == "a sync is already running (next try in 6 s)"
+    assert describe(plan, Note("busy", "a sync is already running", error="sync_running"), 4.0) == {
+        "code": "busy", "error": "sync_running", "retry_in": 6, "text": "a sync is already running (next try in 6 s)"}
+
+
+def test_a_refused_sync_carries_the_errors_code_for_the_page_to_word():
+    plan = PushPlan()
+    plan.sale_recorded(0.0)
+    plan.finished(0.0, Outcome.FAILED)
+    shown = describe(plan, Note("failed", "cloud refused (branch_revoked): revoked", error="branch_revoked"), 1.0)
+    assert (shown["code"], shown["error"], shown["retry_in"]) == ("failed", "branch_revoked", 14)

@@ -74,10 +74,10 @@ def test_the_client_key_and_the_void_reason_are_checked():
 def test_online_means_the_last_sync_reached_the_cloud(enrolled):
     never = branch_status.read(enrolled)
     ok = replace(never, last_sync_ok="2026-01-01T00:00:00+00:00", pending=2)
-    assert core.status_view(ok, syncing=False, sync_message=None)["online"] is True
-    assert core.status_view(replace(ok, last_error="cloud unreachable"), syncing=False, sync_message=None)["online"] is False
-    assert core.status_view(never, syncing=False, sync_message=None)["online"] is False
-    assert "http" not in str(core.status_view(ok, syncing=False, sync_message=None))  # not the cloud's address
+    assert core.status_view(ok, syncing=False, sync_note=None)["online"] is True
+    assert core.status_view(replace(ok, last_error="cloud unreachable"), syncing=False, sync_note=None)["online"] is False
+    assert core.status_view(never, syncing=False, sync_note=None)["online"] is False
+    assert "http" not in str(core.status_view(ok, syncing=False, sync_note=None))  # not the cloud's address
 
 
 def test_kiosk_printing_adds_chromiums_flag_before_the_app_address():

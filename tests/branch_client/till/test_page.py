@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
-from branch_client.errors import CloudUnreachable
+from branch_client.errors import CloudRefused, CloudUnreachable
 from branch_client.identity import Identity
 from tests.branch_client.fakes import entry, product
 from tests.branch_client.fakes import page as catalog_page
@@ -287,6 +287,30 @@ def test_a_held_cart_survives_a_page_reload_and_a_till_restart_and_is_resumed_wi
         stop()
 
 
+def test_five_wrong_pins_lock_the_name_and_the_page_says_until_when_in_dhaka_time(page, till):
+    till.store.add_cashier("Rahim", "4821")
+    page.reload()
+    page.fill("#signin-name", "Rahim")
+    for left in (4, 3, 2, 1):
+        page.fill("#signin-pin", "1111")
+        page.keyboard.press("Enter")
+        expect(page.locator("#signin-error")).to_have_text(
+            f"wrong name or PIN; try again ({left} more before this name is locked for 5 minutes)")
+    page.fill("#signin-pin", "1111")
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-error")).to_contain_text("Rahim is locked after too many wrong PINs: try again at ")
+    until = till.store.sign_in_tries("Rahim").locked_until.astimezone(ZoneInfo("Asia/Dhaka"))
+    expect(page.locator("#signin-error")).to_contain_text(until.strftime("%H:%M:%S"))
+    page.fill("#signin-pin", "4821")  # the right PIN waits for the lock too
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-error")).to_contain_text("ask the manager to unlock")
+    expect(page.locator("#signin-panel")).to_be_visible()
+    till.store.unlock_cashier("Rahim")
+    page.fill("#signin-pin", "4821")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cashier-name")).to_have_text("Rahim")
+
+
 def test_a_cashier_signs_in_with_name_and_pin_is_shown_recorded_and_signs_out(page, till):
     till.store.add_cashier("Rahim", "4821")
     page.reload()
@@ -409,6 +433,30 @@ def test_the_background_push_line_says_in_bangla_that_head_office_cannot_be_reac
         page.keyboard.press("F1")
         expect(page.locator("#sync-message")).to_contain_text("হেড অফিসে পৌঁছানো যাচ্ছে না")
         expect(page.locator("#sync-message")).to_contain_text("সেকেন্ড পরে আবার চেষ্টা")
+    finally:
+        context.close()
+        stop()
+
+
+
+def test_a_refused_push_and_the_last_error_are_worded_in_bangla_by_their_codes(browser, stocked_home):
+    def revoked():
+        raise CloudRefused("branch_revoked", "head office revoked this branch", 403)
+    refused, stop = start_till(stocked_home, run_sync=revoked)
+    refused.store.record_error("cloud refused (branch_revoked): head office revoked this branch", code="branch_revoked")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Dhaka")
+    try:
+        page = context.new_page()
+        page.goto(refused.url + "/")
+        expect(page.locator("#cart-empty")).to_be_visible()
+        page.keyboard.press("F1")
+        expect(page.locator("#sync-error")).to_have_text("হেড অফিস এই শাখার পাঠানো বন্ধ করেছে: হেড অফিসে ফোন করুন")
+        scan(page, RICE, lines=1)
+        pay(page, "Enter")  # recorded: the background push is refused
+        expect(page.locator("#sync-message")).to_contain_text("হেড অফিস এই শাখার পাঠানো বন্ধ করেছে", timeout=30_000)
+        expect(page.locator("#sync-message")).to_contain_text("সেকেন্ড পরে আবার চেষ্টা")
+        page.keyboard.press("F1")
+        expect(page.locator("#sync-error")).to_have_text("head office has stopped this branch from sending: call head office")
     finally:
         context.close()
         stop()
@@ -551,12 +599,17 @@ def test_a_refund_of_one_line_by_its_scanned_receipt_number_at_most_what_is_refu
     expect(page.locator("#refund-rows tr").first.locator("td").nth(3)).to_have_text("1")  # one rice can still come back
 
 
-def test_a_shift_opens_with_a_float_and_closes_with_the_z_report_of_its_sales_and_cash(page, till):
+def shift_key(page, state: str, amount: str) -> None:
+    """Sales list, S (the shift), wait for it to say `state`, type the float or counted cash, Enter."""
     page.keyboard.press("F3")
     page.keyboard.press("s")
-    expect(page.locator("#shift-state")).to_have_text("No shift is open.")
-    page.keyboard.type("1000")
+    expect(page.locator("#shift-state")).to_contain_text(state)
+    page.keyboard.type(amount)
     page.keyboard.press("Enter")
+
+
+def test_a_shift_opens_with_a_float_and_closes_with_the_z_report_of_its_sales_and_cash(page, till):
+    shift_key(page, "No shift is open.", "1000")
     expect(page.locator("#message")).to_contain_text("Shift open with a float of ৳1,000.00")
     scan(page, RICE, lines=1)
     pay(page, "F10")
@@ -622,3 +675,73 @@ def test_a_held_line_comes_back_with_its_discount_and_changed_price(page, till):
     expect(page.locator("#total")).to_have_text("৳508.00")
     expect(page.locator("#cart-lines tr").first.locator(".disc")).to_contain_text("torn bag")
     expect(page.locator("#cart-lines tr").nth(1)).to_contain_text("price match")
+
+
+def test_a_held_cart_comes_back_with_its_sale_discount_and_the_list_shows_its_discounted_total(page):
+    scan(page, RICE, lines=1)
+    adjust(page, "F8", "20", "regular customer")
+    expect(page.locator("#total")).to_have_text("৳400.00")
+    page.keyboard.press("Insert")
+    expect(page.locator("#cart-lines tr")).to_have_count(0)
+    page.keyboard.press("Insert")
+    expect(page.locator("#held-rows tr").first).to_contain_text("৳400.00")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cart-lines tr")).to_have_count(1)
+    expect(page.locator("#total")).to_have_text("৳400.00")
+    expect(page.locator("#sale-discount")).to_contain_text("regular customer")
+
+
+def test_the_refund_amount_is_the_servers_quote_and_its_refusal_shows_before_confirming(page, till):
+    # 3 kg of ATTA at a changed price of ৳1/kg: a gram of it pays back less than a paisa.
+    with till.client() as c:
+        c.post("/api/sales", headers=till.headers(), json={
+            "key": uuid.uuid4().hex, "payment": "cash",
+            "lines": [{"sku": "ATTA", "qty": "3", "price": 100, "price_reason": "end of sack"}]})
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/refund/quote") else None)
+    page.keyboard.press("F3")
+    scan(page, "1")
+    expect(page.locator("#refund-panel")).to_be_visible()
+    qty = page.locator("#refund-rows input.refund-qty").first
+    qty.fill("0.001")
+    qty.press("Enter")
+    expect(page.locator("#refund-error")).to_contain_text("too little to pay back")
+    expect(page.locator("#refund-go")).to_be_disabled()
+    qty.fill("1.5")
+    qty.press("Enter")
+    expect(page.locator("#refund-total")).to_have_text("৳1.50")
+    expect(page.locator("#refund-go")).to_be_enabled()
+    assert asked  # the amounts came from the quote route
+
+
+def test_the_printed_z_report_takes_its_shop_header_from_the_z_answer_alone(page, till):
+    till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
+    till.store.set_setting("shop.bin", "000123456-0101")
+    shift_key(page, "No shift is open.", "0")
+    expect(page.locator("#message")).to_contain_text("Shift open")
+    expect(page.locator("#shift-panel")).to_be_hidden()
+    page.context.route(re.compile(r"/api/sales/"), lambda route: route.abort())  # the print page must not need them
+    shift_key(page, "float", "0")
+    expect(page.locator("#z-report")).to_be_visible()
+    text = printed(page, "Control+p", "#zprint")
+    assert "স্বপ্ন Gulshan" in text and "000123456-0101" in text
+
+
+def test_the_payment_steps_esc_hint_is_in_sight_at_the_foot_of_a_split_payment_on_a_1366_by_768_screen(browser, till):
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="Asia/Dhaka")
+    try:
+        page = context.new_page()
+        page.goto(till.url + "/")
+        expect(page.locator("#cart-empty")).to_be_visible()
+        page.keyboard.press("F1")  # Bangla: the longer words
+        for n, code in enumerate((RICE, DAL, FISH_LABEL, "2000000000015"), 1):
+            scan(page, code, lines=n)
+        pay(page, "F11", "Enter")  # a part in cash
+        expect(page.locator("#parts li")).to_have_count(1)
+        page.keyboard.press("F8")  # the rest by bKash, with its transaction id
+        expect(page.locator("#txn-box")).to_be_visible()
+        hint, panel = page.locator("#payment .hint").bounding_box(), page.locator("section.right").bounding_box()
+        assert hint["y"] + hint["height"] <= panel["y"] + panel["height"]
+        assert page.locator("section.right").evaluate("(el) => el.scrollHeight <= el.clientHeight")  # nothing to scroll to
+    finally:
+        context.close()

@@ -210,6 +210,24 @@ def test_sync_now_runs_in_the_background_and_reports_in_the_status(stocked_home)
         stop()
 
 
+def test_the_status_gives_the_sync_and_its_last_error_as_codes_with_their_numbers_beside_the_english(stocked_home):
+    from branch_client.till.autopush import Note
+
+    till, stop = start_till(stocked_home, run_sync=lambda: Note("pushed", "sync done: pushed 3 sales", count=3))
+    try:
+        till.store.record_error("cloud refused (branch_revoked): this branch was revoked", code="branch_revoked")
+        with till.client() as c:
+            c.post("/api/sync", headers=till.headers())
+            till.sync.wait(10)
+            status = c.get("/api/status").json()
+        assert status["sync_note"] == {"code": "pushed", "count": 3}
+        assert status["sync_message"] == "sync done: pushed 3 sales"
+        assert (status["last_error_code"], status["last_error"]) == (
+            "branch_revoked", "cloud refused (branch_revoked): this branch was revoked")
+    finally:
+        stop()
+
+
 def test_sync_now_while_a_scheduled_sync_holds_the_lock_says_so_and_does_not_sync(stocked_home):
     from filelock import FileLock
 
@@ -224,7 +242,10 @@ def test_sync_now_while_a_scheduled_sync_holds_the_lock_says_so_and_does_not_syn
         with till.client() as c:
             c.post("/api/sync", headers=till.headers())
             till.sync.wait(10)
-            assert "already running" in c.get("/api/status").json()["sync_message"]
+            status = c.get("/api/status").json()
+            assert "already running" in status["sync_message"]
+            assert (status["sync_note"]["code"], status["sync_note"]["error"]) == ("busy", "sync_running")
+            assert status["sync_note"]["retry_in"] > 0
     finally:
         lock.release()
         stop()
@@ -336,6 +357,31 @@ def test_once_cashiers_exist_nothing_is_recorded_until_one_signs_in_and_the_sale
     assert _sale(till).status_code == 401
 
 
+def test_five_wrong_pins_lock_the_name_for_five_minutes_and_the_answer_says_until_when(stocked_home):
+    from datetime import datetime, timedelta, timezone
+
+    now = [datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)]
+    till, stop = start_till(stocked_home, clock=lambda: now[0])
+    try:
+        till.store.add_cashier("Rahim", "4821")
+        answers = [_post(till, "/api/session", {"name": "Rahim", "pin": "0000"}) for _ in range(5)]
+        assert [a.status_code for a in answers] == [401, 401, 401, 401, 423]
+        assert [a.json().get("left") for a in answers[:4]] == [4, 3, 2, 1]
+        assert "wrong name or PIN" in answers[0].json()["error"]
+        unknown = _post(till, "/api/session", {"name": "Nobody", "pin": "0000"})
+        assert unknown.json() == answers[0].json() | {"left": 4} and unknown.status_code == 401  # the same words
+        now[0] += timedelta(minutes=4)
+        locked = _post(till, "/api/session", {"name": "rahim", "pin": "4821"})  # even the right PIN
+        assert locked.status_code == 423
+        assert (locked.json()["locked"], locked.json()["name"], locked.json()["locked_until"]) == (
+            True, "Rahim", "2026-12-01T08:05:00+00:00")
+        assert "branchsync cashier unlock Rahim" in locked.json()["error"]
+        now[0] += timedelta(minutes=1)
+        assert _post(till, "/api/session", {"name": "Rahim", "pin": "4821"}).json() == {"cashier": "Rahim"}
+    finally:
+        stop()
+
+
 def test_the_receipt_gets_the_shop_name_bin_and_time_zone_from_the_settings(till):
     till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
     till.store.set_setting("shop.bin", "000123456-0101")
@@ -388,7 +434,9 @@ def test_sales_while_head_office_is_unreachable_try_once_then_wait_and_the_page_
         till.sync.wait(10)
         assert len(calls) == 1  # backing off: no push per sale
         with till.client() as c:
-            message = c.get("/api/status").json()["sync_message"]
+            status = c.get("/api/status").json()
+        message = status["sync_message"]
+        assert status["sync_note"]["code"] == "unreachable" and status["sync_note"]["retry_in"] > 0
         assert message.startswith("head office cannot be reached: sales are kept safely on this till")
         assert "next try in" in message
     finally:
@@ -443,6 +491,7 @@ def test_a_split_sale_with_discounts_and_an_override_records_the_complete_record
                                    "wallet": "bkash", "txn_id": "9C7D2XK41Q"}
     stored = till.store.get_sale(sale["number"])
     assert stored.sale.is_v3 and stored.sale.cashier == "manager" and stored.price_reasons == (None, "last piece")
+    assert [line.price_reason for line in stored.sale.lines] == [None, "last piece"]  # on the wire too
     with till.client() as c:
         shown = c.get(f"/api/sales/{sale['number']}").json()["sale"]
     assert shown["lines"][1]["price_reason"] == "last piece" and shown["discount"]["reason"] == "loyal customer"
@@ -530,7 +579,7 @@ def test_a_shift_opens_with_a_float_and_closes_with_its_z_report_which_can_be_pr
     assert (report["expected_cash"], report["counted_cash"], report["difference"]) == (242000, 241000, -1000)
     assert till.store.get_sale(report["number"]).sale.kind == "shift_close"
     with till.client() as c:
-        assert c.get(f"/api/shift/{report['shift_id']}/z").json() == {"report": report}
+        assert c.get(f"/api/shift/{report['shift_id']}/z").json()["report"] == report
         assert c.get("/api/shift/nosuch/z").status_code == 404
         assert c.get("/api/shift").json() == {"shift": None}
         for path, body in (("/api/shift/open", {"float": 0}), ("/api/shift/close", {"counted": 0}),
@@ -543,6 +592,48 @@ def test_a_held_line_comes_back_with_its_price_override_and_discount(till):
     line = {"sku": "SOAP", "qty": "2", "price": 4000, "price_reason": "last pieces",
             "discount": {"kind": "percent", "value": "5", "reason": "regular"}}
     held = _post(till, "/api/held", {"lines": [line]})
-    assert held.status_code == 201 and held.json()["held"]["total"] == 8000
-    back = _post(till, f"/api/held/{held.json()['held']['id']}/resume", {}).json()["lines"]
-    assert back[0]["held"] == line
+    assert held.status_code == 201 and held.json()["held"]["total"] == 7600  # 2 x ৳40, 5% off
+    back = _post(till, f"/api/held/{held.json()['held']['id']}/resume", {}).json()
+    assert back["lines"][0]["held"] == line and back["discount"] is None
+
+
+def test_a_held_cart_keeps_its_sale_discount_and_its_total_in_the_list_counts_it(till):
+    discount = {"kind": "amount", "value": "1000", "reason": "regular customer"}
+    held = _post(till, "/api/held", {"lines": [{"sku": "SOAP", "qty": "2"}], "discount": discount})
+    assert held.status_code == 201, held.text
+    with till.client() as c:
+        [listed] = c.get("/api/held").json()["held"]
+    assert listed["total"] == 9000 - 1000
+    back = _post(till, f"/api/held/{listed['id']}/resume", {}).json()
+    assert back["discount"] == discount and [v["qty"] for v in back["lines"]] == ["2"]
+    refused = _post(till, "/api/held", {"lines": [{"sku": "SOAP", "qty": "1"}],
+                                        "discount": {"kind": "amount", "value": "500", "reason": ""}})
+    assert refused.status_code == 400 and till.store.held_carts() == []
+
+
+def test_a_refund_quote_says_what_each_returned_line_pays_back_by_the_refunds_own_rule_and_records_nothing(till):
+    number = _sale(till, lines=[{"sku": "SOAP", "qty": "3"}, {"sku": "ATTA", "qty": "3", "price": 100,
+                                                              "price_reason": "end of sack"}]).json()["sale"]["number"]
+    quote = _post(till, f"/api/sales/{number}/refund/quote", {"returns": [{"line": 1, "qty": "2"},
+                                                                          {"line": 2, "qty": "1.5"}]})
+    assert quote.status_code == 200, quote.text
+    assert quote.json()["quote"] == {"total": 9000 + 150, "lines": [
+        {"line": 1, "sku": "SOAP", "qty": "2", "amount": 9000}, {"line": 2, "sku": "ATTA", "qty": "1.5", "amount": 150}]}
+    tiny = _post(till, f"/api/sales/{number}/refund/quote", {"returns": [{"line": 2, "qty": "0.001"}]})
+    assert tiny.status_code == 400 and "too little to pay back" in tiny.json()["error"]
+    too_many = _post(till, f"/api/sales/{number}/refund/quote", {"returns": [{"line": 1, "qty": "4"}]})
+    assert too_many.status_code == 400 and "not yet returned" in too_many.json()["error"]
+    with till.client() as c:
+        assert c.post(f"/api/sales/{number}/refund/quote", json={"returns": [{"line": 1, "qty": "1"}]}).status_code == 403
+    assert till.store.status()["sales_recorded"] == 1
+
+
+def test_the_z_report_answer_carries_the_shop_and_the_branch_for_its_header(till):
+    till.store.set_setting("shop.name", "স্বপ্ন Gulshan")
+    till.store.set_setting("shop.bin", "000123456-0101")
+    _post(till, "/api/shift/open", {"float": 0})
+    report = _post(till, "/api/shift/close", {"counted": 0}).json()["report"]
+    with till.client() as c:
+        z = c.get(f"/api/shift/{report['shift_id']}/z").json()
+    assert z["shop"] == {"name": "স্বপ্ন Gulshan", "bin": "000123456-0101", "branch": None, "time_zone": "Asia/Dhaka"}
+    assert "branch" in z and z["branch"] is None  # not enrolled in this test
