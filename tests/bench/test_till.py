@@ -11,7 +11,7 @@ def test_the_till_benchmark_fills_a_home_and_reports_every_figure(tmp_path, caps
     assert rows["filled home"].endswith(" s")
     assert "300 products, 500 events" in table[0][0]
     for name in ("search, store call", "search, GET /api/products", "scan to line added, GET /api/products/code/{barcode}",
-                 "record a sale, POST /api/sales", "GET /api/status"):
+                 "record a split sale", "GET /api/status"):
         assert rows[name].startswith("p50 ") and " p99 " in rows[name], name
     assert sum(1 for what, *_ in table if what.startswith("branchsync (console script)")) == 3
     assert "branchsync till benchmark" in capsys.readouterr().out
