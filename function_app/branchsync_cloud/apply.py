@@ -555,7 +555,9 @@ class _Folding:
         # The most bytes each day's row can take in any transaction: the day with the whole plan folded in.
         whole = fold_events(branch, generation, self._counted(plan.new_sales), self.originals, self.zone,
                             into={day: s.copy() for day, s in given.stored.items()})
-        self.reserve = {day: sum(len(p) for p in pack(s)) + 1024 for day, s in whole.items()}
+        # Packed once: the transaction that completes a day writes exactly this, so it is not packed again.
+        self.whole, self.packed = whole, {day: pack(s) for day, s in whole.items()}
+        self.reserve = {day: sum(len(p) for p in parts) + 1024 for day, parts in self.packed.items()}
 
     def _counted(self, sales) -> list[Sale]:
         return [s for s in sales if s.seq not in self.refused]
@@ -572,6 +574,7 @@ class _Folding:
             summary = self.current[day]
             if day in self.written:
                 summary.etag = None
-            out.append(SummaryWrite(summary.copy(), pack(summary)))
+            parts = self.packed[day] if summary == self.whole.get(day) else pack(summary)
+            out.append(SummaryWrite(summary.copy(), parts))
         self.written |= days
         return tuple(out)
