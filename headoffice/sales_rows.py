@@ -18,7 +18,9 @@ COLUMNS = ["branch", "seq", "sale_id", "kind", "voids", "recorded_at", "applied_
            # The complete sale record (v3); empty for older events.
            "cashier", "line", "sku", "qty", "line_total_paisa", "discount_paisa", "discount_reason", "net_paisa",
            "vat_rate", "vat_paisa", "sale_discount_paisa", "sale_discount_reason", "payments", "refunds", "shift",
-           "reason", "price_reason"]
+           "reason", "price_reason",
+           # Each line's product name and prices as sold (v3; a refund's rows name the sku only).
+           "name", "unit_price_paisa", "list_price_paisa"]
 
 
 def payments_cell(payments: list[Payment]) -> str:
@@ -47,10 +49,11 @@ def sale_rows(applied: AppliedSale) -> Iterator[list]:
     tail = [_text(s.discount.amount if s.discount else None), s.discount.reason if s.discount else "",
             payments_cell(s.payments), sale_number(s.refunds.generation, s.refunds.seq) if s.refunds else "",
             s.shift.model_dump_json() if s.shift else "", s.reason or ""]
-    price_reasons = [l.price_reason or "" for l in s.lines]  # a refund's rows are returns: none
+    # A refund's rows are returns: no price reasons, names or prices of their own.
+    sold = [[l.price_reason or "", l.name, l.unit_price, l.list_price] for l in s.lines]
     for i, cells in enumerate(_line_cells(s) or [[""] * 9]):
         yield (head + [methods, s.total if i == 0 else "", "", s.cashier] + cells + tail
-               + [price_reasons[i] if i < len(price_reasons) else ""])
+               + (sold[i] if i < len(sold) else [""] * 4))
 
 
 def _line_cells(s: Sale) -> list[list]:

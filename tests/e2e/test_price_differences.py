@@ -57,4 +57,6 @@ def test_csv_exports_write_branch_supplied_text_as_text_never_as_a_spreadsheet_f
     [sale] = list(csv.DictReader(io.StringIO(cli("branchsync-admin", "sales", "export", "--branch", branch_name,
                                                  "--format", "csv", env=env).stdout)))
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in sale.values())
-    assert json.loads(sale["lines"])[0]["name"] == name  # the line itself is kept exactly as sold
+    assert (sale["name"], sale["sku"]) == ("'" + name, "'" + sku)
+    [applied] = exported(branch_name, env)
+    assert applied["sale"]["lines"][0]["name"] == name  # the line itself is kept exactly as sold

@@ -70,8 +70,8 @@ def test_sales_pushed_before_and_after_a_rotation_are_all_applied_once_and_the_o
     assert not branch_row(branch_name, env)["rotation_pending"]
 
     # A message signed with the old secret before the switch, delivered only now, is still accepted.
-    late = SalesBatch(branch=branch_name, sent_at=AppliedSale.model_validate(exported(branch_name, env)[0]).applied_at,
-                      sales=[AppliedSale.model_validate(s).sale for s in exported(branch_name, env)[:2]])
+    late = SalesBatch.of(branch_name, 1, AppliedSale.model_validate(exported(branch_name, env)[0]).applied_at,
+                         [AppliedSale.model_validate(s).sale for s in exported(branch_name, env)[:2]])
     QueueClient.from_connection_string(storage, "sales").send_message(encode_batch(late, old))
     deadline = time.monotonic() + 30
     while f"duplicate batch branch={branch_name} seqs=1-2" not in cloud.log.read_text() and time.monotonic() < deadline:
