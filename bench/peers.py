@@ -22,7 +22,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field

@@ -19,7 +19,7 @@ Usage: `python -m bench.shaper --listen 8080 --to 127.0.0.1:7071 [--down-kbit 20
 import argparse
 import asyncio
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 CHUNK = 16 * 1024
 

@@ -6,7 +6,6 @@ orphaned the way Task Scheduler's time limit leaves a one-file executable's Pyth
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time

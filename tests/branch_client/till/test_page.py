@@ -6,7 +6,6 @@ few milliseconds apart and Enter, sent to the page without any click first.
 
 import re
 import uuid
-from datetime import timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
