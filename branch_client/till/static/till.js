@@ -371,7 +371,26 @@
   // --- payment: one or more parts (cash, card, bKash or Nagad) that must add up to the total ------
   // The part being typed: cash takes what the customer hands over (the change is what is over the
   // amount still to pay); card and wallet take an amount, the amount still to pay unless typed.
-  async function openPayment() {
+  // Keys pressed while the payment step waits for its price are kept and replayed once it opens,
+  // so a fast "F4 then F8" chooses bKash rather than opening the cart's sale discount.
+  let opening = null, keptKeys = [];
+  function openPayment() {
+    if (!opening) {
+      opening = preparePayment().finally(() => {
+        opening = null;
+        const keys = keptKeys; keptKeys = [];
+        if (paying()) keys.forEach(replayKey);
+      });
+    }
+    return opening;
+  }
+  function replayKey(key) {
+    const field = document.activeElement;
+    if (key.length === 1 && field && field.tagName === "INPUT") {  // typed into the focused amount or id
+      field.value += key; field.dispatchEvent(new Event("input", { bubbles: true }));
+    } else document.dispatchEvent(new KeyboardEvent("keydown", { key, bubbles: true }));
+  }
+  async function preparePayment() {
     await scans; await qtyChecks; await priced();
     if (!cart.lines.length) { say(t("empty_cart"), "bad"); return; }
     // No payment against a total the server has not worked out (the till's server said why).
@@ -981,6 +1000,7 @@
       return;
     }
     if (e.ctrlKey && (k === "q" || k === "Q")) { e.preventDefault(); signOut(); return; }
+    if (opening && !e.ctrlKey && !e.altKey && !e.metaKey) { e.preventDefault(); if (k !== "F4") keptKeys.push(k); return; }
     if (heldOpen()) {
       e.preventDefault();
       if (k === "Escape" || k === "Insert") closeHeld();

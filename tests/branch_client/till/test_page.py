@@ -390,6 +390,18 @@ def test_a_split_payment_of_cash_and_bkash_must_add_up_before_it_records(page, t
     ]
 
 
+def test_keys_pressed_while_the_payment_step_waits_for_its_price_are_taken_as_payment_keys(page, till):
+    scan(page, RICE)
+    # F4 and F8 in one task of the page: F8 arrives before the payment step has opened.
+    page.evaluate("""() => ["F4", "F8", "7"].forEach((key) =>
+        document.dispatchEvent(new KeyboardEvent("keydown", { key, bubbles: true })))""")
+    expect(page.locator("#payment")).to_be_visible()
+    expect(page.locator("button.wallet.on")).to_have_text(re.compile("bKash"))
+    expect(page.locator("#txn-id")).to_have_value("7")  # the next key typed into the focused field
+    expect(page.locator("#adjust-panel")).to_be_hidden()  # not the cart's sale discount
+    assert till.store.status()["sales_recorded"] == 0
+
+
 def test_f8_again_switches_the_wallet_to_nagad_and_esc_goes_back_to_the_cart(page):
     scan(page, RICE, lines=1)
     pay(page, "F8")
