@@ -34,13 +34,13 @@ from tests.fuzz.strategies import (
     with_line_end,
 )
 
-CASES = 2000
+CASES = 1000
 FUZZ = settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 ROUTES = sorted(app_functions()[0])
 # Routes whose every case folds or writes a whole store (a rebuild, a lake write): fewer cases,
 # each still through authentication, parameters and the handler's refusals.
-FEWER_CASES = {("POST", "manage/reports/rebuild"): 400, ("POST", "manage/lake/write"): 400}
+FEWER_CASES = {("POST", "manage/reports/rebuild"): 300, ("POST", "manage/lake/write"): 300}
 _NOT_A_NAME = fuzz_text.filter(lambda s: not BRANCH_RE.fullmatch(s))
 _ROUTE_TEXT = fuzz_text.filter(lambda s: s and "/" not in s)
 
