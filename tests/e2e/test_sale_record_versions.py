@@ -17,7 +17,7 @@ from branch_client.store import Store
 from shared.encoding import encode_batch
 from shared.models import SalesBatch
 from tests.builders import T0, make_batch, make_line3, make_refund, make_sale, make_sale3, make_shift_close
-from tests.processes import cli, enrolled_till
+from tests.processes import cli, enrolled_till, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -57,7 +57,10 @@ def test_old_and_new_tills_messages_apply_on_one_queue_and_export_exactly_their_
                                   make_shift_close(6)])
     assert (v1.v, v2.v, v3.v) == (1, 2, 3)
     queue.send_message(encode_batch(v3, secret))
-    listing = _wait_for(env, branch_name, "applied_through", 6)
+    _wait_for(env, branch_name, "applied_through", 6)
+    # The refusal is recorded beside the applied batch, not in its transaction: wait for it too.
+    listing = wait_for(lambda: (mine := _listing(env, branch_name))["last_error"] and mine, timeout=30) \
+        or _listing(env, branch_name)
     takings = 10_000 + 2_000 + 700 + sale.total - 4_000
     # The refused refund keeps its number and counts nowhere; the shift close is no sale.
     assert (listing["total_paisa"], listing["sales_applied"]) == (takings, 5)
