@@ -114,7 +114,7 @@ class SyncReport:
 
 
 class SyncEngine:
-    def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_MAX,
+    def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_WIDE_MAX,
                  resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
                  on_progress: Callable[[Progress], None] | None = None, push_chunk: int = PUSH_CHUNK,
                  on_secret: Callable[[str], None] | None = None, ack_wait: float = 0.0,

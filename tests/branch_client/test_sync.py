@@ -59,6 +59,26 @@ def test_a_pull_asks_page_after_page_until_the_cloud_has_no_more(enrolled, fake_
     assert {sku: p for sku, p in ((p.sku, p) for p in _all_products(enrolled))} == fake_cloud.products()
 
 
+def test_a_first_pull_of_2500_products_takes_one_wide_page_from_a_cloud_that_offers_them(enrolled, fake_cloud):
+    fake_cloud.put(*[product(f"SKU-{i:04d}", 100 + i) for i in range(2500)])
+    report = _engine(enrolled, fake_cloud).run()
+    # `limit` for clouds of the previous release, `max_entries` for this one.
+    assert [(q["cursor"], q["limit"], q["max_entries"]) for q in fake_cloud.pulls] == [("0", "1000", "10000")]
+    assert (report.pages, report.entries, report.catalog_version) == (1, 2500, 2500)
+    assert len(_all_products(enrolled)) == 2500 and [p.sku for p in enrolled.search_products("SKU-2499")] == ["SKU-2499"]
+
+
+def test_a_cloud_older_than_wide_pages_is_pulled_in_its_pages_of_1000(enrolled, fake_cloud, monkeypatch):
+    from branchsync_cloud import http
+    # The previous release's cloud reads `limit` alone (an unknown parameter is ignored).
+    monkeypatch.setattr(http, "page_limit", lambda query: http.int_param(query, "limit", 1000, 1, 1000))
+    fake_cloud.put(*[product(f"SKU-{i:04d}", 100 + i) for i in range(2500)])
+    report = _engine(enrolled, fake_cloud).run()
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "1000", "2000"]
+    assert (report.pages, report.entries, report.catalog_version) == (3, 2500, 2500)
+    assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
+
+
 def test_the_next_catalog_page_is_asked_for_while_the_current_one_is_written(enrolled, fake_cloud, monkeypatch):
     fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
     asked = threading.Event()
