@@ -402,19 +402,41 @@ def _first_pull_page(first: int, count: int, more: bool):
                   for v in range(first, first + count)), more=more)
 
 
-def test_a_first_pull_indexes_its_products_for_search_once_with_its_last_page(store, home):
+def _fts_is_consistent(store: Store) -> bool:
+    with store.engine.begin() as conn:  # FTS5 raises if its index differs from product_terms
+        conn.exec_driver_sql("INSERT INTO product_search (product_search, rank) VALUES ('integrity-check', 1)")
+    return True
+
+
+def test_a_first_pull_indexes_each_page_for_search_in_one_pass_and_restores_the_triggers_with_its_last(store, home):
     with Store(home.parent / "fresh") as fresh:
         schema = _schema(fresh)
     store.apply_catalog_page(_first_pull_page(1, 50, more=True), 0)
-    assert _row_count(store, "products") == 50 and _row_count(store, "product_terms") == 0
+    # The page's keys went in beside it, set-based; no trigger (nor index) of products or product_terms is there.
+    assert _row_count(store, "products") == 50 and _row_count(store, "product_terms") == 50
+    assert not {(t, n) for t, n, tbl in _schema(store) - schema if tbl in ("products", "product_terms")}
+    assert {n for t, n, tbl in schema - _schema(store)} >= {"products_search_ai", "product_terms_ai", "products_barcode"}
+    assert [p.sku for p in store.search_products("মিনিকেট 7")][:1] == ["P7"]
     store.apply_catalog_page(_first_pull_page(51, 50, more=False), 0)
-    assert _row_count(store, "product_terms") == 100 and _schema(store) == schema
+    assert _row_count(store, "product_terms") == 100 and _schema(store) == schema and _fts_is_consistent(store)
     assert all(store.find_by_code(f"89{v:08d}").sku == f"P{v}" for v in range(1, 101))
     assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P7", "P70"]
     # later pulls go through the triggers again, in the page's own transaction
     store.apply_catalog_page(page(entry(101, product("P7", name="Atta 2kg")), tombstone(102, "P70")), 0)
     assert [p.sku for p in store.search_products("atta")] == ["P7"]
     assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P71", "P72"]
+
+
+def test_a_sku_changed_or_deleted_while_a_first_pull_runs_is_searchable_only_as_it_ends(store):
+    store.apply_catalog_page(_first_pull_page(1, 30, more=True), 0)
+    # The cloud's later pages bring P7 again (renamed meanwhile) and P9's tombstone.
+    store.apply_catalog_page(page(entry(40, product("P7", name="Atta 2kg", barcode="8900000777")), tombstone(41, "P9"),
+                                  more=True), 0)
+    store.apply_catalog_page(_first_pull_page(50, 5, more=False), 0)
+    assert _fts_is_consistent(store) and _row_count(store, "product_terms") == _row_count(store, "products") == 34
+    assert [p.sku for p in store.search_products("atta")] == ["P7"] and store.find_by_code("8900000777").sku == "P7"
+    assert not store.search_products("মিনিকেট 7") and not store.search_products("P9")
+    assert {p.sku for p in store.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in (*range(1, 31), *range(50, 55))} - {"P7", "P9"}
 
 
 def _pull_one_page_then_die(home):
