@@ -3,7 +3,7 @@
 Prints, for each, the wall time, the CPU seconds of the till (this process), of the dev host
 and of Azurite (both read from /proc/<pid>/stat, children included), the pages, the storage
 operations the dev host counted and the bytes per product on the wire. `--profile FILE`
-writes the till side's cProfile of the first pull, `--spy FILE` py-spy's samples of the dev host
+writes the till side's cProfile of the first pull (and FILE.price-day of the price day), `--spy FILE` py-spy's samples of the dev host
 during it (collapsed stacks; `pip install py-spy`). Loopback only; no PouchDB.
 
     .venv/bin/python -m bench.pull --products 30000
@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--products", type=int, default=100_000)
     p.add_argument("--reprice", type=int, default=1_000)
     p.add_argument("--delete", type=int, default=100)
-    p.add_argument("--profile", help="write the till's cProfile of the first pull here")
+    p.add_argument("--profile", help="write the till's cProfile of the first pull here (the price day's beside it)")
     p.add_argument("--spy", help="write py-spy's collapsed stacks of the dev host during the first pull here")
     args = p.parse_args()
 
@@ -123,7 +123,7 @@ def main() -> None:
         for i in chosen[args.reprice:]:
             admin.delete_product(products[i].sku)
         measured(f"price day ({args.reprice:,} prices, {args.delete} deletes)", pull, pids,
-                 args.reprice + args.delete, transport)
+                 args.reprice + args.delete, transport, args.profile and args.profile + ".price-day")
         store.close()
         admin.close()
     finally:

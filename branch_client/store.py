@@ -61,6 +61,8 @@ _UPSERT_PRODUCT = ("INSERT INTO products (sku, name, price, barcode, unit, vat_r
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sku) DO UPDATE SET name = excluded.name, "
                    "price = excluded.price, barcode = excluded.barcode, unit = excluded.unit, "
                    "vat_rate = excluded.vat_rate, active = excluded.active, version = excluded.version")
+_UPDATE_PRODUCT_KEEPING_KEYS = ("UPDATE products SET price = ?, unit = ?, vat_rate = ?, active = ?, version = ? "
+                                "WHERE sku = ?")
 # A product's search keys, as products' search triggers write them (bs_fold is `fold`), and
 # the FTS index of the product_terms rows after an id.
 _INSERT_TERMS = "INSERT INTO product_terms (sku, sku_key, code_key, name_key) VALUES (?, ?, ?, ?)"
@@ -977,10 +979,24 @@ class Store:
         if gone:
             for i in range(0, len(gone), 500):
                 conn.execute(delete(products).where(products.c.sku.in_(gone[i: i + 500])))
-        if rows:
-            conn.exec_driver_sql(_UPSERT_PRODUCT, rows)
         if index:
+            if rows:
+                conn.exec_driver_sql(_UPSERT_PRODUCT, rows)
             Store._index_entries(conn, list(latest), rows)
+            return
+        # A product whose name and barcode stay (a price day) is updated without touching them:
+        # the upsert sets them too, which fires the search trigger (an UPDATE OF sku, barcode,
+        # name fires whether or not the value changed) and rewrote its FTS entries for nothing.
+        kept = {}
+        for i in range(0, len(rows), 500):
+            kept.update((sku, (name, barcode)) for sku, name, barcode in conn.execute(
+                select(products.c.sku, products.c.name, products.c.barcode)
+                .where(products.c.sku.in_([r[0] for r in rows[i: i + 500]]))))
+        same = [(r[2], r[4], r[5], r[6], r[7], r[0]) for r in rows if kept.get(r[0]) == (r[1], r[3])]
+        if same:
+            conn.exec_driver_sql(_UPDATE_PRODUCT_KEEPING_KEYS, same)
+        if len(same) < len(rows):
+            conn.exec_driver_sql(_UPSERT_PRODUCT, [r for r in rows if kept.get(r[0]) != (r[1], r[3])])
 
     @staticmethod
     def _index_entries(conn: Connection, skus: list[str], rows: list[tuple]) -> None:
@@ -997,6 +1013,8 @@ class Store:
             conn.exec_driver_sql("INSERT INTO product_search (product_search, rowid, sku_key, code_key, name_key) "
                                  f"SELECT 'delete', id, sku_key, code_key, name_key FROM product_terms WHERE {among}", part)
             conn.exec_driver_sql(f"DELETE FROM product_terms WHERE {among}", part)
+        if not rows:
+            return
         after = conn.execute(select(func.coalesce(func.max(product_terms.c.id), 0))).scalar_one()
         conn.exec_driver_sql(_INSERT_TERMS, [(r[0], fold(r[0]), fold(r[3]) or "", fold(r[1])) for r in rows])
         conn.exec_driver_sql(_INDEX_TERMS_AFTER, (after,))

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import sqlite3
 import stat
 import threading
 from datetime import datetime, timedelta, timezone
@@ -437,6 +438,27 @@ def test_a_sku_changed_or_deleted_while_a_first_pull_runs_is_searchable_only_as_
     assert [p.sku for p in store.search_products("atta")] == ["P7"] and store.find_by_code("8900000777").sku == "P7"
     assert not store.search_products("মিনিকেট 7") and not store.search_products("P9")
     assert {p.sku for p in store.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in (*range(1, 31), *range(50, 55))} - {"P7", "P9"}
+
+
+def test_a_first_pull_page_of_tombstones_only_is_stored(store):
+    store.apply_catalog_page(_first_pull_page(1, 5, more=True), 0)
+    store.apply_catalog_page(page(tombstone(6, "P2"), tombstone(7, "P4"), more=True), 0)
+    store.apply_catalog_page(_first_pull_page(8, 2, more=False), 0)
+    assert _fts_is_consistent(store) and {p.sku for p in store.search_products("মিনিকেট")} == {"P1", "P3", "P5", "P8", "P9"}
+
+
+def test_a_price_day_rewrites_no_search_keys_of_products_whose_name_and_barcode_stay(store, home):
+    store.apply_catalog_page(_first_pull_page(1, 300, more=False), 0)
+    with sqlite3.connect(home / "branchsync.db") as db:  # counts what the search trigger rewrites
+        db.executescript("""CREATE TABLE rewrites (sku TEXT);
+            CREATE TRIGGER count_rewrites AFTER UPDATE ON product_terms BEGIN INSERT INTO rewrites VALUES (new.sku); END""")
+    repriced = [entry(300 + v, product(f"P{v}", 555, name=f"চাল মিনিকেট {v}", barcode=f"89{v:08d}", unit="bag"))
+                for v in range(1, 201)]
+    renamed = entry(501, product("P250", 777, name="Atta 2kg", barcode=f"89{250:08d}"))
+    store.apply_catalog_page(page(*repriced, renamed), 0)
+    assert _row_count(store, "rewrites") == 1 and [p.sku for p in store.search_products("atta")] == ["P250"]
+    assert store.find_by_code(f"89{7:08d}").price == 555 and store.find_by_code(f"89{7:08d}").unit == "bag"
+    assert _fts_is_consistent(store) and store.catalog_cursor() == 501
 
 
 def _pull_one_page_then_die(home):
