@@ -482,6 +482,20 @@ def test_a_first_pull_killed_between_pages_leaves_every_pulled_product_searchabl
         assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 61)}
 
 
+def test_the_search_key_of_ascii_text_is_its_full_normalisation():
+    import string
+    import unicodedata
+
+    from branch_client.store import fold
+
+    def normalised(v):
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", v).casefold())
+
+    for text_ in [*map(chr, range(128)), string.printable * 2, "RICE-5KG", "8901234567890"]:
+        assert fold(text_) == normalised(text_)
+    assert fold("ﬁ Straße") == normalised("ﬁ Straße") == "fi strasse"
+
+
 def test_composed_and_decomposed_bangla_find_the_same_products(store):
     import unicodedata
 
