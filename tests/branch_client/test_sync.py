@@ -20,7 +20,7 @@ from branch_client.store import SaleState, Store
 from branch_client.sync import TRANSITIONS, SyncEngine, SyncState
 from shared import limits
 from shared.encoding import pack_sales
-from tests.branch_client.fakes import bulky_sale, insert_as_an_older_version, product
+from tests.branch_client.fakes import bulky_products, bulky_sale, insert_as_an_older_version, product
 
 
 def _engine(store, fake_cloud, **options) -> SyncEngine:
@@ -268,9 +268,12 @@ def test_a_backlog_read_in_rounds_travels_in_about_as_few_messages_as_if_it_were
 
 
 def test_when_the_queue_fails_mid_push_accepted_messages_stay_pushed_and_the_rest_wait(enrolled, fake_cloud):
-    fake_cloud.put(product("SOAP", 4500))
+    # Five sales of 60 different bulky products each: one fills 40% of a message, two to a message.
+    bulky = [bulky_products(60, seed=i) for i in range(5)]
+    fake_cloud.put(*(p for products in bulky for p in products))
     _engine(enrolled, fake_cloud).run()
-    _sell(enrolled, 5)
+    for products in bulky:
+        enrolled.record_sale(parse_items([f"{p.sku}=1" for p in products]))
     fake_cloud.queue_down_after = 1
     with pytest.raises(CloudUnreachable):
         _engine(enrolled, fake_cloud, push_chunk=2).run()
