@@ -472,3 +472,43 @@ def test_pending_older_events_and_new_complete_records_are_pushed_in_messages_of
     _engine(enrolled, fake_cloud).run()  # the last pull carries the acknowledgement of all of them
     assert enrolled.status()["pending"] == 0 and fake_cloud.refusal is None
     assert [fake_cloud.applied[s].kind for s in (4, 5, 6)] == ["refund", "void", "void"]
+
+
+def test_a_push_sends_every_kind_of_stored_event_as_recorded_without_validating_one_again(enrolled, fake_cloud,
+                                                                                         monkeypatch):
+    from shared.encoding import from_queue_text, open_frame, parse_frame
+    from shared.models import Sale, SalesBatch
+    from tests.builders import make_sale, make_void
+
+    fake_cloud.put(product("SOAP", 4500), product("RICE", 42000))
+    _engine(enrolled, fake_cloud).run()
+    # v1 events as an older branchsync stored them, then the complete record (v3) of this one.
+    first = make_sale(1)
+    insert_as_an_older_version(enrolled, first)
+    insert_as_an_older_version(enrolled, make_sale(2))
+    insert_as_an_older_version(enrolled, make_void(3, first))
+    enrolled.open_shift("rahim", 50000)
+    sold = enrolled.record_sale(parse_items(["SOAP=2", "RICE=1"]), cashier="rahim")
+    enrolled.record_sale(parse_items(["SOAP=1"]), cashier="rahim")
+    enrolled.void(sold.seq + 1, reason="rang twice", cashier="rahim")
+    enrolled.refund(sold.seq, [(1, "1")], cashier="rahim", reason="broken")
+    enrolled.close_shift(50000 + sold.total, cashier="rahim")
+    stored = [r.sale for r in enrolled.oldest_unacknowledged(limit=100)]
+    assert {s.kind.value for s in stored} == {"sale", "void", "refund", "shift_close"} and len(stored) == 8
+
+    validated, batches = [], []
+    validate = Sale.model_validate_json.__func__
+    monkeypatch.setattr(Sale, "model_validate_json", classmethod(lambda cls, *a, **k: validated.append(1) or validate(cls, *a, **k)))
+    monkeypatch.setattr(SalesBatch, "of", classmethod(lambda cls, *a: batches.append(1) or cls(*a)))
+    fake_cloud.slow = True  # the messages wait on the queue: nothing of the cloud runs during the push
+    report = _engine(enrolled, fake_cloud).run()
+    assert report.pushed == 8 and validated == [] and batches == []
+    monkeypatch.undo()
+
+    secret = enrolled.identity().secret
+    opened = [open_frame(parse_frame(from_queue_text(text)), secret) for text in fake_cloud.held]
+    assert [b.v for b in opened] == [1, 3]
+    assert [s for batch in opened for s in batch.sales] == stored
+    fake_cloud.apply_at_pull = 1
+    _engine(enrolled, fake_cloud).run()
+    assert sorted(fake_cloud.applied) == list(range(1, 9)) and enrolled.pending_count() == 0
