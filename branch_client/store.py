@@ -286,6 +286,11 @@ class Store:
             raise NotEnrolled()
         return Identity(branch=values["branch"], cloud_url=values["cloud_url"], secret=secret)
 
+    def branch_name(self) -> str | None:
+        """The branch this till is enrolled as (None before enrollment): one row, for receipts' headers."""
+        with self._read() as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.key == "branch")).scalar()
+
     def is_enrolled(self) -> bool:
         try:
             self.identity()

@@ -370,6 +370,12 @@ def test_an_unenrolled_home_says_how_to_enroll(store):
         store.identity()
 
 
+def test_the_branch_name_for_a_receipt_is_none_until_enrolled_then_the_enrolled_name(store):
+    assert store.branch_name() is None
+    store.save_identity(Identity("dhaka-1", "https://cloud.example", "s" * 40))
+    assert store.branch_name() == "dhaka-1"
+
+
 def test_the_secret_lives_only_in_an_owner_only_file(store, home):
     secret = "s3cr3t-" + "x" * 40
     store.save_identity(Identity("dhaka-1", "https://cloud.example", secret))
