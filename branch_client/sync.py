@@ -7,8 +7,8 @@ States of one engine, and the only transitions it makes:
                                      transaction, so an interruption resumes from the cursor.
                                      `full_resync` resets the catalog and pulls again from 0.
     PULLING ----------> PUSHING      pack the unacknowledged sales (never pushed, or pushed
-                                     longer than 10 minutes ago) into queue messages; mark each
-                                     message's sales pushed once the queue has accepted it.
+                                     longer than 10 minutes ago) into queue messages; mark the
+                                     sales pushed once the queue has accepted their message.
                                      A sale that does not fit in a message even alone (recorded
                                      before sale entry refused such sales) is set aside, never
                                      blocking the ones behind it; the store keeps why (`unsendable`).
@@ -135,6 +135,8 @@ class SyncEngine:
         self._access: PushWay | None = None
         # Compressed bytes per JSON character of the last message packed: the next packer's first guess.
         self._ratio: float | None = None
+        self._marker: ThreadPoolExecutor | None = None
+        self._marks: list[Future] = []
 
     def run(self) -> SyncReport:
         with SyncLock(self.store.home, "sync"):
@@ -291,50 +293,69 @@ class SyncEngine:
         packer = Packer(identity.branch, self._secret, self.clock, generation=generation, ratio=self._ratio,
                         set_aside=True)
         # Messages are put on the queue by a thread of their own while the next ones are read
-        # and packed; each is marked pushed once the queue has accepted it, in order. After a
-        # refused put the ones behind it are not sent (they stay pending, as before).
+        # and packed. Their sales are marked pushed once the queue has accepted them, by a third
+        # thread, in one commit for what was accepted since the last (a commit per message kept
+        # the sending thread from its next put about as long as the put itself; SQLite and the
+        # socket wait without the GIL, so the three overlap). After a refused put the ones
+        # behind it are not sent (they stay pending); what was accepted is marked.
         failed = threading.Event()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-behind") as behind:
-            sending: deque[Future] = deque()
-            try:
-                while True:
-                    todo = self.store.events_to_push(started, self.resend_after, limit=self.push_chunk,
-                                                     after_seq=after, generation=generation)
-                    after = todo[-1].seq if todo else after
-                    packer.secret = self._secret  # a pull for a fresh SAS may have brought a rotated one
-                    messages = packer.add(todo) if todo else packer.finish()
-                    self._set_aside(packer, report, generation)
-                    for chunk, text in self._with_their_sales(identity.branch, messages, generation):
-                        sending.append(behind.submit(self._send, self._fresh_access(), chunk, text, generation, failed))
-                        while len(sending) > PUSH_AHEAD or (sending and sending[0].done()):
-                            self._sent(sending.popleft().result(), report, total)
-                    if not todo:
-                        break
-                while sending:
-                    self._sent(sending.popleft().result(), report, total)
-            except BaseException:
-                failed.set()
-                raise
+        sending: deque[Future] = deque()
+        accepted: list[int] = []  # seqs the queue accepted, not yet handed to the marking thread
+        try:
+            with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="mark-behind") as self._marker,
+                  ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-behind") as behind):
+                try:
+                    while True:
+                        todo = self.store.events_to_push(started, self.resend_after, limit=self.push_chunk,
+                                                         after_seq=after, generation=generation)
+                        after = todo[-1].seq if todo else after
+                        packer.secret = self._secret  # a pull for a fresh SAS may have brought a rotated one
+                        messages = packer.add(todo) if todo else packer.finish()
+                        self._set_aside(packer, report, generation)
+                        for chunk, text in self._with_their_sales(identity.branch, messages, generation):
+                            sending.append(behind.submit(self._send, self._fresh_access(), chunk, text, failed))
+                            while len(sending) > PUSH_AHEAD or (sending and sending[0].done()):
+                                accepted += self._sent(sending.popleft().result(), report, total)
+                        self._mark(accepted, generation)
+                        if not todo:
+                            break
+                    while sending:
+                        accepted += self._sent(sending.popleft().result(), report, total)
+                except BaseException:
+                    failed.set()
+                    raise
+                finally:  # waits for the puts under way: what the queue took is marked, even after a failure
+                    accepted += [seq for f in sending if not f.cancelled() and f.exception() is None for seq in f.result()]
+                    self._mark(accepted, generation)
+        finally:
+            marks, self._marks = self._marks, []
+        for mark in marks:  # a failed mark fails the push (the sales stay due: sent again, applied once)
+            mark.result()
         self._ratio = packer.ratio
         # Every due sale was looked at: what is set aside now is all that is (the list is replaced).
         self.store.save_unsendable(report.unsendable)
 
-    def _send(self, access: PushWay, chunk: list, text: str, generation: int, failed: threading.Event) -> int:
+    def _send(self, access: PushWay, chunk: list, text: str, failed: threading.Event) -> list[int]:
         if failed.is_set():
             raise BranchSyncError("push stopped after an earlier message was refused")
         try:
             self.client.push(access, text)
-            self.store.mark_pushed([s.seq for s in chunk], self.clock(), generation)
         except BaseException:
             failed.set()
             raise
-        return len(chunk)
+        return [e.seq for e in chunk]
 
-    def _sent(self, count: int, report: SyncReport, total: int) -> None:
-        report.pushed += count
+    def _sent(self, seqs: list[int], report: SyncReport, total: int) -> list[int]:
+        report.pushed += len(seqs)
         report.messages += 1
         self._emit(SyncState.PUSHING, report.pushed, max(total, report.pushed),
                    f"pushed {report.pushed} of {max(total, report.pushed)} sales")
+        return seqs
+
+    def _mark(self, accepted: list[int], generation: int) -> None:
+        if accepted:
+            self._marks.append(self._marker.submit(self.store.mark_pushed, list(accepted), self.clock(), generation))
+            accepted.clear()
 
     def _with_their_sales(self, branch: str, messages: list, generation: int) -> list:
         """Messages whose voids and refunds each travel with the sale they refer to, or after the

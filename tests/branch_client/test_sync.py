@@ -512,3 +512,19 @@ def test_a_push_sends_every_kind_of_stored_event_as_recorded_without_validating_
     fake_cloud.apply_at_pull = 1
     _engine(enrolled, fake_cloud).run()
     assert sorted(fake_cloud.applied) == list(range(1, 9)) and enrolled.pending_count() == 0
+
+
+def test_a_push_marks_what_the_queue_accepted_in_fewer_commits_than_messages(enrolled, fake_cloud, monkeypatch):
+    bulky = [bulky_products(60, seed=i) for i in range(10)]  # two sales to a message, as above
+    fake_cloud.put(*(p for products in bulky for p in products))
+    _engine(enrolled, fake_cloud).run()
+    for products in bulky:
+        enrolled.record_sale(parse_items([f"{p.sku}=1" for p in products]))
+    marks = []
+    mark = enrolled.mark_pushed
+    monkeypatch.setattr(enrolled, "mark_pushed", lambda seqs, *a: marks.append(list(seqs)) or mark(seqs, *a))
+    report = _engine(enrolled, fake_cloud).run()
+    # One round of reading (1,000 sales) and the rest: a commit after each, and one for the last message.
+    assert report.messages == 5 and len(marks) <= 3
+    assert sorted(seq for m in marks for seq in m) == list(range(1, 11)) and enrolled.status()["never_pushed"] == 0
+    assert sorted(fake_cloud.applied) == list(range(1, 11)) and enrolled.count_to_push() == 0
