@@ -40,6 +40,15 @@ def _sell(store, count, item="SOAP=1"):
     return [store.record_sale(parse_items([item])) for _ in range(count)]
 
 
+def _sell_bulky(store, fake_cloud, count):
+    """`count` sales of 60 different bulky products each: one fills 40% of a message, two to a message."""
+    bulky = [bulky_products(60, seed=i) for i in range(count)]
+    fake_cloud.put(*(p for products in bulky for p in products))
+    _engine(store, fake_cloud).run()
+    for products in bulky:
+        store.record_sale(parse_items([f"{p.sku}=1" for p in products]))
+
+
 class Clock:
     def __init__(self):
         self.now = datetime.now(timezone.utc)
@@ -268,12 +277,7 @@ def test_a_backlog_read_in_rounds_travels_in_about_as_few_messages_as_if_it_were
 
 
 def test_when_the_queue_fails_mid_push_accepted_messages_stay_pushed_and_the_rest_wait(enrolled, fake_cloud):
-    # Five sales of 60 different bulky products each: one fills 40% of a message, two to a message.
-    bulky = [bulky_products(60, seed=i) for i in range(5)]
-    fake_cloud.put(*(p for products in bulky for p in products))
-    _engine(enrolled, fake_cloud).run()
-    for products in bulky:
-        enrolled.record_sale(parse_items([f"{p.sku}=1" for p in products]))
+    _sell_bulky(enrolled, fake_cloud, 5)
     fake_cloud.queue_down_after = 1
     with pytest.raises(CloudUnreachable):
         _engine(enrolled, fake_cloud, push_chunk=2).run()
@@ -515,11 +519,7 @@ def test_a_push_sends_every_kind_of_stored_event_as_recorded_without_validating_
 
 
 def test_a_push_marks_what_the_queue_accepted_in_fewer_commits_than_messages(enrolled, fake_cloud, monkeypatch):
-    bulky = [bulky_products(60, seed=i) for i in range(10)]  # two sales to a message, as above
-    fake_cloud.put(*(p for products in bulky for p in products))
-    _engine(enrolled, fake_cloud).run()
-    for products in bulky:
-        enrolled.record_sale(parse_items([f"{p.sku}=1" for p in products]))
+    _sell_bulky(enrolled, fake_cloud, 10)
     marks = []
     mark = enrolled.mark_pushed
     monkeypatch.setattr(enrolled, "mark_pushed", lambda seqs, *a: marks.append(list(seqs)) or mark(seqs, *a))
