@@ -1047,17 +1047,12 @@ class Store:
     def sales_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER,
                       limit: int | None = None, after_seq: int = 0, generation: int = 1) -> list[Sale]:
         """Events of `generation` due for a push (see `_due`); ascending seq."""
-        query = (select(sales.c.body).where(self._due(now, resend_after), sales.c.generation == generation,
-                                            sales.c.seq > after_seq)
-                 .order_by(sales.c.seq))
-        if limit is not None:
-            query = query.limit(limit)
-        with self._read() as conn:
-            return [Sale.model_validate_json(body) for body in conn.execute(query).scalars()]
+        return [Sale.model_validate_json(e.json) for e in self.events_to_push(now, resend_after, limit, after_seq, generation)]
 
     def events_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER,
                        limit: int | None = None, after_seq: int = 0, generation: int = 1) -> list[PushEvent]:
-        """What `sales_to_push` returns, as the push needs it: each event's stored JSON as it is.
+        """Events of `generation` due for a push (see `_due`), ascending seq, as the push needs them:
+        each event's stored JSON as it is.
 
         The body is the JSON `Sale.model_dump_json()` wrote when the till recorded the event,
         so the push sends it without validating and serialising it again; the record version

@@ -182,7 +182,6 @@ class Packer:
         # base64 turns every 3 bytes into 4 characters; the frame's head and MAC come first.
         self.room = (budget // 4) * 3 - len(MAGIC) - 1 - len(branch.encode()) - MAC_BYTES
         self.ratio = ratio or self.FIRST_RATIO
-        self.compressions = 0
         self._pending: list = []
 
     def add(self, events: Iterable) -> list[tuple[list, str]]:
@@ -236,7 +235,6 @@ class Packer:
         while True:
             raw = (head + ",".join(e.json for e in events[:k]) + "]}").encode()
             compressed = compress(raw)
-            self.compressions += 1
             self.ratio = max(len(compressed), 1) / chars[k]
             if len(compressed) <= self.room and len(raw) <= limits.BATCH_MAX_JSON_BYTES:
                 fits, best = k, (events[:k], _framed(self.branch, compressed, self.secret))
