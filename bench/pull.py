@@ -1,10 +1,10 @@
 """The catalog pull on its own: a fresh till's first pull, then a price day, against the dev host on Azurite.
 
 Prints, for each, the wall time, the CPU seconds of the till (this process), of the dev host
-and of Azurite (both read from /proc/<pid>/stat, children included), the pages, the storage
-operations the dev host counted and the bytes per product on the wire. `--profile FILE`
-writes the till side's cProfile of the first pull (and FILE.price-day of the price day), `--spy FILE` py-spy's samples of the dev host
-during it (collapsed stacks; `pip install py-spy`). Loopback only; no PouchDB.
+and of Azurite (both read from /proc/<pid>/stat, children included), the pages and the bytes
+per product on the wire. `--profile FILE` writes the till's cProfile of the first pull (and
+FILE.price-day of the price day); `--spy FILE` py-spy's samples of the dev host during the
+first pull (collapsed stacks; `pip install py-spy`). Loopback only; no PouchDB.
 
     .venv/bin/python -m bench.pull --products 30000
 """
@@ -43,8 +43,11 @@ def cpu_of(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / _TICK
 
 
-class Counting(httpx.HTTPTransport):
-    """The till's transport, counting the bytes of every answer as received (gzipped)."""
+class WireBytes(httpx.HTTPTransport):
+    """The till's transport, adding up the answers' Content-Length: their bytes as sent, gzipped.
+
+    (bench.bench.CountingTransport reads the body, which decodes it, and hands it on under
+    the gzip header again: the client then fails to decode a pull answer.)"""
 
     def __init__(self):
         super().__init__()
@@ -56,7 +59,7 @@ class Counting(httpx.HTTPTransport):
         return response
 
 
-def measured(label: str, run, pids: dict[str, int], count: int, transport: Counting, profile: str | None = None):
+def measured(label: str, run, pids: dict[str, int], count: int, transport: WireBytes, profile: str | None = None):
     before = {name: cpu_of(pid) for name, pid in pids.items()}
     transport.bytes = 0
     cpu, wall = time.process_time(), time.perf_counter()
@@ -67,20 +70,23 @@ def measured(label: str, run, pids: dict[str, int], count: int, transport: Count
     else:
         report = run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    others = ", ".join(f"{name} {cpu_of(pid) - before[name]:.2f} s" for name, pid in pids.items())
+    figures = {"wall": wall, "till": cpu, **{name: cpu_of(pid) - before[name] for name, pid in pids.items()},
+               "pages": report.pages, "entries": report.entries, "bytes_per_product": transport.bytes / max(1, count)}
+    others = ", ".join(f"{name} {figures[name]:.2f} s" for name in pids)
     print(f"{label}: {wall:.2f} s wall; CPU: till {cpu:.2f} s, {others}; {report.pages} pages, "
-          f"{report.entries:,} entries, {transport.bytes / max(1, count):.1f} bytes per product", flush=True)
-    return report
+          f"{report.entries:,} entries, {figures['bytes_per_product']:.1f} bytes per product", flush=True)
+    return figures
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    """Runs both and returns their figures: {"first pull": {...}, "price day": {...}}."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--products", type=int, default=100_000)
     p.add_argument("--reprice", type=int, default=1_000)
     p.add_argument("--delete", type=int, default=100)
     p.add_argument("--profile", help="write the till's cProfile of the first pull here (the price day's beside it)")
     p.add_argument("--spy", help="write py-spy's collapsed stacks of the dev host during the first pull here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-pull-"))
     azurite = start_azurite(work / "azurite")
@@ -95,7 +101,7 @@ def main() -> None:
         answer = CloudClient(cloud.url, timeout=300).enroll(code.token)
         store = Store(work / "till")
         store.save_identity(Identity(branch=answer.branch, cloud_url=cloud.url, secret=answer.secret))
-        transport = Counting()
+        transport = WireBytes()
         client = CloudClient.for_identity(store.identity(), timeout=300, transport=transport)
         pids = {"dev host": cloud.process.pid, "Azurite": azurite.process.pid}
 
@@ -108,7 +114,8 @@ def main() -> None:
                                     "--format", "raw", "--output", args.spy, "--rate", "250", "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
-        measured(f"first pull of {args.products:,} products", pull, pids, args.products, transport, args.profile)
+        first = measured(f"first pull of {args.products:,} products", pull, pids, args.products, transport,
+                         args.profile)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=30)
@@ -122,10 +129,11 @@ def main() -> None:
             admin.import_products(changed[i:i + IMPORT_BATCH])
         for i in chosen[args.reprice:]:
             admin.delete_product(products[i].sku)
-        measured(f"price day ({args.reprice:,} prices, {args.delete} deletes)", pull, pids,
+        day = measured(f"price day ({args.reprice:,} prices, {args.delete} deletes)", pull, pids,
                  args.reprice + args.delete, transport, args.profile and args.profile + ".price-day")
         store.close()
         admin.close()
+        return {"first pull": first, "price day": day}
     finally:
         cloud.stop()
         azurite.stop()
