@@ -77,6 +77,17 @@ class Link:
         return {"down": self.down.bytes, "up": self.up.bytes, "connections": self.connections}
 
 
+# The event loop keeps only weak references to tasks: a connection left idle (a client's kept
+# connection nobody closed) would otherwise have its pumps collected mid-wait, with a warning.
+_LIVE: set[asyncio.Task] = set()
+
+
+def _kept(task: asyncio.Task) -> asyncio.Task:
+    _LIVE.add(task)
+    task.add_done_callback(_LIVE.discard)
+    return task
+
+
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: Direction) -> None:
     loop = asyncio.get_running_loop()
     in_flight: asyncio.Queue = asyncio.Queue()
@@ -93,7 +104,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way:
             writer.write(data)
             await writer.drain()
 
-    deliverer = asyncio.create_task(deliver())
+    deliverer = _kept(asyncio.create_task(deliver()))
     try:
         while data := await reader.read(CHUNK):
             sent, arrives = way.schedule(loop.time(), len(data))
@@ -129,6 +140,7 @@ class Shaper:
         """Listen on 127.0.0.1 (`listen_port`, 0: the OS chooses) and forward to upstream; returns the port."""
 
         async def handle(client_r, client_w):
+            _kept(asyncio.current_task())
             self.link.connections += 1
             try:
                 await asyncio.sleep(self.link.round_trip)  # the TCP handshake
