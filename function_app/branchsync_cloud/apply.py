@@ -159,14 +159,34 @@ class ApplyPlan:
         return sum(s.total for s in self.counted)
 
 
-def consecutive_runs(sales: Sequence[Sale]) -> list[list[Sale]]:
+def consecutive_runs(sales: Sequence[Sale], ends: frozenset[int] = frozenset()) -> list[list[Sale]]:
+    """Maximal runs of consecutive seqs; a run also ends after a seq in `ends`."""
     runs: list[list[Sale]] = []
     for sale in sales:
-        if runs and sale.seq == runs[-1][-1].seq + 1:
+        if runs and sale.seq == runs[-1][-1].seq + 1 and runs[-1][-1].seq not in ends:
             runs[-1].append(sale)
         else:
             runs.append([sale])
     return runs
+
+
+def merge_batches(batches: Sequence[SalesBatch]) -> tuple[SalesBatch, frozenset[int]] | None:
+    """Several validated messages of one branch and generation as one batch, and the last seq of each.
+
+    Planned as one, they are read, folded and committed once; each message's sales still
+    become chunk rows of their own (`plan_apply(ends=...)`), so a chunk holds at most one
+    message's sales, as the readers of chunks expect. None when they cannot be one batch:
+    other branches or generations, or seqs that overlap (a resend beside its original).
+    """
+    first = batches[0]
+    if any(b.branch != first.branch or b.generation != first.generation for b in batches):
+        return None
+    ordered = sorted(batches, key=lambda b: b.sales[0].seq)
+    if any(b.sales[0].seq <= a.sales[-1].seq for a, b in zip(ordered, ordered[1:])):
+        return None
+    merged = SalesBatch.model_construct(v=max(b.v for b in ordered), branch=first.branch, generation=first.generation,
+                                        sent_at=max(b.sent_at for b in ordered), sales=[s for b in ordered for s in b.sales])
+    return merged, frozenset(b.sales[-1].seq for b in ordered)
 
 
 def void_target(generation: int, void: Sale) -> SaleKey:
@@ -179,15 +199,18 @@ def void_target(generation: int, void: Sale) -> SaleKey:
 REFERRING_KINDS = frozenset({SaleKind.VOID, SaleKind.REFUND})
 
 
-def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, ReferencedSale] | None = None) -> ApplyPlan:
+def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, ReferencedSale] | None = None,
+               ends: frozenset[int] = frozenset()) -> ApplyPlan:
     """Plan `batch` against its generation's `state`; `targets` holds the stored sales its new voids and refunds name.
+
+    `ends`: seqs after which a run (a chunk row) ends even if the next seq follows (merge_batches).
 
     A till pushes a void or refund only in the message of the sale it refers to or once the
     cloud has acknowledged that sale, so one naming a sale the cloud does not hold is
     refused: it is never left waiting, since the database that could push it again may be gone.
     """
     new = [s for s in batch.sales if not state.is_stored(s.seq)]  # stored seqs change nothing
-    runs = consecutive_runs(new)
+    runs = consecutive_runs(new, ends)
     after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
     if len(after.ranges) > MAX_RANGES:
         raise ContractError(
@@ -557,6 +580,7 @@ class _Folding:
                             into={day: s.copy() for day, s in given.stored.items()})
         # Packed once: the transaction that completes a day writes exactly this, so it is not packed again.
         self.whole, self.packed = whole, {day: pack(s) for day, s in whole.items()}
+        self.unfolded = len(self._counted(plan.new_sales))  # events no transaction has folded yet
         self.reserve = {day: sum(len(p) for p in parts) + 1024 for day, parts in self.packed.items()}
 
     def _counted(self, sales) -> list[Sale]:
@@ -568,7 +592,12 @@ class _Folding:
     def fold(self, sales) -> tuple[SummaryWrite, ...]:
         counted = self._counted(sales)
         days = self.days(counted)
-        fold_events(self.branch, self.generation, counted, self.originals, self.zone, into=self.current)
+        if len(counted) == self.unfolded and not self.written:
+            # The usual single transaction: its days are the whole plan's, folded already.
+            self.current.update({day: self.whole[day] for day in days})
+        else:
+            fold_events(self.branch, self.generation, counted, self.originals, self.zone, into=self.current)
+        self.unfolded -= len(counted)
         out = []
         for day in sorted(days):
             summary = self.current[day]
