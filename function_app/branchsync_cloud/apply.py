@@ -329,15 +329,23 @@ class StoredChunk(Protocol):
 ChunkKey = tuple[int, int]
 
 
+# A chunk row's `data`: zlib of the JSON list of its sales, or (AS_SENT) the zlib JSON of the
+# queue message's batch that carried exactly its sales, stored as it came once opened and
+# validated, so the apply neither serialises nor compresses them again.
+LIST_ENCODING = "zlib+json"
+AS_SENT_ENCODING = "zlib+batch"
+
+
 @dataclass(frozen=True)
 class ChunkWrite:
     """A new chunk row: consecutive new events of the plan's generation, compressed."""
 
     sales: tuple[Sale, ...]
-    data: bytes  # zlib of the sales' JSON, at most CHUNK_MAX_BYTES
+    data: bytes  # zlib of the sales' JSON (`encoding`), at most CHUNK_MAX_BYTES
     voided: frozenset[int] = frozenset()  # its sales voided by voids committed with it
     refused: Mapping[int, str] = field(default_factory=dict)  # its refused voids and refunds: seq -> reason code
     refunded: Mapping[int, Refunded] = field(default_factory=dict)  # its sales refunded by refunds committed with it
+    encoding: str = LIST_ENCODING
 
     @property
     def first_seq(self) -> int:
@@ -494,9 +502,21 @@ def _split_by_days(sales: tuple[Sale, ...], data: bytes, zone: ZoneInfo) -> list
     return [piece for run in out for piece in encode_run(run)]
 
 
+def _pieces(run: Sequence[Sale], as_sent: Mapping[tuple[int, int], bytes]) -> list[tuple[tuple[Sale, ...], bytes]]:
+    data = as_sent.get((run[0].seq, run[-1].seq))
+    if data is not None and len(data) <= CHUNK_MAX_BYTES:
+        return [(tuple(run), data)]
+    return encode_run(run)
+
+
 def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[SaleKey, StoredChunk],
-                      pushed_at: datetime, applied_at: datetime, summaries: SummaryInput | None = None) -> ApplyWrite:
+                      pushed_at: datetime, applied_at: datetime, summaries: SummaryInput | None = None,
+                      as_sent: Mapping[tuple[int, int], bytes] | None = None) -> ApplyWrite:
     """The chunks, void marks and ledger of `plan` against `before`, cut into transactions.
+
+    `as_sent`: (first seq, last seq) -> the zlib JSON of the validated message batch that
+    carried exactly those sales; a run that is a whole message is stored as it came
+    (AS_SENT_ENCODING) instead of being encoded again.
 
     `targets`: the stored chunks holding the sales its accepted voids and refunds name. A
     void or refund is committed in the transaction of its own chunk, together with the mark
@@ -507,7 +527,8 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
     gen = plan.generation
     accepted = {s.seq for s in plan.counted if s.kind in REFERRING_KINDS}
     refused = {seq: str(r.code) for seq, r in plan.refused.items()}
-    pieces = [piece for run in plan.runs for piece in encode_run(run)]
+    as_sent = as_sent or {}
+    pieces = [piece for run in plan.runs for piece in _pieces(run, as_sent)]
     folding = _Folding(before.branch, gen, plan, summaries) if summaries is not None else None
     if folding is not None:
         pieces = [cut for sales, data in pieces for cut in _split_by_days(sales, data, summaries.zone)]
@@ -545,7 +566,8 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
         chunks = tuple(
             ChunkWrite(sales, data, frozenset(voided.get((gen, sales[0].seq), ())),
                        {seq: code for seq, code in refused.items() if sales[0].seq <= seq <= sales[-1].seq},
-                       dict(refunded.get((gen, sales[0].seq), {})))
+                       dict(refunded.get((gen, sales[0].seq), {})),
+                       AS_SENT_ENCODING if as_sent.get((sales[0].seq, sales[-1].seq)) is data else LIST_ENCODING)
             for sales, data in (pieces[i] for i in group))
         marks = tuple(VoidMark(g, first, frozenset(voided.get((g, first), ())),
                                None if (g, first) in written else etags[(g, first)], dict(refunded.get((g, first), {})))

@@ -93,6 +93,7 @@ class _Opened:
     record: BranchRecord
     batch: SalesBatch
     body: bytes
+    compressed: bytes  # the zlib JSON of `batch` as it came (signed, opened and validated)
     opened_ops: int  # storage operations opening it took (its branch record)
     began: float  # time.monotonic() when its apply began
 
@@ -171,8 +172,9 @@ class Ingest:
         whose turn it is applies every message of the branch opened meanwhile with its own
         (conflicts.together): one ledger read, one fold of each day, one commit for them all.
         """
-        record, batch = self._open(body)
-        return together(batch.branch, _Opened(record, batch, body, self._ops() - start, began), self._apply_turn)
+        record, batch, compressed = self._open(body)
+        opened = _Opened(record, batch, body, compressed, self._ops() - start, began)
+        return together(batch.branch, opened, self._apply_turn)
 
     def _apply_turn(self, items: list["_Opened"]) -> list["ApplyOutcome | RefusedMessage"]:
         """Apply the messages of one branch's turn; one result per message, in order."""
@@ -189,8 +191,8 @@ class Ingest:
         except ContractError as err:
             return RefusedMessage(err, item.batch.branch, item.record)
 
-    def _open(self, body: bytes) -> tuple[BranchRecord, SalesBatch]:
-        """Authenticate and validate a message body: the branch's record and the batch.
+    def _open(self, body: bytes) -> tuple[BranchRecord, SalesBatch, bytes]:
+        """Authenticate and validate a message body: the branch's record, the batch and its zlib JSON as it came.
 
         Any secret the branch may have signed it with counts (branch_keys.message_secrets): a
         message pushed just before a rotation still applies, and one signed with the pending
@@ -216,7 +218,7 @@ class Ingest:
                 self.auth.promote(record, secret)
         except ContractError as err:
             raise RefusedMessage(err, frame.branch, record) from err
-        return record, batch
+        return record, batch, frame.compressed
 
     def _apply_once(self, items: list["_Opened"], batch: SalesBatch, ends: frozenset[int] = frozenset()
                     ) -> list[ApplyOutcome]:
@@ -234,7 +236,9 @@ class Ingest:
         seqs = f"{batch.sales[0].seq}-{batch.sales[-1].seq}"
         after = before
         if plan.changed:
-            after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs, days)
+            as_sent = {(i.batch.sales[0].seq, i.batch.sales[-1].seq): i.compressed for i in items}
+            after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs, days,
+                                 as_sent)
             if plan.refused:
                 self._report_refused_voids(items, plan)
         through = after.apply_of(gen).applied_through
@@ -278,7 +282,7 @@ class Ingest:
         return ApplyOutcome("applied", batch.branch, len(new), duplicates, through, ops)
 
     def _commit(self, before: BranchLedger, plan: ApplyPlan, batch: SalesBatch, targets: dict[tuple[int, int], Chunk],
-                seqs: str, days: dict) -> BranchLedger:
+                seqs: str, days: dict, as_sent: dict[tuple[int, int], bytes]) -> BranchLedger:
         """The one place a plan reaches storage (between the failpoints the fault suite fires).
 
         The summaries of the days the plan's events fall on (`days`, read with the ledger) are
@@ -290,7 +294,7 @@ class Ingest:
         originals = {(c.generation, s.seq): s for c in targets.values() for s in c.sales}
         summaries = SummaryInput(stored, originals, self.zone)
         write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock(),
-                                  summaries=summaries)
+                                  summaries=summaries, as_sent=as_sent)
         after = self.store.commit_apply(before, write)
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         return after

@@ -6,11 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from branchsync_cloud import conflicts
+from branchsync_cloud import apply, conflicts
 from branchsync_cloud.service import Service
 from branchsync_cloud.settings import Settings
 from branchsync_cloud.table_store import TableStore
-from shared.encoding import encode_batch, from_queue_text
+from shared.encoding import encode_batch, from_queue_text, parse_frame
 from tests.builders import make_batch, make_sale
 from tests.cloud.conftest import ADMIN_KEY
 from tests.cloud.test_service import enroll
@@ -93,3 +93,19 @@ def test_messages_that_overlap_are_applied_one_after_another_in_the_turn(table_s
     # Whichever of the two was applied first, the other's shared sales changed nothing.
     assert sorted((o.new_sales, o.duplicates) for o in outcomes[1:]) == [(2, 2), (4, 0)]
     assert table_service.store.get_ledger("turns-3").apply.applied_through == 8
+
+
+def test_a_message_applied_whole_is_stored_as_it_came_and_read_back_as_the_same_sales(table_service, monkeypatch):
+    secret = enroll(table_service, "as-sent-1")
+    encoded = []
+    encode_run = apply.encode_run
+    monkeypatch.setattr(apply, "encode_run", lambda run: encoded.append(len(run)) or encode_run(run))
+    batch = make_batch("as-sent-1", range(1, 21))
+    table_service.apply_message(body(batch, secret))
+    # Resent with sales around it: only the new ones, a part of the message, are encoded anew.
+    table_service.apply_message(body(make_batch("as-sent-1", [*batch.sales[15:], *map(make_sale, range(21, 26))]), secret))
+    assert encoded == [5]
+    whole, part = table_service.store.iter_chunks("as-sent-1")
+    assert whole.sales == batch.sales and (part.first_seq, part.last_seq) == (21, 25)
+    entity = table_service.store._table("sales").get_entity("as-sent-1", "c0000000000000001")
+    assert entity["encoding"] == "zlib+batch" and entity["data"] == parse_frame(body(batch, secret)).compressed
