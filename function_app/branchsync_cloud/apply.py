@@ -595,7 +595,8 @@ class _Folding:
         self.refused = set(plan.refused)
         # A void or refund may name a sale of this batch committed in an earlier transaction.
         self.originals = {**given.originals, **{(generation, s.seq): s for s in plan.new_sales}}
-        self.current = {day: s.copy() for day, s in given.stored.items()}
+        self.stored = given.stored
+        self.current: dict[date, DaySummary] = {}  # days as the transactions so far leave them (copied when first folded)
         self.written: set[date] = set()  # days this apply wrote already: the store holds their ETags
         # The most bytes each day's row can take in any transaction: the day with the whole plan folded in.
         whole = fold_events(branch, generation, self._counted(plan.new_sales), self.originals, self.zone,
@@ -618,6 +619,9 @@ class _Folding:
             # The usual single transaction: its days are the whole plan's, folded already.
             self.current.update({day: self.whole[day] for day in days})
         else:
+            for day in days - self.current.keys():
+                if day in self.stored:
+                    self.current[day] = self.stored[day].copy()
             fold_events(self.branch, self.generation, counted, self.originals, self.zone, into=self.current)
         self.unfolded -= len(counted)
         out = []
@@ -626,6 +630,7 @@ class _Folding:
             if day in self.written:
                 summary.etag = None
             parts = self.packed[day] if summary == self.whole.get(day) else pack(summary)
-            out.append(SummaryWrite(summary.copy(), parts))
+            # The last transaction's days change no more: they need no copy of their own.
+            out.append(SummaryWrite(summary.copy() if self.unfolded else summary, parts))
         self.written |= days
         return tuple(out)
