@@ -104,6 +104,29 @@ class SaleRecord:
 
 
 @dataclass(frozen=True)
+class PushEvent:
+    """An event due for a push, as its message carries it (`shared.encoding.WireEvent`), and what
+    it refers to: `voids_generation`/`voids` of a void, `refunds_generation`/`refunds` of a refund."""
+
+    seq: int
+    json: str
+    is_v3: bool
+    voids_generation: int | None = None
+    voids: int | None = None
+    refunds_generation: int | None = None
+    refunds: int | None = None
+
+    @property
+    def refers_to(self) -> tuple[int, int] | None:
+        """(generation, seq) of the sale a void or refund refers to."""
+        if self.voids is not None:
+            return (self.voids_generation, self.voids)
+        if self.refunds is not None:
+            return (self.refunds_generation, self.refunds)
+        return None
+
+
+@dataclass(frozen=True)
 class HeldCart:
     """A cart put aside at the till: its items as submitted, and how it looked when held."""
 
@@ -262,6 +285,11 @@ class Store:
         if not values.get("branch") or not values.get("cloud_url") or not secret:
             raise NotEnrolled()
         return Identity(branch=values["branch"], cloud_url=values["cloud_url"], secret=secret)
+
+    def branch_name(self) -> str | None:
+        """The branch this till is enrolled as (None before enrollment): one row, for receipts' headers."""
+        with self._read() as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.key == "branch")).scalar()
 
     def is_enrolled(self) -> bool:
         try:
@@ -1019,13 +1047,25 @@ class Store:
     def sales_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER,
                       limit: int | None = None, after_seq: int = 0, generation: int = 1) -> list[Sale]:
         """Events of `generation` due for a push (see `_due`); ascending seq."""
-        query = (select(sales.c.body).where(self._due(now, resend_after), sales.c.generation == generation,
-                                            sales.c.seq > after_seq)
+        return [Sale.model_validate_json(e.json) for e in self.events_to_push(now, resend_after, limit, after_seq, generation)]
+
+    def events_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER,
+                       limit: int | None = None, after_seq: int = 0, generation: int = 1) -> list[PushEvent]:
+        """Events of `generation` due for a push (see `_due`), ascending seq, as the push needs them:
+        each event's stored JSON as it is.
+
+        The body is the JSON `Sale.model_dump_json()` wrote when the till recorded the event,
+        so the push sends it without validating and serialising it again; the record version
+        is whether that JSON carries `payments` (SQLite's json_type, no parse in Python).
+        """
+        query = (select(sales.c.seq, sales.c.body, func.json_type(sales.c.body, "$.payments").is_not(None),
+                        sales.c.voids_generation, sales.c.voids, sales.c.refunds_generation, sales.c.refunds)
+                 .where(self._due(now, resend_after), sales.c.generation == generation, sales.c.seq > after_seq)
                  .order_by(sales.c.seq))
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
-            return [Sale.model_validate_json(body) for body in conn.execute(query).scalars()]
+            return [PushEvent(seq, body, bool(v3), *refers) for seq, body, v3, *refers in conn.execute(query)]
 
     def count_to_push(self, now: datetime | None = None, resend_after: timedelta = RESEND_AFTER) -> int:
         with self._read() as conn:

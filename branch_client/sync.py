@@ -7,8 +7,8 @@ States of one engine, and the only transitions it makes:
                                      transaction, so an interruption resumes from the cursor.
                                      `full_resync` resets the catalog and pulls again from 0.
     PULLING ----------> PUSHING      pack the unacknowledged sales (never pushed, or pushed
-                                     longer than 10 minutes ago) into queue messages; mark each
-                                     message's sales pushed once the queue has accepted it.
+                                     longer than 10 minutes ago) into queue messages; mark the
+                                     sales pushed once the queue has accepted their message.
                                      A sale that does not fit in a message even alone (recorded
                                      before sale entry refused such sales) is set aside, never
                                      blocking the ones behind it; the store keeps why (`unsendable`).
@@ -33,6 +33,7 @@ left by a dead or orphaned process is taken over. Progress is reported through a
 callback so the CLI can draw it; the engine itself prints nothing.
 """
 
+import json
 import threading
 import time
 from collections import deque
@@ -43,11 +44,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared import limits
-from shared.encoding import pack_sales
-from shared.errors import ContractError, ErrorCode
+from shared.encoding import Packer
 from shared.models import PullAnswer, sale_number
 
-from . import sale_entry
 from .cloud_client import CloudClient, PushWay
 from .errors import BranchSyncError, CloudBadAnswer
 from .identity import Identity
@@ -77,8 +76,6 @@ SAS_MARGIN = timedelta(minutes=2)
 # first message leaves once this many are packed, so the cloud starts applying early (a round
 # of 1,000 takes about 0.1 s to read and pack; 5,000 kept the queue empty for half a second).
 PUSH_CHUNK = 1_000
-# Sales a push first tries to fit in one message (then what filled the last full one).
-PACK_GUESS = 1000
 # Messages handed to the sending thread and not yet accepted by the queue, at most.
 PUSH_AHEAD = 2
 # Waits between the pulls that ask for the acknowledgement after a push: the cloud applies a
@@ -136,7 +133,10 @@ class SyncEngine:
         self.state = SyncState.IDLE
         self._cursor = 0
         self._access: PushWay | None = None
-        self._per_message = PACK_GUESS
+        # Compressed bytes per JSON character of the last message packed: the next packer's first guess.
+        self._ratio: float | None = None
+        self._marker: ThreadPoolExecutor | None = None
+        self._marks: list[Future] = []
 
     def run(self) -> SyncReport:
         with SyncLock(self.store.home, "sync"):
@@ -287,54 +287,75 @@ class SyncEngine:
     def _push_generation(self, identity: Identity, generation: int, started: datetime, total: int,
                          report: SyncReport) -> None:
         after = 0
-        # A round's last message is the part-filled rest of what was read: when the round filled
-        # others, its sales are packed again with the next round's, so a long backlog travels in
-        # as few messages as if it had been packed at once (the cloud applies them one by one).
-        carry: list = []
+        # One packer for the generation: the events of a round fill up what the round before left
+        # part-filled, so a long backlog travels in as few messages as if it were packed at once
+        # (the cloud applies them one by one). The stored JSON is sent as it is (Store.events_to_push).
+        packer = Packer(identity.branch, self._secret, self.clock, generation=generation, ratio=self._ratio,
+                        set_aside=True)
         # Messages are put on the queue by a thread of their own while the next ones are read
-        # and packed; each is marked pushed once the queue has accepted it, in order. After a
-        # refused put the ones behind it are not sent (they stay pending, as before).
+        # and packed. Their sales are marked pushed once the queue has accepted them, by a third
+        # thread, in one commit for what was accepted since the last (a commit per message kept
+        # the sending thread from its next put about as long as the put itself; SQLite and the
+        # socket wait without the GIL, so the three overlap). After a refused put the ones
+        # behind it are not sent (they stay pending); what was accepted is marked.
         failed = threading.Event()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-behind") as behind:
-            sending: deque[Future] = deque()
-            try:
-                while True:
-                    todo = self.store.sales_to_push(started, self.resend_after, limit=self.push_chunk,
-                                                    after_seq=after, generation=generation)
-                    if not todo and not carry:
-                        break
-                    after = todo[-1].seq if todo else after
-                    messages = self._with_their_sales(identity.branch, self._pack(identity.branch, carry + todo, report,
-                                                                                    generation), generation)
-                    carry = list(messages.pop()[0]) if todo and len(messages) > 1 else []
-                    for chunk, text in messages:
-                        sending.append(behind.submit(self._send, self._fresh_access(), chunk, text, generation, failed))
-                        while len(sending) > PUSH_AHEAD or (sending and sending[0].done()):
-                            self._sent(sending.popleft().result(), report, total)
-                while sending:
-                    self._sent(sending.popleft().result(), report, total)
-            except BaseException:
-                failed.set()
-                raise
+        sending: deque[Future] = deque()
+        accepted: list[int] = []  # seqs the queue accepted, not yet handed to the marking thread
+        try:
+            with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="mark-behind") as self._marker,
+                  ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-behind") as behind):
+                try:
+                    while True:
+                        todo = self.store.events_to_push(started, self.resend_after, limit=self.push_chunk,
+                                                         after_seq=after, generation=generation)
+                        after = todo[-1].seq if todo else after
+                        packer.secret = self._secret  # a pull for a fresh SAS may have brought a rotated one
+                        messages = packer.add(todo) if todo else packer.finish()
+                        self._set_aside(packer, report, generation)
+                        for chunk, text in self._with_their_sales(identity.branch, messages, generation):
+                            sending.append(behind.submit(self._send, self._fresh_access(), chunk, text, failed))
+                            while len(sending) > PUSH_AHEAD or (sending and sending[0].done()):
+                                accepted += self._sent(sending.popleft().result(), report, total)
+                        self._mark(accepted, generation)
+                        if not todo:
+                            break
+                    while sending:
+                        accepted += self._sent(sending.popleft().result(), report, total)
+                except BaseException:
+                    failed.set()
+                    raise
+                finally:  # waits for the puts under way: what the queue took is marked, even after a failure
+                    accepted += [seq for f in sending if not f.cancelled() and f.exception() is None for seq in f.result()]
+                    self._mark(accepted, generation)
+        finally:
+            marks, self._marks = self._marks, []
+        for mark in marks:  # a failed mark fails the push (the sales stay due: sent again, applied once)
+            mark.result()
+        self._ratio = packer.ratio
         # Every due sale was looked at: what is set aside now is all that is (the list is replaced).
         self.store.save_unsendable(report.unsendable)
 
-    def _send(self, access: PushWay, chunk: list, text: str, generation: int, failed: threading.Event) -> int:
+    def _send(self, access: PushWay, chunk: list, text: str, failed: threading.Event) -> list[int]:
         if failed.is_set():
             raise BranchSyncError("push stopped after an earlier message was refused")
         try:
             self.client.push(access, text)
-            self.store.mark_pushed([s.seq for s in chunk], self.clock(), generation)
         except BaseException:
             failed.set()
             raise
-        return len(chunk)
+        return [e.seq for e in chunk]
 
-    def _sent(self, count: int, report: SyncReport, total: int) -> None:
-        report.pushed += count
+    def _sent(self, seqs: list[int], report: SyncReport, total: int) -> list[int]:
+        report.pushed += len(seqs)
         report.messages += 1
         self._emit(SyncState.PUSHING, report.pushed, max(total, report.pushed),
                    f"pushed {report.pushed} of {max(total, report.pushed)} sales")
+        return seqs
+
+    def _mark(self, accepted: list[int], generation: int) -> None:
+        if accepted:
+            self._marks.append(self._marker.submit(self.store.mark_pushed, list(accepted), self.clock(), generation))
+            accepted.clear()
 
     def _with_their_sales(self, branch: str, messages: list, generation: int) -> list:
         """Messages whose voids and refunds each travel with the sale they refer to, or after the
@@ -345,57 +366,35 @@ class SyncEngine:
         next sync (by then the sale is acknowledged), since the cloud refuses a void or refund
         of a sale it does not hold.
         """
-        def target(s) -> tuple[int, int] | None:
-            if s.voids is not None:
-                return (s.voids_generation or generation, s.voids)
-            if s.refunds is not None:
-                return (s.refunds.generation, s.refunds.seq)
-            return None
-
-        def earlier(s) -> bool:  # refers to an earlier generation's sale: due only once that sale was acknowledged
-            return target(s)[0] != generation
+        def waits_here(e) -> int | None:  # the seq of a sale of this generation it refers to
+            target = e.refers_to
+            return target[1] if target is not None and (target[0] or generation) == generation else None
 
         out = []
         for chunk, text in messages:
-            here = {s.seq for s in chunk}
-            named = {target(s)[1] for s in chunk if target(s) is not None and not earlier(s) and target(s)[1] not in here}
+            here = {e.seq for e in chunk}
+            named = {t for e in chunk if (t := waits_here(e)) is not None and t not in here}
             acked = self.store.acknowledged(generation, named) if named else set()
-            keep = [s for s in chunk if target(s) is None or earlier(s) or target(s)[1] in here or target(s)[1] in acked]
+            keep = [e for e in chunk if (t := waits_here(e)) is None or t in here or t in acked]
             if len(keep) == len(chunk):
                 out.append((chunk, text))
             elif keep:
-                out += pack_sales(branch, keep, self._secret, self.clock(), generation=generation)
+                again = Packer(branch, self._secret, self.clock, generation=generation, ratio=self._ratio)
+                out += again.add(keep) + again.finish()
         return out
 
-    def _pack(self, branch: str, todo: list, report: SyncReport, generation: int = 1) -> list:
-        """Queue messages for `todo` (of one generation); a sale too large for a message alone is set aside."""
-        sent_at = self.clock()
-        try:
-            messages = pack_sales(branch, todo, self._secret, sent_at, generation=generation, guess=self._per_message)
-            if len(messages) > 1:  # a full one: how many the next round's first message is tried with
-                self._per_message = len(messages[0][0])
-            return messages
-        except ContractError as exc:
-            if exc.code != ErrorCode.OVERSIZED_MESSAGE:
-                raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
-            problem = exc
+    def _set_aside(self, packer: Packer, report: SyncReport, generation: int) -> None:
+        """Report the sales the packer set aside: too large for a message even alone."""
         budget = limits.QUEUE_MESSAGE_BUDGET_CHARS
-        sizes = {s.seq: sale_entry.encoded_alone(s, branch, sent_at, generation) for s in todo}
-        aside = [s for s in todo if sizes[s.seq] > budget]
-        if not aside:
-            raise BranchSyncError(f"cannot pack sales for the queue: {problem.message}") from problem
-        for sale in aside:
+        for event, size in packer.aside:
+            body = json.loads(event.json)
+            number = sale_number(generation, event.seq)
             report.unsendable.append({
-                "seq": sale.seq, "sale_id": sale.sale_id, "size": sizes[sale.seq],
-                "reason": f"sale {sale_number(generation, sale.seq)} ({len(sale.lines)} items) is {sizes[sale.seq]} characters as a queue "
+                "seq": event.seq, "sale_id": body["sale_id"], "size": size,
+                "reason": f"sale {number} ({len(body['lines'])} items) is {size} characters as a queue "
                           f"message, more than the {budget} one message can carry, so it cannot be sent"})
-            self._emit(SyncState.PUSHING, report.pushed, None,
-                       f"sale {sale_number(generation, sale.seq)} is too large to send: set aside")
-        rest = [s for s in todo if sizes[s.seq] <= budget]
-        try:
-            return pack_sales(branch, rest, self._secret, sent_at, generation=generation) if rest else []
-        except ContractError as exc:
-            raise BranchSyncError(f"cannot pack sales for the queue: {exc.message}") from exc
+            self._emit(SyncState.PUSHING, report.pushed, None, f"sale {number} is too large to send: set aside")
+        packer.aside.clear()
 
     def _emit(self, state: SyncState, done: int, total: int | None, message: str) -> None:
         try:

@@ -336,13 +336,17 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync,
         sync.sale_recorded()
         return JSONResponse({"report": core.z_view(report)})
 
+    def receipt_header() -> dict:
+        """What a printed receipt or Z report heads with: the branch and the shop's settings (one row each,
+        not the status, which counts every sale)."""
+        branch = store.branch_name()
+        return {"branch": branch, "shop": core.shop_view(store.settings(), branch)}
+
     def z_report(request: Request) -> Response:
         report = store.shift_report(request.path_params["id"])
         if report is None:
             return JSONResponse({"error": "no closed shift with that id"}, status_code=404)
-        branch = branch_status.read(store).branch
-        return JSONResponse({"report": core.z_view(report), "branch": branch,
-                             "shop": core.shop_view(store.settings(), branch)})
+        return JSONResponse({"report": core.z_view(report), **receipt_header()})
 
     def held(_request: Request) -> Response:
         return JSONResponse({"held": [core.held_view(h) for h in store.held_carts()]})
@@ -410,9 +414,7 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync,
         record = store.get_sale(request.path_params["number"])
         if record is None:
             return JSONResponse({"error": "no such sale number"}, status_code=404)
-        branch = branch_status.read(store).branch
-        return JSONResponse({"sale": core.record_view(record), "branch": branch,
-                             "shop": core.shop_view(store.settings(), branch)})
+        return JSONResponse({"sale": core.record_view(record), **receipt_header()})
 
     def status(_request: Request) -> Response:
         return JSONResponse(core.status_view(branch_status.read(store), syncing=sync.running, sync_note=sync.note,

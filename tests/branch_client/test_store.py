@@ -320,6 +320,23 @@ def test_push_candidates_come_in_ascending_chunks(stocked):
     assert stocked.count_to_push(T0) == 5
 
 
+def test_events_to_push_are_the_sales_to_push_as_their_stored_json_with_version_and_what_they_refer_to(stocked):
+    from tests.branch_client.fakes import insert_as_an_older_version
+    from tests.builders import make_sale
+
+    insert_as_an_older_version(stocked, make_sale(1))  # a v1 sale of an older branchsync
+    sold = stocked.record_sale(parse_items(["SOAP=2"]))
+    stocked.void(sold.seq, reason="rang twice")
+    again = stocked.record_sale(parse_items(["SOAP=1"]))
+    stocked.refund(again.seq, [(1, "1")], reason="broken")
+    sales, events = stocked.sales_to_push(T0), stocked.events_to_push(T0)
+    assert [e.seq for e in events] == [s.seq for s in sales] == [1, 2, 3, 4, 5]
+    assert [e.json for e in events] == [s.model_dump_json() for s in sales]
+    assert [e.is_v3 for e in events] == [s.is_v3 for s in sales] == [False, True, True, True, True]
+    assert [e.refers_to for e in events] == [None, None, (1, 2), None, (1, 4)]
+    assert [e.seq for e in stocked.events_to_push(T0, limit=2, after_seq=2)] == [3, 4]
+
+
 def test_a_sync_error_is_kept_as_one_line_until_cleared(store):
     store.record_error("cannot reach\nthe cloud", T0)
     assert store.status()["last_error"] == "cannot reach the cloud"
@@ -351,6 +368,12 @@ def test_status_reports_pending_acks_catalog_and_errors_under_stable_keys(stocke
 def test_an_unenrolled_home_says_how_to_enroll(store):
     with pytest.raises(NotEnrolled, match="branchsync enroll CODE"):
         store.identity()
+
+
+def test_the_branch_name_for_a_receipt_is_none_until_enrolled_then_the_enrolled_name(store):
+    assert store.branch_name() is None
+    store.save_identity(Identity("dhaka-1", "https://cloud.example", "s" * 40))
+    assert store.branch_name() == "dhaka-1"
 
 
 def test_the_secret_lives_only_in_an_owner_only_file(store, home):

@@ -20,7 +20,7 @@ from branch_client.store import SaleState, Store
 from branch_client.sync import TRANSITIONS, SyncEngine, SyncState
 from shared import limits
 from shared.encoding import pack_sales
-from tests.branch_client.fakes import bulky_sale, insert_as_an_older_version, product
+from tests.branch_client.fakes import bulky_products, bulky_sale, insert_as_an_older_version, product
 
 
 def _engine(store, fake_cloud, **options) -> SyncEngine:
@@ -38,6 +38,15 @@ def _all_products(store: Store):
 
 def _sell(store, count, item="SOAP=1"):
     return [store.record_sale(parse_items([item])) for _ in range(count)]
+
+
+def _sell_bulky(store, fake_cloud, count):
+    """`count` sales of 60 different bulky products each: one fills 40% of a message, two to a message."""
+    bulky = [bulky_products(60, seed=i) for i in range(count)]
+    fake_cloud.put(*(p for products in bulky for p in products))
+    _engine(store, fake_cloud).run()
+    for products in bulky:
+        store.record_sale(parse_items([f"{p.sku}=1" for p in products]))
 
 
 class Clock:
@@ -268,9 +277,7 @@ def test_a_backlog_read_in_rounds_travels_in_about_as_few_messages_as_if_it_were
 
 
 def test_when_the_queue_fails_mid_push_accepted_messages_stay_pushed_and_the_rest_wait(enrolled, fake_cloud):
-    fake_cloud.put(product("SOAP", 4500))
-    _engine(enrolled, fake_cloud).run()
-    _sell(enrolled, 5)
+    _sell_bulky(enrolled, fake_cloud, 5)
     fake_cloud.queue_down_after = 1
     with pytest.raises(CloudUnreachable):
         _engine(enrolled, fake_cloud, push_chunk=2).run()
@@ -469,3 +476,55 @@ def test_pending_older_events_and_new_complete_records_are_pushed_in_messages_of
     _engine(enrolled, fake_cloud).run()  # the last pull carries the acknowledgement of all of them
     assert enrolled.status()["pending"] == 0 and fake_cloud.refusal is None
     assert [fake_cloud.applied[s].kind for s in (4, 5, 6)] == ["refund", "void", "void"]
+
+
+def test_a_push_sends_every_kind_of_stored_event_as_recorded_without_validating_one_again(enrolled, fake_cloud,
+                                                                                         monkeypatch):
+    from shared.encoding import from_queue_text, open_frame, parse_frame
+    from shared.models import Sale, SalesBatch
+    from tests.builders import make_sale, make_void
+
+    fake_cloud.put(product("SOAP", 4500), product("RICE", 42000))
+    _engine(enrolled, fake_cloud).run()
+    # v1 events as an older branchsync stored them, then the complete record (v3) of this one.
+    first = make_sale(1)
+    insert_as_an_older_version(enrolled, first)
+    insert_as_an_older_version(enrolled, make_sale(2))
+    insert_as_an_older_version(enrolled, make_void(3, first))
+    enrolled.open_shift("rahim", 50000)
+    sold = enrolled.record_sale(parse_items(["SOAP=2", "RICE=1"]), cashier="rahim")
+    enrolled.record_sale(parse_items(["SOAP=1"]), cashier="rahim")
+    enrolled.void(sold.seq + 1, reason="rang twice", cashier="rahim")
+    enrolled.refund(sold.seq, [(1, "1")], cashier="rahim", reason="broken")
+    enrolled.close_shift(50000 + sold.total, cashier="rahim")
+    stored = [r.sale for r in enrolled.oldest_unacknowledged(limit=100)]
+    assert {s.kind.value for s in stored} == {"sale", "void", "refund", "shift_close"} and len(stored) == 8
+
+    validated, batches = [], []
+    validate = Sale.model_validate_json.__func__
+    monkeypatch.setattr(Sale, "model_validate_json", classmethod(lambda cls, *a, **k: validated.append(1) or validate(cls, *a, **k)))
+    monkeypatch.setattr(SalesBatch, "of", classmethod(lambda cls, *a: batches.append(1) or cls(*a)))
+    fake_cloud.slow = True  # the messages wait on the queue: nothing of the cloud runs during the push
+    report = _engine(enrolled, fake_cloud).run()
+    assert report.pushed == 8 and validated == [] and batches == []
+    monkeypatch.undo()
+
+    secret = enrolled.identity().secret
+    opened = [open_frame(parse_frame(from_queue_text(text)), secret) for text in fake_cloud.held]
+    assert [b.v for b in opened] == [1, 3]
+    assert [s for batch in opened for s in batch.sales] == stored
+    fake_cloud.apply_at_pull = 1
+    _engine(enrolled, fake_cloud).run()
+    assert sorted(fake_cloud.applied) == list(range(1, 9)) and enrolled.pending_count() == 0
+
+
+def test_a_push_marks_what_the_queue_accepted_in_fewer_commits_than_messages(enrolled, fake_cloud, monkeypatch):
+    _sell_bulky(enrolled, fake_cloud, 10)
+    marks = []
+    mark = enrolled.mark_pushed
+    monkeypatch.setattr(enrolled, "mark_pushed", lambda seqs, *a: marks.append(list(seqs)) or mark(seqs, *a))
+    report = _engine(enrolled, fake_cloud).run()
+    # One round of reading (1,000 sales) and the rest: a commit after each, and one for the last message.
+    assert report.messages == 5 and len(marks) <= 3
+    assert sorted(seq for m in marks for seq in m) == list(range(1, 11)) and enrolled.status()["never_pushed"] == 0
+    assert sorted(fake_cloud.applied) == list(range(1, 11)) and enrolled.count_to_push() == 0
