@@ -81,9 +81,13 @@ class VoidRefused(SaleRefused):
 class RefusedMessage(Exception):
     """A queue message that is not applied: why, and the branch it claims once its frame was read."""
 
-    def __init__(self, error: ContractError, branch: str | None = None, record: BranchRecord | None = None):
+    def __init__(self, error: ContractError, branch: str | None = None, record: BranchRecord | None = None,
+                 spent: int | None = None):
         super().__init__(error.message)
         self.error, self.branch, self.record = error, branch, record
+        # Storage operations spent on it in its branch's turn and opening it, which may have run
+        # on another thread; None: everything spent on it ran on this thread.
+        self.spent = spent
 
 
 @dataclass(frozen=True)
@@ -174,22 +178,28 @@ class Ingest:
         """
         record, batch, compressed = self._open(body)
         opened = _Opened(record, batch, body, compressed, self._ops() - start, began)
-        return together(batch.branch, opened, self._apply_turn)
+        try:
+            return together(batch.branch, opened, self._apply_turn)
+        except RefusedMessage as refused:  # refused in the turn
+            refused.spent += opened.opened_ops
+            raise
 
     def _apply_turn(self, items: list["_Opened"]) -> list["ApplyOutcome | RefusedMessage"]:
         """Apply the messages of one branch's turn; one result per message, in order."""
+        start = self._ops()
         if len(items) > 1 and (merged := merge_batches([i.batch for i in items])) is not None:
             try:
-                return retrying()(self._apply_once, items, *merged)
+                return retrying()(self._apply_once, start, items, *merged)
             except ContractError:
                 pass  # one of them is refused: apply each alone, so only that one is dead-lettered
-        return [self._apply_alone(item) for item in items]
+        # The operations of a failed attempt together are counted on the first message.
+        return [self._apply_alone(item, start if i == 0 else self._ops()) for i, item in enumerate(items)]
 
-    def _apply_alone(self, item: "_Opened") -> "ApplyOutcome | RefusedMessage":
+    def _apply_alone(self, item: "_Opened", start: int) -> "ApplyOutcome | RefusedMessage":
         try:
-            return retrying()(self._apply_once, [item], item.batch)[0]
+            return retrying()(self._apply_once, start, [item], item.batch)[0]
         except ContractError as err:
-            return RefusedMessage(err, item.batch.branch, item.record)
+            return RefusedMessage(err, item.batch.branch, item.record, spent=self._ops() - start)
 
     def _open(self, body: bytes) -> tuple[BranchRecord, SalesBatch, bytes]:
         """Authenticate and validate a message body: the branch's record, the batch and its zlib JSON as it came.
@@ -220,10 +230,12 @@ class Ingest:
             raise RefusedMessage(err, frame.branch, record) from err
         return record, batch, frame.compressed
 
-    def _apply_once(self, items: list["_Opened"], batch: SalesBatch, ends: frozenset[int] = frozenset()
-                    ) -> list[ApplyOutcome]:
-        """Plan and commit `batch` (one message's, or several merged: `ends`); an outcome per message."""
-        turn_start = self._ops()
+    def _apply_once(self, turn_start: int, items: list["_Opened"], batch: SalesBatch,
+                    ends: frozenset[int] = frozenset()) -> list[ApplyOutcome]:
+        """Plan and commit `batch` (one message's, or several merged: `ends`); an outcome per message.
+
+        `turn_start`: this thread's storage operations before the first attempt (a lost race re-plans).
+        """
         gen = batch.generation
         # The ledger and the day summaries the batch may touch, in one query.
         before, days = self.store.get_ledger_and_days(batch.branch, min(days_of(batch.sales, self.zone)))
@@ -360,6 +372,9 @@ class Ingest:
                     raise ClonedTill(batch.branch, sale.seq, repeated[sale.seq], batch.generation)
 
     def _dead_letter(self, body: bytes, refused: RefusedMessage, start: int) -> ApplyOutcome:
+        """Keep a refused message with its reason; `start`: this thread's operations when it began (see `spent`)."""
+        if refused.spent is not None:
+            start = self._ops() - refused.spent
         err, name, record = refused.error, refused.branch, refused.record
         now = self.clock()
         letter_id = self.store.add_dead_letter(DeadLetter(received_at=now, code=str(err.code), reason=err.message, raw=body,

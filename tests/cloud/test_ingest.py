@@ -76,8 +76,12 @@ def test_a_refused_message_among_those_applied_together_is_dead_lettered_alone(t
     table_service.apply_message(body(make_batch("turns-2", range(1, 4)), secret))
     good = [body(make_batch("turns-2", range(lo, lo + 3)), secret) for lo in (4, 7)]
     cloned = body(make_batch("turns-2", [make_sale(2), make_sale(3)]), secret)  # numbers applied, other sales
+    assert table_service.store.list_dead_letters(clock.now.date()) == []  # (its table is made now, not counted below)
+    ops = table_service.store.ops
     outcomes = held_first_turn(table_service, "turns-2", good[0], [good[1], cloned])
     assert [(o.status, o.code) for o in outcomes] == [("applied", None), ("applied", None), ("dead_lettered", "cloned_till")]
+    # The attempt together and the applies alone after it are all counted, once.
+    assert sum(o.ops for o in outcomes) == table_service.store.ops - ops
     assert table_service.store.get_ledger("turns-2").apply.applied_through == 9
     [letter] = table_service.store.list_dead_letters(clock.now.date())
     assert letter.raw == cloned
