@@ -74,9 +74,11 @@ class CountingTransport(httpx.HTTPTransport):
 
     def handle_request(self, request):
         response = super().handle_request(request)
-        body = response.read()
-        self.bytes += len(body)
-        return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
+        # The body as it came (gzip and all): what is counted, and what the client then decodes.
+        raw = b"".join(response.iter_raw())
+        response.close()
+        self.bytes += len(raw)
+        return httpx.Response(response.status_code, headers=response.headers, content=raw, request=request)
 
 
 def enrolled_store(admin: AdminClient, home: Path, name: str, transport=None) -> tuple[Store, CloudClient]:

@@ -206,13 +206,19 @@ class CloudClient:
 
     # --- the three calls ---------------------------------------------------------------------
 
-    def pull(self, cursor: int, limit: int = limits.CATALOG_PAGE_MAX, pending: int = 0) -> PullAnswer:
-        """One catalog page after `cursor`, the branch's applied_through and a push SAS."""
+    def pull(self, cursor: int, limit: int = limits.CATALOG_PAGE_WIDE_MAX, pending: int = 0) -> PullAnswer:
+        """One catalog page of at most `limit` entries after `cursor`, the branch's applied_through and a push SAS.
+
+        Above CATALOG_PAGE_MAX the request names both: `limit` at that bound, which every cloud
+        takes, and `max_entries`, which a cloud older than wide pages ignores.
+        """
         if not self.branch or not self._secret:
             raise ValueError("pull needs the branch name and secret")
         # pending and version let head office see each branch's backlog and release in its logs.
-        query = {"cursor": str(int(cursor)), "limit": str(int(limit)), "pending": str(int(pending)),
-                 "version": version(), "push": ",".join(PUSH_WAYS)}
+        query = {"cursor": str(int(cursor)), "limit": str(min(int(limit), limits.CATALOG_PAGE_MAX)),
+                 "pending": str(int(pending)), "version": version(), "push": ",".join(PUSH_WAYS)}
+        if limit > limits.CATALOG_PAGE_MAX:
+            query["max_entries"] = str(int(limit))
 
         def attempt() -> httpx.Response:
             request = self._http.build_request("GET", self.url + "/api/pull", params=query)

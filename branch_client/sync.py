@@ -121,7 +121,7 @@ class SyncReport:
 
 
 class SyncEngine:
-    def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_MAX,
+    def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_WIDE_MAX,
                  resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
                  on_progress: Callable[[Progress], None] | None = None, push_chunk: int = PUSH_CHUNK,
                  on_secret: Callable[[str], None] | None = None, ack_wait: float = 0.0,
@@ -198,7 +198,8 @@ class SyncEngine:
             pending = self.store.pending_count()
             coming = None
             while True:
-                answer = coming.result() if coming is not None else self.client.pull(self._cursor, self.page_limit, pending)
+                answer = coming.result() if coming is not None else self.client.pull(
+                    self._cursor, self._first_page_limit(), pending)
                 coming = None
                 self._adopt(answer)  # before the next request is signed
                 page = answer.catalog
@@ -230,6 +231,12 @@ class SyncEngine:
                 if not page.more:
                     self.store.save_refusal(answer.last_refusal)
                     return
+
+    def _first_page_limit(self) -> int:
+        """A pull from 0 (a new till, a full resync) asks for a page of 1,000 first: the till starts
+        writing after one tenth of the cloud's work for a wide page, and the pages after it come
+        while it writes. From a cursor (a price day) one wide page is often the whole pull."""
+        return min(self.page_limit, limits.CATALOG_PAGE_MAX) if self._cursor == 0 else self.page_limit
 
     def _await_acks(self, report: SyncReport) -> None:
         """Pull again until what was pushed is acknowledged or `ack_wait` has passed; never raises for the cloud."""

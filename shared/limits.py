@@ -29,6 +29,10 @@ QTY_MAX_DECIMALS = 3
 QTY_MAX = 100_000
 
 CATALOG_PAGE_MAX = 1_000
+# A till that says it takes more (the pull's `max_entries`) gets pages of up to this many
+# entries: a first pull of 100,000 products in 10 requests instead of 100. Clouds that do
+# not know the parameter ignore it and keep to `limit` (at most CATALOG_PAGE_MAX).
+CATALOG_PAGE_WIDE_MAX = 10_000
 CATALOG_IMPORT_MAX = 1_000
 EXPORT_PAGE_MAX = 5_000
 

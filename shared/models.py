@@ -503,7 +503,8 @@ class CatalogEntry(Model):
 
 
 class CatalogPage(Model):
-    entries: Annotated[list[CatalogEntry], Field(max_length=limits.CATALOG_PAGE_MAX)]
+    # Up to CATALOG_PAGE_MAX, or CATALOG_PAGE_WIDE_MAX for a till that asked for more.
+    entries: Annotated[list[CatalogEntry], Field(max_length=limits.CATALOG_PAGE_WIDE_MAX)]
     # The version to ask from next; equal to the request's cursor when nothing is new.
     next_cursor: Annotated[int, Field(ge=0)]
     more: bool

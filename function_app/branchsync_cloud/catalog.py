@@ -84,18 +84,57 @@ class IndexEntry(NamedTuple):
     deleted: bool = False
 
 
-@dataclass(frozen=True)
 class VersionRow:
-    version: int
-    sku: str
-    product: Product | None  # None: a tombstone
+    """A SKU at a catalog version: its product, or a tombstone (product None).
+
+    A row read from a segment keeps the product as stored (`stored`: its JSON fields without
+    the SKU and defaults) and builds the Product only when asked: a pull sends the stored
+    form as it is (`wire`), without building or validating 1,000s of products a page again;
+    they were validated when they were imported, and the segment is the cloud's own write.
+    """
+
+    __slots__ = ("version", "sku", "_product", "_stored")
+
+    def __init__(self, version: int, sku: str, product: Product | None = None, stored: dict | None = None):
+        self.version, self.sku, self._product, self._stored = version, sku, product, stored
+
+    @property
+    def product(self) -> Product | None:
+        if self._product is None and self._stored is not None:
+            self._product = _stored_product(self.sku, self._stored)
+        return self._product
 
     @property
     def deleted(self) -> bool:
-        return self.product is None
+        return self._product is None and self._stored is None
+
+    def fields(self) -> dict:
+        """The product's stored form: its JSON fields without the SKU and defaults."""
+        return self._stored if self._stored is not None else _product_fields(self._product)
+
+    def wire(self) -> dict:
+        """The row as a CatalogEntry's JSON (CatalogEntry.model_dump(mode="json") of `entry()`)."""
+        if self.deleted:
+            return {"version": self.version, "sku": self.sku, "deleted": True, "product": None}
+        if self._stored is None:
+            product = self._product.model_dump(mode="json")
+        else:
+            product = {"sku": self.sku, **_WIRE_DEFAULTS, **self._stored}
+        return {"version": self.version, "sku": self.sku, "deleted": False, "product": product}
 
     def entry(self) -> CatalogEntry:
         return CatalogEntry(version=self.version, sku=self.sku, deleted=self.deleted, product=self.product)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, VersionRow):
+            return NotImplemented
+        return (self.version, self.sku, self.product) == (other.version, other.sku, other.product)
+
+    def __hash__(self) -> int:
+        return hash((self.version, self.sku))
+
+    def __repr__(self) -> str:
+        return f"VersionRow({self.version!r}, {self.sku!r}, {self.product!r})"
 
 
 @dataclass(frozen=True)
@@ -172,21 +211,28 @@ def _product_fields(product: Product) -> dict:
     return fields
 
 
+# A Product's JSON after its SKU, in field order, defaults filled in (a stored row leaves
+# them out; its own fields replace these in place). Required fields hold their place only.
+_WIRE_DEFAULTS = {name: None if field.is_required() else value
+                  for (name, field), value in zip(Product.model_fields.items(),
+                                                  Product(sku="-", name="-", price=0).model_dump(mode="json").values())
+                  if name != "sku"}
+
+
 def encode_rows(rows: Iterable[VersionRow]) -> bytes:
     """A segment's data: zlib of `[[version, sku, product fields or null], ...]`."""
-    body = [[r.version, r.sku, None if r.product is None else _product_fields(r.product)] for r in rows]
+    body = [[r.version, r.sku, None if r.deleted else r.fields()] for r in rows]
     return zlib.compress(_dumps(body), 6)
 
 
 def decode_rows(data: bytes, after_version: int = 0) -> tuple[VersionRow, ...]:
-    """The entries of a segment above `after_version` (those below are not even validated)."""
-    rows = []
-    for version, sku, fields in json.loads(zlib.decompress(data)):
-        if version <= after_version:
-            continue
-        product = None if fields is None else Product.model_validate({"sku": sku, **fields})
-        rows.append(VersionRow(version, sku, product))
-    return tuple(rows)
+    """The entries of a segment above `after_version`, their products kept in stored form."""
+    return tuple(VersionRow(version, sku, None, fields)
+                 for version, sku, fields in json.loads(zlib.decompress(data)) if version > after_version)
+
+
+def _stored_product(sku: str, fields: dict) -> Product:
+    return Product.model_validate({"sku": sku, **fields})
 
 
 def encode_bucket(entries: Mapping[str, IndexEntry]) -> bytes:
@@ -362,8 +408,32 @@ def settled(before: Counter, after: Counter) -> Counter:
     return Counter(before.last_version, max(before.tombstone_horizon, after.tombstone_horizon))
 
 
+@dataclass(frozen=True)
+class PageRows:
+    """A catalog page with its entries as the rows read: encoded to the wire without a model per entry."""
+
+    rows: tuple[VersionRow, ...]
+    next_cursor: int
+    more: bool
+    full_resync: bool = False
+
+    def page(self, entries: bool = True) -> CatalogPage:
+        """The page as its model (`entries` False: with the entries left out, for `entries_json`)."""
+        return CatalogPage(entries=[r.entry() for r in self.rows] if entries else [], next_cursor=self.next_cursor,
+                           more=self.more, full_resync=self.full_resync)
+
+    def entries_json(self) -> str:
+        """The page's `entries` as JSON: what CatalogPage's serializer writes for them."""
+        return json.dumps([r.wire() for r in self.rows], separators=(",", ":"), ensure_ascii=False)
+
+
 def build_page(cursor: int, segments: Sequence[Segment], limit: int, exhausted: bool, counter: Counter) -> CatalogPage:
-    """The pull answer's catalog part.
+    """The pull answer's catalog part (see `page_rows`)."""
+    return page_rows(cursor, segments, limit, exhausted, counter).page()
+
+
+def page_rows(cursor: int, segments: Sequence[Segment], limit: int, exhausted: bool, counter: Counter) -> PageRows:
+    """The pull answer's catalog part, as rows.
 
     `segments` are the segment rows with a key above `cursor`, as read in key order (a
     prefix of them: `exhausted` says the read reached the end), and `counter` was read
@@ -374,10 +444,10 @@ def build_page(cursor: int, segments: Sequence[Segment], limit: int, exhausted: 
     reads that segment again and skips what was sent. `counter` is `settled`: its horizon
     was read again after the segments.
     """
-    if not 1 <= limit <= limits.CATALOG_PAGE_MAX:
+    if not 1 <= limit <= limits.CATALOG_PAGE_WIDE_MAX:
         raise ValueError(f"limit {limit} out of range")
     if needs_full_resync(cursor, counter):
-        return CatalogPage(entries=[], next_cursor=0, more=True, full_resync=True)
+        return PageRows(rows=(), next_cursor=0, more=True, full_resync=True)
     # A segment merged by a compaction while it was read can hold an entry twice.
     above = {r.version: r for s in segments for r in s.rows if r.version > cursor}
     ordered = [above[v] for v in sorted(above)]
@@ -395,8 +465,8 @@ def build_page(cursor: int, segments: Sequence[Segment], limit: int, exhausted: 
     latest: dict[str, VersionRow] = {}
     for r in taken:
         latest[r.sku] = r
-    entries = [r.entry() for r in sorted(latest.values(), key=lambda r: r.version)]
-    return CatalogPage(entries=entries, next_cursor=next_cursor, more=more, full_resync=False)
+    rows = tuple(sorted(latest.values(), key=lambda r: r.version))
+    return PageRows(rows=rows, next_cursor=next_cursor, more=more, full_resync=False)
 
 
 # --- purge and compaction ----------------------------------------------------------------------

@@ -120,20 +120,31 @@ def read_signed(headers: Mapping[str, str], method: str, path: str, query: Mappi
                          method=method, path=path, query=query, body=body)
 
 
-def pull_answer(svc: Service, request: SignedRequest) -> BaseModel:
-    """GET /api/pull. The request is authenticated before its parameters are read: an unsigned one is a 401."""
+def pull_answer(svc: Service, request: SignedRequest) -> str:
+    """GET /api/pull, as the answer's JSON (see PullReply.json). The request is authenticated
+    before its parameters are read: an unsigned one is a 401."""
     branch = svc.authenticate(request)
-    return svc.pull(branch, pull_query(request.query))
+    return svc.pull(branch, pull_query(request.query)).json()
 
 
 def pull_query(query: Mapping[str, str]) -> PullQuery:
     return PullQuery(
         cursor=int_param(query, "cursor", 0, 0, 2**53),
-        limit=int_param(query, "limit", limits.CATALOG_PAGE_MAX, 1, limits.CATALOG_PAGE_MAX),
+        limit=page_limit(query),
         pending=int_param(query, "pending", None, 0, 2**53),
         version=client_version_param(query),
         ways=push_ways_param(query),
     )
+
+
+def page_limit(query: Mapping[str, str]) -> int:
+    """Entries a page may hold: `max_entries` from a till that takes wide pages, else `limit`.
+
+    Older tills send only `limit` (and refuse a page above CATALOG_PAGE_MAX); newer ones send
+    both, so that a cloud older than `max_entries` still answers them, with pages of `limit`.
+    """
+    limit = int_param(query, "limit", limits.CATALOG_PAGE_MAX, 1, limits.CATALOG_PAGE_MAX)
+    return int_param(query, "max_entries", limit, 1, limits.CATALOG_PAGE_WIDE_MAX)
 
 
 def int_param(query: Mapping[str, str], name: str, default, lo: int, hi: int):
@@ -224,7 +235,8 @@ def client_version_param(query: Mapping[str, str]) -> str | None:
 
 
 def json_response(body, status: int = 200) -> func.HttpResponse:
-    text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body)
+    """`body` as JSON: a model, a dict, or text already encoded (a pull answer)."""
+    text = body.model_dump_json() if isinstance(body, BaseModel) else body if isinstance(body, str) else json.dumps(body)
     return func.HttpResponse(text, status_code=status, mimetype="application/json", charset="utf-8")
 
 
@@ -260,7 +272,7 @@ def error_response(err: ContractError) -> func.HttpResponse:
     return json_response(err.to_body(), err.http_status)
 
 
-def handle(req: func.HttpRequest, action: Callable[..., BaseModel | dict], *, admin: bool = False,
+def handle(req: func.HttpRequest, action: Callable[..., BaseModel | dict | str], *, admin: bool = False,
            status: int = 200, caller: bool = False) -> func.HttpResponse:
     """`admin`: a head-office route, checked against its role in roles.ROUTE_ROLES and audited.
     `caller`: the action is called with the Principal too (who creates or revokes a credential)."""

@@ -20,7 +20,7 @@ from datetime import date, datetime, timezone
 
 from shared.models import (
     BranchCreated, BranchList, BranchRevocation, BranchRotation, CatalogCompaction, CatalogImport, CatalogWriteResult,
-    DeadLetterDetail, DeadLetterInfo, DeadLetterList, EnrollAnswer, EnrollRequest, PriceDifferencePage, PullAnswer,
+    DeadLetterDetail, DeadLetterInfo, DeadLetterList, EnrollAnswer, EnrollRequest, PriceDifferencePage,
     PushAccepted, ReplayResult, ReportTable, SalesExportPage, SummaryRebuild,
 )
 
@@ -30,7 +30,7 @@ from .audit import AuditTrail
 from .branches import Branches
 from .catalog_writes import CatalogWrites
 from .ingest import ApplyOutcome, Ingest
-from .pull import PullQuery, Pulls
+from .pull import PullQuery, PullReply, Pulls
 from .queue_access import SalesQueue
 from .people import People
 from .reports import EXPORT_LIMIT_DEFAULT, Reports
@@ -78,7 +78,7 @@ class Service:
     def enroll(self, request: EnrollRequest) -> EnrollAnswer:
         return self.branches.enroll(request)
 
-    def pull(self, branch: BranchRecord, query: PullQuery) -> PullAnswer:
+    def pull(self, branch: BranchRecord, query: PullQuery) -> PullReply:
         return self.pulls.pull(branch, query)
 
     def push(self, request: SignedRequest) -> PushAccepted:

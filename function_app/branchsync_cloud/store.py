@@ -18,7 +18,7 @@ from shared.models import Sale
 
 # BranchLedger is a store record too; it is defined with the apply, which plans its changes.
 from .apply import ApplyWrite, BranchLedger, Refunded
-from .catalog import TXN_HARD_MAX_DATA_BYTES, TXN_MAX_OPS, CatalogTxn, Counter, IndexEntry, Segment
+from .catalog import SEGMENT_MAX_ENTRIES, TXN_HARD_MAX_DATA_BYTES, TXN_MAX_OPS, CatalogTxn, Counter, IndexEntry, Segment
 from .summaries import DaySummary
 
 
@@ -62,7 +62,9 @@ REASON_MAX_CHARS = 4000
 # More index buckets than this are read with one range query over all of them.
 INDEX_POINT_READS_MAX = 8
 # A pull reads at most this many query pages of segments; the first asks for a few rows
-# (a bulk-imported segment holds ~1,000 entries), later ones for as many as look needed.
+# (a bulk-imported segment holds ~1,000 entries), or for a wide page as many as it needs at
+# the least (a segment holds at most SEGMENT_MAX_ENTRIES) and one more for the cursor's
+# part-sent segment; later ones for as many as look needed.
 SEGMENT_READ_MAX_PAGES = 6
 SEGMENT_FIRST_PAGE = 4
 SEGMENT_PAGE_MAX = 64
@@ -77,7 +79,7 @@ def read_segments(page: SegmentPages, min_entries: int) -> tuple[list[Segment], 
     segments: list[Segment] = []
     entries = read = 0
     token = None
-    per_page = SEGMENT_FIRST_PAGE
+    per_page = max(SEGMENT_FIRST_PAGE, min(SEGMENT_PAGE_MAX, math.ceil(min_entries / SEGMENT_MAX_ENTRIES) + 1))
     for _ in range(SEGMENT_READ_MAX_PAGES):
         rows, token = page(per_page, token)
         for segment, stored in rows:

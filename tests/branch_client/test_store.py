@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import sqlite3
 import stat
 import threading
 from datetime import datetime, timedelta, timezone
@@ -425,19 +426,62 @@ def _first_pull_page(first: int, count: int, more: bool):
                   for v in range(first, first + count)), more=more)
 
 
-def test_a_first_pull_indexes_its_products_for_search_once_with_its_last_page(store, home):
+def _fts_is_consistent(store: Store) -> bool:
+    with store.engine.begin() as conn:  # FTS5 raises if its index differs from product_terms
+        conn.exec_driver_sql("INSERT INTO product_search (product_search, rank) VALUES ('integrity-check', 1)")
+    return True
+
+
+def test_a_first_pull_indexes_each_page_for_search_in_one_pass_and_restores_the_triggers_with_its_last(store, home):
     with Store(home.parent / "fresh") as fresh:
         schema = _schema(fresh)
     store.apply_catalog_page(_first_pull_page(1, 50, more=True), 0)
-    assert _row_count(store, "products") == 50 and _row_count(store, "product_terms") == 0
+    # The page's keys went in beside it, set-based; no trigger (nor index) of products or product_terms is there.
+    assert _row_count(store, "products") == 50 and _row_count(store, "product_terms") == 50
+    assert not {(t, n) for t, n, tbl in _schema(store) - schema if tbl in ("products", "product_terms")}
+    assert {n for t, n, tbl in schema - _schema(store)} >= {"products_search_ai", "product_terms_ai", "products_barcode"}
+    assert [p.sku for p in store.search_products("মিনিকেট 7")][:1] == ["P7"]
     store.apply_catalog_page(_first_pull_page(51, 50, more=False), 0)
-    assert _row_count(store, "product_terms") == 100 and _schema(store) == schema
+    assert _row_count(store, "product_terms") == 100 and _schema(store) == schema and _fts_is_consistent(store)
     assert all(store.find_by_code(f"89{v:08d}").sku == f"P{v}" for v in range(1, 101))
     assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P7", "P70"]
     # later pulls go through the triggers again, in the page's own transaction
     store.apply_catalog_page(page(entry(101, product("P7", name="Atta 2kg")), tombstone(102, "P70")), 0)
     assert [p.sku for p in store.search_products("atta")] == ["P7"]
     assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P71", "P72"]
+
+
+def test_a_sku_changed_or_deleted_while_a_first_pull_runs_is_searchable_only_as_it_ends(store):
+    store.apply_catalog_page(_first_pull_page(1, 30, more=True), 0)
+    # The cloud's later pages bring P7 again (renamed meanwhile) and P9's tombstone.
+    store.apply_catalog_page(page(entry(40, product("P7", name="Atta 2kg", barcode="8900000777")), tombstone(41, "P9"),
+                                  more=True), 0)
+    store.apply_catalog_page(_first_pull_page(50, 5, more=False), 0)
+    assert _fts_is_consistent(store) and _row_count(store, "product_terms") == _row_count(store, "products") == 34
+    assert [p.sku for p in store.search_products("atta")] == ["P7"] and store.find_by_code("8900000777").sku == "P7"
+    assert not store.search_products("মিনিকেট 7") and not store.search_products("P9")
+    assert {p.sku for p in store.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in (*range(1, 31), *range(50, 55))} - {"P7", "P9"}
+
+
+def test_a_first_pull_page_of_tombstones_only_is_stored(store):
+    store.apply_catalog_page(_first_pull_page(1, 5, more=True), 0)
+    store.apply_catalog_page(page(tombstone(6, "P2"), tombstone(7, "P4"), more=True), 0)
+    store.apply_catalog_page(_first_pull_page(8, 2, more=False), 0)
+    assert _fts_is_consistent(store) and {p.sku for p in store.search_products("মিনিকেট")} == {"P1", "P3", "P5", "P8", "P9"}
+
+
+def test_a_price_day_rewrites_no_search_keys_of_products_whose_name_and_barcode_stay(store, home):
+    store.apply_catalog_page(_first_pull_page(1, 300, more=False), 0)
+    with sqlite3.connect(home / "branchsync.db") as db:  # counts what the search trigger rewrites
+        db.executescript("""CREATE TABLE rewrites (sku TEXT);
+            CREATE TRIGGER count_rewrites AFTER UPDATE ON product_terms BEGIN INSERT INTO rewrites VALUES (new.sku); END""")
+    repriced = [entry(300 + v, product(f"P{v}", 555, name=f"চাল মিনিকেট {v}", barcode=f"89{v:08d}", unit="bag"))
+                for v in range(1, 201)]
+    renamed = entry(501, product("P250", 777, name="Atta 2kg", barcode=f"89{250:08d}"))
+    store.apply_catalog_page(page(*repriced, renamed), 0)
+    assert _row_count(store, "rewrites") == 1 and [p.sku for p in store.search_products("atta")] == ["P250"]
+    assert store.find_by_code(f"89{7:08d}").price == 555 and store.find_by_code(f"89{7:08d}").unit == "bag"
+    assert _fts_is_consistent(store) and store.catalog_cursor() == 501
 
 
 def _pull_one_page_then_die(home):
@@ -459,6 +503,20 @@ def test_a_first_pull_killed_between_pages_leaves_every_pulled_product_searchabl
         assert _schema(s) == schema and s.catalog_cursor() == 40
         s.apply_catalog_page(_first_pull_page(41, 20, more=False), 0)  # the pull resumes, on the triggers
         assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 61)}
+
+
+def test_the_search_key_of_ascii_text_is_its_full_normalisation():
+    import string
+    import unicodedata
+
+    from branch_client.store import fold
+
+    def normalised(v):
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", v).casefold())
+
+    for text_ in [*map(chr, range(128)), string.printable * 2, "RICE-5KG", "8901234567890"]:
+        assert fold(text_) == normalised(text_)
+    assert fold("ﬁ Straße") == normalised("ﬁ Straße") == "fi strasse"
 
 
 def test_composed_and_decomposed_bangla_find_the_same_products(store):

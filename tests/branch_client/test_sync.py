@@ -68,6 +68,40 @@ def test_a_pull_asks_page_after_page_until_the_cloud_has_no_more(enrolled, fake_
     assert {sku: p for sku, p in ((p.sku, p) for p in _all_products(enrolled))} == fake_cloud.products()
 
 
+def test_a_first_pull_of_2500_products_takes_a_page_of_1000_then_one_wide_page_of_the_rest(enrolled, fake_cloud):
+    fake_cloud.put(*[product(f"SKU-{i:04d}", 100 + i) for i in range(2500)])
+    report = _engine(enrolled, fake_cloud).run()
+    # The first page small, so the till starts writing early; then `limit` for clouds of the
+    # previous release and `max_entries` for this one.
+    assert [(q["cursor"], q["limit"], q.get("max_entries")) for q in fake_cloud.pulls] == [
+        ("0", "1000", None), ("1000", "1000", "10000")]
+    assert (report.pages, report.entries, report.catalog_version) == (2, 2500, 2500)
+    assert len(_all_products(enrolled)) == 2500 and [p.sku for p in enrolled.search_products("SKU-2499")] == ["SKU-2499"]
+
+
+def test_a_price_day_of_1100_changes_is_one_wide_page(enrolled, fake_cloud):
+    fake_cloud.put(*[product(f"SKU-{i:04d}", 100 + i) for i in range(1500)])
+    _engine(enrolled, fake_cloud).run()
+    fake_cloud.put(*[product(f"SKU-{i:04d}", 200 + i) for i in range(1000)])
+    for i in range(1000, 1100):
+        fake_cloud.delete(f"SKU-{i:04d}")
+    fake_cloud.pulls.clear()
+    report = _engine(enrolled, fake_cloud).run()
+    assert (report.pages, report.entries, len(fake_cloud.pulls)) == (1, 1100, 1)
+    assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
+
+
+def test_a_cloud_older_than_wide_pages_is_pulled_in_its_pages_of_1000(enrolled, fake_cloud, monkeypatch):
+    from branchsync_cloud import http
+    # The previous release's cloud reads `limit` alone (an unknown parameter is ignored).
+    monkeypatch.setattr(http, "page_limit", lambda query: http.int_param(query, "limit", 1000, 1, 1000))
+    fake_cloud.put(*[product(f"SKU-{i:04d}", 100 + i) for i in range(2500)])
+    report = _engine(enrolled, fake_cloud).run()
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "1000", "2000"]  # as the previous release pulled
+    assert (report.pages, report.entries, report.catalog_version) == (3, 2500, 2500)
+    assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
+
+
 def test_the_next_catalog_page_is_asked_for_while_the_current_one_is_written(enrolled, fake_cloud, monkeypatch):
     fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
     asked = threading.Event()

@@ -1,5 +1,6 @@
 """Catalog planning and page building: versions, segments, buckets, cursors and the horizon."""
 
+import json
 import random
 import string
 
@@ -19,6 +20,7 @@ from branchsync_cloud.catalog import (
     VersionRow,
     sku_bucket,
     build_page,
+    page_rows,
     decode_bucket,
     decode_rows,
     digest,
@@ -31,6 +33,7 @@ from branchsync_cloud.catalog import (
     plan_purge,
 )
 from shared.errors import ContractError, ErrorCode
+from shared.models import CatalogPage, Product
 
 
 def rows(*specs):
@@ -187,6 +190,35 @@ def test_a_bucket_that_outgrows_its_row_is_refused_with_a_clear_error():
 
 
 # --- pages -------------------------------------------------------------------------------------
+
+
+def stored_rows():
+    """Rows as a pull reads them from a segment: defaults left out, Bangla, a tombstone."""
+    products = [make_product("OIL-1L", 18050, barcode="8901234567890", unit="bottle", vat_rate="7.50", active=False),
+                make_product("চাল-৫", 42000, name="চাল মিনিকেট ৫ কেজি"), make_product("SOAP", 0, vat_rate="15")]
+    written = [VersionRow(i + 1, p.sku, p) for i, p in enumerate(products)] + [VersionRow(4, "GONE", None)]
+    return decode_rows(encode_rows(written)), products
+
+
+def test_a_page_read_from_segments_is_written_as_the_same_json_as_its_models():
+    read, _ = stored_rows()
+    page = page_rows(0, [Segment(1, 4, read)], limit=10, exhausted=True, counter=Counter(4))
+    models = CatalogPage(entries=[r.entry() for r in read], next_cursor=4, more=False)
+    assert page.page().model_dump_json() == models.model_dump_json()
+    assert page.entries_json() == json.dumps(json.loads(models.model_dump_json())["entries"], separators=(",", ":"),
+                                             ensure_ascii=False)
+
+
+def test_a_page_read_from_segments_validates_no_product_again(monkeypatch):
+    read, products = stored_rows()
+    built = []
+    validate = Product.model_validate.__func__
+    monkeypatch.setattr(Product, "model_validate", classmethod(lambda cls, *a, **k: built.append(1) or validate(cls, *a, **k)))
+    page = page_rows(0, [Segment(1, 4, decode_rows(encode_rows(read)))], limit=10, exhausted=True, counter=Counter(4))
+    sent = json.loads(page.entries_json())
+    assert built == [] and [e["product"] and e["product"]["price"] for e in sent] == [18050, 42000, 0, None]
+    # Asked for, a stored row still is the validated product it was imported as.
+    assert [r.product for r in page.rows] == [*products, None] and len(built) == 3
 
 
 def test_a_page_holds_ascending_versions_up_to_the_limit_and_says_more():

@@ -26,7 +26,7 @@ from shared import limits
 from shared.encoding import encode_batch, from_queue_text
 from shared.enrollment import decode_code
 from shared.errors import ContractError, ErrorCode
-from shared.models import CatalogImport, EnrollRequest
+from shared.models import CatalogImport, EnrollRequest, PullAnswer
 from shared.signing import sign_request
 from tests.builders import make_batch, make_product, make_sale
 
@@ -50,8 +50,9 @@ def pull(service, name, secret, clock, **query):
 
 
 def signed_pull(service, headers, query):
-    """GET /api/pull as the HTTP handler answers it: these headers and query read by the adapter."""
-    return pull_answer(service, read_signed(headers, "GET", "/api/pull", query))
+    """GET /api/pull as the HTTP handler answers it (these headers and query read by the adapter),
+    read back as a till reads the answer's JSON."""
+    return PullAnswer.model_validate_json(pull_answer(service, read_signed(headers, "GET", "/api/pull", query)))
 
 
 def pull_all(service, name, secret, clock, cursor=0, limit=1000):
@@ -315,7 +316,8 @@ def test_a_pull_from_a_branch_with_a_wrong_clock_says_to_fix_the_clock(service, 
     assert err.value.code == ErrorCode.CLOCK_SKEW and "clock" in err.value.message
 
 
-@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "1001"}, {"cursor": "-1"}, {"cursor": "abc"}, {"pending": "1.5"},
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "1001"}, {"max_entries": "10001"}, {"max_entries": "0"},
+                                   {"cursor": "-1"}, {"cursor": "abc"}, {"pending": "1.5"},
                                    {"cursor": "9" * 5000}, {"pending": "٣"}])
 def test_a_pull_with_a_bad_parameter_is_a_bad_request_naming_it(service, clock, query):
     secret = enroll(service)
@@ -532,10 +534,44 @@ def test_an_initial_pull_of_5000_products_reads_far_fewer_storage_operations_tha
     with capsys.disabled():
         print(f"\n[storage ops] initial pull of 5,000 products: {ops} ops, {ops / 5000:.4f} per product")
     # 5 pages, each: branch read, nonce insert, state read, counter read, one segment query page,
-    # the counter again, branch merge; and once an hour per instance: the hour's nonce table
-    # created, old ones listed.
-    assert ops <= 5 * 7 + 2
+    # the counter again; the branch's last pull merged once; and once an hour per instance: the
+    # hour's nonce table created, old ones listed.
+    assert ops <= 5 * 6 + 1 + 2
     assert ops / 5000 < 0.01
+
+
+def test_a_till_that_takes_wide_pages_gets_5000_products_in_one_pull_and_an_older_till_pages_of_1000(service, clock):
+    for lo in range(0, 5000, 1000):
+        import_products(service, [make_product(f"P{i:05d}", 100 + i) for i in range(lo, lo + 1000)])
+    secret = enroll(service)
+    before = service.store.ops
+    wide = pull(service, "dhaka-1", secret, clock, cursor=0, limit=1000, max_entries=10_000).catalog
+    ops = service.store.ops - before
+    assert len(wide.entries) == 5000 and not wide.more and wide.next_cursor == 5000
+    assert wide.entries[4321].product.price == 4421
+    # Branch read, nonce insert, state read, counter, ONE query page of all five segments, the
+    # counter again, branch merge; and once an hour: the hour's nonce table created, old ones listed.
+    assert ops <= 7 + 2
+    older = pull(service, "dhaka-1", secret, clock, cursor=0, limit=1000).catalog
+    assert len(older.entries) == 1000 and older.more and older.next_cursor == 1000
+
+
+def test_the_pages_of_one_pull_record_the_branch_s_last_pull_once(service, clock):
+    for lo in range(0, 2500, 1000):
+        import_products(service, [make_product(f"P{i:04d}") for i in range(lo, min(lo + 1000, 2500))])
+    secret = enroll(service)
+    writes = []
+    merge = service.store.merge_branch
+    service.store.merge_branch = lambda name, **fields: writes.append(fields) or merge(name, **fields)
+    held, cursor = pull_all(service, "dhaka-1", secret, clock, limit=1000)
+    assert len(held) == 2500 and len(writes) == 1
+    # A minute on, or a different number pending, and the pull is recorded again.
+    clock.now += timedelta(seconds=61)
+    pull(service, "dhaka-1", secret, clock, cursor=cursor)
+    pull(service, "dhaka-1", secret, clock, cursor=cursor, pending=3)
+    pull(service, "dhaka-1", secret, clock, cursor=cursor, pending=3)
+    record = service.store.get_branch("dhaka-1")
+    assert len(writes) == 3 and record.last_pull == clock.now and record.pending == 3
 
 
 def test_a_product_updated_after_a_pull_reaches_a_branch_on_an_old_cursor_at_its_latest_version(service, clock):

@@ -51,18 +51,25 @@ class PullCut(Scenario):
     """A proxy between branch and cloud cuts catalog pulls at a page boundary or mid-page."""
 
     name, number, trials, quick_trials = "pull-cut", 1, 8, 2
+    # Several pages of 10,000 (a branch's wide pages), on storage of its own so that no other
+    # scenario's branch pulls this larger catalog.
+    CATALOG = 25_000
 
     def __init__(self):
-        self._setup: tuple[NetCut, object] | None = None
+        self._setup: tuple[NetCut, object, Stack] | None = None
 
     def _env(self, stack: Stack):
         if self._setup is None:
-            self._setup = proxied_cloud(stack, "cloud-pullcut")
+            azurite = stack.own_azurite("azurite-pullcut")
+            proxy, cloud = proxied_cloud(stack, "cloud-pullcut", storage=azurite.connection_string)
+            own = Stack(azurite, cloud, stack.admin_key, stack.workdir)
+            own.ensure_catalog(size=self.CATALOG)
+            self._setup = proxy, cloud, own
         return self._setup
 
     def run(self, stack: Stack, seed: int) -> TrialResult:
         rng = random.Random(seed)
-        proxy, cloud = self._env(stack)
+        proxy, cloud, stack = self._env(stack)
         proxy.clear()
         branch = new_branch(stack, f"pull{seed}", url=cloud.url)
         page = rng.randint(0, 2)                       # which page of the pull is cut
@@ -89,13 +96,13 @@ class PullCut(Scenario):
         return result
 
 
-def proxied_cloud(stack: Stack, name: str):
+def proxied_cloud(stack: Stack, name: str, storage: str | None = None):
     """A dedicated dev host behind a NetCut proxy; its enrollment codes point at the proxy, so its
     branches reach it only through the proxy (the queue they push to is Azurite's, directly)."""
     from headoffice.stand_ins import free_port
     proxy = NetCut(free_port())
     stack.extra.append(proxy)
-    cloud = stack.own_cloud(name, extra_env={"BRANCHSYNC_PUBLIC_URL": proxy.url})
+    cloud = stack.own_cloud(name, storage=storage, extra_env={"BRANCHSYNC_PUBLIC_URL": proxy.url})
     proxy.target = ("127.0.0.1", cloud.port)
     return proxy, cloud
 
