@@ -53,7 +53,7 @@ def backlog_messages(work: Path, n: int, branch: str, secret: str) -> list[bytes
     return [from_queue_text(text) for _, text in packed]
 
 
-def run(args) -> None:
+def run(args) -> dict:
     work = ROOT / ".bench-apply"
     shutil.rmtree(work, ignore_errors=True)
     azurite = start_azurite(work)
@@ -85,17 +85,19 @@ def run(args) -> None:
               f"{ops} storage operations ({ops / args.sales:.4f} per sale)")
         if profile:
             pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+        return {"messages": len(bodies), "applied_through": ledger.apply.applied_through, "ops": ops,
+                "outcome_ops": sum(o.ops for o in outcomes), "seconds": wall, "cpu_seconds": cpu}
     finally:
         azurite.stop()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sales", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=min(32, (os.cpu_count() or 1) + 4),
                         help="messages applied at once (the hosts' thread pool: cores + 4; 1: one by one)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest calls (cProfile of this thread: use with --threads 1)")
-    run(parser.parse_args())
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
