@@ -75,4 +75,4 @@ admin-wheel:
 	$(PYTHON) packaging/admin/build_wheel.py
 
 clean:
-	rm -rf $(VENV) node_modules .demo .bench .bench-peers .bench-till .bench-month build dist
+	rm -rf $(VENV) node_modules .demo .bench .bench-peers .bench-till .bench-month .bench-apply build dist

@@ -80,9 +80,19 @@ PUSH_CHUNK = 1_000
 PUSH_AHEAD = 2
 # Waits between the pulls that ask for the acknowledgement after a push: the cloud applies a
 # message in well under a second when it is keeping up, so ask soon, then less often. Each
-# ask is one pull (one ledger read in the cloud).
+# ask is one pull (one ledger read in the cloud). While the asks see sales acknowledged, the
+# next one is due when the pace so far says the rest will be (never sooner than the first
+# wait), so a backlog's last apply is not followed by most of a long wait.
 ACK_POLL_FIRST = 0.1
 ACK_POLL_MAX = 0.4
+
+
+def next_ack_pause(pause: float, waited: int, waiting: int, elapsed: float) -> float:
+    """The wait before the next ask: `waited` were on their way before the last ask, `waiting` after it, `elapsed` s apart."""
+    if 0 < waiting < waited and elapsed > 0:
+        pace = (waited - waiting) / elapsed  # sales acknowledged a second
+        return min(max(waiting / pace, ACK_POLL_FIRST), ACK_POLL_MAX)
+    return min(pause * 2, ACK_POLL_MAX)
 
 
 @dataclass(frozen=True)
@@ -233,10 +243,10 @@ class SyncEngine:
         deadline = self.monotonic() + self.ack_wait
         pause = ACK_POLL_FIRST
         waiting = self._on_the_way()
+        asked = self.monotonic()
         self._emit(SyncState.ACKING, 0, None, f"waiting up to {self.ack_wait:g} s for the acknowledgement")
         while waiting and (left := deadline - self.monotonic()) > 0:
             self.sleep(min(pause, left))
-            pause = min(pause * 2, ACK_POLL_MAX)
             try:
                 answer = self.client.pull(self._cursor, self.page_limit, waiting)
             except BranchSyncError as exc:  # the sales are on the queue; the next sync asks again
@@ -249,7 +259,9 @@ class SyncEngine:
                                                                 _acks(answer))
                 self._cursor = report.catalog_version = answer.catalog.next_cursor
                 report.applied_through = answer.applied_through
-            waiting = self._on_the_way()
+            waited, waiting, before = waiting, self._on_the_way(), asked
+            asked = self.monotonic()
+            pause = next_ack_pause(pause, waited, waiting, asked - before)
             self._emit(SyncState.ACKING, 0, None, f"{waiting} still on their way")
 
     def _on_the_way(self) -> int:

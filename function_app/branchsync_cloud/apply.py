@@ -159,14 +159,34 @@ class ApplyPlan:
         return sum(s.total for s in self.counted)
 
 
-def consecutive_runs(sales: Sequence[Sale]) -> list[list[Sale]]:
+def consecutive_runs(sales: Sequence[Sale], ends: frozenset[int] = frozenset()) -> list[list[Sale]]:
+    """Maximal runs of consecutive seqs; a run also ends after a seq in `ends`."""
     runs: list[list[Sale]] = []
     for sale in sales:
-        if runs and sale.seq == runs[-1][-1].seq + 1:
+        if runs and sale.seq == runs[-1][-1].seq + 1 and runs[-1][-1].seq not in ends:
             runs[-1].append(sale)
         else:
             runs.append([sale])
     return runs
+
+
+def merge_batches(batches: Sequence[SalesBatch]) -> tuple[SalesBatch, frozenset[int]] | None:
+    """Several validated messages of one branch and generation as one batch, and the last seq of each.
+
+    Planned as one, they are read, folded and committed once; each message's sales still
+    become chunk rows of their own (`plan_apply(ends=...)`), so a chunk holds at most one
+    message's sales, as the readers of chunks expect. None when they cannot be one batch:
+    other branches or generations, or seqs that overlap (a resend beside its original).
+    """
+    first = batches[0]
+    if any(b.branch != first.branch or b.generation != first.generation for b in batches):
+        return None
+    ordered = sorted(batches, key=lambda b: b.sales[0].seq)
+    if any(b.sales[0].seq <= a.sales[-1].seq for a, b in zip(ordered, ordered[1:])):
+        return None
+    merged = SalesBatch.model_construct(v=max(b.v for b in ordered), branch=first.branch, generation=first.generation,
+                                        sent_at=max(b.sent_at for b in ordered), sales=[s for b in ordered for s in b.sales])
+    return merged, frozenset(b.sales[-1].seq for b in ordered)
 
 
 def void_target(generation: int, void: Sale) -> SaleKey:
@@ -179,15 +199,18 @@ def void_target(generation: int, void: Sale) -> SaleKey:
 REFERRING_KINDS = frozenset({SaleKind.VOID, SaleKind.REFUND})
 
 
-def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, ReferencedSale] | None = None) -> ApplyPlan:
+def plan_apply(state: ApplyState, batch: SalesBatch, targets: Mapping[SaleKey, ReferencedSale] | None = None,
+               ends: frozenset[int] = frozenset()) -> ApplyPlan:
     """Plan `batch` against its generation's `state`; `targets` holds the stored sales its new voids and refunds name.
+
+    `ends`: seqs after which a run (a chunk row) ends even if the next seq follows (merge_batches).
 
     A till pushes a void or refund only in the message of the sale it refers to or once the
     cloud has acknowledged that sale, so one naming a sale the cloud does not hold is
     refused: it is never left waiting, since the database that could push it again may be gone.
     """
     new = [s for s in batch.sales if not state.is_stored(s.seq)]  # stored seqs change nothing
-    runs = consecutive_runs(new)
+    runs = consecutive_runs(new, ends)
     after = state.with_stored((run[0].seq, run[-1].seq) for run in runs)
     if len(after.ranges) > MAX_RANGES:
         raise ContractError(
@@ -306,15 +329,23 @@ class StoredChunk(Protocol):
 ChunkKey = tuple[int, int]
 
 
+# A chunk row's `data`: zlib of the JSON list of its sales, or (AS_SENT) the zlib JSON of the
+# queue message's batch that carried exactly its sales, stored as it came once opened and
+# validated, so the apply neither serialises nor compresses them again.
+LIST_ENCODING = "zlib+json"
+AS_SENT_ENCODING = "zlib+batch"
+
+
 @dataclass(frozen=True)
 class ChunkWrite:
     """A new chunk row: consecutive new events of the plan's generation, compressed."""
 
     sales: tuple[Sale, ...]
-    data: bytes  # zlib of the sales' JSON, at most CHUNK_MAX_BYTES
+    data: bytes  # zlib of the sales' JSON (`encoding`), at most CHUNK_MAX_BYTES
     voided: frozenset[int] = frozenset()  # its sales voided by voids committed with it
     refused: Mapping[int, str] = field(default_factory=dict)  # its refused voids and refunds: seq -> reason code
     refunded: Mapping[int, Refunded] = field(default_factory=dict)  # its sales refunded by refunds committed with it
+    encoding: str = LIST_ENCODING
 
     @property
     def first_seq(self) -> int:
@@ -471,9 +502,21 @@ def _split_by_days(sales: tuple[Sale, ...], data: bytes, zone: ZoneInfo) -> list
     return [piece for run in out for piece in encode_run(run)]
 
 
+def _pieces(run: Sequence[Sale], as_sent: Mapping[tuple[int, int], bytes]) -> list[tuple[tuple[Sale, ...], bytes]]:
+    data = as_sent.get((run[0].seq, run[-1].seq))
+    if data is not None and len(data) <= CHUNK_MAX_BYTES:
+        return [(tuple(run), data)]
+    return encode_run(run)
+
+
 def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[SaleKey, StoredChunk],
-                      pushed_at: datetime, applied_at: datetime, summaries: SummaryInput | None = None) -> ApplyWrite:
+                      pushed_at: datetime, applied_at: datetime, summaries: SummaryInput | None = None,
+                      as_sent: Mapping[tuple[int, int], bytes] | None = None) -> ApplyWrite:
     """The chunks, void marks and ledger of `plan` against `before`, cut into transactions.
+
+    `as_sent`: (first seq, last seq) -> the zlib JSON of the validated message batch that
+    carried exactly those sales; a run that is a whole message is stored as it came
+    (AS_SENT_ENCODING) instead of being encoded again.
 
     `targets`: the stored chunks holding the sales its accepted voids and refunds name. A
     void or refund is committed in the transaction of its own chunk, together with the mark
@@ -484,7 +527,8 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
     gen = plan.generation
     accepted = {s.seq for s in plan.counted if s.kind in REFERRING_KINDS}
     refused = {seq: str(r.code) for seq, r in plan.refused.items()}
-    pieces = [piece for run in plan.runs for piece in encode_run(run)]
+    as_sent = as_sent or {}
+    pieces = [piece for run in plan.runs for piece in _pieces(run, as_sent)]
     folding = _Folding(before.branch, gen, plan, summaries) if summaries is not None else None
     if folding is not None:
         pieces = [cut for sales, data in pieces for cut in _split_by_days(sales, data, summaries.zone)]
@@ -522,7 +566,8 @@ def plan_transactions(before: BranchLedger, plan: ApplyPlan, targets: Mapping[Sa
         chunks = tuple(
             ChunkWrite(sales, data, frozenset(voided.get((gen, sales[0].seq), ())),
                        {seq: code for seq, code in refused.items() if sales[0].seq <= seq <= sales[-1].seq},
-                       dict(refunded.get((gen, sales[0].seq), {})))
+                       dict(refunded.get((gen, sales[0].seq), {})),
+                       AS_SENT_ENCODING if as_sent.get((sales[0].seq, sales[-1].seq)) is data else LIST_ENCODING)
             for sales, data in (pieces[i] for i in group))
         marks = tuple(VoidMark(g, first, frozenset(voided.get((g, first), ())),
                                None if (g, first) in written else etags[(g, first)], dict(refunded.get((g, first), {})))
@@ -550,13 +595,15 @@ class _Folding:
         self.refused = set(plan.refused)
         # A void or refund may name a sale of this batch committed in an earlier transaction.
         self.originals = {**given.originals, **{(generation, s.seq): s for s in plan.new_sales}}
-        self.current = {day: s.copy() for day, s in given.stored.items()}
+        self.stored = given.stored
+        self.current: dict[date, DaySummary] = {}  # days as the transactions so far leave them (copied when first folded)
         self.written: set[date] = set()  # days this apply wrote already: the store holds their ETags
         # The most bytes each day's row can take in any transaction: the day with the whole plan folded in.
         whole = fold_events(branch, generation, self._counted(plan.new_sales), self.originals, self.zone,
                             into={day: s.copy() for day, s in given.stored.items()})
         # Packed once: the transaction that completes a day writes exactly this, so it is not packed again.
         self.whole, self.packed = whole, {day: pack(s) for day, s in whole.items()}
+        self.unfolded = len(self._counted(plan.new_sales))  # events no transaction has folded yet
         self.reserve = {day: sum(len(p) for p in parts) + 1024 for day, parts in self.packed.items()}
 
     def _counted(self, sales) -> list[Sale]:
@@ -568,13 +615,22 @@ class _Folding:
     def fold(self, sales) -> tuple[SummaryWrite, ...]:
         counted = self._counted(sales)
         days = self.days(counted)
-        fold_events(self.branch, self.generation, counted, self.originals, self.zone, into=self.current)
+        if len(counted) == self.unfolded and not self.written:
+            # The usual single transaction: its days are the whole plan's, folded already.
+            self.current.update({day: self.whole[day] for day in days})
+        else:
+            for day in days - self.current.keys():
+                if day in self.stored:
+                    self.current[day] = self.stored[day].copy()
+            fold_events(self.branch, self.generation, counted, self.originals, self.zone, into=self.current)
+        self.unfolded -= len(counted)
         out = []
         for day in sorted(days):
             summary = self.current[day]
             if day in self.written:
                 summary.etag = None
             parts = self.packed[day] if summary == self.whole.get(day) else pack(summary)
-            out.append(SummaryWrite(summary.copy(), parts))
+            # The last transaction's days change no more: they need no copy of their own.
+            out.append(SummaryWrite(summary.copy() if self.unfolded else summary, parts))
         self.written |= days
         return tuple(out)

@@ -23,14 +23,15 @@ from shared.encoding import from_queue_text, open_frame, parse_frame, signed_by
 from shared.errors import ContractError, ErrorCode, shown
 from shared.models import (
     BRANCH_RE, DeadLetterDetail, DeadLetterInfo, DeadLetterList, PushAccepted, PushRequest, Refusal, ReplayResult, Sale,
-    SalesBatch, sale_number,
+    SaleKind, SalesBatch, sale_number,
 )
 
 from . import branch_keys, faults, telemetry
 from .apply import (
-    REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, SummaryInput, plan_apply, plan_transactions, void_target,
+    REFERRING_KINDS, ApplyPlan, ReferencedSale, Refused, SummaryInput, merge_batches, plan_apply, plan_transactions,
+    void_target,
 )
-from .conflicts import one_at_a_time, retrying
+from .conflicts import retrying, together
 from .request_auth import RequestAuth, SignedRequest
 from .store import BranchLedger, BranchRecord, Chunk, DeadLetter, NotFound, Store
 from .summaries import DEFAULT_ZONE, days_of
@@ -80,9 +81,25 @@ class VoidRefused(SaleRefused):
 class RefusedMessage(Exception):
     """A queue message that is not applied: why, and the branch it claims once its frame was read."""
 
-    def __init__(self, error: ContractError, branch: str | None = None, record: BranchRecord | None = None):
+    def __init__(self, error: ContractError, branch: str | None = None, record: BranchRecord | None = None,
+                 spent: int | None = None):
         super().__init__(error.message)
         self.error, self.branch, self.record = error, branch, record
+        # Storage operations spent on it in its branch's turn and opening it, which may have run
+        # on another thread; None: everything spent on it ran on this thread.
+        self.spent = spent
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A message opened and validated, waiting for its branch's turn."""
+
+    record: BranchRecord
+    batch: SalesBatch
+    body: bytes
+    compressed: bytes  # the zlib JSON of `batch` as it came (signed, opened and validated)
+    opened_ops: int  # storage operations opening it took (its branch record)
+    began: float  # time.monotonic() when its apply began
 
 
 @dataclass(frozen=True)
@@ -153,16 +170,39 @@ class Ingest:
         return outcome
 
     def _open_and_apply(self, body: bytes, start: int, began: float) -> ApplyOutcome:
-        """Open the message and apply it, re-planning after a lost race; RefusedMessage if it cannot be."""
-        record, batch = self._open(body)
-        try:
-            with one_at_a_time(batch.branch):
-                return retrying()(self._apply_once, batch, start, began, body)
-        except ContractError as err:
-            raise RefusedMessage(err, batch.branch, record) from err
+        """Open the message and apply it in its branch's turn; RefusedMessage if it cannot be.
 
-    def _open(self, body: bytes) -> tuple[BranchRecord, SalesBatch]:
-        """Authenticate and validate a message body: the branch's record and the batch.
+        Opening (signature, decompressing, validating) runs outside the turn. The thread
+        whose turn it is applies every message of the branch opened meanwhile with its own
+        (conflicts.together): one ledger read, one fold of each day, one commit for them all.
+        """
+        record, batch, compressed = self._open(body)
+        opened = _Opened(record, batch, body, compressed, self._ops() - start, began)
+        try:
+            return together(batch.branch, opened, self._apply_turn)
+        except RefusedMessage as refused:  # refused in the turn
+            refused.spent += opened.opened_ops
+            raise
+
+    def _apply_turn(self, items: list["_Opened"]) -> list["ApplyOutcome | RefusedMessage"]:
+        """Apply the messages of one branch's turn; one result per message, in order."""
+        start = self._ops()
+        if len(items) > 1 and (merged := merge_batches([i.batch for i in items])) is not None:
+            try:
+                return retrying()(self._apply_once, start, items, *merged)
+            except ContractError:
+                pass  # one of them is refused: apply each alone, so only that one is dead-lettered
+        # The operations of a failed attempt together are counted on the first message.
+        return [self._apply_alone(item, start if i == 0 else self._ops()) for i, item in enumerate(items)]
+
+    def _apply_alone(self, item: "_Opened", start: int) -> "ApplyOutcome | RefusedMessage":
+        try:
+            return retrying()(self._apply_once, start, [item], item.batch)[0]
+        except ContractError as err:
+            return RefusedMessage(err, item.batch.branch, item.record, spent=self._ops() - start)
+
+    def _open(self, body: bytes) -> tuple[BranchRecord, SalesBatch, bytes]:
+        """Authenticate and validate a message body: the branch's record, the batch and its zlib JSON as it came.
 
         Any secret the branch may have signed it with counts (branch_keys.message_secrets): a
         message pushed just before a rotation still applies, and one signed with the pending
@@ -188,46 +228,73 @@ class Ingest:
                 self.auth.promote(record, secret)
         except ContractError as err:
             raise RefusedMessage(err, frame.branch, record) from err
-        return record, batch
+        return record, batch, frame.compressed
 
-    def _apply_once(self, batch: SalesBatch, start: int, began: float, body: bytes) -> ApplyOutcome:
+    def _apply_once(self, turn_start: int, items: list["_Opened"], batch: SalesBatch,
+                    ends: frozenset[int] = frozenset()) -> list[ApplyOutcome]:
+        """Plan and commit `batch` (one message's, or several merged: `ends`); an outcome per message.
+
+        `turn_start`: this thread's storage operations before the first attempt (a lost race re-plans).
+        """
         gen = batch.generation
         # The ledger and the day summaries the batch may touch, in one query.
         before, days = self.store.get_ledger_and_days(batch.branch, min(days_of(batch.sales, self.zone)))
         mark = before.apply_of(gen)
         new_voids = [s for s in batch.sales if s.kind in REFERRING_KINDS and not mark.is_stored(s.seq)]
         targets = self._void_targets(batch.branch, gen, new_voids, before)
-        plan = plan_apply(mark, batch, {k: v for k, (v, _) in targets.items()})
+        plan = plan_apply(mark, batch, {k: v for k, (v, _) in targets.items()}, ends)
         if plan.duplicates:
             self._check_one_till(batch, mark)
         seqs = f"{batch.sales[0].seq}-{batch.sales[-1].seq}"
-        if not plan.changed:
-            log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d generation=%d",
-                     batch.branch, seqs, len(batch.sales), mark.applied_through, self._ops() - start, gen)
-            return ApplyOutcome("duplicate", batch.branch, 0, plan.duplicates, mark.applied_through, self._ops() - start)
-        after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs, days)
-        if plan.refused:
-            self._report_refused_voids(batch, plan, body)
+        after = before
+        if plan.changed:
+            as_sent = {(i.batch.sales[0].seq, i.batch.sales[-1].seq): i.compressed for i in items}
+            after = self._commit(before, plan, batch, {k: chunk for k, (_, chunk) in targets.items()}, seqs, days,
+                                 as_sent)
+            if plan.refused:
+                self._report_refused_voids(items, plan)
         through = after.apply_of(gen).applied_through
-        ops = self._ops() - start
+        turn_ops = self._ops() - turn_start
+        new_seqs = {s.seq for s in plan.new_sales}
+        outcomes = []
+        for i, item in enumerate(items):
+            # The turn's own operations are counted on its first message, so they add up once.
+            ops = item.opened_ops + (turn_ops if i == 0 else 0)
+            outcomes.append(self._outcome(item, new_seqs, plan, through, after, ops, len(items)))
+        return outcomes
+
+    def _outcome(self, item: "_Opened", new_seqs: set[int], plan: ApplyPlan, through: int, after: BranchLedger,
+                 ops: int, together: int) -> ApplyOutcome:
+        """One message's share of a planned apply, logged as before (`together`: messages applied in its turn)."""
+        batch, gen = item.batch, item.batch.generation
+        seqs = f"{batch.sales[0].seq}-{batch.sales[-1].seq}"
+        new = [s for s in batch.sales if s.seq in new_seqs]
+        duplicates = len(batch.sales) - len(new)
+        if not new:
+            log.info("duplicate batch branch=%s seqs=%s sales=%d applied_through=%d ops=%d generation=%d",
+                     batch.branch, seqs, len(batch.sales), through, ops, gen)
+            return ApplyOutcome("duplicate", batch.branch, 0, duplicates, through, ops)
+        counted = [s for s in new if s.seq not in plan.refused]
+        sales_counted = sum(1 for s in counted if s.kind != SaleKind.SHIFT_CLOSE)
+        refused = sum(1 for s in new if s.seq in plan.refused)
         applied_at = self.clock()
-        duration_ms = round((time.monotonic() - began) * 1000)
+        duration_ms = round((time.monotonic() - item.began) * 1000)
         # Lag: from the newest sale's recording at the till to now; offline hours show up here.
-        newest = max(s.recorded_at for s in plan.new_sales) if plan.new_sales else applied_at
+        newest = max(s.recorded_at for s in new)
         lag_s = max(0, round((applied_at - newest).total_seconds()))
         log.info("applied batch branch=%s seqs=%s new=%d duplicates=%d paisa=%d applied_through=%d waiting_ranges=%d "
-                 "generation=%d refused_voids=%d ops=%d duration_ms=%d lag_s=%d",
-                 batch.branch, seqs, len(plan.new_sales), plan.duplicates, plan.total_paisa,
-                 through, len(after.apply_of(gen).ranges), gen, len(plan.refused), ops, duration_ms, lag_s,
+                 "generation=%d refused_voids=%d together=%d ops=%d duration_ms=%d lag_s=%d",
+                 batch.branch, seqs, len(new), duplicates, sum(s.total for s in counted),
+                 through, len(after.apply_of(gen).ranges), gen, refused, together, ops, duration_ms, lag_s,
                  extra=dims(event="apply", branch=batch.branch, generation=gen, seq_first=batch.sales[0].seq,
-                            seq_last=batch.sales[-1].seq, sales_applied=plan.sales_counted, duplicates=plan.duplicates,
-                            refused_voids=len(plan.refused), applied_through=through, duration_ms=duration_ms,
-                            lag_s=lag_s, ops=ops))
-        telemetry.sales_applied(batch.branch, plan.sales_counted)
-        return ApplyOutcome("applied", batch.branch, len(plan.new_sales), plan.duplicates, through, ops)
+                            seq_last=batch.sales[-1].seq, sales_applied=sales_counted, duplicates=duplicates,
+                            refused_voids=refused, applied_through=through, duration_ms=duration_ms,
+                            lag_s=lag_s, ops=ops, together=together))
+        telemetry.sales_applied(batch.branch, sales_counted)
+        return ApplyOutcome("applied", batch.branch, len(new), duplicates, through, ops)
 
     def _commit(self, before: BranchLedger, plan: ApplyPlan, batch: SalesBatch, targets: dict[tuple[int, int], Chunk],
-                seqs: str, days: dict) -> BranchLedger:
+                seqs: str, days: dict, as_sent: dict[tuple[int, int], bytes]) -> BranchLedger:
         """The one place a plan reaches storage (between the failpoints the fault suite fires).
 
         The summaries of the days the plan's events fall on (`days`, read with the ledger) are
@@ -239,7 +306,7 @@ class Ingest:
         originals = {(c.generation, s.seq): s for c in targets.values() for s in c.sales}
         summaries = SummaryInput(stored, originals, self.zone)
         write = plan_transactions(before, plan, targets, pushed_at=batch.sent_at, applied_at=self.clock(),
-                                  summaries=summaries)
+                                  summaries=summaries, as_sent=as_sent)
         after = self.store.commit_apply(before, write)
         faults.hit("apply.after_commit", f"{batch.branch}:{seqs}")
         return after
@@ -268,20 +335,23 @@ class Ingest:
                                                 refunded=chunk.refunded.get(sale.seq)), chunk)
         return found
 
-    def _report_refused_voids(self, batch: SalesBatch, plan: ApplyPlan, body: bytes) -> None:
+    def _report_refused_voids(self, items: list["_Opened"], plan: ApplyPlan) -> None:
         """Refused voids and refunds are stored (counted nowhere) with the batch; each is also dead-lettered for head office.
 
         The dead letter keeps the message and the reason; replaying it changes nothing (its
         numbers are applied), so head office reads it, settles the sale with the shop, and
         discards it. The till learns of the latest one on its next pull (`last_refusal`).
         """
-        record = self.store.get_branch(batch.branch)
+        branch = items[0].batch.branch
+        record = self.store.get_branch(branch)
         for refused in plan.refused.values():
-            err = VoidRefused(batch.branch, plan.generation, refused)
-            self._dead_letter(body, RefusedMessage(err, batch.branch, record), self._ops())
-            log.warning("%s refused branch=%s number=%s code=%s", refused.kind, batch.branch,
+            # The dead letter keeps the message that carried the refused event.
+            body = next(i.body for i in items if i.batch.sales[0].seq <= refused.seq <= i.batch.sales[-1].seq)
+            err = VoidRefused(branch, plan.generation, refused)
+            self._dead_letter(body, RefusedMessage(err, branch, record), self._ops())
+            log.warning("%s refused branch=%s number=%s code=%s", refused.kind, branch,
                         sale_number(plan.generation, refused.seq), refused.code,
-                        extra=dims(event=f"{refused.kind}_refused", branch=batch.branch, code=str(refused.code)))
+                        extra=dims(event=f"{refused.kind}_refused", branch=branch, code=str(refused.code)))
 
     def _check_one_till(self, batch: SalesBatch, mark) -> None:
         """A number already applied must come back as the very same sale (same sale_id).
@@ -302,6 +372,9 @@ class Ingest:
                     raise ClonedTill(batch.branch, sale.seq, repeated[sale.seq], batch.generation)
 
     def _dead_letter(self, body: bytes, refused: RefusedMessage, start: int) -> ApplyOutcome:
+        """Keep a refused message with its reason; `start`: this thread's operations when it began (see `spent`)."""
+        if refused.spent is not None:
+            start = self._ops() - refused.spent
         err, name, record = refused.error, refused.branch, refused.record
         now = self.clock()
         letter_id = self.store.add_dead_letter(DeadLetter(received_at=now, code=str(err.code), reason=err.message, raw=body,

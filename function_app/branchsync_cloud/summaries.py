@@ -85,7 +85,10 @@ class DaySummary:
                    **{k: _copy(v) for k, v in figures.items() if k in _FIGURE_FIELDS})
 
     def copy(self) -> "DaySummary":
-        return DaySummary.from_stored(self.branch, self.day, self.figures(), self.product_rows(), self.etag)
+        """A deep copy, field by field: an apply copies each day it touches, products and all."""
+        return DaySummary(branch=self.branch, day=self.day, etag=self.etag,
+                          products={sku: list(row) for sku, row in self.products.items()},
+                          **{k: _copy(v) for k, v in self.figures().items()})
 
     def same_figures(self, other: "DaySummary") -> bool:
         return (self.branch, self.day, self.figures(), self.product_rows()) == \

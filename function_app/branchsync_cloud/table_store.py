@@ -32,7 +32,7 @@ from shared.access import AuditEntry
 from shared.models import Sale
 
 from . import faults, nonces
-from .apply import ApplyState, ApplyWrite, ChunkWrite
+from .apply import AS_SENT_ENCODING, ApplyState, ApplyWrite, ChunkWrite
 from .summaries import PARTS_MAX, DaySummary, pack, unpack
 from .credentials import credential_for
 from .settings import IdentityStorage
@@ -690,6 +690,8 @@ def _seq_list(seqs) -> str:
 
 def _chunk(branch: str, generation: int, entity: dict) -> Chunk:
     raw = json.loads(zlib.decompress(entity["data"]))
+    if entity.get("encoding") == AS_SENT_ENCODING:
+        raw = raw["sales"]  # the message's batch as it came
     return Chunk(
         branch=branch,
         first_seq=_int(entity["first_seq"]),
@@ -717,7 +719,7 @@ def _chunk_entity(branch: str, generation: int, chunk: ChunkWrite, applied_at: d
     return _props({
         "PartitionKey": branch, "RowKey": chunk_key(chunk.first_seq, generation),
         "first_seq": chunk.first_seq, "last_seq": chunk.last_seq, "count": len(chunk.sales),
-        "total_paisa": chunk.total_paisa, "applied_at": applied_at, "encoding": "zlib+json", "data": chunk.data,
+        "total_paisa": chunk.total_paisa, "applied_at": applied_at, "encoding": chunk.encoding, "data": chunk.data,
         "voided": _seq_list(chunk.voided) if chunk.voided else None,
         "refused": json.dumps({str(k): v for k, v in sorted(chunk.refused.items())}, separators=(",", ":"))
         if chunk.refused else None,

@@ -208,6 +208,7 @@ class FakeCloud:
         # `apply_at_pull` (1 = the first pull answered; never while it is None).
         self.slow = False
         self.apply_at_pull: int | None = None
+        self.apply_per_pull: int | None = None  # from then on, at most this many held messages a pull (None: all)
         self.held: list[str] = []
         # Tokens of enrollment codes head office handed out for this branch (each works once).
         self.enroll_tokens: set[str] = set()
@@ -321,7 +322,8 @@ class FakeCloud:
         if request.method == "POST" and request.url.path == "/api/enroll":
             self._issue_code(request)
         if pull and self.held and self.apply_at_pull is not None and len(self.pulls) + 1 >= self.apply_at_pull:
-            held, self.held = self.held, []
+            count = len(self.held) if self.apply_per_pull is None else self.apply_per_pull
+            held, self.held = self.held[:count], self.held[count:]
             with self._serving():
                 for text in held:
                     self._apply(text)

@@ -17,7 +17,7 @@ from filelock import FileLock
 from branch_client.errors import CloudUnreachable, NotEnrolled, SyncAlreadyRunning
 from branch_client.sale_entry import parse_items
 from branch_client.store import SaleState, Store
-from branch_client.sync import TRANSITIONS, SyncEngine, SyncState
+from branch_client.sync import ACK_POLL_FIRST, TRANSITIONS, SyncEngine, SyncState
 from shared import limits
 from shared.encoding import pack_sales
 from tests.branch_client.fakes import bulky_products, bulky_sale, insert_as_an_older_version, product
@@ -212,6 +212,18 @@ def test_the_wait_asks_again_until_a_slower_apply_is_acknowledged(enrolled, fake
     report = engine.run()
     assert (report.ack_pulls, report.acknowledged, report.pending) == (3, 2, 0)
     assert waits.slept == sorted(waits.slept)  # asking less often as it waits longer
+
+
+def test_while_the_asks_see_sales_acknowledged_the_next_ask_comes_when_their_pace_says_the_rest_are(enrolled, fake_cloud):
+    _sell_bulky(enrolled, fake_cloud, 6)  # three messages
+    fake_cloud.slow, fake_cloud.apply_at_pull = True, len(fake_cloud.pulls) + 2  # from the first ack pull on
+    fake_cloud.apply_per_pull = 2  # two messages applied by each ask
+    engine, waits = _waiting_engine(enrolled, fake_cloud)
+    report = engine.run()
+    assert (report.pushed, report.messages, report.ack_pulls, report.pending) == (6, 3, 2, 0)
+    # Four of six acknowledged 0.1 s into the wait: the last two are due 0.05 s later, so the
+    # second ask comes after the shortest wait, 0.1 s, not the 0.2 s of a wait that saw nothing.
+    assert waits.slept == [ACK_POLL_FIRST, ACK_POLL_FIRST]
 
 
 def test_a_cloud_slower_than_the_wait_leaves_the_sales_on_their_way_and_the_sync_succeeds(enrolled, fake_cloud):

@@ -3,13 +3,17 @@
 import random
 import string
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from tests.builders import T0, make_batch, make_line3, make_refund, make_sale3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from branchsync_cloud.apply import MAX_RANGES, ApplyState, BranchLedger, ReferencedSale, plan_apply, plan_transactions
+from branchsync_cloud import summaries
+from branchsync_cloud.apply import (
+    MAX_RANGES, ApplyState, BranchLedger, ReferencedSale, SummaryInput, merge_batches, plan_apply, plan_transactions,
+)
 from branchsync_cloud.store import Chunk
 from shared.errors import ContractError, ErrorCode
 
@@ -117,3 +121,29 @@ def test_refund_marks_cut_into_several_transactions_carry_only_the_refunds_commi
     assert len(write.txns) > 1 and len(marks) == 2
     # Should the apply stop after the first transaction, the mark holds only the refund committed with it.
     assert marks == [{1: {1: (Decimal(1), 1000)}}, {1: {1: (Decimal(3), 3000)}}]
+
+
+def test_runs_end_after_the_given_seqs_so_merged_messages_keep_a_chunk_each():
+    first, second = make_batch("b1", range(1, 4)), make_batch("b1", range(4, 7))
+    merged, ends = merge_batches([second, first])
+    assert [s.seq for s in merged.sales] == list(range(1, 7)) and ends == {3, 6}
+    plan = plan_apply(ApplyState(), merged, ends=ends)
+    assert [[s.seq for s in run] for run in plan.runs] == [[1, 2, 3], [4, 5, 6]]
+    assert plan.state == ApplyState(6, ())
+
+
+def test_messages_that_overlap_or_belong_to_other_branches_are_not_merged():
+    assert merge_batches([make_batch("b1", [1, 2, 3]), make_batch("b1", [3, 4])]) is None
+    assert merge_batches([make_batch("b1", [1, 2]), make_batch("b2", [3, 4])]) is None
+
+
+def test_an_apply_of_one_transaction_folds_each_event_into_its_day_once(monkeypatch):
+    folded = []
+    fold_event = summaries.fold_event
+    monkeypatch.setattr(summaries, "fold_event", lambda day, event, original=None: (folded.append(event.seq),
+                                                                                    fold_event(day, event, original)))
+    plan = plan_apply(ApplyState(), make_batch("b1", range(1, 41)))
+    write = plan_transactions(BranchLedger("b1"), plan, {}, T0, T0, SummaryInput({}, {}, ZoneInfo("Asia/Dhaka")))
+    assert len(write.txns) == 1 and sorted(folded) == list(range(1, 41))
+    [day] = write.txns[0].summaries
+    assert day.summary.sales == 40 and day.parts == summaries.pack(day.summary)
