@@ -265,6 +265,10 @@ def median_run(label: str, runs: list[tuple[str, Result, Result, str]]) -> tuple
 
 
 def run(args, work: Path = ROOT / ".bench-peers") -> list[tuple[str, str, Result, Result, str]]:
+    # Checked before Azurite and the dev host start, so a missing install leaves nothing running.
+    if not POUCHDB_SERVER.exists():
+        raise SystemExit(f"PouchDB is not installed ({POUCHDB_SERVER} is missing): run `make setup` "
+                         "(or `npm ci`), then run this again")
     shutil.rmtree(work, ignore_errors=True)
     (work / "pouch").mkdir(parents=True)
     bench = Bench(work, args)

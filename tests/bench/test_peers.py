@@ -47,3 +47,12 @@ def test_a_repeated_workload_reports_the_run_with_the_median_speed_up():
     workload, link, ours, theirs, notes = median_run("loopback", runs)
     assert (ours.seconds, theirs.seconds) == (1.0, 3.0)
     assert notes == "n; speed-ups of the runs 3.0x, 1.0x, 5.0x"
+
+
+def test_without_pouchdb_installed_the_comparison_says_how_to_install_it_and_starts_nothing(tmp_path, monkeypatch):
+    import bench.peers
+
+    monkeypatch.setattr(bench.peers, "POUCHDB_SERVER", tmp_path / "missing" / "pouchdb-server")
+    with pytest.raises(SystemExit, match="make setup"):
+        run(parser().parse_args([]), work=tmp_path / "work")
+    assert not (tmp_path / "work").exists()
