@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench bench-till bench-peers faults exe package admin-wheel clean browser-deps screenshots
+.PHONY: setup demo test bench bench-till bench-peers faults fuzz exe package admin-wheel clean browser-deps screenshots
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -60,6 +60,11 @@ bench-peers: setup
 # The fault-injection suite at full trial counts; prints the reliability table.
 faults: setup
 	$(PY) -m tests.faults.run_all
+
+# The fuzz suite at full counts: 1,000 cases an HTTP route (300 for a rebuild and a lake write),
+# twice what `make test` runs of them; the queue and enrollment fuzz run in full in both.
+fuzz: setup
+	FUZZ_SCALE=1 $(PY) -m pytest tests/fuzz -q
 
 # The branch executable (one file, built in its own virtual environment).
 exe: setup
