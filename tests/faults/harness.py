@@ -183,15 +183,19 @@ def reported_seq(stdout: str) -> int | str | None:
     return None
 
 
-def new_branch(stack: Stack, tag: str, *, url: str | None = None, branch_url_env: str | None = None) -> Branch:
-    """Create a branch at the cloud `url` (its enrollment code carries that cloud's public URL) and enroll it."""
+def new_branch(stack: Stack, tag: str, *, url: str | None = None, catalog: bool = True) -> Branch:
+    """Create a branch at the cloud `url` (its enrollment code carries that cloud's public URL) and enroll it.
+
+    `catalog`: enrollment pulls the catalog (the first sync, in the enrolling process); without it
+    the scenario's own first sync pulls it, through its faults.
+    """
     name = f"f-{tag}-{uuid.uuid4().hex[:8]}"[:40]
     with stack.admin(url) as a:
         code = a.add_branch(name).enrollment_code
     home = stack.workdir / "branches" / name
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHSYNC_")}
     branch = Branch(name, home, env)
-    branch.run("enroll", code, "--no-catalog")  # the scenarios' first sync pulls the catalog, through their faults
+    branch.run("enroll", code, *([] if catalog else ["--no-catalog"]))
     return branch
 
 
@@ -363,12 +367,18 @@ def count_in_log(path: Path, needle: str) -> int:
 
 
 class Scenario:
-    """name, trials at full strength, trials for `--quick` / pytest; run(stack, seed) -> TrialResult."""
+    """name, trials at full strength, the seeds of `--quick` / pytest; run(stack, seed) -> TrialResult."""
 
     name: str = ""
     number: int = 0
     trials: int = 3
-    quick_trials: int = 1
+    # The few trials pytest runs: seeds picked so that together they provoke the scenario's
+    # failure modes (where to cut, before or after, ...) that so few trials can.
+    quick_seeds: tuple[int, ...] = (100,)
+
+    @property
+    def quick_trials(self) -> int:
+        return len(self.quick_seeds)
 
     def run(self, stack: Stack, seed: int) -> TrialResult:
         raise NotImplementedError

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults.run_all", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few trials per scenario (as in the pytest part)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this scenario (repeatable)")
-    parser.add_argument("--seed", type=int, default=1, help="first seed; trial i uses seed+i (default 1)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="first seed; trial i uses seed+i (default 1; with --quick, the pytest part's seeds)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, branch databases)")
     args = parser.parse_args(argv)
     console = Console(width=130)
@@ -48,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         stack.ensure_catalog()
         for scenario in scenarios:
             n = scenario.quick_trials if args.quick else scenario.trials
-            seeds = [args.seed + i for i in range(n)]
+            if args.quick and args.seed is None:
+                seeds = list(scenario.quick_seeds)
+            else:
+                seeds = [(args.seed or 1) + i for i in range(n)]
             t0 = time.monotonic()
-            console.print(f"[bold]{scenario.number}. {scenario.name}[/bold]: {n} trials, seeds {seeds[0]}..{seeds[-1]}")
+            console.print(f"[bold]{scenario.number}. {scenario.name}[/bold]: {n} trials, seeds "
+                          f"{', '.join(map(str, seeds)) if n <= 5 else f'{seeds[0]}..{seeds[-1]}'}")
             try:
                 result = scenario.run_many(stack, seeds)
             except Exception:
