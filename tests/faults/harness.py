@@ -209,6 +209,7 @@ class TrialResult:
     sales_lost: int = 0
     sales_duplicated: int = 0
     problems: list[str] = field(default_factory=list)
+    exported: list[dict] = field(default_factory=list, repr=False)  # reconcile's export, for the scenario's own checks
 
     def __iadd__(self, other: "TrialResult") -> "TrialResult":
         self.faults_injected += other.faults_injected
@@ -305,6 +306,7 @@ def reconcile(stack: Stack, branch: Branch, *, dead_letters: int = 0, reported: 
     out = cli("branchsync-admin", "sales", "export", "--branch", branch.name, "--format", "jsonl",
               env=stack.admin_env()).stdout
     cloud = [json.loads(line) for line in out.splitlines() if line.strip()]
+    result.exported = cloud
     cloud_by_key: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for e in cloud:
         cloud_by_key.setdefault((e.get("generation", 1), e["sale"]["seq"]), []).append((e["sale"]["sale_id"],

@@ -493,7 +493,7 @@ class ClockSkew(Scenario):
                 problems.append("doctor exited 0 with the clock a day off")
         problems += _recorded_as_recorded(branch, stack, reported)
         result = reconcile(stack, branch, reported=reported, faults=faults)  # the clock fixed: no offset
-        problems += _cloud_keeps_recorded_at(branch, stack, reported)
+        problems += _cloud_keeps_recorded_at(branch, result.exported, reported)
         result.problems = problems + result.problems
         return result
 
@@ -516,17 +516,14 @@ def _recorded_as_recorded(branch: Branch, stack: Stack, seqs: list[int]) -> list
     return [f"sales {off} were not recorded with the skewed clock"] if off else []
 
 
-def _cloud_keeps_recorded_at(branch: Branch, stack: Stack, seqs: list[int]) -> list[str]:
-    """The cloud's export carries the recorded_at the branch recorded (a day off), not the apply time."""
+def _cloud_keeps_recorded_at(branch: Branch, exported: list[dict], seqs: list[int]) -> list[str]:
+    """The cloud's export (reconcile's) carries the recorded_at the branch recorded (a day off), not the apply time."""
     conn = sqlite3.connect(f"file:{branch.home / 'branchsync.db'}?mode=ro", uri=True, timeout=30)
     try:
         local = {seq: _utc(at) for seq, at in conn.execute("SELECT seq, recorded_at FROM sales")}
     finally:
         conn.close()
-    out = cli("branchsync-admin", "sales", "export", "--branch", branch.name, "--format", "jsonl",
-              env=stack.admin_env()).stdout
-    cloud = {s["seq"]: _utc(s["recorded_at"]) for s in (json.loads(line)["sale"] for line in out.splitlines()
-                                                         if line.strip())}
+    cloud = {e["sale"]["seq"]: _utc(e["sale"]["recorded_at"]) for e in exported}
     differ = [seq for seq in seqs if cloud.get(seq) != local.get(seq)]
     return [f"the cloud's recorded_at differs from the branch's for sales {differ[:10]}"] if differ else []
 
@@ -697,9 +694,7 @@ class ClonedTill(Scenario):
             problems.append(f"the copy's status does not say its sale {own[0][0]} was refused: {refusal}")
         reported += real.add_sales(rng.randint(0, 3), rng)     # the real till sells on
         result = reconcile(stack, real, reported=reported, dead_letters=1, faults=1)
-        exported = {json.loads(line)["sale"]["sale_id"] for line in cli(
-            "branchsync-admin", "sales", "export", "--branch", real.name, "--format", "jsonl",
-            env=stack.admin_env()).stdout.splitlines() if line.strip()}
+        exported = {e["sale"]["sale_id"] for e in result.exported}
         counted = [seq for seq, i in own if i in exported]
         if counted:
             result.sales_duplicated += len(counted)
@@ -778,9 +773,7 @@ class CatalogChangedOffline(Scenario):
 
         result = reconcile(stack, branch, reported=reported, faults=faults)
         local = _local_bodies(branch)
-        out = cli("branchsync-admin", "sales", "export", "--branch", branch.name, "--format", "jsonl",
-                  env=stack.admin_env()).stdout
-        cloud_sales = {s["seq"]: s for s in (json.loads(line)["sale"] for line in out.splitlines() if line.strip())}
+        cloud_sales = {e["sale"]["seq"]: e["sale"] for e in result.exported}
         changed_sales = [seq for seq, sale in local.items() if _as_sold(cloud_sales.get(seq)) != _as_sold(sale)]
         if changed_sales:
             problems.append(f"sales {changed_sales[:10]} are not in the cloud exactly as sold")
