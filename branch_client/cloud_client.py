@@ -15,6 +15,7 @@ mapped to the tree in `branch_client.errors`:
 - an answer that does not fit the contract       -> CloudBadAnswer.
 """
 
+import importlib
 import logging
 import ssl
 import threading
@@ -141,6 +142,26 @@ class AzureQueueSender:
         self._key: tuple[str, str] | None = None
         self._client = None
 
+    @staticmethod
+    def warm() -> threading.Thread:
+        """Import the Storage SDK on a thread of its own, started before a push is due.
+
+        The import is most of a sync's first put (0.3 s on a quiet PC, about 0.9 s on a busy
+        one, longer from the one-file exe's archive); started when the sync begins, it runs
+        while the pull goes out and the first messages are read and packed. The put that
+        comes before it has finished waits on Python's import lock, so nothing is sent early.
+        """
+        def load() -> None:
+            try:
+                importlib.import_module("azure.core.credentials")
+                importlib.import_module("azure.storage.queue")
+            except Exception:  # a missing SDK is reported by the put itself
+                pass
+
+        thread = threading.Thread(target=load, name="queue-sdk", daemon=True)
+        thread.start()
+        return thread
+
     def __call__(self, queue_url: str, sas_token: str, text: str) -> None:
         with self._lock:
             if self._key != (queue_url, sas_token):
@@ -192,6 +213,10 @@ class CloudClient:
     def use_secret(self, secret: str) -> None:
         """Sign from now on with `secret` (head office rotated it; see SyncEngine)."""
         self._secret = secret
+
+    def warm_push(self) -> threading.Thread | None:
+        """Sales are due: get the queue's SDK ready on a thread while the pull runs (None: nothing to warm)."""
+        return self._queue_sender.warm() if isinstance(self._queue_sender, AzureQueueSender) else None
 
     def close(self) -> None:
         self._http.close()

@@ -196,6 +196,8 @@ class SyncEngine:
         # cloud's answer and the local write take about as long as each other.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead") as ahead:
             pending = self.store.pending_count()
+            if pending:
+                self.client.warm_push()
             coming = None
             while True:
                 answer = coming.result() if coming is not None else self.client.pull(

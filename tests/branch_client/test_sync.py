@@ -261,6 +261,21 @@ def test_without_an_ack_wait_the_sync_makes_no_pull_after_its_push(enrolled, fak
     assert (report.ack_pulls, report.on_the_way, len(fake_cloud.pulls)) == (0, 2, pulls + 1)
 
 
+def test_a_sync_with_sales_due_gets_the_queue_sdk_ready_before_it_pulls_and_one_with_none_does_not(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    client = fake_cloud.client()
+    order = []
+    client.warm_push = lambda: order.append("warm")  # observed, not replaced: the fake's sender has nothing to warm
+    pull = client.pull
+    client.pull = lambda *a, **k: (order.append("pull"), pull(*a, **k))[1]
+    SyncEngine(enrolled, client).run()
+    assert order == ["pull"]
+    _sell(enrolled, 2)
+    order.clear()
+    report = SyncEngine(enrolled, client).run()
+    assert order == ["warm", "pull"] and report.pushed == 2
+
+
 # --- push ------------------------------------------------------------------------------------------
 
 
