@@ -264,8 +264,8 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 def gzipped(body: bytes) -> bytes:
-    """`body` in gzip format (libdeflate's where installed: a 10,000-product page is the cloud's
-    biggest answer, and zlib spent about as long compressing it as building it)."""
+    """`body` in gzip format (libdeflate's where installed: a catalog page is the cloud's
+    biggest answer, and zlib spent about as long compressing it as writing its JSON)."""
     if deflate is None:  # pragma: no cover
         return gzip.compress(body, GZIP_LEVEL, mtime=0)
     return deflate.gzip_compress(body, GZIP_LEVEL)
