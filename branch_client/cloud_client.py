@@ -132,15 +132,17 @@ def _before_request_sent(exc: BaseException) -> bool:
 class AzureQueueSender:
     """Puts `text` on the queue as it is (already base64: no encode policy). SDK retries are off.
 
-    One QueueClient, and so one kept-alive connection, for as long as the queue URL and SAS
-    stay the same: a backlog's messages then cost one connection, not one each (on a 150 ms
-    mobile link a new connection is a 0.3 s round trip before the message can go).
+    Kept-alive QueueClients for as long as the queue URL and SAS stay the same, one for each
+    put under way at once (the sync has PUSH_SENDERS): a backlog's messages then cost a
+    connection per sender, not one each (on a 150 ms mobile link a new connection is a 0.3 s
+    round trip before the message can go). A client is taken for a put and handed back after
+    it; a failed put's client is closed, so the next put starts on a fresh connection.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._key: tuple[str, str] | None = None
-        self._client = None
+        self._idle: list = []
 
     @staticmethod
     def warm() -> threading.Thread:
@@ -163,26 +165,46 @@ class AzureQueueSender:
         return thread
 
     def __call__(self, queue_url: str, sas_token: str, text: str) -> None:
-        with self._lock:
-            if self._key != (queue_url, sas_token):
-                self.close()
-                from azure.core.credentials import AzureSasCredential
-                from azure.storage.queue import QueueClient
+        key = (queue_url, sas_token)
+        client = self._take(key)
+        try:
+            client.send_message(text)
+        except BaseException:
+            client.close()
+            raise
+        self._give_back(key, client)
 
-                self._client = QueueClient.from_queue_url(
-                    queue_url, credential=AzureSasCredential(sas_token.lstrip("?")),
-                    retry_total=0, connection_timeout=QUEUE_CONNECT_TIMEOUT, read_timeout=QUEUE_READ_TIMEOUT)
-                self._key = (queue_url, sas_token)
-            try:
-                self._client.send_message(text)
-            except BaseException:
-                self.close()  # a failed put starts the next one on a fresh connection
-                raise
+    def _take(self, key: tuple[str, str]):
+        with self._lock:
+            if self._key != key:  # a new SAS (or queue): the clients of the old one go
+                self._close_idle()
+                self._key = key
+            if self._idle:
+                return self._idle.pop()
+        from azure.core.credentials import AzureSasCredential
+        from azure.storage.queue import QueueClient
+
+        queue_url, sas_token = key
+        return QueueClient.from_queue_url(
+            queue_url, credential=AzureSasCredential(sas_token.lstrip("?")),
+            retry_total=0, connection_timeout=QUEUE_CONNECT_TIMEOUT, read_timeout=QUEUE_READ_TIMEOUT)
+
+    def _give_back(self, key: tuple[str, str], client) -> None:
+        with self._lock:
+            if self._key == key:
+                self._idle.append(client)
+                return
+        client.close()  # the SAS changed (or the sender closed) while it was out
+
+    def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            client.close()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client, self._key = None, None
+        with self._lock:
+            self._close_idle()
+            self._key = None
 
 
 class CloudClient:
