@@ -61,8 +61,8 @@ bench-peers: setup
 faults: setup
 	$(PY) -m tests.faults.run_all
 
-# The fuzz suite at full counts: 1,000 cases an HTTP route, twice what `make test` runs; the two
-# routes with 300, the queue and the enrollment code fuzz run their full counts in both.
+# The fuzz suite at full counts: 1,000 cases a GET or DELETE route, twice what `make test` runs;
+# the POST routes, the queue and the enrollment code fuzz run their full counts in both.
 fuzz: setup
 	FUZZ_SCALE=1 $(PY) -m pytest tests/fuzz -q
 

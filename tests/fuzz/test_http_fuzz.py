@@ -35,16 +35,12 @@ from tests.fuzz.strategies import (
     with_line_end,
 )
 
-# `make test` runs half of a route's full count of 1,000, which still finds the faults that were
+CASES = 1000
+# `make test` runs half of a GET or DELETE route's 1,000, which still finds the faults that were
 # put back by hand to measure it (README, "Tests"); `make fuzz` (FUZZ_SCALE=1) runs all 1,000.
+# POST routes keep their full count: at half, too few deeply nested bodies get past
+# authentication on some of them (9 of the 10 required on push).
 FUZZ_SCALE = float(os.environ.get("FUZZ_SCALE") or 0.5)
-
-
-def cases(full: int) -> int:
-    return max(1, round(full * FUZZ_SCALE))
-
-
-CASES = cases(1000)
 FUZZ = settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 ROUTES = sorted(app_functions()[0])
@@ -137,7 +133,7 @@ def test_no_generated_request_gets_a_500_and_a_refusal_is_a_json_error_that_stor
     statuses: dict[int, int] = {}
     hostile: dict[str, int] = {}  # cases of each hostile class that got past authentication
 
-    count = FEWER_CASES.get((method, route), CASES)
+    count = FEWER_CASES.get((method, route), CASES if method == "POST" else max(1, round(CASES * FUZZ_SCALE)))
 
     @settings(FUZZ, max_examples=count)
     @given(req=requests(world, method, route))
