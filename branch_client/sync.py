@@ -51,7 +51,7 @@ from .cloud_client import CloudClient, PushWay
 from .errors import BranchSyncError, CloudBadAnswer
 from .identity import Identity
 from .lock import SyncLock
-from .store import RESEND_AFTER, Store, utcnow
+from .store import RESEND_AFTER, UNCHANGED, Store, SyncPosition, utcnow
 
 
 class SyncState(StrEnum):
@@ -163,8 +163,8 @@ class SyncEngine:
         try:
             identity = self.store.identity()
             self._secret = identity.secret
-            through_before = self.store.status()["applied_through"]
-            self._pull(report)
+            start = self.store.sync_position()
+            self._pull(report, start)
             self._move(SyncState.PUSHING)
             self._push(identity, report)
             if self.ack_wait and report.pushed:
@@ -180,22 +180,22 @@ class SyncEngine:
             except Exception:  # the original error matters more than the failure to record it
                 pass
             raise
-        after = self.store.status()
-        report.pending, report.on_the_way = after["pending"], after["pushed_unacked"]
-        report.acknowledged = max(0, after["applied_through"] - through_before)
+        end = self.store.sync_position()
+        report.pending, report.on_the_way = end.pending, end.on_the_way
+        report.acknowledged = max(0, end.applied_through - start.applied_through)
         self._emit(SyncState.IDLE, report.pushed, report.pushed, "sync done")
         return report
 
     # --- pull ------------------------------------------------------------------------------------
 
-    def _pull(self, report: SyncReport) -> None:
-        self._cursor = self.store.catalog_cursor()
+    def _pull(self, report: SyncReport, start: SyncPosition) -> None:
+        self._cursor = start.catalog_cursor
+        pending = start.pending
         resynced = False
         self._emit(SyncState.PULLING, 0, None, f"pulling catalog after version {self._cursor}")
         # The next page is fetched while this one is written to SQLite: on a long pull the
         # cloud's answer and the local write take about as long as each other.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead") as ahead:
-            pending = self.store.pending_count()
             coming = None
             while True:
                 answer = coming.result() if coming is not None else self.client.pull(
@@ -216,8 +216,11 @@ class SyncEngine:
                                          "report this to head office")
                 if page.more:
                     coming = ahead.submit(self.client.pull, page.next_cursor, self.page_limit, pending)
+                # The last page keeps the answer's refusal in its own commit.
+                refusal = UNCHANGED if page.more else answer.last_refusal
                 try:
-                    report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer))
+                    report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer),
+                                                                    refusal)
                 except BaseException:
                     if coming is not None:
                         coming.cancel()
@@ -229,7 +232,6 @@ class SyncEngine:
                 self._emit(SyncState.PULLING, report.pages, None,
                            f"catalog at version {self._cursor}, {report.entries} changes")
                 if not page.more:
-                    self.store.save_refusal(answer.last_refusal)
                     return
 
     def _first_page_limit(self) -> int:
@@ -266,7 +268,7 @@ class SyncEngine:
 
     def _on_the_way(self) -> int:
         """Pushed and not yet acknowledged (a sale not sent, e.g. set aside, is not waited for)."""
-        return self.store.status()["pushed_unacked"]
+        return self.store.on_the_way_count()
 
     def _fresh_access(self) -> PushWay:
         """The way to push from the pull (a SAS is renewed by one more pull when it is about to expire)."""
@@ -297,10 +299,11 @@ class SyncEngine:
 
     def _push(self, identity: Identity, report: SyncReport) -> None:
         started = self.clock()
-        total = self.store.count_to_push(started, self.resend_after)
+        due = self.store.due_counts(started, self.resend_after)
+        total = sum(due.values())
         self._emit(SyncState.PUSHING, 0, total, f"{total} sales to push" if total else "nothing to push")
         # A restored till may still owe sales of an earlier generation: each goes in its own messages.
-        for generation in self.store.generations_to_push(started, self.resend_after):
+        for generation in due:
             self._push_generation(identity, generation, started, total, report)
 
     def _push_generation(self, identity: Identity, generation: int, started: datetime, total: int,
