@@ -14,7 +14,7 @@ from sqlalchemy import event, text
 from branch_client.errors import BadInput, BadSaleInput, NotEnrolled
 from branch_client.identity import Identity
 from branch_client.sale_entry import DEFAULT_CASHIER, parse_discount, parse_items, parse_pay
-from branch_client.store import SaleState, Store
+from branch_client.store import FTS_AUTOMERGE, SaleState, Store
 from shared.models import PaymentMethod, Sale, SaleKind
 from tests.branch_client.fakes import entry, page, product, tombstone
 
@@ -535,6 +535,24 @@ def test_a_first_pull_indexes_each_page_for_search_in_one_pass_and_restores_the_
     assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P71", "P72"]
 
 
+def _fts_automerge(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT v FROM product_search_config WHERE k = 'automerge'").scalar()
+
+
+def test_a_first_pull_looks_up_no_new_sku_and_leaves_merging_the_search_index_to_its_last_page(store):
+    statements = []
+    event.listen(store.engine, "before_cursor_execute", lambda c, cur, stmt, *a: statements.append(stmt))
+    store.apply_catalog_page(_first_pull_page(1, 50, more=True), 0)
+    store.apply_catalog_page(_first_pull_page(51, 50, more=True), 0)
+    # Every SKU was new: no search keys to take out, and the FTS index's segments stay unmerged.
+    assert not [s for s in statements if "'delete'" in s or s.startswith("DELETE FROM product_terms")]
+    assert _fts_automerge(store) == 0
+    store.apply_catalog_page(_first_pull_page(101, 50, more=False), 0)
+    assert _fts_automerge(store) == FTS_AUTOMERGE and _fts_is_consistent(store)
+    assert [p.sku for p in store.search_products("মিনিকেট 120")] == ["P120"]
+
+
 def test_a_sku_changed_or_deleted_while_a_first_pull_runs_is_searchable_only_as_it_ends(store):
     store.apply_catalog_page(_first_pull_page(1, 30, more=True), 0)
     # The cloud's later pages bring P7 again (renamed meanwhile) and P9's tombstone.
@@ -584,7 +602,7 @@ def test_a_first_pull_killed_between_pages_leaves_every_pulled_product_searchabl
     with Store(home) as s:
         assert all(s.find_by_code(f"89{v:08d}").sku == f"P{v}" for v in range(1, 41))
         assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 41)}
-        assert _schema(s) == schema and s.catalog_cursor() == 40
+        assert _schema(s) == schema and s.catalog_cursor() == 40 and _fts_automerge(s) == FTS_AUTOMERGE
         s.apply_catalog_page(_first_pull_page(41, 20, more=False), 0)  # the pull resumes, on the triggers
         assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 61)}
 
