@@ -4,7 +4,8 @@ States of one engine, and the only transitions it makes:
 
     IDLE ----run()----> PULLING      take the lock, then pull page after page until `more` is
                                      false; each page, its cursor and the ack are stored in one
-                                     transaction, so an interruption resumes from the cursor.
+                                     transaction (the last page with the cloud's latest refusal),
+                                     so an interruption resumes from the cursor.
                                      `full_resync` resets the catalog and pulls again from 0.
     PULLING ----------> PUSHING      pack the unacknowledged sales (never pushed, or pushed
                                      longer than 10 minutes ago) into queue messages; mark the
@@ -30,7 +31,9 @@ one it sees. A crash before the file is written just means the next pull brings 
 A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0; branch_client.lock):
 a second sync raises SyncAlreadyRunning at once, naming the process that holds it; a lock
 left by a dead or orphaned process is taken over. Progress is reported through a
-callback so the CLI can draw it; the engine itself prints nothing.
+callback so the CLI can draw it; the engine itself prints nothing. What it reads of the store
+before and after a run, and after each acknowledgement ask, comes from the unacknowledged sales
+only (Store.sync_position, Store.on_the_way_count), never from status(), which counts every sale.
 """
 
 import json
