@@ -81,6 +81,8 @@ SAS_MARGIN = timedelta(minutes=2)
 PUSH_CHUNK = 1_000
 # Messages handed to the sending thread and not yet accepted by the queue, at most.
 PUSH_AHEAD = 2
+# Catalog pages asked for beyond the one being written, at most (each up to 10,000 products).
+PULL_AHEAD = 2
 # Waits between the pulls that ask for the acknowledgement after a push: the cloud applies a
 # message in well under a second when it is keeping up, so ask soon, then less often. Each
 # ask is one pull (one ledger read in the cloud). While the asks see sales acknowledged, the
@@ -123,6 +125,12 @@ class SyncReport:
     unsendable: list[dict] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    answer: PullAnswer
+    following: tuple[int, Future] | None  # the next page, asked for from the cursor these bytes named
+
+
 class SyncEngine:
     def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_WIDE_MAX,
                  resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
@@ -149,6 +157,7 @@ class SyncEngine:
         # Compressed bytes per JSON character of the last message packed: the next packer's first guess.
         self._ratio: float | None = None
         self._marker: ThreadPoolExecutor | None = None
+        self._writing = 0  # the page of the pull being written (pages ahead are counted from it)
         self._marks: list[Future] = []
 
     def run(self) -> SyncReport:
@@ -197,13 +206,16 @@ class SyncEngine:
         resynced = False
         self._emit(SyncState.PULLING, 0, None, f"pulling catalog after version {self._cursor}")
         # The next page is fetched while this one is written to SQLite: on a long pull the
-        # cloud's answer and the local write take about as long as each other.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead") as ahead:
-            coming = None
+        # cloud's answer and the local write take about as long as each other (see _fetch).
+        with ThreadPoolExecutor(max_workers=PULL_AHEAD, thread_name_prefix="pull-ahead") as ahead:
+            coming: Future | None = None
+            index = 0
             while True:
-                answer = coming.result() if coming is not None else self.client.pull(
-                    self._cursor, self._first_page_limit(), pending)
+                self._writing = index
+                fetched = coming.result() if coming is not None else self._fetch(
+                    ahead, self._cursor, self._first_page_limit(), pending, index)
                 coming = None
+                answer = fetched.answer
                 self._adopt(answer)  # before the next request is signed
                 page = answer.catalog
                 if page.full_resync:
@@ -218,7 +230,13 @@ class SyncEngine:
                     raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
                                          "report this to head office")
                 if page.more:
-                    coming = ahead.submit(self.client.pull, page.next_cursor, self.page_limit, pending)
+                    asked, following = fetched.following or (None, None)
+                    if asked == page.next_cursor:
+                        coming = following
+                    else:  # asked ahead from a cursor the validated page does not name (or not at all)
+                        if following is not None:
+                            following.cancel()
+                        coming = ahead.submit(self._fetch, ahead, page.next_cursor, self.page_limit, pending, index + 1)
                 # The last page keeps the answer's refusal in its own commit.
                 refusal = UNCHANGED if page.more else answer.last_refusal
                 try:
@@ -229,6 +247,7 @@ class SyncEngine:
                         coming.cancel()
                     raise
                 report.pages += 1
+                index += 1
                 self._cursor = report.catalog_version = page.next_cursor
                 report.applied_through = answer.applied_through
                 self._access = PushWay.of(answer)
@@ -236,6 +255,22 @@ class SyncEngine:
                            f"catalog at version {self._cursor}, {report.entries} changes")
                 if not page.more:
                     return
+
+    def _fetch(self, ahead: ThreadPoolExecutor, cursor: int, limit: int, pending: int, index: int) -> "_Fetched":
+        """Page `index` of this pull, from `cursor`, validated.
+
+        Once its bytes are in and name a page after it, that page is asked for before this one
+        is validated, so the cloud builds it meanwhile (validating a page of 10,000 takes the
+        till about as long as the cloud takes to build one), while no more than PULL_AHEAD
+        pages are beyond the one being written. The cursor asked from is checked against the
+        validated page before that answer is used; a rotated secret stops asking ahead.
+        """
+        reply = self.client.fetch_pull(cursor, limit, pending)
+        following = None
+        after = reply.next_cursor()
+        if after is not None and after > cursor and index + 1 <= self._writing + PULL_AHEAD:
+            following = (after, ahead.submit(self._fetch, ahead, after, self.page_limit, pending, index + 1))
+        return _Fetched(reply.answer(), following)
 
     def _first_page_limit(self) -> int:
         """A pull from 0 (a new till, a full resync) asks for a page of 1,000 first: the till starts

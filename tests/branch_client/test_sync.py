@@ -127,6 +127,46 @@ def test_the_next_catalog_page_is_asked_for_while_the_current_one_is_written(enr
     assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "10", "20"] and report.entries == 25
 
 
+def test_the_page_after_next_is_asked_for_while_the_next_one_is_still_validated(enrolled, fake_cloud, monkeypatch):
+    from branch_client.cloud_client import PullReply
+
+    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(35)])
+    asked_for_20 = threading.Event()
+    answer = fake_cloud.handler
+
+    def handler(request):
+        if request.url.params.get("cursor") == "20":
+            asked_for_20.set()
+        return answer(request)
+
+    monkeypatch.setattr(fake_cloud, "handler", handler)
+    seen_while_validating = []
+    validate = PullReply.answer
+
+    def validated(reply):
+        page = validate(reply)
+        if page.catalog.next_cursor == 20:  # validating the page from 10: the one from 20 is on its way
+            seen_while_validating.append(asked_for_20.wait(timeout=30))
+        return page
+
+    monkeypatch.setattr(PullReply, "answer", validated)
+    report = _engine(enrolled, fake_cloud, page_limit=10).run()
+    assert seen_while_validating == [True]
+    assert [q["cursor"] for q in fake_cloud.pulls] == ["0", "10", "20", "30"] and report.entries == 35
+    assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
+
+
+def test_a_page_asked_for_ahead_from_a_cursor_the_validated_page_does_not_name_is_asked_for_again(
+        enrolled, fake_cloud, monkeypatch):
+    from branch_client.cloud_client import PullReply
+
+    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
+    monkeypatch.setattr(PullReply, "next_cursor", lambda reply: 7)  # bytes that name another cursor than the page
+    report = _engine(enrolled, fake_cloud, page_limit=10).run()
+    assert [q["cursor"] for q in fake_cloud.pulls if q["cursor"] != "7"] == ["0", "10", "20"] and report.entries == 25
+    assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
+
+
 def test_an_interrupted_pull_resumes_from_its_stored_cursor_and_ends_with_the_same_catalog(enrolled, fake_cloud, tmp_path):
     fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
     fake_cloud.delete("SKU-03")
