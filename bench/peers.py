@@ -6,7 +6,8 @@ down, 1 Mbit/s up, 150 ms each way), with the bytes counted at the proxy, header
 1. backlog: sales recorded offline, then one sync; seconds until the till knows they are
    applied (branchsync: the sync's wait for the acknowledgement, a pull after the push, sees
    applied_through cover every sale; PouchDB: replication complete, which its server answers
-   once the documents are stored). Both clocks start before the sync's first request., bytes, and branchsync's storage operations per sale.
+   once the documents are stored). Both clocks start before the sync's first request.
+   Also: bytes, and branchsync's storage operations per sale.
 2. new branch: a fresh till pulls the whole catalog until it can sell and search it.
 3. price day: head office reprices some products and deletes others; the till of (2) pulls.
 
@@ -14,6 +15,10 @@ branchsync runs its real branch client against the dev host and Azurite; the bra
 both the HTTP routes and the queue through the proxy (BRANCHSYNC_QUEUE_PUBLIC_URL makes the
 push SAS name the proxy). PouchDB runs pouchdb-node 9 (LevelDB at the till) against
 pouchdb-server 4 in memory, batch_size 1,000, through bench/peers/driver.js.
+
+Each row's notes carry the CPU seconds each side's processes spent (/proc; the till and the
+proxy share this process, the PouchDB client is driver.js): on two cores the busiest process,
+or half their sum, is a floor under the seconds no tuning of the waits can go below.
 """
 
 import argparse
@@ -30,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.bench import machine
+from bench.cpu import CpuMeter
 from bench.shaper import Link, Shaper
 from branch_client.cloud_client import CloudClient
 from branch_client.identity import Identity
@@ -138,6 +144,8 @@ class Bench:
         self.products = catalog(args.products)
         self.sale_catalog = self.products[:CATALOG_FOR_SALES]
         self.renames = 0
+        self.cpu = CpuMeter({"cloud": self.cloud.process.pid, "azurite": self.azurite.process.pid,
+                             "pouchdb-server": self.pouch_proc.pid})
 
     def close(self) -> None:
         self.admin.close()
@@ -149,9 +157,10 @@ class Bench:
     def measured(self, link: Link):
         self.link.down, self.link.up = link.down, link.up
         self.link.reset_counts()
+        self.cpu.start()
 
     def counted(self, seconds: float, count: int, **extra) -> Result:
-        return Result(seconds, self.link.down.bytes, self.link.up.bytes, count, extra)
+        return Result(seconds, self.link.down.bytes, self.link.up.bytes, count, {"cpu": self.cpu.spent(), **extra})
 
     # --- set-up, over the unshaped link and not counted ---
 
@@ -246,6 +255,13 @@ class Bench:
         return ours, self.counted(theirs["seconds"], theirs["docs_written"])
 
 
+def cpu_note(ours: Result, theirs: Result) -> str:
+    """The CPU seconds behind a row: branchsync's till (with the proxy), dev host and Azurite; PouchDB's client and server."""
+    a, b = ours.extra["cpu"], theirs.extra["cpu"]
+    return (f"CPU s: till {a['self']:.2f}, dev host {a['cloud']:.2f}, Azurite {a['azurite']:.2f}; "
+            f"PouchDB client {b['children']:.2f}, server {b['pouchdb-server']:.2f}")
+
+
 def table(rows: list[tuple[str, str, Result, Result, str]]) -> str:
     out = ["| workload | link | branchsync s | PouchDB s | speed-up | branchsync bytes | PouchDB bytes | bytes ratio | notes |",
            "|---|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -291,14 +307,16 @@ def run(args, work: Path = ROOT / ".bench-peers") -> list[tuple[str, str, Result
                 ours, theirs = bench.backlog(tag, link)
                 done[0].append((f"backlog, {args.sales:,} sales", ours, theirs,
                                 f"branchsync: {ours.count:,} acknowledged, {ours.extra['ops'] / args.sales:.3f} storage "
-                                f"ops/sale, {ours.bytes / args.sales:.0f} B/sale; PouchDB {theirs.count:,} written"))
+                                f"ops/sale, {ours.bytes / args.sales:.0f} B/sale; PouchDB {theirs.count:,} written; "
+                                + cpu_note(ours, theirs)))
                 ours, theirs, store, client = bench.new_branch(tag, link)
                 done[1].append((f"new branch, {ours.count:,} products", ours, theirs,
                                 f"branchsync {ours.bytes / ours.count:.0f} B/product, "
-                                f"PouchDB {theirs.bytes / max(1, theirs.count):.0f} B/product ({theirs.count:,} docs)"))
+                                f"PouchDB {theirs.bytes / max(1, theirs.count):.0f} B/product ({theirs.count:,} docs); "
+                                + cpu_note(ours, theirs)))
                 ours, theirs = bench.price_day(tag, link, store, client, offset=i * 100 + r + 1)
                 done[2].append((f"price day, {args.reprice:,} prices + {args.delete} deletes", ours, theirs,
-                                f"branchsync {ours.count:,} entries, PouchDB {theirs.count:,} docs"))
+                                f"branchsync {ours.count:,} entries, PouchDB {theirs.count:,} docs; " + cpu_note(ours, theirs)))
             rows += [median_run(label, workload_runs) for workload_runs in done]
     finally:
         bench.close()

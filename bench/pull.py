@@ -11,7 +11,6 @@ first pull (collapsed stacks; `pip install py-spy`). Loopback only; no PouchDB.
 
 import argparse
 import cProfile
-import os
 import random
 import shutil
 import signal
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cpu import cpu_of
 from bench.peers import catalog
 from branch_client.cloud_client import CloudClient
 from branch_client.identity import Identity
@@ -34,13 +34,6 @@ from headoffice.stand_ins import start_azurite, start_cloud
 from shared.enrollment import decode_code
 
 IMPORT_BATCH = 1000
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_of(pid: int) -> float:
-    """CPU seconds of a process and its waited-for children (utime, stime, cutime, cstime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / _TICK
 
 
 class WireBytes(httpx.HTTPTransport):

@@ -79,8 +79,14 @@ SAS_MARGIN = timedelta(minutes=2)
 # first message leaves once this many are packed, so the cloud starts applying early (a round
 # of 1,000 takes about 0.1 s to read and pack; 5,000 kept the queue empty for half a second).
 PUSH_CHUNK = 1_000
-# Messages handed to the sending thread and not yet accepted by the queue, at most.
-PUSH_AHEAD = 2
+# Puts under way at once, each on its own connection: on a mobile link a put's answer takes a
+# round trip after its last byte, and one put at a time left the uplink idle for it every
+# message (10,000 sales over 1 Mbit/s and 150 ms each way: 0.8 s a message, about 20 s where
+# the bytes alone take 12). The queue is unordered anyway; the cloud applies in any order.
+PUSH_SENDERS = 2
+# Messages handed to the sending threads and not yet accepted, at most: one more than the
+# puts under way, so a sender never waits for the next message to be packed.
+PUSH_AHEAD_EXTRA = 1
 # Catalog pages asked for beyond the one being written, at most (each up to 10,000 products).
 PULL_AHEAD = 2
 # Waits between the pulls that ask for the acknowledgement after a push: the cloud applies a
@@ -135,7 +141,7 @@ class SyncEngine:
     def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_WIDE_MAX,
                  resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
                  on_progress: Callable[[Progress], None] | None = None, push_chunk: int = PUSH_CHUNK,
-                 on_secret: Callable[[str], None] | None = None, ack_wait: float = 0.0,
+                 on_secret: Callable[[str], None] | None = None, ack_wait: float = 0.0, push_senders: int = PUSH_SENDERS,
                  sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.client = client
@@ -144,6 +150,7 @@ class SyncEngine:
         self.clock = clock
         self.on_progress = on_progress or (lambda _p: None)
         self.push_chunk = push_chunk
+        self.push_senders = max(1, push_senders)
         # Told about a rotated secret once it is stored (the CLI masks it in the log).
         self.on_secret = on_secret or (lambda _s: None)
         self._secret: str | None = None
@@ -208,6 +215,8 @@ class SyncEngine:
         # The next page is fetched while this one is written to SQLite: on a long pull the
         # cloud's answer and the local write take about as long as each other (see _fetch).
         with ThreadPoolExecutor(max_workers=PULL_AHEAD, thread_name_prefix="pull-ahead") as ahead:
+            if pending:
+                self.client.warm_push()
             coming: Future | None = None
             index = 0
             while True:
@@ -352,18 +361,19 @@ class SyncEngine:
         # (the cloud applies them one by one). The stored JSON is sent as it is (Store.events_to_push).
         packer = Packer(identity.branch, self._secret, self.clock, generation=generation, ratio=self._ratio,
                         set_aside=True)
-        # Messages are put on the queue by a thread of their own while the next ones are read
-        # and packed. Their sales are marked pushed once the queue has accepted them, by a third
-        # thread, in one commit for what was accepted since the last (a commit per message kept
-        # the sending thread from its next put about as long as the put itself; SQLite and the
-        # socket wait without the GIL, so the three overlap). After a refused put the ones
-        # behind it are not sent (they stay pending); what was accepted is marked.
+        # Messages are put on the queue by sending threads (`push_senders` puts at once) while
+        # the next ones are read and packed. Their sales are marked pushed once the queue has
+        # accepted them, by another thread, in one commit for what was accepted since the last
+        # (a commit per message kept the sender from its next put about as long as the put
+        # itself; SQLite and the sockets wait without the GIL, so they overlap). After a refused
+        # put no message not yet started is sent (they stay pending); what the queue accepted,
+        # a put under way beside the refused one included, is marked.
         failed = threading.Event()
         sending: deque[Future] = deque()
         accepted: list[int] = []  # seqs the queue accepted, not yet handed to the marking thread
         try:
             with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="mark-behind") as self._marker,
-                  ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-behind") as behind):
+                  ThreadPoolExecutor(max_workers=self.push_senders, thread_name_prefix="push-behind") as behind):
                 try:
                     while True:
                         todo = self.store.events_to_push(started, self.resend_after, limit=self.push_chunk,
@@ -374,7 +384,7 @@ class SyncEngine:
                         self._set_aside(packer, report, generation)
                         for chunk, text in self._with_their_sales(identity.branch, messages, generation):
                             sending.append(behind.submit(self._send, self._fresh_access(), chunk, text, failed))
-                            while len(sending) > PUSH_AHEAD or (sending and sending[0].done()):
+                            while len(sending) > self.push_senders + PUSH_AHEAD_EXTRA or (sending and sending[0].done()):
                                 accepted += self._sent(sending.popleft().result(), report, total)
                         self._mark(accepted, generation)
                         if not todo:

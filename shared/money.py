@@ -63,13 +63,16 @@ def parse_quantity(text: str) -> Decimal:
         raise ValueError(f"quantity {text!r} is not a usable number; write it in plain digits, e.g. 1.5") from None
 
 
+_ONE = Decimal(1)
+
+
 def line_total(qty: Decimal, unit_price: int) -> int:
     """Quantity times unit price in paisa, rounded half up to a whole paisa."""
-    return int((qty * unit_price).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int((qty * unit_price).quantize(_ONE, rounding=ROUND_HALF_UP))
 
 
 def _half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(value.quantize(_ONE, rounding=ROUND_HALF_UP))
 
 
 def percent_of(base: int, percent: Decimal) -> int:
@@ -79,6 +82,8 @@ def percent_of(base: int, percent: Decimal) -> int:
 
 def vat_part(net: int, rate: Decimal) -> int:
     """The VAT inside a VAT-inclusive `net` at `rate` %: net x rate / (100 + rate), rounded half up."""
+    if not rate:  # rate 0 (many goods): no VAT, and no division to work it out
+        return 0
     return _half_up(Decimal(net) * rate / (100 + rate))
 
 

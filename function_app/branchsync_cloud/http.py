@@ -46,6 +46,11 @@ M = TypeVar("M", bound=BaseModel)
 # issues 7285 and 9338), and a catalog page of repetitive JSON shrinks several times over.
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6
+
+try:  # libdeflate writes the same gzip format in about half zlib's time, and a few per cent smaller
+    import deflate
+except ImportError:  # pragma: no cover - requirements.txt installs it; zlib's gzip then does the same job
+    deflate = None
 # The optional `version` a branch sends with its pull (its branchsync version): logged only.
 CLIENT_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}")
 
@@ -258,12 +263,20 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return found.get("gzip", found.get("x-gzip", found.get("*", 0.0))) > 0
 
 
+def gzipped(body: bytes) -> bytes:
+    """`body` in gzip format (libdeflate's where installed: a catalog page is the cloud's
+    biggest answer, and zlib spent about as long compressing it as writing its JSON)."""
+    if deflate is None:  # pragma: no cover
+        return gzip.compress(body, GZIP_LEVEL, mtime=0)
+    return deflate.gzip_compress(body, GZIP_LEVEL)
+
+
 def compressed(req: func.HttpRequest, resp: func.HttpResponse) -> func.HttpResponse:
     """`resp` gzipped when the client accepts gzip and the body is worth it; else unchanged."""
     body = resp.get_body()
     if len(body) < GZIP_MIN_BYTES or not accepts_gzip(req.headers.get("accept-encoding")):
         return resp
-    return func.HttpResponse(gzip.compress(body, GZIP_LEVEL, mtime=0), status_code=resp.status_code,
+    return func.HttpResponse(gzipped(body), status_code=resp.status_code,
                              mimetype=resp.mimetype, charset=resp.charset,
                              headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 

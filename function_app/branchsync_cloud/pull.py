@@ -85,7 +85,10 @@ class Pulls:
         state = self.store.get_ledger(branch.name)
         # The counter first: every version up to it is then either read below or superseded.
         counter = self.store.get_catalog_counter().counter
-        if needs_full_resync(cursor, counter):
+        if needs_full_resync(cursor, counter) or cursor == counter.last_version:
+            # Up to date (most pulls: a sync with no catalog news, every acknowledgement ask):
+            # no version above the cursor was issued when the counter was read, so there is
+            # nothing to read, and no tombstone the page could skip.
             segments, exhausted = [], True
         else:
             segments, exhausted = self.store.read_catalog(cursor, limit)

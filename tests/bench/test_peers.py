@@ -30,6 +30,9 @@ def test_every_workload_finishes_on_both_sides_over_both_links_with_bytes_counte
     backlog, pull, price_day = rows[0], rows[1], rows[2]
     assert backlog[2].count == 50 and backlog[3].count == 50  # every sale acknowledged / written
     assert backlog[2].extra["ops"] > 0
+    # The CPU behind each row, per process: the node client is this process's child, the rest are read by pid.
+    assert all("CPU s: till " in notes and "PouchDB client " in notes for *_, notes in rows)
+    assert backlog[2].extra["cpu"]["self"] > 0 and backlog[3].extra["cpu"]["children"] > 0
     # The second loopback run pulls after the first run's price day deleted 5.
     assert pull[2].count == pull[3].count and pull[2].count in (2600, 2595) and pull[2].extra["found"] >= 1
     assert price_day[2].count == 25 and price_day[3].count == 25

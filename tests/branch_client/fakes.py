@@ -368,11 +368,12 @@ class FakeCloud:
     def send(self, queue_url: str, sas_token: str, text: str) -> None:
         from azure.core.exceptions import ServiceRequestError
 
-        if self.queue_is_down():
-            raise ServiceRequestError("connection refused")
-        self._check_access(queue_url, sas_token, text)
-        with self._serving():
-            self._enqueue(text)
+        with _SLOT:  # the look at the knobs and the keeping in one step: a push has two puts under way at once
+            if self.queue_is_down():
+                raise ServiceRequestError("connection refused")
+            self._check_access(queue_url, sas_token, text)
+            with self._serving():
+                self._enqueue(text)
 
     @staticmethod
     def _check_access(queue_url: str, sas_token: str, text: str) -> None:

@@ -6,8 +6,11 @@ through a queue-sender callable. Both stand in only for the network.
 
 import json
 import secrets
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +23,8 @@ from branch_client.version import version
 from shared.models import CatalogPage, PullAnswer, PushRoute, QueueAccess
 from shared.signing import new_secret, verify_request
 from tests.branch_client.fakes import BRANCH, product
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ACCESS = QueueAccess(queue_url="https://acct.queue.core.windows.net/sales", sas_token="?se=x&sp=a&sig=y",
                      expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
@@ -279,3 +284,24 @@ def test_a_backlogs_messages_reach_the_queue_over_one_kept_alive_connection(azur
         shaper.close()
     got = QueueClient.from_connection_string(azurite.connection_string, name).receive_messages(max_messages=32)
     assert sorted(m.content for m in got) == [f"bWVzc2FnZS0{i}" for i in range(5)]
+
+
+def test_warming_the_push_imports_the_queue_sdk_on_a_thread_of_its_own():
+    # A fresh interpreter: in this one the SDK is long imported.
+    script = """
+import sys
+from branch_client.cloud_client import CloudClient
+client = CloudClient("https://cloud.example")
+assert "azure.storage.queue" not in sys.modules, "imported before it was warmed"
+thread = client.warm_push()
+assert thread.name == "queue-sdk"
+thread.join(60)
+print("azure.storage.queue" in sys.modules, "azure.core.credentials" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
+
+
+def test_a_client_with_a_queue_sender_of_its_own_has_nothing_to_warm():
+    assert CloudClient("https://cloud.example", queue_sender=lambda url, sas, text: None).warm_push() is None

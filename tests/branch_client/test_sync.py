@@ -331,6 +331,21 @@ def test_without_an_ack_wait_the_sync_makes_no_pull_after_its_push(enrolled, fak
     assert (report.ack_pulls, report.on_the_way, len(fake_cloud.pulls)) == (0, 2, pulls + 1)
 
 
+def test_a_sync_with_sales_due_gets_the_queue_sdk_ready_before_it_pulls_and_one_with_none_does_not(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    client = fake_cloud.client()
+    order = []
+    client.warm_push = lambda: order.append("warm")  # observed, not replaced: the fake's sender has nothing to warm
+    pull = client.fetch_pull
+    client.fetch_pull = lambda *a, **k: (order.append("pull"), pull(*a, **k))[1]
+    SyncEngine(enrolled, client).run()
+    assert order == ["pull"]
+    _sell(enrolled, 2)
+    order.clear()
+    report = SyncEngine(enrolled, client).run()
+    assert order == ["warm", "pull"] and report.pushed == 2
+
+
 # --- push ------------------------------------------------------------------------------------------
 
 
@@ -393,14 +408,55 @@ def test_a_backlog_read_in_rounds_travels_in_about_as_few_messages_as_if_it_were
 
 
 def test_when_the_queue_fails_mid_push_accepted_messages_stay_pushed_and_the_rest_wait(enrolled, fake_cloud):
-    _sell_bulky(enrolled, fake_cloud, 5)
+    _sell_bulky(enrolled, fake_cloud, 5)  # two to a message: (1, 2), (3, 4), (5)
     fake_cloud.queue_down_after = 1
     with pytest.raises(CloudUnreachable):
-        _engine(enrolled, fake_cloud, push_chunk=2).run()
+        _engine(enrolled, fake_cloud, push_chunk=2, push_senders=1).run()
     assert [s.seq for s in enrolled.sales_to_push()] == [3, 4, 5]
     fake_cloud.queue_down_after = None
     _engine(enrolled, fake_cloud, push_chunk=2).run()
     assert sorted(fake_cloud.applied) == [1, 2, 3, 4, 5] and fake_cloud.copies_ignored == 0
+
+
+def test_with_two_puts_at_once_a_failed_one_leaves_exactly_the_sales_the_queue_did_not_take_waiting(enrolled, fake_cloud):
+    _sell_bulky(enrolled, fake_cloud, 9)  # five messages
+    fake_cloud.queue_down_after = 2  # whichever two puts come first are taken
+    with pytest.raises(CloudUnreachable):
+        _engine(enrolled, fake_cloud, push_chunk=2).run()
+    taken = sorted(fake_cloud.applied)
+    waiting = [s.seq for s in enrolled.sales_to_push()]
+    assert len(fake_cloud.messages) == 2 and len(taken) == 4
+    assert sorted(taken + waiting) == list(range(1, 10))  # each sale either taken or waiting, none both
+    fake_cloud.queue_down_after = None
+    _engine(enrolled, fake_cloud, push_chunk=2).run()
+    assert sorted(fake_cloud.applied) == list(range(1, 10)) and fake_cloud.copies_ignored == 0
+
+
+def test_a_push_has_two_puts_under_way_at_once_each_on_its_own_sender_thread(enrolled, fake_cloud):
+    _sell_bulky(enrolled, fake_cloud, 8)  # four messages
+    client = fake_cloud.client()
+    send, lock, state = client._queue_sender, threading.Lock(), {"now": 0, "most": 0, "threads": set()}
+    both = threading.Barrier(2, timeout=10)
+
+    def sender(url, sas, text):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            state["threads"].add(threading.current_thread().name)
+        try:
+            both.wait()  # the first two puts meet here: each waits until the other is under way too
+        except threading.BrokenBarrierError:
+            pass
+        try:
+            send(url, sas, text)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    client._queue_sender = sender  # observed at the seam, then handed to the fake's own queue
+    report = SyncEngine(enrolled, client).run()
+    assert report.pushed == 8 and state["most"] == 2 and len(state["threads"]) == 2
+    assert sorted(fake_cloud.applied) == list(range(1, 9))
 
 
 def test_a_push_sas_about_to_expire_is_renewed_with_another_pull_first(enrolled, fake_cloud):

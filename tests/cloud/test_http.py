@@ -1,11 +1,14 @@
 """Answers go gzipped to clients that accept gzip, over the real dev host; others get them as they are."""
 
+import gzip
+import json
 import time
 
 import httpx
 import pytest
 
-from branchsync_cloud.http import accepts_gzip
+from branchsync_cloud import http
+from branchsync_cloud.http import accepts_gzip, gzipped
 from shared.enrollment import decode_code
 from shared.signing import sign_request
 
@@ -26,6 +29,17 @@ def enrolled(cloud, name):
     created = httpx.post(f"{cloud.url}/api/manage/branches", json={"name": name}, headers=admin).json()
     code = decode_code(created["enrollment_code"])
     return httpx.post(f"{code.url}/api/enroll", json={"token": code.token}).json()["secret"]
+
+
+def test_an_answer_is_gzipped_by_libdeflate_the_same_every_time_and_no_larger_than_by_zlib():
+    entries = [{"version": i, "sku": f"SKU-{i:05d}", "deleted": False,
+                "product": {"sku": f"SKU-{i:05d}", "name": f"চাল {i} kg rice", "price": 5000 + i * 7, "barcode": f"{890000000000 + i}"}}
+               for i in range(2000)]
+    body = json.dumps({"catalog": {"entries": entries}}, ensure_ascii=False).encode()
+    assert http.deflate is not None  # installed with the app (requirements.txt), as on the Functions host
+    out = gzipped(body)
+    assert gzip.decompress(out) == body and gzipped(body) == out
+    assert len(out) <= len(gzip.compress(body, http.GZIP_LEVEL, mtime=0))
 
 
 def pull(cloud, name, secret, encoding):

@@ -540,6 +540,20 @@ def test_an_initial_pull_of_5000_products_reads_far_fewer_storage_operations_tha
     assert ops / 5000 < 0.01
 
 
+def test_a_pull_at_the_latest_version_reads_no_segments_and_still_sees_a_change_made_after_it(service, clock):
+    import_products(service, [make_product(f"P{i:05d}", 100 + i) for i in range(50)])
+    secret = enroll(service)
+    _, cursor = pull_all(service, "dhaka-1", secret, clock)
+    before = service.store.ops
+    answer = pull(service, "dhaka-1", secret, clock, cursor=cursor)
+    # Branch read, nonce insert, state read, counter read: no segment query, no second counter read.
+    assert service.store.ops - before == 4
+    assert answer.catalog.entries == [] and answer.catalog.next_cursor == cursor and not answer.catalog.more
+    import_products(service, [make_product("P00007", 999)])
+    news = pull(service, "dhaka-1", secret, clock, cursor=cursor).catalog
+    assert [(e.sku, e.product.price) for e in news.entries] == [("P00007", 999)] and news.next_cursor == cursor + 1
+
+
 def test_a_till_that_takes_wide_pages_gets_5000_products_in_one_pull_and_an_older_till_pages_of_1000(service, clock):
     for lo in range(0, 5000, 1000):
         import_products(service, [make_product(f"P{i:05d}", 100 + i) for i in range(lo, lo + 1000)])

@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.models import CatalogEntry, CatalogImport, Payment, Product, Sale, SaleLine, SalesBatch, describe_errors
+from shared.money import vat_part
 from tests.builders import (make_discount, make_line3, make_refund, make_sale, make_sale3, make_shift_close, make_void,
                             make_void3)
 
@@ -243,3 +244,46 @@ def test_a_shift_close_has_no_lines_no_payments_and_a_total_of_zero():
     assert close.total == 0 and close.shift.by_method == {"cash": 74600}
     with pytest.raises(ValidationError, match="shift close"):
         Sale.model_validate({**close.model_dump(), "total": 5, "payments": [{"method": "cash", "amount": 5}]})
+
+
+# --- refusals the validators' quicker paths must keep ---------------------------------------
+
+
+def test_a_quantity_is_judged_by_how_it_is_written_however_often_it_comes():
+    # Checked quantities are remembered by their text: "1000" once accepted must not let "1E+3" in.
+    assert line(qty=Decimal("1000"), line_total=100_000).qty == 1000
+    for _ in range(2):  # a refusal is never remembered as an acceptance
+        with pytest.raises(ValidationError, match="scientific notation"):
+            line(qty=Decimal("1E+3"), line_total=100_000)
+        with pytest.raises(ValidationError, match="more than 3 decimals"):
+            line(qty=Decimal("0.0001"), line_total=0)
+    assert str(line(qty=Decimal("2.000")).qty) == "2" and str(line(qty=Decimal("0.750"), line_total=75).qty) == "0.75"
+
+
+@pytest.mark.parametrize("name", ["চাল\x00", "চাল\x85", "rice\x7f", "rice\n"])
+def test_a_name_with_a_control_character_is_refused_whatever_its_script(name):
+    with pytest.raises(ValidationError, match="control characters"):
+        line(name=name)
+
+
+def test_a_name_with_invisible_joiners_or_other_spaces_is_not_a_control_character():
+    # Bangla text carries zero-width joiners: not printable to Python, yet no control character.
+    assert line(name="র\u200d্যাব\u00a0চাল").name == "র\u200d্যাব\u00a0চাল"
+
+
+def test_a_line_at_vat_rate_zero_carries_no_vat():
+    data = make_sale3(1, [make_line3(vat_rate="0")]).model_dump()
+    assert data["lines"][0]["vat"] == 0
+    data["lines"][0]["vat"] = 1
+    with pytest.raises(ValidationError, match=r"vat 1 != net x rate / \(100 \+ rate\) = 0"):
+        Sale.model_validate(data)
+
+
+def test_without_a_sale_discount_a_lines_net_is_its_total_less_its_own_discount():
+    data = make_sale3(1, [make_line3(discount=("amount", 500)), make_line3("OIL-1L")]).model_dump()
+    data["lines"][0]["net"] -= 1
+    data["lines"][0]["vat"] = vat_part(data["lines"][0]["net"], Decimal(5))  # so that the net is the one problem
+    data["total"] -= 1
+    data["payments"] = [{"method": "cash", "amount": data["total"]}]
+    with pytest.raises(ValidationError, match="net 41499 of RICE-5KG != 41500 .* its share 0 of the sale discount"):
+        Sale.model_validate(data)
