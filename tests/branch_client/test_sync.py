@@ -102,17 +102,23 @@ def test_a_cloud_older_than_wide_pages_is_pulled_in_its_pages_of_1000(enrolled, 
     assert {p.sku: p for p in _all_products(enrolled)} == fake_cloud.products()
 
 
-def test_the_next_catalog_page_is_asked_for_while_the_current_one_is_written(enrolled, fake_cloud, monkeypatch):
-    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
+def _asked_for(fake_cloud, monkeypatch, cursor: str) -> threading.Event:
+    """Set once the cloud is asked for the page from `cursor`."""
     asked = threading.Event()
     answer = fake_cloud.handler
 
     def handler(request):
-        if request.url.params.get("cursor") == "10":
+        if request.url.params.get("cursor") == cursor:
             asked.set()
         return answer(request)
 
     monkeypatch.setattr(fake_cloud, "handler", handler)
+    return asked
+
+
+def test_the_next_catalog_page_is_asked_for_while_the_current_one_is_written(enrolled, fake_cloud, monkeypatch):
+    fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(25)])
+    asked = _asked_for(fake_cloud, monkeypatch, "10")
     seen_while_writing = []
     write = enrolled.apply_catalog_page
 
@@ -131,15 +137,7 @@ def test_the_page_after_next_is_asked_for_while_the_next_one_is_still_validated(
     from branch_client.cloud_client import PullReply
 
     fake_cloud.put(*[product(f"SKU-{i:02d}", 100 + i) for i in range(35)])
-    asked_for_20 = threading.Event()
-    answer = fake_cloud.handler
-
-    def handler(request):
-        if request.url.params.get("cursor") == "20":
-            asked_for_20.set()
-        return answer(request)
-
-    monkeypatch.setattr(fake_cloud, "handler", handler)
+    asked_for_20 = _asked_for(fake_cloud, monkeypatch, "20")
     seen_while_validating = []
     validate = PullReply.answer
 
