@@ -268,7 +268,7 @@ def gzipped(body: bytes) -> bytes:
     biggest answer, and zlib spent about as long compressing it as writing its JSON)."""
     if deflate is None:  # pragma: no cover
         return gzip.compress(body, GZIP_LEVEL, mtime=0)
-    return deflate.gzip_compress(body, GZIP_LEVEL)
+    return bytes(deflate.gzip_compress(body, GZIP_LEVEL))  # it gives a bytearray
 
 
 def compressed(req: func.HttpRequest, resp: func.HttpResponse) -> func.HttpResponse:
