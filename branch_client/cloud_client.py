@@ -17,6 +17,7 @@ mapped to the tree in `branch_client.errors`:
 
 import importlib
 import logging
+import re
 import ssl
 import threading
 import time
@@ -207,6 +208,36 @@ class AzureQueueSender:
             self._key = None
 
 
+# A catalog page's cursor and `more`, as the cloud writes them after its entries (a JSON string
+# cannot hold an unescaped quote, so these bytes are the page's own keys).
+_NEXT_PAGE = re.compile(rb'"next_cursor"\s*:\s*(\d{1,16})\s*,\s*"more"\s*:\s*true')
+
+
+class PullReply:
+    """A pull's answer as it came, before it is validated (`answer()`)."""
+
+    def __init__(self, client: "CloudClient", response: httpx.Response):
+        self._client = client
+        self._response = response
+
+    def answer(self) -> PullAnswer:
+        return self._client._pull_answer(self._response)
+
+    def next_cursor(self) -> int | None:
+        """The cursor of the page after this one, as the bytes name it, when more follow: a guess
+        to ask ahead with, never trusted (the engine checks it against the validated page). None
+        when the answer is not a success, says no more, or rotates the secret (the next request
+        must be signed with the new one)."""
+        if self._response.status_code >= 300:
+            return None
+        body = self._response.content
+        at = body.rfind(b'"next_cursor"')
+        found = _NEXT_PAGE.match(body, at) if at >= 0 else None
+        if found is None or b'"rotate_secret"' in body:
+            return None
+        return int(found.group(1))
+
+
 class CloudClient:
     """Calls to the cloud at `url` (the base URL from the enrollment code) as `branch`."""
 
@@ -259,6 +290,10 @@ class CloudClient:
         Above CATALOG_PAGE_MAX the request names both: `limit` at that bound, which every cloud
         takes, and `max_entries`, which a cloud older than wide pages ignores.
         """
+        return self.fetch_pull(cursor, limit, pending).answer()
+
+    def fetch_pull(self, cursor: int, limit: int = limits.CATALOG_PAGE_WIDE_MAX, pending: int = 0) -> "PullReply":
+        """`pull` up to the answer's bytes: what `PullReply.answer()` then validates."""
         if not self.branch or not self._secret:
             raise ValueError("pull needs the branch name and secret")
         # pending and version let head office see each branch's backlog and release in its logs.
@@ -273,7 +308,10 @@ class CloudClient:
                                                 self._clock()))
             return self._checked(self._http.send(request))
 
-        answer = self._answer(self._retrying(attempt, _transient), PullAnswer)
+        return PullReply(self, self._retrying(attempt, _transient))
+
+    def _pull_answer(self, response: httpx.Response) -> PullAnswer:
+        answer = self._answer(response, PullAnswer)
         if answer.branch != self.branch:
             raise CloudBadAnswer(f"the cloud answered for branch {answer.branch!r}, not {self.branch!r}; "
                                  "check the enrollment (enroll again with --force)")

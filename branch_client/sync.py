@@ -4,7 +4,8 @@ States of one engine, and the only transitions it makes:
 
     IDLE ----run()----> PULLING      take the lock, then pull page after page until `more` is
                                      false; each page, its cursor and the ack are stored in one
-                                     transaction, so an interruption resumes from the cursor.
+                                     transaction (the last page with the cloud's latest refusal),
+                                     so an interruption resumes from the cursor.
                                      `full_resync` resets the catalog and pulls again from 0.
     PULLING ----------> PUSHING      pack the unacknowledged sales (never pushed, or pushed
                                      longer than 10 minutes ago) into queue messages; mark the
@@ -30,7 +31,9 @@ one it sees. A crash before the file is written just means the next pull brings 
 A sync holds an exclusive lock (`sync.lock` in the data home, timeout 0; branch_client.lock):
 a second sync raises SyncAlreadyRunning at once, naming the process that holds it; a lock
 left by a dead or orphaned process is taken over. Progress is reported through a
-callback so the CLI can draw it; the engine itself prints nothing.
+callback so the CLI can draw it; the engine itself prints nothing. What it reads of the store
+before and after a run, and after each acknowledgement ask, comes from the unacknowledged sales
+only (Store.sync_position, Store.on_the_way_count), never from status(), which counts every sale.
 """
 
 import json
@@ -51,7 +54,7 @@ from .cloud_client import CloudClient, PushWay
 from .errors import BranchSyncError, CloudBadAnswer
 from .identity import Identity
 from .lock import SyncLock
-from .store import RESEND_AFTER, Store, utcnow
+from .store import RESEND_AFTER, UNCHANGED, Store, SyncPosition, utcnow
 
 
 class SyncState(StrEnum):
@@ -84,6 +87,8 @@ PUSH_SENDERS = 2
 # Messages handed to the sending threads and not yet accepted, at most: one more than the
 # puts under way, so a sender never waits for the next message to be packed.
 PUSH_AHEAD_EXTRA = 1
+# Catalog pages asked for beyond the one being written, at most (each up to 10,000 products).
+PULL_AHEAD = 2
 # Waits between the pulls that ask for the acknowledgement after a push: the cloud applies a
 # message in well under a second when it is keeping up, so ask soon, then less often. Each
 # ask is one pull (one ledger read in the cloud). While the asks see sales acknowledged, the
@@ -126,6 +131,12 @@ class SyncReport:
     unsendable: list[dict] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    answer: PullAnswer
+    following: tuple[int, Future] | None  # the next page, asked for from the cursor these bytes named
+
+
 class SyncEngine:
     def __init__(self, store: Store, client: CloudClient, *, page_limit: int = limits.CATALOG_PAGE_WIDE_MAX,
                  resend_after: timedelta = RESEND_AFTER, clock: Callable[[], datetime] = utcnow,
@@ -153,6 +164,7 @@ class SyncEngine:
         # Compressed bytes per JSON character of the last message packed: the next packer's first guess.
         self._ratio: float | None = None
         self._marker: ThreadPoolExecutor | None = None
+        self._writing = 0  # the page of the pull being written (pages ahead are counted from it)
         self._marks: list[Future] = []
 
     def run(self) -> SyncReport:
@@ -170,8 +182,8 @@ class SyncEngine:
         try:
             identity = self.store.identity()
             self._secret = identity.secret
-            through_before = self.store.status()["applied_through"]
-            self._pull(report)
+            start = self.store.sync_position()
+            self._pull(report, start)
             self._move(SyncState.PUSHING)
             self._push(identity, report)
             if self.ack_wait and report.pushed:
@@ -187,29 +199,32 @@ class SyncEngine:
             except Exception:  # the original error matters more than the failure to record it
                 pass
             raise
-        after = self.store.status()
-        report.pending, report.on_the_way = after["pending"], after["pushed_unacked"]
-        report.acknowledged = max(0, after["applied_through"] - through_before)
+        end = self.store.sync_position()
+        report.pending, report.on_the_way = end.pending, end.on_the_way
+        report.acknowledged = max(0, end.applied_through - start.applied_through)
         self._emit(SyncState.IDLE, report.pushed, report.pushed, "sync done")
         return report
 
     # --- pull ------------------------------------------------------------------------------------
 
-    def _pull(self, report: SyncReport) -> None:
-        self._cursor = self.store.catalog_cursor()
+    def _pull(self, report: SyncReport, start: SyncPosition) -> None:
+        self._cursor = start.catalog_cursor
+        pending = start.pending
         resynced = False
         self._emit(SyncState.PULLING, 0, None, f"pulling catalog after version {self._cursor}")
         # The next page is fetched while this one is written to SQLite: on a long pull the
-        # cloud's answer and the local write take about as long as each other.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead") as ahead:
-            pending = self.store.pending_count()
+        # cloud's answer and the local write take about as long as each other (see _fetch).
+        with ThreadPoolExecutor(max_workers=PULL_AHEAD, thread_name_prefix="pull-ahead") as ahead:
             if pending:
                 self.client.warm_push()
-            coming = None
+            coming: Future | None = None
+            index = 0
             while True:
-                answer = coming.result() if coming is not None else self.client.pull(
-                    self._cursor, self._first_page_limit(), pending)
+                self._writing = index
+                fetched = coming.result() if coming is not None else self._fetch(
+                    ahead, self._cursor, self._first_page_limit(), pending, index)
                 coming = None
+                answer = fetched.answer
                 self._adopt(answer)  # before the next request is signed
                 page = answer.catalog
                 if page.full_resync:
@@ -224,22 +239,47 @@ class SyncEngine:
                     raise CloudBadAnswer(f"the cloud's catalog cursor did not advance past {self._cursor}; "
                                          "report this to head office")
                 if page.more:
-                    coming = ahead.submit(self.client.pull, page.next_cursor, self.page_limit, pending)
+                    asked, following = fetched.following or (None, None)
+                    if asked == page.next_cursor:
+                        coming = following
+                    else:  # asked ahead from a cursor the validated page does not name (or not at all)
+                        if following is not None:
+                            following.cancel()
+                        coming = ahead.submit(self._fetch, ahead, page.next_cursor, self.page_limit, pending, index + 1)
+                # The last page keeps the answer's refusal in its own commit.
+                refusal = UNCHANGED if page.more else answer.last_refusal
                 try:
-                    report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer))
+                    report.entries += self.store.apply_catalog_page(page, answer.applied_through, self.clock(), _acks(answer),
+                                                                    refusal)
                 except BaseException:
                     if coming is not None:
                         coming.cancel()
                     raise
                 report.pages += 1
+                index += 1
                 self._cursor = report.catalog_version = page.next_cursor
                 report.applied_through = answer.applied_through
                 self._access = PushWay.of(answer)
                 self._emit(SyncState.PULLING, report.pages, None,
                            f"catalog at version {self._cursor}, {report.entries} changes")
                 if not page.more:
-                    self.store.save_refusal(answer.last_refusal)
                     return
+
+    def _fetch(self, ahead: ThreadPoolExecutor, cursor: int, limit: int, pending: int, index: int) -> "_Fetched":
+        """Page `index` of this pull, from `cursor`, validated.
+
+        Once its bytes are in and name a page after it, that page is asked for before this one
+        is validated, so the cloud builds it meanwhile (validating a page of 10,000 takes the
+        till about as long as the cloud takes to build one), while no more than PULL_AHEAD
+        pages are beyond the one being written. The cursor asked from is checked against the
+        validated page before that answer is used; a rotated secret stops asking ahead.
+        """
+        reply = self.client.fetch_pull(cursor, limit, pending)
+        following = None
+        after = reply.next_cursor()
+        if after is not None and after > cursor and index + 1 <= self._writing + PULL_AHEAD:
+            following = (after, ahead.submit(self._fetch, ahead, after, self.page_limit, pending, index + 1))
+        return _Fetched(reply.answer(), following)
 
     def _first_page_limit(self) -> int:
         """A pull from 0 (a new till, a full resync) asks for a page of 1,000 first: the till starts
@@ -275,7 +315,7 @@ class SyncEngine:
 
     def _on_the_way(self) -> int:
         """Pushed and not yet acknowledged (a sale not sent, e.g. set aside, is not waited for)."""
-        return self.store.status()["pushed_unacked"]
+        return self.store.on_the_way_count()
 
     def _fresh_access(self) -> PushWay:
         """The way to push from the pull (a SAS is renewed by one more pull when it is about to expire)."""
@@ -306,10 +346,11 @@ class SyncEngine:
 
     def _push(self, identity: Identity, report: SyncReport) -> None:
         started = self.clock()
-        total = self.store.count_to_push(started, self.resend_after)
+        due = self.store.due_counts(started, self.resend_after)
+        total = sum(due.values())
         self._emit(SyncState.PUSHING, 0, total, f"{total} sales to push" if total else "nothing to push")
         # A restored till may still owe sales of an earlier generation: each goes in its own messages.
-        for generation in self.store.generations_to_push(started, self.resend_after):
+        for generation in due:
             self._push_generation(identity, generation, started, total, report)
 
     def _push_generation(self, identity: Identity, generation: int, started: datetime, total: int,

@@ -11,7 +11,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WrapValidator, model_serializer,
+                      model_validator)
 
 from . import limits
 from .money import line_total, parse_quantity, percent_of, share_out, vat_part
@@ -493,6 +494,22 @@ class SalesBatch(Model):
 
 # --- catalog -------------------------------------------------------------------------------
 
+# The VAT rates of a catalog are a handful of spellings ("0", "7.5", "15") over 100,000 products,
+# and checking a Decimal's digits and places costs pydantic a call into Python per value (a
+# third of a catalog page's validation). A spelling once validated gives the same Decimal again;
+# anything else (a number, a new spelling) is validated in full. Bounded; Decimals are immutable.
+_VAT_RATES_SEEN: dict[str, Decimal] = {}
+_VAT_RATES_KEPT = 64
+
+
+def _vat_rate_seen(value, handler):
+    if type(value) is str and (known := _VAT_RATES_SEEN.get(value)) is not None:
+        return known
+    rate = handler(value)
+    if type(value) is str and len(_VAT_RATES_SEEN) < _VAT_RATES_KEPT:
+        _VAT_RATES_SEEN[value] = rate
+    return rate
+
 
 class Product(Model):
     sku: Sku
@@ -500,7 +517,7 @@ class Product(Model):
     price: Paisa
     barcode: Annotated[str, Field(min_length=1, max_length=limits.BARCODE_MAX_CHARS, pattern=r"^[0-9A-Za-z-]+$")] | None = None
     unit: Annotated[str, Field(min_length=1, max_length=limits.UNIT_MAX_CHARS), AfterValidator(_no_control)] = "pcs"
-    vat_rate: Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)] = Decimal(0)
+    vat_rate: Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2), WrapValidator(_vat_rate_seen)] = Decimal(0)
     active: bool = True
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import event, text
 from branch_client.errors import BadInput, BadSaleInput, NotEnrolled
 from branch_client.identity import Identity
 from branch_client.sale_entry import DEFAULT_CASHIER, parse_discount, parse_items, parse_pay
-from branch_client.store import SaleState, Store
+from branch_client.store import FTS_AUTOMERGE, SaleState, Store
 from shared.models import PaymentMethod, Sale, SaleKind
 from tests.branch_client.fakes import entry, page, product, tombstone
 
@@ -24,6 +24,11 @@ T0 = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
 def _row_count(store: Store, table: str) -> int:
     with store.engine.connect() as conn:
         return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def _skus(store: Store) -> list[str]:
+    with store.engine.connect() as conn:
+        return conn.execute(text("SELECT sku FROM products ORDER BY sku")).scalars().all()
 
 
 def _record_many(home, count, start_barrier=None):
@@ -299,6 +304,85 @@ def test_a_full_resync_keeps_products_sellable_until_the_new_catalog_is_complete
     assert stocked.get_product("DAL-1KG") is None and stocked.catalog_cursor() == 21
 
 
+def test_a_full_resync_stopped_by_an_earlier_release_still_drops_what_the_cloud_did_not_send_again(stocked, home):
+    from branch_client.store import UNCONFIRMED
+
+    stocked.reset_catalog()
+    stocked.apply_catalog_page(page(entry(20, product("RICE-5KG", 43000)), more=True), 0)
+    with stocked.engine.begin() as conn:  # as the earlier release left it: no marker
+        conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": UNCONFIRMED})
+    stocked.close()
+    with Store(home) as reopened:
+        reopened.apply_catalog_page(page(entry(21, product("SOAP", 4500)), more=False), 0)
+        assert _skus(reopened) == ["RICE-5KG", "SOAP"] and reopened.search_products("dal") == []
+
+
+def test_a_pull_s_last_page_drops_products_only_after_a_full_resync(stocked):
+    statements = []
+    event.listen(stocked.engine, "before_cursor_execute", lambda c, cur, stmt, *a: statements.append(stmt))
+    stocked.apply_catalog_page(page(entry(20, product("RICE-5KG", 43000))), 0)
+    assert not [s for s in statements if s.startswith("DELETE FROM products")]
+    stocked.reset_catalog()
+    stocked.apply_catalog_page(page(entry(21, product("SOAP", 4500))), 0)
+    assert [s for s in statements if s.startswith("DELETE FROM products")]
+    assert _skus(stocked) == ["SOAP"]
+
+
+# --- the counts a sync reads -----------------------------------------------------------------------
+
+
+def test_the_counts_a_sync_reads_agree_with_status_as_sales_go_out_and_come_back_acknowledged(stocked):
+    def agree():
+        status, position = stocked.status(), stocked.sync_position()
+        assert (position.pending, position.on_the_way, position.applied_through, position.catalog_cursor) == (
+            status["pending"], status["pushed_unacked"], status["applied_through"], status["catalog_version"])
+        assert stocked.on_the_way_count() == status["pushed_unacked"]
+        assert stocked.pending_count() == status["pending"]
+        due = stocked.due_counts(T0)
+        assert (sum(due.values()), list(due)) == (stocked.count_to_push(T0), stocked.generations_to_push(T0))
+        return position.pending, position.on_the_way
+
+    assert agree() == (0, 0)
+    for _ in range(4):
+        stocked.record_sale(parse_items(["SOAP=1"]))
+    assert agree() == (4, 0)
+    stocked.mark_pushed([1, 2, 3], T0)
+    assert agree() == (4, 3)
+    stocked.apply_catalog_page(page(next_cursor=9), applied_through=2)
+    assert agree() == (2, 1)
+
+
+def test_counting_the_sales_on_their_way_reads_the_unacknowledged_ones_only(stocked):
+    """The count a sync's ack wait repeats takes as many SQLite steps with 10 or 110 sales acknowledged."""
+    def steps_to_count() -> int:
+        steps, counted = [], set()
+
+        def count_steps(conn, *_args):
+            dbapi = conn.connection.dbapi_connection
+            dbapi.set_progress_handler(lambda: steps.append(1), 1)
+            counted.add(dbapi)
+
+        event.listen(stocked.engine, "before_cursor_execute", count_steps)
+        try:
+            stocked.on_the_way_count()
+            stocked.sync_position()
+        finally:
+            event.remove(stocked.engine, "before_cursor_execute", count_steps)
+            for dbapi in counted:
+                dbapi.set_progress_handler(None, 1)
+        return len(steps)
+
+    def sell_and_acknowledge(count: int, through: int) -> None:
+        seqs = [stocked.record_sale(parse_items(["SOAP=1"])).seq for _ in range(count)]
+        stocked.mark_pushed(seqs, T0)
+        stocked.apply_catalog_page(page(next_cursor=9), applied_through=through)
+
+    sell_and_acknowledge(12, 10)  # two on their way
+    few = steps_to_count()
+    sell_and_acknowledge(100, 110)
+    assert stocked.on_the_way_count() == 2 and steps_to_count() == few
+
+
 # --- push bookkeeping ------------------------------------------------------------------------------
 
 
@@ -451,6 +535,24 @@ def test_a_first_pull_indexes_each_page_for_search_in_one_pass_and_restores_the_
     assert [p.sku for p in store.search_products("মিনিকেট 7")][:2] == ["P71", "P72"]
 
 
+def _fts_automerge(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT v FROM product_search_config WHERE k = 'automerge'").scalar()
+
+
+def test_a_first_pull_looks_up_no_new_sku_and_leaves_merging_the_search_index_to_its_last_page(store):
+    statements = []
+    event.listen(store.engine, "before_cursor_execute", lambda c, cur, stmt, *a: statements.append(stmt))
+    store.apply_catalog_page(_first_pull_page(1, 50, more=True), 0)
+    store.apply_catalog_page(_first_pull_page(51, 50, more=True), 0)
+    # Every SKU was new: no search keys to take out, and the FTS index's segments stay unmerged.
+    assert not [s for s in statements if "'delete'" in s or s.startswith("DELETE FROM product_terms")]
+    assert _fts_automerge(store) == 0
+    store.apply_catalog_page(_first_pull_page(101, 50, more=False), 0)
+    assert _fts_automerge(store) == FTS_AUTOMERGE and _fts_is_consistent(store)
+    assert [p.sku for p in store.search_products("মিনিকেট 120")] == ["P120"]
+
+
 def test_a_sku_changed_or_deleted_while_a_first_pull_runs_is_searchable_only_as_it_ends(store):
     store.apply_catalog_page(_first_pull_page(1, 30, more=True), 0)
     # The cloud's later pages bring P7 again (renamed meanwhile) and P9's tombstone.
@@ -500,7 +602,7 @@ def test_a_first_pull_killed_between_pages_leaves_every_pulled_product_searchabl
     with Store(home) as s:
         assert all(s.find_by_code(f"89{v:08d}").sku == f"P{v}" for v in range(1, 41))
         assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 41)}
-        assert _schema(s) == schema and s.catalog_cursor() == 40
+        assert _schema(s) == schema and s.catalog_cursor() == 40 and _fts_automerge(s) == FTS_AUTOMERGE
         s.apply_catalog_page(_first_pull_page(41, 20, more=False), 0)  # the pull resumes, on the triggers
         assert {p.sku for p in s.search_products("মিনিকেট", limit=100)} == {f"P{v}" for v in range(1, 61)}
 

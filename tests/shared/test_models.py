@@ -1,3 +1,4 @@
+import json
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -73,6 +74,17 @@ def test_a_tombstone_has_no_product_and_a_live_entry_has_one():
     assert CatalogEntry(version=3, sku="A", deleted=True).product is None
     with pytest.raises(ValidationError):
         CatalogEntry(version=3, sku="A", deleted=False)
+
+
+def test_a_vat_rate_spelled_as_one_before_is_that_rate_and_a_wrong_one_is_refused_each_time():
+    def rate(value):
+        return Product.model_validate_json(json.dumps({"sku": "A", "name": "n", "price": 1, "vat_rate": value})).vat_rate
+
+    assert rate("7.5") == rate("7.5") == rate(7.5) == Decimal("7.5")
+    for wrong in ("7.555", "101", "-1", "abc", "123456"):
+        for _ in range(2):  # the second time as the first: a refusal is never remembered as a rate
+            with pytest.raises(ValidationError):
+                rate(wrong)
 
 
 def test_bangla_names_round_trip_through_json():
