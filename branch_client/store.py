@@ -369,8 +369,7 @@ class Store:
         with self._write() as conn:
             for key, value in (("branch", identity.branch), ("cloud_url", identity.cloud_url),
                                ("enrolled_at", time_text(now or utcnow()))):
-                conn.execute(sqlite_insert(meta).values(key=key, value=value)
-                             .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+                self._set_meta(conn, key, value)
 
     def save_secret(self, secret: str) -> None:
         """Replace the branch secret (head office rotated it); atomic, so a crash leaves the old or the new one."""
@@ -753,8 +752,7 @@ class Store:
                 conn.execute(delete(meta).where(meta.c.key == key))
             else:
                 stored = branch_settings.check(name, value)
-                conn.execute(sqlite_insert(meta).values(key=key, value=stored)
-                             .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": stored}))
+                self._set_meta(conn, key, stored)
             now = self._settings(conn)
             problem = now.embedded_rule.problem()
             if problem:
@@ -1045,7 +1043,7 @@ class Store:
         anything in it, normally: then it simply moves on, and no number is ever reused.
         """
         gen = Store._generation(conn)
-        held = conn.execute(select(generations.c.applied_through).where(generations.c.generation == gen)).scalar() or 0
+        held = Store._applied_through_of(conn, gen)
         if gen == 1 or held == 0 or Store._next_seq(conn, gen) > 1:
             return
         fresh = 1 + conn.execute(select(func.max(generations.c.generation))).scalar_one()
@@ -1160,6 +1158,12 @@ class Store:
             Store._set_meta(conn, UNCONFIRMED, "1" if kept else "0")
 
     @staticmethod
+    def _applied_through_of(conn: Connection, generation: int) -> int:
+        """The cloud's watermark of `generation` as the last pull said it (0 before any)."""
+        return conn.execute(select(generations.c.applied_through)
+                            .where(generations.c.generation == generation)).scalar() or 0
+
+    @staticmethod
     def _set_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(sqlite_insert(meta).values(key=key, value=value)
                      .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
@@ -1265,8 +1269,7 @@ class Store:
         """Where a sync stands, in one read: the catalog cursor, the watermark and what is unacknowledged."""
         with self._read() as conn:
             cursor = conn.execute(select(sync_state.c.catalog_cursor)).scalar_one()
-            through = conn.execute(select(generations.c.applied_through)
-                                   .where(generations.c.generation == self._generation(conn))).scalar() or 0
+            through = self._applied_through_of(conn, self._generation(conn))
             pending, on_the_way = conn.execute(select(func.count(), func.count().filter(sales.c.pushed_at.is_not(None)))
                                                .select_from(sales).where(sales.c.acked_at.is_(None))).one()
         return SyncPosition(catalog_cursor=cursor, applied_through=through, pending=pending, on_the_way=on_the_way)
@@ -1294,8 +1297,7 @@ class Store:
         with self._write() as conn:
             conn.execute(update(sync_state).where(sync_state.c.id == 1).values(last_error=None, last_error_at=None))
             conn.execute(delete(meta).where(meta.c.key == LAST_ERROR_CODE))
-            conn.execute(sqlite_insert(meta).values(key="last_sync_ok", value=value)
-                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+            self._set_meta(conn, "last_sync_ok", value)
 
     def save_refusal(self, refusal: Refusal | None) -> None:
         """Keep what the last pull said the cloud refused (None: nothing, or head office dealt with it)."""
@@ -1315,9 +1317,7 @@ class Store:
             if not found:
                 conn.execute(delete(meta).where(meta.c.key == UNSENDABLE))
                 return
-            value = json.dumps(found, ensure_ascii=False)
-            conn.execute(sqlite_insert(meta).values(key=UNSENDABLE, value=value)
-                         .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+            self._set_meta(conn, UNSENDABLE, json.dumps(found, ensure_ascii=False))
 
     @staticmethod
     def _refusal(conn: Connection, stored: str | None) -> dict | None:
@@ -1347,8 +1347,7 @@ class Store:
             info = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
             gen = self._generation(conn)
             last_seq = self._next_seq(conn, gen) - 1
-            through = conn.execute(select(generations.c.applied_through)
-                                   .where(generations.c.generation == gen)).scalar() or 0
+            through = self._applied_through_of(conn, gen)
             counts = conn.execute(select(
                 func.count(),
                 func.coalesce(func.max(sales.c.seq), 0),
