@@ -5,6 +5,7 @@ Models forbid unknown fields so that a typo or a forged extra field is refused
 rather than silently dropped.
 """
 
+import functools
 import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -63,19 +64,13 @@ def _utc(value: datetime) -> datetime:
 
 
 # parse_quantity is a function of the text alone, and a batch repeats a few quantities ("1",
-# "2", "0.75") thousands of times: each text is checked once, its refusals every time.
-_QUANTITIES: dict[str, Decimal] = {}
-_QUANTITIES_MAX = 4096
+# "2", "0.75") thousands of times: each text is checked once (lru_cache keeps no refusal, so
+# those are raised every time).
+_parsed_quantity = functools.lru_cache(maxsize=4096)(parse_quantity)
 
 
 def _qty(value: Decimal) -> Decimal:
-    text = str(value)
-    known = _QUANTITIES.get(text)
-    if known is None:
-        known = parse_quantity(text)
-        if len(_QUANTITIES) < _QUANTITIES_MAX:
-            _QUANTITIES[text] = known
-    return known
+    return _parsed_quantity(str(value))
 
 
 def _branch(value: str) -> str:

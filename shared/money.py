@@ -68,7 +68,7 @@ _ONE = Decimal(1)
 
 def line_total(qty: Decimal, unit_price: int) -> int:
     """Quantity times unit price in paisa, rounded half up to a whole paisa."""
-    return int((qty * unit_price).quantize(_ONE, rounding=ROUND_HALF_UP))
+    return _half_up(qty * unit_price)
 
 
 def _half_up(value: Decimal) -> int:

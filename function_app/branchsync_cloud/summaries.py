@@ -21,6 +21,7 @@ close counts no sale; it is kept for `report shifts`. Refused voids and refunds 
 nowhere: callers pass counted events only.
 """
 
+import functools
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,18 +46,9 @@ CASHIER_FIELDS = ("sales", "net", "voids", "voided", "refunds", "refunded", "dis
 
 # An apply asks the day of each event several times (its days, its chunk pieces, its fold):
 # converting to the zone is the costly part, so each (time, zone) is converted once.
-_DAYS: dict[tuple[datetime, ZoneInfo], date] = {}
-_DAYS_MAX = 50_000
-
-
+@functools.lru_cache(maxsize=50_000)
 def business_day(at: datetime, zone: ZoneInfo) -> date:
-    key = (at, zone)
-    day = _DAYS.get(key)
-    if day is None:
-        if len(_DAYS) >= _DAYS_MAX:
-            _DAYS.clear()
-        day = _DAYS[key] = at.astimezone(zone).date()
-    return day
+    return at.astimezone(zone).date()
 
 
 @dataclass
