@@ -1,23 +1,33 @@
 """Copying the branch database's WAL into the database file, on a thread of the store's own.
 
-SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000 pages:
-a price day (1,000 prices and 100 deletes, about 1,650 pages) spent 30 of its 70 ms in it,
-and whichever sale came next after a smaller pull paid for that pull's pages at the till.
-The store's connections therefore never checkpoint in a commit (`wal_autocheckpoint = 0`,
-set by the store on every connection); after each write the store tells its `Checkpointer`,
-which waits until writes have been quiet for a moment and then runs a PASSIVE checkpoint:
-it copies what it can without waiting for readers or writers, who go on meanwhile (SQLite
-releases the GIL while it copies, so it runs beside the till's own work on another core).
+SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000 pages: a
+price day (1,000 prices and 100 deletes, about 1,650 pages) spent 30 of its 70 ms in it. So
+a pull's page commits without it (the store turns `wal_autocheckpoint` off for that one
+transaction) and tells its `Checkpointer`, which waits until writes have been quiet for a
+moment and then runs a PASSIVE checkpoint: it copies what it can without waiting for
+readers or writers, who go on meanwhile (SQLite releases the GIL while it copies, so it
+runs beside the till's own work on another core). Sales and every other write keep
+SQLite's own rule, so a sale is recorded exactly as before.
+
+A passive checkpoint never lets the WAL start over while writes keep coming (the next write
+appends instead of starting again at the front): a first pull's pages, back to back, grew
+it to 80 MB. So when the WAL file is larger than `size_limit` after a passive pass, a
+RESTART follows: it holds new writers back while it copies what came meanwhile (a few
+pages after the passive pass) and waits for readers on the WAL, at most RESTART_WAIT_MS,
+so no writer is held longer; the next write then starts the WAL over and SQLite cuts the
+file back to the store's journal_size_limit.
 
 A checkpoint that fails or cannot finish (a reader still on an old snapshot) is simply
-tried again after the next write; the WAL keeps every committed page until then, so
-nothing is lost, and when the store's last connection closes SQLite checkpoints the rest.
+tried again after the next pull's page, and the next commit past 1,000 pages runs SQLite's
+own; the WAL keeps every committed page until then, so nothing is lost.
 """
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 log = logging.getLogger("branchsync.store")
 
@@ -25,7 +35,29 @@ log = logging.getLogger("branchsync.store")
 # is copied once, after it. Writes that never pause are checkpointed every MAX_DELAY seconds.
 QUIET = 0.05
 MAX_DELAY = 2.0
-CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
+# The longest a RESTART checkpoint may hold a writer back waiting for readers.
+RESTART_WAIT_MS = 50
+
+
+def checkpoint(conn: sqlite3.Connection, wal: Path, size_limit: int) -> None:
+    """Copy the WAL into the database file without waiting for anyone; then, if the WAL file
+    is over `size_limit` bytes, let it start over (see the module's docstring)."""
+    cur = conn.cursor()
+    try:
+        cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        try:
+            grown = wal.stat().st_size > size_limit
+        except FileNotFoundError:
+            return
+        if grown:
+            waited = cur.execute("PRAGMA busy_timeout").fetchone()[0]
+            cur.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+            try:
+                cur.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            finally:
+                cur.execute(f"PRAGMA busy_timeout = {int(waited)}")
+    finally:
+        cur.close()
 
 
 class Checkpointer:

@@ -35,7 +35,7 @@ from shared.models import (CatalogPage, PaymentMethod, Product, RefundLine, Refu
 from . import cashiers as cashier_rules
 from . import paths, sale_entry, settings as branch_settings, shifts as shift_rules
 from .barcodes import BadLabel, parse_embedded
-from .checkpoints import CHECKPOINT, Checkpointer
+from .checkpoints import Checkpointer, checkpoint
 from .errors import BadInput, BadSaleInput, NotEnrolled, StoreError
 from .identity import Identity, read_secret, write_secret
 from .sale_entry import DiscountSpec, ItemSpec, Match, PaymentSpec
@@ -80,6 +80,10 @@ _OPTIMIZE_FTS = "INSERT INTO product_search (product_search) VALUES ('optimize')
 # How many of the FTS index's segments of one level FTS5 merges as it writes (its 'automerge'
 # option, kept in the index's config table, so it commits with the page that sets it); 4 is
 # FTS5's own default, what the index has outside a first pull.
+# SQLite's automatic checkpoint runs in the commit that takes the WAL past this many pages
+# (its default); the WAL file is cut back to about that size when it starts over.
+AUTOCHECKPOINT_PAGES = 1000
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 _FTS_AUTOMERGE = "INSERT INTO product_search (product_search, rank) VALUES ('automerge', ?)"
 FTS_AUTOMERGE = 4
 # meta key: JSON list of sales the push set aside because one alone exceeds a queue message.
@@ -308,8 +312,9 @@ class Store:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
-        # No checkpoint inside a commit: the store's Checkpointer copies the WAL after writes (checkpoints.py).
-        cur.execute("PRAGMA wal_autocheckpoint = 0")
+        # A pull's pages grow the WAL past its usual size (see _write); when it starts over
+        # after a checkpoint, the file is cut back to this.
+        cur.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         # 64 MiB of page cache (SQLite's default is 2 MiB): a new sale lands on a random page of
         # the sale_id index, and with a million sales that index no longer fits in 2 MiB.
         cur.execute("PRAGMA cache_size = -65536")
@@ -320,19 +325,32 @@ class Store:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, checkpoint_after: bool = False) -> Iterator[Connection]:
+        """A write transaction. `checkpoint_after` (a pull's page): its commit does not run
+        SQLite's automatic checkpoint, however many pages it wrote; the store's checkpoint
+        thread copies them right after instead (checkpoints.py), so the pull is done sooner.
+        Every other commit keeps SQLite's own rule (a checkpoint at 1,000 pages)."""
         try:
-            with self._writer.begin() as conn:
-                yield conn
+            with self._writer.connect() as conn:
+                driver = conn.connection.driver_connection
+                if checkpoint_after:
+                    driver.execute("PRAGMA wal_autocheckpoint = 0")
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    if checkpoint_after:  # before the connection goes back to the pool
+                        driver.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         except DBAPIError as exc:
             raise StoreError(f"the branch database {self.path} failed: {one_line(exc.orig)}; "
                              "try again, and if it persists check the disk") from exc
-        self._checkpointer.wrote()
+        if checkpoint_after:
+            self._checkpointer.wrote()
 
     def _checkpoint(self) -> None:
         raw = self.engine.raw_connection()
         try:
-            raw.cursor().execute(CHECKPOINT).fetchall()
+            checkpoint(raw.driver_connection, self.path.with_name(self.path.name + "-wal"), WAL_SIZE_LIMIT)
         finally:
             raw.close()
 
@@ -947,7 +965,7 @@ class Store:
         """
         now_text = time_text(now or utcnow())
         marks = {**(acks or {}), 1: applied_through}
-        with self._write() as conn:
+        with self._write(checkpoint_after=True) as conn:
             deferred = self._search_deferred(conn) or self._defer_search_for_first_pull(conn)
             self._apply_entries(conn, page, index=deferred)
             if not page.more:
@@ -978,10 +996,10 @@ class Store:
     # with synchronous=FULL: 100,000 products are 100 commits, and switching the connection
     # to NORMAL for them saved at most about 0.1 s of 2 s (store alone, this machine) while
     # a connection handed back to the pool at NORMAL could commit a sale without its fsync.
-    # The WAL: no commit checkpoints (checkpoints.py). A price day of 1,000 prices and 100
-    # deletes writes 1,653 pages (825 for the prices, 867 for the deletes: a deleted product
-    # leaves about nine b-trees); SQLite's own rule copied them into the file inside the
-    # page's commit, 30 of its 70 ms, and the store's checkpoint thread now does it after.
+    # The WAL: a page's commit leaves its checkpoint to the store's checkpoint thread (_write).
+    # A price day of 1,000 prices and 100 deletes writes 1,653 pages (825 for the prices, 867
+    # for the deletes: a deleted product leaves about nine b-trees); SQLite's own rule copied
+    # them into the file inside the page's commit, 30 of its 70 ms.
 
     @staticmethod
     def _search_deferred(conn: Connection) -> bool:

@@ -1,4 +1,4 @@
-"""The WAL is copied into the database file by the store's own thread, never inside a commit.
+"""A pull's pages are copied from the WAL into the database file by the store's own thread, not in their commit.
 
 The Checkpointer's waiting is tested with a recording function in place of SQLite's
 checkpoint; the store's use of it on a real SQLite file, by reading the database file alone
@@ -7,12 +7,11 @@ checkpoint; the store's use of it on a real SQLite file, by reading the database
 
 import shutil
 import sqlite3
-import threading
 import time
 
-from branch_client.checkpoints import Checkpointer
+from branch_client.checkpoints import RESTART_WAIT_MS, Checkpointer, checkpoint
 from branch_client.sale_entry import parse_items
-from branch_client.store import Store
+from branch_client.store import WAL_SIZE_LIMIT, Store
 from tests.branch_client.fakes import entry, page, product
 
 
@@ -30,21 +29,24 @@ def _prices(conn: sqlite3.Connection) -> dict[str, int]:
 # --- the store ---------------------------------------------------------------------------------
 
 
-def test_no_connection_of_the_store_checkpoints_inside_a_commit(store):
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-
-
-def test_a_commit_of_thousands_of_pages_leaves_them_in_the_wal_for_the_checkpointer(home, tmp_path):
-    store = Store(home)
-    assert store._checkpointer.wait_idle()  # the schema is in the file
-    store._checkpointer.close()  # and nothing copies the WAL now: what reaches the file, a commit put there
-    store._checkpointer = Checkpointer(lambda: None)
-    for at in (0, 10_000):  # a first pull's two pages
+def _two_wide_pages(store: Store) -> None:
+    """A first pull's two pages of 10,000 products: about 1,500 pages of WAL, 6 MB."""
+    for at in (0, 10_000):
         store.apply_catalog_page(page(*[entry(at + i + 1, product(f"P{at + i:05d}", price=100 + i, name=f"পণ্য {i} product"))
                                         for i in range(10_000)], more=at == 0), 0)
-    frames = store.path.with_name(store.path.name + "-wal").stat().st_size // (4096 + 24)
-    assert frames > 1000  # SQLite's own rule would have checkpointed in the commit
+
+
+def _wal_bytes(store: Store) -> int:
+    return store.path.with_name(store.path.name + "-wal").stat().st_size
+
+
+def test_a_pull_of_thousands_of_pages_leaves_them_in_the_wal_for_the_checkpointer(home, tmp_path):
+    store = Store(home)
+    store._checkpoint()  # the schema is in the file
+    store._checkpointer.close()  # and nothing copies the WAL now: what reaches the file, a commit put there
+    store._checkpointer = Checkpointer(lambda: None)
+    _two_wide_pages(store)
+    assert _wal_bytes(store) // (4096 + 24) > 1000  # SQLite's own rule would have checkpointed in the commit
     alone = _file_alone(store, tmp_path)
     try:
         assert _prices(alone) == {}
@@ -63,23 +65,62 @@ def test_a_pull_reaches_the_database_file_once_the_checkpointer_has_run(store, t
         alone.close()
 
 
-def test_a_sale_reaches_the_database_file_after_the_checkpoint_that_follows_it(store, tmp_path):
+def test_every_other_write_keeps_sqlites_own_checkpoint_at_1000_pages(store):
     store.apply_catalog_page(page(entry(1, product("SOAP", price=4500))), 0)
-    sale = store.record_sale(parse_items(["SOAP=2"]))
+    store.record_sale(parse_items(["SOAP=1"]))
+    with store._writer.connect() as conn:  # the pooled connection the pull's page used
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    assert store._checkpointer.checkpoints <= 1  # the sale asked for none
+
+
+def test_after_a_wide_pull_the_next_write_starts_the_wal_over_and_cuts_it_back(store):
+    _two_wide_pages(store)
+    assert _wal_bytes(store) > WAL_SIZE_LIMIT
     assert store._checkpointer.wait_idle()
-    alone = _file_alone(store, tmp_path)
-    try:
-        assert alone.execute("SELECT sale_id FROM sales").fetchall() == [(sale.sale_id,)]
-    finally:
-        alone.close()
+    store.record_sale(parse_items(["P00001=1"]))
+    assert _wal_bytes(store) <= WAL_SIZE_LIMIT
 
 
 def test_closing_the_store_stops_its_checkpoint_thread(home):
-    store = Store(home)  # opening it wrote its schema, so its thread runs
-    assert any(t.name == "branchsync-checkpoint" for t in threading.enumerate())
+    store = Store(home)
+    store.apply_catalog_page(page(entry(1, product("SOAP", price=4500))), 0)
     thread = store._checkpointer._thread
+    assert thread is not None and thread.is_alive()
     store.close()
-    assert thread is not None and not thread.is_alive()
+    assert not thread.is_alive()
+
+
+# --- one checkpoint ------------------------------------------------------------------------------
+
+
+def _wal_db(tmp_path, rows: int) -> tuple[sqlite3.Connection, list[str]]:
+    db = tmp_path / "w.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("CREATE TABLE t (v TEXT)")
+    writer.execute("BEGIN")
+    writer.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * rows)
+    writer.execute("COMMIT")
+    checker = sqlite3.connect(db, isolation_level=None)
+    checker.execute("PRAGMA busy_timeout = 5000")
+    said: list[str] = []
+    checker.set_trace_callback(said.append)
+    return checker, said
+
+
+def test_a_checkpoint_of_a_small_wal_only_copies_it_passively(tmp_path):
+    conn, said = _wal_db(tmp_path, rows=10)
+    checkpoint(conn, tmp_path / "w.db-wal", size_limit=4 * 1024 * 1024)
+    assert [s for s in said if "wal_checkpoint" in s] == ["PRAGMA wal_checkpoint(PASSIVE)"]
+
+
+def test_a_wal_over_the_limit_is_restarted_after_the_passive_pass_waiting_briefly(tmp_path):
+    conn, said = _wal_db(tmp_path, rows=20_000)  # about 10 MB of WAL
+    checkpoint(conn, tmp_path / "w.db-wal", size_limit=4 * 1024 * 1024)
+    assert [s for s in said if "wal_checkpoint" in s] == ["PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_checkpoint(RESTART)"]
+    assert said.index(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}") < said.index("PRAGMA wal_checkpoint(RESTART)")
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000  # put back
 
 
 # --- the Checkpointer's waiting -------------------------------------------------------------------
