@@ -3,11 +3,11 @@
 SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000 pages: a
 price day (1,000 prices and 100 deletes, about 1,650 pages) spent 30 of its 70 ms in it. So
 a pull's page commits without it (the store turns `wal_autocheckpoint` off for that one
-transaction) and tells its `Checkpointer`, which waits until writes have been quiet for a
-moment and then runs a PASSIVE checkpoint: it copies what it can without waiting for
-readers or writers, who go on meanwhile (SQLite releases the GIL while it copies, so it
-runs beside the till's own work on another core). Sales and every other write keep
-SQLite's own rule, so a sale is recorded exactly as before.
+transaction) and tells its `Checkpointer`, which at once runs a PASSIVE checkpoint on a
+thread of its own: it copies what it can without waiting for readers or writers, who go on
+meanwhile (SQLite releases the GIL while it copies, so it runs beside the till's own work on
+another core). Sales and every other write keep SQLite's own rule, so a sale is recorded
+exactly as before.
 
 A passive checkpoint never lets the WAL start over while writes keep coming (the next write
 appends instead of starting again at the front): a first pull's pages, back to back, grew
@@ -31,9 +31,12 @@ from pathlib import Path
 
 log = logging.getLogger("branchsync.store")
 
-# Seconds without a write before the checkpoint runs: a burst (a pull's pages, a push's marks)
-# is copied once, after it. Writes that never pause are checkpointed every MAX_DELAY seconds.
-QUIET = 0.05
+# Seconds without a pull's page before the checkpoint runs. None: it starts as soon as a page
+# has committed, since the sync's next commit (its last-sync time) would otherwise find the WAL
+# past 1,000 pages and run SQLite's own checkpoint of them after all (with 50 ms it did, and
+# the price day was no sooner); with this one under way SQLite skips its own, as a passive
+# checkpoint never waits. Writes that never pause are checkpointed every MAX_DELAY seconds.
+QUIET = 0.0
 MAX_DELAY = 2.0
 # The longest a RESTART checkpoint may hold a writer back waiting for readers.
 RESTART_WAIT_MS = 50
