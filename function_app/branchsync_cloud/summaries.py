@@ -93,7 +93,7 @@ class DaySummary:
     @classmethod
     def from_stored(cls, branch: str, day: date, figures: Mapping, products: Iterable[list],
                     etag: str | None = None) -> "DaySummary":
-        return cls(branch=branch, day=day, etag=etag, products={p[0]: [p[1], Decimal(p[2]), p[3], p[4]] for p in products},
+        return cls(branch=branch, day=day, etag=etag, products={p[0]: [p[1], _quantity(p[2]), p[3], p[4]] for p in products},
                    **{k: _copy(v) for k, v in figures.items() if k in _FIGURE_FIELDS})
 
     def copy(self) -> "DaySummary":
@@ -108,6 +108,9 @@ class DaySummary:
 
 
 _FIGURE_FIELDS = frozenset(DaySummary("", date.min).figures())
+# A stored day's quantities are a few hundred texts over thousands of products, read back at
+# every apply: each text is turned into its Decimal once (bounded; Decimals are immutable).
+_quantity = functools.lru_cache(maxsize=8192)(Decimal)
 
 
 def _copy(value):
@@ -173,10 +176,27 @@ def fold_event(day: DaySummary, event: Sale, original: Sale | None = None) -> No
         if gross != event.total:
             cashier["discounts"] += 1
             cashier["discounted"] += gross - event.total
+        # _line_net_vat, _add_product and _add_vat spelt out: this loop runs for every line an apply folds.
+        products, vat_by_rate = day.products, day.vat
         for line in event.lines:
-            net, rate, vat = _line_net_vat(line)
-            _add_product(day, line.sku, line.name, line.qty, net, vat)
-            _add_vat(day, rate, net, vat)
+            net = line.net
+            if net is None:
+                net, rate, vat = line.line_total, "0.00", 0
+            else:
+                rate, vat = _rate_text(line.vat_rate), line.vat
+            held = products.get(line.sku)
+            if held is None:
+                products[line.sku] = [line.name, line.qty, net, vat]
+            else:
+                held[1] += line.qty
+                held[2] += net
+                held[3] += vat
+            held = vat_by_rate.get(rate)
+            if held is None:
+                vat_by_rate[rate] = [net, vat]
+            else:
+                held[0] += net
+                held[1] += vat
             if line.unit_price != line.list_price:
                 cashier["overrides"] += 1
                 cashier["overridden"] += line_total(line.qty, line.list_price) - line.line_total
@@ -221,7 +241,21 @@ def _line_net_vat(line) -> tuple[int, str, int]:
     """What the customer paid for a line, its VAT rate as text ("0.00") and the VAT inside; v1/v2 lines: rate 0."""
     if line.net is None:
         return line.line_total, "0.00", 0
-    return line.net, f"{line.vat_rate:.2f}", line.vat
+    return line.net, _rate_text(line.vat_rate), line.vat
+
+
+# Formatting a Decimal costs more than the rest of a line's fold, and a branch sells at a few
+# rates: each rate's text is kept (bounded). Equal rates format alike, except 0 and -0 ("-0.00").
+_RATE_TEXTS: dict[Decimal, str] = {}
+
+
+def _rate_text(rate: Decimal) -> str:
+    text = None if rate.is_signed() else _RATE_TEXTS.get(rate)
+    if text is None:
+        text = f"{rate:.2f}"
+        if not rate.is_signed() and len(_RATE_TEXTS) < 64:
+            _RATE_TEXTS[rate] = text
+    return text
 
 
 def _add_product(day: DaySummary, sku: str, name: str, qty: Decimal, net: int, vat: int) -> None:
