@@ -440,26 +440,27 @@ class Sale(Model):
         lines = self.lines
         if not lines:
             raise ValueError("a sale needs at least one line")
-        # One pass over the lines for the usual sale: a validated line with net is v3 (is_v3 asked
-        # only of the others), and without a sale discount every line's share is 0.
-        bases = []
+        # A validated line with net is v3: is_v3 is asked only of the others.
         for line in lines:
             if line.net is None and not line.is_v3:
                 raise ValueError("every line of a v3 sale carries net, vat_rate and vat")
-            bases.append(line.line_total if line.discount is None else line.line_total - line.discount.amount)
         discount = self.discount
-        if discount is not None:
-            discount.check(sum(bases), "sale")
-            shares = share_out(discount.amount, bases)
-        else:
-            shares = (0,) * len(lines)  # what share_out gives for no sale discount
         net_sum = 0
-        for line, base, share in zip(lines, bases, shares):
-            net = line.net
-            if net != base - share:
-                raise ValueError(f"net {net} of {line.sku} != {base - share} (line total less its discount "
-                                 f"and its share {share} of the sale discount)")
-            net_sum += net
+        if discount is None:  # the usual sale: every line's share of the sale discount is 0, no lists built
+            for line in lines:
+                net, base = line.net, line.line_total if line.discount is None else line.line_total - line.discount.amount
+                if net != base:
+                    raise ValueError(f"net {net} of {line.sku} != {base} (line total less its discount "
+                                     "and its share 0 of the sale discount)")
+                net_sum += net
+        else:
+            bases = [line.line_total if line.discount is None else line.line_total - line.discount.amount for line in lines]
+            discount.check(sum(bases), "sale")
+            for line, base, share in zip(lines, bases, share_out(discount.amount, bases)):
+                if line.net != base - share:
+                    raise ValueError(f"net {line.net} of {line.sku} != {base - share} (line total less its discount "
+                                     f"and its share {share} of the sale discount)")
+                net_sum += line.net
         if self.total != net_sum:
             raise ValueError("total is not the sum of the lines' net")
 

@@ -97,9 +97,12 @@ class DaySummary:
                    **{k: _copy(v) for k, v in figures.items() if k in _FIGURE_FIELDS})
 
     def copy(self) -> "DaySummary":
-        """A deep copy, field by field: an apply copies each day it touches, products and all."""
-        return DaySummary(branch=self.branch, day=self.day, etag=self.etag,
-                          products={sku: list(row) for sku, row in self.products.items()},
+        """A copy that folding changes apart from this one: an apply copies each day it touches.
+
+        The product rows are shared: the fold replaces a product's row, never changes it, so a
+        day of thousands of products is copied in one dict copy rather than a list per product.
+        """
+        return DaySummary(branch=self.branch, day=self.day, etag=self.etag, products=dict(self.products),
                           **{k: _copy(v) for k, v in self.figures().items()})
 
     def same_figures(self, other: "DaySummary") -> bool:
@@ -185,12 +188,8 @@ def fold_event(day: DaySummary, event: Sale, original: Sale | None = None) -> No
             else:
                 rate, vat = _rate_text(line.vat_rate), line.vat
             held = products.get(line.sku)
-            if held is None:
-                products[line.sku] = [line.name, line.qty, net, vat]
-            else:
-                held[1] += line.qty
-                held[2] += net
-                held[3] += vat
+            products[line.sku] = ([line.name, line.qty, net, vat] if held is None else  # replaced, never changed (copy)
+                                  [held[0], held[1] + line.qty, held[2] + net, held[3] + vat])
             held = vat_by_rate.get(rate)
             if held is None:
                 vat_by_rate[rate] = [net, vat]
@@ -260,12 +259,8 @@ def _rate_text(rate: Decimal) -> str:
 
 def _add_product(day: DaySummary, sku: str, name: str, qty: Decimal, net: int, vat: int) -> None:
     held = day.products.get(sku)
-    if held is None:
-        day.products[sku] = [name, qty, net, vat]
-    else:
-        held[1] += qty
-        held[2] += net
-        held[3] += vat
+    # A row is replaced, never changed: copies of the day share their rows (DaySummary.copy).
+    day.products[sku] = [name, qty, net, vat] if held is None else [held[0], held[1] + qty, held[2] + net, held[3] + vat]
 
 
 def _add_vat(day: DaySummary, rate: str, net: int, vat: int) -> None:
