@@ -8,12 +8,23 @@ NODE_STAMP := node_modules/.installed
 
 .PHONY: setup demo test bench bench-till bench-peers faults fuzz exe package admin-wheel clean browser-deps screenshots
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+setup: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# checkov (tests/infra) in an environment of its own, so the project's keeps the packages the
+# branch executable and the Functions app have (see pyproject.toml's dev extras).
+$(CHECKOV_STAMP): Makefile
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2'
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -5,11 +5,13 @@ packaging/exe/branchsync.spec from pyproject.toml); an installed checkout has it
 distribution's metadata.
 """
 
+import functools
 from pathlib import Path
 
 VERSION_FILE = Path(__file__).with_name("VERSION")
 
 
+@functools.cache  # every pull names it; reading the distribution's metadata takes about 2 ms
 def version() -> str:
     try:
         bundled = VERSION_FILE.read_text(encoding="ascii").strip()

@@ -6,6 +6,7 @@ into a `PullQuery`; nothing here reads a header or a query string.
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,11 @@ log = logging.getLogger("branchsync.cloud")
 
 # A branch's last-pull time is written again when it is at least this old (or `pending` changed).
 LAST_PULL_REFRESH = timedelta(seconds=60)
+
+# The branch's ledger is read on a thread of this pool while the catalog counter is read:
+# neither depends on the other, and every pull (each acknowledgement ask is nothing more)
+# then waits for one round trip to storage where it waited for two.
+_LEDGER_READS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pull-ledger")
 
 PUSH_ROUTE = PushRoute(path="/api/push", max_messages=limits.PUSH_ROUTE_MAX_MESSAGES,
                        max_body_bytes=limits.PUSH_ROUTE_MAX_BODY_BYTES)
@@ -82,9 +88,12 @@ class Pulls:
     def pull(self, branch: BranchRecord, query: PullQuery) -> PullReply:
         cursor, limit, pending, version = query.cursor, query.limit, query.pending, query.version
         now = self.clock()
-        state = self.store.get_ledger(branch.name)
-        # The counter first: every version up to it is then either read below or superseded.
-        counter = self.store.get_catalog_counter().counter
+        ledger = _LEDGER_READS.submit(self.store.get_ledger, branch.name)
+        try:
+            # The counter first: every version up to it is then either read below or superseded.
+            counter = self.store.get_catalog_counter().counter
+        finally:
+            state = ledger.result()  # its error, if any, after the counter's
         if needs_full_resync(cursor, counter) or cursor == counter.last_version:
             # Up to date (most pulls: a sync with no catalog news, every acknowledgement ask):
             # no version above the cursor was issued when the counter was read, so there is

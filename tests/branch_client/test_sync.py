@@ -17,7 +17,8 @@ from filelock import FileLock
 from branch_client.errors import CloudUnreachable, NotEnrolled, SyncAlreadyRunning
 from branch_client.sale_entry import parse_items
 from branch_client.store import SaleState, Store
-from branch_client.sync import ACK_POLL_FIRST, TRANSITIONS, SyncEngine, SyncState
+from branch_client.sync import (ACK_POLL_BUSY, ACK_POLL_FIRST, ACK_POLL_MAX, TRANSITIONS, SyncEngine, SyncState,
+                                next_ack_pause)
 from shared import limits
 from shared.encoding import pack_sales
 from tests.branch_client.fakes import bulky_products, bulky_sale, insert_as_an_older_version, product
@@ -262,6 +263,31 @@ def test_while_the_asks_see_sales_acknowledged_the_next_ask_comes_when_their_pac
     # Four of six acknowledged 0.1 s into the wait: the last two are due 0.05 s later, so the
     # second ask comes after the shortest wait, 0.1 s, not the 0.2 s of a wait that saw nothing.
     assert waits.slept == [ACK_POLL_FIRST, ACK_POLL_FIRST]
+
+
+def test_while_each_ask_sees_some_acknowledged_the_asks_never_slow_down_to_a_long_wait():
+    # 10,000 on their way, 2,000 acknowledged in a second: the pace says 4 s for the rest,
+    # but a backlog's applies speed up once the push ends, so the next ask is due soon.
+    assert next_ack_pause(ACK_POLL_FIRST, 10_000, 8_000, 1.0) == ACK_POLL_BUSY
+    # The last few are due in 10 ms: still no sooner than the shortest wait.
+    assert next_ack_pause(ACK_POLL_FIRST, 10_000, 100, 1.0) == ACK_POLL_FIRST
+
+
+def test_asks_that_see_nothing_double_the_wait_up_to_the_longest():
+    pauses = [ACK_POLL_FIRST]
+    for _ in range(6):
+        pauses.append(next_ack_pause(pauses[-1], 5, 5, pauses[-1]))
+    assert pauses == [0.1, 0.2, 0.4, 0.8, 0.8, 0.8, 0.8] and ACK_POLL_MAX == 0.8
+
+
+def test_a_cold_cloud_is_asked_only_a_few_times_in_the_default_wait(enrolled, fake_cloud):
+    fake_cloud.put(product("SOAP", 4500))
+    _engine(enrolled, fake_cloud).run()
+    _sell(enrolled, 1)
+    fake_cloud.slow = True  # never applies while the till waits
+    engine, waits = _waiting_engine(enrolled, fake_cloud, ack_wait=5.0)
+    report = engine.run()
+    assert report.ack_pulls == len(waits.slept) <= 9 and sum(waits.slept) == pytest.approx(5.0)
 
 
 def test_a_cloud_slower_than_the_wait_leaves_the_sales_on_their_way_and_the_sync_succeeds(enrolled, fake_cloud):

@@ -9,13 +9,14 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
+# checkov's own environment (Makefile: .venv-checkov), apart from the project's.
+CHECKOV_PYTHON = ROOT / ".venv-checkov" / "bin" / "python"
 SKIP_COMMENT = re.compile(r"//\s*checkov:skip=(CKV2?_[A-Z]+_\d+):(.*)$", re.M)
 
 OFFLINE_ENV = {
@@ -38,8 +39,9 @@ OFFLINE_ENV = {
 def report() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "CKV_", "PRISMA_"))}
     env.update(OFFLINE_ENV)
+    assert CHECKOV_PYTHON.exists(), f"checkov is not installed ({CHECKOV_PYTHON} is missing): run `make setup`"
     proc = subprocess.run(
-        [sys.executable, "-m", "checkov.main", "-d", str(INFRA), "--framework", "bicep",
+        [str(CHECKOV_PYTHON), "-m", "checkov.main", "-d", str(INFRA), "--framework", "bicep",
          "--compact", "--skip-download", "--output", "json"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
