@@ -80,7 +80,8 @@ class _Spellings:
     and a batch's quantities and rates a few ("1", "2", "0.75") over thousands of lines; checking
     a Decimal's digits and places costs pydantic a call into Python per value (a third of a
     catalog page's validation). Anything else (a number, a new spelling) is validated in full,
-    so every refusal is the one the field gives. Bounded; Decimals are immutable.
+    so every refusal is the one the field gives. Bounded; Decimals are immutable. It assumes
+    lax validation, the only kind the models get (strict mode would refuse a text every time).
     """
 
     def __init__(self, kept: int):
