@@ -73,6 +73,30 @@ def _qty(value: Decimal) -> Decimal:
     return _parsed_quantity(str(value))
 
 
+class _Spellings:
+    """A wrap validator that gives a text it has validated before the same Decimal again.
+
+    A catalog's VAT rates are a handful of spellings ("0", "7.5", "15") over 100,000 products,
+    and a batch's quantities and rates a few ("1", "2", "0.75") over thousands of lines; checking
+    a Decimal's digits and places costs pydantic a call into Python per value (a third of a
+    catalog page's validation). Anything else (a number, a new spelling) is validated in full,
+    so every refusal is the one the field gives. Bounded; Decimals are immutable. It assumes
+    lax validation, the only kind the models get (strict mode would refuse a text every time).
+    """
+
+    def __init__(self, kept: int):
+        self.seen: dict[str, Decimal] = {}
+        self.kept = kept
+
+    def __call__(self, value, handler):
+        if type(value) is str and (known := self.seen.get(value)) is not None:
+            return known
+        result = handler(value)
+        if type(value) is str and len(self.seen) < self.kept:
+            self.seen[value] = result
+        return result
+
+
 def _branch(value: str) -> str:
     if not BRANCH_RE.fullmatch(value):
         raise ValueError(
@@ -89,7 +113,7 @@ SignedPaisa = Annotated[int, Field(ge=-limits.PAISA_MAX * limits.SALE_MAX_LINES,
 # A report figure, not an amount anyone paid: a line (at most PAISA_MAX) less the same quantity
 # at the current price (at most QTY_MAX x PAISA_MAX, about 10**14: still exact in JSON).
 DifferencePaisa = Annotated[int, Field(ge=-limits.QTY_MAX * limits.PAISA_MAX, le=limits.PAISA_MAX)]
-Quantity = Annotated[Decimal, AfterValidator(_qty)]
+Quantity = Annotated[Decimal, AfterValidator(_qty), WrapValidator(_Spellings(4096))]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
 # A till's numbering generation: 1 until its first restore from a backup, then one more per restore.
@@ -156,7 +180,7 @@ def parse_sale_number(text: str) -> tuple[int, int]:
     return generation, seq
 
 
-VatRate = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+VatRate = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2), WrapValidator(_Spellings(64))]
 # A wallet's transaction id as the customer's phone shows it (bKash: 10 letters and digits).
 TxnId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z-]+$")]
 
@@ -346,7 +370,7 @@ class Sale(Model):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.is_v3:
+        if self.payments is not None:  # is_v3, asked of every event the cloud receives
             return self._consistent_v3()
         if self.payment is None:
             raise ValueError("a sale carries payment (v1/v2) or payments (v3)")
@@ -417,20 +441,28 @@ class Sale(Model):
         lines = self.lines
         if not lines:
             raise ValueError("a sale needs at least one line")
-        if not all(line.is_v3 for line in lines):
-            raise ValueError("every line of a v3 sale carries net, vat_rate and vat")
-        bases = [line.line_total - line.discount.amount if line.discount else line.line_total for line in lines]
+        # A validated line with net is v3: is_v3 is asked only of the others.
+        for line in lines:
+            if line.net is None and not line.is_v3:
+                raise ValueError("every line of a v3 sale carries net, vat_rate and vat")
         discount = self.discount
-        if discount is not None:
-            discount.check(sum(bases), "sale")
-            shares = share_out(discount.amount, bases)
+        net_sum = 0
+        if discount is None:  # the usual sale: every line's share of the sale discount is 0, no lists built
+            for line in lines:
+                net, base = line.net, line.line_total if line.discount is None else line.line_total - line.discount.amount
+                if net != base:
+                    raise ValueError(f"net {net} of {line.sku} != {base} (line total less its discount "
+                                     "and its share 0 of the sale discount)")
+                net_sum += net
         else:
-            shares = (0,) * len(lines)  # what share_out gives for no sale discount
-        for line, base, share in zip(lines, bases, shares):
-            if line.net != base - share:
-                raise ValueError(f"net {line.net} of {line.sku} != {base - share} (line total less its discount "
-                                 f"and its share {share} of the sale discount)")
-        if self.total != sum(line.net for line in lines):
+            bases = [line.line_total if line.discount is None else line.line_total - line.discount.amount for line in lines]
+            discount.check(sum(bases), "sale")
+            for line, base, share in zip(lines, bases, share_out(discount.amount, bases)):
+                if line.net != base - share:
+                    raise ValueError(f"net {line.net} of {line.sku} != {base - share} (line total less its discount "
+                                     f"and its share {share} of the sale discount)")
+                net_sum += line.net
+        if self.total != net_sum:
             raise ValueError("total is not the sum of the lines' net")
 
     @model_serializer(mode="wrap")
@@ -489,30 +521,13 @@ class SalesBatch(Model):
 
 # --- catalog -------------------------------------------------------------------------------
 
-# The VAT rates of a catalog are a handful of spellings ("0", "7.5", "15") over 100,000 products,
-# and checking a Decimal's digits and places costs pydantic a call into Python per value (a
-# third of a catalog page's validation). A spelling once validated gives the same Decimal again;
-# anything else (a number, a new spelling) is validated in full. Bounded; Decimals are immutable.
-_VAT_RATES_SEEN: dict[str, Decimal] = {}
-_VAT_RATES_KEPT = 64
-
-
-def _vat_rate_seen(value, handler):
-    if type(value) is str and (known := _VAT_RATES_SEEN.get(value)) is not None:
-        return known
-    rate = handler(value)
-    if type(value) is str and len(_VAT_RATES_SEEN) < _VAT_RATES_KEPT:
-        _VAT_RATES_SEEN[value] = rate
-    return rate
-
-
 class Product(Model):
     sku: Sku
     name: Text
     price: Paisa
     barcode: Annotated[str, Field(min_length=1, max_length=limits.BARCODE_MAX_CHARS, pattern=r"^[0-9A-Za-z-]+$")] | None = None
     unit: Annotated[str, Field(min_length=1, max_length=limits.UNIT_MAX_CHARS), AfterValidator(_no_control)] = "pcs"
-    vat_rate: Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2), WrapValidator(_vat_rate_seen)] = Decimal(0)
+    vat_rate: Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2), WrapValidator(_Spellings(64))] = Decimal(0)
     active: bool = True
 
 

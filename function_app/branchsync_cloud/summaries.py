@@ -93,13 +93,16 @@ class DaySummary:
     @classmethod
     def from_stored(cls, branch: str, day: date, figures: Mapping, products: Iterable[list],
                     etag: str | None = None) -> "DaySummary":
-        return cls(branch=branch, day=day, etag=etag, products={p[0]: [p[1], Decimal(p[2]), p[3], p[4]] for p in products},
+        return cls(branch=branch, day=day, etag=etag, products={p[0]: [p[1], _quantity(p[2]), p[3], p[4]] for p in products},
                    **{k: _copy(v) for k, v in figures.items() if k in _FIGURE_FIELDS})
 
     def copy(self) -> "DaySummary":
-        """A deep copy, field by field: an apply copies each day it touches, products and all."""
-        return DaySummary(branch=self.branch, day=self.day, etag=self.etag,
-                          products={sku: list(row) for sku, row in self.products.items()},
+        """A copy that folding changes apart from this one: an apply copies each day it touches.
+
+        The product rows are shared: the fold replaces a product's row, never changes it, so a
+        day of thousands of products is copied in one dict copy rather than a list per product.
+        """
+        return DaySummary(branch=self.branch, day=self.day, etag=self.etag, products=dict(self.products),
                           **{k: _copy(v) for k, v in self.figures().items()})
 
     def same_figures(self, other: "DaySummary") -> bool:
@@ -108,6 +111,9 @@ class DaySummary:
 
 
 _FIGURE_FIELDS = frozenset(DaySummary("", date.min).figures())
+# A stored day's quantities are a few hundred texts over thousands of products, read back at
+# every apply: each text is turned into its Decimal once (bounded; Decimals are immutable).
+_quantity = functools.lru_cache(maxsize=8192)(Decimal)
 
 
 def _copy(value):
@@ -173,10 +179,23 @@ def fold_event(day: DaySummary, event: Sale, original: Sale | None = None) -> No
         if gross != event.total:
             cashier["discounts"] += 1
             cashier["discounted"] += gross - event.total
+        # _line_net_vat, _add_product and _add_vat spelt out: this loop runs for every line an apply folds.
+        products, vat_by_rate = day.products, day.vat
         for line in event.lines:
-            net, rate, vat = _line_net_vat(line)
-            _add_product(day, line.sku, line.name, line.qty, net, vat)
-            _add_vat(day, rate, net, vat)
+            net = line.net
+            if net is None:
+                net, rate, vat = line.line_total, "0.00", 0
+            else:
+                rate, vat = _rate_text(line.vat_rate), line.vat
+            held = products.get(line.sku)
+            products[line.sku] = ([line.name, line.qty, net, vat] if held is None else  # replaced, never changed (copy)
+                                  [held[0], held[1] + line.qty, held[2] + net, held[3] + vat])
+            held = vat_by_rate.get(rate)
+            if held is None:
+                vat_by_rate[rate] = [net, vat]
+            else:
+                held[0] += net
+                held[1] += vat
             if line.unit_price != line.list_price:
                 cashier["overrides"] += 1
                 cashier["overridden"] += line_total(line.qty, line.list_price) - line.line_total
@@ -221,17 +240,27 @@ def _line_net_vat(line) -> tuple[int, str, int]:
     """What the customer paid for a line, its VAT rate as text ("0.00") and the VAT inside; v1/v2 lines: rate 0."""
     if line.net is None:
         return line.line_total, "0.00", 0
-    return line.net, f"{line.vat_rate:.2f}", line.vat
+    return line.net, _rate_text(line.vat_rate), line.vat
+
+
+# Formatting a Decimal costs more than the rest of a line's fold, and a branch sells at a few
+# rates: each rate's text is kept (bounded). Equal rates format alike, except 0 and -0 ("-0.00").
+_RATE_TEXTS: dict[Decimal, str] = {}
+
+
+def _rate_text(rate: Decimal) -> str:
+    text = None if rate.is_signed() else _RATE_TEXTS.get(rate)
+    if text is None:
+        text = f"{rate:.2f}"
+        if not rate.is_signed() and len(_RATE_TEXTS) < 64:
+            _RATE_TEXTS[rate] = text
+    return text
 
 
 def _add_product(day: DaySummary, sku: str, name: str, qty: Decimal, net: int, vat: int) -> None:
     held = day.products.get(sku)
-    if held is None:
-        day.products[sku] = [name, qty, net, vat]
-    else:
-        held[1] += qty
-        held[2] += net
-        held[3] += vat
+    # A row is replaced, never changed: copies of the day share their rows (DaySummary.copy).
+    day.products[sku] = [name, qty, net, vat] if held is None else [held[0], held[1] + qty, held[2] + net, held[3] + vat]
 
 
 def _add_vat(day: DaySummary, rate: str, net: int, vat: int) -> None:

@@ -110,3 +110,19 @@ def test_folding_in_two_parts_through_the_stored_form_gives_the_figures_of_one_f
     part = fold_events("dhaka-1", 1, events[1:], {}, DHAKA, into={stored.day: stored})[date(2026, 11, 28)]
     assert part.same_figures(whole)
     assert part.net == sum(e.total for e in events)
+
+
+def test_folding_into_a_copy_of_a_day_leaves_the_day_as_it_was():
+    rice = make_sale3(1, [make_line3("RICE", "2", 10000), make_line3("OIL", "1", 5000, vat_rate="7.5")])
+    day = fold([rice])[date(2026, 11, 28)]
+    as_it_was = DaySummary.from_stored(day.branch, day.day, day.figures(), day.product_rows())
+    copy = day.copy()
+    fold_events("dhaka-1", 1, [make_sale3(2, [make_line3("RICE", "1", 10000)]), make_void3(3, rice)], {(1, 1): rice}, DHAKA,
+                into={copy.day: copy})
+    assert copy.products["RICE"][1] == Decimal("1") and copy.voids == 1
+    assert day.same_figures(as_it_was)
+
+
+def test_a_zero_vat_rate_written_with_a_minus_sign_keeps_its_own_text():
+    lines = [make_line3("RICE", "1", 10000, vat_rate="0"), make_line3("TEA", "1", 2000, vat_rate="-0")]
+    assert set(fold([make_sale3(1, lines)])[date(2026, 11, 28)].vat) == {"0.00", "-0.00"}
