@@ -29,6 +29,7 @@ from bench.peers import CATALOG_FOR_SALES, catalog, sale_items
 from branch_client.identity import Identity
 from branch_client.sale_entry import parse_items
 from branch_client.store import Store as TillStore
+from branchsync_cloud import collector
 from branchsync_cloud.service import Service
 from branchsync_cloud.settings import Settings
 from branchsync_cloud.table_store import TableStore
@@ -67,6 +68,7 @@ def run(args) -> dict:
         secret = service.enroll(EnrollRequest(token=decode_code(created.enrollment_code).token)).secret
         bodies = backlog_messages(work, args.sales, "bench-apply", secret)
         print(f"{args.sales} sales in {len(bodies)} messages, {sum(map(len, bodies)):,} bytes")
+        collector.settle()  # as the worker does once its Service is built
         profile = cProfile.Profile() if args.profile else None
         ops_before = store.ops
         wall, cpu = time.perf_counter(), time.process_time()

@@ -25,6 +25,7 @@ from shared.errors import ContractError, ErrorCode
 from shared.models import PUSH_WAYS, describe_errors
 from shared.signing import HEADER_ADMIN_KEY, HEADER_BRANCH, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME
 
+from . import collector
 from .pull import PullQuery
 from .audit import describe
 from .request_auth import SignedRequest, head_office_principal
@@ -80,6 +81,7 @@ def get_service() -> Service:
             if _service is None:
                 # A connection string (Azurite, tests) or, in production, the managed identity.
                 _service = Service(TableStore(settings.storage_source, settings.table_prefix), settings)
+                collector.settle()  # what the worker keeps is now built
     return _service
 
 
