@@ -35,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.bench import machine
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, like_a_till_process
 from bench.shaper import Link, Shaper
 from branch_client.cloud_client import CloudClient
 from branch_client.identity import Identity
@@ -155,6 +155,7 @@ class Bench:
         self.shaper.close()
 
     def measured(self, link: Link):
+        like_a_till_process()
         self.link.down, self.link.up = link.down, link.up
         self.link.reset_counts()
         self.cpu.start()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.cpu import cpu_of
+from bench.cpu import cpu_of, like_a_till_process
 from bench.peers import catalog
 from branch_client.cloud_client import CloudClient
 from branch_client.identity import Identity
@@ -53,6 +53,7 @@ class WireBytes(httpx.HTTPTransport):
 
 
 def measured(label: str, run, pids: dict[str, int], count: int, transport: WireBytes, profile: str | None = None):
+    like_a_till_process()
     before = {name: cpu_of(pid) for name, pid in pids.items()}
     transport.bytes = 0
     cpu, wall = time.process_time(), time.perf_counter()

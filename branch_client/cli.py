@@ -1101,9 +1101,11 @@ def _local(moment: datetime, zone=None) -> str:
 
 
 def main() -> None:
+    from . import collector
     from .onefile import keep_with_bootloader
     from .output import make_text_safe, use_system_trust
 
+    collector.settle()  # a pull or a push allocates millions of short-lived objects
     keep_with_bootloader()  # the one-file executable's Python process ends with its bootloader
     make_text_safe()  # Bangla on a pipe or a non-UTF-8 console never fails (see branch_client.output)
     use_system_trust()  # the sales queue's SDK, too, trusts the Windows certificate store
