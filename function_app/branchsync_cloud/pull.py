@@ -26,10 +26,10 @@ log = logging.getLogger("branchsync.cloud")
 # A branch's last-pull time is written again when it is at least this old (or `pending` changed).
 LAST_PULL_REFRESH = timedelta(seconds=60)
 
-# The branch's ledger is read on a thread of this pool while the catalog counter is read:
-# neither depends on the other, and every pull (each acknowledgement ask is nothing more)
-# then waits for one round trip to storage where it waited for two.
-_LEDGER_READS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pull-ledger")
+# The branch's ledger is read, and its last pull recorded, on threads of this pool while the
+# catalog is read: none of them depends on another, so every pull (each acknowledgement ask
+# is nothing more) waits for one round trip to storage where it waited for two or three.
+_BESIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pull-beside")
 
 PUSH_ROUTE = PushRoute(path="/api/push", max_messages=limits.PUSH_ROUTE_MAX_MESSAGES,
                        max_body_bytes=limits.PUSH_ROUTE_MAX_BODY_BYTES)
@@ -88,26 +88,29 @@ class Pulls:
     def pull(self, branch: BranchRecord, query: PullQuery) -> PullReply:
         cursor, limit, pending, version = query.cursor, query.limit, query.pending, query.version
         now = self.clock()
-        ledger = _LEDGER_READS.submit(self.store.get_ledger, branch.name)
+        push, route = self._push_ways(query.ways, now)  # before any write: a refusal here stores nothing
+        beside = [_BESIDE.submit(self.store.get_ledger, branch.name)]
+        if self._worth_recording(branch, now, pending):
+            # What the till reported when it asked: true whatever the reads below then find.
+            beside.append(_BESIDE.submit(self.store.merge_branch, branch.name, last_pull=now, pending=pending))
         try:
             # The counter first: every version up to it is then either read below or superseded.
             counter = self.store.get_catalog_counter().counter
+            if needs_full_resync(cursor, counter) or cursor == counter.last_version:
+                # Up to date (most pulls: a sync with no catalog news, every acknowledgement ask):
+                # no version above the cursor was issued when the counter was read, so there is
+                # nothing to read, and no tombstone the page could skip.
+                segments, exhausted = [], True
+            else:
+                segments, exhausted = self.store.read_catalog(cursor, limit)
+                # And again after: a compaction that purged a tombstone while the segments were read
+                # raised the horizon in the same write, so this read sees it (see catalog.settled).
+                counter = settled(counter, self.store.get_catalog_counter().counter)
         finally:
-            state = ledger.result()  # its error, if any, after the counter's
-        if needs_full_resync(cursor, counter) or cursor == counter.last_version:
-            # Up to date (most pulls: a sync with no catalog news, every acknowledgement ask):
-            # no version above the cursor was issued when the counter was read, so there is
-            # nothing to read, and no tombstone the page could skip.
-            segments, exhausted = [], True
-        else:
-            segments, exhausted = self.store.read_catalog(cursor, limit)
-            # And again after: a compaction that purged a tombstone while the segments were read
-            # raised the horizon in the same write, so this read sees it (see catalog.settled).
-            counter = settled(counter, self.store.get_catalog_counter().counter)
+            state = beside[0].result()  # their errors, if any, after this thread's
+            for write in beside[1:]:
+                write.result()
         page = page_rows(cursor, segments, limit, exhausted, counter)
-        push, route = self._push_ways(query.ways, now)  # before any write: a refusal here stores nothing
-        if self._worth_recording(branch, now, pending):
-            self.store.merge_branch(branch.name, last_pull=now, pending=pending)
         log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s version=%s",
                  branch.name, cursor, len(page.rows), page.next_cursor, page.more, state.apply.applied_through,
                  pending, version or "-",
