@@ -179,23 +179,8 @@ def fold_event(day: DaySummary, event: Sale, original: Sale | None = None) -> No
         if gross != event.total:
             cashier["discounts"] += 1
             cashier["discounted"] += gross - event.total
-        # _line_net_vat, _add_product and _add_vat spelt out: this loop runs for every line an apply folds.
-        products, vat_by_rate = day.products, day.vat
         for line in event.lines:
-            net = line.net
-            if net is None:
-                net, rate, vat = line.line_total, "0.00", 0
-            else:
-                rate, vat = _rate_text(line.vat_rate), line.vat
-            held = products.get(line.sku)
-            products[line.sku] = ([line.name, line.qty, net, vat] if held is None else  # replaced, never changed (copy)
-                                  [held[0], held[1] + line.qty, held[2] + net, held[3] + vat])
-            held = vat_by_rate.get(rate)
-            if held is None:
-                vat_by_rate[rate] = [net, vat]
-            else:
-                held[0] += net
-                held[1] += vat
+            _add_line(day, line.sku, line.name, line.qty, *_line_net_vat(line))
             if line.unit_price != line.list_price:
                 cashier["overrides"] += 1
                 cashier["overridden"] += line_total(line.qty, line.list_price) - line.line_total
@@ -206,8 +191,7 @@ def fold_event(day: DaySummary, event: Sale, original: Sale | None = None) -> No
         cashier[count] += 1
         cashier[paisa] -= event.total
         for sku, name, qty, net, rate, vat in _taken_back(event, original):
-            _add_product(day, sku, name, -qty, -net, -vat)
-            _add_vat(day, rate, -net, -vat)
+            _add_line(day, sku, name, -qty, -net, rate, -vat)
     elif event.kind == SaleKind.SHIFT_CLOSE:
         s = event.shift
         day.shifts.append({"cashier": event.cashier or UNKNOWN_CASHIER, "shift_id": s.shift_id,
@@ -257,16 +241,17 @@ def _rate_text(rate: Decimal) -> str:
     return text
 
 
-def _add_product(day: DaySummary, sku: str, name: str, qty: Decimal, net: int, vat: int) -> None:
+def _add_line(day: DaySummary, sku: str, name: str, qty: Decimal, net: int, rate: str, vat: int) -> None:
+    """A line's share of its product's row and of its VAT rate's (one call: it runs for every line folded)."""
     held = day.products.get(sku)
     # A row is replaced, never changed: copies of the day share their rows (DaySummary.copy).
     day.products[sku] = [name, qty, net, vat] if held is None else [held[0], held[1] + qty, held[2] + net, held[3] + vat]
-
-
-def _add_vat(day: DaySummary, rate: str, net: int, vat: int) -> None:
-    held = day.vat.setdefault(rate, [0, 0])
-    held[0] += net
-    held[1] += vat
+    held = day.vat.get(rate)
+    if held is None:
+        day.vat[rate] = [net, vat]
+    else:
+        held[0] += net
+        held[1] += vat
 
 
 # --- the stored form: one row per branch and day, its products packed in it ---------------------
