@@ -31,7 +31,7 @@ from pathlib import Path
 
 log = logging.getLogger("branchsync.store")
 
-# Seconds without a pull's page before the checkpoint runs. None: it starts as soon as a page
+# Seconds without a pull's page before the checkpoint runs. 0: it starts as soon as a page
 # has committed, since the sync's next commit (its last-sync time) would otherwise find the WAL
 # past 1,000 pages and run SQLite's own checkpoint of them after all (with 50 ms it did, and
 # the price day was no sooner); with this one under way SQLite skips its own, as a passive

@@ -77,13 +77,14 @@ _INDEX_TERMS_AFTER = ("INSERT INTO product_search (rowid, sku_key, code_key, nam
 # Merges the FTS index into one b-tree after a first pull: without it the first price day
 # after a first pull of 100,000 products took 0.34-0.36 s, with it 0.09-0.19 s.
 _OPTIMIZE_FTS = "INSERT INTO product_search (product_search) VALUES ('optimize')"
+# SQLite's automatic checkpoint runs in the commit that takes the WAL past this many pages
+# (its default, set on every connection: a pull's page turns it off for its own commit, see
+# _write); the WAL file is cut back to about that size when it starts over.
+AUTOCHECKPOINT_PAGES = 1000
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 # How many of the FTS index's segments of one level FTS5 merges as it writes (its 'automerge'
 # option, kept in the index's config table, so it commits with the page that sets it); 4 is
 # FTS5's own default, what the index has outside a first pull.
-# SQLite's automatic checkpoint runs in the commit that takes the WAL past this many pages
-# (its default); the WAL file is cut back to about that size when it starts over.
-AUTOCHECKPOINT_PAGES = 1000
-WAL_SIZE_LIMIT = 4 * 1024 * 1024
 _FTS_AUTOMERGE = "INSERT INTO product_search (product_search, rank) VALUES ('automerge', ?)"
 FTS_AUTOMERGE = 4
 # meta key: JSON list of sales the push set aside because one alone exceeds a queue message.
@@ -312,6 +313,7 @@ class Store:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         # A pull's pages grow the WAL past its usual size (see _write); when it starts over
         # after a checkpoint, the file is cut back to this.
         cur.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
