@@ -89,10 +89,10 @@ class Pulls:
         cursor, limit, pending, version = query.cursor, query.limit, query.pending, query.version
         now = self.clock()
         push, route = self._push_ways(query.ways, now)  # before any write: a refusal here stores nothing
-        beside = [_BESIDE.submit(self.store.get_ledger, branch.name)]
-        if self._worth_recording(branch, now, pending):
-            # What the till reported when it asked: true whatever the reads below then find.
-            beside.append(_BESIDE.submit(self.store.merge_branch, branch.name, last_pull=now, pending=pending))
+        ledger = _BESIDE.submit(self.store.get_ledger, branch.name)
+        # What the till reported when it asked: true whatever the reads below then find.
+        recorded = (_BESIDE.submit(self.store.merge_branch, branch.name, last_pull=now, pending=pending)
+                    if self._worth_recording(branch, now, pending) else None)
         try:
             # The counter first: every version up to it is then either read below or superseded.
             counter = self.store.get_catalog_counter().counter
@@ -107,9 +107,9 @@ class Pulls:
                 # raised the horizon in the same write, so this read sees it (see catalog.settled).
                 counter = settled(counter, self.store.get_catalog_counter().counter)
         finally:
-            state = beside[0].result()  # their errors, if any, after this thread's
-            for write in beside[1:]:
-                write.result()
+            state = ledger.result()  # its error and the record's, if any, after this thread's
+            if recorded is not None:
+                recorded.result()
         page = page_rows(cursor, segments, limit, exhausted, counter)
         log.info("pull branch=%s cursor=%d entries=%d next=%d more=%s applied_through=%d pending=%s version=%s",
                  branch.name, cursor, len(page.rows), page.next_cursor, page.more, state.apply.applied_through,
