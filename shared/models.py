@@ -732,7 +732,34 @@ class BranchList(Model):
 
 
 class CatalogImport(Model):
-    products: Annotated[list[Product], Field(min_length=1, max_length=limits.CATALOG_IMPORT_MAX)]
+    """One change to the catalog: products to write and SKUs to delete (tombstones), together.
+
+    At least one of either and at most CATALOG_IMPORT_MAX of both. `deleted` is left out of
+    the JSON when empty, so an import of products alone is the body it always was (a cloud
+    from before deletes rode along refuses the unknown field). A SKU named twice, written
+    and deleted at once, or deleted twice, is refused when the change is planned
+    (catalog.check_unique), naming the SKU.
+    """
+
+    products: Annotated[list[Product], Field(max_length=limits.CATALOG_IMPORT_MAX)]
+    deleted: Annotated[list[Sku], Field(max_length=limits.CATALOG_IMPORT_MAX)] = []
+
+    @model_validator(mode="after")
+    def _size(self):
+        count = len(self.products) + len(self.deleted)
+        if not count:
+            raise ValueError("a catalog change names at least one product or one deleted sku")
+        if count > limits.CATALOG_IMPORT_MAX:
+            raise ValueError(f"a catalog change carries at most {limits.CATALOG_IMPORT_MAX} products and deleted skus "
+                             f"together, not {count}; send the rest in another request")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_no_deletes(self, handler):
+        data = handler(self)
+        if not data.get("deleted"):
+            data.pop("deleted", None)
+        return data
 
 
 class CatalogWriteResult(Model):

@@ -287,12 +287,34 @@ def pack_segments(rows: Sequence[VersionRow], first_version: int, last_version: 
 # --- import and delete -------------------------------------------------------------------------
 
 
-def check_unique(products: Sequence[Product]) -> None:
+def check_unique(products: Sequence[Product], deleted: Sequence[str] = ()) -> None:
+    """Each SKU at most once in a change: written once, or deleted once, never both."""
     seen: set[str] = set()
     for p in products:
         if p.sku in seen:
             raise ContractError(ErrorCode.BAD_REQUEST, f"sku {p.sku} appears more than once in the import; keep one line per sku")
         seen.add(p.sku)
+    gone: set[str] = set()
+    for sku in deleted:
+        if sku in seen:
+            raise ContractError(ErrorCode.BAD_REQUEST,
+                                f"sku {sku} is both written and deleted in one request; keep one of the two")
+        if sku in gone:
+            raise ContractError(ErrorCode.BAD_REQUEST, f"sku {sku} is deleted twice in one request; name it once")
+        gone.add(sku)
+
+
+# How many unknown SKUs a refused delete names; the rest are counted.
+UNKNOWN_SHOWN = 20
+
+
+def _refuse_unknown(unknown: Sequence[str]) -> None:
+    named = ", ".join(unknown[:UNKNOWN_SHOWN])
+    more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
+    what = "sku to delete is" if len(unknown) == 1 else "skus to delete are"
+    raise ContractError(ErrorCode.NOT_FOUND,
+                        f"{len(unknown)} {what} not in the catalog (never imported): {named}{more}; nothing was "
+                        "changed: check them, leave them out and send the change again")
 
 
 def _fits(txn: CatalogTxn, hard: bool = False) -> bool:
@@ -318,43 +340,56 @@ def _write_txn(counter: Counter, rows: list[VersionRow], buckets: Mapping[int, M
 
 
 def plan_import(counter: Counter, products: Sequence[Product],
-                buckets: Mapping[int, Mapping[str, IndexEntry]]) -> list[CatalogTxn]:
-    """Transactions that give the changed products fresh versions, in order.
+                buckets: Mapping[int, Mapping[str, IndexEntry]], deleted: Sequence[str] = ()) -> list[CatalogTxn]:
+    """Transactions that give the changed products and the deleted SKUs' tombstones fresh versions, in order.
 
-    `buckets` must hold every bucket the products fall in (an absent one is empty).
-    Unchanged products (same digest, not deleted) are skipped, so a retry after a lost
-    race continues where the committed transactions stopped. Versions follow the request
-    order within a transaction; when one transaction cannot hold everything, products are
-    grouped by bucket, so each bucket row is written once, and every transaction carries
-    its own counter update, so versions stay a prefix.
+    `buckets` must hold every bucket the products and the deleted SKUs fall in (an absent
+    one is empty). Unchanged products (same digest, not deleted) and SKUs already deleted
+    are skipped, so a retry after a lost race continues where the committed transactions
+    stopped. A deleted SKU the catalog has never had refuses the whole change (404
+    `not_found`, naming them), before anything is planned. Versions follow the request
+    order, products first and then the deletes, within a transaction; when one transaction
+    cannot hold everything, the changes are grouped by bucket, so each bucket row is
+    written once and a product and a tombstone of one bucket share a segment, and every
+    transaction carries its own counter update, so versions stay a prefix.
     """
-    check_unique(products)
+    check_unique(products, deleted)
+
+    def current(sku: str) -> IndexEntry | None:
+        return buckets.get(sku_bucket(sku), {}).get(sku)
+
+    unknown = [sku for sku in deleted if current(sku) is None]
+    if unknown:
+        _refuse_unknown(unknown)
     digests: dict[str, str] = {}
-    changed: list[Product] = []
+    # (sku, product), product None for a tombstone: the entries to write, in version order.
+    changed: list[tuple[str, Product | None]] = []
     for p in products:
         d = digests[p.sku] = digest(p)
-        current = buckets.get(sku_bucket(p.sku), {}).get(p.sku)
-        if current is not None and not current.deleted and current.digest == d:
+        now = current(p.sku)
+        if now is not None and not now.deleted and now.digest == d:
             continue  # unchanged: re-importing a full price list costs branches nothing
-        changed.append(p)
+        changed.append((p.sku, p))
+    changed.extend((sku, None) for sku in deleted if not current(sku).deleted)
     if not changed:
         return []
 
-    def build(start: int, group: list[Product]) -> CatalogTxn:
-        rows = [VersionRow(start + 1 + i, p.sku, p) for i, p in enumerate(group)]
+    def build(start: int, group: list[tuple[str, Product | None]]) -> CatalogTxn:
+        rows = [VersionRow(start + 1 + i, sku, p) for i, (sku, p) in enumerate(group)]
         return _write_txn(Counter(start, counter.tombstone_horizon), rows, buckets, digests)
 
     # Group by bucket on estimated sizes (encoding is what costs time, so each group is
     # encoded once), then build each group exactly; one that still does not fit is halved.
-    by_bucket: dict[int, list[Product]] = {}
-    for p in changed:
-        by_bucket.setdefault(sku_bucket(p.sku), []).append(p)
+    # A tombstone is estimated as a product with an empty name (it is smaller still).
+    by_bucket: dict[int, list[tuple[str, Product | None]]] = {}
+    for change in changed:
+        by_bucket.setdefault(sku_bucket(change[0]), []).append(change)
     groups: list[list[int]] = []
     ops = size = 0.0
     for b in sorted(by_bucket):
         members = by_bucket[b]
         entries = buckets.get(b, {})
-        b_rows = sum(_ROW_BYTES_EST + len(p.name.encode()) for p in members)
+        b_rows = sum(_ROW_BYTES_EST + (len(p.name.encode()) if p is not None else 0) for _, p in members)
         b_size = b_rows + _INDEX_BYTES_EST * (len(entries) + len(members)) + sum(map(len, entries))
         b_ops = 1 + b_rows / SEGMENT_MAX_BYTES
         if not groups or ops + b_ops + 3 > TXN_MAX_OPS or size + b_size > TXN_MAX_DATA_BYTES * 0.9:
@@ -362,13 +397,13 @@ def plan_import(counter: Counter, products: Sequence[Product],
             ops = size = 0.0
         groups[-1].append(b)
         ops, size = ops + b_ops, size + b_size
-    order = {p.sku: i for i, p in enumerate(changed)}
+    order = {sku: i for i, (sku, _) in enumerate(changed)}
     pending = deque(groups)
     txns: list[CatalogTxn] = []
     version = counter.last_version
     while pending:
         group = pending.popleft()
-        members = sorted((p for b in group for p in by_bucket[b]), key=lambda p: order[p.sku])
+        members = sorted((c for b in group for c in by_bucket[b]), key=lambda c: order[c[0]])
         txn = build(version, members)
         if not _fits(txn) and len(group) > 1:
             pending.extendleft([group[len(group) // 2:], group[: len(group) // 2]])
@@ -381,12 +416,16 @@ def plan_import(counter: Counter, products: Sequence[Product],
 
 
 def plan_delete(counter: Counter, sku: str, bucket: Mapping[str, IndexEntry]) -> CatalogTxn:
-    """A tombstone under the next version: counter + a one-entry segment + the SKU's bucket."""
+    """A tombstone under the next version: counter + a one-entry segment + the SKU's bucket.
+
+    plan_import's delete of one SKU, except that an already deleted SKU is refused too
+    (the single DELETE answers 404 for it; a change of many skips it, for its retries).
+    """
     current = bucket.get(sku)
     if current is None or current.deleted:
         raise ContractError(ErrorCode.NOT_FOUND, f"sku {sku} is not in the catalog (unknown or already deleted)")
-    row = VersionRow(counter.last_version + 1, sku, None)
-    return _write_txn(counter, [row], {sku_bucket(sku): bucket}, {})
+    [txn] = plan_import(counter, [], {sku_bucket(sku): bucket}, deleted=[sku])
+    return txn
 
 
 # --- pull --------------------------------------------------------------------------------------

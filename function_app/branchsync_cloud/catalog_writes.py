@@ -1,4 +1,4 @@
-"""Head office's catalog writes: import products, delete one, and compact (also nightly, by timer).
+"""Head office's catalog writes: import and delete products, and compact (also nightly, by timer).
 
 Each write reads the counter and the index buckets it touches, plans with catalog.py (pure)
 and commits the plan's transactions ETag-checked on the counter; a lost race re-reads
@@ -27,20 +27,24 @@ class CatalogWrites:
         self.store = store
 
     def import_catalog(self, request: CatalogImport) -> CatalogWriteResult:
-        """Write changed products under fresh versions: one transaction, or a few for a large catalog.
+        """Write changed products and deleted SKUs' tombstones under fresh versions: one transaction,
+        or a few for a large catalog (plan_import).
 
         Each transaction carries the counter (If-Match), the new segment(s) and the touched
-        index buckets. Unchanged products are skipped, which also makes a retry after a
-        lost race continue where the committed transactions stopped.
+        index buckets. Unchanged products and SKUs already deleted are skipped, which also
+        makes a retry after a lost race continue where the committed transactions stopped.
+        A deleted SKU the catalog never had refuses the whole request, before anything is
+        written.
         """
-        products = request.products
-        check_unique(products)
+        products, deleted = request.products, request.deleted
+        check_unique(products, deleted)
+        touched = {sku_bucket(p.sku) for p in products} | {sku_bucket(sku) for sku in deleted}
         written: list[int] = []
 
         def attempt() -> int:
             base = self.store.get_catalog_counter()
-            buckets = self.store.get_catalog_index({sku_bucket(p.sku) for p in products})
-            plan = plan_import(base.counter, products, {n: b.entries for n, b in buckets.items()})
+            buckets = self.store.get_catalog_index(touched)
+            plan = plan_import(base.counter, products, {n: b.entries for n, b in buckets.items()}, deleted)
             for txn in plan:
                 base, changed = self.store.commit_catalog(base, txn, buckets)
                 buckets = {**buckets, **changed}
@@ -48,8 +52,8 @@ class CatalogWrites:
             return base.counter.last_version
 
         last_version = retrying()(attempt)
-        log.info("catalog import products=%d written=%d versions=%s", len(products), len(written),
-                 f"{written[0]}-{written[-1]}" if written else "none")
+        log.info("catalog import products=%d deleted=%d written=%d versions=%s", len(products), len(deleted),
+                 len(written), f"{written[0]}-{written[-1]}" if written else "none")
         if not written:
             return CatalogWriteResult(written=0, first_version=last_version, last_version=last_version)
         return CatalogWriteResult(written=len(written), first_version=written[0], last_version=written[-1])

@@ -142,6 +142,61 @@ def test_deleting_an_unknown_or_deleted_sku_is_not_found(bucket):
     assert err.value.code == ErrorCode.NOT_FOUND
 
 
+def test_deletes_share_the_transaction_segment_and_bucket_rows_of_the_products_of_the_same_change():
+    # E and H share bucket 38: one bucket row carries the new price and the tombstone.
+    assert sku_bucket("E") == sku_bucket("H")
+    buckets = index(live("E", 3, 100), live("B", 4), live("H", 5))
+    [txn] = plan_import(Counter(9, 2), [make_product("E", 200), make_product("C")], buckets, deleted=["H", "B"])
+    [w] = txn.created
+    # Products first, then the deletes, each in request order.
+    assert [(r.version, r.sku, r.deleted) for r in w.segment.rows] == [
+        (10, "E", False), (11, "C", False), (12, "H", True), (13, "B", True)]
+    assert txn.counter == Counter(13, 2) and txn.versions == (10, 11, 12, 13)
+    assert txn.ops == 1 + 1 + 3  # counter, one segment, buckets 38, 37 and 21
+    shared = next(b for b in txn.buckets if b.number == sku_bucket("E"))
+    assert shared.entries == {"E": IndexEntry(10, digest(make_product("E", 200))), "H": IndexEntry(12, "", True)}
+
+
+def test_a_retry_skips_the_skus_its_committed_transactions_already_deleted():
+    products, deleted = [make_product("D", 1)], ["A", "B", "C"]
+    # The race was lost after this change's transaction for B's and D's buckets committed.
+    after_race = index(live("A", 3), gone("B", 10), live("C", 5), live("D", 11, 1))
+    [retry] = plan_import(Counter(11), products, after_race, deleted)
+    assert [(r.version, r.sku, r.deleted) for r in written([retry])] == [(12, "A", True), (13, "C", True)]
+    # Once all of it is committed, the same change writes nothing.
+    done = {**after_race, **{w.number: w.entries for w in retry.buckets}}
+    assert plan_import(Counter(13), products, done, deleted) == []
+
+
+def test_a_delete_of_a_sku_the_catalog_never_had_refuses_the_whole_change_naming_each_such_sku():
+    buckets = index(live("A", 3), live("B", 4), gone("C", 5))
+    with pytest.raises(ContractError) as err:
+        plan_import(Counter(9), [make_product("A", 1)], buckets, deleted=["B", "NEVER-1", "C", "NEVER-2"])
+    assert err.value.code == ErrorCode.NOT_FOUND
+    message = err.value.message
+    assert message.startswith("2 skus to delete are not in the catalog") and "NEVER-1, NEVER-2" in message
+    assert "nothing was changed" in message and " B" not in message and " C" not in message
+
+
+def test_a_refusal_of_many_unknown_skus_names_the_first_twenty_and_counts_the_rest():
+    with pytest.raises(ContractError) as err:
+        plan_import(Counter(), [], {}, deleted=[f"NO-{i:03d}" for i in range(500)])
+    message = err.value.message
+    assert "NO-000" in message and "NO-019" in message and "NO-020" not in message
+    assert "and 480 more" in message and len(message) < 500
+
+
+@pytest.mark.parametrize("products, deleted, said", [
+    (["A"], ["B", "A"], "sku A is both written and deleted"),
+    ([], ["B", "A", "B"], "sku B is deleted twice"),
+])
+def test_a_sku_both_written_and_deleted_or_deleted_twice_is_refused_naming_it(products, deleted, said):
+    buckets = index(live("A", 3), live("B", 4))
+    with pytest.raises(ContractError) as err:
+        plan_import(Counter(9), [make_product(s) for s in products], buckets, deleted=deleted)
+    assert err.value.code == ErrorCode.BAD_REQUEST and said in err.value.message
+
+
 def test_1000_new_products_are_one_transaction_of_at_most_100_operations():
     [txn] = plan_import(Counter(), [make_product(f"P{i:04d}") for i in range(1000)], {})
     assert txn.ops <= TXN_MAX_OPS and txn.data_bytes <= TXN_MAX_DATA_BYTES
@@ -167,6 +222,29 @@ def test_an_import_into_a_large_catalog_is_cut_at_bucket_boundaries_into_transac
     assert sorted(numbers) == sorted(set(numbers))
     for t in txns:
         assert {sku_bucket(r.sku) for w in t.created for r in w.segment.rows} == {w.number for w in t.buckets}
+
+
+def test_2000_deletes_over_all_64_buckets_and_products_into_a_large_catalog_split_into_transactions_within_the_limits():
+    rng = random.Random(11)
+    stored = [(f"S{i:07d}", IndexEntry(i + 1, "%032x" % rng.getrandbits(128))) for i in range(150_000)]
+    buckets = index(*stored)
+    deleted = [f"S{i:07d}" for i in range(0, 150_000, 75)]
+    products = [make_product(f"S{i:07d}", 1) for i in range(1, 150_000, 300)] + [make_product(f"N{i:04d}") for i in range(100)]
+    assert len(deleted) == 2000 and {sku_bucket(s) for s in deleted} == set(range(BUCKETS))
+    txns = plan_import(Counter(150_000), products, buckets, deleted)
+    assert len(txns) > 1
+    assert all(t.ops <= TXN_MAX_OPS and t.data_bytes <= TXN_MAX_DATA_BYTES for t in txns)
+    assert all(len(w.data) <= SEGMENT_MAX_BYTES and len(w.segment.rows) <= 1000 for t in txns for w in t.created)
+    # Every change once, under a prefix of versions; each bucket row written once.
+    rows_written = written(txns)
+    assert [r.version for r in rows_written] == list(range(150_001, 150_001 + len(products) + 2000))
+    assert {r.sku for r in rows_written if r.deleted} == set(deleted)
+    assert {r.sku for r in rows_written if not r.deleted} == {p.sku for p in products}
+    numbers = [w.number for t in txns for w in t.buckets]
+    assert sorted(numbers) == sorted(set(numbers)) == list(range(BUCKETS))
+    for t in txns:
+        assert {sku_bucket(r.sku) for w in t.created for r in w.segment.rows} == {w.number for w in t.buckets}
+        assert all(w.entries[s].deleted for w in t.buckets for s in deleted if s in w.entries)
 
 
 def test_segments_too_large_for_one_binary_property_are_split_over_the_same_range():

@@ -29,6 +29,7 @@ from shared.errors import ContractError, ErrorCode
 from shared.models import CatalogImport, EnrollRequest, PullAnswer
 from shared.signing import sign_request
 from tests.builders import make_batch, make_product, make_sale
+from tests.cloud.conftest import ADMIN_KEY
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -488,12 +489,12 @@ def test_a_sku_twice_in_one_import_is_refused(service):
 
 
 def transactions(service) -> list:
-    """Spy on the store: the operation count of every catalog transaction committed."""
+    """Spy on the store: every catalog transaction (CatalogTxn) the service hands it to commit."""
     seen = []
     commit = service.store.commit_catalog
 
     def spy(base, txn, buckets):
-        seen.append(txn.ops)
+        seen.append(txn)
         return commit(base, txn, buckets)
 
     service.store.commit_catalog = spy
@@ -507,11 +508,11 @@ def test_an_import_of_1000_products_uses_few_transactions_of_at_most_100_operati
     assert result.written == 1000 and result.last_version == 1000
     # counter read + one index range query + one transaction (+ table creation): far fewer than products
     assert service.store.ops - before <= 3 + 1
-    assert len(txns) == 1 and txns[0] <= 100
+    assert len(txns) == 1 and txns[0].ops <= 100
     before = service.store.ops
     rewritten = import_products(service, [make_product(f"P{i:04d}", 1) for i in range(1000)])
     assert (rewritten.first_version, rewritten.last_version) == (1001, 2000)
-    assert service.store.ops - before == 3 and len(txns) == 2 and txns[1] <= 100
+    assert service.store.ops - before == 3 and len(txns) == 2 and txns[1].ops <= 100
     # A fresh branch ends with each SKU at its latest version...
     secret = enroll(service)
     held, cursor = pull_all(service, "dhaka-1", secret, clock)
@@ -521,6 +522,75 @@ def test_an_import_of_1000_products_uses_few_transactions_of_at_most_100_operati
     assert sorted(r.version for s in service.store.scan_catalog() for r in s.rows) == list(range(1001, 2001))
     page = pull(service, "dhaka-1", secret, clock, cursor=0).catalog
     assert len(page.entries) == 1000 and not page.more and page.next_cursor == 2000
+
+
+def change(service, products=(), deleted=()):
+    return service.import_catalog(CatalogImport(products=list(products), deleted=list(deleted)))
+
+
+@pytest.fixture
+def table_service(storage, table_prefix, clock) -> Service:
+    """The service over TableStore on Azurite: the segments a write leaves are the real rows."""
+    settings = Settings(storage=storage, admin_key=ADMIN_KEY, public_url="https://cloud.example", table_prefix=table_prefix)
+    return Service(TableStore(storage, table_prefix), settings, clock)
+
+
+@pytest.mark.azurite
+def test_a_price_day_of_1000_reprices_and_100_deletes_leaves_a_handful_of_segments_not_101(table_service, clock):
+    service = table_service
+    products = [make_product(f"P{i:04d}", 100 + i) for i in range(2000)]
+    for lo in range(0, 2000, 1000):
+        import_products(service, products[lo:lo + 1000])
+    secret = enroll(service)
+    _, cursor = pull_all(service, "dhaka-1", secret, clock)
+    segments = len(list(service.store.scan_catalog()))
+    txns = transactions(service)
+    repriced = [p.model_copy(update={"price": p.price + 1}) for p in products[:1000]]
+    gone = [p.sku for p in products[1900:]]
+    # One request carries CATALOG_IMPORT_MAX products and deletes together: it costs what an
+    # import does (counter read, index query, one transaction); the last 100 prices follow.
+    before = service.store.ops
+    first = change(service, repriced[:900], gone)
+    assert service.store.ops - before == 3 and len(txns) == 1
+    assert (first.written, first.first_version, first.last_version) == (1000, 2001, 3000)
+    second = change(service, repriced[900:])
+    assert (second.written, second.first_version, second.last_version) == (100, 3001, 3100)
+    # The catalog holds the segments the plans made: a handful, where a request per delete made 100 more.
+    made = sum(len(t.created) for t in txns)
+    assert len(list(service.store.scan_catalog())) == segments + made and made <= 3
+    # A branch pulling from its earlier cursor gets all 1,100 changes.
+    held, after = pull_all(service, "dhaka-1", secret, clock, cursor=cursor)
+    assert after == 3100 and len(held) == 1100
+    assert {s for s, e in held.items() if e.deleted} == set(gone)
+    assert all(held[p.sku].product == p for p in repriced)
+
+
+def test_a_change_that_deletes_a_sku_never_imported_changes_nothing_and_names_the_sku(service):
+    import_products(service, [make_product("RICE", 100), make_product("OIL", 200)])
+    with pytest.raises(ContractError) as err:
+        change(service, [make_product("RICE", 150)], ["OIL", "NEVER-1"])
+    assert err.value.code == ErrorCode.NOT_FOUND and "NEVER-1" in err.value.message and "OIL" not in err.value.message
+    assert service.store.get_catalog_counter().counter.last_version == 2
+    again = import_products(service, [make_product("RICE", 100), make_product("OIL", 200)])
+    assert again.written == 0  # both still as they were
+
+
+def test_a_change_skips_skus_already_deleted_so_sending_it_again_writes_nothing_new(service):
+    import_products(service, [make_product(f"P{i}") for i in range(4)])
+    service.delete_sku("P0")  # 5
+    result = change(service, [make_product("P1", 1)], ["P0", "P2", "P3"])
+    assert (result.written, result.first_version, result.last_version) == (3, 6, 8)
+    again = change(service, [make_product("P1", 1)], ["P0", "P2", "P3"])
+    assert (again.written, again.first_version, again.last_version) == (0, 8, 8)
+
+
+@pytest.mark.parametrize("products, deleted, said", [(["A"], ["A"], "both written and deleted"),
+                                                     ([], ["A", "A"], "deleted twice")])
+def test_a_change_that_writes_and_deletes_a_sku_or_deletes_it_twice_is_a_bad_request(service, products, deleted, said):
+    import_products(service, [make_product("A")])
+    with pytest.raises(ContractError) as err:
+        change(service, [make_product(s, 5) for s in products], deleted)
+    assert err.value.code == ErrorCode.BAD_REQUEST and said in err.value.message and "sku A" in err.value.message
 
 
 def test_an_initial_pull_of_5000_products_reads_far_fewer_storage_operations_than_products(service, clock, capsys):

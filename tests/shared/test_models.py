@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from shared import limits
 from shared.models import CatalogEntry, CatalogImport, Payment, Product, Sale, SaleLine, SalesBatch, describe_errors
 from shared.money import vat_part
 from tests.builders import (make_discount, make_line3, make_refund, make_sale, make_sale3, make_shift_close, make_void,
@@ -101,6 +102,48 @@ def test_a_validation_error_echoes_a_hostile_field_name_or_value_only_shortened_
     text = describe_errors(err.value, 3)
     assert len(text) < 600 and "\n" not in text
     assert text.startswith("products.0.k\\nyyy") and "products.1.vat_rate" in text
+
+
+IMPORT_BODY = '{"products":[{"sku":"RICE","name":"চাল","price":100,"barcode":null,"unit":"pcs","vat_rate":"0","active":true}]}'
+
+
+def test_an_import_of_products_alone_validates_and_serialises_byte_for_byte_as_before_deletes_rode_along():
+    change = CatalogImport.model_validate_json(IMPORT_BODY)
+    assert change.deleted == [] and change.model_dump_json() == IMPORT_BODY
+
+
+def test_a_catalog_change_carries_deleted_skus_with_products_or_alone():
+    both = CatalogImport.model_validate_json(IMPORT_BODY[:-1] + ',"deleted":["OIL-1L","চাল-৫"]}')
+    assert both.deleted == ["OIL-1L", "চাল-৫"] and [p.sku for p in both.products] == ["RICE"]
+    alone = CatalogImport(products=[], deleted=["OIL-1L"])
+    assert json.loads(alone.model_dump_json()) == {"products": [], "deleted": ["OIL-1L"]}
+    assert CatalogImport.model_validate_json(alone.model_dump_json()) == alone
+
+
+def _product(sku):
+    return {"sku": sku, "name": "n", "price": 1}
+
+
+@pytest.mark.parametrize("body, said", [
+    ({"products": []}, "at least one product or one deleted sku"),
+    ({"products": [], "deleted": []}, "at least one product or one deleted sku"),
+    ({"products": [_product(f"P{i}") for i in range(600)], "deleted": [f"D{i}" for i in range(limits.CATALOG_IMPORT_MAX - 599)]},
+     f"at most {limits.CATALOG_IMPORT_MAX} products and deleted skus together, not {limits.CATALOG_IMPORT_MAX + 1}"),
+    ({"products": [], "deleted": ["has space"]}, "deleted.0"),
+    ({"products": [], "deleted": ["a/b"]}, "deleted.0"),
+    ({"products": [], "deleted": [""]}, "deleted.0"),
+    ({"deleted": ["A"]}, "products"),
+])
+def test_a_catalog_change_with_nothing_too_much_or_a_bad_sku_to_delete_is_refused_saying_which(body, said):
+    with pytest.raises(ValidationError) as err:
+        CatalogImport.model_validate_json(json.dumps(body))
+    assert said in describe_errors(err.value)
+
+
+def test_a_catalog_change_of_exactly_the_limit_is_accepted():
+    body = {"products": [_product(f"P{i}") for i in range(600)], "deleted": [f"D{i}" for i in range(limits.CATALOG_IMPORT_MAX - 600)]}
+    change = CatalogImport.model_validate_json(json.dumps(body))
+    assert len(change.products) + len(change.deleted) == limits.CATALOG_IMPORT_MAX
 
 
 # --- the complete sale record (v3) and the older versions beside it ---------------------------
