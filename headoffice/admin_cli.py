@@ -16,14 +16,17 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 
 from .admin_client import AdminClient, AdminError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from shared import limits
 from shared.access import PersonCreate, Role
-from shared.models import describe_errors
+from shared.errors import shown
+from shared.models import Sku, describe_errors
 
 from .admin_tables import (
     audit_table, branches_table, dead_letters_table, people_table, price_differences_table, report_table,
@@ -177,10 +180,118 @@ def import_summary(count: int, results: list) -> str:
 
 
 @catalog_app.command("delete")
-def catalog_delete(ctx: typer.Context, sku: str):
-    """Delete one product; branches receive a tombstone on their next pull."""
-    result = _run(ctx.obj.delete_product, sku)
-    print(f"deleted {sku} (catalog version {result.last_version})")
+def catalog_delete(
+    ctx: typer.Context,
+    skus: Annotated[Optional[list[str]], typer.Argument(help="SKUs to delete", show_default=False)] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", exists=True, dir_okay=False, readable=True,
+                                                 help="A UTF-8 text file of SKUs to delete: one a line; blank lines "
+                                                      "and # comments are ignored")] = None,
+):
+    """Delete products; branches receive a tombstone for each on their next pull.
+
+    Many SKUs go to the cloud as one change per 500: if one of them is not in the catalog,
+    none of that change is deleted. SKUs deleted already are skipped, so a list that
+    stopped part-way can be run again as it is.
+    """
+    try:
+        listed = parse_sku_list(skus or [], file.read_text(encoding="utf-8") if file else "", str(file or ""))
+    except UnicodeDecodeError:
+        err.print(f"[red]{file} is not UTF-8[/]: save it as UTF-8 text and delete again; nothing was deleted")
+        raise typer.Exit(2)
+    except SkuListError as exc:
+        for problem in exc.problems[:50]:
+            err.print(problem, style="red", markup=False)  # a SKU may hold [ ]
+        if len(exc.problems) > 50:
+            err.print(f"... and {len(exc.problems) - 50} more")
+        err.print("Nothing was deleted; fix the SKUs above and delete again.")
+        raise typer.Exit(2)
+    if len(listed) == 1:  # the single DELETE, as always: every cloud version knows it
+        result = _run(ctx.obj.delete_product, listed[0])
+        print(f"deleted {listed[0]} (catalog version {result.last_version})")
+        return
+    results = []
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("deleting", total=len(listed))
+        for i in range(0, len(listed), IMPORT_CHUNK):
+            chunk = listed[i : i + IMPORT_CHUNK]
+            try:
+                results.append(ctx.obj.delete_products(chunk))
+            except AdminError as exc:
+                err.print(f"[red]error:[/] {escape(str(exc))}")
+                err.print(delete_stopped(i, exc.code, results), markup=False)
+                raise typer.Exit(1)
+            progress.advance(task, len(chunk))
+    print(delete_summary(len(listed), results))
+
+
+class SkuListError(ValueError):
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_SKU = TypeAdapter(Sku)
+
+
+def parse_sku_list(args: list[str], text: str, source: str) -> list[str]:
+    """The SKUs named on the command line, then those of the file `text` (read from `source`).
+
+    One SKU a line; blank lines and what follows a # are ignored (a SKU holds no #). Every
+    SKU that is not valid or named twice is a problem, with where it stands; any problem
+    means nothing is sent.
+    """
+    places = [(sku.strip(), f"argument {n}") for n, sku in enumerate(args, 1)]
+    for n, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
+        sku = line.split("#", 1)[0].strip()
+        if sku:
+            places.append((sku, f"{source} line {n}"))
+    listed: list[str] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for sku, where in places:
+        try:
+            _SKU.validate_python(sku)
+        except ValidationError:
+            problems.append(f"{where}: {shown(sku)} is not a SKU (1 to {limits.SKU_MAX_CHARS} characters, "
+                            "without spaces or / \\ # ?)")
+            continue
+        if sku in seen:
+            problems.append(f"{where}: SKU {sku} is already named at {seen[sku]}")
+            continue
+        seen[sku] = where
+        listed.append(sku)
+    if problems:
+        raise SkuListError(problems)
+    if not listed:
+        raise SkuListError(["no SKU to delete: name them, or give --file with one SKU a line"])
+    return listed
+
+
+def delete_summary(count: int, results: list) -> str:
+    """What a delete of `count` SKUs did; a SKU deleted already writes no version."""
+    wrote = [r for r in results if r.written]
+    deleted = sum(r.written for r in wrote)
+    if not wrote:
+        at = results[-1].last_version if results else 0
+        every = "it was" if count == 1 else f"all {count} were"
+        return f"deleted no products: {every} deleted already (the catalog stays at version {at})"
+    skipped = count - deleted
+    already = f"; {skipped} {'was' if skipped == 1 else 'were'} deleted already" if skipped else ""
+    first, last = wrote[0].first_version, wrote[-1].last_version
+    versions = f"catalog version {last}" if first == last else f"catalog versions {first}..{last}"
+    return f"deleted {deleted} product{'' if deleted == 1 else 's'} ({versions}){already}"
+
+
+def delete_stopped(done: int, code: str | None, results: list) -> str:
+    """What to do when the change of the list's SKUs from number `done` + 1 on was refused or failed."""
+    again = "run the same delete again (SKUs deleted already are skipped)"
+    first = "The first SKU of the list is" if done == 1 else f"The first {done} SKUs of the list are"
+    before = f"{first} done: {delete_summary(done, results)}. " if done else ""
+    if code == "not_found":  # the cloud wrote nothing of that change
+        after = "" if not done else "after it " if done == 1 else "after them "
+        return (f"{before}Nothing {after}was deleted: check the SKUs named above, leave out "
+                f"those the catalog never had, and {again if done else 'delete again'}.")
+    return f"{before}Once that is fixed, {again}."
 
 
 @catalog_app.command("compact")

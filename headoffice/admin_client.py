@@ -1,6 +1,6 @@
 """The admin CLI's one seam to the cloud: typed calls over the HTTP admin API."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -17,7 +17,11 @@ from shared.signing import HEADER_ADMIN_KEY
 
 
 class AdminError(Exception):
-    """A failed admin call; the message says what to do."""
+    """A failed admin call; the message says what to do. `code` is the cloud's error code, when it answered one."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class AdminKeyRefused(AdminError):
@@ -63,8 +67,14 @@ class AdminClient:
     def revoke_branch(self, name: str) -> BranchRevocation:
         return self._call("POST", f"/manage/branches/{quote(name, safe='')}/revoke", BranchRevocation)
 
-    def import_products(self, products: list[Product]) -> CatalogWriteResult:
-        return self._call("POST", "/manage/catalog", CatalogWriteResult, body=CatalogImport(products=products))
+    def import_products(self, products: list[Product], deleted: Sequence[str] = ()) -> CatalogWriteResult:
+        """One catalog change: write `products` and delete the `deleted` SKUs (at most CATALOG_IMPORT_MAX together)."""
+        return self._call("POST", "/manage/catalog", CatalogWriteResult,
+                          body=CatalogImport(products=products, deleted=list(deleted)))
+
+    def delete_products(self, skus: Sequence[str]) -> CatalogWriteResult:
+        """Delete several SKUs in one request; one the catalog never had deletes none of them (404)."""
+        return self.import_products([], skus)
 
     def delete_product(self, sku: str) -> CatalogWriteResult:
         return self._call("DELETE", f"/manage/catalog/{quote(sku, safe='')}", CatalogWriteResult)
@@ -145,7 +155,7 @@ class AdminClient:
         if resp.status_code == 401:
             raise AdminKeyRefused(_refusal_message(resp, self.named))
         if resp.status_code >= 400:
-            raise AdminError(_error_message(resp))
+            raise _refused(resp)
         try:
             return answer.model_validate_json(resp.content)
         except ValidationError as exc:
@@ -173,9 +183,9 @@ def _refusal_message(resp: httpx.Response, named: bool = False) -> str:
     return f"the cloud refused the admin key (HTTP 401): {KEY_SOURCE}, and try again"
 
 
-def _error_message(resp: httpx.Response) -> str:
+def _refused(resp: httpx.Response) -> AdminError:
     try:
         err = resp.json()["error"]
-        return f"{err['message']} ({err['code']}, HTTP {resp.status_code})"
+        return AdminError(f"{err['message']} ({err['code']}, HTTP {resp.status_code})", str(err["code"]))
     except (ValueError, KeyError, TypeError):
-        return f"the cloud answered HTTP {resp.status_code}: {resp.text[:200]}"
+        return AdminError(f"the cloud answered HTTP {resp.status_code}: {resp.text[:200]}")

@@ -311,10 +311,10 @@ UNKNOWN_SHOWN = 20
 def _refuse_unknown(unknown: Sequence[str]) -> None:
     named = ", ".join(unknown[:UNKNOWN_SHOWN])
     more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
-    what = "sku to delete is" if len(unknown) == 1 else "skus to delete are"
+    what, them = ("sku to delete is", "it") if len(unknown) == 1 else ("skus to delete are", "them")
     raise ContractError(ErrorCode.NOT_FOUND,
                         f"{len(unknown)} {what} not in the catalog (never imported): {named}{more}; nothing was "
-                        "changed: check them, leave them out and send the change again")
+                        f"changed: check {them}, leave {them} out and send the change again")
 
 
 def _fits(txn: CatalogTxn, hard: bool = False) -> bool:
