@@ -313,8 +313,8 @@ def _refuse_unknown(unknown: Sequence[str]) -> None:
     more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
     what, them = ("sku to delete is", "it") if len(unknown) == 1 else ("skus to delete are", "them")
     raise ContractError(ErrorCode.NOT_FOUND,
-                        f"{len(unknown)} {what} not in the catalog (never imported): {named}{more}; nothing was "
-                        f"changed: check {them}, leave {them} out and send the change again")
+                        f"{len(unknown)} {what} not in the catalog (never imported, or deleted and purged long ago): "
+                        f"{named}{more}; nothing was changed: check {them}, leave {them} out and send the change again")
 
 
 def _fits(txn: CatalogTxn, hard: bool = False) -> bool:
