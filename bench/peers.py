@@ -239,9 +239,12 @@ class Bench:
         delete = [live[i] for i in chosen[self.args.reprice:]]
         changed = [p.model_copy(update={"price": p.price + 100 + offset}) for p in reprice]
         self.measured(Link.loopback())
-        self.import_catalog(changed)
-        for p in delete:
-            self.admin.delete_product(p.sku)
+        # Head office's change in bulk, as PouchDB's is bulkDocs: the prices and the deletes together,
+        # one catalog change per IMPORT_BATCH entries (1,000 prices and 100 deletes: two, on both sides).
+        entries = [*changed, *(p.sku for p in delete)]
+        for i in range(0, len(entries), IMPORT_BATCH):
+            part = entries[i:i + IMPORT_BATCH]
+            self.admin.import_products([e for e in part if isinstance(e, Product)], [e for e in part if isinstance(e, str)])
         self.node.run("change", remote=f"{self.pouch_direct}/catalog", reprice=[[p.sku, p.price] for p in changed],
                       delete=[p.sku for p in delete])
         self.products = [p for p in self.products if p.sku not in {d.sku for d in delete}]
