@@ -67,8 +67,10 @@ def _bodies(world, route: str):
         valid = st.builds(lambda n: {"name": n}, st.one_of(st.sampled_from(["fz-new-1", "fz-new-2", world.branch]),
                                                           with_line_end(["fz-new-3", world.branch]), _NOT_A_NAME))
     elif route == "manage/catalog":
+        # Products and deleted SKUs: stored ones, one never imported, both empty, one SKU in both.
         sku = st.sampled_from([*world.skus, "NEW-1"])
-        valid = st.builds(lambda skus: {"products": [_product(s) for s in skus]}, st.lists(sku, min_size=1, max_size=3))
+        valid = st.builds(lambda skus, gone: {"products": [_product(s) for s in skus], **({"deleted": gone} if gone else {})},
+                          st.lists(sku, max_size=3), st.lists(sku, max_size=3))
     elif route == "push":
         # The world's own queue messages (accepted), another branch's, and text that is no message.
         mine = encode_batch(make_batch(world.branch, [1]), world.secret)
