@@ -182,7 +182,7 @@ def import_summary(count: int, results: list) -> str:
 @catalog_app.command("delete")
 def catalog_delete(
     ctx: typer.Context,
-    skus: Annotated[Optional[list[str]], typer.Argument(help="SKUs to delete", show_default=False)] = None,
+    skus: Annotated[Optional[list[str]], typer.Argument(metavar="SKU", help="SKUs to delete", show_default=False)] = None,
     file: Annotated[Optional[Path], typer.Option("--file", exists=True, dir_okay=False, readable=True,
                                                  help="A UTF-8 text file of SKUs to delete: one a line; blank lines "
                                                       "and # comments are ignored")] = None,

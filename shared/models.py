@@ -737,8 +737,8 @@ class CatalogImport(Model):
     At least one of either and at most CATALOG_IMPORT_MAX of both. `deleted` is left out of
     the JSON when empty, so an import of products alone is the body it always was (a cloud
     from before deletes rode along refuses the unknown field). A SKU named twice, written
-    and deleted at once, or deleted twice, is refused when the change is planned
-    (catalog.check_unique), naming the SKU.
+    and deleted at once, or deleted twice, is refused by the cloud as it plans the change,
+    naming the SKU (docs/protocol.md, "Catalog changes").
     """
 
     products: Annotated[list[Product], Field(max_length=limits.CATALOG_IMPORT_MAX)]
