@@ -61,10 +61,10 @@ class BranchStatus:
     generation: int
     catalog_version: int
     products: int
-    sales_recorded: int
+    sales_recorded: int | None     # None: read without the lifetime figures (read(store, lifetime=False))
     last_seq: int
     last_number: str | None
-    total_paisa: int               # takings: voids carry negative totals
+    total_paisa: int | None        # takings: voids carry negative totals; None as sales_recorded
     last_pull: str | None
     last_push: str | None
     last_sync_ok: str | None
@@ -104,6 +104,9 @@ def from_facts(facts: Mapping[str, Any]) -> BranchStatus:
     return BranchStatus(**values)
 
 
-def read(store: "Store") -> BranchStatus:
-    """The status of the till whose store is open: what is pending, what failed and why; never the secret."""
-    return from_facts(store.status())
+def read(store: "Store", lifetime: bool = True) -> BranchStatus:
+    """The status of the till whose store is open: what is pending, what failed and why; never the secret.
+
+    `lifetime=False`: without the sales recorded and the takings since the till began (None),
+    which read every sale; what the till's sync line shows every 3 s does not need them."""
+    return from_facts(store.status(lifetime))

@@ -1284,7 +1284,7 @@ class Store:
 
     # The counts a sync asks for before and after it, and after every acknowledgement ask, read
     # only the unacknowledged sales (from the sales_status index, whose first column is
-    # acked_at); status() counts and sums every sale, 0.13 s at a million.
+    # acked_at); status() counts and sums every sale (0.13 s at a million) unless lifetime=False.
 
     def pending_count(self) -> int:
         with self._read() as conn:
@@ -1301,9 +1301,14 @@ class Store:
         with self._read() as conn:
             cursor = conn.execute(select(sync_state.c.catalog_cursor)).scalar_one()
             through = self._applied_through_of(conn, self._generation(conn))
-            pending, on_the_way = conn.execute(select(func.count(), func.count().filter(sales.c.pushed_at.is_not(None)))
-                                               .select_from(sales).where(sales.c.acked_at.is_(None))).one()
+            pending, on_the_way = self._unacked(conn)
         return SyncPosition(catalog_cursor=cursor, applied_through=through, pending=pending, on_the_way=on_the_way)
+
+    @staticmethod
+    def _unacked(conn: Connection) -> tuple[int, int]:
+        """(events not acknowledged, of them pushed): a seek into the sales_status index, as long as the backlog."""
+        return tuple(conn.execute(select(func.count(), func.count().filter(sales.c.pushed_at.is_not(None)))
+                                  .select_from(sales).where(sales.c.acked_at.is_(None))).one())
 
     # --- sync state ------------------------------------------------------------------------------
 
@@ -1371,25 +1376,27 @@ class Store:
             return conn.execute(select(sales.c.recorded_at).where(sales.c.acked_at.is_(None))
                                 .order_by(sales.c.recorded_at).limit(1)).scalar()
 
-    def status(self) -> dict:
-        """What is pending, what failed and why; never the secret."""
+    def status(self, lifetime: bool = True) -> dict:
+        """What is pending, what failed and why; never the secret.
+
+        `lifetime=False` leaves out the sales recorded and the takings since the till began
+        (None): they read every sale (about 0.13 s at a million), while what is pending is a
+        seek into an index (`_unacked`). The till's sync line, read every 3 s, needs only that.
+        """
         with self._read() as conn:
             state = conn.execute(select(sync_state)).one()
             info = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
             gen = self._generation(conn)
             last_seq = self._next_seq(conn, gen) - 1
             through = self._applied_through_of(conn, gen)
-            counts = conn.execute(select(
-                func.count(),
-                func.coalesce(func.max(sales.c.seq), 0),
-                func.count().filter(sales.c.acked_at.is_(None)),
-                func.count().filter(and_(sales.c.acked_at.is_(None), sales.c.pushed_at.is_not(None))),
-                func.coalesce(func.sum(sales.c.total), 0),
-            ).select_from(sales)).one()
+            pending, pushed_unacked = self._unacked(conn)
+            recorded, takings = (conn.execute(
+                select(func.count(), func.coalesce(func.sum(sales.c.total), 0)).select_from(sales)).one()
+                if lifetime else (None, None))
             product_count = conn.execute(select(func.count()).select_from(products)).scalar_one()
             refusal = self._refusal(conn, info.get(LAST_REFUSAL))
         return {
-            "pending": counts[2],
+            "pending": pending,
             # The cloud's watermark of the generation this till numbers new sales in.
             "applied_through": through,
             "generation": gen,
@@ -1406,13 +1413,13 @@ class Store:
             "restored": json.loads(info[RESTORED]) if RESTORED in info else None,
             # Sales kept here that no push can carry (too large for one message): [{seq, sale_id, size, reason}].
             "unsendable": json.loads(info[UNSENDABLE]) if UNSENDABLE in info else [],
-            "pushed_unacked": counts[3],
-            "never_pushed": counts[2] - counts[3],
-            "sales_recorded": counts[0],
+            "pushed_unacked": pushed_unacked,
+            "never_pushed": pending - pushed_unacked,
+            "sales_recorded": recorded,
             "last_seq": last_seq,
             "last_number": sale_number(gen, last_seq) if last_seq else None,
             # Takings in paisa: voids carry negative totals, so this is what head office should see.
-            "total_paisa": counts[4],
+            "total_paisa": takings,
             "products": product_count,
             "branch": info.get("branch"),
             "cloud_url": info.get("cloud_url"),

@@ -10,11 +10,15 @@ import re
 import socket
 import threading
 import uuid
+from datetime import datetime, timezone
 
 import httpx
 
 from branch_client.identity import Identity
+from branch_client.sale_entry import parse_items
 from branch_client.till import server
+from tests.branch_client.fakes import page as catalog_page
+from tests.branch_client.steps import sqlite_steps
 from tests.branch_client.till.conftest import FISH_LABEL, start_till
 
 
@@ -184,6 +188,24 @@ def test_search_and_barcode_lookup_answer_from_the_catalog(till):
         assert missing.status_code == 404 and "unknown code" in missing.json()["error"]
         atta = c.get("/api/products/code/2000000000015").json()["product"]
         assert atta["weighed"] is True and atta["unit"] == "kg"
+
+
+def test_the_status_the_page_asks_for_every_3_s_reads_only_the_unacknowledged_sales(till):
+    """Its cost stays put as acknowledged sales pile up (a till's years of sales), unlike `branchsync status`."""
+    def sell(count: int) -> None:
+        seqs = [till.store.record_sale(parse_items(["SOAP=1"])).seq for _ in range(count)]
+        till.store.mark_pushed(seqs, datetime.now(timezone.utc))
+        till.store.apply_catalog_page(catalog_page(next_cursor=6), applied_through=seqs[-1] - 1)
+
+    with till.client() as c:
+        def ask():
+            assert c.get("/api/status").json()["pending"] == 1
+
+        sell(5)
+        few = sqlite_steps(till.store, ask)
+        sell(100)
+        assert sqlite_steps(till.store, ask) == few
+        assert sqlite_steps(till.store, till.store.status) > few + 100  # what the page is spared
 
 
 def test_sync_now_runs_in_the_background_and_reports_in_the_status(stocked_home):
