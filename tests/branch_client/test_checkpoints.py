@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import time
 
-from branch_client.checkpoints import RESTART_WAIT_MS, Checkpointer, checkpoint
+from branch_client.checkpoints import TRUNCATE_WAIT_MS, Checkpointer, checkpoint
 from branch_client.sale_entry import parse_items
 from branch_client.store import WAL_SIZE_LIMIT, Store
 from tests.branch_client.fakes import entry, page, product
@@ -73,12 +73,13 @@ def test_every_other_write_keeps_sqlites_own_checkpoint_at_1000_pages(store):
     assert store._checkpointer.checkpoints <= 1  # the sale asked for none
 
 
-def test_after_a_wide_pull_the_next_write_starts_the_wal_over_and_cuts_it_back(store):
+def test_after_a_wide_pull_the_checkpointer_empties_the_wal_so_no_write_has_to_cut_it_back(store):
     _two_wide_pages(store)
     assert _wal_bytes(store) > WAL_SIZE_LIMIT
     assert store._checkpointer.wait_idle()
+    assert _wal_bytes(store) == 0
     store.record_sale(parse_items(["P00001=1"]))
-    assert _wal_bytes(store) <= WAL_SIZE_LIMIT
+    assert 0 < _wal_bytes(store) <= WAL_SIZE_LIMIT
 
 
 def test_closing_the_store_stops_its_checkpoint_thread(home):
@@ -115,11 +116,12 @@ def test_a_checkpoint_of_a_small_wal_only_copies_it_passively(tmp_path):
     assert [s for s in said if "wal_checkpoint" in s] == ["PRAGMA wal_checkpoint(PASSIVE)"]
 
 
-def test_a_wal_over_the_limit_is_restarted_after_the_passive_pass_waiting_briefly(tmp_path):
+def test_a_wal_over_the_limit_is_emptied_after_the_passive_pass_waiting_briefly(tmp_path):
     conn, said = _wal_db(tmp_path, rows=20_000)  # about 10 MB of WAL
     checkpoint(conn, tmp_path / "w.db-wal", size_limit=4 * 1024 * 1024)
-    assert [s for s in said if "wal_checkpoint" in s] == ["PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_checkpoint(RESTART)"]
-    assert said.index(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}") < said.index("PRAGMA wal_checkpoint(RESTART)")
+    assert [s for s in said if "wal_checkpoint" in s] == ["PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_checkpoint(TRUNCATE)"]
+    assert said.index(f"PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}") < said.index("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert (tmp_path / "w.db-wal").stat().st_size == 0
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000  # put back
 
 
