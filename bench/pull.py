@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         changed = [products[i].model_copy(update={"price": products[i].price + 100}) for i in chosen[:args.reprice]]
         for i in range(0, len(changed), IMPORT_BATCH):
             admin.import_products(changed[i:i + IMPORT_BATCH])
-        for i in chosen[args.reprice:]:
-            admin.delete_product(products[i].sku)
+        admin.delete_products([products[i].sku for i in chosen[args.reprice:]])  # one change, as head office sends it
         day = measured(f"price day ({args.reprice:,} prices, {args.delete} deletes)", pull, pids,
                  args.reprice + args.delete, transport, args.profile and args.profile + ".price-day")
         store.close()
