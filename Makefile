@@ -34,8 +34,11 @@ $(NODE_STAMP): package.json package-lock.json
 demo: setup
 	$(PY) -m demo.demo
 
+# Two workers (pytest-xdist), each with its own Azurite, dev host and browser: the suite mostly
+# waits on processes and disks, so two halve it even on two cores. TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: setup browser-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The till's browser tests drive Debian's chromium (Playwright cannot download its own here)
 # and need a Bangla font; installed with apt only when missing (as root in CI, else with sudo).
