@@ -6,7 +6,16 @@ from branch_client.store import Store
 
 
 def sqlite_steps(store: Store, *calls) -> int:
-    """The steps `calls` take on `store`'s connections, from any thread (a progress handler counting every step)."""
+    """The steps `calls` (reads) take on `store`'s connections, from any thread (a progress handler counting every step).
+
+    The store's checkpoint thread must not run while a counting handler is set: it takes its
+    connections from the same pool, and a checkpoint on a counted connection calls the handler
+    (Python, so it needs the GIL) while holding that connection's mutex, which clearing the
+    handler waits for holding the GIL: a deadlock no test timeout can break. So the thread is
+    waited for before the handlers are set and again before they are cleared (a wait lets the
+    GIL go, so a checkpoint under way can finish).
+    """
+    store._checkpointer.wait_idle()  # the writes before (a pull's page starts a checkpoint)
     steps, counted = [], set()
 
     def count_steps(conn, *_args):
@@ -20,6 +29,7 @@ def sqlite_steps(store: Store, *calls) -> int:
             call()
     finally:
         event.remove(store.engine, "before_cursor_execute", count_steps)
+        store._checkpointer.wait_idle()
         for dbapi in counted:
             dbapi.set_progress_handler(None, 1)
     return len(steps)
