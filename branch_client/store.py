@@ -1288,13 +1288,12 @@ class Store:
 
     def pending_count(self) -> int:
         with self._read() as conn:
-            return conn.execute(select(func.count()).select_from(sales).where(sales.c.acked_at.is_(None))).scalar_one()
+            return self._unacked(conn)[0]
 
     def on_the_way_count(self) -> int:
         """Events pushed and not yet acknowledged (status' `pushed_unacked`)."""
         with self._read() as conn:
-            return conn.execute(select(func.count()).select_from(sales).where(
-                sales.c.acked_at.is_(None), sales.c.pushed_at.is_not(None))).scalar_one()
+            return self._unacked(conn)[1]
 
     def sync_position(self) -> SyncPosition:
         """Where a sync stands, in one read: the catalog cursor, the watermark and what is unacknowledged."""

@@ -417,8 +417,8 @@ def create_app(store: Store, *, port: int, token: str, sync: BackgroundSync,
         return JSONResponse({"sale": core.record_view(record), **receipt_header()})
 
     def status(_request: Request) -> Response:
-        return JSONResponse(core.status_view(branch_status.read(store, lifetime=False), syncing=sync.running, sync_note=sync.note,
-                                             time_zone=store.settings()["time_zone"]))
+        return JSONResponse(core.status_view(branch_status.read(store, lifetime=False), syncing=sync.running,
+                                             sync_note=sync.note, time_zone=store.settings()["time_zone"]))
 
     def sync_now(_request: Request) -> Response:
         started = sync.start()

@@ -1,8 +1,13 @@
-"""Counting the SQLite virtual machine steps a store's reads take: a cost that does not move with the machine's load."""
+"""What a store's reads cost in SQLite virtual machine steps (a cost that does not move with the
+machine's load), and acknowledged sales piling up under them."""
+
+from datetime import datetime
 
 from sqlalchemy import event
 
+from branch_client.sale_entry import parse_items
 from branch_client.store import Store
+from tests.branch_client.fakes import page
 
 
 def sqlite_steps(store: Store, *calls) -> int:
@@ -33,3 +38,11 @@ def sqlite_steps(store: Store, *calls) -> int:
         for dbapi in counted:
             dbapi.set_progress_handler(None, 1)
     return len(steps)
+
+
+def sell_and_acknowledge(store: Store, count: int, through: int, now: datetime, sku: str = "SOAP") -> list[int]:
+    """`count` sales of `sku`, pushed at `now`; then the cloud acknowledges up to `through`. Their seqs."""
+    seqs = [store.record_sale(parse_items([f"{sku}=1"])).seq for _ in range(count)]
+    store.mark_pushed(seqs, now)
+    store.apply_catalog_page(page(next_cursor=store.sync_position().catalog_cursor), applied_through=through)
+    return seqs

@@ -17,7 +17,7 @@ from branch_client.sale_entry import DEFAULT_CASHIER, parse_discount, parse_item
 from branch_client.store import FTS_AUTOMERGE, SaleState, Store
 from shared.models import PaymentMethod, Sale, SaleKind
 from tests.branch_client.fakes import entry, page, product, tombstone
-from tests.branch_client.steps import sqlite_steps
+from tests.branch_client.steps import sell_and_acknowledge, sqlite_steps
 
 T0 = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
 
@@ -353,29 +353,24 @@ def test_the_counts_a_sync_reads_agree_with_status_as_sales_go_out_and_come_back
     assert agree() == (2, 1)
 
 
-def sell_and_acknowledge(store: Store, count: int, through: int) -> None:
-    seqs = [store.record_sale(parse_items(["SOAP=1"])).seq for _ in range(count)]
-    store.mark_pushed(seqs, T0)
-    store.apply_catalog_page(page(next_cursor=9), applied_through=through)
-
-
 def test_counting_the_sales_on_their_way_reads_the_unacknowledged_ones_only(stocked):
     """The count a sync's ack wait repeats takes as many SQLite steps with 10 or 110 sales acknowledged."""
     def steps_to_count() -> int:
         return sqlite_steps(stocked, stocked.on_the_way_count, stocked.sync_position)
 
-    sell_and_acknowledge(stocked, 12, 10)  # two on their way
+    sell_and_acknowledge(stocked, 12, 10, T0)  # two on their way
     few = steps_to_count()
-    sell_and_acknowledge(stocked, 100, 110)
+    sell_and_acknowledge(stocked, 100, 110, T0)
     assert stocked.on_the_way_count() == 2 and steps_to_count() == few
 
 
 def test_the_status_without_lifetime_figures_reads_the_unacknowledged_sales_only(stocked):
     """What the till's sync line reads every 3 s costs the same with 10 or 110 sales acknowledged;
     the lifetime figures, which read every sale, are left out (None) and grow with them."""
-    sell_and_acknowledge(stocked, 12, 10)
-    few, few_lifetime = sqlite_steps(stocked, lambda: stocked.status(lifetime=False)), sqlite_steps(stocked, stocked.status)
-    sell_and_acknowledge(stocked, 100, 110)
+    sell_and_acknowledge(stocked, 12, 10, T0)
+    few = sqlite_steps(stocked, lambda: stocked.status(lifetime=False))
+    few_lifetime = sqlite_steps(stocked, stocked.status)
+    sell_and_acknowledge(stocked, 100, 110, T0)
     assert sqlite_steps(stocked, lambda: stocked.status(lifetime=False)) == few
     assert sqlite_steps(stocked, stocked.status) > few_lifetime + 100
     short, full = stocked.status(lifetime=False), stocked.status()

@@ -15,10 +15,8 @@ from datetime import datetime, timezone
 import httpx
 
 from branch_client.identity import Identity
-from branch_client.sale_entry import parse_items
 from branch_client.till import server
-from tests.branch_client.fakes import page as catalog_page
-from tests.branch_client.steps import sqlite_steps
+from tests.branch_client.steps import sell_and_acknowledge, sqlite_steps
 from tests.branch_client.till.conftest import FISH_LABEL, start_till
 
 
@@ -192,10 +190,9 @@ def test_search_and_barcode_lookup_answer_from_the_catalog(till):
 
 def test_the_status_the_page_asks_for_every_3_s_reads_only_the_unacknowledged_sales(till):
     """Its cost stays put as acknowledged sales pile up (a till's years of sales), unlike `branchsync status`."""
-    def sell(count: int) -> None:
-        seqs = [till.store.record_sale(parse_items(["SOAP=1"])).seq for _ in range(count)]
-        till.store.mark_pushed(seqs, datetime.now(timezone.utc))
-        till.store.apply_catalog_page(catalog_page(next_cursor=6), applied_through=seqs[-1] - 1)
+    def sell(count: int) -> None:  # all but the last acknowledged
+        sell_and_acknowledge(till.store, count, till.store.status(lifetime=False)["last_seq"] + count - 1,
+                             datetime.now(timezone.utc))
 
     with till.client() as c:
         def ask():
