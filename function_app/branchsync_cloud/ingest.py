@@ -212,7 +212,7 @@ class Ingest:
             frame = _parsed(body)
         except ContractError as err:
             raise RefusedMessage(err) from err
-        record = self.store.get_branch(frame.branch)
+        record = self._branch_record(frame.branch)
         try:
             if record is None or not record.enrolled or not record.secret:
                 raise ContractError(ErrorCode.UNKNOWN_BRANCH, f"message from unknown branch {frame.branch}")
@@ -229,6 +229,18 @@ class Ingest:
         except ContractError as err:
             raise RefusedMessage(err, frame.branch, record) from err
         return record, batch, frame.compressed
+
+    def _branch_record(self, name: str) -> BranchRecord | None:
+        """The branch's record, read after this call began; messages of one branch opened at once share the read.
+
+        `together` hands the read to the first caller whose turn comes and gives its result to
+        every caller queued before it started, so each message still sees the record as it
+        was after it arrived (a rotation or a revocation as soon as before), and a batch of
+        16 messages of one backlog costs a read or two instead of 16. Nothing is cached.
+        The record is shared between those callers: promote() and the rest replace it, never
+        change it. (The key cannot be a branch's turn: ':' is not in a branch name.)
+        """
+        return together(f"record:{name}", None, lambda callers: [self.store.get_branch(name)] * len(callers))
 
     def _apply_once(self, turn_start: int, items: list["_Opened"], batch: SalesBatch,
                     ends: frozenset[int] = frozenset()) -> list[ApplyOutcome]:
