@@ -8,14 +8,13 @@ and CPU seconds of the applies, per message, the storage operations per sale, an
 `--profile` the cProfile totals of the applies (with `--threads 1`, which applies them on
 the profiled thread). `--threads N` hands the messages over N at once from a pool of threads,
 as the dev host (and the Functions host) run a batch of queue messages, each thread applying
-its own.
+its own (by default as many threads as the deployed app's worker has).
 
     .venv/bin/python -m bench.apply --sales 10000
 """
 
 import argparse
 import cProfile
-import os
 import pstats
 import random
 import shutil
@@ -33,7 +32,7 @@ from branchsync_cloud import collector
 from branchsync_cloud.service import Service
 from branchsync_cloud.settings import Settings
 from branchsync_cloud.table_store import TableStore
-from headoffice.stand_ins import ROOT, start_azurite
+from headoffice.stand_ins import ROOT, local_settings, start_azurite
 from shared.encoding import from_queue_text, pack_sales
 from shared.enrollment import decode_code
 from shared.models import CatalogEntry, CatalogPage, EnrollRequest
@@ -100,8 +99,9 @@ def run(args) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sales", type=int, default=10_000)
-    parser.add_argument("--threads", type=int, default=min(32, (os.cpu_count() or 1) + 4),
-                        help="messages applied at once (the hosts' thread pool: cores + 4; 1: one by one)")
+    parser.add_argument("--threads", type=int, default=int(local_settings()["PYTHON_THREADPOOL_THREAD_COUNT"]),
+                        help="messages applied at once (the worker's thread pool, PYTHON_THREADPOOL_THREAD_COUNT as "
+                             "deployed; 1: one by one)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest calls (cProfile of this thread: use with --threads 1)")
     return run(parser.parse_args(argv))
 

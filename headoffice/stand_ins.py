@@ -4,6 +4,7 @@ Used by the tests, `make demo` and `make bench`, so that all of them run the
 same real processes on loopback ports chosen by the OS.
 """
 
+import json
 import os
 import re
 import shutil
@@ -108,15 +109,24 @@ class Cloud:
         _stop(self.process)
 
 
+# App settings the functions' behaviour depends on, taken as local.settings.example.json sets them
+# (infra/modules/function.bicep on Azure): the timers' schedules and the worker's thread count.
+LOCAL_SETTINGS = ("CATALOG_COMPACT_SCHEDULE", "LAKE_WRITE_SCHEDULE", "PYTHON_THREADPOOL_THREAD_COUNT")
+
+
+def local_settings() -> dict[str, str]:
+    values = json.loads((ROOT / "function_app" / "local.settings.example.json").read_text(encoding="utf-8"))["Values"]
+    return {name: values[name] for name in LOCAL_SETTINGS}
+
+
 def start_cloud(workdir: Path, connection_string: str, admin_key: str, port: int | None = None,
                 extra_env: dict | None = None) -> Cloud:
     """The dev host (`branchsync-cloud`) as a process, waiting until it answers /api/health."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = workdir / f"cloud-{port}.log"
-    # The timers' schedules, as local.settings.example.json sets them (app settings on Azure).
-    env = {"CATALOG_COMPACT_SCHEDULE": "0 30 2 * * *", "LAKE_WRITE_SCHEDULE": "0 5 * * * *", **os.environ, "AzureWebJobsStorage": connection_string,
-           "BRANCHSYNC_ADMIN_KEY": admin_key, **(extra_env or {})}
+    env = {**local_settings(), **os.environ, "AzureWebJobsStorage": connection_string, "BRANCHSYNC_ADMIN_KEY": admin_key,
+           **(extra_env or {})}
     exe = Path(sys.executable).parent / "branchsync-cloud"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "headoffice.devhost"]
     with open(log, "a") as out:

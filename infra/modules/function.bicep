@@ -126,6 +126,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'LAKE_WRITE_SCHEDULE', value: lakeWriteSchedule }
         { name: 'BRANCHSYNC_LAKE_CONTAINER', value: lakeContainerName }
         { name: 'BRANCHSYNC_BUSINESS_TIMEZONE', value: businessTimeZone }
+        // Threads the Python worker runs sync functions on: host.json's batchSize, so the queue
+        // messages of one branch's backlog that the host starts at once are opened side by side and
+        // applied in a turn or two (conflicts.together) instead of a turn per few (cores + 4 threads).
+        { name: 'PYTHON_THREADPOOL_THREAD_COUNT', value: '16' }
       ]
     }
     functionAppConfig: {

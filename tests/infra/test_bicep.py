@@ -281,3 +281,12 @@ def test_every_app_setting_a_function_binding_names_is_set_by_the_deployment():
     assert named <= set(app_settings(parse(MODULES / "function.bicep")))
     local = json.loads((ROOT / "function_app" / "local.settings.example.json").read_text())["Values"]
     assert named <= set(local)
+
+
+def test_the_worker_runs_as_many_threads_as_the_host_starts_queue_messages_here_and_on_azure():
+    # One branch's messages started at once are opened side by side and applied in a turn or
+    # two; with cores + 4 threads they came in turns of a few (docs/deploy.md, "Scaling knobs").
+    batch = json.loads((ROOT / "function_app" / "host.json").read_text())["extensions"]["queues"]["batchSize"]
+    local = json.loads((ROOT / "function_app" / "local.settings.example.json").read_text())["Values"]
+    deployed = app_settings(parse(MODULES / "function.bicep"))["PYTHON_THREADPOOL_THREAD_COUNT"]
+    assert deployed == local["PYTHON_THREADPOOL_THREAD_COUNT"] == str(batch)
