@@ -32,6 +32,7 @@ from branchsync_cloud import collector
 from branchsync_cloud.service import Service
 from branchsync_cloud.settings import Settings
 from branchsync_cloud.table_store import TableStore
+from headoffice.devhost import worker_threads
 from headoffice.stand_ins import ROOT, local_settings, start_azurite
 from shared.encoding import from_queue_text, pack_sales
 from shared.enrollment import decode_code
@@ -99,7 +100,7 @@ def run(args) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sales", type=int, default=10_000)
-    parser.add_argument("--threads", type=int, default=int(local_settings()["PYTHON_THREADPOOL_THREAD_COUNT"]),
+    parser.add_argument("--threads", type=int, default=worker_threads(local_settings()),
                         help="messages applied at once (the worker's thread pool, PYTHON_THREADPOOL_THREAD_COUNT as "
                              "deployed; 1: one by one)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest calls (cProfile of this thread: use with --threads 1)")

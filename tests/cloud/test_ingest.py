@@ -44,10 +44,7 @@ def held_first_turn(service: Service, branch: str, first: bytes, others: list[by
         while branch not in conflicts._busy:
             time.sleep(0.005)
         rest = [pool.submit(service.apply_message, body) for body in others]
-        deadline = time.monotonic() + 10
-        while len(conflicts._waiting.get(branch, [])) < len(others):
-            assert time.monotonic() < deadline, "the other messages never reached the branch's turn"
-            time.sleep(0.005)
+        wait_for_queued(branch, len(others))
         gate.set()
         return [head.result(10)] + [f.result(10) for f in rest]
 
